@@ -1,0 +1,52 @@
+"""Errors that end a command: each owns its exit code and says what to try next."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class CompatError(Exception):
+    """Base: a message, a hint, and the process exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\nhint: {self.hint}"
+
+
+class UsageError(CompatError):
+    """Bad flags or arguments (exit 2)."""
+
+    exit_code = 2
+
+
+class InputError(CompatError):
+    """Unreadable or invalid input file or bundled data (exit 3)."""
+
+    exit_code = 3
+
+
+class DataError(InputError):
+    """The database under matrices/ failed validation (exit 3); `problems` lists each one."""
+
+    def __init__(self, problems: list[str], hint: Optional[str] = None) -> None:
+        self.problems = problems
+        head = f"{len(problems)} problem(s) in the database"
+        super().__init__(head + ":\n  " + "\n  ".join(problems), hint)
+
+
+class NetworkError(CompatError):
+    """The package index could not be reached or answered wrongly (exit 4)."""
+
+    exit_code = 4
+
+
+class ResolutionError(CompatError):
+    """No tuple satisfies the target (exit 1)."""
+
+    exit_code = 1

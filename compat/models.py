@@ -1,0 +1,270 @@
+"""Core records: what an environment holds and what a check finds, as frozen typed values."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any, Generic, Optional, TypeVar, Union
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+T = TypeVar("T")
+
+ENV_SCHEMA = "compat.env/1"
+FINDINGS_SCHEMA = "compat.findings/1"
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A fact compat could not tell, with the reason (a value, never an exception)."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"unknown ({self.reason})"
+
+
+Probed = Union[T, Unknown]
+
+
+class Severity(enum.Enum):
+    """How bad a finding is; ordered so that `a >= b` means at least as bad."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+def parse_version(text: str) -> Optional[Version]:
+    """`Version(text)`, or None when the text is not PEP 440."""
+    try:
+        return Version(text)
+    except (InvalidVersion, TypeError):
+        return None
+
+
+_CU_TAG = re.compile(r"^cu(\d{2,3})$")
+
+
+def cuda_from_local(local: Optional[str]) -> Optional[str]:
+    """'cu124' -> '12.4', 'cu130' -> '13.0', 'cu118torch2.1' -> '11.8'; None otherwise."""
+    if not local:
+        return None
+    m = re.match(r"^cu(\d{2,3})", local)
+    if not m:
+        return None
+    digits = m.group(1)
+    return f"{digits[:-1]}.{digits[-1]}"
+
+
+def cuda_tag(cuda: str) -> str:
+    """'12.4' -> 'cu124'."""
+    major, _, minor = cuda.partition(".")
+    return f"cu{major}{minor or '0'}"
+
+
+@dataclass(frozen=True)
+class PythonInfo:
+    version: str
+    implementation: str
+    executable: str
+    platform: str
+    machine: str
+    # The interpreter's supported wheel tags, most specific first (truncated for display).
+    tags: tuple[str, ...] = ()
+
+    @property
+    def major_minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """An installed distribution as its dist-info says; `broken` holds why it could not be read."""
+
+    name: str
+    version: Optional[Version]
+    raw_version: str
+    location: str = ""
+    requires: tuple[str, ...] = ()
+    broken: Optional[str] = None
+
+    @property
+    def key(self) -> str:
+        return canonicalize_name(self.name)
+
+
+@dataclass(frozen=True)
+class TorchBuild:
+    """torch as built: version with local tag, CUDA/HIP it targets, and where that came from."""
+
+    version: Optional[Version]
+    cuda: Optional[str]
+    hip: Optional[str]
+    source: str
+    # CUDA major from nvidia-*/cuda-toolkit requirements when the version carries no local tag.
+    cuda_from_deps: Optional[str] = None
+
+    @property
+    def cuda_major(self) -> Optional[int]:
+        c = self.cuda or self.cuda_from_deps
+        if not c:
+            return None
+        try:
+            return int(c.split(".")[0])
+        except ValueError:
+            return None
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.cuda is None and self.hip is None
+
+
+@dataclass(frozen=True)
+class Driver:
+    """The NVIDIA driver: kernel-module version and the CUDA version its user-mode library runs."""
+
+    version: Probed[str]
+    cuda: Probed[str]
+    version_source: str = ""
+    cuda_source: str = ""
+
+
+@dataclass(frozen=True)
+class GPU:
+    index: int
+    name: str
+    compute_capability: Optional[tuple[int, int]]
+    memory_total_mib: Optional[int] = None
+    memory_used_mib: Optional[int] = None
+    mig: Optional[bool] = None
+    uuid: Optional[str] = None
+    source: str = ""
+
+    @property
+    def sm(self) -> Optional[str]:
+        cc = self.compute_capability
+        return f"sm_{cc[0]}{cc[1]}" if cc else None
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """Where compat runs: container, WSL, device nodes present."""
+
+    container: Optional[str]
+    wsl: bool
+    device_nodes: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    kind: str
+    path: str
+    exists: bool
+    size_bytes: int = 0
+    entries: int = 0
+    truncated: bool = False
+    # Versions that built the entries, where the cache layout tells (e.g. flashinfer/<version>/).
+    built_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Everything the checks need about one machine, from a probe, a snapshot or a freeze file."""
+
+    python: Probed[PythonInfo]
+    distributions: tuple[Distribution, ...]
+    torch: Probed[TorchBuild]
+    driver: Probed[Driver]
+    gpus: Probed[tuple[GPU, ...]]
+    context: Probed[HostContext]
+    env: dict[str, str] = field(default_factory=dict)
+    caches: tuple[CacheInfo, ...] = ()
+    source: str = "live"
+    created: str = ""
+    launch: tuple[str, ...] = ()
+
+    def dist(self, name: str) -> Optional[Distribution]:
+        key = canonicalize_name(name)
+        for d in self.distributions:
+            if d.key == key and d.broken is None:
+                return d
+        return None
+
+    def version_of(self, name: str) -> Optional[Version]:
+        d = self.dist(name)
+        return d.version if d else None
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+    evidence: tuple[str, ...] = ()
+    fix: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    advisory: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "packages": list(self.packages),
+            "evidence": list(self.evidence),
+            "fix": list(self.fix),
+            "references": list(self.references),
+        }
+        if self.advisory:
+            d["advisory"] = self.advisory
+        return d
+
+
+class Code(str, enum.Enum):
+    """Finding codes (DESIGN.md, Findings)."""
+
+    FRAMEWORK_PIN = "framework-pin"
+    TORCH_TRITON = "torch-triton"
+    TORCH_COMPANION = "torch-companion"
+    KERNEL_TORCH = "kernel-torch"
+    SPLIT_PACKAGE = "split-package"
+    CUDA_MIX = "cuda-mix"
+    DRIVER_TOO_OLD = "driver-too-old"
+    GPU_ARCH = "gpu-arch"
+    STALE_CACHE = "stale-cache"
+    ENV_VAR = "env-var"
+    KNOWN_CRASH = "known-crash"
+    MEMORY_HEADROOM = "memory-headroom"
+    UNKNOWN_COMBINATION = "unknown-combination"
