@@ -196,6 +196,8 @@ class CacheInfo:
     truncated: bool = False
     # Versions that built the entries, where the cache layout tells (e.g. flashinfer/<version>/).
     built_by: tuple[str, ...] = ()
+    # Modification time (epoch seconds) of the oldest top-level entry, to compare with installs.
+    oldest_mtime: Optional[float] = None
 
 
 @dataclass(frozen=True)

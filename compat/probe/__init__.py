@@ -1,0 +1,44 @@
+"""Probes: read the live machine into an `Environment`. I/O lives here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Optional
+
+from compat.models import Environment
+from compat.probe import caches, distributions, driver, envvars, python, torch
+
+
+def probe_environment(
+    python_exe: Optional[str] = None,
+    everything: bool = False,
+    environ: Optional[Mapping[str, str]] = None,
+    root: str = "/",
+    host: bool = True,
+) -> Environment:
+    """The live environment: interpreter, distributions, torch build, driver, GPUs, env, caches."""
+    environ = os.environ if environ is None else environ
+    interp = python.resolve(python_exe)
+    dists = distributions.scan(interp.path, everything=everything)
+    torch_build = torch.probe_torch(distributions.find(dists, "torch"))
+    if host:
+        hp = driver.probe_host(root)
+        drv, gpus, ctx = hp.driver, hp.gpus, hp.context
+    else:
+        from compat.models import Unknown
+
+        drv = gpus = ctx = Unknown("host probing disabled")
+    return Environment(
+        python=interp.info,
+        distributions=dists,
+        torch=torch_build,
+        driver=drv,
+        gpus=gpus,
+        context=ctx,
+        env=envvars.probe_env(environ),
+        caches=caches.probe_caches(environ),
+        source="live",
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )

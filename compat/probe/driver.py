@@ -1,0 +1,207 @@
+"""NVIDIA driver, GPUs and host context, cheapest source first, each step bounded in time.
+
+Order: kernel module files (/sys, /proc) -> NVML in a child process (timeout) -> nvidia-smi CSV
+(timeout). Every failure becomes an `Unknown` with its reason; nothing here raises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+from compat.models import GPU, Driver, HostContext, Unknown
+
+NVML_TIMEOUT_S = 2.0
+_NVML_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nvml.py")
+_PROC_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True)
+class HostProbe:
+    driver: Union[Driver, Unknown]
+    gpus: Union[tuple[GPU, ...], Unknown]
+    context: HostContext
+
+
+def _read(root: str, path: str) -> Optional[str]:
+    try:
+        with open(os.path.join(root, path.lstrip("/")), encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def module_version(root: str = "/") -> tuple[Optional[str], str]:
+    """The kernel module's version and the file it came from, or (None, what was tried)."""
+    text = _read(root, "/sys/module/nvidia/version")
+    if text and text.strip():
+        return text.strip(), "/sys/module/nvidia/version"
+    text = _read(root, "/proc/driver/nvidia/version")
+    if text:
+        m = _PROC_VERSION.search(text)
+        if m:
+            return m.group(1), "/proc/driver/nvidia/version"
+    return None, "no /sys/module/nvidia/version or /proc/driver/nvidia/version"
+
+
+def host_context(root: str = "/") -> HostContext:
+    """Container, WSL and NVIDIA device nodes: a docker build sees no device, which is not 'CPU'."""
+    container: Optional[str] = None
+    if os.path.exists(os.path.join(root, ".dockerenv")):
+        container = "docker"
+    elif os.path.exists(os.path.join(root, "run/.containerenv")):
+        container = "podman"
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        container = "kubernetes"
+    else:
+        cgroup = _read(root, "/proc/1/cgroup") or ""
+        for marker in ("kubepods", "docker", "containerd", "lxc"):
+            if marker in cgroup:
+                container = marker
+                break
+    osrelease = (_read(root, "/proc/sys/kernel/osrelease") or "").lower()
+    wsl = "microsoft" in osrelease or "wsl" in osrelease
+    try:
+        dev = sorted(n for n in os.listdir(os.path.join(root, "dev"))
+                     if n.startswith("nvidia") or n == "dxg")
+    except OSError:
+        dev = []
+    notes: list[str] = []
+    if not dev:
+        notes.append("no /dev/nvidia* device nodes" + (" (container without GPU access, or a docker build)"
+                                                       if container else ""))
+    return HostContext(container, wsl, tuple(dev), tuple(notes))
+
+
+def _nvml(lib: Optional[str], timeout: float) -> dict[str, Any]:
+    cmd = [sys.executable, "-I", "-S", _NVML_SCRIPT]
+    if lib:
+        cmd.append(lib)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"error": f"NVML did not answer within {timeout:g} s"}
+    except OSError as exc:
+        return {"error": f"could not start the NVML probe: {exc.strerror}"}
+    if proc.returncode < 0:
+        return {"error": f"NVML crashed (signal {-proc.returncode})"}
+    if proc.returncode != 0:
+        return {"error": f"NVML probe exited {proc.returncode}"}
+    try:
+        data = json.loads(proc.stdout.decode("utf-8", "replace"))
+    except ValueError:
+        return {"error": "NVML probe printed no JSON"}
+    return data if isinstance(data, dict) else {"error": "NVML probe printed no JSON object"}
+
+
+def _smi(timeout: float) -> tuple[Optional[str], list[GPU], str]:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None, [], "nvidia-smi not on PATH"
+    fields = "index,name,compute_cap,memory.total,memory.used,mig.mode.current,uuid,driver_version"
+    try:
+        proc = subprocess.run([exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                              capture_output=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return None, [], f"nvidia-smi did not answer within {timeout:g} s"
+    except OSError as exc:
+        return None, [], f"nvidia-smi could not run: {exc.strerror}"
+    if proc.returncode != 0:
+        return None, [], f"nvidia-smi exited {proc.returncode}"
+    return parse_smi_csv(proc.stdout.decode("utf-8", "replace"))
+
+
+def parse_smi_csv(text: str) -> tuple[Optional[str], list[GPU], str]:
+    driver: Optional[str] = None
+    gpus: list[GPU] = []
+    for line in text.splitlines():
+        cols = [c.strip() for c in line.split(",")]
+        if len(cols) < 8:
+            continue
+        try:
+            index = int(cols[0])
+        except ValueError:
+            continue
+        cc = _cc(cols[2])
+        gpus.append(GPU(index, cols[1], cc, _int(cols[3]), _int(cols[4]),
+                        cols[5].lower() == "enabled" if cols[5] not in ("[N/A]", "N/A") else None,
+                        cols[6] or None, "nvidia-smi"))
+        driver = driver or cols[7]
+    return driver, gpus, "nvidia-smi"
+
+
+def _cc(text: str) -> Optional[tuple[int, int]]:
+    m = re.match(r"^(\d+)\.(\d+)$", text.strip())
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _int(text: str) -> Optional[int]:
+    try:
+        return int(float(text))
+    except ValueError:
+        return None
+
+
+def probe_host(root: str = "/", nvml_lib: Optional[str] = None,
+               timeout: float = NVML_TIMEOUT_S) -> HostProbe:
+    """Driver, GPUs and context. `root` and `nvml_lib` exist for tests (fake /proc, fake NVML)."""
+    context = host_context(root)
+    kmod, kmod_source = module_version(root)
+    nvml_lib = nvml_lib or os.environ.get("COMPAT_NVML_LIB") or None
+    if kmod is None and not context.device_nodes and not nvml_lib:
+        why = "no NVIDIA kernel module and no /dev/nvidia* device nodes: no usable NVIDIA GPU here"
+        return HostProbe(Unknown(why), Unknown(why), context)
+
+    started = time.monotonic()
+    data = _nvml(nvml_lib, timeout)
+    nvml_problem = data.get("error") or data.get("load_error")
+    version: Union[str, Unknown] = kmod if kmod else Unknown(kmod_source)
+    version_source = kmod_source if kmod else ""
+    cuda: Union[str, Unknown] = Unknown(f"NVML: {nvml_problem}" if nvml_problem else "NVML gave none")
+    cuda_source = ""
+    gpus: Union[tuple[GPU, ...], Unknown]
+    if not nvml_problem:
+        if kmod is None and data.get("driver"):
+            version, version_source = str(data["driver"]), "NVML nvmlSystemGetDriverVersion"
+        if data.get("cuda"):
+            cuda, cuda_source = str(data["cuda"]), "NVML nvmlSystemGetCudaDriverVersion_v2"
+        if "devices" in data:
+            gpus = tuple(_gpu_from_nvml(d) for d in data["devices"])
+        else:
+            gpus = Unknown(f"NVML: {data.get('devices_error', 'no device list')}")
+    elif "within" in str(nvml_problem):
+        # A driver that hangs NVML hangs nvidia-smi too: stay inside the time bound.
+        gpus = Unknown(f"NVML: {nvml_problem}")
+    else:
+        left = max(0.2, timeout - (time.monotonic() - started))
+        smi_driver, smi_gpus, smi_why = _smi(left)
+        if smi_driver is not None or smi_gpus:
+            if kmod is None and smi_driver:
+                version, version_source = smi_driver, "nvidia-smi"
+            gpus = tuple(smi_gpus)
+        else:
+            gpus = Unknown(f"NVML: {nvml_problem}; {smi_why}")
+    return HostProbe(Driver(version, cuda, version_source, cuda_source), gpus, context)
+
+
+def _gpu_from_nvml(d: dict[str, Any]) -> GPU:
+    cc = d.get("cc")
+    return GPU(
+        index=int(d.get("index", 0)),
+        name=str(d.get("name") or "unknown"),
+        compute_capability=(int(cc[0]), int(cc[1])) if isinstance(cc, list) and len(cc) == 2 else None,
+        memory_total_mib=d.get("memory_total_mib"),
+        memory_used_mib=d.get("memory_used_mib"),
+        mig=d.get("mig"),
+        uuid=d.get("uuid"),
+        source="NVML",
+    )

@@ -1,0 +1,78 @@
+"""The torch build, read from torch/version.py as text (importing torch takes seconds)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from typing import Optional, Union
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from compat.models import Distribution, TorchBuild, Unknown, cuda_from_local, parse_version
+
+_ASSIGN = re.compile(r"^(__version__|cuda|hip|git_version)\s*(?::\s*[^=]+)?=\s*(.+?)\s*$", re.M)
+
+
+def parse_version_py(text: str) -> dict[str, Optional[str]]:
+    """`__version__`, `cuda`, `hip` from torch/version.py; None for `None` or missing."""
+    out: dict[str, Optional[str]] = {}
+    for key, value in _ASSIGN.findall(text):
+        value = value.strip()
+        if value == "None":
+            out[key] = None
+        elif len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            out[key] = value[1:-1]
+    return out
+
+
+# nvidia-cuda-runtime-cu12 (CUDA 12 naming), nvidia-cuda-runtime + cuda-toolkit (CUDA 13 naming).
+_RUNTIME_NAMES = ("nvidia-cuda-runtime-cu", "nvidia-cuda-runtime", "cuda-toolkit")
+
+
+def cuda_from_requirements(requires: Sequence[str]) -> Optional[str]:
+    """The CUDA version a release pulls through its runtime wheels: '12.6', '13.0', or a major '12'."""
+    best: Optional[str] = None
+    for line in requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        name = req.name.lower().replace("_", "-")
+        suffix = re.match(r"^nvidia-[a-z0-9-]+?-cu(\d+)$", name)
+        pinned = [s.version for s in req.specifier if s.operator in ("==", "===")]
+        if name.startswith("nvidia-cuda-runtime") or name == "cuda-toolkit":
+            if pinned:
+                v = parse_version(pinned[0].rstrip(".*"))
+                if v is not None and len(v.release) >= 2:
+                    return f"{v.release[0]}.{v.release[1]}"
+            if suffix:
+                best = best or suffix.group(1)
+            else:
+                lower = [s.version for s in req.specifier if s.operator in (">=", "~=", ">")]
+                if lower:
+                    v = parse_version(lower[0])
+                    if v is not None:
+                        best = best or str(v.release[0])
+        elif suffix and best is None:
+            best = suffix.group(1)
+    return best
+
+
+def probe_torch(dist: Optional[Distribution]) -> Union[TorchBuild, Unknown]:
+    """torch's build from its version.py, falling back to the distribution's metadata."""
+    if dist is None:
+        return Unknown("torch is not installed")
+    if dist.broken:
+        return Unknown(f"torch's dist-info is broken: {dist.broken}")
+    deps_cuda = cuda_from_requirements(dist.requires)
+    path = os.path.join(dist.location, "torch", "version.py")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            fields = parse_version_py(fh.read())
+    except OSError:
+        local = dist.version.local if dist.version else None
+        return TorchBuild(dist.version, cuda_from_local(local), None,
+                          f"dist-info of torch (no {path})", deps_cuda)
+    version = parse_version(fields.get("__version__") or "") or dist.version
+    return TorchBuild(version, fields.get("cuda"), fields.get("hip"), path, deps_cuda)
