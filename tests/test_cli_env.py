@@ -1,0 +1,56 @@
+"""The CLI as a real subprocess, as users and CI run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import make_dist
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "compat", *args], capture_output=True, text=True,
+                          timeout=60, env=env, check=False)
+
+
+def test_env_text_on_this_machine() -> None:
+    proc = run("env")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Python ")
+    for heading in ("Driver", "GPUs", "Distributions", "Environment variables", "Caches"):
+        assert heading in proc.stdout
+
+
+def test_env_json_to_file_reads_back(tmp_path: Path) -> None:
+    out = tmp_path / "env.json"
+    proc = run("env", "--json", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    data = json.loads(out.read_text())
+    assert data["schema"] == "compat.env/1"
+    assert data["python"]["version"].startswith(f"{sys.version_info[0]}.{sys.version_info[1]}")
+
+
+def test_env_of_another_interpreter_sees_its_packages(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    make_dist(site, "torch", "2.5.1+cu124")
+    make_dist(site, "sglang", "0.4.6.post1")
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    proc = run("env", "--json", "--python", sys.executable, "--no-host", env=env)
+    assert proc.returncode == 0, proc.stderr
+    names = {d["name"]: d["version"] for d in json.loads(proc.stdout)["distributions"]}
+    assert names["torch"] == "2.5.1+cu124" and names["sglang"] == "0.4.6.post1"
+
+
+def test_env_bad_python_is_usage_error(tmp_path: Path) -> None:
+    proc = run("env", "--python", str(tmp_path / "nope"))
+    assert proc.returncode == 2
+    assert "cannot run the interpreter" in proc.stderr and "hint:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_option_is_usage_error() -> None:
+    proc = run("env", "--bogus")
+    assert proc.returncode == 2 and "No such option" in proc.stderr
