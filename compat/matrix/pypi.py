@@ -445,15 +445,20 @@ class _HttpRangeFile(RangeFile):
         self.client = client
         self.url = url
         self.size = -1
+        self._tail_start = 0
+        self._tail = b""
 
     def tail(self, length: int) -> tuple[int, bytes]:
         start, total, data = self.client.get_range(self.url, f"-{length}", limit=length)
         self.size = total if total is not None else start + len(data)
+        self._tail_start, self._tail = start, data
         return start, data
 
     def read(self, start: int, end: int) -> bytes:
         if end <= start:
             return b""
+        if self._tail and start >= self._tail_start and end <= self._tail_start + len(self._tail):
+            return self._tail[start - self._tail_start : end - self._tail_start]
         got, _, data = self.client.get_range(self.url, f"{start}-{end - 1}", limit=end - start)
         if got != start:
             raise FetchError(f"asked for bytes from {start}, got from {got}")
