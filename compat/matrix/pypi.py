@@ -280,7 +280,7 @@ class PyPIClient:
             self._count(len(response.content))
             if response.status_code == 429 or response.status_code >= 500:
                 raise _Retry(
-                    f"HTTP {response.status_code} from {url}",
+                    f"HTTP {response.status_code}",
                     _retry_after(response.headers.get("retry-after")),
                 )
             return response
@@ -301,7 +301,7 @@ class PyPIClient:
                 if status == 429 or status >= 500:
                     self._count(0)
                     raise _Retry(
-                        f"HTTP {status} from {url}",
+                        f"HTTP {status}",
                         _retry_after(response.headers.get("retry-after")),
                     )
                 if status == 206:
@@ -329,7 +329,7 @@ class PyPIClient:
                 self._count(0)
                 if status == 416:
                     raise FetchError("range not satisfiable (HTTP 416)")
-                raise FetchError(f"HTTP {status} for a range of {url}")
+                raise FetchError(f"HTTP {status} on a range read")
 
         return self._with_retries(url, attempt)
 
