@@ -7,7 +7,7 @@ Reports go to stdout, chatter to stderr; exit codes come from compat.errors.
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
@@ -59,10 +59,115 @@ def env_cmd(as_json: bool, output: Optional[str], python_exe: Optional[str], eve
         _write(format_env(env), output)
 
 
+_FAIL_ON = ("error", "warning", "info", "never")
+
+
+def _check_options(fn: Any) -> Any:
+    """Options shared by `compat check` and `compat run`."""
+    opts = [
+        click.option("--from", "from_file", metavar="FILE",
+                     help="Check a snapshot (compat env --json) or a pip freeze file instead of this host."),
+        click.option("--interpreter", metavar="PATH",
+                     help="Inspect another interpreter's environment (a server's venv)."),
+        click.option("--driver", metavar="VERSION", help="The target's NVIDIA driver version."),
+        click.option("--gpu", "gpus", multiple=True, metavar="NAME|sm_XY",
+                     help="A target GPU (repeatable): a name such as h100, or sm_90."),
+        click.option("--env", "env_vars", multiple=True, metavar="KEY=VALUE",
+                     help="An environment variable of the target (repeatable)."),
+        click.option("--python", "python_version", metavar="X.Y", help="The target's Python version."),
+        click.option("--deep", is_flag=True,
+                     help="Also read the compiled extensions (ELF needs and symbols)."),
+        click.option("--launch-file", metavar="FILE", help="Read the server launch command from FILE."),
+        click.option("--fail-on", type=click.Choice(_FAIL_ON), default="error", show_default=True,
+                     help="Exit 1 when a finding at or above this severity is found."),
+        click.option("--ignore", multiple=True, metavar="CODE|ID",
+                     help="Drop findings with this code or advisory id (repeatable)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _run_check(from_file: Optional[str], interpreter: Optional[str], driver: Optional[str],
+               gpus: tuple[str, ...], env_vars: tuple[str, ...], python_version: Optional[str],
+               deep: bool, launch_file: Optional[str], ignore: tuple[str, ...],
+               launch_argv: tuple[str, ...]) -> tuple[Any, list[Any]]:
+    from compat.advisories import load_advisories
+    from compat.check import Context, run_checks
+    from compat.inputs import apply_overrides, load_from
+    from compat.matrix.load import Matrix
+    from compat.resources import advisories_dir
+
+    matrix = Matrix()
+    if from_file:
+        env = load_from(from_file, matrix)
+    else:
+        from compat.probe import probe_environment
+
+        env = probe_environment(interpreter)
+    env = apply_overrides(env, matrix, driver, gpus, env_vars, python_version)
+    launch = _launch(env, launch_file, launch_argv)
+    ctx = Context(env=env, matrix=matrix, launch=launch, deep=deep)
+    findings = run_checks(ctx, load_advisories(advisories_dir()), ignore)
+    return env, findings
+
+
+def _launch(env: Any, launch_file: Optional[str], argv: tuple[str, ...]) -> Any:
+    from compat.launch import parse_launch, parse_launch_text
+
+    fw = None
+    for name in ("sglang", "vllm"):
+        fw = fw or env.version_of(name)
+    if argv:
+        return parse_launch(list(argv), fw)
+    if launch_file:
+        from compat.snapshot import read_text
+
+        return parse_launch_text(read_text(launch_file), fw)
+    if env.launch:
+        return parse_launch(list(env.launch), fw)
+    return None
+
+
+def _exit_code(findings: list[Any], fail_on: str) -> int:
+    if fail_on == "never":
+        return 0
+    from compat.models import Severity
+
+    threshold = Severity(fail_on)
+    return 1 if any(f.severity >= threshold for f in findings) else 0
+
+
+@cli.command("check", context_settings={"ignore_unknown_options": False})
+@_check_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
+              show_default=True)
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE.")
+@click.argument("launch", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def check_cmd(ctx: click.Context, from_file: Optional[str], interpreter: Optional[str],
+              driver: Optional[str], gpus: tuple[str, ...], env_vars: tuple[str, ...],
+              python_version: Optional[str], deep: bool, launch_file: Optional[str], fail_on: str,
+              ignore: tuple[str, ...], fmt: str, output: Optional[str], launch: tuple[str, ...]) -> None:
+    """Will this stack work here? Checks the environment (live, or --from FILE) against the
+    version database and the known-crash advisories; the server launch command goes after `--`:
+
+      compat check -- python -m sglang.launch_server --model-path M --attention-backend flashinfer
+    """
+    from compat.format import Format, render
+
+    env, findings = _run_check(from_file, interpreter, driver, gpus, env_vars, python_version,
+                               deep, launch_file, ignore, launch)
+    _write(render(Format(fmt), findings, env, fail_on), output)
+    ctx.exit(_exit_code(findings, fail_on))
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: runs the CLI and turns CompatError into its exit code and hint."""
     try:
-        cli.main(args=argv, prog_name="compat", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="compat", standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
     except CompatError as exc:
         click.echo(f"compat: error: {exc.message}", err=True)
         if exc.hint:

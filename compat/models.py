@@ -117,6 +117,11 @@ class Distribution:
     location: str = ""
     requires: tuple[str, ...] = ()
     broken: Optional[str] = None
+    # mtime of the dist-info folder: when it was installed (to tell stale caches).
+    installed_at: Optional[float] = None
+    # Shared libraries its main extension module needs (ELF DT_NEEDED), for packages built
+    # against torch (torchvision/_C.so ...): tells a CUDA build from a CPU one without import.
+    needs: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -133,6 +138,8 @@ class TorchBuild:
     source: str
     # CUDA major from nvidia-*/cuda-toolkit requirements when the version carries no local tag.
     cuda_from_deps: Optional[str] = None
+    # libtorch*/libc10* files in torch/lib (a CPU build has no libtorch_cuda.so).
+    libs: tuple[str, ...] = ()
 
     @property
     def cuda_major(self) -> Optional[int]:

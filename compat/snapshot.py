@@ -35,7 +35,7 @@ def to_dict(env: Environment) -> dict[str, Any]:
 
     def torch(t: TorchBuild) -> dict[str, Any]:
         return {"version": str(t.version) if t.version else None, "cuda": t.cuda, "hip": t.hip,
-                "cuda_from_deps": t.cuda_from_deps, "source": t.source}
+                "cuda_from_deps": t.cuda_from_deps, "source": t.source, "libs": list(t.libs)}
 
     def driver(d: Driver) -> dict[str, Any]:
         return {"version": _probed(d.version, str), "version_source": d.version_source,
@@ -63,7 +63,8 @@ def to_dict(env: Environment) -> dict[str, Any]:
         "context": _probed(env.context, context),
         "distributions": [
             {"name": d.name, "version": d.raw_version, "location": d.location,
-             "requires": list(d.requires), "broken": d.broken}
+             "requires": list(d.requires), "broken": d.broken, "installed_at": d.installed_at,
+             "needs": list(d.needs)}
             for d in env.distributions
         ],
         "env": dict(sorted(env.env.items())),
@@ -142,7 +143,8 @@ def from_dict(data: Any, origin: str = "snapshot") -> Environment:
         raw = r.get(v, "version", str, p, "")
         return TorchBuild(parse_version(raw), r.get(v, "cuda", str, p, None),
                           r.get(v, "hip", str, p, None), r.get(v, "source", str, p, origin),
-                          r.get(v, "cuda_from_deps", str, p, None))
+                          r.get(v, "cuda_from_deps", str, p, None),
+                          tuple(str(x) for x in r.get(v, "libs", list, p, [])))
 
     def text_or_unknown(v: Any, key: str, p: str) -> Union[str, Unknown]:
         value = v.get(key) if isinstance(v, dict) else None
@@ -193,7 +195,9 @@ def from_dict(data: Any, origin: str = "snapshot") -> Environment:
             broken = f"invalid version {raw!r}"
         dists.append(Distribution(r.get(d, "name", str, p), version, raw,
                                   r.get(d, "location", str, p, ""),
-                                  tuple(str(x) for x in r.get(d, "requires", list, p, [])), broken))
+                                  tuple(str(x) for x in r.get(d, "requires", list, p, [])), broken,
+                                  r.get(d, "installed_at", (int, float), p, None),
+                                  tuple(str(x) for x in r.get(d, "needs", list, p, []))))
     caches = []
     for i, c in enumerate(r.get(data, "caches", list, "", [])):
         p = f"caches[{i}]"
@@ -243,7 +247,3 @@ def read_text(path: str) -> str:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})",
                          hint="pass a `compat env --json` snapshot or a pip freeze file") from exc
-
-
-def maybe_unknown(value: Optional[T], reason: str) -> Union[T, Unknown]:
-    return Unknown(reason) if value is None else value

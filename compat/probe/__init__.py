@@ -21,7 +21,7 @@ def probe_environment(
     """The live environment: interpreter, distributions, torch build, driver, GPUs, env, caches."""
     environ = os.environ if environ is None else environ
     interp = python.resolve(python_exe)
-    dists = distributions.scan(interp.path, everything=everything)
+    dists = distributions.with_extension_needs(distributions.scan(interp.path, everything=everything))
     torch_build = torch.probe_torch(distributions.find(dists, "torch"))
     if host:
         hp = driver.probe_host(root)

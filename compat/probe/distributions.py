@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -81,6 +82,14 @@ def _read_headers(path: str, want_requires: bool) -> tuple[dict[str, str], list[
 
 
 def read_dist_info(folder: str, want_requires: bool = True) -> Distribution:
+    dist = _read_dist_info(folder, want_requires)
+    try:
+        return dataclasses.replace(dist, installed_at=os.stat(folder).st_mtime)
+    except OSError:
+        return dist
+
+
+def _read_dist_info(folder: str, want_requires: bool) -> Distribution:
     """One dist-info/egg-info folder as a Distribution; problems make it `broken`, never raise."""
     base = os.path.basename(folder)
     m = _DIST_INFO.match(base)
@@ -146,3 +155,23 @@ def find(dists: Iterable[Distribution], name: str) -> Optional[Distribution]:
         if d.key == key:
             return d
     return None
+
+
+# Extension modules that link against libtorch, per distribution (relative to site-packages).
+EXTENSIONS = {
+    "torchvision": "torchvision/_C.so",
+    "torchaudio": "torchaudio/lib/_torchaudio.so",
+    "xformers": "xformers/_C.so",
+}
+
+
+def with_extension_needs(dists: tuple[Distribution, ...]) -> tuple[Distribution, ...]:
+    """Record what each torch-linked extension module needs (ELF headers only: cheap)."""
+    from compat import elf
+
+    out = []
+    for d in dists:
+        ext = EXTENSIONS.get(d.key)
+        needed = elf.try_needed(os.path.join(d.location, ext)) if ext and not d.broken else None
+        out.append(dataclasses.replace(d, needs=needed) if needed else d)
+    return tuple(out)

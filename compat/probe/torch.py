@@ -75,4 +75,9 @@ def probe_torch(dist: Optional[Distribution]) -> Union[TorchBuild, Unknown]:
         return TorchBuild(dist.version, cuda_from_local(local), None,
                           f"dist-info of torch (no {path})", deps_cuda)
     version = parse_version(fields.get("__version__") or "") or dist.version
-    return TorchBuild(version, fields.get("cuda"), fields.get("hip"), path, deps_cuda)
+    try:
+        libs = tuple(sorted(n for n in os.listdir(os.path.join(dist.location, "torch", "lib"))
+                            if n.startswith(("libtorch", "libc10"))))
+    except OSError:
+        libs = ()
+    return TorchBuild(version, fields.get("cuda"), fields.get("hip"), path, deps_cuda, libs)

@@ -1,0 +1,132 @@
+"""What every check receives, and helpers they share (markers, requirement evaluation, fixes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from compat.models import Distribution, Environment, TorchBuild, Unknown
+
+if TYPE_CHECKING:
+    from compat.matrix.load import Matrix
+
+
+@dataclass(frozen=True)
+class Context:
+    """The inputs of a check run: all arrive as values, none is read from the machine here."""
+
+    env: Environment
+    matrix: Matrix
+    launch: Any = None  # compat.launch.LaunchConfig, when a launch command was given
+    deep: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def torch(self) -> Optional[TorchBuild]:
+        t = self.env.torch
+        return None if isinstance(t, Unknown) else t
+
+    def marker_env(self, extra: str = "") -> dict[str, str]:
+        """PEP 508 marker values for the checked environment (Linux x86_64 unless told)."""
+        py = self.env.python
+        version = "3.11" if isinstance(py, Unknown) else py.major_minor
+        full = version if isinstance(py, Unknown) else py.version
+        machine = "x86_64" if isinstance(py, Unknown) or not py.machine else py.machine
+        return {
+            "python_version": version, "python_full_version": full,
+            "platform_system": "Linux", "sys_platform": "linux", "os_name": "posix",
+            "platform_machine": machine, "platform_python_implementation": "CPython",
+            "implementation_name": "cpython", "platform_release": "", "platform_version": "",
+            "implementation_version": full, "extra": extra,
+        }
+
+
+def applies(req: Requirement, ctx: Context, extra: str = "") -> Optional[bool]:
+    """Whether a requirement's marker holds here; None when it cannot be evaluated."""
+    if req.marker is None:
+        return True
+    try:
+        return bool(req.marker.evaluate(ctx.marker_env(extra)))
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+        return None
+
+
+def extras_of(req: Requirement) -> set[str]:
+    """The extras a requirement's marker names (`extra == "srt"`)."""
+    if req.marker is None:
+        return set()
+    text = str(req.marker)
+    out = set()
+    for part in text.split("extra ==")[1:]:
+        value = part.strip().split()[0].strip("'\"()")
+        out.add(canonicalize_name(value))
+    return out
+
+
+def installed_version(ctx: Context, name: str) -> Optional[Version]:
+    """The version as installed; for torch the build's version (with local tag) when known."""
+    if canonicalize_name(name) == "torch" and ctx.torch and ctx.torch.version is not None:
+        return ctx.torch.version
+    return ctx.env.version_of(name)
+
+
+def requires_of(ctx: Context, dist: Distribution) -> tuple[Requirement, ...]:
+    """Requirements of an installed distribution: its own metadata, else the database's record."""
+    from compat.matrix.schema import requirement
+
+    if dist.requires:
+        out = []
+        for r in dist.requires:
+            try:
+                out.append(requirement(r))
+            except ValueError:
+                continue
+        return tuple(out)
+    if dist.version is None:
+        return ()
+    rel = ctx.matrix.release(dist.name, dist.version)
+    return rel.requires if rel else ()
+
+
+def satisfied(req: Requirement, version: Version) -> bool:
+    return req.specifier.contains(version, prereleases=True)
+
+
+def pip_install(*pins: str, index: Optional[str] = None) -> str:
+    quoted = " ".join(f"'{p}'" if any(c in p for c in "<>=!~;") else p for p in pins)
+    suffix = f" --extra-index-url {index}" if index else ""
+    return f"pip install {quoted}{suffix}"
+
+
+def public(v: Version) -> Version:
+    return Version(v.public)
+
+
+def torch_index(ctx: Context, torch: Version, cuda: Optional[str]) -> Optional[str]:
+    """PyTorch's index URL for a torch release and CUDA version, from the curated builds."""
+    if not cuda:
+        return None
+    b = ctx.matrix.build_of(torch, cuda)
+    if b and b.index and not b.pypi_default:
+        return b.index
+    return None
+
+
+def reinstall_matching_torch(ctx: Context, name: str, version: Version) -> str:
+    """The command that puts the build of `name` matching the installed torch's CUDA/CPU flavour."""
+    tb = ctx.torch
+    pin = f"{name}=={public(version)}"
+    if tb is not None and tb.version is not None:
+        if tb.is_cpu:
+            return (f"pip install --no-deps --force-reinstall '{pin}+cpu' "
+                    "--index-url https://download.pytorch.org/whl/cpu")
+        build = ctx.matrix.build_of(tb.version, tb.cuda)
+        if build and build.local and build.index and not build.pypi_default:
+            return (f"pip install --no-deps --force-reinstall '{pin}+{build.local}' "
+                    f"--index-url {build.index}")
+    return f"pip install --no-deps --force-reinstall '{pin}'"

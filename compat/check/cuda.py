@@ -1,0 +1,171 @@
+"""cuda-mix and driver-too-old: one CUDA major across the stack, and a driver that can run it.
+
+NVIDIA's rules (curated/cuda.toml has the figures and sources): a build for CUDA X.Y runs on a
+driver whose CUDA version is >= X.Y; under minor-version compatibility, also on any driver of the
+same major at or above that major's floor (12.x: 525.60.13), except that PTX built by the newer
+toolkit cannot be JIT-compiled by the older driver.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from packaging.version import Version
+
+from compat.check.base import Context
+from compat.check.builds import parse_local
+from compat.models import Code, Finding, Severity, Unknown
+
+# Unsuffixed nvidia-* wheels whose version is the CUDA version (cuFFT, cuBLAS... have their own).
+_CUDA_VERSIONED = ("nvidia-cuda-runtime", "nvidia-cuda-nvrtc", "nvidia-cuda-cupti", "nvidia-nvjitlink",
+                   "nvidia-cuda-nvcc", "cuda-toolkit")
+_SUFFIX = re.compile(r"^nvidia-[a-z0-9-]+-cu(\d{2})$")
+_LD_PATTERNS = (re.compile(r"/cuda-(\d{2})(?:\.\d+)?(?:/|$)"), re.compile(r"/cu(\d{2})(?:/|$)"),
+                re.compile(r"/nvidia/cu(\d{2})/"))
+KERNEL_TAGGED = ("flashinfer-python", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel",
+                 "flash-attn", "vllm", "xformers", "torchvision", "torchaudio")
+
+
+def cuda_sources(ctx: Context) -> list[tuple[int, str]]:
+    """(CUDA major, where it was seen) for every part of the stack that names one."""
+    out: list[tuple[int, str]] = []
+    tb = ctx.torch
+    if tb is not None and tb.cuda_major:
+        out.append((tb.cuda_major, f"torch {tb.version} is built for CUDA {tb.cuda or tb.cuda_from_deps}"))
+    for d in ctx.env.distributions:
+        if d.broken or d.version is None:
+            continue
+        m = _SUFFIX.match(d.key)
+        if m:
+            out.append((int(m.group(1)), f"{d.name} {d.raw_version}"))
+        elif d.key in _CUDA_VERSIONED:
+            out.append((d.version.major, f"{d.name} {d.raw_version}"))
+        elif d.key in KERNEL_TAGGED:
+            tag = parse_local(d.version)
+            if tag.cuda:
+                out.append((int(tag.cuda.split(".")[0]), f"{d.name} {d.raw_version}"))
+    for entry in ctx.env.env.get("LD_LIBRARY_PATH", "").split(":"):
+        for pat in _LD_PATTERNS:
+            m = pat.search(entry + "/")
+            if m:
+                out.append((int(m.group(1)), f"LD_LIBRARY_PATH entry {entry}"))
+                break
+    return out
+
+
+def check_mix(ctx: Context) -> list[Finding]:
+    sources = cuda_sources(ctx)
+    majors = sorted({m for m, _ in sources})
+    if len(majors) < 2:
+        return []
+    tb = ctx.torch
+    ref = tb.cuda_major if tb is not None and tb.cuda_major else None
+    if ref is None:
+        return [Finding(Code.CUDA_MIX.value, Severity.WARNING,
+                        f"the stack names more than one CUDA major ({', '.join(map(str, majors))})",
+                        evidence=tuple(s for _, s in sources), packages=())]
+    odd = [(m, s) for m, s in sources if m != ref]
+    shadowing = [s for _, s in odd if s.startswith("LD_LIBRARY_PATH")]
+    kernels = [s for _, s in odd if not s.startswith(("LD_LIBRARY_PATH", "nvidia-"))]
+    severity = Severity.ERROR if shadowing or kernels else Severity.WARNING
+    fixes = []
+    if shadowing:
+        fixes.append("remove the CUDA " + "/".join(sorted({str(m) for m, s in odd if s.startswith("LD_")}))
+                     + " folders from LD_LIBRARY_PATH: libraries found there are loaded before torch's")
+    if kernels:
+        fixes.append(f"install the CUDA {ref} builds of: "
+                     + ", ".join(sorted({s.split()[0] for s in kernels})))
+    wheels = sorted({s.split()[0] for _, s in odd if s.startswith("nvidia-")})
+    if wheels:
+        fixes.append("pip uninstall -y " + " ".join(wheels) + "   # if nothing else needs them")
+    return [Finding(
+        Code.CUDA_MIX.value, severity,
+        f"CUDA {'/'.join(sorted({str(m) for m, _ in odd}))} parts beside a CUDA {ref} torch",
+        evidence=tuple(s for m, s in sources if m == ref)[:1] + tuple(s for _, s in odd),
+        fix=tuple(fixes), packages=tuple(sorted({s.split()[0] for _, s in odd})))]
+
+
+def driver_cuda(ctx: Context) -> tuple[Optional[Version], str]:
+    """The highest CUDA the driver runs: NVML's answer, else the toolkit table by driver version."""
+    drv = ctx.env.driver
+    if isinstance(drv, Unknown):
+        return None, drv.reason
+    if not isinstance(drv.cuda, Unknown):
+        try:
+            return Version(drv.cuda), f"driver {drv.version} reports CUDA {drv.cuda}"
+        except ValueError:
+            pass
+    if isinstance(drv.version, Unknown):
+        return None, drv.version.reason
+    try:
+        dv = Version(drv.version)
+    except ValueError:
+        return None, f"driver version {drv.version!r} is not a version"
+    best = None
+    for t in ctx.matrix.toolkits:
+        if t.driver_min <= dv and (best is None or t.cuda > best):
+            best = t.cuda
+    if best is None:
+        return None, f"driver {drv.version} is older than every toolkit compat knows"
+    return best, f"driver {drv.version} runs toolkits up to CUDA {best} (curated/cuda.toml)"
+
+
+def needed_cuda(ctx: Context) -> list[tuple[Version, str]]:
+    out: list[tuple[Version, str]] = []
+    tb = ctx.torch
+    if tb is not None and (tb.cuda or tb.cuda_from_deps):
+        c = tb.cuda or tb.cuda_from_deps or ""
+        if "." in c:
+            out.append((Version(c), f"torch {tb.version}"))
+    for name in KERNEL_TAGGED:
+        d = ctx.env.dist(name)
+        if d is not None and d.version is not None:
+            tag = parse_local(d.version)
+            if tag.cuda and "." in tag.cuda:
+                out.append((Version(tag.cuda), f"{name} {d.version}"))
+    return out
+
+
+def check_driver(ctx: Context) -> list[Finding]:
+    needs = needed_cuda(ctx)
+    if not needs:
+        return []
+    have, why = driver_cuda(ctx)
+    if have is None:
+        return [Finding(Code.DRIVER_TOO_OLD.value, Severity.INFO,
+                        f"could not tell whether the driver runs CUDA {max(v for v, _ in needs)}: {why}",
+                        fix=("give the target's driver: compat check --driver 550.54.15",))]
+    drv = ctx.env.driver
+    drv_version = None if isinstance(drv, Unknown) or isinstance(drv.version, Unknown) else drv.version
+    out = []
+    for need, who in sorted(needs, reverse=True):
+        if have >= Version(f"{need.major}.{need.minor}"):
+            continue
+        tk = ctx.matrix.toolkit(str(need))
+        floor = tk.minor_compat_driver_min if tk else None
+        toolkit_floor = tk.driver_min if tk else None
+        if need.major == have.major and floor is not None and drv_version is not None \
+                and Version(drv_version) >= floor:
+            out.append(Finding(
+                Code.DRIVER_TOO_OLD.value, Severity.INFO,
+                f"{who} (CUDA {need}) runs on this CUDA {have} driver under minor-version "
+                f"compatibility (driver >= {floor}); PTX built by CUDA {need} cannot be JIT-compiled "
+                "by it, so GPUs that only have PTX in the build would fail",
+                evidence=(why, f"{who} is built for CUDA {need}"),
+                fix=(f"for full support upgrade the driver to >= {toolkit_floor}",) if toolkit_floor else (),
+                references=(tk.source,) if tk else ()))
+            continue
+        floors = f"needs driver >= {floor} (CUDA {need.major}.x minor-version compatibility)" if floor \
+            else f"needs a driver for CUDA {need.major}.x"
+        if toolkit_floor:
+            floors += f" or >= {toolkit_floor} (CUDA {need} itself)"
+        out.append(Finding(
+            Code.DRIVER_TOO_OLD.value, Severity.ERROR,
+            f"the driver cannot run {who}, built for CUDA {need}: {why}; it {floors}",
+            evidence=(why, f"{who} is built for CUDA {need}"),
+            fix=(f"upgrade the NVIDIA driver to >= {floor or toolkit_floor}",
+                 f"or install a build for CUDA <= {have}: compat lock --driver {drv_version or '?'} ..."),
+            references=(tk.source,) if tk else (),
+            packages=(who.split()[0],)))
+    return out

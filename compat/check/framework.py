@@ -1,0 +1,66 @@
+"""framework-pin: what the installed sglang/vLLM release requires vs what is installed."""
+
+from __future__ import annotations
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from compat.check.base import Context, applies, extras_of, installed_version, pip_install, requires_of, satisfied
+from compat.models import Code, Finding, Severity
+from compat.probe.distributions import is_stack
+
+FRAMEWORKS = ("sglang", "vllm")
+
+
+def check(ctx: Context) -> list[Finding]:
+    findings: list[Finding] = []
+    for fw in FRAMEWORKS:
+        dist = ctx.env.dist(fw)
+        if dist is None or dist.version is None:
+            continue
+        by_name: dict[str, list[tuple[Requirement, set[str]]]] = {}
+        for req in requires_of(ctx, dist):
+            key = canonicalize_name(req.name)
+            if not is_stack(key) or key == fw:
+                continue
+            extras = extras_of(req)
+            ok = [applies(req, ctx, e) for e in (extras or {""})]
+            if not any(ok):
+                continue
+            by_name.setdefault(key, []).append((req, extras))
+        for key, reqs in sorted(by_name.items()):
+            findings.extend(_judge(ctx, fw, str(dist.version), key, reqs))
+    return findings
+
+
+def _judge(ctx: Context, fw: str, fw_version: str, key: str,
+           reqs: list[tuple[Requirement, set[str]]]) -> list[Finding]:
+    have = installed_version(ctx, key)
+    base = [r for r, extras in reqs if not extras]
+    label = f"{fw} {fw_version}"
+    if have is None:
+        if not base:
+            return []  # only an optional extra asks for it
+        want = str(base[0])
+        return [Finding(
+            Code.FRAMEWORK_PIN.value, Severity.ERROR,
+            f"{label} requires {base[0].name}{base[0].specifier}, which is not installed",
+            evidence=(f"{label} requires {want}", f"{key}: not installed"),
+            fix=(pip_install(f"{base[0].name}{base[0].specifier}"),),
+            packages=(fw, key),
+        )]
+    if any(satisfied(r, have) for r, _ in reqs) and all(satisfied(r, have) for r in base):
+        return []
+    failing = [r for r, _ in reqs if not satisfied(r, have)]
+    shown = failing[0]
+    via = ", ".join(sorted({f"[{e}]" for _, es in reqs for e in es})) or "its base requirements"
+    evidence = tuple(f"{label} requires {r}" for r in failing[:3]) + (f"installed: {key} {have}",)
+    return [Finding(
+        Code.FRAMEWORK_PIN.value, Severity.ERROR,
+        f"{label} requires {shown.name}{shown.specifier} ({via}), but {key} {have} is installed",
+        evidence=evidence,
+        fix=(pip_install(f"{shown.name}{shown.specifier}"),
+             f"or let the framework pick: pip install '{fw}=={fw_version}' --force-reinstall --no-deps "
+             f"after `compat lock {fw}=={fw_version}`"),
+        packages=(fw, key),
+    )]

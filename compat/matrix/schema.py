@@ -1,0 +1,312 @@
+"""Typed records of the database and their readers: dicts in, records out, key-path errors.
+
+Readers collect every problem of a file (`Problems`) instead of stopping at the first, so
+`compat matrix validate` reports them all at once, each as `file: key.path: what`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, TypeVar
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+T = TypeVar("T")
+
+
+class Problems:
+    """Accumulates `file: path: message` lines while a file is read."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.items: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{self.origin}: {path}: {message}")
+
+    def get(self, d: dict[str, Any], key: str, kind: type[T], path: str,
+            default: Optional[T] = None, required: bool = True) -> Optional[T]:
+        if key not in d:
+            if required:
+                self.add(f"{path}.{key}".lstrip("."), "missing")
+            return default
+        value = d[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.add(f"{path}.{key}".lstrip("."), f"expected {kind.__name__}, got {type(value).__name__}")
+            return default
+        return value
+
+    def convert(self, value: Optional[str], conv: Callable[[str], T], path: str, what: str) -> Optional[T]:
+        if value is None:
+            return None
+        try:
+            return conv(value)
+        except (InvalidVersion, InvalidSpecifier, InvalidRequirement, ValueError) as exc:
+            self.add(path, f"invalid {what} {value!r}: {exc}")
+            return None
+
+    def strings(self, d: dict[str, Any], key: str, path: str, required: bool = False) -> tuple[str, ...]:
+        value = self.get(d, key, list, path, [], required) or []
+        out = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                out.append(item)
+            else:
+                self.add(f"{path}.{key}[{i}]".lstrip("."), "expected a string")
+        return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def requirement(text: str) -> Requirement:
+    """Parsed once per distinct string: the database repeats the same pins many times."""
+    return Requirement(text)
+
+
+def parse_cc(text: str) -> tuple[int, int]:
+    """'9.0' -> (9, 0); '10.0' -> (10, 0); 'sm_90' and '9.0a' accepted."""
+    t = text.strip().lower().removeprefix("sm_").removeprefix("compute_").rstrip("af")
+    if "." in t:
+        major, minor = t.split(".", 1)
+    elif t.isdigit() and len(t) >= 2:
+        major, minor = t[:-1], t[-1]
+    else:
+        raise ValueError("expected a compute capability like '9.0' or 'sm_90'")
+    return int(major), int(minor)
+
+
+def cc_str(cc: tuple[int, int]) -> str:
+    return f"{cc[0]}.{cc[1]}"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    file: str
+    sha256: str
+    method: str
+    read_at: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release of one project as the index's metadata says."""
+
+    project: str
+    version: Version
+    requires_raw: tuple[str, ...]
+    requires_python: SpecifierSet
+    cuda: Optional[str]
+    wheels: tuple[str, ...]
+    sdist: bool
+    upload_time: str
+    yanked: bool
+    source: Optional[Provenance]
+
+    @property
+    def requires(self) -> tuple[Requirement, ...]:
+        return tuple(requirement(r) for r in self.requires_raw)
+
+    def pins(self, name: str) -> list[Requirement]:
+        """The requirements of this release on `name` (all extras and markers)."""
+        from packaging.utils import canonicalize_name
+
+        key = canonicalize_name(name)
+        return [r for r in self.requires if canonicalize_name(r.name) == key]
+
+    @property
+    def cuda_major(self) -> Optional[int]:
+        return int(self.cuda.split(".")[0]) if self.cuda else None
+
+
+@dataclass(frozen=True)
+class Toolkit:
+    cuda: Version
+    driver_min: Version
+    minor_compat_driver_min: Optional[Version]
+    archs: tuple[tuple[int, int], ...]
+    source: str
+    verified: bool = True
+
+
+@dataclass(frozen=True)
+class TorchBuildInfo:
+    torch: Version
+    cuda: str  # "12.6", "cpu", "rocm6.3"
+    index: str
+    local: str
+    pypi_default: bool
+    sass: tuple[tuple[int, int], ...]
+    ptx: tuple[tuple[int, int], ...]
+    source: str
+    verified: bool = True
+    note: str = ""
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.cuda[:1].isdigit()
+
+
+@dataclass(frozen=True)
+class GpuModel:
+    name: str
+    match: tuple[str, ...]
+    aliases: tuple[str, ...]
+    compute_capability: tuple[int, int]
+    memory_gib: Optional[float]
+    source: str
+
+
+@dataclass(frozen=True)
+class WheelIndex:
+    name: str
+    url: str
+    projects: tuple[str, ...]
+    cuda: Optional[str]
+    when: Optional[Requirement]
+    local: str
+    source: str
+
+
+def read_release(p: Problems, project: str, key: str, d: Any) -> Optional[Release]:
+    path = f"releases.{key}"
+    if not isinstance(d, dict):
+        p.add(path, "expected a table")
+        return None
+    version = p.convert(key, Version, path, "version")
+    requires = p.strings(d, "requires", path)
+    for i, r in enumerate(requires):
+        p.convert(r, requirement, f"{path}.requires[{i}]", "requirement")
+    rp = p.convert(p.get(d, "requires_python", str, path, "", required=False) or "",
+                   SpecifierSet, f"{path}.requires_python", "specifier")
+    cuda = p.get(d, "cuda", str, path, None, required=False)
+    src = d.get("source")
+    source = None
+    if isinstance(src, dict):
+        source = Provenance(p.get(src, "file", str, f"{path}.source", "") or "",
+                            p.get(src, "sha256", str, f"{path}.source", "", required=False) or "",
+                            p.get(src, "method", str, f"{path}.source", "") or "",
+                            p.get(src, "read_at", str, f"{path}.source", "", required=False) or "")
+        if source.method not in ("pep658", "range", "none"):
+            p.add(f"{path}.source.method", f"expected pep658, range or none, got {source.method!r}")
+    else:
+        p.add(f"{path}.source", "missing provenance")
+    if version is None:
+        return None
+    return Release(
+        project=project, version=version, requires_raw=requires,
+        requires_python=rp or SpecifierSet(), cuda=cuda,
+        wheels=p.strings(d, "wheels", path), sdist=bool(p.get(d, "sdist", bool, path, False, False)),
+        upload_time=p.get(d, "upload_time", str, path, "", required=False) or "",
+        yanked=bool(p.get(d, "yanked", bool, path, False, required=False)), source=source,
+    )
+
+
+def read_generated(p: Problems, data: dict[str, Any]) -> tuple[str, dict[Version, Release]]:
+    meta = p.get(data, "meta", dict, "", {}) or {}
+    project = p.get(meta, "project", str, "meta", "") or ""
+    releases: dict[Version, Release] = {}
+    table = p.get(data, "releases", dict, "", {}) or {}
+    for key, value in table.items():
+        rel = read_release(p, project, key, value)
+        if rel is not None:
+            releases[rel.version] = rel
+    return project, releases
+
+
+def _source(p: Problems, d: dict[str, Any], path: str) -> str:
+    src = p.get(d, "source", str, path, "") or ""
+    if src and not src.startswith(("https://", "http://")):
+        p.add(f"{path}.source", "expected a URL")
+    return src
+
+
+def _rows(p: Problems, data: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
+    rows = p.get(data, key, list, "", []) or []
+    out = []
+    for i, row in enumerate(rows):
+        path = f"{key}[{i}]"
+        if isinstance(row, dict):
+            out.append((path, row))
+        else:
+            p.add(path, "expected a table")
+    return out
+
+
+def _ccs(p: Problems, d: dict[str, Any], key: str, path: str) -> tuple[tuple[int, int], ...]:
+    out = []
+    for i, s in enumerate(p.strings(d, key, path)):
+        cc = p.convert(s, parse_cc, f"{path}.{key}[{i}]", "compute capability")
+        if cc:
+            out.append(cc)
+    return tuple(sorted(set(out)))
+
+
+def read_toolkits(p: Problems, data: dict[str, Any]) -> list[Toolkit]:
+    out = []
+    for path, row in _rows(p, data, "toolkit"):
+        cuda = p.convert(p.get(row, "cuda", str, path), Version, f"{path}.cuda", "version")
+        drv = p.convert(p.get(row, "driver_min", str, path), Version, f"{path}.driver_min", "version")
+        minor = p.convert(p.get(row, "minor_compat_driver_min", str, path, None, required=False),
+                          Version, f"{path}.minor_compat_driver_min", "version")
+        archs = _ccs(p, row, "archs", path)
+        src = _source(p, row, path)
+        if cuda and drv:
+            out.append(Toolkit(cuda, drv, minor, archs, src,
+                               bool(p.get(row, "verified", bool, path, True, required=False))))
+    return out
+
+
+def read_torch_builds(p: Problems, data: dict[str, Any]) -> list[TorchBuildInfo]:
+    out = []
+    for path, row in _rows(p, data, "build"):
+        torch = p.convert(p.get(row, "torch", str, path), Version, f"{path}.torch", "version")
+        cuda = p.get(row, "cuda", str, path) or ""
+        if cuda and not (cuda == "cpu" or cuda.startswith("rocm") or cuda[:1].isdigit()):
+            p.add(f"{path}.cuda", f"expected '12.6', 'cpu' or 'rocmX.Y', got {cuda!r}")
+        if torch is None:
+            continue
+        out.append(TorchBuildInfo(
+            torch=torch, cuda=cuda, index=p.get(row, "index", str, path, "", required=False) or "",
+            local=p.get(row, "local", str, path, "", required=False) or "",
+            pypi_default=bool(p.get(row, "pypi_default", bool, path, False, required=False)),
+            sass=_ccs(p, row, "sass", path), ptx=_ccs(p, row, "ptx", path),
+            source=_source(p, row, path),
+            verified=bool(p.get(row, "verified", bool, path, True, required=False)),
+            note=p.get(row, "note", str, path, "", required=False) or "",
+        ))
+    return out
+
+
+def read_gpus(p: Problems, data: dict[str, Any]) -> list[GpuModel]:
+    out = []
+    for path, row in _rows(p, data, "gpu"):
+        name = p.get(row, "name", str, path) or ""
+        cc = p.convert(p.get(row, "compute_capability", str, path), parse_cc,
+                       f"{path}.compute_capability", "compute capability")
+        mem = row.get("memory_gib")
+        if mem is not None and (not isinstance(mem, (int, float)) or isinstance(mem, bool)):
+            p.add(f"{path}.memory_gib", "expected a number")
+            mem = None
+        src = _source(p, row, path)
+        if cc:
+            out.append(GpuModel(name, p.strings(row, "match", path),
+                                tuple(a.lower() for a in p.strings(row, "aliases", path)),
+                                cc, float(mem) if mem is not None else None, src))
+    return out
+
+
+def read_indexes(p: Problems, data: dict[str, Any]) -> list[WheelIndex]:
+    out = []
+    for path, row in _rows(p, data, "index"):
+        when = p.convert(p.get(row, "when", str, path, None, required=False), requirement,
+                         f"{path}.when", "requirement")
+        out.append(WheelIndex(
+            name=p.get(row, "name", str, path) or "", url=p.get(row, "url", str, path) or "",
+            projects=p.strings(row, "projects", path),
+            cuda=p.get(row, "cuda", str, path, None, required=False), when=when,
+            local=p.get(row, "local", str, path, "", required=False) or "",
+            source=_source(p, row, path),
+        ))
+    return out
