@@ -33,6 +33,7 @@ TAIL_BYTES = 64 * 1024
 MAX_CENTRAL_DIRECTORY = 64 * 1024 * 1024
 MAX_METADATA = 16 * 1024 * 1024
 
+_CONNECT_ATTEMPTS = 3
 _NETWORK_HINT = (
     "check the connection, DNS and proxy settings (HTTPS_PROXY), or point --index-url at a "
     "reachable mirror; the files already under matrices/generated/ were left as they were"
@@ -264,7 +265,9 @@ class PyPIClient:
                     pause = answer.pause
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
                 reason = f"cannot connect: {exc or type(exc).__name__}"
-                if number == self.retry.attempts - 1:
+                # A dead network or a wrong host name rarely heals within seconds: give up
+                # sooner than for a busy server.
+                if number >= min(self.retry.attempts, _CONNECT_ATTEMPTS) - 1:
                     raise NetworkError(f"cannot reach {url}: {reason}", _NETWORK_HINT) from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 reason = f"{type(exc).__name__}: {exc}".rstrip(": ")

@@ -670,18 +670,27 @@ def _version_or_zero(text: str) -> Version:
         return Version("0")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_all(files: Iterable[tuple[Path, str]]) -> None:
+    """Write every file or none: all go to temp files beside their targets first, then each
+    temp file replaces its target (os.replace is atomic), so a failure while writing leaves
+    every old file as it was."""
+    staged: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for path, text in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        while staged:
+            tmp, path = staged[0]
+            os.replace(tmp, path)
+            staged.pop(0)
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def sync(
@@ -754,10 +763,8 @@ def sync(
 
     ordered = [reports[n] for n in names]
     if write:
-        for i, report in enumerate(ordered):
-            if report.changes_file:
-                _atomic_write(report.path, report.new_text)
-                ordered[i] = replace(report, written=True)
+        write_all((r.path, r.new_text) for r in ordered if r.changes_file)
+        ordered = [replace(r, written=True) if r.changes_file else r for r in ordered]
     return SyncReport(
         projects=tuple(ordered),
         index_url=client.index_url,

@@ -6,6 +6,7 @@ import copy
 import importlib.util
 import io
 import sys
+import tempfile
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -348,6 +349,28 @@ def test_failure_midway_leaves_every_file_untouched(index: Any, tmp_path: Path) 
         run(index, tmp_path, projects=("torch", "sgl-kernel"))
     assert raised.value.exit_code == 4
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files either
+
+
+def test_failure_while_writing_leaves_every_file_untouched(
+    index: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "torch.toml").write_text("old torch\n", encoding="utf-8")
+    (tmp_path / "sgl-kernel.toml").write_text("old sgl-kernel\n", encoding="utf-8")
+    real_mkstemp = tempfile.mkstemp
+    calls: list[int] = []
+
+    def failing_mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        fd, name = real_mkstemp(*args, **kwargs)
+        return fd, str(name)
+
+    monkeypatch.setattr(tempfile, "mkstemp", failing_mkstemp)
+    with pytest.raises(OSError, match="No space"):
+        run(index, tmp_path, projects=("torch", "sgl-kernel"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sgl-kernel.toml", "torch.toml"]
+    assert (tmp_path / "torch.toml").read_text(encoding="utf-8") == "old torch\n"
 
 
 def test_truncated_wheel_is_a_failure_not_a_crash(index: Any, tmp_path: Path) -> None:
