@@ -153,7 +153,7 @@ class TorchBuild:
 
     @property
     def is_cpu(self) -> bool:
-        return self.cuda is None and self.hip is None
+        return self.cuda is None and self.hip is None and self.cuda_from_deps is None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -10,6 +12,11 @@ from compat.models import Code, Finding, Severity
 from compat.probe.distributions import is_stack
 
 FRAMEWORKS = ("sglang", "vllm")
+# Missing ones of these are errors; the rest of the stack (ray, transformers, ...) is judged only
+# when installed, since a freeze excerpt may leave it out.
+CORE = frozenset({"torch", "torchvision", "torchaudio", "triton", "xformers", "flashinfer-python",
+                  "flashinfer-cubin", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel", "vllm",
+                  "flash-attn"})
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -33,13 +40,29 @@ def check(ctx: Context) -> list[Finding]:
     return findings
 
 
+_OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron")
+
+
+def relevant(ctx: Context, reqs: list[tuple[Requirement, set[str]]]) -> list[tuple[Requirement, set[str]]]:
+    """The requirements that decide: pinned ones over bare names (`torch; extra == "blackwell"`
+    says nothing), and, next to a CUDA torch, not those of ROCm/CPU/XPU extras."""
+    pinned = [(r, ex) for r, ex in reqs if str(r.specifier)]
+    reqs = pinned or reqs
+    tb = ctx.torch
+    if tb is None or not tb.is_cpu and not tb.hip:
+        cuda_side = [(r, ex) for r, ex in reqs if not any(_OTHER_PLATFORM.search(e) for e in ex)]
+        reqs = cuda_side or reqs
+    return reqs
+
+
 def _judge(ctx: Context, fw: str, fw_version: str, key: str,
            reqs: list[tuple[Requirement, set[str]]]) -> list[Finding]:
+    reqs = relevant(ctx, reqs)
     have = installed_version(ctx, key)
     base = [r for r, extras in reqs if not extras]
     label = f"{fw} {fw_version}"
     if have is None:
-        if not base:
+        if not base or key not in CORE:
             return []  # only an optional extra asks for it
         want = str(base[0])
         return [Finding(
