@@ -28,7 +28,36 @@ def _write(text: str, output: Optional[str]) -> None:
         click.echo(text, nl=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that live in their own modules, imported only when invoked (keeps start-up fast).
+LAZY_COMMANDS = {
+    "run": "compat.commands.run:run_cmd",
+    "lock": "compat.commands.lock:lock_cmd",
+    "dockerfile": "compat.commands.dockerfile:dockerfile_cmd",
+    "lint": "compat.commands.lint:lint_cmd",
+    "explain": "compat.commands.explain:explain_cmd",
+    "matrix": "compat.commands.matrix:matrix_cmd",
+    "diff": "compat.commands.diff:diff_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        if name in LAZY_COMMANDS:
+            import importlib
+
+            module, _, attr = LAZY_COMMANDS[name].partition(":")
+            try:
+                cmd: click.Command = getattr(importlib.import_module(module), attr)
+            except ImportError:
+                return None
+            return cmd
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="compat")
 def cli() -> None:
     """Check that an LLM-serving stack (sglang/vLLM, torch, triton, CUDA kernels, driver, GPU)

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Optional, Union
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 
 from compat.errors import InputError, UsageError
 from compat.matrix.load import Matrix, parse_gpu_arg
@@ -22,6 +21,7 @@ from compat.models import (
     PythonInfo,
     TorchBuild,
     Unknown,
+    canonicalize_name,
     cuda_from_local,
     parse_version,
 )

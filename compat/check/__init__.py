@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
-from compat.check import caches, companion, cuda, envvars, framework, gpu, kernels, torch_triton, unknown
+from compat.check import (
+    caches,
+    companion,
+    cuda,
+    envvars,
+    framework,
+    gpu,
+    kernels,
+    torch_triton,
+    unknown,
+)
 from compat.check.base import Context
 from compat.models import Finding, Severity
+
+__all__ = ["REGISTRY", "Context", "run_checks", "sort_findings", "worst"]
 
 CheckFn = Callable[[Context], list[Finding]]
 

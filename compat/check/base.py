@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from compat.models import Distribution, Environment, TorchBuild, Unknown
+from compat.models import Distribution, Environment, TorchBuild, Unknown, canonicalize_name
 
 if TYPE_CHECKING:
     from compat.matrix.load import Matrix

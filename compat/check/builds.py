@@ -9,7 +9,6 @@ from typing import Optional
 
 from packaging.version import Version
 
-from compat import elf
 from compat.models import Distribution, cuda_from_local
 
 _LOCAL = re.compile(r"cu(?P<cu>\d{2,3})|torch(?P<torch>\d+\.\d+)|cxx11abi(?P<abi>true|false)", re.I)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from packaging.utils import canonicalize_name
-
 from compat.check.base import Context, public, reinstall_matching_torch, requires_of, satisfied
 from compat.check.builds import TORCH_CUDA_LIBS, cudart_major, parse_local
-from compat.models import Code, Distribution, Finding, Severity, TorchBuild
+from compat.models import Code, Distribution, Finding, Severity, TorchBuild, canonicalize_name
 from compat.probe.distributions import EXTENSIONS
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import re
 
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
-from compat.check.base import Context, applies, extras_of, installed_version, pip_install, requires_of, satisfied
-from compat.models import Code, Finding, Severity
+from compat.check.base import (
+    Context,
+    applies,
+    extras_of,
+    installed_version,
+    pip_install,
+    requires_of,
+    satisfied,
+)
+from compat.models import Code, Finding, Severity, canonicalize_name
 from compat.probe.distributions import is_stack
 
 FRAMEWORKS = ("sglang", "vllm")
@@ -49,7 +56,7 @@ def relevant(ctx: Context, reqs: list[tuple[Requirement, set[str]]]) -> list[tup
     pinned = [(r, ex) for r, ex in reqs if str(r.specifier)]
     reqs = pinned or reqs
     tb = ctx.torch
-    if tb is None or not tb.is_cpu and not tb.hip:
+    if tb is None or (not tb.is_cpu and not tb.hip):
         cuda_side = [(r, ex) for r, ex in reqs if not any(_OTHER_PLATFORM.search(e) for e in ex)]
         reqs = cuda_side or reqs
     return reqs
@@ -77,7 +84,7 @@ def _judge(ctx: Context, fw: str, fw_version: str, key: str,
     failing = [r for r, _ in reqs if not satisfied(r, have)]
     shown = failing[0]
     via = ", ".join(sorted({f"[{e}]" for _, es in reqs for e in es})) or "its base requirements"
-    evidence = tuple(f"{label} requires {r}" for r in failing[:3]) + (f"installed: {key} {have}",)
+    evidence = (*tuple(f"{label} requires {r}" for r in failing[:3]), f"installed: {key} {have}")
     return [Finding(
         Code.FRAMEWORK_PIN.value, Severity.ERROR,
         f"{label} requires {shown.name}{shown.specifier} ({via}), but {key} {have} is installed",

@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from packaging.utils import canonicalize_name
-
 from compat import elf
 from compat.check.base import Context, pip_install, public, requires_of, satisfied
-from compat.check.builds import cudart_major, package_objects, parse_local, torch_lib_dir, torch_libs
-from compat.models import Code, Distribution, Finding, Severity
+from compat.check.builds import (
+    cudart_major,
+    package_objects,
+    parse_local,
+    torch_lib_dir,
+    torch_libs,
+)
+from compat.models import Code, Distribution, Finding, Severity, canonicalize_name
 
 KERNELS = ("flashinfer-python", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel", "flash-attn",
            "flash-attn-3", "vllm", "deep-gemm", "deep-ep")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from packaging.utils import canonicalize_name
-
 from compat.check.base import Context, applies, pip_install, requires_of, satisfied
-from compat.models import Code, Finding, Severity
+from compat.models import Code, Finding, Severity, canonicalize_name
 
 TRITONS = ("triton", "pytorch-triton", "pytorch-triton-rocm")
 

@@ -14,6 +14,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from compat.models import canonicalize_name
+
 T = TypeVar("T")
 
 
@@ -59,7 +61,7 @@ class Problems:
         return tuple(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def requirement(text: str) -> Requirement:
     """Parsed once per distinct string: the database repeats the same pins many times."""
     return Requirement(text)
@@ -110,8 +112,6 @@ class Release:
 
     def pins(self, name: str) -> list[Requirement]:
         """The requirements of this release on `name` (all extras and markers)."""
-        from packaging.utils import canonicalize_name
-
         key = canonicalize_name(name)
         return [r for r in self.requires if canonicalize_name(r.name) == key]
 
@@ -169,15 +169,18 @@ class WheelIndex:
     source: str
 
 
-def read_release(p: Problems, project: str, key: str, d: Any) -> Optional[Release]:
+def read_release(p: Problems, project: str, key: str, d: Any, strict: bool = True) -> Optional[Release]:
+    """One release; `strict` also parses every requirement (validate does, a check need not:
+    requirements are parsed when first used)."""
     path = f"releases.{key}"
     if not isinstance(d, dict):
         p.add(path, "expected a table")
         return None
     version = p.convert(key, Version, path, "version")
     requires = p.strings(d, "requires", path)
-    for i, r in enumerate(requires):
-        p.convert(r, requirement, f"{path}.requires[{i}]", "requirement")
+    if strict:
+        for i, r in enumerate(requires):
+            p.convert(r, requirement, f"{path}.requires[{i}]", "requirement")
     rp = p.convert(p.get(d, "requires_python", str, path, "", required=False) or "",
                    SpecifierSet, f"{path}.requires_python", "specifier")
     cuda = p.get(d, "cuda", str, path, None, required=False)
@@ -203,13 +206,14 @@ def read_release(p: Problems, project: str, key: str, d: Any) -> Optional[Releas
     )
 
 
-def read_generated(p: Problems, data: dict[str, Any]) -> tuple[str, dict[Version, Release]]:
+def read_generated(p: Problems, data: dict[str, Any],
+                   strict: bool = True) -> tuple[str, dict[Version, Release]]:
     meta = p.get(data, "meta", dict, "", {}) or {}
     project = p.get(meta, "project", str, "meta", "") or ""
     releases: dict[Version, Release] = {}
     table = p.get(data, "releases", dict, "", {}) or {}
     for key, value in table.items():
-        rel = read_release(p, project, key, value)
+        rel = read_release(p, project, key, value, strict)
         if rel is not None:
             releases[rel.version] = rel
     return project, releases

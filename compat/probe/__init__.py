@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Optional, Union
 
-from compat.models import Environment
+from compat.models import GPU, Driver, Environment, HostContext, Unknown
 from compat.probe import caches, distributions, driver, envvars, python, torch
 
 
@@ -23,13 +23,14 @@ def probe_environment(
     interp = python.resolve(python_exe)
     dists = distributions.with_extension_needs(distributions.scan(interp.path, everything=everything))
     torch_build = torch.probe_torch(distributions.find(dists, "torch"))
+    drv: Union[Driver, Unknown]
+    gpus: Union[tuple[GPU, ...], Unknown]
+    ctx: Union[HostContext, Unknown]
     if host:
         hp = driver.probe_host(root)
         drv, gpus, ctx = hp.driver, hp.gpus, hp.context
     else:
-        from compat.models import Unknown
-
-        drv = gpus = ctx = Unknown("host probing disabled")
+        drv = gpus = ctx = Unknown("host probing disabled (--no-host)")
     return Environment(
         python=interp.info,
         distributions=dists,

@@ -8,9 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Optional
 
-from packaging.utils import canonicalize_name
-
-from compat.models import Distribution, parse_version
+from compat.models import Distribution, canonicalize_name, parse_version
 
 # Distributions that make up a serving stack; `nvidia-*` and `cuda-*` are matched by prefix.
 STACK = frozenset(

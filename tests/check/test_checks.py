@@ -98,7 +98,7 @@ def test_framework_requirement_missing() -> None:
 # torch-triton --------------------------------------------------------------------------------
 def test_torch_triton_mismatch() -> None:
     f = one(findings_for("sglang-0.4.6-torch-2.7.1.txt"), "torch-triton")
-    assert "triton 3.1.0 does not match torch 2.7.1, which requires triton==3.3.1" == f.message
+    assert f.message == "triton 3.1.0 does not match torch 2.7.1, which requires triton==3.3.1"
 
 
 def test_torch_triton_marker_no_triton_on_python_313() -> None:

@@ -1,0 +1,1 @@
+"""Commands that live in modules of their own, loaded on demand by compat.cli."""
