@@ -256,9 +256,9 @@ class _State:
 
 
 def _convert(flag: Flag, name: str, raw: str) -> object:
-    if "$" in raw:
-        return Unknown(f"{name} is set from an unexpanded shell variable ({raw})")
     kind = flag.kind
+    if "$" in raw and kind != "str":
+        return Unknown(f"{name} is set from an unexpanded shell variable ({raw})")
     try:
         if kind == "int":
             return int(raw)
@@ -443,9 +443,9 @@ def _load_config_file(path_text: str, framework: str, config_dir: Optional[Path]
         return
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         st.unknown.append("--config")
-        st.notes.append(f"--config {path_text}: cannot read ({exc.strerror or exc}); "
+        st.notes.append(f"--config {path_text}: cannot read ({getattr(exc, 'strerror', None) or exc}); "
                         "its settings are not known to compat")
         return
     try:
@@ -520,6 +520,10 @@ def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = Non
         extra = st.positionals[1:]
     else:
         extra = st.positionals
+    shell_vars = [x for x in extra if x.startswith("$")]
+    if shell_vars:
+        st.notes.append(f"unexpanded {' '.join(shell_vars)} may add flags compat cannot see")
+    extra = [x for x in extra if not x.startswith("$")]
     if extra:
         st.notes.append("positional arguments not understood: " + " ".join(extra))
     explicit = frozenset(k for k in st.values if not k.startswith("_"))

@@ -1,0 +1,23 @@
+# seed 001, comment by chenkaiyue: HiCache with mooncake storage, unexpanded variables kept as-is
+python3 -m sglang.launch_server \
+  --model-path /dev/shm/$MODEL_NAME \
+  --served-model-name $MODEL_NAME \
+  --tp 4 \
+  --tool-call-parser minimax-m2 \
+  --reasoning-parser minimax-append-think \
+  --log-requests-level 2 \
+  --log-requests \
+  --enable-metrics \
+  --allow-auto-truncate \
+  --enable-request-time-stats-logging \
+  --mem-fraction 0.85 \
+  --enable-cache-report \
+  --collect-tokens-histogram \
+  --trust-remote-code \
+  --host 0.0.0.0 \
+  --port $MASTER_PORT $EXTRA_ARGS \
+  --enable-hierarchical-cache \
+  --hicache-ratio 1.9 \
+  --hicache-write-policy write_through \
+  --hicache-storage-prefetch-policy best_effort \
+  --hicache-storage-backend mooncake

@@ -1,0 +1,10 @@
+# seed 004: the workaround from vllm-project/vllm#39288
+python3 -m vllm.entrypoints.openai.api_server \
+  --model Qwen/Qwen3-Next-80B-A3B-Instruct \
+  --tensor-parallel-size 8 \
+  --dtype bfloat16 \
+  --trust-remote-code \
+  --max-model-len 33020 \
+  --host 0.0.0.0 \
+  --moe-backend triton \
+  --kv-cache-dtype auto

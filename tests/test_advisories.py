@@ -1,0 +1,299 @@
+"""Advisories: the shipped files validate, every one fires on a fixture, workarounds silence them."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+from packaging.version import Version
+
+from compat.advisories import (
+    Advisory,
+    AdvisorySeverity,
+    explain_advisory,
+    find_advisory,
+    load_advisories,
+    match_advisories,
+    parse_advisory,
+)
+from compat.errors import DataError
+from compat.launch import LaunchConfig, parse_launch_text
+from compat.models import (
+    GPU,
+    Distribution,
+    Driver,
+    Environment,
+    Finding,
+    Severity,
+    TorchBuild,
+    Unknown,
+    parse_version,
+)
+from compat.resources import advisories_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ASSETS = Path(__file__).parent / "assets"
+FIXTURES = ASSETS / "advisories" / "fixtures"
+LAUNCH = ASSETS / "launch"
+SHIPPED = Path(__file__).resolve().parent.parent / "matrices" / "advisories"
+
+
+def make_env(packages: Optional[dict[str, str]] = None, gpus: Any = None,
+             driver: Optional[str] = None, env: Optional[dict[str, str]] = None) -> Environment:
+    dists = tuple(
+        Distribution(name=n, version=parse_version(v), raw_version=v)
+        for n, v in sorted((packages or {}).items())
+    )
+    torch: Any = Unknown("not installed")
+    if packages and "torch" in packages:
+        tv = Version(packages["torch"])
+        torch = TorchBuild(version=tv, cuda=None, hip=None, source="test")
+    gpu_list: Any = Unknown("no GPU information")
+    if gpus is not None:
+        out = []
+        for i, g in enumerate(gpus):
+            cc = None
+            if "cc" in g:
+                major, minor = g["cc"].split(".")
+                cc = (int(major), int(minor))
+            out.append(GPU(index=g.get("index", i), name=g["name"], compute_capability=cc,
+                           memory_total_mib=g.get("memory_mib")))
+        gpu_list = tuple(out)
+    drv: Any = Unknown("not given")
+    if driver:
+        drv = Driver(version=driver, cuda=Unknown("not given"))
+    return Environment(python=Unknown("test"), distributions=dists, torch=torch, driver=drv,
+                       gpus=gpu_list, context=Unknown("test"), env=dict(env or {}), source="test")
+
+
+def _framework_version(packages: dict[str, str], launch_text: str) -> Optional[Version]:
+    for fw in ("sglang", "vllm"):
+        if fw in packages and (fw in launch_text):
+            return Version(packages[fw])
+    return None
+
+
+def load_fixture(path: Path) -> tuple[dict[str, Any], Environment, Optional[LaunchConfig], list[Finding]]:
+    data = tomllib.loads(path.read_text())
+    packages = data.get("packages", {})
+    text = data.get("launch")
+    if "launch_file" in data:
+        text = (LAUNCH / data["launch_file"]).read_text()
+    launch = None
+    if text:
+        launch = parse_launch_text(text, _framework_version(packages, text), config_dir=LAUNCH)
+    env = make_env(packages, data.get("gpus"), data.get("driver"), data.get("env"))
+    prior = [Finding(code=c, severity=Severity.ERROR, message=f"{c} (fixture)") for c in data.get("prior", [])]
+    return data, env, launch, prior
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[Advisory, ...]:
+    return load_advisories(SHIPPED)
+
+
+FIXTURE_FILES = sorted(FIXTURES.glob("*.toml"))
+
+
+def test_shipped_advisories_validate_and_are_twenty_or_more(shipped: tuple[Advisory, ...]) -> None:
+    assert len(shipped) >= 20
+    for adv in shipped:
+        assert adv.file == f"{adv.id}.toml"
+        assert adv.references and all(r.url.startswith("https://") for r in adv.references)
+        assert adv.workarounds
+        assert adv.evidence and adv.source
+
+
+def test_resources_point_at_the_shipped_folder(shipped: tuple[Advisory, ...]) -> None:
+    assert [a.id for a in load_advisories(advisories_dir())] == [a.id for a in shipped]
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[p.stem for p in FIXTURE_FILES])
+def test_fixture(path: Path, shipped: tuple[Advisory, ...]) -> None:
+    data, env, launch, prior = load_fixture(path)
+    findings = match_advisories(env, launch, shipped, prior)
+    firing = {f.advisory for f in findings if f.severity > Severity.INFO}
+    unsure = {f.advisory for f in findings if f.severity == Severity.INFO}
+    for adv_id in data.get("fires", []):
+        assert adv_id in firing, f"{adv_id} should fire: {[f.message for f in findings]}"
+    for adv_id in data.get("silent", []):
+        assert adv_id not in firing and adv_id not in unsure, f"{adv_id} should be silent"
+    for adv_id in data.get("could_not_tell", []):
+        assert adv_id in unsure and adv_id not in firing
+
+
+def test_every_advisory_fires_on_some_fixture(shipped: tuple[Advisory, ...]) -> None:
+    fired: set[str] = set()
+    silenced: set[str] = set()
+    for path in FIXTURE_FILES:
+        data, env, launch, prior = load_fixture(path)
+        fired |= {f.advisory or "" for f in match_advisories(env, launch, shipped, prior)
+                  if f.severity > Severity.INFO}
+        silenced |= set(data.get("silent", []))
+    ids = {a.id for a in shipped}
+    assert ids <= fired, f"never fired: {sorted(ids - fired)}"
+    assert ids <= silenced, f"no fixture shows the workaround: {sorted(ids - silenced)}"
+
+
+def test_seed_findings_carry_evidence_fix_and_references(shipped: tuple[Advisory, ...]) -> None:
+    _, env, launch, prior = load_fixture(FIXTURES / "seed004-h100.toml")
+    (f,) = [x for x in match_advisories(env, launch, shipped, prior) if x.advisory == "COMPAT-0004"]
+    assert f.code == "known-crash" and f.severity == Severity.ERROR
+    assert "vllm 0.18.2rc1.dev54+g73f48ce55 in >=0.18.1rc1.dev266" in f.evidence
+    assert "GPU 0 NVIDIA H100 80GB HBM3 is sm_90" in f.evidence
+    assert any(e.startswith("launch: moe_backend=auto (default)") for e in f.evidence)
+    assert any("--moe-backend triton" in x for x in f.fix)
+    assert "https://github.com/vllm-project/vllm/issues/39288" in f.references
+    assert f.to_dict()["advisory"] == "COMPAT-0004"
+
+
+def test_seed002_ray_rule_uses_launch_env_and_probed_env(shipped: tuple[Advisory, ...]) -> None:
+    adv = find_advisory(shipped, "compat-0003")
+    assert adv is not None
+    text = (LAUNCH / "seed002-standalone.sh").read_text()
+    launch = parse_launch_text(text, Version("0.5.12"))
+    gpus = [{"name": "NVIDIA H100 80GB HBM3", "cc": "9.0", "memory_mib": 81559}]
+    quiet = match_advisories(make_env({"sglang": "0.5.12"}, gpus), launch, [adv])
+    assert quiet == []
+    probed = make_env({"sglang": "0.5.12"}, gpus, env={"RAY_RAYLET_PID": "1"})
+    (hit,) = match_advisories(probed, launch, [adv])
+    assert "under Ray (RAY_RAYLET_PID set)" in hit.evidence
+
+
+def test_unknown_gpu_gives_info_only_when_everything_else_matched(shipped: tuple[Advisory, ...]) -> None:
+    text = (LAUNCH / "seed004-crash.sh").read_text()
+    launch = parse_launch_text(text, Version("0.19.0"))
+    env = make_env({"vllm": "0.19.0"})
+    adv = find_advisory(shipped, "COMPAT-0004")
+    assert adv is not None
+    (f,) = match_advisories(env, launch, [adv])
+    assert f.severity == Severity.INFO and "could not tell" in f.message
+    assert any("give the GPU with --gpu NAME" in x for x in f.fix)
+    # A clause that fails keeps it quiet even with the GPU unknown.
+    old = make_env({"vllm": "0.10.0"})
+    assert match_advisories(old, parse_launch_text(text, Version("0.10.0")), [adv]) == []
+
+
+def test_no_launch_command_gives_info_for_launch_advisories(shipped: tuple[Advisory, ...]) -> None:
+    env = make_env({"vllm": "0.19.0"}, [{"name": "NVIDIA H100 80GB HBM3", "cc": "9.0", "memory_mib": 81559}])
+    findings = match_advisories(env, None, shipped)
+    assert {f.advisory for f in findings} >= {"COMPAT-0004"}
+    assert all(f.severity == Severity.INFO for f in findings)
+    f = next(f for f in findings if f.advisory == "COMPAT-0004")
+    assert any("pass the server command after `--`" in x for x in f.fix)
+
+
+def test_withdrawn_never_matches(shipped: tuple[Advisory, ...]) -> None:
+    _, env, launch, prior = load_fixture(FIXTURES / "seed004-h100.toml")
+    adv = find_advisory(shipped, "COMPAT-0004")
+    assert adv is not None
+    assert match_advisories(env, launch, [replace(adv, withdrawn="2026-11-23")], prior) == []
+
+
+def test_workaround_in_command_silences_even_without_a_failing_clause(shipped: tuple[Advisory, ...]) -> None:
+    # COMPAT-0016's clauses do not look at custom all-reduce, COMPAT-0018 lists
+    # --disable-custom-all-reduce as a workaround: it is honoured through the workaround check.
+    adv = find_advisory(shipped, "COMPAT-0018")
+    assert adv is not None
+    text = "vllm serve ./deepseek-v3 -tp 8 -pp 2 --disable-custom-all-reduce"
+    launch = parse_launch_text(text, Version("0.7.2"))
+    env = make_env({"vllm": "0.7.2"})
+    trimmed = replace(adv, affected=replace(adv.affected, launch=adv.affected.launch[:2]))
+    assert match_advisories(env, launch, [trimmed]) == []
+
+
+def test_findings_are_sorted_and_deterministic(shipped: tuple[Advisory, ...]) -> None:
+    _, env, launch, prior = load_fixture(FIXTURES / "seed000-rtx4070.toml")
+    a = match_advisories(env, launch, shipped, prior)
+    b = match_advisories(env, launch, tuple(reversed(shipped)), prior)
+    assert a == b
+    assert [f.severity.rank for f in a] == sorted((f.severity.rank for f in a), reverse=True)
+
+
+def test_severity_mapping_walks_every_member() -> None:
+    expected = {"crash": Severity.ERROR, "hang": Severity.ERROR, "wrong-output": Severity.WARNING,
+                "oom": Severity.WARNING, "perf": Severity.INFO}
+    assert {s.value: s.finding_severity for s in AdvisorySeverity} == expected
+
+
+def test_broken_files_report_every_problem_with_file_and_key() -> None:
+    with pytest.raises(DataError) as info:
+        load_advisories(ASSETS / "advisories" / "broken")
+    problems = info.value.problems
+    text = "\n".join(problems)
+    for needle in (
+        "COMPAT-9001.toml: colour: unknown key",
+        "COMPAT-9001.toml: summary: must not be empty",
+        "COMPAT-9001.toml: details: missing",
+        "COMPAT-9001.toml: severity: expected one of crash, hang, wrong-output, oom, perf",
+        "COMPAT-9001.toml: published: expected a date",
+        "COMPAT-9001.toml: references[0].type:",
+        "COMPAT-9001.toml: references[0].url: expected an https:// URL",
+        "COMPAT-9001.toml: affected.framework:",
+        "COMPAT-9001.toml: affected.packages.sglang: invalid PEP 440 specifier",
+        "COMPAT-9001.toml: affected.gpu_cc[0]:",
+        "COMPAT-9001.toml: affected.findings[0]: unknown finding code",
+        "COMPAT-9001.toml: affected.launch[0].setting: unknown launch setting 'warp_speed'",
+        "COMPAT-9001.toml: affected.launch[1]: exactly one of",
+        "COMPAT-9001.toml: affected.env[0]: exactly one of",
+        "COMPAT-9001.toml: workarounds[0]: needs at least one of",
+        "COMPAT-9002.toml: invalid TOML",
+        "COMPAT-9003.toml: id: 'COMPAT-9004' does not match the file name 'COMPAT-9003'",
+    ):
+        assert needle in text, f"missing {needle!r} in:\n{text}"
+    assert str(info.value).startswith(f"{len(problems)} problem(s) in the database")
+
+
+def test_duplicate_ids_are_reported(tmp_path: Path) -> None:
+    src = (SHIPPED / "COMPAT-0006.toml").read_text()
+    (tmp_path / "COMPAT-0006.toml").write_text(src)
+    (tmp_path / "COMPAT-0007.toml").write_text(src.replace('id = "COMPAT-0006"', 'id = "COMPAT-0007"'))
+    assert len(load_advisories(tmp_path)) == 2
+    data = tomllib.loads(src)
+    adv, errs = parse_advisory(data, "elsewhere/COMPAT-0006.toml")
+    assert adv is not None and errs == []
+    with pytest.raises(DataError):
+        load_advisories(tmp_path / "missing")
+
+
+def test_explain_names_clauses_workarounds_and_sources(shipped: tuple[Advisory, ...]) -> None:
+    adv = find_advisory(shipped, "COMPAT-0003")
+    assert adv is not None
+    text = explain_advisory(adv)
+    assert text.startswith("COMPAT-0003  [crash]")
+    assert "launched under Ray" in text
+    assert "launch: custom_all_reduce = True" in text
+    assert "add `--disable-custom-all-reduce` to the launch command" in text
+    assert "https://github.com/radixark/miles/issues/1176" in text
+    assert "seed 002" in text
+    for a in shipped:
+        assert a.id in explain_advisory(a)
+
+
+def _hundred(shipped: tuple[Advisory, ...]) -> list[Advisory]:
+    out = []
+    for i in range(100):
+        base = shipped[i % len(shipped)]
+        out.append(replace(base, id=f"COMPAT-{1000 + i:04d}"))
+    return out
+
+
+def test_matching_one_hundred_advisories_is_fast(shipped: tuple[Advisory, ...]) -> None:
+    advisories = _hundred(shipped)
+    _, env, launch, prior = load_fixture(FIXTURES / "seed000-rtx4070.toml")
+    match_advisories(env, launch, advisories, prior)  # warm the workaround cache
+    times = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        match_advisories(env, launch, advisories, prior)
+        times.append(time.perf_counter() - t0)
+    assert statistics.median(times) < 0.020

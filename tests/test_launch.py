@@ -1,0 +1,351 @@
+"""Launch parsing: entry points, aliases, values, defaults by version, launch files, bad input."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from packaging.version import Version
+
+from compat.errors import CompatError, InputError, UsageError
+from compat.launch import (
+    SETTINGS,
+    LaunchConfig,
+    detect_entrypoint,
+    parse_launch,
+    parse_launch_text,
+    vllm_default_cudagraph_mode,
+    vllm_default_unquantized_moe_backend,
+)
+from compat.models import Unknown
+
+LAUNCH = Path(__file__).parent / "assets" / "launch"
+SGL = ["python", "-m", "sglang.launch_server"]
+VLLM = ["vllm", "serve"]
+
+
+def sgl(*args: str, version: str = "0.5.12") -> LaunchConfig:
+    return parse_launch([*SGL, *args], Version(version))
+
+
+def vllm(*args: str, version: str = "0.19.0") -> LaunchConfig:
+    return parse_launch([*VLLM, *args], Version(version))
+
+
+@pytest.mark.parametrize("argv,framework", [
+    (["python", "-m", "sglang.launch_server", "--model-path", "m"], "sglang"),
+    (["python3", "-m", "sglang.launch_server", "--model-path", "m"], "sglang"),
+    (["sglang", "serve", "--model-path", "m"], "sglang"),
+    (["/opt/venv/bin/sglang", "serve", "--model-path", "m"], "sglang"),
+    (["vllm", "serve", "m"], "vllm"),
+    (["python", "-m", "vllm.entrypoints.openai.api_server", "--model", "m"], "vllm"),
+    (["torchrun", "train.py"], "unknown"),
+])
+def test_entry_points(argv: list[str], framework: str) -> None:
+    assert detect_entrypoint(argv)[0] == framework
+    lc = parse_launch(argv)
+    assert lc.framework == framework
+    assert lc.argv == tuple(argv)
+    if framework != "unknown":
+        assert lc.model == "m"
+        assert set(SETTINGS) == set(lc.settings)
+
+
+@pytest.mark.parametrize("flag", ["--tp", "--tp-size", "--tensor-parallel-size", "-tp"])
+def test_tp_aliases_sglang(flag: str) -> None:
+    lc = sgl(flag, "4")
+    assert lc.settings["tp_size"] == 4
+    assert "tp_size" in lc.explicit
+    assert lc.origin("tp_size") == flag
+
+
+@pytest.mark.parametrize("flag", ["--tp", "--tp-size", "--tensor-parallel-size", "-tp"])
+def test_tp_aliases_vllm(flag: str) -> None:
+    assert vllm("m", flag, "8").settings["tp_size"] == 8
+
+
+def test_equals_values_and_other_parallel_sizes() -> None:
+    lc = sgl("--tp-size=2", "--dp=2", "--pp-size=1", "--ep-size=2", "--mem-fraction=0.7")
+    assert (lc.settings["tp_size"], lc.settings["dp_size"], lc.settings["ep_size"]) == (2, 2, 2)
+    assert lc.settings["mem_fraction_static"] == 0.7
+    assert lc.settings["enable_expert_parallel"] is True
+    v = vllm("m", "-tp=2", "-dp", "2", "--enable-expert-parallel")
+    assert v.settings["ep_size"] == 4
+
+
+def test_defaults_when_nothing_given() -> None:
+    lc = sgl("--model-path", "m")
+    s = lc.settings
+    assert s["cuda_graph"] is True and s["custom_all_reduce"] is True and s["hicache"] is False
+    assert s["attention_backend"] == "auto" and s["moe_backend"] == "auto"
+    assert s["mem_fraction_static"] is None and s["gpu_memory_utilization"] is None
+    assert lc.explicit == frozenset({"model"})
+    assert lc.origin("cuda_graph") == "default"
+    v = vllm("m")
+    assert v.settings["gpu_memory_utilization"] == 0.9
+    assert v.settings["distributed_executor_backend"] == "auto"
+
+
+def test_booleans_no_prefix_and_switch_values() -> None:
+    lc = sgl("--disable-cuda-graph", "--disable-custom-all-reduce", "--enable-hierarchical-cache",
+             "--trust-remote-code", "--no-trust-remote-code", "--enable-memory-saver=false")
+    s = lc.settings
+    assert s["cuda_graph"] is False and s["custom_all_reduce"] is False and s["hicache"] is True
+    assert s["trust_remote_code"] is False and s["enable_memory_saver"] is False
+    v = vllm("m", "--enforce-eager", "--no-enforce-eager")
+    assert v.settings["cuda_graph"] is True
+    with pytest.raises(UsageError, match="is a switch"):
+        sgl("--disable-cuda-graph=maybe")
+
+
+def test_sglang_backends_and_speculative() -> None:
+    lc = sgl("--attention-backend", "FlashInfer", "--decode-attention-backend", "fa3",
+             "--speculative-algorithm", "nextn", "--moe-runner-backend", "flashinfer-cutlass")
+    s = lc.settings
+    assert s["attention_backend"] == "flashinfer"
+    assert s["prefill_attention_backend"] == "flashinfer"  # inherits --attention-backend
+    assert s["decode_attention_backend"] == "fa3"
+    assert s["speculative_algorithm"] == "EAGLE"  # NEXTN is EAGLE in sglang
+    assert s["speculative_draft_attention_backend"] == "auto"
+    assert s["moe_backend"] == "flashinfer_cutlass"
+    assert sgl("--model-path", "m").settings["speculative_draft_attention_backend"] is None
+
+
+def test_torch_native_attention_implies_no_cuda_graph() -> None:
+    lc = sgl("--attention-backend", "torch_native")
+    assert lc.settings["cuda_graph"] is False
+    assert lc.origin("cuda_graph") == "implied by --attention-backend torch_native"
+
+
+@pytest.mark.parametrize("version,expected", [("0.5.9", False), ("0.5.10", True), ("0.5.12", True)])
+def test_sglang_piecewise_default_by_version(version: str, expected: bool) -> None:
+    lc = sgl("--model-path", "m", version=version)
+    assert lc.settings["piecewise_cuda_graph"] is expected
+    assert "0.5.10" in lc.origin("piecewise_cuda_graph")
+
+
+def test_sglang_piecewise_flags_and_unknown_version() -> None:
+    assert sgl("--disable-piecewise-cuda-graph").settings["piecewise_cuda_graph"] is False
+    assert sgl("--enable-piecewise-cuda-graph", version="0.5.5").settings["piecewise_cuda_graph"] is True
+    assert sgl("--cuda-graph-backend-prefill", "tc_piecewise", version="0.5.5").settings["piecewise_cuda_graph"] is True
+    assert sgl("--cuda-graph-backend-decode", "disabled").settings["cuda_graph"] is False
+    unknown = parse_launch([*SGL, "--model-path", "m"]).settings["piecewise_cuda_graph"]
+    assert isinstance(unknown, Unknown) and "0.5.10" in unknown.reason
+
+
+def test_vllm_cudagraph_mode_defaults_and_overrides() -> None:
+    assert vllm("m", version="0.10.2").settings["cudagraph_mode"] == "PIECEWISE"
+    assert vllm("m", version="0.11.0").settings["cudagraph_mode"] == "FULL_AND_PIECEWISE"
+    assert isinstance(vllm_default_cudagraph_mode(None), Unknown)
+    lc = vllm("m", "--compilation-config", '{"cudagraph_mode": "full_decode_only", "level": 3}')
+    assert lc.settings["cudagraph_mode"] == "FULL_DECODE_ONLY"
+    assert lc.settings["piecewise_cuda_graph"] is False
+    assert lc.settings["compilation_config"] == {"cudagraph_mode": "full_decode_only", "level": 3}
+    eager = vllm("m", "--enforce-eager")
+    assert eager.settings["cudagraph_mode"] == "NONE"
+    assert eager.settings["piecewise_cuda_graph"] is False and eager.settings["cuda_graph"] is False
+    none = vllm("m", "-O", '{"cudagraph_mode": "NONE"}')
+    assert none.settings["cuda_graph"] is False
+
+
+def test_vllm_dotted_and_attached_compilation_flags() -> None:
+    lc = vllm("m", "-O3", "-O.cudagraph_mode=PIECEWISE", "--compilation-config.max_capture_size", "64")
+    assert lc.settings["compilation_config"] == {"level": 3, "cudagraph_mode": "PIECEWISE",
+                                                 "max_capture_size": 64}
+    assert lc.settings["cuda_graph_max_bs"] == 64
+    assert lc.settings["piecewise_cuda_graph"] is True
+    zero = vllm("m", "-O0")
+    assert isinstance(zero.settings["cudagraph_mode"], Unknown)
+
+
+def test_vllm_speculative_config_json() -> None:
+    lc = vllm("m", "--speculative-config", '{"method": "eagle3", "num_speculative_tokens": 3}')
+    assert lc.settings["speculative_algorithm"] == "EAGLE3"
+    assert "speculative_algorithm" in lc.explicit
+    assert vllm("m", "--speculative-config.method=mtp").settings["speculative_algorithm"] == "MTP"
+
+
+def test_vllm_moe_backend_default_by_version() -> None:
+    assert vllm_default_unquantized_moe_backend(Version("0.18.1rc1.dev227")) == "triton"
+    assert vllm_default_unquantized_moe_backend(Version("0.18.1rc1.dev266")) == "flashinfer_cutlass"
+    assert vllm_default_unquantized_moe_backend(Version("0.19.1rc1.dev45")) == "flashinfer_cutlass"
+    assert isinstance(vllm_default_unquantized_moe_backend(None), Unknown)
+    assert vllm("m", "--moe-backend", "TRITON").settings["moe_backend"] == "triton"
+
+
+def test_vllm_attention_backend_from_env() -> None:
+    lc = parse_launch(["vllm", "serve", "m"], env={"VLLM_ATTENTION_BACKEND": "FLASHINFER"})
+    assert lc.settings["attention_backend"] == "flashinfer"
+    assert lc.origin("attention_backend") == "VLLM_ATTENTION_BACKEND in the launch environment"
+
+
+def test_unknown_flags_are_kept_with_their_values() -> None:
+    lc = sgl("--model-path", "m", "--host", "0.0.0.0", "--skip-server-warmup", "--future-flag", "7",
+             "--tp", "2")
+    assert lc.unknown_flags == ("--host", "--skip-server-warmup", "--future-flag")
+    assert lc.settings["tp_size"] == 2
+    assert lc.notes == ()
+
+
+def test_positional_model_and_leftovers() -> None:
+    lc = vllm("Qwen/Qwen3-8B", "extra")
+    assert lc.model == "Qwen/Qwen3-8B"
+    assert lc.origin("model") == "positional MODEL"
+    assert any("extra" in n for n in lc.notes)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--tp", "abc"], "--tp expects an integer, got 'abc'"),
+    (["--mem-fraction-static", "most"], "expects a number"),
+    (["--tp"], "--tp expects a value"),
+    (["--tp", "--disable-cuda-graph"], "--tp expects a value"),
+])
+def test_bad_values_are_clear_usage_errors(args: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        sgl("--model-path", "m", *args)
+    assert info.value.exit_code == 2
+
+
+def test_bad_json_is_a_clear_usage_error() -> None:
+    with pytest.raises(UsageError, match="invalid JSON"):
+        vllm("m", "--compilation-config", '{"cudagraph_mode": ')
+    with pytest.raises(UsageError, match="expects a JSON object"):
+        vllm("m", "--speculative-config", "eagle")
+    with pytest.raises(UsageError, match="empty launch command"):
+        parse_launch([])
+
+
+def test_shell_variables_become_unknown_not_errors() -> None:
+    lc = sgl("--tp", "$TP", "--model-path", "m")
+    assert isinstance(lc.settings["tp_size"], Unknown)
+
+
+def test_negative_numbers_are_values() -> None:
+    assert sgl("--chunked-prefill-size", "-1").settings["chunked_prefill_size"] == -1
+
+
+# -- launch files --------------------------------------------------------------------------
+
+def test_seed002_standalone_file() -> None:
+    lc = parse_launch_text((LAUNCH / "seed002-standalone.sh").read_text(), Version("0.5.12"))
+    s = lc.settings
+    assert lc.framework == "sglang"
+    assert (s["tp_size"], s["mem_fraction_static"], s["cuda_graph_max_bs"]) == (4, 0.7, 512)
+    assert s["attention_backend"] == "fa3" and s["sampling_backend"] == "flashinfer"
+    assert s["enable_memory_saver"] is True and s["piecewise_cuda_graph"] is False
+    assert s["custom_all_reduce"] is True and s["under_ray"] is False
+    assert lc.env["CUDA_VISIBLE_DEVICES"] == "1,2,3,4"
+    assert lc.env["LD_LIBRARY_PATH"].endswith("tvm_ffi/lib:$LD_LIBRARY_PATH")
+    assert "--skip-server-warmup" in lc.unknown_flags
+
+
+def test_seed002_under_ray_and_ray_job_wrapper() -> None:
+    ray = parse_launch_text((LAUNCH / "seed002-under-ray.sh").read_text(), Version("0.5.12"))
+    assert ray.settings["under_ray"] is True and ray.env["RAY_JOB_ID"] == "02000000"
+    job = parse_launch_text((LAUNCH / "seed002-miles-ray-job.sh").read_text())
+    assert job.framework == "unknown" and job.settings["under_ray"] is True
+    wrapped = parse_launch_text("ray job submit --address http://h:8265 -- "
+                                "python -m sglang.launch_server --model-path m --tp 2")
+    assert wrapped.framework == "sglang" and wrapped.settings["under_ray"] is True
+
+
+def test_seed001_comment_file_with_unexpanded_variables() -> None:
+    lc = parse_launch_text((LAUNCH / "seed001-minimax-hicache-comment.sh").read_text(), Version("0.5.9"))
+    s = lc.settings
+    assert s["tp_size"] == 4 and s["hicache"] is True and s["mem_fraction_static"] == 0.85
+    assert s["model"] == "/dev/shm/$MODEL_NAME"
+    assert "--hicache-storage-backend" in lc.unknown_flags
+    assert any("$EXTRA_ARGS" in n for n in lc.notes)
+
+
+def test_shell_variables_expand_and_plain_assignments_stay_out_of_env() -> None:
+    lc = parse_launch_text((LAUNCH / "seed001-glm5-hicache-eagle.sh").read_text(), Version("0.5.9"))
+    assert lc.model == "zai-org/GLM-5-FP8"
+    assert "MODEL" not in lc.env and lc.env["SGLANG_ENABLE_SPEC_V2"] == "1"
+    assert lc.settings["speculative_draft_attention_backend"] == "flashinfer"
+
+
+def test_seed004_files() -> None:
+    crash = parse_launch_text((LAUNCH / "seed004-crash.sh").read_text(), Version("0.18.2rc1.dev54"))
+    assert crash.framework == "vllm" and crash.settings["tp_size"] == 8
+    assert crash.settings["moe_backend"] == "auto" and crash.settings["piecewise_cuda_graph"] is True
+    assert crash.settings["dtype"] == "bfloat16" and crash.settings["max_model_len"] == 33020
+    fixed = parse_launch_text((LAUNCH / "seed004-workaround.sh").read_text(), Version("0.18.2rc1.dev54"))
+    assert fixed.settings["moe_backend"] == "triton" and "moe_backend" in fixed.explicit
+
+
+def test_prefix_assignments_env_and_separators() -> None:
+    text = "cd /srv && NCCL_NVLS_ENABLE=0 CUDA_VISIBLE_DEVICES=0,1 exec vllm serve m -tp 2 ; echo done\n"
+    lc = parse_launch_text(text)
+    assert lc.env == {"NCCL_NVLS_ENABLE": "0", "CUDA_VISIBLE_DEVICES": "0,1"}
+    assert lc.settings["tp_size"] == 2
+
+
+def test_config_yaml_is_read_and_cli_wins() -> None:
+    pytest.importorskip("yaml")
+    lc = parse_launch_text((LAUNCH / "vllm-with-config.sh").read_text(), Version("0.19.0"),
+                           config_dir=LAUNCH)
+    s = lc.settings
+    assert s["tp_size"] == 2  # the command line overrides the file
+    assert s["gpu_memory_utilization"] == 0.85 and s["moe_backend"] == "triton"
+    assert s["cuda_graph"] is False
+    assert lc.origin("gpu_memory_utilization") == "vllm-config.yaml"
+
+
+def test_config_without_pyyaml_is_kept_as_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.import_module
+
+    def no_yaml(name: str, *a: object) -> object:
+        if name == "yaml":
+            raise ImportError("no yaml")
+        return real(name)
+
+    monkeypatch.setattr(importlib, "import_module", no_yaml)
+    lc = parse_launch(["vllm", "serve", "m", "--config", "x.yaml"])
+    assert "--config" in lc.unknown_flags
+    assert any("PyYAML is not installed" in n for n in lc.notes)
+
+
+def test_missing_config_file_is_a_note() -> None:
+    pytest.importorskip("yaml")
+    lc = parse_launch([*SGL, "--config", "/nonexistent/c.yaml"])
+    assert any("cannot read" in n for n in lc.notes)
+
+
+def test_broken_launch_text_is_a_clear_input_error() -> None:
+    with pytest.raises(InputError, match="line 1: No closing quotation") as info:
+        parse_launch_text((LAUNCH / "broken-quote.sh").read_text())
+    assert info.value.exit_code == 3
+    with pytest.raises(InputError, match="no command found"):
+        parse_launch_text("# only a comment\nexport A=1\n")
+
+
+_TOKENS = st.sampled_from([
+    "--tp", "--tp-size", "-tp", "2", "abc", "--mem-fraction-static", "0.8", "--disable-cuda-graph",
+    "--compilation-config", "{", '{"a":1}', "--speculative-config", "-O3", "-O.x=1", "--no-x",
+    "--config", "=", "--attention-backend=", "--", "-", "$X", "--enable-hierarchical-cache=maybe",
+    "--moe-backend", "é", "--model", "\x00",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([SGL, VLLM]), st.lists(_TOKENS, max_size=8))
+def test_garbage_never_escapes_as_a_traceback(entry: list[str], tokens: list[str]) -> None:
+    try:
+        lc = parse_launch([*entry, *tokens])
+    except CompatError as exc:
+        assert str(exc)
+    else:
+        assert lc.framework in ("sglang", "vllm")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=120))
+def test_garbage_text_never_escapes_as_a_traceback(text: str) -> None:
+    try:
+        parse_launch_text(text)
+    except CompatError as exc:
+        assert str(exc)
