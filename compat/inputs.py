@@ -47,7 +47,8 @@ def parse_freeze(text: str, origin: str) -> list[tuple[str, str]]:
         try:
             req = Requirement(line)
         except InvalidRequirement as exc:
-            raise InputError(f"{origin}:{n}: not a requirement: {raw.strip()!r} ({exc})",
+            why = str(exc).splitlines()[0]
+            raise InputError(f"{origin}:{n}: not a requirement: {raw.strip()!r} ({why})",
                              hint="pass `pip freeze` output, or a requirements file with name==version "
                              "lines") from exc
         if req.url:

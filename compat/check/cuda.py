@@ -106,9 +106,16 @@ def driver_cuda(ctx: Context) -> tuple[Optional[Version], str]:
     for t in ctx.matrix.toolkits:
         if t.driver_min <= dv and (best is None or t.cuda > best):
             best = t.cuda
-    if best is None:
-        return None, f"driver {drv.version} is older than every toolkit compat knows"
-    return best, f"driver {drv.version} runs toolkits up to CUDA {best} (curated/cuda.toml)"
+    if best is not None:
+        return best, f"driver {drv.version} runs toolkits up to CUDA {best} (curated/cuda.toml)"
+    # Older than every toolkit row: the minor-version floors still tell the major it runs.
+    majors = sorted({(t.minor_compat_driver_min, t.cuda.major) for t in ctx.matrix.toolkits
+                     if t.minor_compat_driver_min is not None and t.minor_compat_driver_min <= dv})
+    if majors:
+        floor, major = majors[-1]
+        return Version(f"{major}.0"), (f"driver {drv.version} runs CUDA {major}.x only "
+                                       f"(minor-version compatibility floor {floor})")
+    return None, f"driver {drv.version} is older than every CUDA toolkit compat knows"
 
 
 def needed_cuda(ctx: Context) -> list[tuple[Version, str]]:
@@ -131,41 +138,56 @@ def check_driver(ctx: Context) -> list[Finding]:
     needs = needed_cuda(ctx)
     if not needs:
         return []
+    top = max(v for v, _ in needs)
     have, why = driver_cuda(ctx)
     if have is None:
         return [Finding(Code.DRIVER_TOO_OLD.value, Severity.INFO,
-                        f"could not tell whether the driver runs CUDA {max(v for v, _ in needs)}: {why}",
+                        f"could not tell whether the driver runs CUDA {top}: {why}",
                         fix=("give the target's driver: compat check --driver 550.54.15",))]
     drv = ctx.env.driver
     drv_version = None if isinstance(drv, Unknown) or isinstance(drv.version, Unknown) else drv.version
-    out = []
+    compat_ok: list[tuple[Version, str]] = []
+    too_old: list[tuple[Version, str]] = []
     for need, who in sorted(needs, reverse=True):
         if have >= Version(f"{need.major}.{need.minor}"):
             continue
         tk = ctx.matrix.toolkit(str(need))
         floor = tk.minor_compat_driver_min if tk else None
-        toolkit_floor = tk.driver_min if tk else None
         if need.major == have.major and floor is not None and drv_version is not None \
                 and Version(drv_version) >= floor:
-            out.append(Finding(
-                Code.DRIVER_TOO_OLD.value, Severity.INFO,
-                f"{who} (CUDA {need}) runs on this CUDA {have} driver under minor-version "
-                f"compatibility (driver >= {floor}); PTX built by CUDA {need} cannot be JIT-compiled "
-                "by it, so GPUs that only have PTX in the build would fail",
-                evidence=(why, f"{who} is built for CUDA {need}"),
-                fix=(f"for full support upgrade the driver to >= {toolkit_floor}",) if toolkit_floor else (),
-                references=(tk.source,) if tk else ()))
-            continue
-        floors = f"needs driver >= {floor} (CUDA {need.major}.x minor-version compatibility)" if floor \
-            else f"needs a driver for CUDA {need.major}.x"
-        if toolkit_floor:
-            floors += f" or >= {toolkit_floor} (CUDA {need} itself)"
+            compat_ok.append((need, who))
+        else:
+            too_old.append((need, who))
+    out = []
+    if too_old:
+        need = max(v for v, _ in too_old)
+        tk = ctx.matrix.toolkit(str(need))
+        floor = tk.minor_compat_driver_min if tk else None
+        own = tk.driver_min if tk else None
+        floors = (f"driver >= {floor} (any CUDA {need.major}.x under minor-version compatibility)"
+                  if floor else f"a driver for CUDA {need.major}.x")
+        if own:
+            floors += f", >= {own} for CUDA {need} itself"
+        parts = ", ".join(f"{who} (CUDA {v})" for v, who in too_old)
         out.append(Finding(
             Code.DRIVER_TOO_OLD.value, Severity.ERROR,
-            f"the driver cannot run {who}, built for CUDA {need}: {why}; it {floors}",
-            evidence=(why, f"{who} is built for CUDA {need}"),
-            fix=(f"upgrade the NVIDIA driver to >= {floor or toolkit_floor}",
-                 f"or install a build for CUDA <= {have}: compat lock --driver {drv_version or '?'} ..."),
+            f"the driver is too old for {parts}: {why}; needs {floors}",
+            evidence=(why,) + tuple(f"{who} is built for CUDA {v}" for v, who in too_old),
+            fix=(f"upgrade the NVIDIA driver to >= {floor or own}",
+                 f"or install builds for CUDA <= {have}: compat lock <target> --driver "
+                 f"{drv_version or '<version>'}"),
             references=(tk.source,) if tk else (),
-            packages=(who.split()[0],)))
+            packages=tuple(who.split()[0] for _, who in too_old)))
+    if compat_ok:
+        need = max(v for v, _ in compat_ok)
+        tk = ctx.matrix.toolkit(str(need))
+        parts = ", ".join(f"{who} (CUDA {v})" for v, who in compat_ok)
+        out.append(Finding(
+            Code.DRIVER_TOO_OLD.value, Severity.INFO,
+            f"{parts} run on this CUDA {have} driver under minor-version compatibility; PTX built "
+            f"by CUDA {need} cannot be JIT-compiled by it (GPUs covered only by PTX would fail, and "
+            "so can Triton kernels built with a newer bundled ptxas)",
+            evidence=(why,),
+            fix=(f"for full support upgrade the driver to >= {tk.driver_min}",) if tk else (),
+            references=(tk.source,) if tk else ()))
     return out

@@ -1,0 +1,148 @@
+"""`compat check` end to end: real subprocesses for exit codes and formats; hypothesis over the readers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compat.errors import InputError
+from compat.inputs import env_from_freeze
+from compat.matrix.load import Matrix
+from compat.snapshot import loads
+
+ASSETS = Path(__file__).parent / "assets"
+BAD = str(ASSETS / "freeze" / "sglang-0.4.6-torch-2.7.1.txt")
+GOOD = str(ASSETS / "freeze" / "sglang-0.4.6-good.txt")
+H100 = str(ASSETS / "envs" / "h100-torch2.11-cu130.json")
+
+
+def compat(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "compat", *args], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_exit_1_on_errors_and_text_report() -> None:
+    p = compat("check", "--from", BAD)
+    assert p.returncode == 1, p.stderr
+    assert "ERRORS" in p.stdout and "[framework-pin]" in p.stdout and "fix: pip install" in p.stdout
+
+
+def test_exit_0_on_a_good_tuple_and_fail_on() -> None:
+    assert compat("check", "--from", GOOD, "--python", "3.11").returncode == 0
+    assert compat("check", "--from", BAD, "--fail-on", "never").returncode == 0
+    # Infos (host facts unknown) fail only when asked to.
+    assert compat("check", "--from", GOOD, "--python", "3.11", "--fail-on", "info").returncode == 1
+
+
+def test_ignore_codes() -> None:
+    p = compat("check", "--from", BAD, "--ignore", "framework-pin", "--ignore", "torch-triton",
+               "--ignore", "torch-companion")
+    assert p.returncode == 0, p.stdout
+
+
+def test_json_format_is_versioned_and_complete(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    p = compat("check", "--from", BAD, "--format", "json", "-o", str(out))
+    assert p.returncode == 1 and p.stdout == ""
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "compat.findings/1"
+    f = next(x for x in doc["findings"] if x["code"] == "torch-triton")
+    assert set(f) >= {"code", "severity", "message", "packages", "evidence", "fix", "references"}
+    assert doc["summary"]["error"] >= 3
+
+
+def test_sarif_format() -> None:
+    p = compat("check", "--from", BAD, "--format", "sarif")
+    doc = json.loads(p.stdout)
+    assert doc["version"] == "2.1.0" and doc["$schema"].endswith("sarif-2.1.0.json")
+    run = doc["runs"][0]
+    rule_ids = {r["id"] for r in run["tool"]["driver"]["rules"]}
+    assert {r["ruleId"] for r in run["results"]} <= rule_ids
+    assert any(r["level"] == "error" and r["ruleId"] == "torch-triton" for r in run["results"])
+
+
+def test_h100_snapshot_is_clean() -> None:
+    p = compat("check", "--from", H100)
+    assert p.returncode == 0, p.stdout
+    assert "ERRORS" not in p.stdout and "WARNINGS" not in p.stdout
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", None),
+    (b"\xff\xfe garbage", "not UTF-8"),
+    (b"torch==2.7.1\nthis is not a requirement !!\n", ":2: not a requirement"),
+    (b"torch>=2.0\n", "not an exact pin"),
+    (b"torch==2.x.y\n", ":1: not a requirement"),
+    (b"torch===weird\n", "invalid version"),
+    (b'{"schema": "compat.env/9"}', "compat.env/9 is not supported"),
+    (b'{"schema": "compat.env/1", "gpus": 5}', "'gpus'"),
+])
+def test_bad_input_is_a_clear_exit_3(tmp_path: Path, content: bytes, message: str | None) -> None:
+    f = tmp_path / "in.txt"
+    f.write_bytes(content)
+    p = compat("check", "--from", str(f))
+    assert "Traceback" not in p.stderr
+    if message is None:  # an empty file is an empty environment, not an error
+        assert p.returncode == 0, p.stderr
+        return
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert message in p.stderr and "compat: error:" in p.stderr
+
+
+def test_missing_file_and_bad_overrides() -> None:
+    assert compat("check", "--from", "/nonexistent/file").returncode == 3
+    p = compat("check", "--from", GOOD, "--gpu", "warp-drive-9000")
+    assert p.returncode == 2 and "not a GPU compat knows" in p.stderr
+    assert compat("check", "--from", GOOD, "--driver", "not.a.version!").returncode == 2
+    assert compat("check", "--from", GOOD, "--env", "NOEQUALS").returncode == 2
+
+
+def test_live_check_runs_here() -> None:
+    p = compat("check")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.startswith("compat check:")
+
+
+# Property-based: any input gives an environment or a clean InputError, never a traceback.
+_MATRIX = Matrix()
+_line = st.one_of(
+    st.text(max_size=40),
+    st.builds(lambda n, v: f"{n}=={v}", st.sampled_from(["torch", "triton", "sglang", "vllm", "x_y"]),
+              st.text(alphabet="0123456789.+abcdefrcpostdevu", min_size=1, max_size=12)),
+    st.sampled_from(["# comment", "-e .", "--index-url https://x", "torch @ https://x/torch-2.5.1-cp311.whl",
+                     "a==1 \\", "", "   "]),
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(_line, max_size=12))
+def test_freeze_reader_never_crashes(lines: list[str]) -> None:
+    try:
+        env_from_freeze("\n".join(lines), "prop.txt", _MATRIX)
+    except InputError:
+        pass
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+_keys = st.sampled_from(["python", "torch", "driver", "gpus", "context", "distributions", "env",
+                         "caches", "launch", "created"])
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.dictionaries(_keys, _json, max_size=6))
+def test_snapshot_reader_never_crashes(doc: dict[str, object]) -> None:
+    doc = {"schema": "compat.env/1", **doc}
+    try:
+        loads(json.dumps(doc), "prop.json")
+    except InputError:
+        pass
