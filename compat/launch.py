@@ -34,7 +34,7 @@ SettingValue = object
 SETTINGS: tuple[str, ...] = (
     "model", "tp_size", "dp_size", "pp_size", "ep_size", "cuda_graph", "piecewise_cuda_graph",
     "cudagraph_mode", "cuda_graph_max_bs", "attention_backend", "prefill_attention_backend",
-    "decode_attention_backend", "moe_backend", "sampling_backend", "speculative_algorithm",
+    "decode_attention_backend", "moe_backend", "moe_backend_effective", "sampling_backend", "speculative_algorithm",
     "speculative_draft_attention_backend", "hicache", "custom_all_reduce",
     "mem_fraction_static", "gpu_memory_utilization", "max_running_requests", "max_model_len",
     "kv_cache_dtype", "dtype", "quantization", "enable_dp_attention", "enable_memory_saver",
@@ -394,8 +394,18 @@ def _parse_tokens(st: _State, tokens: Sequence[str], origin_label: str = "") -> 
                 flag, negated = cand, True
         if flag is None:
             st.unknown.append(name)
-            if value is None and i < n and _looks_like_value(tokens[i]) and not _is_bare_switch(name):
-                i += 1  # its value, kept in argv
+            if value is None and not _is_bare_switch(name):
+                # Its value(s), kept in argv. sglang takes no positional arguments, so every
+                # following value belongs to the flag (nargs="+" options such as --cuda-graph-bs);
+                # vLLM's MODEL may follow, so only one is taken there.
+                taken = 0
+                while i < n and _looks_like_value(tokens[i]):
+                    if taken and _VAR.fullmatch(tokens[i]):
+                        break  # `--port $PORT $EXTRA_ARGS`: the second is its own thing
+                    i += 1
+                    taken += 1
+                    if st.framework != "sglang":
+                        break
             continue
         if _takes_value(flag) and value is None:
             if i >= n or not _looks_like_value(tokens[i]):
@@ -641,6 +651,8 @@ def _sglang_settings(st: _State, version: Optional[Version], env: Mapping[str, s
     s["cudagraph_mode"] = None
     s["cuda_graph_max_bs"] = _pick(st, "cuda_graph_max_bs", None)  # None: set from GPU memory
     s["moe_backend"] = _pick(st, "moe_backend", "auto")
+    # sglang resolves "auto" per model and quantization at load time; compat does not model it.
+    s["moe_backend_effective"] = s["moe_backend"]
     s["sampling_backend"] = _pick(st, "sampling_backend", "auto")
     spec = _pick(st, "speculative_algorithm", None)
     if spec == "NEXTN":  # server_args: "NEXTN shares the same implementation of EAGLE"
@@ -751,6 +763,17 @@ def _vllm_settings(st: _State, version: Optional[Version], env: Mapping[str, str
     s["prefill_attention_backend"] = s["attention_backend"]
     s["decode_attention_backend"] = s["attention_backend"]
     s["moe_backend"] = _pick(st, "moe_backend", "auto")  # KernelConfig.moe_backend = "auto"
+    if s["moe_backend"] != "auto":
+        s["moe_backend_effective"] = s["moe_backend"]
+        _derive(st, "moe_backend_effective", st.origins.get("moe_backend", "--moe-backend"))
+    elif _pick(st, "quantization", None) is not None:
+        s["moe_backend_effective"] = Unknown("the MoE backend vLLM picks for quantized models "
+                                             "depends on the method; not modeled")
+    else:
+        s["moe_backend_effective"] = vllm_default_unquantized_moe_backend(version)
+        if version is not None:
+            st.origins["moe_backend_effective"] = (
+                f"what --moe-backend auto picks for unquantized MoE in vllm {version}")
     s["sampling_backend"] = "auto"
     spec_cfg = st.values.get("_speculative_config")
     spec: object = None

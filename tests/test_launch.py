@@ -173,7 +173,12 @@ def test_vllm_moe_backend_default_by_version() -> None:
     assert vllm_default_unquantized_moe_backend(Version("0.18.1rc1.dev266")) == "flashinfer_cutlass"
     assert vllm_default_unquantized_moe_backend(Version("0.19.1rc1.dev45")) == "flashinfer_cutlass"
     assert isinstance(vllm_default_unquantized_moe_backend(None), Unknown)
-    assert vllm("m", "--moe-backend", "TRITON").settings["moe_backend"] == "triton"
+    given = vllm("m", "--moe-backend", "TRITON")
+    assert given.settings["moe_backend"] == given.settings["moe_backend_effective"] == "triton"
+    assert vllm("m", version="0.18.1rc1.dev227").settings["moe_backend_effective"] == "triton"
+    assert vllm("m", version="0.19.0").settings["moe_backend_effective"] == "flashinfer_cutlass"
+    quant = vllm("m", "--quantization", "fp8").settings["moe_backend_effective"]
+    assert isinstance(quant, Unknown)
 
 
 def test_vllm_attention_backend_from_env() -> None:
@@ -349,3 +354,9 @@ def test_garbage_text_never_escapes_as_a_traceback(text: str) -> None:
         parse_launch_text(text)
     except CompatError as exc:
         assert str(exc)
+
+
+def test_unknown_list_flags_take_all_their_values_in_sglang() -> None:
+    lc = sgl("--cuda-graph-bs", "1", "2", "4", "8", "--tp", "2")
+    assert lc.unknown_flags == ("--cuda-graph-bs",) and lc.notes == ()
+    assert lc.settings["tp_size"] == 2
