@@ -676,7 +676,8 @@ def _check_launch(clause: LaunchClause, facts: _Facts) -> _Outcome:
     if isinstance(actual, Unknown):
         return _Outcome(_UNKNOWN, f"launch: {clause.setting} {actual}",
                         "give the framework version (install it here, or check a snapshot)")
-    seen = f"launch: {clause.setting}={_show(actual)} ({launch.origin(clause.setting)})"
+    shown = "unset" if actual is None else _show(actual)
+    seen = f"launch: {clause.setting}={shown} ({launch.origin(clause.setting)})"
     if _test(clause.op, actual, clause.value):
         return _Outcome(_MATCH, seen)
     return _Outcome(_MISS, seen)
@@ -776,7 +777,7 @@ def match_advisories(env: Environment, launch: Optional[LaunchConfig],
             findings.append(Finding(
                 code=Code.KNOWN_CRASH.value,
                 severity=Severity.INFO,
-                message=f"{adv.id} may apply, but compat could not tell: {adv.summary}",
+                message=f"may apply, but compat could not tell: {adv.summary}",
                 evidence=tuple(o.text for o in outcomes if o.state == _MATCH)
                 + tuple(f"could not tell: {o.text}" for o in unknown),
                 fix=hints + _fix_lines(adv),
@@ -788,7 +789,7 @@ def match_advisories(env: Environment, launch: Optional[LaunchConfig],
         findings.append(Finding(
             code=Code.KNOWN_CRASH.value,
             severity=adv.severity.finding_severity,
-            message=f"{adv.id}: {adv.summary}",
+            message=adv.summary,
             evidence=tuple(o.text for o in outcomes),
             fix=_fix_lines(adv),
             references=refs,
