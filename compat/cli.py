@@ -142,19 +142,22 @@ def _run_check(from_file: Optional[str], interpreter: Optional[str], driver: Opt
 
 
 def _launch(env: Any, launch_file: Optional[str], argv: tuple[str, ...]) -> Any:
-    from compat.launch import parse_launch, parse_launch_text
+    """The launch command (after `--`, from a file, or recorded in a snapshot), parsed with the
+    installed version of the framework it starts."""
+    from compat.launch import detect_entrypoint, parse_launch, parse_launch_text
 
-    fw = None
-    for name in ("sglang", "vllm"):
-        fw = fw or env.version_of(name)
     if argv:
-        return parse_launch(list(argv), fw)
+        fw, _ = detect_entrypoint(list(argv))
+        return parse_launch(list(argv), env.version_of(fw) if fw in ("sglang", "vllm") else None)
     if launch_file:
         from compat.snapshot import read_text
 
-        return parse_launch_text(read_text(launch_file), fw)
+        text = read_text(launch_file)
+        first = parse_launch_text(text)
+        version = env.version_of(first.framework) if first.framework in ("sglang", "vllm") else None
+        return parse_launch_text(text, version) if version else first
     if env.launch:
-        return parse_launch(list(env.launch), fw)
+        return _launch(env, None, tuple(env.launch))
     return None
 
 

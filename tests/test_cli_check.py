@@ -146,3 +146,21 @@ def test_snapshot_reader_never_crashes(doc: dict[str, object]) -> None:
         loads(json.dumps(doc), "prop.json")
     except InputError:
         pass
+
+
+def test_device_broken_snapshot_reads_back() -> None:
+    # Written on the H100 machine with PyPI's torchvision 0.21.0 laid over torch 2.11.0+cu130;
+    # there `import torchvision` failed with "operator torchvision::nms does not exist"
+    # (tests/assets/device/broken-import.txt) and `compat check --deep` gave broken-check.txt.
+    p = compat("check", "--from", str(ASSETS / "envs" / "h100-broken-torchvision0.21.json"))
+    assert p.returncode == 1
+    assert "torchvision 0.21.0 is built for torch==2.6.0, but torch 2.11.0+cu130" in p.stdout
+    recorded = (ASSETS / "device" / "broken-check.txt").read_text()
+    assert "does not export" in recorded and "libcudart.so.12" in recorded
+    assert "operator torchvision::nms does not exist" in (ASSETS / "device" / "broken-import.txt").read_text()
+
+
+def test_launch_after_double_dash_is_parsed() -> None:
+    p = compat("check", "--from", str(ASSETS / "envs" / "h100-torch2.11-cu130.json"), "--",
+               "vllm", "serve", "Qwen/Qwen3-Next-80B-A3B-Instruct", "--tensor-parallel-size", "8")
+    assert p.returncode == 0, p.stdout + p.stderr  # no vllm installed: nothing vLLM-specific fires

@@ -20,7 +20,8 @@ from compat.check.builds import (
     torch_lib_dir,
     torch_libs,
 )
-from compat.models import Code, Distribution, Finding, Severity, canonicalize_name
+from compat.models import Code, Distribution, Finding, Severity
+from compat.probe.distributions import EXTENSIONS, canonicalize_name
 
 KERNELS = ("flashinfer-python", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel", "flash-attn",
            "flash-attn-3", "vllm", "deep-gemm", "deep-ep")
@@ -64,7 +65,12 @@ def check(ctx: Context) -> list[Finding]:
                      f"or a {name} release built for torch {public(tv)}"),
                 packages=("torch", name)))
         if ctx.deep and torch_dist is not None:
-            findings.extend(_deep(ctx, dist, torch_dist))
+            findings.extend(_deep(ctx, dist, torch_dist, Code.KERNEL_TORCH))
+    if ctx.deep and torch_dist is not None:
+        for name in EXTENSIONS:  # torchvision & co link libtorch the same way
+            dist = ctx.env.dist(name)
+            if dist is not None and dist.version is not None:
+                findings.extend(_deep(ctx, dist, torch_dist, Code.TORCH_COMPANION))
     return findings
 
 
@@ -112,7 +118,7 @@ def _torch_exports(torch_dist: Distribution) -> Optional[frozenset[str]]:
     return frozenset(names)
 
 
-def _deep(ctx: Context, dist: Distribution, torch_dist: Distribution) -> list[Finding]:
+def _deep(ctx: Context, dist: Distribution, torch_dist: Distribution, code: Code) -> list[Finding]:
     libs = torch_libs(torch_dist)
     objects = package_objects(dist)
     if libs is None or not objects:
@@ -128,9 +134,11 @@ def _deep(ctx: Context, dist: Distribution, torch_dist: Distribution) -> list[Fi
             continue
         rel = os.path.relpath(so, dist.location)
         missing = [n for n in needed if n.startswith(_TORCH_LIB_PREFIXES) and n not in libs]
+        if missing and code is Code.TORCH_COMPANION:
+            continue  # the companion check already reports the libraries it needs
         if missing:
             out.append(Finding(
-                Code.KERNEL_TORCH.value, Severity.ERROR,
+                code.value, Severity.ERROR,
                 f"{dist.key} {dist.version}: {rel} needs {', '.join(missing)}, which torch lacks",
                 evidence=(f"{so} NEEDED {', '.join(missing)}", f"{torch_lib_dir(torch_dist)}"),
                 fix=(f"install a {dist.key} build made for the installed torch",),
@@ -139,7 +147,7 @@ def _deep(ctx: Context, dist: Distribution, torch_dist: Distribution) -> list[Fi
         rt = cudart_major(needed)
         if rt and tb and tb.cuda_major and rt != tb.cuda_major:
             out.append(Finding(
-                Code.KERNEL_TORCH.value, Severity.ERROR,
+                code.value, Severity.ERROR,
                 f"{dist.key} {dist.version}: {rel} links libcudart.so.{rt}, torch is built for "
                 f"CUDA {tb.cuda}",
                 evidence=(f"{so} NEEDED libcudart.so.{rt}",),
@@ -154,7 +162,7 @@ def _deep(ctx: Context, dist: Distribution, torch_dist: Distribution) -> list[Fi
         if absent and exports:
             abi = " (the C++ ABI differs: `__cxx11` names)" if any("cxx11" in s for s in absent) else ""
             out.append(Finding(
-                Code.KERNEL_TORCH.value, Severity.ERROR,
+                code.value, Severity.ERROR,
                 f"{dist.key} {dist.version}: {rel} imports {len(absent)} libtorch/c10 symbol(s) "
                 f"that torch {tb.version if tb else ''} does not export{abi}: import fails with "
                 "'undefined symbol'",
