@@ -272,12 +272,14 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
     produced |= {f.code for f in findings_for(CPU_TV)}
     produced |= codes(run_checks(Context(env=env_of("torch==2.99.0"), matrix=MATRIX)), Severity.INFO)
     produced |= {f.code for f in run_checks(Context(env=env_of(
-        "torch==2.9.1+cu128", torch_cuda="12.8", env={"LD_LIBRARY_PATH": "/opt/nvidia/cu13/lib"},
+        "torch==2.9.1+cu128", "triton==3.5.1", torch_cuda="12.8",
+        env={"LD_LIBRARY_PATH": "/opt/nvidia/cu13/lib"},
         caches=(CacheInfo("triton", "/t", True, 1, 1, False, (), 1.0),), installed_at=100.0),
         matrix=MATRIX))}
     from compat.launch import parse_launch
 
-    launch = parse_launch(["python", "-m", "sglang.launch_server", "--model-path", "m"])
+    launch = parse_launch(["python", "-m", "sglang.launch_server", "--model-path", "m"],
+                          Version("0.4.6.post1"))
     e = apply_overrides(env_of("sglang==0.4.6.post1", "torch==2.6.0", "triton==3.1.0",
                                "flashinfer-python==0.2.3"), MATRIX, gpus=("rtx4070",))
     from compat.advisories import load_advisories
