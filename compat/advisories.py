@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import functools
 import re
-import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,17 +13,21 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from compat.errors import DataError, UsageError
+from compat.errors import DataError, InputError, UsageError
 from compat.launch import RAY_MARKERS, SETTINGS, LaunchConfig, settings_for
-from compat.models import GPU, Code, Environment, Finding, Severity, Unknown, parse_version
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python < 3.11 only
-    import tomli as tomllib
+from compat.matrix.load import read_toml
+from compat.models import (
+    GPU,
+    Code,
+    Environment,
+    Finding,
+    Severity,
+    Unknown,
+    canonicalize_name,
+    parse_version,
+)
 
 
 class AdvisorySeverity(enum.Enum):
@@ -444,12 +447,12 @@ def load_advisories(directory: Path) -> tuple[Advisory, ...]:
                         hint="set COMPAT_MATRICES or reinstall compat")
     for path in sorted(directory.glob("*.toml")):
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{path.name}: cannot read ({exc})")
+            data = read_toml(path, cached=True)
+        except DataError as exc:
+            problems.extend(f"{path.name}: invalid TOML ({p.split(': ', 2)[-1]})" for p in exc.problems)
             continue
-        except tomllib.TOMLDecodeError as exc:
-            problems.append(f"{path.name}: invalid TOML ({exc})")
+        except InputError as exc:
+            problems.append(f"{path.name}: cannot read ({exc.message})")
             continue
         adv, errs = parse_advisory(data, path.name)
         problems.extend(errs)

@@ -139,7 +139,7 @@ class Matrix:
                 if not path.is_file():
                     return []
                 p = Problems(str(path))
-                rows: list[Any] = fn(p, read_toml(path))
+                rows: list[Any] = fn(p, read_toml(path, cached=True))
                 problems.extend(p.items)
                 return rows
 
@@ -203,10 +203,13 @@ class Matrix:
         for g in self.gpus:
             if t in g.aliases or t == g.name.lower():
                 return g
+        # The longest match string wins: "NVIDIA L4" is inside "NVIDIA L40S", "H20" inside "H200".
+        best: Optional[tuple[int, GpuModel]] = None
         for g in self.gpus:
-            if any(m.lower() in t for m in g.match):
-                return g
-        return None
+            for m in g.match:
+                if m.lower() in t and (best is None or len(m) > best[0]):
+                    best = (len(m), g)
+        return best[1] if best else None
 
 
 def parse_gpu_arg(text: str, matrix: Matrix) -> tuple[str, tuple[int, int], Optional[float]]:
