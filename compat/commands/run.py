@@ -1,0 +1,67 @@
+"""`compat run [check options] -- CMD ...`: check with CMD as the launch command, then exec CMD
+(a container ENTRYPOINT guard: CMD replaces compat, so it gets the signals and sets the exit code)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn, Optional
+
+import click
+
+from compat.cli import _check_options, _exit_code, _run_check
+
+
+def exec_command(argv: list[str]) -> NoReturn:
+    """Replace this process with argv (PATH lookup); 127 when not found, 126 when not runnable,
+    as a shell says."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        click.echo(f"compat run: {argv[0]}: command not found", err=True)
+        sys.exit(127)
+    except OSError as exc:
+        click.echo(f"compat run: {argv[0]}: {exc.strerror}", err=True)
+        sys.exit(126)
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@_check_options
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print nothing when CMD starts (findings below --fail-on are not shown).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True, metavar="-- CMD ...")
+def run_cmd(from_file: Optional[str], interpreter: Optional[str], driver: Optional[str],
+            gpus: tuple[str, ...], env_vars: tuple[str, ...], python_version: Optional[str],
+            deep: bool, launch_file: Optional[str], fail_on: str, ignore: tuple[str, ...],
+            quiet: bool, command: tuple[str, ...]) -> None:
+    """Check this environment with CMD as the server launch command, then run CMD in compat's
+    place when nothing at or above --fail-on is found; otherwise print the findings on stderr
+    and exit 1 without running it. CMD's signals and exit code are its own (exec), so this fits
+    a container ENTRYPOINT:
+
+      compat run -- python -m sglang.launch_server --model-path M --tp-size 4
+
+    A command that is not an sglang/vLLM server is checked without launch settings.
+    """
+    from compat.format.text import format_findings
+    from compat.models import Severity
+
+    argv = list(command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise click.UsageError("no command to run after `--`")
+    env, findings = _run_check(from_file, interpreter, driver, gpus, env_vars, python_version,
+                               deep, launch_file, ignore, tuple(argv))
+    code = _exit_code(findings, fail_on)
+    if code:
+        click.echo(format_findings(findings, env, fail_on), err=True, nl=False)
+        click.echo(f"compat run: not starting {argv[0]}: findings at or above {fail_on} "
+                   "(fix them, or pass --ignore CODE|ID / --fail-on)", err=True)
+        sys.exit(code)
+    if not quiet and any(f.severity >= Severity.WARNING for f in findings):
+        shown = [f for f in findings if f.severity >= Severity.WARNING]
+        click.echo(format_findings(shown, env, fail_on), err=True, nl=False)
+    exec_command(argv)
