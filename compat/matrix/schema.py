@@ -47,7 +47,7 @@ class Problems:
         try:
             return conv(value)
         except (InvalidVersion, InvalidSpecifier, InvalidRequirement, ValueError) as exc:
-            self.add(path, f"invalid {what} {value!r}: {exc}")
+            self.add(path, f"invalid {what} {value!r}: {str(exc).splitlines()[0]}")
             return None
 
     def strings(self, d: dict[str, Any], key: str, path: str, required: bool = False) -> tuple[str, ...]:
