@@ -133,7 +133,7 @@ def _run_check(from_file: Optional[str], interpreter: Optional[str], driver: Opt
     else:
         from compat.probe import probe_environment
 
-        env = probe_environment(interpreter)
+        env = probe_environment(interpreter, deep=deep)
     env = apply_overrides(env, matrix, driver, gpus, env_vars, python_version)
     launch = _launch(env, launch_file, launch_argv)
     ctx = Context(env=env, matrix=matrix, launch=launch, deep=deep)

@@ -148,6 +148,8 @@ class TorchBuild:
     cuda_from_deps: Optional[str] = None
     # libtorch*/libc10* files in torch/lib (a CPU build has no libtorch_cuda.so).
     libs: tuple[str, ...] = ()
+    # torch.cuda.get_arch_list() ('sm_90', 'compute_90'), read only with --deep (imports torch).
+    arch_list: tuple[str, ...] = ()
 
     @property
     def cuda_major(self) -> Optional[int]:

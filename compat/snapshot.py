@@ -35,7 +35,8 @@ def to_dict(env: Environment) -> dict[str, Any]:
 
     def torch(t: TorchBuild) -> dict[str, Any]:
         return {"version": str(t.version) if t.version else None, "cuda": t.cuda, "hip": t.hip,
-                "cuda_from_deps": t.cuda_from_deps, "source": t.source, "libs": list(t.libs)}
+                "cuda_from_deps": t.cuda_from_deps, "source": t.source, "libs": list(t.libs),
+                "arch_list": list(t.arch_list)}
 
     def driver(d: Driver) -> dict[str, Any]:
         return {"version": _probed(d.version, str), "version_source": d.version_source,
@@ -144,7 +145,8 @@ def from_dict(data: Any, origin: str = "snapshot") -> Environment:
         return TorchBuild(parse_version(raw), r.get(v, "cuda", str, p, None),
                           r.get(v, "hip", str, p, None), r.get(v, "source", str, p, origin),
                           r.get(v, "cuda_from_deps", str, p, None),
-                          tuple(str(x) for x in r.get(v, "libs", list, p, [])))
+                          tuple(str(x) for x in r.get(v, "libs", list, p, [])),
+                          tuple(str(x) for x in r.get(v, "arch_list", list, p, [])))
 
     def text_or_unknown(v: Any, key: str, p: str) -> Union[str, Unknown]:
         value = v.get(key) if isinstance(v, dict) else None

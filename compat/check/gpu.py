@@ -8,7 +8,7 @@ compute_XY is JIT-compiled by the driver for any GPU of capability >= X.Y.
 from __future__ import annotations
 
 from compat.check.base import Context
-from compat.matrix.schema import cc_str
+from compat.matrix.schema import cc_str, parse_cc
 from compat.models import GPU, Code, Finding, Severity, Unknown
 
 
@@ -27,6 +27,13 @@ def check(ctx: Context) -> list[Finding]:
                         fix=("name the target GPUs: compat check --gpu h100 (or --gpu sm_90)",))]
     if tb.hip:
         return []
+    if tb.arch_list:  # read from torch itself (--deep): better than any table
+        sass = tuple(sorted({parse_cc(a) for a in tb.arch_list if a.startswith("sm_")}))
+        ptx = tuple(sorted({parse_cc(a) for a in tb.arch_list if a.startswith("compute_")}))
+        covered = ", ".join(f"sm_{a}{b}" for a, b in sass)
+        return [f for g in gpus
+                if (f := _judge(g, sass, ptx, f"torch {tb.version}", covered,
+                                "torch.cuda.get_arch_list()"))]
     build = ctx.matrix.build_of(tb.version, tb.cuda or tb.cuda_from_deps)
     if build is None or not build.sass:
         return [Finding(Code.GPU_ARCH.value, Severity.INFO,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -17,12 +18,17 @@ def probe_environment(
     environ: Optional[Mapping[str, str]] = None,
     root: str = "/",
     host: bool = True,
+    deep: bool = False,
 ) -> Environment:
     """The live environment: interpreter, distributions, torch build, driver, GPUs, env, caches."""
     environ = os.environ if environ is None else environ
     interp = python.resolve(python_exe)
     dists = distributions.with_extension_needs(distributions.scan(interp.path, everything=everything))
     torch_build = torch.probe_torch(distributions.find(dists, "torch"))
+    if deep and not isinstance(torch_build, Unknown) and not torch_build.is_cpu:
+        archs, _ = torch.arch_list(interp.info.executable)
+        if archs:
+            torch_build = dataclasses.replace(torch_build, arch_list=archs)
     drv: Union[Driver, Unknown]
     gpus: Union[tuple[GPU, ...], Unknown]
     ctx: Union[HostContext, Unknown]

@@ -81,3 +81,26 @@ def probe_torch(dist: Optional[Distribution]) -> Union[TorchBuild, Unknown]:
     except OSError:
         libs = ()
     return TorchBuild(version, fields.get("cuda"), fields.get("hip"), path, deps_cuda, libs)
+
+
+_ARCH_CHILD = "import json, torch; print(json.dumps(torch.cuda.get_arch_list()))"
+
+
+def arch_list(executable: str, timeout: float = 60.0) -> tuple[tuple[str, ...], str]:
+    """torch.cuda.get_arch_list() of the target interpreter (imports torch: --deep only)."""
+    import json
+    import subprocess
+
+    try:
+        proc = subprocess.run([executable, "-c", _ARCH_CHILD], capture_output=True, text=True,
+                              timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return (), f"could not run torch: {exc}"
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        return (), f"importing torch failed: {last}"
+    try:
+        archs = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return (), "torch printed no arch list"
+    return tuple(str(a) for a in archs), "torch.cuda.get_arch_list()"

@@ -288,3 +288,19 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
     produced |= {f.code for f in run_checks(Context(env=e, matrix=MATRIX, launch=launch),
                                              load_advisories(advisories_dir()))}
     assert documented and documented <= produced, documented - produced
+
+
+def test_gpu_arch_from_torch_arch_list() -> None:
+    # --deep records torch.cuda.get_arch_list(); it wins over the curated table.
+    def judge(archs: tuple[str, ...], cc: tuple[int, int]) -> list[Finding]:
+        e = env_of("torch==2.7.1+cu126", torch_cuda="12.6",
+                   gpus=(GPU(0, "test GPU", cc, 1000, 0, False, "GPU-x", "test"),))
+        assert not isinstance(e.torch, Unknown)
+        e = dataclasses.replace(e, torch=dataclasses.replace(e.torch, arch_list=archs))
+        return [f for f in run_checks(Context(env=e, matrix=MATRIX)) if f.code == "gpu-arch"]
+
+    assert judge(("sm_80", "sm_90"), (8, 6)) == []  # sm_80 SASS runs on sm_86
+    (err,) = judge(("sm_80", "sm_90"), (12, 0))
+    assert err.severity is Severity.ERROR and "torch.cuda.get_arch_list()" in err.references
+    (warn,) = judge(("sm_80", "sm_90", "compute_90"), (12, 0))
+    assert warn.severity is Severity.WARNING and "PTX" in warn.message
