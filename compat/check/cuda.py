@@ -172,7 +172,7 @@ def check_driver(ctx: Context) -> list[Finding]:
         out.append(Finding(
             Code.DRIVER_TOO_OLD.value, Severity.ERROR,
             f"the driver is too old for {parts}: {why}; needs {floors}",
-            evidence=(why,) + tuple(f"{who} is built for CUDA {v}" for v, who in too_old),
+            evidence=(why, *tuple(f"{who} is built for CUDA {v}" for v, who in too_old)),
             fix=(f"upgrade the NVIDIA driver to >= {floor or own}",
                  f"or install builds for CUDA <= {have}: compat lock <target> --driver "
                  f"{drv_version or '<version>'}"),

@@ -20,8 +20,8 @@ from compat.check.builds import (
     torch_lib_dir,
     torch_libs,
 )
-from compat.models import Code, Distribution, Finding, Severity
-from compat.probe.distributions import EXTENSIONS, canonicalize_name
+from compat.models import Code, Distribution, Finding, Severity, canonicalize_name
+from compat.probe.distributions import EXTENSIONS
 
 KERNELS = ("flashinfer-python", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel", "flash-attn",
            "flash-attn-3", "vllm", "deep-gemm", "deep-ep")
