@@ -326,3 +326,49 @@ def test_installers_agree_with_the_lock(local_lock: dict[str, Any], tmp_path: Pa
     got = {m.group(1).lower(): m.group(2) for m in
            re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+)", proc.stdout, re.M)}
     assert got == want
+
+
+# --------------------------------------------------------------------------------------------
+# Online: real pip and uv against real PyPI, for targets PyPI alone can satisfy
+# --------------------------------------------------------------------------------------------
+
+def _pins(text: str) -> dict[str, str]:
+    return {m.group(1).lower(): m.group(2) for m in
+            re.finditer(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)", text, re.M)}
+
+
+@pytest.mark.online
+@pytest.mark.parametrize(("target", "roots"), [
+    (["torch==2.7.1", "torchvision"], ["torch", "torchvision"]),
+    (["vllm==0.10.1.1"], ["vllm==0.10.1.1"]),
+])
+def test_online_pypi_agrees(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            target: list[str], roots: list[str]) -> None:
+    code, text, err = run_main(["lock", *target, "--python", "3.11", "--format", "constraints"], capsys)
+    assert code == 0, err
+    want = _pins(text)
+    assert not re.search(r"\+cu\d+", text), "a PyPI-only target needs no other index"
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text(text)
+    req = tmp_path / "req.in"
+    req.write_text("\n".join(roots) + "\n")
+    uv = uv_binary()
+    if uv is not None:
+        proc = subprocess.run(
+            [uv, "pip", "compile", str(req), "-c", str(constraints), "--python-version", "3.11",
+             "--python-platform", "x86_64-manylinux_2_28", "--no-header", "--no-annotate", "--quiet"],
+            env=clean_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        got = _pins(proc.stdout)
+        assert {k: got.get(k) for k in want} == want
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("pip's dry run resolves for this interpreter: needs Python 3.11")
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+         "--report", str(report), "-c", str(constraints), "-r", str(req)],
+        env=clean_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    got = {i["metadata"]["name"].lower(): i["metadata"]["version"]
+           for i in json.loads(report.read_text())["install"]}
+    assert {k: got.get(k) for k in want} == want
