@@ -11,6 +11,7 @@ the matrix, the advisories and the target come in as values; nothing is read fro
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -438,17 +439,29 @@ def _archs(build: TorchBuildInfo) -> str:
 # --------------------------------------------------------------------------------------------
 
 def _newest_first(rels: dict[Version, Release], specs: Sequence[SpecifierSet]) -> list[Release]:
-    out = []
-    for v in sorted(rels, reverse=True):
-        if all(s.contains(v, prereleases=_pre(s, v)) for s in specs):
-            out.append(rels[v])
+    key = (id(rels), tuple(str(s) for s in specs))
+    hit = _CANDIDATES.get(key)
+    if hit is not None and hit[0] is rels:
+        return hit[1]
+    pre = [_pre(s) for s in specs]
+    out = [rels[v] for v in sorted(rels, reverse=True)
+           if all(s.contains(v, prereleases=p) for s, p in zip(specs, pre))]
+    _CANDIDATES[key] = (rels, out)
     return out
 
 
-def _pre(spec: SpecifierSet, v: Version) -> bool:
-    """Pre-releases only when a specifier names one (PEP 440), or pins this one exactly."""
-    return any(Version(s.version.replace(".*", "")).is_prerelease for s in spec
-               if s.version.replace(".*", "")[:1].isdigit() and _valid(s.version.replace(".*", "")))
+# (releases dict, specifiers) -> candidates; the dicts live as long as their Matrix.
+_CANDIDATES: dict[tuple[int, tuple[str, ...]], tuple[dict[Version, Release], list[Release]]] = {}
+
+
+@functools.cache
+def _pre(spec: SpecifierSet) -> bool:
+    """Pre-releases only when a specifier names one (PEP 440)."""
+    for s in spec:
+        text = s.version.replace(".*", "")
+        if text[:1].isdigit() and _valid(text) and Version(text).is_prerelease:
+            return True
+    return False
 
 
 def _valid(text: str) -> bool:
