@@ -154,3 +154,45 @@ def test_hook_manifest_is_valid_and_matches_the_linted_names() -> None:
     assert hook["id"] == "compat-lint" and hook["language"] == "python"
     assert hook["entry"] == "compat lint"
     assert hook["files"] == FILE_PATTERN.pattern
+
+
+def _docs_local_config() -> str:
+    doc = (REPO / "docs" / "integrations.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    (local,) = [b for b in blocks if "repo: local" in b]
+    return local
+
+
+def test_the_documented_local_hook_works_as_written(tmp_path: Path) -> None:
+    pytest.importorskip("pre_commit", reason="pre-commit is not installed (pip install pre-commit)")
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    import yaml
+
+    from compat.lint import FILE_PATTERN
+
+    config = _docs_local_config()
+    (hook,) = yaml.safe_load(config)["repos"][0]["hooks"]
+    assert hook["files"] == FILE_PATTERN.pattern
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRE_COMMIT", "GIT_"))}
+    # `language: system` runs the `compat` on PATH: this interpreter's
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PRE_COMMIT_HOME"] = str(tmp_path / "pre-commit-home")
+    env.update({"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+    project = _project(tmp_path / "project", {
+        ".pre-commit-config.yaml": config,
+        "requirements.txt": (LINT / "requirements-torch-triton.txt").read_text(),
+        "constraints-serve.txt": (LINT / "requirements-good.txt").read_text(),
+    }, env)
+
+    def run(*files: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pre_commit", "run", "--files", *files],
+                              cwd=project, env=env, capture_output=True, text=True, timeout=120,
+                              check=False)
+
+    bad = run("requirements.txt")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "requirements.txt:5: torch-triton error" in bad.stdout
+    good = run("constraints-serve.txt", ".pre-commit-config.yaml")
+    assert good.returncode == 0, good.stdout + good.stderr
