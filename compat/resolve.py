@@ -975,6 +975,8 @@ class _Resolver:
                 continue  # flashinfer's per-torch indexes: cu124torch2.6
             if row.when is not None:
                 have = versions.get(_key(row.when.name))
+                if have is None and _key(row.when.name) in {_key(p) for p in row.projects}:
+                    have = versions.get(name)  # a renamed project on the same index (sglang-kernel)
                 if have is None or not row.when.specifier.contains(Version(have.public),
                                                                    prereleases=True):
                     continue
