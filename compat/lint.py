@@ -22,14 +22,11 @@ from packaging.markers import InvalidMarker, Marker, UndefinedComparison, Undefi
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import Version
 
-from compat.check import Context, run_checks, sort_findings
-from compat.check.builds import parse_local
-from compat.check.cuda import KERNEL_TAGGED
+from compat.check import Context, run_checks
 from compat.inputs import apply_overrides, env_from_freeze
 from compat.matrix.load import Matrix
-from compat.models import Code, Environment, Finding, Severity, Unknown, parse_version
+from compat.models import Code, Environment, Finding, Severity, parse_version
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -389,48 +386,6 @@ def _names_in(f: Finding, pinned: dict[str, Pin]) -> list[str]:
     return out
 
 
-def _cuda_tags(env: Environment, exact: dict[str, Pin]) -> list[Finding]:
-    """Kernels and companions built for another CUDA minor than torch (+cu124 torch, +cu126
-    flashinfer): one stack comes from one CUDA index. A kernel built by a newer toolkit than
-    torch's runtime may call runtime APIs that runtime lacks and ship PTX its driver cannot JIT
-    (an error); one built by an older toolkit usually loads (a warning). Other majors are
-    cuda-mix's and torch-companion's to report."""
-    tb = env.torch
-    if isinstance(tb, Unknown) or tb.version is None:
-        return []
-    tc = tb.cuda or tb.cuda_from_deps
-    if not tc or "." not in tc:
-        return []
-    torch_cuda = Version(tc)
-    out: list[Finding] = []
-    for key in KERNEL_TAGGED:
-        pin = exact.get(key)
-        if pin is None or pin.version is None:
-            continue
-        tag = parse_local(Version(pin.version))
-        if not tag.cuda or "." not in tag.cuda:
-            continue
-        kc = Version(tag.cuda)
-        if kc.major != torch_cuda.major or kc == torch_cuda:
-            continue
-        newer = kc > torch_cuda
-        out.append(Finding(
-            Code.CUDA_MIX.value, Severity.ERROR if newer else Severity.WARNING,
-            f"{key} {pin.version} is built for CUDA {kc}, torch {tb.version} for CUDA {torch_cuda}"
-            + (f": built by a newer CUDA toolkit than torch's runtime, it may need runtime APIs "
-               f"(and a driver) that torch's CUDA {torch_cuda} build does not bring" if newer else
-               ": the stack should come from one CUDA index"),
-            evidence=(f"{key} {pin.version}", f"torch {tb.version} (CUDA {torch_cuda})"),
-            fix=(f"pin the {key} build for CUDA {torch_cuda} (+{_tag(torch_cuda)}), or torch's "
-                 f"build for CUDA {kc}",),
-            packages=("torch", key)))
-    return out
-
-
-def _tag(cuda: Version) -> str:
-    return f"cu{cuda.major}{cuda.minor}"
-
-
 def _present(msg: str) -> str:
     """Words of `compat check` about an installed environment, said of pins."""
     return msg.replace(" is installed", " is pinned").replace("installed: ", "pinned: ")
@@ -451,8 +406,6 @@ def _check_scope(pins: Sequence[Pin], origin: str, matrix: Matrix, advisories: S
         return []
     env = _environment(exact, origin, matrix, target)
     found = run_checks(Context(env=env, matrix=matrix), advisories, target.ignore)
-    found = sort_findings(found + [f for f in _cuda_tags(env, exact)
-                                   if f.code not in target.ignore])
     pinned = set(exact)
     out = [_place(f, exact) for f in found if _keep(f, pinned, target)]
     for _, pin in sorted(ranges.items()):

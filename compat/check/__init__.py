@@ -30,6 +30,7 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("torch-companion", companion.check),
     ("kernel-torch", kernels.check),
     ("cuda-mix", cuda.check_mix),
+    ("cuda-mix", cuda.check_minor),
     ("driver-too-old", cuda.check_driver),
     ("gpu-arch", gpu.check),
     ("stale-cache", caches.check),

@@ -86,6 +86,42 @@ def check_mix(ctx: Context) -> list[Finding]:
         fix=tuple(fixes), packages=tuple(sorted({s.split()[0] for _, s in odd})))]
 
 
+def check_minor(ctx: Context) -> list[Finding]:
+    """Kernels and companions built for another CUDA minor than torch (+cu124 torch beside a
+    +cu126 flashinfer): one stack comes from one CUDA index. A kernel built by a newer toolkit
+    than torch's runtime may call runtime APIs that runtime lacks and ship PTX its driver cannot
+    JIT (an error); one built by an older toolkit usually loads (a warning). Other majors are
+    check_mix's to report."""
+    tb = ctx.torch
+    tc = (tb.cuda or tb.cuda_from_deps) if tb is not None else None
+    if tb is None or not tc or "." not in tc:
+        return []
+    torch_cuda = Version(tc)
+    out: list[Finding] = []
+    for key in KERNEL_TAGGED:
+        d = ctx.env.dist(key)
+        if d is None or d.version is None:
+            continue
+        tag = parse_local(d.version)
+        if not tag.cuda or "." not in tag.cuda:
+            continue
+        kc = Version(tag.cuda)
+        if kc.major != torch_cuda.major or kc == torch_cuda:
+            continue
+        newer = kc > torch_cuda
+        out.append(Finding(
+            Code.CUDA_MIX.value, Severity.ERROR if newer else Severity.WARNING,
+            f"{key} {d.version} is built for CUDA {kc}, torch {tb.version} for CUDA {torch_cuda}"
+            + (": built by a newer CUDA toolkit than torch's runtime, it may need runtime APIs "
+               f"(and a driver) that torch's CUDA {torch_cuda} build does not bring" if newer else
+               ": the stack should come from one CUDA index"),
+            evidence=(f"{key} {d.version}", f"torch {tb.version} (CUDA {torch_cuda})"),
+            fix=(f"install the {key} build for CUDA {torch_cuda} (+cu{torch_cuda.major}"
+                 f"{torch_cuda.minor}), or torch's build for CUDA {kc}",),
+            packages=("torch", key)))
+    return out
+
+
 def driver_cuda(ctx: Context) -> tuple[Optional[Version], str]:
     """The highest CUDA the driver runs: NVML's answer, else the toolkit table by driver version."""
     drv = ctx.env.driver

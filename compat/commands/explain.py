@@ -94,7 +94,9 @@ FINDINGS: dict[str, CodeText] = {
         "versioned like CUDA (`nvidia-cuda-runtime`, `cuda-toolkit`, ...; cuFFT/cuBLAS carry their "
         "own version numbers and are not read), of kernels' local tags, and of CUDA folders on "
         "LD_LIBRARY_PATH. Folders on LD_LIBRARY_PATH and kernels of another major are errors (they "
-        "load before torch's); stray wheels a warning.",
+        "load before torch's); stray wheels a warning. Within one major, a kernel tagged for a "
+        "newer CUDA minor than torch (+cu126 beside a +cu124 torch) is an error (it may need "
+        "runtime APIs torch's runtime lacks), an older minor a warning.",
         ("take torch, its companions and the kernels from one CUDA index: `compat lock --cuda X.Y`",
          "drop folders of another CUDA from LD_LIBRARY_PATH; uninstall stray nvidia-*-cuNN wheels "
          "nothing needs"),

@@ -304,3 +304,12 @@ def test_gpu_arch_from_torch_arch_list() -> None:
     assert err.severity is Severity.ERROR and "torch.cuda.get_arch_list()" in err.references
     (warn,) = judge(("sm_80", "sm_90", "compute_90"), (12, 0))
     assert warn.severity is Severity.WARNING and "PTX" in warn.message
+
+
+def test_cuda_minor_of_kernels() -> None:
+    newer = env_of("torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu126torch2.5", torch_cuda="12.4")
+    (f,) = [f for f in run_checks(Context(env=newer, matrix=MATRIX)) if f.code == "cuda-mix"]
+    assert f.severity is Severity.ERROR and "built for CUDA 12.6, torch 2.5.1+cu124" in f.message
+    older = env_of("torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu121torch2.5", torch_cuda="12.4")
+    (w,) = [f for f in run_checks(Context(env=older, matrix=MATRIX)) if f.code == "cuda-mix"]
+    assert w.severity is Severity.WARNING
