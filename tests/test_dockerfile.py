@@ -4,6 +4,7 @@ when installed), installs exactly the lock, and its verification step works with
 from __future__ import annotations
 
 import dataclasses
+import io
 import shlex
 import shutil
 import subprocess
@@ -45,7 +46,8 @@ def resolution(targets: tuple[str, ...], python: str = "3.10", driver: str | Non
 
 def parse(text: str) -> Any:
     dfp = pytest.importorskip("dockerfile_parse", reason="pip install dockerfile-parse")
-    parser = dfp.DockerfileParser(fileobj=None)
+    # In memory: a parser without a file object writes ./Dockerfile when given content.
+    parser = dfp.DockerfileParser(fileobj=io.BytesIO())
     parser.content = text
     return parser
 
