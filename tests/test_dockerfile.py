@@ -19,9 +19,9 @@ from compat.advisories import load_advisories
 from compat.commands.lock import build_target
 from compat.emit import EmitOptions, LockFormat, render
 from compat.emit.dockerfile import (
-    CUDA_IMAGES,
     DockerOptions,
     choose_base,
+    cuda_images,
     lock_lines,
     render_dockerfile,
 )
@@ -150,7 +150,7 @@ def test_base_choices_and_errors() -> None:
     with pytest.raises(UsageError) as exc:
         choose_base(odd, DockerOptions())
     assert exc.value.hint is not None and "--base-image" in exc.value.hint
-    assert all(tag.startswith(cuda + ".") for cuda, (tag, _) in CUDA_IMAGES.items())
+    assert all(tag.startswith(cuda + ".") for cuda, (tag, _) in cuda_images(MATRIX).items())
 
 
 def test_local_compat_wheel_is_copied_in() -> None:

@@ -57,7 +57,7 @@ def dockerfile_cmd(targets: tuple[str, ...], cuda: Optional[str], driver: Option
     from compat import __version__
     from compat.advisories import load_advisories
     from compat.commands.lock import build_target
-    from compat.emit.dockerfile import DockerOptions, render_dockerfile
+    from compat.emit.dockerfile import DockerOptions, cuda_images, render_dockerfile
     from compat.matrix.load import Matrix
     from compat.resolve import driver_runs, fmt_driver, resolve
     from compat.resources import advisories_dir
@@ -85,4 +85,4 @@ def dockerfile_cmd(targets: tuple[str, ...], cuda: Optional[str], driver: Option
         version=__version__, full=full, os=os_name, flavor=flavor, base_image=base_image,
         compat_spec=compat_spec, check_args=tuple(check_args), disable_require=disable_require,
         fail_on=fail_on, stage=stage, hashes=hashes)
-    _write(render_dockerfile(res, opts), output)
+    _write(render_dockerfile(res, opts, cuda_images(matrix)), output)

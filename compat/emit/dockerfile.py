@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,24 +20,21 @@ from packaging.version import Version
 
 from compat.emit import EmitOptions, LockFormat, render
 from compat.errors import UsageError
+from compat.matrix.load import Matrix
 from compat.resolve import Resolution, fmt_driver
 
 # nvidia/cuda tags per CUDA version: the release tag, and the Ubuntu versions it is published for
 # (newest first). Tags as NVIDIA publishes them: https://hub.docker.com/r/nvidia/cuda/tags and
 # https://gitlab.com/nvidia/container-images/cuda/-/blob/master/doc/supported-tags.md
-CUDA_IMAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "11.7": ("11.7.1", ("ubuntu22.04", "ubuntu20.04")),
-    "11.8": ("11.8.0", ("ubuntu22.04", "ubuntu20.04")),
-    "12.1": ("12.1.1", ("ubuntu22.04", "ubuntu20.04")),
-    "12.4": ("12.4.1", ("ubuntu22.04", "ubuntu20.04")),
-    "12.6": ("12.6.3", ("ubuntu24.04", "ubuntu22.04", "ubuntu20.04")),
-    "12.8": ("12.8.1", ("ubuntu24.04", "ubuntu22.04", "ubuntu20.04")),
-    "12.9": ("12.9.1", ("ubuntu24.04", "ubuntu22.04", "ubuntu20.04")),
-    "13.0": ("13.0.2", ("ubuntu24.04", "ubuntu22.04")),
-    "13.1": ("13.1.1", ("ubuntu24.04", "ubuntu22.04")),
-    "13.2": ("13.2.1", ("ubuntu24.04", "ubuntu22.04")),
-    "13.4": ("13.4.1", ("ubuntu24.04",)),
-}
+Images = Mapping[str, tuple[str, tuple[str, ...]]]
+
+
+def cuda_images(matrix: Optional[Matrix] = None) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """CUDA minor -> (nvidia/cuda tag, OS releases), from matrices/curated/images.toml."""
+    m = matrix or Matrix()
+    return {i.cuda: (i.tag, i.os) for i in m.images}
+
+
 # The python3 each Ubuntu release ships (apt), used when it is the target's Python.
 SYSTEM_PYTHON = {"ubuntu24.04": "3.12", "ubuntu22.04": "3.10", "ubuntu20.04": "3.8"}
 # uv installs any other Python (python-build-standalone builds) at image build time.
@@ -106,7 +103,8 @@ def flavor_of(res: Resolution, wanted: str) -> tuple[str, str]:
     return "runtime", "no package of the stack compiles CUDA code"
 
 
-def choose_base(res: Resolution, opts: DockerOptions) -> Base:
+def choose_base(res: Resolution, opts: DockerOptions, images: Optional[Images] = None) -> Base:
+    """The base image; `images` (cuda_images()) is read from the bundled database when None."""
     py = res.target.python
     flavor, why = flavor_of(res, opts.flavor)
     if opts.base_image:
@@ -119,9 +117,10 @@ def choose_base(res: Resolution, opts: DockerOptions) -> Base:
         return Base(image, os_name, "runtime", f"torch is a {res.cuda} build: no CUDA image",
                     "apt" if SYSTEM_PYTHON.get(os_name) == py else "uv")
     cuda = ".".join(res.cuda.split(".")[:2])
-    entry = CUDA_IMAGES.get(cuda)
+    images = cuda_images() if images is None else images
+    entry = images.get(cuda)
     if entry is None:
-        known = ", ".join(CUDA_IMAGES)
+        known = ", ".join(images)
         raise UsageError(f"compat knows no nvidia/cuda image for CUDA {cuda}",
                          hint=f"give one: --base-image nvidia/cuda:<tag> (known CUDA versions: {known})")
     tag, oses = entry
@@ -169,8 +168,8 @@ def _compat_install(opts: DockerOptions, python: str) -> list[str]:
                        f"{COMPAT_VENV}/bin/pip install --no-cache-dir {arg}"])
 
 
-def render_dockerfile(res: Resolution, opts: DockerOptions) -> str:
-    base = choose_base(res, opts)
+def render_dockerfile(res: Resolution, opts: DockerOptions, images: Optional[Images] = None) -> str:
+    base = choose_base(res, opts, images)
     t = res.target
     lock_opts = EmitOptions(command=opts.command, hashes=opts.hashes, version=opts.version)
     requirements = lock_lines(render(LockFormat.REQUIREMENTS, res, lock_opts))

@@ -19,6 +19,7 @@ from packaging.version import Version
 from compat import resources
 from compat.errors import DataError, InputError
 from compat.matrix.schema import (
+    CudaImage,
     GpuModel,
     Problems,
     Release,
@@ -28,6 +29,7 @@ from compat.matrix.schema import (
     parse_cc,
     read_generated,
     read_gpus,
+    read_images,
     read_indexes,
     read_toolkits,
     read_torch_builds,
@@ -95,7 +97,7 @@ class Matrix:
         self.root = root or resources.matrices_dir()
         self._releases: dict[str, dict[Version, Release]] = {}
         self._curated: Optional[tuple[list[Toolkit], list[TorchBuildInfo], list[GpuModel],
-                                      list[WheelIndex]]] = None
+                                      list[WheelIndex], list[CudaImage]]] = None
 
     # Generated data -------------------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -129,7 +131,7 @@ class Matrix:
 
     # Curated data ---------------------------------------------------------------------------
     def _load_curated(self) -> tuple[list[Toolkit], list[TorchBuildInfo], list[GpuModel],
-                                     list[WheelIndex]]:
+                                     list[WheelIndex], list[CudaImage]]:
         if self._curated is None:
             folder = self.root / "curated"
             problems: list[str] = []
@@ -147,9 +149,10 @@ class Matrix:
             builds = read("torch_builds.toml", read_torch_builds)
             gpus = read("gpus.toml", read_gpus)
             indexes = read("indexes.toml", read_indexes)
+            images = read("images.toml", read_images)
             if problems:
                 raise DataError(problems, hint="run `compat matrix validate`")
-            self._curated = (toolkits, builds, gpus, indexes)
+            self._curated = (toolkits, builds, gpus, indexes, images)
         return self._curated
 
     @property
@@ -167,6 +170,10 @@ class Matrix:
     @property
     def indexes(self) -> list[WheelIndex]:
         return self._load_curated()[3]
+
+    @property
+    def images(self) -> list[CudaImage]:
+        return self._load_curated()[4]
 
     def toolkit(self, cuda: str) -> Optional[Toolkit]:
         """The curated row for a CUDA version ('12.4'), or for the nearest lower one of that major."""

@@ -314,3 +314,26 @@ def read_indexes(p: Problems, data: dict[str, Any]) -> list[WheelIndex]:
             source=_source(p, row, path),
         ))
     return out
+
+
+@dataclass(frozen=True)
+class CudaImage:
+    """An nvidia/cuda base image tag for a CUDA minor and the OS releases it is published for."""
+
+    cuda: str
+    tag: str
+    os: tuple[str, ...]
+    source: str
+    verified: bool = True
+
+
+def read_images(p: Problems, data: dict[str, Any]) -> list[CudaImage]:
+    out = []
+    for path, row in _rows(p, data, "image"):
+        cuda = p.get(row, "cuda", str, path) or ""
+        tag = p.get(row, "tag", str, path) or ""
+        if cuda and tag and not tag.startswith(cuda + "."):
+            p.add(f"{path}.tag", f"{tag!r} is not a CUDA {cuda} tag")
+        out.append(CudaImage(cuda, tag, p.strings(row, "os", path, required=True), _source(p, row, path),
+                             bool(p.get(row, "verified", bool, path, True, required=False))))
+    return out
