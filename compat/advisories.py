@@ -18,6 +18,7 @@ from packaging.version import Version
 from compat.errors import DataError, InputError, UsageError
 from compat.launch import RAY_MARKERS, SETTINGS, LaunchConfig, settings_for
 from compat.matrix.load import read_toml
+from compat.matrix.schema import Problems
 from compat.models import (
     GPU,
     Code,
@@ -174,16 +175,7 @@ _WORKAROUND_KEYS = frozenset({"description", "flags", "env", "versions", "comman
 _CODES = frozenset(c.value for c in Code)
 
 
-class _Problems:
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.items: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(f"{self.source}: {path}: {message}")
-
-
-def _str(p: _Problems, d: Mapping[str, Any], key: str, path: str, required: bool = True) -> str:
+def _str(p: Problems, d: Mapping[str, Any], key: str, path: str, required: bool = True) -> str:
     v = d.get(key)
     if v is None:
         if required:
@@ -197,7 +189,7 @@ def _str(p: _Problems, d: Mapping[str, Any], key: str, path: str, required: bool
     return v
 
 
-def _str_list(p: _Problems, v: object, path: str) -> tuple[str, ...]:
+def _str_list(p: Problems, v: object, path: str) -> tuple[str, ...]:
     if v is None:
         return ()
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
@@ -206,7 +198,7 @@ def _str_list(p: _Problems, v: object, path: str) -> tuple[str, ...]:
     return tuple(v)
 
 
-def _date(p: _Problems, text: str, path: str) -> None:
+def _date(p: Problems, text: str, path: str) -> None:
     if not text:
         return
     try:
@@ -215,7 +207,7 @@ def _date(p: _Problems, text: str, path: str) -> None:
         p.add(path, f"expected a date YYYY-MM-DD, got {text!r}")
 
 
-def _spec(p: _Problems, text: object, path: str) -> Optional[SpecifierSet]:
+def _spec(p: Problems, text: object, path: str) -> Optional[SpecifierSet]:
     if not isinstance(text, str):
         p.add(path, "expected a PEP 440 specifier string such as '>=0.5.12'")
         return None
@@ -226,12 +218,12 @@ def _spec(p: _Problems, text: object, path: str) -> Optional[SpecifierSet]:
         return None
 
 
-def _unknown_keys(p: _Problems, d: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
+def _unknown_keys(p: Problems, d: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
     for k in sorted(set(d) - allowed):
         p.add(f"{path}{k}", "unknown key")
 
 
-def _clause_op(p: _Problems, d: Mapping[str, Any], ops: tuple[str, ...], path: str) -> tuple[str, object]:
+def _clause_op(p: Problems, d: Mapping[str, Any], ops: tuple[str, ...], path: str) -> tuple[str, object]:
     given = [op for op in ops if op in d]
     if len(given) != 1:
         p.add(path, f"exactly one of {', '.join(ops)} is required (got {', '.join(given) or 'none'})")
@@ -251,7 +243,7 @@ def _clause_op(p: _Problems, d: Mapping[str, Any], ops: tuple[str, ...], path: s
 
 def parse_advisory(data: Mapping[str, Any], source: str) -> tuple[Optional[Advisory], list[str]]:
     """Build an Advisory from a parsed TOML table; every problem is returned with its key path."""
-    p = _Problems(source)
+    p = Problems(source)
     _unknown_keys(p, data, _TOP_KEYS, "")
     adv_id = _str(p, data, "id", "")
     if adv_id and not _ID.match(adv_id):
@@ -356,7 +348,7 @@ def parse_advisory(data: Mapping[str, Any], source: str) -> tuple[Optional[Advis
     ), []
 
 
-def _parse_affected(p: _Problems, raw: object) -> Optional[Affected]:
+def _parse_affected(p: Problems, raw: object) -> Optional[Affected]:
     if not isinstance(raw, dict):
         p.add("affected", "an [affected] table is required")
         return None
