@@ -64,6 +64,22 @@ def cli() -> None:
     fits together, before a launch; lock a tuple that does."""
 
 
+def _ray_options(fn: Any) -> Any:
+    """`--ray [ADDRESS]` and its companions (compat.cluster; Ray is imported only when given)."""
+    opts = [
+        click.option("--ray", metavar="[ADDRESS]", is_flag=False, flag_value="auto", default=None,
+                     help="Probe every node of a running Ray cluster in a Ray task, as its workers "
+                     "see it: auto (default), HOST:PORT or ray://HOST:10001. Needs compat[ray]."),
+        click.option("--runtime-env", metavar="JSON",
+                     help="With --ray: the job's runtime env (as for ray job submit --runtime-env-json)."),
+        click.option("--ray-timeout", type=float, metavar="SECONDS",
+                     help="With --ray: report nodes that have not answered by then (default 60)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
 @cli.command("env")
 @click.option("--json", "as_json", is_flag=True, help="Write the versioned JSON snapshot.")
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
@@ -71,10 +87,19 @@ def cli() -> None:
               help="Inspect another interpreter's environment (e.g. a server's venv).")
 @click.option("--all", "everything", is_flag=True, help="List every distribution, not just the stack.")
 @click.option("--no-host", is_flag=True, help="Skip driver/GPU probing.")
+@_ray_options
 def env_cmd(as_json: bool, output: Optional[str], python_exe: Optional[str], everything: bool,
-            no_host: bool) -> None:
+            no_host: bool, ray: Optional[str], runtime_env: Optional[str],
+            ray_timeout: Optional[float]) -> None:
     """What compat sees here: Python, the stack's distributions, torch build, driver, GPUs,
     env vars and caches. Nothing is imported: torch's build is read from its files."""
+    if ray is not None or runtime_env is not None or ray_timeout is not None:
+        from compat.cluster import check_options, cluster_env
+
+        check_options(ray, runtime_env, ray_timeout, {"--python": python_exe})
+        _write(cluster_env(ray or "auto", runtime_env, ray_timeout, as_json=as_json,
+                           everything=everything, host=not no_host), output)
+        return
     from compat.probe import probe_environment
 
     env = probe_environment(python_exe, everything=everything, host=not no_host)
@@ -175,17 +200,33 @@ def _exit_code(findings: list[Any], fail_on: str) -> int:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
               show_default=True)
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE.")
+@_ray_options
 @click.argument("launch", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def check_cmd(ctx: click.Context, from_file: Optional[str], interpreter: Optional[str],
               driver: Optional[str], gpus: tuple[str, ...], env_vars: tuple[str, ...],
               python_version: Optional[str], deep: bool, launch_file: Optional[str], fail_on: str,
-              ignore: tuple[str, ...], fmt: str, output: Optional[str], launch: tuple[str, ...]) -> None:
+              ignore: tuple[str, ...], fmt: str, output: Optional[str], ray: Optional[str],
+              runtime_env: Optional[str], ray_timeout: Optional[float], launch: tuple[str, ...]) -> None:
     """Will this stack work here? Checks the environment (live, or --from FILE) against the
     version database and the known-crash advisories; the server launch command goes after `--`:
 
       compat check -- python -m sglang.launch_server --model-path M --attention-backend flashinfer
+
+    With --ray, every node of the Ray cluster is checked where the server's workers run, and the
+    nodes are compared (docs/cluster.md).
     """
+    if ray is not None or runtime_env is not None or ray_timeout is not None:
+        from compat.cluster import check_options, cluster_check
+
+        check_options(ray, runtime_env, ray_timeout, {
+            "--from": from_file, "--interpreter": interpreter, "--driver": driver, "--gpu": gpus,
+            "--python": python_version, "--deep": deep})
+        report, found = cluster_check(ray or "auto", runtime_env, ray_timeout, fmt=fmt,
+                                      fail_on=fail_on, env_vars=env_vars, launch_file=launch_file,
+                                      launch_argv=launch, ignore=ignore)
+        _write(report, output)
+        ctx.exit(_exit_code(found, fail_on))
     from compat.format import Format, render
 
     env, findings = _run_check(from_file, interpreter, driver, gpus, env_vars, python_version,
