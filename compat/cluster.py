@@ -147,10 +147,9 @@ def probe_node(everything: bool = False, host: bool = True) -> dict[str, Any]:
 
     started = time.monotonic()
     environ = dict(os.environ)
-    shipped = _shipped_root()
-    if shipped and "PYTHONPATH" in environ:
+    if "PYTHONPATH" in environ:
         # compat itself arrives through the job's py_modules: not part of what the server sees.
-        rest = [p for p in environ["PYTHONPATH"].split(os.pathsep) if p and p != shipped]
+        rest = [p for p in environ["PYTHONPATH"].split(os.pathsep) if p and not _shipped(p)]
         if rest:
             environ["PYTHONPATH"] = os.pathsep.join(rest)
         else:
@@ -172,11 +171,9 @@ def probe_node(everything: bool = False, host: bool = True) -> dict[str, Any]:
             "address": util.get_node_ip_address(), "facts": facts, "env": data}
 
 
-def _shipped_root() -> Optional[str]:
-    import compat
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(compat.__file__)))
-    return root if "runtime_resources" in root else None
+def _shipped(entry: str) -> bool:
+    """A PYTHONPATH entry that Ray made for this compat (the job's py_modules)."""
+    return "runtime_resources" in entry and os.path.isfile(os.path.join(entry, "compat", "cluster.py"))
 
 
 def _raylet_env(name: str) -> Optional[str]:

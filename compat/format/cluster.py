@@ -135,7 +135,7 @@ def _text(result: ClusterResult, fail_on: str) -> str:
         lines.extend(_finding_lines(result.cluster, "  "))
     else:
         ok = sum(1 for r in probe.nodes if r.status is NodeStatus.OK)
-        lines.append("Across the cluster: the nodes match." if ok > 1 else
+        lines.append(f"Across the cluster: no findings ({ok} nodes compared)." if ok > 1 else
                      "Across the cluster: fewer than two nodes reported; nothing to compare.")
     every = result.all_findings()
     counts = {s: sum(1 for f in every if f.severity is s) for s in Severity}
