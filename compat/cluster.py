@@ -333,10 +333,15 @@ def _run_probes(ray: Any, nodes: Sequence[Node], deadline: float, timeout: float
         for ref in ready:
             node = pending.pop(ref)
             reports.append(_outcome(ray, ref, node))
+    alive = _alive_ids(ray) if pending else set()
     for ref, node in pending.items():
         state = _task_state(ref)
         with contextlib.suppress(Exception):  # the node may already be gone
             ray.cancel(ref, force=True)
+        if alive is not None and node.node_id not in alive:
+            reports.append(NodeReport(node, NodeStatus.DIED, reason=(
+                f"the node left the cluster before its probe answered ({state or 'state unknown'})")))
+            continue
         if state.startswith("PENDING"):
             why = (f"its probe was not scheduled within {timeout:g} s ({state}): the node's "
                    + ("GPUs may all be held by other tasks or actors" if node.gpus > 0 else
@@ -369,8 +374,18 @@ def _outcome(ray: Any, ref: Any, node: Node) -> NodeReport:
         return NodeReport(node, NodeStatus.FAILED,
                           reason=f"the probe raised {_first_line(cause or exc)}")
     except rex.RayError as exc:
-        return NodeReport(node, NodeStatus.FAILED, reason=f"{type(exc).__name__}: {_first_line(exc)}")
+        alive = _alive_ids(ray)
+        # A task bound to a node that died before it started fails as unschedulable.
+        status = NodeStatus.DIED if alive is not None and node.node_id not in alive else NodeStatus.FAILED
+        return NodeReport(node, status, reason=f"{type(exc).__name__}: {_first_line(exc)}")
     return report_from_task(node, data)
+
+
+def _alive_ids(ray: Any) -> Optional[set[str]]:
+    try:
+        return {str(n["NodeID"]) for n in ray.nodes() if n.get("Alive")}
+    except Exception:  # the cluster itself may be going away: then nothing is known
+        return None
 
 
 def _first_line(exc: BaseException) -> str:

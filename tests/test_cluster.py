@@ -441,6 +441,23 @@ def test_ray_unreachable_cluster_is_exit_4() -> None:
     assert "cannot reach the Ray cluster" in proc.stderr and "hint:" in proc.stderr
 
 
+def kill_when_running(cluster: Any, node: Any, limit: float = 20.0) -> None:
+    """Remove `node` once its probe task runs (sleeping), as seen by Ray's state API."""
+    from ray.util.state import list_tasks
+
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        try:
+            running = list_tasks(filters=[("name", "=", "compat-probe"), ("state", "=", "RUNNING")],
+                                 timeout=3, raise_on_missing_output=False)
+        except Exception:  # collect() may not have connected yet
+            continue
+        if any(t.node_id == node.node_id for t in running):
+            break
+    cluster.remove_node(node, allow_graceful=False)
+
+
 @ray_tests
 @needs_ray
 def test_ray_node_killed_mid_check_and_node_too_slow(cluster: Any) -> None:
@@ -449,11 +466,11 @@ def test_ray_node_killed_mid_check_and_node_too_slow(cluster: Any) -> None:
     doomed = cluster.add_node(num_cpus=1, env_vars={SLEEP_VAR: "60"})
     slow = cluster.add_node(num_cpus=1, env_vars={SLEEP_VAR: "60"})
     cluster.wait_for_nodes()
-    killer = threading.Timer(4.0, cluster.remove_node, args=(doomed,), kwargs={"allow_graceful": False})
+    killer = threading.Thread(target=kill_when_running, args=(cluster, doomed))
     killer.start()
     started = time.monotonic()
     try:
-        p = collect(cluster.address, timeout=12)
+        p = collect(cluster.address, timeout=15)
     finally:
         killer.join()
         cluster.remove_node(slow, allow_graceful=False)
@@ -462,7 +479,7 @@ def test_ray_node_killed_mid_check_and_node_too_slow(cluster: Any) -> None:
     by_id = {r.node.node_id: r for r in p.nodes}
     assert by_id[doomed.node_id].status is NodeStatus.DIED, by_id[doomed.node_id]
     assert by_id[slow.node_id].status is NodeStatus.TIMEOUT
-    assert "did not finish within 12 s" in by_id[slow.node_id].reason
+    assert "did not finish within 15 s (RUNNING)" in by_id[slow.node_id].reason
     assert sum(r.status is NodeStatus.OK for r in p.nodes) == 3
     fs = compare(p.nodes)
     died = only(fs, "died during the check")
