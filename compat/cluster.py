@@ -218,7 +218,10 @@ def collect(address: str = "auto", runtime_env: Optional[Mapping[str, Any]] = No
         _connect(ray, address, job_env, deadline)
     try:
         nodes = _alive_nodes(ray)
-        reports = _run_probes(ray, nodes, deadline, timeout, everything, host)
+        # Connected already (compat used as a library in a driver): the runtime env goes with
+        # each task instead of the job (it cannot carry local directories then).
+        reports = _run_probes(ray, nodes, deadline, timeout, everything, host,
+                              None if owned else runtime_env)
     finally:
         if owned:
             ray.shutdown()
@@ -311,7 +314,8 @@ def _alive_nodes(ray: Any) -> list[Node]:
 
 
 def _run_probes(ray: Any, nodes: Sequence[Node], deadline: float, timeout: float,
-                everything: bool, host: bool) -> list[NodeReport]:
+                everything: bool, host: bool,
+                task_env: Optional[Mapping[str, Any]] = None) -> list[NodeReport]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(probe_node)
@@ -324,6 +328,8 @@ def _run_probes(ray: Any, nodes: Sequence[Node], deadline: float, timeout: float
         }
         if node.gpus > 0:
             opts["num_gpus"] = min(GPU_SHARE, node.gpus)
+        if task_env:
+            opts["runtime_env"] = dict(task_env)
         pending[task.options(**opts).remote(everything, host)] = node
     while pending:
         left = deadline - time.monotonic()
@@ -334,8 +340,9 @@ def _run_probes(ray: Any, nodes: Sequence[Node], deadline: float, timeout: float
             node = pending.pop(ref)
             reports.append(_outcome(ray, ref, node))
     alive = _alive_ids(ray) if pending else set()
+    states = _task_states(ray) if pending else {}
     for ref, node in pending.items():
-        state = _task_state(ref)
+        state = states.get(ref.task_id().hex(), "")
         with contextlib.suppress(Exception):  # the node may already be gone
             ray.cancel(ref, force=True)
         if alive is not None and node.node_id not in alive:
@@ -395,17 +402,18 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _task_state(ref: Any) -> str:
-    """The task's state from Ray's state API (dashboard), or "" when it cannot tell quickly."""
+def _task_states(ray: Any) -> dict[str, str]:
+    """State of this job's probe tasks by task id, from Ray's state API (the dashboard), in one
+    bounded call; empty when it cannot tell (no dashboard, Ray Client, an older Ray)."""
     try:
-        from ray.util.state import get_task
+        from ray.util.state import list_tasks
 
-        st: Any = get_task(ref.task_id().hex(), timeout=3)
-    except Exception:  # best effort: no dashboard, or an older Ray
-        return ""
-    if isinstance(st, list):
-        st = st[-1] if st else None
-    return str(getattr(st, "state", "") or "")
+        job = ray.get_runtime_context().get_job_id()
+        tasks: Any = list_tasks(filters=[("name", "=", "compat-probe"), ("job_id", "=", job)],
+                                timeout=3, raise_on_missing_output=False)
+    except Exception:  # best effort
+        return {}
+    return {str(t.task_id): str(t.state or "") for t in tasks}
 
 
 # Records <-> dicts ------------------------------------------------------------------------------

@@ -362,7 +362,8 @@ def cluster() -> Iterator[Any]:
     c: Any
     # Head (CPU), two GPU nodes (logical GPUs: Ray sets CUDA_VISIBLE_DEVICES all the same); the
     # second is started with another environment, as a node set up by hand would be.
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    # A head with no CPUs for tasks, as many clusters start it: the probe asks for none.
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     c.add_node(num_cpus=1, num_gpus=1)
     c.add_node(num_cpus=1, num_gpus=2, env_vars={"NCCL_IB_DISABLE": "1", "CUDA_VISIBLE_DEVICES": "2,3"})
     c.wait_for_nodes()
