@@ -402,18 +402,29 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _task_states(ray: Any) -> dict[str, str]:
-    """State of this job's probe tasks by task id, from Ray's state API (the dashboard), in one
-    bounded call; empty when it cannot tell (no dashboard, Ray Client, an older Ray)."""
-    try:
-        from ray.util.state import list_tasks
+def _task_states(ray: Any, limit: float = 3.0) -> dict[str, str]:
+    """State of this job's probe tasks by task id, from Ray's state API (the dashboard), within
+    `limit` seconds; empty when it cannot tell (no dashboard, Ray Client, an older Ray). Without a
+    dashboard the state API keeps retrying far longer than its own timeout: hence the thread."""
+    import threading
 
-        job = ray.get_runtime_context().get_job_id()
-        tasks: Any = list_tasks(filters=[("name", "=", "compat-probe"), ("job_id", "=", job)],
-                                timeout=3, raise_on_missing_output=False)
-    except Exception:  # best effort
-        return {}
-    return {str(t.task_id): str(t.state or "") for t in tasks}
+    found: dict[str, str] = {}
+
+    def query() -> None:
+        try:
+            from ray.util.state import list_tasks
+
+            job = ray.get_runtime_context().get_job_id()
+            tasks: Any = list_tasks(filters=[("name", "=", "compat-probe"), ("job_id", "=", job)],
+                                    timeout=max(1, int(limit)), raise_on_missing_output=False)
+            found.update({str(t.task_id): str(t.state or "") for t in tasks})
+        except Exception:  # best effort
+            return
+
+    worker = threading.Thread(target=query, name="compat-ray-state", daemon=True)
+    worker.start()
+    worker.join(limit)
+    return dict(found) if not worker.is_alive() else {}
 
 
 # Records <-> dicts ------------------------------------------------------------------------------
