@@ -34,8 +34,8 @@ SLEEP_VAR = "COMPAT_TEST_PROBE_SLEEP"
 # What the probe asks of a GPU node: a sliver, so it still runs beside fractional users, and Ray
 # still sets CUDA_VISIBLE_DEVICES for it as for any GPU worker.
 GPU_SHARE = 0.01
-CONNECT_HINT = ("start compat on a node of the cluster (the head node: --ray auto), or pass the GCS "
-                "address (--ray HOST:6379) or a Ray Client address (--ray ray://HOST:10001)")
+CONNECT_HINT = ("run compat on a node of the cluster (on the head node, --ray auto finds it), or pass "
+                "the GCS address (--ray HOST:6379) or a Ray Client address (--ray ray://HOST:10001)")
 
 
 class NodeStatus(enum.Enum):
@@ -129,7 +129,9 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise UsageError("--ray needs Ray, which is not installed here",
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == "ray"
+        raise UsageError("--ray needs Ray, which is not installed here" if missing else
+                         f"--ray needs Ray, which cannot be imported here ({exc})",
                          hint=f"{INSTALL_HINT} (the same Ray version as the cluster)") from exc
     return ray
 
@@ -215,7 +217,7 @@ def collect(address: str = "auto", runtime_env: Optional[Mapping[str, Any]] = No
 
             job_env["py_modules"] = [*job_env.get("py_modules", []),
                                      os.path.dirname(os.path.abspath(compat.__file__))]
-        _connect(ray, address, job_env, deadline)
+        _connect(ray, address, job_env, deadline, user_env=bool(runtime_env))
     try:
         nodes = _alive_nodes(ray)
         # Connected already (compat used as a library in a driver): the runtime env goes with
@@ -230,7 +232,8 @@ def collect(address: str = "auto", runtime_env: Optional[Mapping[str, Any]] = No
                         ray_version=str(ray.__version__))
 
 
-def _connect(ray: Any, address: str, job_env: dict[str, Any], deadline: float) -> None:
+def _connect(ray: Any, address: str, job_env: dict[str, Any], deadline: float, *,
+             user_env: bool = False) -> None:
     """ray.init, bounded: a GCS address that is not answering makes ray.init retry for minutes."""
     import logging
     import threading
@@ -257,7 +260,7 @@ def _connect(ray: Any, address: str, job_env: dict[str, Any], deadline: float) -
     if exc is None:
         return
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, (ValueError, TypeError)) and job_env:
+    if isinstance(exc, (ValueError, TypeError)) and user_env:
         raise UsageError(f"--runtime-env was refused by Ray: {text}",
                          hint="see https://docs.ray.io/en/latest/ray-core/api/runtime-env.html") from exc
     raise NetworkError(f"could not connect to the Ray cluster at {address}: {text}",
@@ -372,7 +375,7 @@ def _outcome(ray: Any, ref: Any, node: Node) -> NodeReport:
         data = ray.get(ref, timeout=10)
     except setup as exc:
         return NodeReport(node, NodeStatus.FAILED,
-                          reason=f"the runtime env could not be set up: {_first_line(exc)}",
+                          reason=f"the runtime env could not be set up: {_setup_error(str(exc))}",
                           facts={"runtime_env_failed": "true"})
     except died as exc:
         return NodeReport(node, NodeStatus.DIED, reason=_first_line(exc))
@@ -393,6 +396,26 @@ def _alive_ids(ray: Any) -> Optional[set[str]]:
         return {str(n["NodeID"]) for n in ray.nodes() if n.get("Alive")}
     except Exception:  # the cluster itself may be going away: then nothing is known
         return None
+
+
+def _setup_error(text: str, limit: int = 400) -> str:
+    """The gist of a runtime-env setup failure, which Ray reports as a whole traceback: the last
+    exception line and the last line of output (pip's or conda's own error)."""
+    import re
+
+    lines = [x.strip() for x in text.splitlines() if x.strip()]
+    if not lines:
+        return "no details"
+    raised = [x for x in lines if re.match(r"^[\w.]+(Error|Exception)\b[^:]*:", x)]
+    if raised:
+        name, _, message = raised[-1].partition(":")
+        parts = [f"{name.rsplit('.', 1)[-1]}:{message}"]
+    else:
+        parts = [lines[0]]
+    if lines[-1] not in parts[0]:
+        parts.append(lines[-1])
+    gist = " / ".join(parts)
+    return gist if len(gist) <= limit else gist[: limit - 3] + "..."
 
 
 def _first_line(exc: BaseException) -> str:
@@ -526,7 +549,7 @@ def check_cluster(probe: ClusterProbe, matrix: Any, advisories: Sequence[Any] = 
                   env_vars: Sequence[str] = (), ignore: Sequence[str] = ()) -> ClusterResult:
     """Each node's findings (the checks of `compat check` on its Environment), then the cluster's:
     nodes that did not report, and what differs between the nodes. Pure."""
-    from compat.check import Context, run_checks, sort_findings
+    from compat.check import Context, run_checks
     from compat.inputs import apply_overrides
 
     per_node: list[tuple[NodeReport, tuple[Finding, ...]]] = []
@@ -540,7 +563,9 @@ def check_cluster(probe: ClusterProbe, matrix: Any, advisories: Sequence[Any] = 
         per_node.append((r, tuple(fs)))
     drop = set(ignore)
     cluster = [f for f in compare(probe.nodes) if f.code not in drop]
-    return ClusterResult(probe, tuple(per_node), tuple(sort_findings(cluster)))
+    # Worst first; within a severity, compare()'s order: missing nodes, then stack, host, env.
+    cluster.sort(key=lambda f: -f.severity.rank)
+    return ClusterResult(probe, tuple(per_node), tuple(cluster))
 
 
 def _launch(env: Environment, argv: Sequence[str], text: Optional[str]) -> Any:

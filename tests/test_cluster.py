@@ -234,6 +234,20 @@ def test_nodes_that_did_not_report() -> None:
     assert by["c"].severity is Severity.WARNING and by["c"].evidence == ("the probe raised OSError: x",)
 
 
+def test_runtime_env_failure_gist() -> None:
+    from compat.cluster import _setup_error
+
+    # As Ray 2.60 reports a pip failure: a whole traceback, pip's error last.
+    text = ("Failed to set up runtime environment.\n[Node 10.0.0.3] Traceback (most recent call last):\n"
+            '  File "pip.py", line 264, in _run\n'
+            "ray._private.runtime_env.utils.SubprocessCalledProcessError: Run cmd[17] failed with the "
+            "following details.\nLast 50 lines of stdout:\n"
+            "    ERROR: No matching distribution found for sglang==9.9\n")
+    assert _setup_error(text) == ("SubprocessCalledProcessError: Run cmd[17] failed with the following "
+                                  "details. / ERROR: No matching distribution found for sglang==9.9")
+    assert _setup_error("Failed to set up runtime environment.") == "Failed to set up runtime environment."
+
+
 def test_labels_are_unique() -> None:
     same = [Node("aaaaaa11", "10.0.0.1", "vm"), Node("bbbbbb22", "10.0.0.1", "vm"),
             Node("cccccc33", "10.0.0.2", "gpu-7")]
