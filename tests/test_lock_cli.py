@@ -65,7 +65,8 @@ def test_lock_to_stdout_and_dir(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_lock_failure_exits_1_grouped(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_main(["lock", "sglang>=0.5", "--driver", "470.57.02", "--explain"], capsys)
+    code, out, err = run_main(["lock", "sglang>=0.5", "--driver", "470.57.02", "--python", "3.11",
+                               "--explain"], capsys)
     assert code == 1 and out == ""
     assert "driver 470.57.02 runs CUDA 11.x only; every torch that sglang>=0.5 pins" in err
     assert "nearest alternatives:" in err and "[driver]" in err
