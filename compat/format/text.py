@@ -32,9 +32,13 @@ def _subject(env: Environment) -> str:
 
 
 def format_findings(findings: Sequence[Finding], env: Environment, fail_on: str) -> str:
-    lines = [f"compat check: {_subject(env)}  [{env.source}]"]
+    subject = _subject(env)
+    lines = [f"compat check: {subject}  [{env.source}]"]
     if not findings:
         lines.append("OK: no findings.")
+        if not env.distributions:
+            lines.append("(nothing of the serving stack is installed in this interpreter: check a "
+                         "server's venv with --interpreter PATH, or a file with --from FILE)")
         return "\n".join(lines) + "\n"
     for sev in (Severity.ERROR, Severity.WARNING, Severity.INFO):
         group = [f for f in findings if f.severity is sev]
