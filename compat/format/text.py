@@ -36,7 +36,7 @@ def format_findings(findings: Sequence[Finding], env: Environment, fail_on: str)
     lines = [f"compat check: {subject}  [{env.source}]"]
     if not findings:
         lines.append("OK: no findings.")
-        if not env.distributions:
+        if env.dist("torch") is None and env.dist("sglang") is None and env.dist("vllm") is None:
             lines.append("(nothing of the serving stack is installed in this interpreter: check a "
                          "server's venv with --interpreter PATH, or a file with --from FILE)")
         return "\n".join(lines) + "\n"
