@@ -891,6 +891,7 @@ def cluster_check(address: str, runtime_env: Optional[str], timeout: Optional[fl
     from compat.resources import advisories_dir
 
     env = parse_runtime_env(runtime_env)
+    import_ray()  # before loading the database: say at once when Ray is missing
     text = None
     if launch_file and not launch_argv:
         from compat.snapshot import read_text
