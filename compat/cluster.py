@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from compat.errors import NetworkError, UsageError
-from compat.models import Environment, Finding, Severity, Unknown
+from compat.models import Code, Environment, Finding, Severity, Unknown
 
 CLUSTER_SCHEMA = "compat.cluster/1"
 CLUSTER_FINDINGS_SCHEMA = "compat.cluster-findings/1"
@@ -580,9 +580,7 @@ def _launch(env: Environment, argv: Sequence[str], text: Optional[str]) -> Any:
 
 
 # Heterogeneity ------------------------------------------------------------------------------------
-# The code of every cluster finding (to become compat.models.Code.CLUSTER_MISMATCH, with its row
-# in docs/findings.md and its text in `compat explain`; docs/cluster.md describes it meanwhile).
-CLUSTER_MISMATCH = "cluster-mismatch"
+CLUSTER_MISMATCH = Code.CLUSTER_MISMATCH.value
 _MISMATCH = CLUSTER_MISMATCH
 # Differences here break a distributed server outright: ranks must run the same framework, torch,
 # triton, kernels and NCCL (NCCL's wire protocol is not stable across versions).

@@ -287,3 +287,4 @@ class Code(str, enum.Enum):
     KNOWN_CRASH = "known-crash"
     MEMORY_HEADROOM = "memory-headroom"
     UNKNOWN_COMBINATION = "unknown-combination"
+    CLUSTER_MISMATCH = "cluster-mismatch"

@@ -177,6 +177,14 @@ FINDINGS: dict[str, CodeText] = {
          "or pin releases compat knows: `compat lock TARGET`"),
         (),
     ),
+    "cluster-mismatch": CodeText(
+        "the nodes of a Ray cluster differ in what the stack depends on, or a node could not be checked",
+        "With `compat check --ray`, every node's environment as a Ray worker sees it is compared: a different Python minor, torch build, framework, triton, kernel, NCCL or Ray version is an error; other packages, the driver, GPU models and numbering, and each differing variable (NCCL_*, CUDA_DEVICE_MAX_CONNECTIONS, LD_LIBRARY_PATH, ...) a warning, naming the odd nodes and the majority's value; GPU facts are compared among GPU nodes only. A node that died or whose runtime env failed is an error, one that timed out or whose probe failed a warning.",
+        ("install the majority's version on the nodes named, or set/unset the variable in `ray "
+         "start`'s environment or the job's runtime env",
+         "for nodes that did not report: `ray status`, their raylet.out, then run again"),
+        ("https://docs.ray.io/en/latest/ray-core/handling-dependencies.html",),
+    ),
 }
 
 def explain_code(code: str) -> str:

@@ -69,4 +69,5 @@ _DESCRIPTIONS = {
     Code.KNOWN_CRASH.value: "a known-crash advisory matches",
     Code.MEMORY_HEADROOM.value: "too little GPU memory left for CUDA-graph capture",
     Code.UNKNOWN_COMBINATION.value: "tuple not in compat's database",
+    Code.CLUSTER_MISMATCH.value: "nodes of a Ray cluster differ",
 }

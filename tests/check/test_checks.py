@@ -287,6 +287,10 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
 
     produced |= {f.code for f in run_checks(Context(env=e, matrix=MATRIX, launch=launch),
                                              load_advisories(advisories_dir()))}
+    from compat.cluster import compare
+    from tests.test_cluster import report
+
+    produced |= {f.code for f in compare([report("a"), report("b", NCCL_IB_DISABLE="1")])}
     assert documented and documented <= produced, documented - produced
 
 
