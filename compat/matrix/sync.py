@@ -22,6 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from compat.cudareq import cuda_of
 from compat.errors import NetworkError
 from compat.matrix import toml_write
 from compat.matrix.pypi import (
@@ -98,8 +99,6 @@ _LINUX_X86_64 = [
     }
     for minor in range(8, 15)
 ]
-_RUNTIME = re.compile(r"nvidia-cuda-runtime(?:-cu(\d+))?")
-_CU_SUFFIX = re.compile(r"nvidia-.+-cu(\d+)")
 
 Record = dict[str, Any]
 
@@ -178,41 +177,6 @@ def choose_wheel(files: Iterable[Mapping[str, Any]]) -> Optional[Mapping[str, An
 # -- reading METADATA -----------------------------------------------------------------------
 
 
-def _cuda_of(requirement: Requirement) -> Optional[tuple[int, str]]:
-    """(priority, CUDA version) one requirement implies; lower priority wins."""
-    name = canonicalize_name(requirement.name)
-    runtime = _RUNTIME.fullmatch(name)
-    suffix = _CU_SUFFIX.fullmatch(name)
-    if runtime:
-        priority = 0
-    elif name == "cuda-toolkit":
-        priority = 1
-    elif suffix:
-        # Another nvidia-*-cuNN wheel tells the major only.
-        return 2, suffix.group(1)
-    else:
-        return None
-    for spec in sorted(requirement.specifier, key=str):
-        if spec.operator in ("==", "==="):
-            text = spec.version[:-2] if spec.version.endswith(".*") else spec.version
-            try:
-                release = Version(text).release
-            except InvalidVersion:
-                continue
-            if len(release) >= 2:
-                return priority, f"{release[0]}.{release[1]}"
-            return priority, str(release[0])
-    if runtime and runtime.group(1):
-        return priority, runtime.group(1)
-    for spec in sorted(requirement.specifier, key=str):
-        if spec.operator in (">=", "~=", ">"):
-            try:
-                return priority, str(Version(spec.version.rstrip(".*")).major)
-            except InvalidVersion:
-                continue
-    return None
-
-
 def _on_linux_x86_64(requirement: Requirement) -> bool:
     marker: Optional[Marker] = requirement.marker
     if marker is None:
@@ -234,7 +198,7 @@ def metadata_fields(data: bytes) -> Record:
             continue
         requires.add(str(requirement))
         if _on_linux_x86_64(requirement):
-            implied = _cuda_of(requirement)
+            implied = cuda_of(requirement)
             if implied is not None:
                 cuda.append(implied)
     fields: Record = {"requires_python": str(message.get("Requires-Python", "") or "").strip()}

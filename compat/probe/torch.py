@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from typing import Optional, Union
 
-from packaging.requirements import InvalidRequirement, Requirement
-
+from compat.cudareq import cuda_from_requirements
 from compat.models import Distribution, TorchBuild, Unknown, cuda_from_local, parse_version
 
 _ASSIGN = re.compile(r"^(__version__|cuda|hip|git_version)\s*(?::\s*[^=]+)?=\s*(.+?)\s*$", re.M)
@@ -24,39 +22,6 @@ def parse_version_py(text: str) -> dict[str, Optional[str]]:
         elif len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             out[key] = value[1:-1]
     return out
-
-
-# nvidia-cuda-runtime-cu12 (CUDA 12 naming), nvidia-cuda-runtime + cuda-toolkit (CUDA 13 naming).
-_RUNTIME_NAMES = ("nvidia-cuda-runtime-cu", "nvidia-cuda-runtime", "cuda-toolkit")
-
-
-def cuda_from_requirements(requires: Sequence[str]) -> Optional[str]:
-    """The CUDA version a release pulls through its runtime wheels: '12.6', '13.0', or a major '12'."""
-    best: Optional[str] = None
-    for line in requires:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            continue
-        name = req.name.lower().replace("_", "-")
-        suffix = re.match(r"^nvidia-[a-z0-9-]+?-cu(\d+)$", name)
-        pinned = [s.version for s in req.specifier if s.operator in ("==", "===")]
-        if name.startswith("nvidia-cuda-runtime") or name == "cuda-toolkit":
-            if pinned:
-                v = parse_version(pinned[0].rstrip(".*"))
-                if v is not None and len(v.release) >= 2:
-                    return f"{v.release[0]}.{v.release[1]}"
-            if suffix:
-                best = best or suffix.group(1)
-            else:
-                lower = [s.version for s in req.specifier if s.operator in (">=", "~=", ">")]
-                if lower:
-                    v = parse_version(lower[0])
-                    if v is not None:
-                        best = best or str(v.release[0])
-        elif suffix and best is None:
-            best = suffix.group(1)
-    return best
 
 
 def probe_torch(dist: Optional[Distribution]) -> Union[TorchBuild, Unknown]:

@@ -4,9 +4,10 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from compat.cudareq import cuda_from_requirements
 from compat.models import Unknown
 from compat.probe.distributions import scan
-from compat.probe.torch import cuda_from_requirements, parse_version_py, probe_torch
+from compat.probe.torch import parse_version_py, probe_torch
 from tests.conftest import make_dist
 
 # As torch 2.11.0+cu130 writes it (read on the H100 machine).
