@@ -28,6 +28,7 @@ from compat.errors import ResolutionError, UsageError
 from compat.matrix.load import Matrix
 from compat.matrix.schema import Release, TorchBuildInfo, WheelIndex, cc_str
 from compat.models import GPU, Distribution, Driver, Environment, TorchBuild, Unknown, cuda_tag
+from compat.nvidia import coverage, driver_floor, driver_runs, driver_span, fmt_driver
 
 FRAMEWORKS = ("sglang", "vllm")
 LEADS = (*FRAMEWORKS, "torch")
@@ -359,75 +360,6 @@ def has_fitting_wheel(rel: Release, target: Target) -> bool:
     return any(wheel_fits(w, target.python, target.platform) for w in rel.wheels)
 
 
-def fmt_driver(v: Version) -> str:
-    """NVIDIA writes the third field with two digits (535.104.05); Version drops the zero."""
-    r = v.release
-    return f"{r[0]}.{r[1]}.{r[2]:02d}" if len(r) == 3 else str(v)
-
-
-def driver_runs(matrix: Matrix, driver: Version, cuda: str) -> tuple[str, str]:
-    """('full' | 'minor' | 'no' | 'unknown', why) for a driver and a CUDA build version.
-
-    NVIDIA: a build for CUDA X.Y runs on drivers at or above X.Y's own floor; under minor-version
-    compatibility also on any driver at or above the major's floor (12.x: 525.60.13), except that
-    PTX built by the newer toolkit cannot be JIT-compiled (curated/cuda.toml has the sources).
-    """
-    try:
-        want = Version(cuda)
-    except InvalidVersion:
-        return "unknown", f"CUDA {cuda!r} is not a version"
-    tk = matrix.toolkit(cuda)
-    if tk is None:
-        return "unknown", f"compat has no driver floor for CUDA {cuda} (curated/cuda.toml)"
-    d = fmt_driver(driver)
-    if tk.cuda.release[:2] == want.release[:2] and driver >= tk.driver_min:
-        return "full", f"driver {d} >= {fmt_driver(tk.driver_min)} (CUDA {cuda})"
-    floor = tk.minor_compat_driver_min
-    if floor is not None and driver >= floor:
-        return "minor", (f"driver {d} runs CUDA {cuda} under minor-version compatibility "
-                         f"(CUDA {want.major}.x needs >= {fmt_driver(floor)})")
-    need = floor or tk.driver_min
-    return "no", f"CUDA {cuda} needs driver >= {fmt_driver(need)}" + (
-        f" (CUDA {want.major}.x minor-version compatibility; {fmt_driver(tk.driver_min)} for "
-        f"{cuda} itself)" if floor is not None and floor != tk.driver_min else "")
-
-
-def driver_floor(matrix: Matrix, cuda: str) -> Optional[Version]:
-    """The lowest driver that runs a CUDA build (minor-version compatibility included)."""
-    tk = matrix.toolkit(cuda)
-    if tk is None:
-        return None
-    return tk.minor_compat_driver_min or tk.driver_min
-
-
-def driver_span(matrix: Matrix, driver: Version) -> str:
-    """'CUDA 11.x only', 'CUDA 12.x (12.2 natively)': what a driver runs, in words."""
-    majors = sorted({t.cuda.major for t in matrix.toolkits
-                     if driver >= (t.minor_compat_driver_min or t.driver_min)})
-    full = [t.cuda for t in matrix.toolkits if driver >= t.driver_min]
-    native = f" ({max(full)} natively)" if full else ""
-    if not majors:
-        return "no CUDA version compat knows"
-    if len(majors) == 1:
-        return f"CUDA {majors[0]}.x only{native}"
-    return "CUDA " + "/".join(f"{m}.x" for m in majors) + native
-
-
-def sass_runs(built: tuple[int, int], gpu: tuple[int, int]) -> bool:
-    return built[0] == gpu[0] and built[1] <= gpu[1]
-
-
-def coverage(build: TorchBuildInfo, cc: tuple[int, int]) -> str:
-    """'sass', 'ptx', 'none', or 'unknown' (no arch list recorded) for one GPU."""
-    if not build.sass and not build.ptx:
-        return "unknown"
-    if any(sass_runs(b, cc) for b in build.sass):
-        return "sass"
-    if any(p <= cc for p in build.ptx):
-        return "ptx"
-    return "none"
-
-
 def _archs(build: TorchBuildInfo) -> str:
     sass = ", ".join(f"sm_{a}{b}" for a, b in build.sass) or "?"
     ptx = f" + PTX {', '.join(cc_str(p) for p in build.ptx)}" if build.ptx else ""
@@ -721,7 +653,7 @@ class _Resolver:
                 notes.append(why + ": driver not checked")
         # GPUs.
         for g in t.gpus:
-            cov = coverage(b, g.cc)
+            cov = coverage(b.sass, b.ptx, g.cc)
             if cov == "none":
                 self.reject(Rule.GPU, cand, f"covers {_archs(b)}, not {g.label}", **ctx)
                 return None

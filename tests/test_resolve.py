@@ -9,6 +9,7 @@ from packaging.version import Version
 
 from compat.advisories import load_advisories, parse_advisory
 from compat.matrix.load import Matrix, parse_gpu_arg
+from compat.nvidia import coverage, driver_runs
 from compat.resolve import (
     NoTupleError,
     Platform,
@@ -17,8 +18,6 @@ from compat.resolve import (
     Target,
     TargetGpu,
     carrier_extras,
-    coverage,
-    driver_runs,
     parse_platform,
     parse_targets,
     resolve,
@@ -232,10 +231,10 @@ def test_driver_rules(matrix: Matrix) -> None:
 
 def test_coverage_rules(matrix: Matrix) -> None:
     b = next(b for b in matrix.builds_of(Version("2.7.1")) if b.cuda == "12.8")
-    assert coverage(b, (9, 0)) == "sass"
-    assert coverage(b, (12, 1)) == "sass"  # sm_120 machine code runs on sm_121
-    assert coverage(b, (7, 0)) == "none"
+    assert coverage(b.sass, b.ptx, (9, 0)) == "sass"
+    assert coverage(b.sass, b.ptx, (12, 1)) == "sass"  # sm_120 machine code runs on sm_121
+    assert coverage(b.sass, b.ptx, (7, 0)) == "none"
     from dataclasses import replace
 
     ptx_only = replace(b, sass=((8, 0),), ptx=((8, 0),))
-    assert coverage(ptx_only, (9, 0)) == "ptx"
+    assert coverage(ptx_only.sass, ptx_only.ptx, (9, 0)) == "ptx"

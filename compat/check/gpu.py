@@ -1,8 +1,6 @@
 """gpu-arch: every visible GPU against the arch list of the torch build.
 
-CUDA's rules: SASS built for sm_XY runs on GPUs of the same major with minor >= Y (sm_80 code
-runs on sm_86, not on sm_90); arch-specific targets (sm_90a) run only on that exact GPU; PTX for
-compute_XY is JIT-compiled by the driver for any GPU of capability >= X.Y.
+CUDA's rules are compat.nvidia.coverage's; arch-specific targets (sm_90a) count as sm_90.
 """
 
 from __future__ import annotations
@@ -10,10 +8,7 @@ from __future__ import annotations
 from compat.check.base import Context
 from compat.matrix.schema import cc_str, parse_cc
 from compat.models import GPU, Code, Finding, Severity, Unknown
-
-
-def sass_runs(built: tuple[int, int], gpu: tuple[int, int]) -> bool:
-    return built[0] == gpu[0] and built[1] <= gpu[1]
+from compat.nvidia import coverage
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -54,11 +49,12 @@ def _judge(g: GPU, sass: tuple[tuple[int, int], ...], ptx: tuple[tuple[int, int]
     cc = g.compute_capability
     if cc is None:
         return None
-    if any(sass_runs(b, cc) for b in sass):
+    how = coverage(sass, ptx, cc)
+    if how == "sass":
         return None
     label = f"GPU {g.index} ({g.name}, sm_{cc[0]}{cc[1]})"
     jit = [p for p in ptx if p <= cc]
-    if jit:
+    if how == "ptx":
         return Finding(
             Code.GPU_ARCH.value, Severity.WARNING,
             f"{who} has no machine code for {label}; it runs from PTX (compute_{jit[-1][0]}{jit[-1][1]}) "

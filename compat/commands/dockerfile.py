@@ -59,7 +59,8 @@ def dockerfile_cmd(targets: tuple[str, ...], cuda: Optional[str], driver: Option
     from compat.commands.lock import build_target
     from compat.emit.dockerfile import DockerOptions, cuda_images, render_dockerfile
     from compat.matrix.load import Matrix
-    from compat.resolve import driver_runs, fmt_driver, resolve
+    from compat.nvidia import driver_runs, fmt_driver
+    from compat.resolve import resolve
     from compat.resources import advisories_dir
 
     if not stage.replace("-", "").replace("_", "").isalnum() or stage == "serve":

@@ -10,7 +10,8 @@ import enum
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from compat.resolve import Pin, Resolution, fmt_driver, wheel_fits
+from compat.nvidia import fmt_driver
+from compat.resolve import Pin, Resolution, wheel_fits
 
 
 class LockFormat(enum.Enum):

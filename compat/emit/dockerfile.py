@@ -21,7 +21,8 @@ from packaging.version import Version
 from compat.emit import EmitOptions, LockFormat, render
 from compat.errors import UsageError
 from compat.matrix.load import Matrix
-from compat.resolve import Resolution, fmt_driver
+from compat.nvidia import fmt_driver
+from compat.resolve import Resolution
 
 # nvidia/cuda tags per CUDA version: the release tag, and the Ubuntu versions it is published for
 # (newest first). Tags as NVIDIA publishes them: https://hub.docker.com/r/nvidia/cuda/tags and
