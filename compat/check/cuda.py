@@ -15,7 +15,8 @@ from packaging.version import Version
 
 from compat.check.base import Context
 from compat.check.builds import parse_local
-from compat.models import Code, Finding, Severity, Unknown
+from compat.models import Code, Finding, Severity, Unknown, parse_version
+from compat.nvidia import driver_runs
 
 # Unsuffixed nvidia-* wheels whose version is the CUDA version (cuFFT, cuBLAS... have their own).
 _CUDA_VERSIONED = ("nvidia-cuda-runtime", "nvidia-cuda-nvrtc", "nvidia-cuda-cupti", "nvidia-nvjitlink",
@@ -186,13 +187,13 @@ def check_driver(ctx: Context) -> list[Finding]:
     too_old: list[tuple[Version, str]] = []
     for need, who in sorted(needs, reverse=True):
         if have >= Version(f"{need.major}.{need.minor}"):
-            continue
-        tk = ctx.matrix.toolkit(str(need))
-        floor = tk.minor_compat_driver_min if tk else None
-        if need.major == have.major and floor is not None and drv_version is not None \
-                and Version(drv_version) >= floor:
+            continue  # the driver says it runs this CUDA (NVML), or its floor is met
+        mode = "no"
+        if drv_version is not None and parse_version(drv_version) is not None:
+            mode, _ = driver_runs(ctx.matrix, Version(drv_version), f"{need.major}.{need.minor}")
+        if mode == "minor":
             compat_ok.append((need, who))
-        else:
+        elif mode != "full":
             too_old.append((need, who))
     out = []
     if too_old:
