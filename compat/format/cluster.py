@@ -16,6 +16,7 @@ from compat.cluster import (
     NodeStatus,
     node_dict,
 )
+from compat.format.text import subject
 from compat.models import Environment, Finding, Severity, Unknown
 
 _HEAD = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "INFO"}
@@ -41,22 +42,6 @@ def _header(probe: ClusterProbe, verb: str) -> list[str]:
     return lines
 
 
-def _subject(env: Environment) -> str:
-    parts = []
-    for name in ("sglang", "vllm"):
-        v = env.version_of(name)
-        if v is not None:
-            parts.append(f"{name} {v}")
-    t = env.torch
-    if not isinstance(t, Unknown):
-        parts.append(f"torch {t.version}")
-    d = env.driver
-    if not isinstance(d, Unknown) and not isinstance(d.version, Unknown):
-        parts.append(f"driver {d.version}")
-    g = env.gpus
-    if not isinstance(g, Unknown) and g:
-        parts.append(f"{len(g)}x {'/'.join(sorted({x.name for x in g}))}")
-    return ", ".join(parts) or "no serving stack found"
 
 
 def _status_line(r: NodeReport) -> str:
@@ -65,7 +50,7 @@ def _status_line(r: NodeReport) -> str:
         seen = f"; CUDA_VISIBLE_DEVICES={r.env.env['CUDA_VISIBLE_DEVICES']}" \
             if "CUDA_VISIBLE_DEVICES" in r.env.env else ""
         given = f"; Ray GPU {gpu}" if gpu else ""
-        return f"ok: {_subject(r.env)}{given}{seen}"
+        return f"ok: {subject(r.env)}{given}{seen}"
     return f"{r.status.value.upper()}: {r.reason or 'no reason given'}"
 
 
@@ -159,7 +144,7 @@ def _json(result: ClusterResult, fail_on: str) -> str:
         "runtime_env": dict(probe.runtime_env),
         "fail_on": fail_on,
         "summary": _summary(result.all_findings()),
-        "nodes": [dict(node_dict(r), subject=_subject(r.env) if r.env is not None else None,
+        "nodes": [dict(node_dict(r), subject=subject(r.env) if r.env is not None else None,
                        summary=_summary(fs), findings=[f.to_dict() for f in fs])
                   for r, fs in result.per_node],
         "cluster": [f.to_dict() for f in result.cluster],

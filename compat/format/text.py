@@ -9,7 +9,8 @@ from compat.models import Environment, Finding, Severity, Unknown
 _HEAD = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "INFO"}
 
 
-def _subject(env: Environment) -> str:
+def subject(env: Environment) -> str:
+    """One line naming the stack: framework, torch, triton, driver, GPUs."""
     parts = []
     for name in ("sglang", "vllm"):
         v = env.version_of(name)
@@ -32,8 +33,8 @@ def _subject(env: Environment) -> str:
 
 
 def format_findings(findings: Sequence[Finding], env: Environment, fail_on: str) -> str:
-    subject = _subject(env)
-    lines = [f"compat check: {subject}  [{env.source}]"]
+    subject_line = subject(env)
+    lines = [f"compat check: {subject_line}  [{env.source}]"]
     if not findings:
         lines.append("OK: no findings.")
         if env.dist("torch") is None and env.dist("sglang") is None and env.dist("vllm") is None:
