@@ -90,7 +90,7 @@ def _judge(ctx: Context, fw: str, fw_version: str, key: str,
         f"{label} requires {shown.name}{shown.specifier} ({via}), but {key} {have} is installed",
         evidence=evidence,
         fix=(pip_install(f"{shown.name}{shown.specifier}"),
-             f"or let the framework pick: pip install '{fw}=={fw_version}' --force-reinstall --no-deps "
-             f"after `compat lock {fw}=={fw_version}`"),
+             f"or install the whole tuple it pins: compat lock {fw}=={fw_version} -o lock/ && "
+             "pip install -r lock/requirements.lock"),
         packages=(fw, key),
     )]
