@@ -158,7 +158,9 @@ def _run_check(from_file: Optional[str], interpreter: Optional[str], driver: Opt
     else:
         from compat.probe import probe_environment
 
-        env = probe_environment(interpreter, deep=deep)
+        # A check needs the caches' top level only (who built them, how old): no size walk
+        # on the path that runs before every launch.
+        env = probe_environment(interpreter, deep=deep, walk_caches=False)
     env = apply_overrides(env, matrix, driver, gpus, env_vars, python_version)
     launch = _launch(env, launch_file, launch_argv)
     ctx = Context(env=env, matrix=matrix, launch=launch, deep=deep)

@@ -19,6 +19,7 @@ def probe_environment(
     root: str = "/",
     host: bool = True,
     deep: bool = False,
+    walk_caches: bool = True,
 ) -> Environment:
     """The live environment: interpreter, distributions, torch build, driver, GPUs, env, caches."""
     environ = os.environ if environ is None else environ
@@ -45,7 +46,7 @@ def probe_environment(
         gpus=gpus,
         context=ctx,
         env=envvars.probe_env(environ),
-        caches=caches.probe_caches(environ),
+        caches=caches.probe_caches(environ, walk=walk_caches),
         source="live",
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )

@@ -38,8 +38,12 @@ def _user() -> str:
         return "unknown"
 
 
-def measure(kind: str, path: str) -> CacheInfo:
-    """Size and entry count (bounded walk), oldest top-level entry, versions named in the layout."""
+def measure(kind: str, path: str, walk: bool = True) -> CacheInfo:
+    """Size and entry count (bounded walk), oldest top-level entry, versions named in the layout.
+
+    Without `walk` only the top level is read (what the stale-cache check needs): the entry
+    count is then the top level's and marked `truncated`, the size left at 0.
+    """
     try:
         with os.scandir(path) as it:
             top = list(it)
@@ -54,6 +58,8 @@ def measure(kind: str, path: str) -> CacheInfo:
         except OSError:
             continue
         oldest = m if oldest is None else min(oldest, m)
+    if not walk:
+        return CacheInfo(kind, path, True, 0, len(top), bool(top), built_by, oldest)
     size = entries = 0
     truncated = False
     deadline = time.monotonic() + MAX_SECONDS
@@ -79,5 +85,6 @@ def measure(kind: str, path: str) -> CacheInfo:
     return CacheInfo(kind, path, True, size, entries, truncated, built_by, oldest)
 
 
-def probe_caches(environ: Mapping[str, str], home: Optional[str] = None) -> tuple[CacheInfo, ...]:
-    return tuple(measure(kind, path) for kind, path in cache_locations(environ, home))
+def probe_caches(environ: Mapping[str, str], home: Optional[str] = None,
+                 walk: bool = True) -> tuple[CacheInfo, ...]:
+    return tuple(measure(kind, path, walk) for kind, path in cache_locations(environ, home))

@@ -43,3 +43,12 @@ def test_measure_counts_sizes_and_versions(tmp_path: Path) -> None:
     assert info.exists and info.size_bytes == 102 and info.entries == 5 and not info.truncated
     assert info.built_by == ("0.2.5",)
     assert info.oldest_mtime == 1_000_000
+
+
+def test_measure_top_level_only(tmp_path: Path) -> None:
+    (tmp_path / "0.2.5" / "90").mkdir(parents=True)
+    (tmp_path / "0.2.5" / "90" / "op.so").write_bytes(b"x" * 100)
+    (tmp_path / "abc").mkdir()
+    info = measure("flashinfer", str(tmp_path), walk=False)
+    assert (info.entries, info.size_bytes, info.truncated) == (2, 0, True)
+    assert info.built_by == ("0.2.5",) and info.oldest_mtime is not None
