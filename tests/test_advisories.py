@@ -47,8 +47,12 @@ LAUNCH = ASSETS / "launch"
 SHIPPED = Path(__file__).resolve().parent.parent / "matrices" / "advisories"
 
 
-def make_env(packages: Optional[dict[str, str]] = None, gpus: Any = None,
-             driver: Optional[str] = None, env: Optional[dict[str, str]] = None) -> Environment:
+def make_env(
+    packages: Optional[dict[str, str]] = None,
+    gpus: Any = None,
+    driver: Optional[str] = None,
+    env: Optional[dict[str, str]] = None,
+) -> Environment:
     dists = tuple(
         Distribution(name=n, version=parse_version(v), raw_version=v)
         for n, v in sorted((packages or {}).items())
@@ -65,14 +69,28 @@ def make_env(packages: Optional[dict[str, str]] = None, gpus: Any = None,
             if "cc" in g:
                 major, minor = g["cc"].split(".")
                 cc = (int(major), int(minor))
-            out.append(GPU(index=g.get("index", i), name=g["name"], compute_capability=cc,
-                           memory_total_mib=g.get("memory_mib")))
+            out.append(
+                GPU(
+                    index=g.get("index", i),
+                    name=g["name"],
+                    compute_capability=cc,
+                    memory_total_mib=g.get("memory_mib"),
+                )
+            )
         gpu_list = tuple(out)
     drv: Any = Unknown("not given")
     if driver:
         drv = Driver(version=driver, cuda=Unknown("not given"))
-    return Environment(python=Unknown("test"), distributions=dists, torch=torch, driver=drv,
-                       gpus=gpu_list, context=Unknown("test"), env=dict(env or {}), source="test")
+    return Environment(
+        python=Unknown("test"),
+        distributions=dists,
+        torch=torch,
+        driver=drv,
+        gpus=gpu_list,
+        context=Unknown("test"),
+        env=dict(env or {}),
+        source="test",
+    )
 
 
 def _framework_version(packages: dict[str, str], launch_text: str) -> Optional[Version]:
@@ -82,7 +100,9 @@ def _framework_version(packages: dict[str, str], launch_text: str) -> Optional[V
     return None
 
 
-def load_fixture(path: Path) -> tuple[dict[str, Any], Environment, Optional[LaunchConfig], list[Finding]]:
+def load_fixture(
+    path: Path,
+) -> tuple[dict[str, Any], Environment, Optional[LaunchConfig], list[Finding]]:
     data = tomllib.loads(path.read_text())
     packages = data.get("packages", {})
     text = data.get("launch")
@@ -92,7 +112,10 @@ def load_fixture(path: Path) -> tuple[dict[str, Any], Environment, Optional[Laun
     if text:
         launch = parse_launch_text(text, _framework_version(packages, text), config_dir=LAUNCH)
     env = make_env(packages, data.get("gpus"), data.get("driver"), data.get("env"))
-    prior = [Finding(code=c, severity=Severity.ERROR, message=f"{c} (fixture)") for c in data.get("prior", [])]
+    prior = [
+        Finding(code=c, severity=Severity.ERROR, message=f"{c} (fixture)")
+        for c in data.get("prior", [])
+    ]
     return data, env, launch, prior
 
 
@@ -136,8 +159,11 @@ def test_every_advisory_fires_on_some_fixture(shipped: tuple[Advisory, ...]) -> 
     silenced: set[str] = set()
     for path in FIXTURE_FILES:
         data, env, launch, prior = load_fixture(path)
-        fired |= {f.advisory or "" for f in match_advisories(env, launch, shipped, prior)
-                  if f.severity > Severity.INFO}
+        fired |= {
+            f.advisory or ""
+            for f in match_advisories(env, launch, shipped, prior)
+            if f.severity > Severity.INFO
+        }
         silenced |= set(data.get("silent", []))
     ids = {a.id for a in shipped}
     assert ids <= fired, f"never fired: {sorted(ids - fired)}"
@@ -150,8 +176,10 @@ def test_seed_findings_carry_evidence_fix_and_references(shipped: tuple[Advisory
     assert f.code == "known-crash" and f.severity == Severity.ERROR
     assert "vllm 0.18.2rc1.dev54+g73f48ce55 in >=0.18.1rc1.dev266" in f.evidence
     assert "GPU 0 NVIDIA H100 80GB HBM3 is sm_90" in f.evidence
-    assert ("launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend auto picks for "
-            "unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55)") in f.evidence
+    assert (
+        "launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend auto picks for "
+        "unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55)"
+    ) in f.evidence
     assert any("--moe-backend triton" in x for x in f.fix)
     assert "https://github.com/vllm-project/vllm/issues/39288" in f.references
     assert f.to_dict()["advisory"] == "COMPAT-0004"
@@ -170,7 +198,9 @@ def test_seed002_ray_rule_uses_launch_env_and_probed_env(shipped: tuple[Advisory
     assert "under Ray (RAY_RAYLET_PID set)" in hit.evidence
 
 
-def test_unknown_gpu_gives_info_only_when_everything_else_matched(shipped: tuple[Advisory, ...]) -> None:
+def test_unknown_gpu_gives_info_only_when_everything_else_matched(
+    shipped: tuple[Advisory, ...],
+) -> None:
     text = (LAUNCH / "seed004-crash.sh").read_text()
     launch = parse_launch_text(text, Version("0.19.0"))
     env = make_env({"vllm": "0.19.0"})
@@ -185,7 +215,9 @@ def test_unknown_gpu_gives_info_only_when_everything_else_matched(shipped: tuple
 
 
 def test_no_launch_command_gives_info_for_launch_advisories(shipped: tuple[Advisory, ...]) -> None:
-    env = make_env({"vllm": "0.19.0"}, [{"name": "NVIDIA H100 80GB HBM3", "cc": "9.0", "memory_mib": 81559}])
+    env = make_env(
+        {"vllm": "0.19.0"}, [{"name": "NVIDIA H100 80GB HBM3", "cc": "9.0", "memory_mib": 81559}]
+    )
     findings = match_advisories(env, None, shipped)
     assert {f.advisory for f in findings} >= {"COMPAT-0004"}
     assert all(f.severity == Severity.INFO for f in findings)
@@ -200,7 +232,9 @@ def test_withdrawn_never_matches(shipped: tuple[Advisory, ...]) -> None:
     assert match_advisories(env, launch, [replace(adv, withdrawn="2026-11-23")], prior) == []
 
 
-def test_workaround_in_command_silences_even_without_a_failing_clause(shipped: tuple[Advisory, ...]) -> None:
+def test_workaround_in_command_silences_even_without_a_failing_clause(
+    shipped: tuple[Advisory, ...],
+) -> None:
     # COMPAT-0016's clauses do not look at custom all-reduce, COMPAT-0018 lists
     # --disable-custom-all-reduce as a workaround: it is honoured through the workaround check.
     adv = find_advisory(shipped, "COMPAT-0018")
@@ -221,8 +255,13 @@ def test_findings_are_sorted_and_deterministic(shipped: tuple[Advisory, ...]) ->
 
 
 def test_severity_mapping_walks_every_member() -> None:
-    expected = {"crash": Severity.ERROR, "hang": Severity.ERROR, "wrong-output": Severity.WARNING,
-                "oom": Severity.WARNING, "perf": Severity.INFO}
+    expected = {
+        "crash": Severity.ERROR,
+        "hang": Severity.ERROR,
+        "wrong-output": Severity.WARNING,
+        "oom": Severity.WARNING,
+        "perf": Severity.INFO,
+    }
     assert {s.value: s.finding_severity for s in AdvisorySeverity} == expected
 
 
@@ -257,7 +296,9 @@ def test_broken_files_report_every_problem_with_file_and_key() -> None:
 def test_duplicate_ids_are_reported(tmp_path: Path) -> None:
     src = (SHIPPED / "COMPAT-0006.toml").read_text()
     (tmp_path / "COMPAT-0006.toml").write_text(src)
-    (tmp_path / "COMPAT-0007.toml").write_text(src.replace('id = "COMPAT-0006"', 'id = "COMPAT-0007"'))
+    (tmp_path / "COMPAT-0007.toml").write_text(
+        src.replace('id = "COMPAT-0006"', 'id = "COMPAT-0007"')
+    )
     assert len(load_advisories(tmp_path)) == 2
     data = tomllib.loads(src)
     adv, errs = parse_advisory(data, "elsewhere/COMPAT-0006.toml")
