@@ -25,28 +25,23 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from compat.errors import ResolutionError, UsageError
+from compat.families import Family, families
 from compat.matrix.load import Matrix
 from compat.matrix.schema import Release, TorchBuildInfo, WheelIndex, cc_str
 from compat.models import GPU, Distribution, Driver, Environment, TorchBuild, Unknown, cuda_tag
 from compat.nvidia import coverage, driver_floor, driver_runs, driver_span, fmt_driver
 
-FRAMEWORKS = ("sglang", "vllm")
+_FAM = families()
+FRAMEWORKS = _FAM.frameworks
 LEADS = (*FRAMEWORKS, "torch")
-COMPANIONS = ("torchvision", "torchaudio")
-# Compiled against one torch and one CUDA major; their pins come from the framework.
-KERNELS = (
-    "sgl-kernel",
-    "sglang-kernel",
-    "flashinfer-python",
-    "flashinfer-cubin",
-    "flashinfer-jit-cache",
-    "xformers",
-    "flash-attn",
-)
-FLASHINFER_PARTS = ("flashinfer-python", "flashinfer-cubin", "flashinfer-jit-cache")
+COMPANIONS = _FAM.names(Family.COMPANION)
+# Compiled against one torch and one CUDA major, with releases in the database; their pins come
+# from the framework.
+KERNELS = tuple(p.name for p in _FAM.rows if p.family is Family.KERNEL and p.sync)
+FLASHINFER_PARTS = _FAM.groups()["flashinfer"]
 # Projects whose sdist is an installable package (flashinfer-python compiles its kernels at run
 # time); for the others an sdist means compiling CUDA code at install, which a lock must not ask.
-SDIST_OK = frozenset({"flashinfer-python", "sglang"})
+SDIST_OK = frozenset(p.name for p in _FAM.rows if p.sdist_ok)
 # Extras that select another accelerator: never the CUDA tuple's carrier.
 _OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron|gaudi")
 # Advisory severities that make a tuple unacceptable (a hung server is as dead as a crashed one).

@@ -14,6 +14,7 @@ from compat.models import (
     Driver,
     Environment,
     HostContext,
+    ObjectFacts,
     PythonInfo,
     TorchBuild,
     Unknown,
@@ -97,6 +98,7 @@ def to_dict(env: Environment) -> dict[str, Any]:
                 "broken": d.broken,
                 "installed_at": d.installed_at,
                 "needs": list(d.needs),
+                **({"objects": [_object(o) for o in d.objects]} if d.objects else {}),
             }
             for d in env.distributions
         ],
@@ -115,6 +117,18 @@ def to_dict(env: Environment) -> dict[str, Any]:
             for c in env.caches
         ],
         "launch": list(env.launch),
+        "deep": env.deep,
+    }
+
+
+def _object(o: ObjectFacts) -> dict[str, Any]:
+    return {
+        "path": o.path,
+        "needed": list(o.needed),
+        "torch_imports": o.torch_imports,
+        "unresolved": list(o.unresolved),
+        "unresolved_count": o.unresolved_count,
+        "error": o.error,
     }
 
 
@@ -273,6 +287,19 @@ def from_dict(data: Any, origin: str = "snapshot") -> Environment:
                 broken,
                 r.get(d, "installed_at", (int, float), p, None),
                 tuple(str(x) for x in r.get(d, "needs", list, p, [])),
+                tuple(
+                    ObjectFacts(
+                        r.get(o, "path", str, f"{p}.objects[{j}]"),
+                        tuple(str(x) for x in r.get(o, "needed", list, f"{p}.objects[{j}]", [])),
+                        r.get(o, "torch_imports", int, f"{p}.objects[{j}]", 0),
+                        tuple(
+                            str(x) for x in r.get(o, "unresolved", list, f"{p}.objects[{j}]", [])
+                        ),
+                        r.get(o, "unresolved_count", int, f"{p}.objects[{j}]", 0),
+                        r.get(o, "error", str, f"{p}.objects[{j}]", ""),
+                    )
+                    for j, o in enumerate(r.get(d, "objects", list, p, []))
+                ),
             )
         )
     caches = []
@@ -303,6 +330,7 @@ def from_dict(data: Any, origin: str = "snapshot") -> Environment:
         source=origin,
         created=r.get(data, "created", str, "", ""),
         launch=tuple(str(x) for x in r.get(data, "launch", list, "", [])),
+        deep=r.get(data, "deep", bool, "", False),
     )
 
 
