@@ -116,6 +116,22 @@ class PythonInfo:
 
 
 @dataclass(frozen=True)
+class ObjectFacts:
+    """One compiled object of an installed distribution, read with `--deep` (ELF dynamic info).
+
+    `unresolved` are the libtorch/c10/ATen symbols it imports that the installed torch does not
+    export: the `undefined symbol` its import dies of (the first few; `unresolved_count` all).
+    """
+
+    path: str  # relative to the distribution's location
+    needed: tuple[str, ...] = ()
+    torch_imports: int = 0
+    unresolved: tuple[str, ...] = ()
+    unresolved_count: int = 0
+    error: str = ""  # why it could not be read ("" when it was)
+
+
+@dataclass(frozen=True)
 class Distribution:
     """An installed distribution as its dist-info says; `broken` holds why it could not be read."""
 
@@ -130,6 +146,8 @@ class Distribution:
     # Shared libraries its main extension module needs (ELF DT_NEEDED), for packages built
     # against torch (torchvision/_C.so ...): tells a CUDA build from a CPU one without import.
     needs: tuple[str, ...] = ()
+    # Its compiled objects as read with --deep (empty without it).
+    objects: tuple[ObjectFacts, ...] = ()
 
     @property
     def key(self) -> str:
@@ -232,6 +250,8 @@ class Environment:
     source: str = "live"
     created: str = ""
     launch: tuple[str, ...] = ()
+    # Whether the compiled objects were read (--deep): Distribution.objects, TorchBuild.arch_list.
+    deep: bool = False
 
     def dist(self, name: str) -> Optional[Distribution]:
         key = canonicalize_name(name)

@@ -92,10 +92,20 @@ def test_overview_lists_codes_and_advisories() -> None:
 
 
 def test_cli() -> None:
-    ok = subprocess.run([sys.executable, "-m", "compat", "explain", "cuda-mix"], capture_output=True,
-                        text=True, timeout=60, check=False)
+    ok = subprocess.run(
+        [sys.executable, "-m", "compat", "explain", "cuda-mix"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ok.returncode == 0 and ok.stdout.startswith("cuda-mix: more than one CUDA major")
-    bad = subprocess.run([sys.executable, "-m", "compat", "explain", "cuda-mx"], capture_output=True,
-                         text=True, timeout=60, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "compat", "explain", "cuda-mx"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode == 2
     assert "did you mean: cuda-mix" in bad.stderr

@@ -36,8 +36,14 @@ H100 = str(ASSETS / "envs" / "h100-torch2.11-cu130.json")
 CPU_TV = str(ASSETS / "envs" / "cpu-torch2.13-pypi-torchvision0.28.json")
 
 
-def findings_for(source: str, *, driver: Optional[str] = None, gpus: tuple[str, ...] = (),
-                 env: tuple[str, ...] = (), python: Optional[str] = None) -> list[Finding]:
+def findings_for(
+    source: str,
+    *,
+    driver: Optional[str] = None,
+    gpus: tuple[str, ...] = (),
+    env: tuple[str, ...] = (),
+    python: Optional[str] = None,
+) -> list[Finding]:
     e = load_from(source if "/" in source else str(ASSETS / "freeze" / source), MATRIX)
     e = apply_overrides(e, MATRIX, driver, gpus, env, python)
     return run_checks(Context(env=e, matrix=MATRIX))
@@ -53,17 +59,32 @@ def one(fs: list[Finding], code: str) -> Finding:
     return hits[0]
 
 
-def env_of(*pins: str, torch_cuda: Optional[str] = None, gpus: tuple[GPU, ...] = (),
-           env: Optional[dict[str, str]] = None, caches: tuple[CacheInfo, ...] = (),
-           installed_at: Optional[float] = None) -> Environment:
+def env_of(
+    *pins: str,
+    torch_cuda: Optional[str] = None,
+    gpus: tuple[GPU, ...] = (),
+    env: Optional[dict[str, str]] = None,
+    caches: tuple[CacheInfo, ...] = (),
+    installed_at: Optional[float] = None,
+) -> Environment:
     dists = []
     for p in pins:
         name, _, version = p.partition("==")
-        dists.append(Distribution(name, Version(version), version, "/site", installed_at=installed_at))
+        dists.append(
+            Distribution(name, Version(version), version, "/site", installed_at=installed_at)
+        )
     tv = next((d.version for d in dists if d.name == "torch"), None)
     torch = TorchBuild(tv, torch_cuda, None, "test") if tv else Unknown("no torch")
-    return Environment(PythonInfo("3.11.7", "cpython", "python", "linux", "x86_64"), tuple(dists),
-                       torch, Driver("580.65.06", "13.0"), gpus, Unknown("test"), env or {}, caches)
+    return Environment(
+        PythonInfo("3.11.7", "cpython", "python", "linux", "x86_64"),
+        tuple(dists),
+        torch,
+        Driver("580.65.06", "13.0"),
+        gpus,
+        Unknown("test"),
+        env or {},
+        caches,
+    )
 
 
 # framework-pin -------------------------------------------------------------------------------
@@ -104,7 +125,9 @@ def test_torch_triton_mismatch() -> None:
 def test_torch_triton_marker_no_triton_on_python_313() -> None:
     # torch 2.5.1 pins triton only for python_version < "3.13": none on 3.13 is fine.
     e = env_of("torch==2.5.1")
-    e313 = dataclasses.replace(e, python=PythonInfo("3.13.1", "cpython", "python", "linux", "x86_64"))
+    e313 = dataclasses.replace(
+        e, python=PythonInfo("3.13.1", "cpython", "python", "linux", "x86_64")
+    )
     assert "torch-triton" not in codes(run_checks(Context(env=e313, matrix=MATRIX)))
     assert "torch-triton" in codes(run_checks(Context(env=e, matrix=MATRIX)))  # 3.11: missing
 
@@ -148,8 +171,11 @@ def test_both_kernel_package_names() -> None:
 # cuda-mix ------------------------------------------------------------------------------------
 def test_cuda_mix_seed_002_library_path() -> None:
     # Seed 002 put .../nvidia/cu13/lib on LD_LIBRARY_PATH; beside a cu12 torch that shadows it.
-    e = env_of("torch==2.9.1+cu128", torch_cuda="12.8",
-               env={"LD_LIBRARY_PATH": "/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib:/x"})
+    e = env_of(
+        "torch==2.9.1+cu128",
+        torch_cuda="12.8",
+        env={"LD_LIBRARY_PATH": "/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib:/x"},
+    )
     f = one(run_checks(Context(env=e, matrix=MATRIX)), "cuda-mix")
     assert f.severity is Severity.ERROR and "CUDA 13 parts beside a CUDA 12 torch" in f.message
 
@@ -202,14 +228,24 @@ def test_gpu_arch_unknown_without_gpus() -> None:
 
 # stale-cache ---------------------------------------------------------------------------------
 def test_stale_caches() -> None:
-    caches = (CacheInfo("flashinfer", "/root/.cache/flashinfer", True, 10, 3, False, ("0.2.3", "0.2.5")),
-              CacheInfo("triton", "/root/.triton/cache", True, 10, 3, False, (), oldest_mtime=1000.0))
-    e = env_of("torch==2.6.0", "triton==3.2.0", "flashinfer-python==0.2.5", caches=caches,
-               installed_at=5000.0)
+    caches = (
+        CacheInfo("flashinfer", "/root/.cache/flashinfer", True, 10, 3, False, ("0.2.3", "0.2.5")),
+        CacheInfo("triton", "/root/.triton/cache", True, 10, 3, False, (), oldest_mtime=1000.0),
+    )
+    e = env_of(
+        "torch==2.6.0",
+        "triton==3.2.0",
+        "flashinfer-python==0.2.5",
+        caches=caches,
+        installed_at=5000.0,
+    )
     fs = [f for f in run_checks(Context(env=e, matrix=MATRIX)) if f.code == "stale-cache"]
     assert len(fs) == 2
-    assert any("flashinfer-python 0.2.3" in f.message and f.fix == ("rm -rf /root/.cache/flashinfer/0.2.3",)
-               for f in fs)
+    assert any(
+        "flashinfer-python 0.2.3" in f.message
+        and f.fix == ("rm -rf /root/.cache/flashinfer/0.2.3",)
+        for f in fs
+    )
     assert any("triton cache" in f.message and f.severity is Severity.WARNING for f in fs)
 
 
@@ -220,17 +256,24 @@ def test_fresh_cache_is_quiet() -> None:
 
 
 # env-var -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("value", "expect"), [
-    ("3", "only 1 GPU(s)"), ("", "hides every GPU"), ("0,0", "listed twice"),
-    ("GPU-deadbeef", "no GPU has this UUID"),
-])
+@pytest.mark.parametrize(
+    ("value", "expect"),
+    [
+        ("3", "only 1 GPU(s)"),
+        ("", "hides every GPU"),
+        ("0,0", "listed twice"),
+        ("GPU-deadbeef", "no GPU has this UUID"),
+    ],
+)
 def test_visible_devices(value: str, expect: str) -> None:
     fs = findings_for(H100, env=(f"CUDA_VISIBLE_DEVICES={value}",))
     assert expect in one(fs, "env-var").message
 
 
 def test_visible_devices_ok_and_arch_list() -> None:
-    assert "env-var" not in codes(findings_for(H100, env=("CUDA_VISIBLE_DEVICES=0",)), Severity.INFO)
+    assert "env-var" not in codes(
+        findings_for(H100, env=("CUDA_VISIBLE_DEVICES=0",)), Severity.INFO
+    )
     f = one(findings_for(H100, env=("TORCH_CUDA_ARCH_LIST=8.0;8.6",)), "env-var")
     assert "leaves out GPU 0 (sm_90)" in f.message
 
@@ -268,25 +311,48 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
     produced: set[str] = set()
     for name in ("sglang-0.4.6-torch-2.7.1.txt", "flashinfer-torch-mismatch.txt"):
         produced |= {f.code for f in findings_for(name, driver="470.57.02")}
-    produced |= {f.code for f in findings_for(H100, gpus=("sm_61",), env=("CUDA_VISIBLE_DEVICES=3",))}
+    produced |= {
+        f.code for f in findings_for(H100, gpus=("sm_61",), env=("CUDA_VISIBLE_DEVICES=3",))
+    }
     produced |= {f.code for f in findings_for(CPU_TV)}
-    produced |= codes(run_checks(Context(env=env_of("torch==2.99.0"), matrix=MATRIX)), Severity.INFO)
-    produced |= {f.code for f in run_checks(Context(env=env_of(
-        "torch==2.9.1+cu128", "triton==3.5.1", torch_cuda="12.8",
-        env={"LD_LIBRARY_PATH": "/opt/nvidia/cu13/lib"},
-        caches=(CacheInfo("triton", "/t", True, 1, 1, False, (), 1.0),), installed_at=100.0),
-        matrix=MATRIX))}
+    produced |= codes(
+        run_checks(Context(env=env_of("torch==2.99.0"), matrix=MATRIX)), Severity.INFO
+    )
+    produced |= {
+        f.code
+        for f in run_checks(
+            Context(
+                env=env_of(
+                    "torch==2.9.1+cu128",
+                    "triton==3.5.1",
+                    torch_cuda="12.8",
+                    env={"LD_LIBRARY_PATH": "/opt/nvidia/cu13/lib"},
+                    caches=(CacheInfo("triton", "/t", True, 1, 1, False, (), 1.0),),
+                    installed_at=100.0,
+                ),
+                matrix=MATRIX,
+            )
+        )
+    }
     from compat.launch import parse_launch
 
-    launch = parse_launch(["python", "-m", "sglang.launch_server", "--model-path", "m"],
-                          Version("0.4.6.post1"))
-    e = apply_overrides(env_of("sglang==0.4.6.post1", "torch==2.6.0", "triton==3.1.0",
-                               "flashinfer-python==0.2.3"), MATRIX, gpus=("rtx4070",))
+    launch = parse_launch(
+        ["python", "-m", "sglang.launch_server", "--model-path", "m"], Version("0.4.6.post1")
+    )
+    e = apply_overrides(
+        env_of("sglang==0.4.6.post1", "torch==2.6.0", "triton==3.1.0", "flashinfer-python==0.2.3"),
+        MATRIX,
+        gpus=("rtx4070",),
+    )
     from compat.advisories import load_advisories
     from compat.resources import advisories_dir
 
-    produced |= {f.code for f in run_checks(Context(env=e, matrix=MATRIX, launch=launch),
-                                             load_advisories(advisories_dir()))}
+    produced |= {
+        f.code
+        for f in run_checks(
+            Context(env=e, matrix=MATRIX, launch=launch), load_advisories(advisories_dir())
+        )
+    }
     from compat.cluster import compare
     from tests.test_cluster import report
 
@@ -297,8 +363,11 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
 def test_gpu_arch_from_torch_arch_list() -> None:
     # --deep records torch.cuda.get_arch_list(); it wins over the curated table.
     def judge(archs: tuple[str, ...], cc: tuple[int, int]) -> list[Finding]:
-        e = env_of("torch==2.7.1+cu126", torch_cuda="12.6",
-                   gpus=(GPU(0, "test GPU", cc, 1000, 0, False, "GPU-x", "test"),))
+        e = env_of(
+            "torch==2.7.1+cu126",
+            torch_cuda="12.6",
+            gpus=(GPU(0, "test GPU", cc, 1000, 0, False, "GPU-x", "test"),),
+        )
         assert not isinstance(e.torch, Unknown)
         e = dataclasses.replace(e, torch=dataclasses.replace(e.torch, arch_list=archs))
         return [f for f in run_checks(Context(env=e, matrix=MATRIX)) if f.code == "gpu-arch"]
@@ -311,9 +380,13 @@ def test_gpu_arch_from_torch_arch_list() -> None:
 
 
 def test_cuda_minor_of_kernels() -> None:
-    newer = env_of("torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu126torch2.5", torch_cuda="12.4")
+    newer = env_of(
+        "torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu126torch2.5", torch_cuda="12.4"
+    )
     (f,) = [f for f in run_checks(Context(env=newer, matrix=MATRIX)) if f.code == "cuda-mix"]
     assert f.severity is Severity.ERROR and "built for CUDA 12.6, torch 2.5.1+cu124" in f.message
-    older = env_of("torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu121torch2.5", torch_cuda="12.4")
+    older = env_of(
+        "torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu121torch2.5", torch_cuda="12.4"
+    )
     (w,) = [f for f in run_checks(Context(env=older, matrix=MATRIX)) if f.code == "cuda-mix"]
     assert w.severity is Severity.WARNING
