@@ -64,7 +64,13 @@ def test_check_python_takes_a_version_and_points_paths_to_interpreter() -> None:
     assert "expected a Python version such as 3.11" in bad.stderr
     assert "use --interpreter PATH" in bad.stderr
     # Digits of other scripts are not a version (they made every marker false before).
-    arabic = run("check", "--from", "tests/assets/freeze/sglang-0.4.6-good.txt", "--python", "٣.١١")
+    arabic = run(
+        "check",
+        "--from",
+        "tests/assets/freeze/sglang-0.4.6-good.txt",
+        "--python",
+        "\u0663.\u0661\u0661",
+    )
     assert arabic.returncode == 2
 
 
