@@ -165,13 +165,19 @@ def _check_options(fn: Any) -> Any:
             metavar="PATH",
             help="Inspect another interpreter's environment (a server's venv).",
         ),
-        click.option("--driver", metavar="VERSION", help="The target's NVIDIA driver version."),
+        click.option(
+            "--driver",
+            metavar="VERSION",
+            help="The target's NVIDIA driver: 550.54.15, or a branch (535, R535) judged at its "
+            "lowest known release.",
+        ),
         click.option(
             "--gpu",
             "gpus",
             multiple=True,
             metavar="NAME|sm_XY",
-            help="A target GPU (repeatable): a name such as h100, or sm_90.",
+            help="Target GPUs (repeatable): a name as typed or as nvidia-smi prints it (h100, "
+            "'RTX 4090', 'NVIDIA A100-SXM4-80GB'), a count (8xH100, h100:8), or sm_90.",
         ),
         click.option(
             "--env",
@@ -226,6 +232,7 @@ def _run_check(
     from compat.check import Context, run_checks
     from compat.inputs import apply_overrides, load_from
     from compat.matrix.load import Matrix
+    from compat.models import Unknown
     from compat.resources import advisories_dir
 
     matrix = Matrix()
@@ -238,6 +245,9 @@ def _run_check(
         # on the path that runs before every launch.
         env = probe_environment(interpreter, deep=deep, walk_caches=False)
     env = apply_overrides(env, matrix, driver, gpus, env_vars, python_version)
+    drv = env.driver
+    if driver and not isinstance(drv, Unknown) and drv.version_source != "--driver":
+        click.echo(f"note: {drv.version_source}", err=True)  # a branch: say what was assumed
     launch = _launch(env, launch_file, launch_argv)
     ctx = Context(env=env, matrix=matrix, launch=launch, deep=deep)
     findings = run_checks(ctx, load_advisories(advisories_dir()), ignore)

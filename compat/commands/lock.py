@@ -83,7 +83,11 @@ def build_target(
             f"this host, {d.version_source}",
         )
     elif driver:
-        drv, drv_source = _version(driver, "--driver", "550.54.15"), "--driver"
+        from compat.hardware import parse_driver
+
+        spec = parse_driver(driver, matrix.driver_catalog)
+        drv = spec.version
+        drv_source = spec.source
     if cuda == "auto":
         d = live().driver
         if isinstance(d, Unknown) or isinstance(d.cuda, Unknown):
@@ -174,7 +178,8 @@ def _command(argv: Sequence[str]) -> str:
     "gpus",
     multiple=True,
     metavar="sm_XY|NAME|auto",
-    help="A target GPU (repeatable): sm_90, h100, or auto for this host's.",
+    help="Target GPUs (repeatable): a name (h100, 'RTX 4090', 8xH100), sm_90, or auto for "
+    "this host's.",
 )
 @click.option(
     "--python",

@@ -175,6 +175,7 @@ class GpuModel:
     pci_ids: tuple[str, ...] = ()
     origin: str = "pci.ids"
     verified: bool = True
+    memory_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -259,13 +260,12 @@ class DriverBranch:
 
 @dataclass(frozen=True)
 class ArchSupport:
-    """The drivers that support a GPU architecture: from the driver of its first CUDA toolkit
-    (min_branch) to the last branch that still supports it (last_branch, None: ongoing)."""
+    """The drivers that support a GPU architecture: from the driver branch of its first CUDA
+    toolkit to the last branch that still supports it (last_branch, None: ongoing)."""
 
     architecture: str
     compute_capabilities: tuple[tuple[int, int], ...]
     first_cuda: Version
-    min_branch: Optional[int]
     last_branch: Optional[int]
     source: str
     verified: bool = True
@@ -510,6 +510,7 @@ def read_gpus(p: Problems, data: dict[str, Any]) -> list[GpuModel]:
                     pci_ids=ids,
                     origin=origin,
                     verified=verified,
+                    memory_source=p.get(row, "memory_source", str, path, "", required=False) or "",
                 )
             )
     return out
@@ -604,32 +605,31 @@ def read_drivers(p: Problems, data: dict[str, Any]) -> DriverTables:
         branch = p.get(row, "branch", int, path) or 0
         if not 100 <= branch <= 999:
             p.add(f"{path}.branch", f"expected a branch number such as 535, got {branch!r}")
-        cuda = p.get(row, "cuda", str, path) or ""
-        p.convert(cuda, Version, f"{path}.cuda", "version")
-        first = p.get(row, "first", str, path) or ""
-        if not _DRIVER_TEXT.match(first) or not first.startswith(f"{branch}."):
-            p.add(f"{path}.first", f"expected a release of R{branch}, got {first!r}")
+        reported = p.get(row, "cuda", str, path) or ""
+        p.convert(reported, Version, f"{path}.cuda", "version")
+        lowest = p.get(row, "first", str, path) or ""
+        if not _DRIVER_TEXT.match(lowest) or not lowest.startswith(f"{branch}."):
+            p.add(f"{path}.first", f"expected a release of R{branch}, got {lowest!r}")
         verified, note = _verified(p, row, path)
-        branches.append(DriverBranch(branch, cuda, first, _source(p, row, path), verified, note))
+        branches.append(
+            DriverBranch(branch, reported, lowest, _source(p, row, path), verified, note)
+        )
     archs = []
     for path, row in _rows(p, data, "architecture"):
-        _keys(p, row, path, ("name", "compute_capabilities", "first_cuda", "min_branch",
-                             "last_branch", "source", "verified", "note"))  # fmt: skip
+        _keys(p, row, path, ("name", "compute_capabilities", "first_cuda", "last_branch",
+                             "source", "verified", "note"))  # fmt: skip
         name = p.get(row, "name", str, path) or ""
         ccs = _ccs(p, row, "compute_capabilities", path)
         if not ccs:
             p.add(f"{path}.compute_capabilities", "missing or empty")
-        first = p.convert(
+        first_cuda = p.convert(
             p.get(row, "first_cuda", str, path), Version, f"{path}.first_cuda", "version"
         )
-        lo = p.get(row, "min_branch", int, path, None, required=False)
         hi = p.get(row, "last_branch", int, path, None, required=False)
-        if lo is not None and hi is not None and lo > hi:
-            p.add(f"{path}.last_branch", f"R{hi} is older than min_branch R{lo}")
         verified, note = _verified(p, row, path)
-        if first is not None:
+        if first_cuda is not None:
             archs.append(
-                ArchSupport(name, ccs, first, lo, hi, _source(p, row, path), verified, note)
+                ArchSupport(name, ccs, first_cuda, hi, _source(p, row, path), verified, note)
             )
     return DriverTables(tuple(releases), tuple(branches), tuple(archs))
 
