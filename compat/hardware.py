@@ -252,7 +252,7 @@ def parse_gpu(text: str, catalog: GpuCatalog) -> GpuSpec:
             raise _vendor_error(raw, vendor)
         near = catalog.closest(t)
         raise UsageError(
-            f"--gpu {raw!r}: not an NVIDIA GPU compat knows",
+            f"--gpu {raw!r}: not a GPU compat knows",
             hint="closest known: "
             + ", ".join(near)
             + "; or give the compute capability: --gpu sm_90",
