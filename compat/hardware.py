@@ -269,8 +269,11 @@ def parse_gpu(text: str, catalog: GpuCatalog) -> GpuSpec:
         )
     models = [r.model for r in rows]
     memory = _memory(toks, models)
-    name = _common_name([m.name for m in models], toks)
-    if memory is not None and not any(_kind(x) == "memory" for x in tokens(name)):
+    names = [m.name for m in models]
+    name = _common_name(names, toks)
+    # Several rows of one GPU named by their common words: add the size they (or you) agree on.
+    several = len(set(names)) > 1
+    if several and memory is not None and not any(_kind(x) == "memory" for x in tokens(name)):
         name = f"{name} {memory:g}GB"
     return GpuSpec(
         count,

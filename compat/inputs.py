@@ -139,8 +139,9 @@ def apply_overrides(
         for text in gpus:
             g = parse_gpu(text, matrix.gpu_catalog)
             mib = int(g.memory_gib * 1024) if g.memory_gib else None
+            first = len(out)
             out.extend(
-                GPU(len(out) + i, g.name, g.compute_capability, mib, None, None, None, "--gpu")
+                GPU(first + i, g.name, g.compute_capability, mib, None, None, None, "--gpu")
                 for i in range(g.count)
             )
         changes["gpus"] = tuple(out)

@@ -76,7 +76,7 @@ _DESCRIPTIONS = {
     Code.KERNEL_TORCH.value: "compiled kernel package built for another torch, CUDA or C++ ABI",
     Code.SPLIT_PACKAGE.value: "parts of one project at different versions",
     Code.CUDA_MIX.value: "more than one CUDA major in the stack",
-    Code.DRIVER_TOO_OLD.value: "the driver cannot run the CUDA build",
+    Code.DRIVER_TOO_OLD.value: "the driver cannot run the CUDA build or the GPU",
     Code.GPU_ARCH.value: "GPU compute capability not covered by the build",
     Code.STALE_CACHE.value: "JIT/compile cache built by other versions",
     Code.ENV_VAR.value: "environment variable breaks or shadows the stack",

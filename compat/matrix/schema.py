@@ -361,8 +361,10 @@ def _source(p: Problems, d: dict[str, Any], path: str) -> str:
     return src
 
 
-def _rows(p: Problems, data: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
-    rows = p.get(data, key, list, "", []) or []
+def _rows(
+    p: Problems, data: dict[str, Any], key: str, required: bool = True
+) -> list[tuple[str, dict[str, Any]]]:
+    rows = p.get(data, key, list, "", [], required) or []
     out = []
     for i, row in enumerate(rows):
         path = f"{key}[{i}]"
@@ -537,14 +539,14 @@ def read_gpu_families(p: Problems, data: dict[str, Any]) -> GpuFamilies:
         if cc and chip:
             families.append(GpuFamily(chip, arch, cc, evidence, src, pci, verified, note))
     extras = []
-    for path, row in _rows(p, data, "extra"):
+    for path, row in _rows(p, data, "extra", required=False):
         _keys(p, row, path, ("name", "chip", "source"))
         chip = p.get(row, "chip", str, path) or ""
         if chip and chip not in seen:
             p.add(f"{path}.chip", f"{chip!r} is not a [[family]] chip")
         extras.append(GpuExtra(p.get(row, "name", str, path) or "", chip, _source(p, row, path)))
     aliases = []
-    for path, row in _rows(p, data, "alias"):
+    for path, row in _rows(p, data, "alias", required=False):
         _keys(p, row, path, ("name", "pci_id", "source"))
         pid = p.get(row, "pci_id", str, path) or ""
         if not _PCI_ID.match(pid):
@@ -553,7 +555,7 @@ def read_gpu_families(p: Problems, data: dict[str, Any]) -> GpuFamilies:
             GpuNameAlias(p.get(row, "name", str, path) or "", pid, _source(p, row, path))
         )
     memory = []
-    for path, row in _rows(p, data, "memory"):
+    for path, row in _rows(p, data, "memory", required=False):
         _keys(p, row, path, ("pci_id", "memory_gib", "source"))
         pid = p.get(row, "pci_id", str, path) or ""
         if not _PCI_ID.match(pid):
@@ -564,7 +566,7 @@ def read_gpu_families(p: Problems, data: dict[str, Any]) -> GpuFamilies:
             continue
         memory.append(GpuMemory(pid, float(mem), _source(p, row, path)))
     vendors = []
-    for path, row in _rows(p, data, "other_vendor"):
+    for path, row in _rows(p, data, "other_vendor", required=False):
         _keys(p, row, path, ("vendor", "stack", "words", "patterns", "source"))
         patterns = p.strings(row, "patterns", path, required=True)
         for i, pat in enumerate(patterns):
@@ -600,7 +602,7 @@ def read_drivers(p: Problems, data: dict[str, Any]) -> DriverTables:
         if cuda and _DRIVER_TEXT.match(drv):
             releases.append(DriverRelease(cuda, drv, src))
     branches = []
-    for path, row in _rows(p, data, "branch"):
+    for path, row in _rows(p, data, "branch", required=False):
         _keys(p, row, path, ("branch", "cuda", "first", "source", "verified", "note"))
         branch = p.get(row, "branch", int, path) or 0
         if not 100 <= branch <= 999:
