@@ -109,7 +109,8 @@ class Matrix:
         self._curated: Optional[
             tuple[list[Toolkit], list[TorchBuildInfo], list[WheelIndex], list[CudaImage]]
         ] = None
-        self._hardware: Optional[tuple[list[GpuModel], GpuFamilies, DriverTables]] = None
+        self._hardware: Optional[tuple[list[GpuModel], GpuFamilies]] = None
+        self._drivers: Optional[DriverTables] = None
         self._gpu_catalog: Optional[GpuCatalog] = None
         self._driver_catalog: Optional[DriverCatalog] = None
 
@@ -170,20 +171,28 @@ class Matrix:
             self._curated = (toolkits, builds, indexes, images)
         return self._curated
 
-    def _load_hardware(self) -> tuple[list[GpuModel], GpuFamilies, DriverTables]:
-        """GPU names, chip families and driver tables: read only when a GPU or driver is judged
-        (gpus.toml is the largest curated file)."""
+    def _load_hardware(self) -> tuple[list[GpuModel], GpuFamilies]:
+        """GPU names and chip families: read only when a GPU name is matched (gpus.toml is the
+        largest curated file)."""
         if self._hardware is None:
             problems: list[str] = []
             gpus = self._read("gpus.toml", read_gpus, [], problems)
             families = self._read(
                 "gpu_families.toml", read_gpu_families, GpuFamilies((), (), (), (), ()), problems
             )
+            if problems:
+                raise DataError(problems, hint="run `compat matrix validate`")
+            self._hardware = (gpus, families)
+        return self._hardware
+
+    def _load_drivers(self) -> DriverTables:
+        if self._drivers is None:
+            problems: list[str] = []
             drivers = self._read("drivers.toml", read_drivers, DriverTables((), (), ()), problems)
             if problems:
                 raise DataError(problems, hint="run `compat matrix validate`")
-            self._hardware = (gpus, families, drivers)
-        return self._hardware
+            self._drivers = drivers
+        return self._drivers
 
     @property
     def toolkits(self) -> list[Toolkit]:
@@ -210,7 +219,7 @@ class Matrix:
         """GPU names to match --gpu values against; compute capabilities of families and of
         every toolkit's targets count as known."""
         if self._gpu_catalog is None:
-            gpus, families, _ = self._load_hardware()
+            gpus, families = self._load_hardware()
             known = {f.compute_capability for f in families.families}
             known |= {cc for t in self.toolkits for cc in t.archs}
             self._gpu_catalog = GpuCatalog(gpus, families.vendors, known)
@@ -219,7 +228,7 @@ class Matrix:
     @property
     def driver_catalog(self) -> DriverCatalog:
         if self._driver_catalog is None:
-            self._driver_catalog = DriverCatalog(self._load_hardware()[2])
+            self._driver_catalog = DriverCatalog(self._load_drivers())
         return self._driver_catalog
 
     def toolkit(self, cuda: str) -> Optional[Toolkit]:
@@ -286,7 +295,7 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
             p.add("meta.project", f"{project!r} does not match the file name {path.stem!r}")
         problems.extend(p.items)
     m = Matrix(root)
-    for load in (m._load_curated, m._load_hardware):
+    for load in (m._load_curated, m._load_hardware, m._load_drivers):
         try:
             load()
         except DataError as exc:
