@@ -17,40 +17,33 @@ from typing import Any, Callable, Optional, TypeVar
 import pytest
 from packaging.version import Version
 
-from compat.cluster import (
-    CLUSTER_MISMATCH,
-    SLEEP_VAR,
-    ClusterProbe,
-    Node,
-    NodeReport,
-    NodeStatus,
-    check_cluster,
-    check_options,
-    collect,
-    compare,
-    label_nodes,
-    parse_runtime_env,
-    probe_from_dict,
-    probe_to_dict,
-)
+from compat.check.cluster import CLUSTER_MISMATCH, compare
+from compat.commands.cluster import check_options, parse_runtime_env
 from compat.errors import InputError, UsageError
 from compat.format.cluster import format_cluster_env, format_cluster_findings
 from compat.matrix.load import Matrix
 from compat.models import (
     GPU,
+    ClusterProbe,
     Distribution,
     Driver,
     Environment,
     Finding,
+    Node,
+    NodeReport,
+    NodeStatus,
     Severity,
     TorchBuild,
     Unknown,
 )
-from compat.snapshot import load
+from compat.pipeline import Database, LaunchInput, check_cluster, load_database, parse_launch_for
+from compat.probe.ray import collect, probe_node
+from compat.snapshot import label_nodes, load, probe_from_dict, probe_to_dict
 
 H100 = Path(__file__).parent / "assets" / "envs" / "h100-torch2.11-cu130.json"
 BASE = load(str(H100))
 MATRIX = Matrix()
+NO_ADVISORIES = Database(MATRIX, ())
 
 
 def node(name: str, *, gpus: float = 8.0, head: bool = False) -> Node:
@@ -291,7 +284,7 @@ def test_nodes_that_did_not_report() -> None:
 
 
 def test_runtime_env_failure_gist() -> None:
-    from compat.cluster import _setup_error
+    from compat.probe.ray import _setup_error
 
     # As Ray 2.60 reports a pip failure: a whole traceback, pip's error last.
     text = (
@@ -334,44 +327,34 @@ def probe(*reports: NodeReport) -> ClusterProbe:
 
 def test_check_cluster_runs_each_node_and_compares() -> None:
     old = dataclasses.replace(BASE, driver=Driver("470.57.02", "11.4"))
-    result = check_cluster(probe(report("a"), report("b", old)), MATRIX)
+    result = check_cluster(probe(report("a"), report("b", old)), NO_ADVISORIES)
     (_, fa), (_, fb) = result.per_node
     assert "driver-too-old" in {f.code for f in fb} and "driver-too-old" not in {f.code for f in fa}
     assert [f.code for f in result.cluster] == [CLUSTER_MISMATCH]
     assert len(result.all_findings()) == len(fa) + len(fb) + 1
     dropped = check_cluster(
-        probe(report("a"), report("b", old)), MATRIX, ignore=(CLUSTER_MISMATCH,)
+        probe(report("a"), report("b", old)), NO_ADVISORIES, ignore=(CLUSTER_MISMATCH,)
     )
     assert dropped.cluster == ()
 
 
 def test_check_cluster_parses_the_launch_per_node_under_ray() -> None:
-    result = check_cluster(
-        probe(report("a")),
-        MATRIX,
-        launch_argv=("python", "-m", "sglang.launch_server", "--model-path", "m"),
-    )
+    argv = ("python", "-m", "sglang.launch_server", "--model-path", "m")
+    result = check_cluster(probe(report("a")), NO_ADVISORIES, LaunchInput(argv=argv))
     assert result.per_node[0][0].env is not None  # checked
-    from compat.cluster import _launch
-
-    launch = _launch(BASE, ["python", "-m", "sglang.launch_server", "--model-path", "m"], None)
-    assert launch.settings["under_ray"] is True
+    launch = parse_launch_for(BASE, LaunchInput(argv=argv, under_ray=True))
+    assert launch is not None and launch.settings["under_ray"] is True
 
 
 def test_seed_002_launch_checked_as_the_ray_worker_runs_it() -> None:
     # Seed 002: the launch that works standalone crashes under Ray (COMPAT-0003). Each node's
     # check sees it under Ray, since it is what a Ray worker on that node would start.
-    from compat.advisories import load_advisories
-    from compat.resources import advisories_dir
-
     env = with_dist(BASE, "sglang", "0.5.12")
     launch = (Path(__file__).parent / "assets" / "launch" / "seed002-standalone.sh").read_text()
     # A probe in a Ray worker carries Ray's own variables: that is how the advisory knows.
     a = report("a", env, RAY_JOB_ID="01000000", RAY_RAYLET_PID="4242")
     b = report("b", env, RAY_JOB_ID="01000000", RAY_RAYLET_PID="4243")
-    result = check_cluster(
-        probe(a, b), MATRIX, load_advisories(advisories_dir()), launch_text=launch
-    )
+    result = check_cluster(probe(a, b), load_database(), LaunchInput(text=launch))
     for _, fs in result.per_node:
         assert "COMPAT-0003" in {f.advisory for f in fs}
 
@@ -381,7 +364,7 @@ def test_text_groups_like_nodes_and_shows_the_verdict() -> None:
     text = format_cluster_findings(
         check_cluster(
             probe(report("a", head=True), report("b", NCCL_IB_DISABLE="1"), report("c"), dead),
-            MATRIX,
+            NO_ADVISORIES,
         ),
         "text",
         "error",
@@ -395,7 +378,7 @@ def test_text_groups_like_nodes_and_shows_the_verdict() -> None:
 
 
 def test_json_and_sarif() -> None:
-    result = check_cluster(probe(report("a"), report("b", NCCL_IB_DISABLE="1")), MATRIX)
+    result = check_cluster(probe(report("a"), report("b", NCCL_IB_DISABLE="1")), NO_ADVISORIES)
     doc = json.loads(format_cluster_findings(result, "json", "warning"))
     assert doc["schema"] == "compat.cluster-findings/1" and doc["fail_on"] == "warning"
     assert [n["label"] for n in doc["nodes"]] == ["a", "b"]
@@ -465,7 +448,7 @@ def test_without_ray_says_how_to_install(
 
 def test_ray_is_not_imported_at_start_up() -> None:
     code = (
-        "import sys, compat.cli, compat.cluster, compat.format.cluster; "
+        "import sys, compat.cli, compat.commands.cluster, compat.format.cluster; "
         "sys.exit('ray' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
@@ -629,16 +612,24 @@ def _probe_running(raylet_pid: str) -> bool:
 
 @on_ray
 def test_ray_node_killed_mid_check_and_node_too_slow(cluster: Any) -> None:
-    # Two more nodes whose probes sleep (test hook): one is killed while it sleeps, the other
-    # outlives --ray-timeout. The first three nodes still report.
-    doomed = cluster.add_node(num_cpus=1, env_vars={SLEEP_VAR: "60"})
-    slow = cluster.add_node(num_cpus=1, env_vars={SLEEP_VAR: "60"})
+    # Two more nodes whose probes sleep (the task below wraps the real probe): one is killed
+    # while it sleeps, the other outlives --ray-timeout. The first three nodes still report.
+    def sleepy(everything: bool, host: bool) -> dict[str, Any]:
+        # Defined in the test so that Ray ships it by value; the raylets of the two extra nodes
+        # carry SLOW_PROBE, their workers inherit it.
+        delay = os.environ.get("SLOW_PROBE")
+        if delay:
+            time.sleep(float(delay))
+        return probe_node(everything, host)
+
+    doomed = cluster.add_node(num_cpus=1, env_vars={"SLOW_PROBE": "60"})
+    slow = cluster.add_node(num_cpus=1, env_vars={"SLOW_PROBE": "60"})
     cluster.wait_for_nodes()
     killer = threading.Thread(target=kill_when_running, args=(cluster, doomed))
     killer.start()
     started = time.monotonic()
     try:
-        p = collect(cluster.address, timeout=15)
+        p = collect(cluster.address, timeout=15, task=sleepy)
         took = time.monotonic() - started
     finally:
         killer.join()
@@ -655,3 +646,16 @@ def test_ray_node_killed_mid_check_and_node_too_slow(cluster: Any) -> None:
     died = only(fs, "died during the check")
     assert died.severity is Severity.ERROR and by_id[doomed.node_id].node.label in died.message
     assert only(fs, "did not report").severity is Severity.WARNING
+
+
+def test_ray_launch_is_parsed_for_the_framework_it_starts_not_the_first_installed() -> None:
+    # A node with both sglang and vLLM installed, checked with a vLLM command: the launch is
+    # vLLM's, with vLLM's release (its MoE default decides COMPAT-0004), not sglang's.
+    env = with_dist(with_dist(BASE, "sglang", "0.5.12"), "vllm", "0.19.0")
+    argv = ("vllm", "serve", "Qwen/Qwen3-Next-80B-A3B-Instruct", "--tensor-parallel-size", "4")
+    launch = parse_launch_for(env, LaunchInput(argv=argv, under_ray=True))
+    assert launch is not None and launch.framework == "vllm"
+    assert launch.framework_version == Version("0.19.0")
+    result = check_cluster(probe(report("a", env)), load_database(), LaunchInput(argv=argv))
+    ((_, found),) = result.per_node
+    assert "COMPAT-0004" in {f.advisory for f in found}

@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 
 from compat.advisories import load_advisories
-from compat.check import Context, run_checks
-from compat.cli import _launch
 from compat.diff import RANKS, Change, diff_environments, env_rank, format_text
 from compat.matrix.load import Matrix
 from compat.models import GPU, Driver, Environment, Finding, Unknown
+from compat.pipeline import Database, LaunchInput, check, parse_launch_for
 from compat.resources import advisories_dir
 from compat.snapshot import load
 
@@ -32,7 +31,7 @@ ADVISORIES = load_advisories(advisories_dir())
 
 
 def findings(env: Environment) -> list[Finding]:
-    return run_checks(Context(env=env, matrix=MATRIX, launch=_launch(env, None, ())), ADVISORIES)
+    return check(env, Database(MATRIX, ADVISORIES), parse_launch_for(env, LaunchInput()))
 
 
 def keys(changes: tuple[Change, ...]) -> list[str]:

@@ -28,6 +28,7 @@ from compat.emit.dockerfile import (
 from compat.errors import UsageError
 from compat.lint import lint_files
 from compat.matrix.load import Matrix
+from compat.pipeline import Database
 from compat.resolve import Resolution, resolve
 from compat.resources import advisories_dir
 from tests.conftest import make_dist
@@ -124,7 +125,7 @@ def test_the_embedded_lock_lints_clean(tmp_path: Path) -> None:
     rs = runs(render_dockerfile(resolution(SGLANG), DockerOptions()))
     req = tmp_path / "requirements.lock.txt"
     req.write_text("\n".join(printed(rs[2], "/opt/stack/requirements.lock")) + "\n")
-    result = lint_files([(str(req), req.read_text())], MATRIX, ADVISORIES)
+    result = lint_files([(str(req), req.read_text())], Database(MATRIX, ADVISORIES))
     assert (
         result.problems == ()
         and [lf for lf in result.findings if lf.finding.severity.value == "error"] == []

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from compat.advisories import load_advisories
-from compat.commands.explain import FINDINGS, explain, explain_code, overview
+from compat.codes import FINDINGS
+from compat.commands.explain import explain, explain_code, overview
 from compat.errors import UsageError
 from compat.models import Code
 from compat.resources import advisories_dir

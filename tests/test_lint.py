@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from compat.advisories import load_advisories
 from compat.lint import (
     FILE_PATTERN,
     LintResult,
@@ -22,18 +21,16 @@ from compat.lint import (
     read_pyproject,
     read_requirements,
 )
-from compat.matrix.load import Matrix
 from compat.models import Severity
-from compat.resources import advisories_dir
+from compat.pipeline import load_database
 
 LINT = Path(__file__).parent / "assets" / "lint"
-MATRIX = Matrix()
-ADVISORIES = load_advisories(advisories_dir())
+DB = load_database()
 
 
 def lint(*names: str, target: Target | None = None) -> LintResult:
     files = [(str(LINT / n), (LINT / n).read_text()) for n in names]
-    return lint_files(files, MATRIX, ADVISORIES, target, lambda p: Path(p).read_text())
+    return lint_files(files, DB, target, lambda p: Path(p).read_text())
 
 
 def where(result: LintResult) -> list[tuple[str, int, str, Severity]]:
@@ -108,7 +105,7 @@ def test_a_range_that_excludes_every_fitting_release_is_an_info() -> None:
 def test_a_range_with_a_fitting_release_is_quiet(tmp_path: Path) -> None:
     f = tmp_path / "requirements.txt"
     f.write_text("sglang[srt]==0.4.6.post1\ntorch>=2.5,<2.8\ntriton\n")
-    r = lint_files([(str(f), f.read_text())], MATRIX, ADVISORIES)
+    r = lint_files([(str(f), f.read_text())], DB)
     assert r.findings == ()
 
 
@@ -116,7 +113,7 @@ def test_missing_packages_are_left_to_the_resolver(tmp_path: Path) -> None:
     # sglang alone: torch, triton... are not pinned here, so nothing is "not installed"
     f = tmp_path / "requirements.txt"
     f.write_text("sglang[srt]==0.4.6.post1\n")
-    assert lint_files([(str(f), f.read_text())], MATRIX, ADVISORIES).findings == ()
+    assert lint_files([(str(f), f.read_text())], DB).findings == ()
 
 
 def test_includes_map_to_the_included_file_and_are_not_reported_twice() -> None:
@@ -184,9 +181,9 @@ def test_host_checks_only_when_the_host_is_given(tmp_path: Path) -> None:
     f = tmp_path / "requirements.txt"
     f.write_text("torch==2.7.1\ntriton==3.3.1\n")
     files = [(str(f), f.read_text())]
-    assert lint_files(files, MATRIX, ADVISORIES).findings == ()
+    assert lint_files(files, DB).findings == ()
     # with a target, the host checks run (which ones fire depends on the curated tables)
-    lint_files(files, MATRIX, ADVISORIES, Target(driver="470.57.02", gpus=("sm_90",)))
+    lint_files(files, DB, Target(driver="470.57.02", gpus=("sm_90",)))
 
 
 def test_ignore_drops_a_code() -> None:

@@ -24,13 +24,11 @@ from typing import Any, Optional
 
 import pytest
 
-from compat.advisories import load_advisories
-from compat.check import Context, run_checks
 from compat.cli import main
 from compat.inputs import apply_overrides, load_from
 from compat.matrix.load import Matrix
 from compat.models import Severity
-from compat.resources import advisories_dir
+from compat.pipeline import check, load_database
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,7 +144,7 @@ def test_round_trip_check_finds_nothing_above_info(
     gpus = tuple(host[i + 1] for i, a in enumerate(host) if a == "--gpu")
     driver = host[host.index("--driver") + 1]
     env = apply_overrides(env, matrix, driver=driver, gpus=gpus, python="3.11")
-    findings = run_checks(Context(env=env, matrix=matrix), load_advisories(advisories_dir()))
+    findings = check(env, load_database())
     worse = [f for f in findings if f.severity > Severity.INFO]
     assert not worse, [f.message for f in worse]
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from compat.check import Context, run_checks
 from compat.inputs import apply_overrides, load_from
 from compat.matrix.load import Matrix
 from compat.models import Finding, Severity
+from compat.pipeline import Database, check
 
 ASSETS = Path(__file__).parents[1] / "assets"
 MATRIX = Matrix()
+DB = Database(MATRIX, ())
 CU130 = str(ASSETS / "envs" / "h100-torch2.11-cu130.json")
 CU124 = str(ASSETS / "freeze" / "sglang-0.4.6-good.txt")
 CU13_PARTS = str(ASSETS / "freeze" / "torch-2.9-cu128-with-cu13-runtime.txt")
@@ -22,7 +23,7 @@ def driver_findings(
 ) -> list[Finding]:
     env = load_from(source, MATRIX)
     env = apply_overrides(env, MATRIX, driver, gpus if replace_gpus else ())
-    return [f for f in run_checks(Context(env=env, matrix=MATRIX)) if f.code == "driver-too-old"]
+    return [f for f in check(env, DB) if f.code == "driver-too-old"]
 
 
 def errors(fs: list[Finding]) -> list[str]:
