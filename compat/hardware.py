@@ -191,14 +191,13 @@ def split_count(text: str) -> tuple[int, str]:
     """'8xH100', '8 x h100', 'h100:8', 'h100*8', 'h100 x8' -> (8, 'h100'); else (1, text)."""
     t = text.strip()
     m = _COUNT_FIRST.match(t)
-    if m and not re.fullmatch(r"\d+", m.group(2)):
+    if m:
         count, rest = int(m.group(1)), m.group(2)
     else:
         m = _COUNT_LAST.match(t)
-        if m and not re.fullmatch(r"\d+", m.group(1)):
-            rest, count = m.group(1), int(m.group(2))
-        else:
+        if not m:
             return 1, t
+        rest, count = m.group(1), int(m.group(2))
     if not 1 <= count <= MAX_COUNT:
         raise UsageError(
             f"--gpu {text!r}: a count of {count} GPUs", hint=f"give 1 to {MAX_COUNT}, e.g. 8xH100"

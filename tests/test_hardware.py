@@ -169,6 +169,9 @@ def test_compute_capability_nvidia_never_made() -> None:
 
 def test_bare_numbers_ask() -> None:
     with pytest.raises(UsageError) as e:
+        parse_gpu("4x4090", GPUS)
+    assert "'4x4090' is ambiguous" in e.value.message
+    with pytest.raises(UsageError) as e:
         parse_gpu("4090", GPUS)
     assert "ambiguous" in e.value.message and "GeForce RTX 4090" in (e.value.hint or "")
     assert "sm_4090" not in str(e.value)
