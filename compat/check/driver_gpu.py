@@ -1,5 +1,4 @@
-"""driver-too-old for the GPU itself: each architecture needs a driver branch from its first CUDA
-toolkit on, and old architectures lose support after a last branch (curated/drivers.toml)."""
+"""driver-too-old for the GPU itself: the driver branch against each GPU architecture's range."""
 
 from __future__ import annotations
 
@@ -8,6 +7,8 @@ from compat.models import Code, Finding, Severity, Unknown, parse_version
 
 
 def check(ctx: Context) -> list[Finding]:
+    """An architecture needs the branch of its first CUDA toolkit's driver and loses support after
+    its last branch (curated/drivers.toml): outside that range the GPU cannot be used at all."""
     gpus, drv = ctx.env.gpus, ctx.env.driver
     if isinstance(gpus, Unknown) or not gpus or isinstance(drv, Unknown):
         return []
