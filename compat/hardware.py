@@ -90,6 +90,7 @@ class _Row:
     core: frozenset[str]
     variant: frozenset[str]
     memory: frozenset[str]
+    key: str  # the name's words run together, for 'did you mean'
 
 
 class GpuCatalog:
@@ -116,6 +117,7 @@ class GpuCatalog:
             frozenset(t for t in toks if _kind(t) == "core"),
             frozenset(t for t in toks if _kind(t) == "variant"),
             frozenset(t for t in toks if _kind(t) == "memory"),
+            "".join(toks),
         )
 
     def architecture(self, cc: tuple[int, int]) -> str:
@@ -164,13 +166,14 @@ class GpuCatalog:
         want = "".join(tokens(text)) or text.lower()
         scored = []
         seen: set[str] = set()
+        matcher = difflib.SequenceMatcher(None, "", want)
         for r in self._rows:
             name = r.model.name
             if name in seen:
                 continue
             seen.add(name)
-            key = "".join(tokens(name))
-            scored.append((difflib.SequenceMatcher(None, want, key).ratio(), name))
+            matcher.set_seq1(r.key)
+            scored.append((matcher.ratio(), name))
         scored.sort(key=lambda x: (-x[0], x[1]))
         return [name for score, name in scored[:n] if score >= 0.3] or [s[1] for s in scored[:3]]
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
@@ -224,6 +224,7 @@ def test_tokens() -> None:
     assert tokens("H100 80 GB HBM3") == ["h100", "80gb"]
 
 
+@settings(deadline=None, max_examples=60)
 @given(st.text(max_size=40))
 def test_any_text_is_a_spec_or_a_usage_error(text: str) -> None:
     try:
