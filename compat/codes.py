@@ -118,13 +118,18 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         ),
     ),
     "driver-too-old": CodeText(
-        "the driver cannot run the CUDA build",
-        "the driver cannot run the CUDA build of torch or a kernel",
+        "the driver cannot run the CUDA build or the GPU",
+        "the driver cannot run the CUDA build of torch or a kernel, or the GPU itself",
         "NVIDIA's rules with the figures of `matrices/curated/cuda.toml`: a build for CUDA X.Y runs "
-        "on a driver that reports CUDA >= X.Y; under minor-version compatibility also on a driver "
-        "of the same major at or above the major's floor (CUDA 12.x: 525.60.13) — then an info, "
-        "because PTX built by the newer toolkit cannot be JIT-compiled by that driver. Otherwise an "
-        "error naming both floors.",
+        "on a driver that reports CUDA >= X.Y (NVML's answer, else the CUDA its branch reports: "
+        "R535 -> 12.2, `matrices/curated/drivers.toml`); under minor-version compatibility also on "
+        "a driver of the same major at or above the major's floor (CUDA 12.x: 525.60.13, 13.x: "
+        "580) — then an info, because PTX built by the newer toolkit cannot be JIT-compiled by that "
+        "driver. Below the floor it is an error, also for parts that name only a CUDA major "
+        "(nvidia-*-cu13 wheels). Separately, each GPU architecture needs the driver branch of its "
+        "first CUDA toolkit (Hopper R520, Blackwell R570) and old ones lose support after a last "
+        "branch (Volta, Pascal, Maxwell: R580): a driver outside that range is an error whatever "
+        "the CUDA build.",
         (
             "upgrade the NVIDIA driver to the floor the finding names",
             "or install builds for a CUDA the driver runs: `compat lock TARGET --driver VERSION`",
@@ -132,6 +137,7 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         (
             "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/",
             "https://docs.nvidia.com/deploy/cuda-compatibility/",
+            "https://docs.nvidia.com/datacenter/tesla/drivers/cuda-toolkit-driver-and-architecture-matrix.html",
         ),
     ),
     "gpu-arch": CodeText(
