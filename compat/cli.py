@@ -163,7 +163,10 @@ def _run_check(from_file: Optional[str], interpreter: Optional[str], driver: Opt
         env = probe_environment(interpreter, deep=deep, walk_caches=False)
     env = apply_overrides(env, matrix, driver, gpus, env_vars, python_version)
     launch = _launch(env, launch_file, launch_argv)
-    ctx = Context(env=env, matrix=matrix, launch=launch, deep=deep)
+    from compat.probe.model import model_of_launch
+
+    ctx = Context(env=env, matrix=matrix, launch=launch, deep=deep,
+                  model=model_of_launch(launch, env.env))
     findings = run_checks(ctx, load_advisories(advisories_dir()), ignore)
     return env, findings
 

@@ -40,7 +40,7 @@ SETTINGS: tuple[str, ...] = (
     "kv_cache_dtype", "dtype", "quantization", "enable_dp_attention", "enable_memory_saver",
     "chunked_prefill_size", "compilation_config", "trust_remote_code", "enable_expert_parallel",
     "distributed_executor_backend", "enable_p2p_check", "nccl_nvls", "enable_torch_compile",
-    "under_ray",
+    "under_ray", "nnodes", "revision", "download_dir",
 )
 
 # A process runs inside Ray when Ray put one of these into its environment (job drivers get
@@ -154,6 +154,9 @@ SGLANG_FLAGS: tuple[Flag, ...] = (
     # PR #631: sglang exports NCCL_NVLS_ENABLE from this flag (off unless given).
     _f("--enable-nccl-nvls", "nccl_nvls", "true"),
     _f("--enable-torch-compile", "enable_torch_compile", "true"),
+    _f("--nnodes", "nnodes", "int"),
+    _f("--revision", "revision", "str"),
+    _f("--download-dir", "download_dir", "str"),
     _f("--use-ray", "distributed_executor_backend", "const", "ray"),
 )
 
@@ -183,6 +186,9 @@ VLLM_FLAGS: tuple[Flag, ...] = (
     _f("--trust-remote-code", "trust_remote_code", "true"),
     _f("--distributed-executor-backend", "distributed_executor_backend", "lower"),
     _f("--enable-sleep-mode", "enable_memory_saver", "true"),
+    _f("--nnodes", "nnodes", "int"),
+    _f("--revision", "revision", "str"),
+    _f("--download-dir", "download_dir", "str"),
 )
 
 _JSON_FLAGS_VLLM = frozenset({"--compilation-config", "--speculative-config", "--kv-transfer-config",
@@ -681,6 +687,9 @@ def _sglang_settings(st: _State, version: Optional[Version], env: Mapping[str, s
     s["enable_p2p_check"] = _pick(st, "enable_p2p_check", False)
     s["nccl_nvls"] = _pick(st, "nccl_nvls", False)
     s["enable_torch_compile"] = _pick(st, "enable_torch_compile", False)
+    s["nnodes"] = _pick(st, "nnodes", 1)
+    s["revision"] = _pick(st, "revision", None)
+    s["download_dir"] = _pick(st, "download_dir", None)
     return s
 
 
@@ -806,6 +815,9 @@ def _vllm_settings(st: _State, version: Optional[Version], env: Mapping[str, str
     # vLLM leaves NVLS to NCCL (on where NVSwitch multicast is available) unless the env says no.
     s["nccl_nvls"] = "auto"
     s["enable_torch_compile"] = None
+    s["nnodes"] = _pick(st, "nnodes", 1)
+    s["revision"] = _pick(st, "revision", None)
+    s["download_dir"] = _pick(st, "download_dir", None)
     return s
 
 

@@ -43,7 +43,8 @@ FILE_PATTERN = re.compile(
 # Codes whose findings are about the host (driver, GPUs, caches, env vars): in a pinned file
 # there is no host, so unless one is given they can only say "could not tell".
 _HOST_CODES = frozenset({Code.DRIVER_TOO_OLD.value, Code.GPU_ARCH.value, Code.STALE_CACHE.value,
-                         Code.ENV_VAR.value, Code.MEMORY_HEADROOM.value})
+                         Code.ENV_VAR.value, Code.MEMORY_HEADROOM.value,
+                         Code.PARALLELISM.value, Code.MEMORY_FIT.value})
 # Infos worth showing for a file: a release the database does not know.
 _STATIC_INFO = frozenset({Code.UNKNOWN_COMBINATION.value})
 _WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-")

@@ -288,3 +288,5 @@ class Code(str, enum.Enum):
     MEMORY_HEADROOM = "memory-headroom"
     UNKNOWN_COMBINATION = "unknown-combination"
     CLUSTER_MISMATCH = "cluster-mismatch"
+    PARALLELISM = "parallelism"
+    MEMORY_FIT = "memory-fit"

@@ -10,6 +10,7 @@ from compat.check import (
     companion,
     cuda,
     envvars,
+    fit,
     framework,
     gpu,
     kernels,
@@ -33,6 +34,9 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("cuda-mix", cuda.check_minor),
     ("driver-too-old", cuda.check_driver),
     ("gpu-arch", gpu.check),
+    ("gpu-arch", fit.check_quantization),
+    ("parallelism", fit.check_parallelism),
+    ("memory-fit", fit.check_memory),
     ("stale-cache", caches.check),
     ("env-var", envvars.check),
     ("unknown-combination", unknown.check),
@@ -45,7 +49,6 @@ def run_checks(ctx: Context, advisories: Sequence[Any] = (),
     findings: list[Finding] = []
     for _, fn in REGISTRY:
         findings.extend(fn(ctx))
-    findings.extend(_memory(ctx))
     if advisories:
         from compat.advisories import match_advisories
 
@@ -72,15 +75,6 @@ def _collapse_launch_unknowns(found: list[Finding]) -> list[Finding]:
         fix=("pass the server command after `--` (compat check -- python -m sglang.launch_server "
              "...) or with --launch-file; `compat explain ID` describes each",),
     )]
-
-
-def _memory(ctx: Context) -> list[Finding]:
-    try:
-        from compat.check.memory import check_memory
-    except ImportError:  # pragma: no cover - shipped with the package
-        return []
-    result: list[Finding] = check_memory(ctx.env, ctx.launch)
-    return result
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:

@@ -22,6 +22,8 @@ class Context:
     env: Environment
     matrix: Matrix
     launch: Any = None  # compat.launch.LaunchConfig, when a launch command was given
+    # compat.model.ModelFacts of the launch's model, Unknown(why not), or None (no model named).
+    model: Any = None
     deep: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -68,6 +68,8 @@ _DESCRIPTIONS = {
     Code.ENV_VAR.value: "environment variable breaks or shadows the stack",
     Code.KNOWN_CRASH.value: "a known-crash advisory matches",
     Code.MEMORY_HEADROOM.value: "too little GPU memory left for CUDA-graph capture",
+    Code.PARALLELISM.value: "the launch's parallelism does not fit the GPUs or the model's heads",
+    Code.MEMORY_FIT.value: "weights or KV cache do not fit the GPU memory",
     Code.UNKNOWN_COMBINATION.value: "tuple not in compat's database",
     Code.CLUSTER_MISMATCH.value: "nodes of a Ray cluster differ",
 }

@@ -21,6 +21,7 @@ from compat.errors import DataError, InputError
 from compat.matrix.schema import (
     CudaImage,
     GpuModel,
+    MemoryData,
     Problems,
     Release,
     Toolkit,
@@ -31,6 +32,7 @@ from compat.matrix.schema import (
     read_gpus,
     read_images,
     read_indexes,
+    read_memory,
     read_toolkits,
     read_torch_builds,
 )
@@ -98,6 +100,7 @@ class Matrix:
         self._releases: dict[str, dict[Version, Release]] = {}
         self._curated: Optional[tuple[list[Toolkit], list[TorchBuildInfo], list[GpuModel],
                                       list[WheelIndex], list[CudaImage]]] = None
+        self._memory: Optional[MemoryData] = None
 
     # Generated data -------------------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -154,6 +157,21 @@ class Matrix:
                 raise DataError(problems, hint="run `compat matrix validate`")
             self._curated = (toolkits, builds, gpus, indexes, images)
         return self._curated
+
+    @property
+    def memory(self) -> MemoryData:
+        """memory.toml (the fit check's figures), read when a check first needs it."""
+        if self._memory is None:
+            path = self.root / "curated" / "memory.toml"
+            if not path.is_file():
+                self._memory = MemoryData()
+            else:
+                p = Problems(str(path))
+                mem = read_memory(p, read_toml(path, cached=True))
+                if p.items:
+                    raise DataError(p.items, hint="run `compat matrix validate`")
+                self._memory = mem
+        return self._memory
 
     @property
     def toolkits(self) -> list[Toolkit]:
@@ -255,6 +273,10 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
     m = Matrix(root)
     try:
         m._load_curated()
+    except DataError as exc:
+        problems.extend(exc.problems)
+    try:
+        _ = m.memory
     except DataError as exc:
         problems.extend(exc.problems)
     adv = root / "advisories"
