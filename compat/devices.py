@@ -7,8 +7,9 @@ from typing import Optional, Union
 from compat.models import GPU, Unknown
 
 
-def visible_gpus(gpus: tuple[GPU, ...], cuda_visible_devices: Optional[str],
-                 device_order: Optional[str] = None) -> Union[tuple[tuple[GPU, ...], str], Unknown]:
+def visible_gpus(
+    gpus: tuple[GPU, ...], cuda_visible_devices: Optional[str], device_order: Optional[str] = None
+) -> Union[tuple[tuple[GPU, ...], str], Unknown]:
     """The GPUs a CUDA process sees and how that was decided, or why it cannot be told.
 
     CUDA reads the list left to right and stops at the first index that does not exist
@@ -33,15 +34,19 @@ def visible_gpus(gpus: tuple[GPU, ...], cuda_visible_devices: Optional[str],
             gpu = ordered[n]
         elif item.upper().startswith("GPU-"):
             if not all(g.uuid for g in ordered):
-                return Unknown(f"CUDA_VISIBLE_DEVICES={value} names GPUs by UUID and the GPUs' "
-                               "UUIDs are not known (give a snapshot taken on the machine)")
+                return Unknown(
+                    f"CUDA_VISIBLE_DEVICES={value} names GPUs by UUID and the GPUs' "
+                    "UUIDs are not known (give a snapshot taken on the machine)"
+                )
             hits = [g for g in ordered if (g.uuid or "").lower().startswith(item.lower())]
             if len(hits) != 1:
                 break
             gpu = hits[0]
         elif item.upper().startswith("MIG-"):
-            return Unknown(f"CUDA_VISIBLE_DEVICES={value} names MIG instances; compat does not "
-                           "know their memory")
+            return Unknown(
+                f"CUDA_VISIBLE_DEVICES={value} names MIG instances; compat does not "
+                "know their memory"
+            )
         else:
             return Unknown(f"CUDA_VISIBLE_DEVICES={value}: {item!r} is not a GPU index or UUID")
         if gpu.index in seen:
@@ -50,6 +55,8 @@ def visible_gpus(gpus: tuple[GPU, ...], cuda_visible_devices: Optional[str],
         picked.append(gpu)
     basis = f"CUDA_VISIBLE_DEVICES={value}: {len(picked)} of {len(ordered)} GPU(s)"
     if (device_order or "").upper() != "PCI_BUS_ID" and len({g.name for g in ordered}) > 1:
-        basis += (" (indices taken in PCI bus order; with mixed GPUs CUDA orders fastest first "
-                  "unless CUDA_DEVICE_ORDER=PCI_BUS_ID)")
+        basis += (
+            " (indices taken in PCI bus order; with mixed GPUs CUDA orders fastest first "
+            "unless CUDA_DEVICE_ORDER=PCI_BUS_ID)"
+        )
     return tuple(picked), basis

@@ -98,14 +98,20 @@ def sglang_tier_defaults(gpu_mem_mib: float, tp: int) -> tuple[int, int]:
 
 def _piecewise_token_count(max_tokens: int) -> int:
     """len(_generate_piecewise_cuda_graph_tokens()) for a given piecewise max."""
-    sizes = (list(range(4, 33, 4)) + list(range(48, 257, 16)) + list(range(288, 513, 32))
-             + list(range(576, 1025, 64)) + list(range(1280, 4097, 256))
-             + list(range(4608, max_tokens + 1, 512)))
+    sizes = (
+        list(range(4, 33, 4))
+        + list(range(48, 257, 16))
+        + list(range(288, 513, 32))
+        + list(range(576, 1025, 64))
+        + list(range(1280, 4097, 256))
+        + list(range(4608, max_tokens + 1, 512))
+    )
     return len([s for s in sizes if s <= max_tokens])
 
 
-def sglang_default_mem_fraction(gpu_mem_mib: float, launch: LaunchConfig,
-                                version: Optional[Version]) -> tuple[float, str]:
+def sglang_default_mem_fraction(
+    gpu_mem_mib: float, launch: LaunchConfig, version: Optional[Version]
+) -> tuple[float, str]:
     """sglang's default --mem-fraction-static for this GPU and launch, and which rule gave it.
 
     Follows python/sglang/srt/server_args.py; not modeled: multimodal adjustments
@@ -135,8 +141,10 @@ def sglang_default_mem_fraction(gpu_mem_mib: float, launch: LaunchConfig,
         if s.get("enable_dp_attention") is True:
             reserved += 4 * 1024
         frac = round((gpu_mem_mib - reserved) / gpu_mem_mib, 3)
-        return frac, (f"sglang default: {reserved / 1024:.2f} GiB reserved for this GPU tier "
-                      f"(rule of sglang {SGLANG_TIER_HEURISTIC_FROM}..{SGLANG_RESERVE_HEURISTIC_FROM})")
+        return frac, (
+            f"sglang default: {reserved / 1024:.2f} GiB reserved for this GPU tier "
+            f"(rule of sglang {SGLANG_TIER_HEURISTIC_FROM}..{SGLANG_RESERVE_HEURISTIC_FROM})"
+        )
     chunk_default, bs_default = sglang_tier_defaults(gpu_mem_mib, tp)
     chunk = _opt_int(launch, "chunked_prefill_size") or chunk_default
     bs = _opt_int(launch, "cuda_graph_max_bs") or bs_default
@@ -159,13 +167,21 @@ def sglang_default_mem_fraction(gpu_mem_mib: float, launch: LaunchConfig,
     elif spec is not None and spec != "NGRAM":
         reserved += 2 * 1024
     frac = round((gpu_mem_mib - reserved) / gpu_mem_mib, 3)
-    which = (f"sglang >= {SGLANG_RESERVE_HEURISTIC_FROM}" if version is not None
-             else "current sglang; version unknown")
+    which = (
+        f"sglang >= {SGLANG_RESERVE_HEURISTIC_FROM}"
+        if version is not None
+        else "current sglang; version unknown"
+    )
     return frac, f"sglang default: {reserved / 1024:.2f} GiB reserved (rule of {which})"
 
 
-def _fig(data: MemoryData, name: str, framework: Optional[str] = None,
-         version: Optional[Version] = None, cuda: Optional[Version] = None) -> tuple[float, str]:
+def _fig(
+    data: MemoryData,
+    name: str,
+    framework: Optional[str] = None,
+    version: Optional[Version] = None,
+    cuda: Optional[Version] = None,
+) -> tuple[float, str]:
     f = data.figure(name, framework, version, cuda)
     if f is None:  # memory.toml is validated for these names; an empty database has none
         return 0.0, f"no {name} figure in the database"
@@ -173,7 +189,9 @@ def _fig(data: MemoryData, name: str, framework: Optional[str] = None,
     return value, f.source
 
 
-def kv_element_bytes(launch: LaunchConfig, facts: ModelFacts, data: MemoryData) -> tuple[Optional[float], str]:
+def kv_element_bytes(
+    launch: LaunchConfig, facts: ModelFacts, data: MemoryData
+) -> tuple[Optional[float], str]:
     """Bytes per KV-cache element: --kv-cache-dtype, or the model's dtype for `auto`."""
     kv = launch.settings.get("kv_cache_dtype")
     if isinstance(kv, str) and kv not in ("auto", ""):
@@ -213,7 +231,9 @@ def kv_bytes_per_token(facts: ModelFacts, tp: int, pp: int, elem: float) -> Opti
     return width * math.ceil(layers / pp) * elem
 
 
-def kv_for_sequence(facts: ModelFacts, tp: int, pp: int, elem: float, length: int) -> Optional[float]:
+def kv_for_sequence(
+    facts: ModelFacts, tp: int, pp: int, elem: float, length: int
+) -> Optional[float]:
     """KV-cache bytes one sequence of `length` tokens needs on one GPU; sliding-window layers
     hold at most their window."""
     per = kv_bytes_per_token(facts, tp, pp, elem)
@@ -239,12 +259,19 @@ def estimated_weight_bytes(facts: ModelFacts, data: MemoryData) -> tuple[Optiona
         bits = facts.quant_bits or (q.bits if q else None)
         if bits is None:
             return None, ""
-        emb = (facts.vocab_size or 0) * (facts.hidden_size or 0) * (1 if facts.tie_word_embeddings else 2)
+        emb = (
+            (facts.vocab_size or 0)
+            * (facts.hidden_size or 0)
+            * (1 if facts.tie_word_embeddings else 2)
+        )
         size = emb * dtype_b + (facts.params - emb) * bits / 8
-        return int(size), (f"estimated from config.json: {facts.params / 1e9:.2f}B parameters, "
-                           f"{bits:g}-bit {facts.quantization} layers, 16-bit embeddings")
-    return int(facts.params * dtype_b), (f"estimated from config.json: {facts.params / 1e9:.2f}B "
-                                         f"parameters x {dtype_b:g} bytes")
+        return int(size), (
+            f"estimated from config.json: {facts.params / 1e9:.2f}B parameters, "
+            f"{bits:g}-bit {facts.quantization} layers, 16-bit embeddings"
+        )
+    return int(facts.params * dtype_b), (
+        f"estimated from config.json: {facts.params / 1e9:.2f}B parameters x {dtype_b:g} bytes"
+    )
 
 
 def weights_per_gpu(facts: ModelFacts, launch: LaunchConfig, data: MemoryData) -> Optional[Term]:
@@ -259,18 +286,25 @@ def weights_per_gpu(facts: ModelFacts, launch: LaunchConfig, data: MemoryData) -
     notes = [basis]
     size = float(total)
     dtype = launch.settings.get("dtype")
-    if (facts.dtype in ("float32", "float") and not facts.quantization
-            and dtype in (None, "auto")):
+    if facts.dtype in ("float32", "float") and not facts.quantization and dtype in (None, "auto"):
         size /= 2
         notes.append("float32 checkpoint loaded in 16 bits")
-    if facts.nextn_layers and facts.num_layers and launch.settings.get("speculative_algorithm") is None:
+    if (
+        facts.nextn_layers
+        and facts.num_layers
+        and launch.settings.get("speculative_algorithm") is None
+    ):
         size *= facts.num_layers / (facts.num_layers + facts.nextn_layers)
-        notes.append(f"without the {facts.nextn_layers} MTP layer(s), loaded only for speculative decoding")
+        notes.append(
+            f"without the {facts.nextn_layers} MTP layer(s), loaded only for speculative decoding"
+        )
     share = facts.expert_share or 0.0
     if facts.moe and ep > tp and share:
         per = size * (1 - share) / (tp * pp) + size * share / (ep * pp)
-        notes.append(f"experts ({share:.0%} of the parameters) over {ep} expert-parallel ranks, the "
-                     f"rest over tp={tp}" + (f" x pp={pp}" if pp > 1 else ""))
+        notes.append(
+            f"experts ({share:.0%} of the parameters) over {ep} expert-parallel ranks, the "
+            f"rest over tp={tp}" + (f" x pp={pp}" if pp > 1 else "")
+        )
     else:
         per = size / (tp * pp)
         notes.append(f"/ (tp={tp} x pp={pp})" if pp > 1 else f"/ tp={tp}")
@@ -306,16 +340,27 @@ def _cuda_of(torch_cuda: Optional[str]) -> Optional[Version]:
         return None
 
 
-def _before(framework: str, gpu: GPU, launch: LaunchConfig, data: MemoryData,
-            torch_cuda: Optional[str], environ: Mapping[str, str]) -> tuple[float, list[Term]]:
+def _before(
+    framework: str,
+    gpu: GPU,
+    launch: LaunchConfig,
+    data: MemoryData,
+    torch_cuda: Optional[str],
+    environ: Mapping[str, str],
+) -> tuple[float, list[Term]]:
     """GiB gone before the framework sizes its budget (sglang) or outside it (vLLM)."""
     total = (gpu.memory_total_mib or 0) / 1024
     terms: list[Term] = []
     value, src = _fig(data, "driver_reserve")
     terms.append(Term("reserved by the driver (NVML total vs CUDA total)", value, src))
     if gpu.memory_used_mib:
-        terms.append(Term("in use by other processes now", gpu.memory_used_mib / 1024,
-                          f"GPU {gpu.index} as probed"))
+        terms.append(
+            Term(
+                "in use by other processes now",
+                gpu.memory_used_mib / 1024,
+                f"GPU {gpu.index} as probed",
+            )
+        )
     if environ.get("CUDA_MODULE_LOADING", "").upper() == "EAGER":
         value, src = _fig(data, "cuda_context_eager")
         terms.append(Term("CUDA context (CUDA_MODULE_LOADING=EAGER)", value, src))
@@ -341,10 +386,16 @@ def _max_len(launch: LaunchConfig, facts: Optional[ModelFacts]) -> tuple[Optiona
     return None, ""
 
 
-def estimate(framework: str, gpu: GPU, launch: LaunchConfig, facts: Optional[ModelFacts],
-             data: MemoryData, torch_cuda: Optional[str] = None,
-             environ: Optional[Mapping[str, str]] = None,
-             fraction: Optional[tuple[float, str]] = None) -> Estimate:
+def estimate(
+    framework: str,
+    gpu: GPU,
+    launch: LaunchConfig,
+    facts: Optional[ModelFacts],
+    data: MemoryData,
+    torch_cuda: Optional[str] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    fraction: Optional[tuple[float, str]] = None,
+) -> Estimate:
     """The memory accounting of one GPU (the smallest visible one) under `launch`.
 
     `fraction` is (--mem-fraction-static or --gpu-memory-utilization, where it came from); the
@@ -360,31 +411,86 @@ def estimate(framework: str, gpu: GPU, launch: LaunchConfig, facts: Optional[Mod
     if facts is None:
         unknown.append("the model (weights, KV cache per token, activations)")
     elif facts.guess:
-        unknown.append("the model's attention shape (the KV cache per token): only its name was read")
+        unknown.append(
+            "the model's attention shape (the KV cache per token): only its name was read"
+        )
     weights = weights_per_gpu(facts, launch, data) if facts is not None else None
     if facts is not None and weights is None:
         unknown.append("the weight size")
-    elem, elem_basis = (kv_element_bytes(launch, facts, data) if known and facts is not None
-                        else (None, ""))
-    per_tok = kv_bytes_per_token(facts, tp, pp, elem) if known and facts is not None and elem else None
+    elem, elem_basis = (
+        kv_element_bytes(launch, facts, data) if known and facts is not None else (None, "")
+    )
+    per_tok = (
+        kv_bytes_per_token(facts, tp, pp, elem) if known and facts is not None and elem else None
+    )
     if known and per_tok is None:
         unknown.append("the KV cache per token (the config lacks the attention shape)")
     max_len, max_len_origin = _max_len(launch, facts)
-    kv_max = (kv_for_sequence(facts, tp, pp, elem, max_len) if known and facts is not None and elem
-              and max_len else None)
+    kv_max = (
+        kv_for_sequence(facts, tp, pp, elem, max_len)
+        if known and facts is not None and elem and max_len
+        else None
+    )
     cuda_graph = launch.settings.get("cuda_graph") is not False
     if framework == "sglang":
-        return _sglang(gpu, launch, facts, data, fraction, total, before, weights, per_tok,
-                       elem_basis, max_len, max_len_origin, kv_max, unknown, cuda_graph, tp)
-    return _vllm(gpu, launch, facts, data, fraction, total, before, weights, per_tok, elem_basis,
-                 max_len, max_len_origin, kv_max, unknown, cuda_graph, tp, version, environ)
+        return _sglang(
+            gpu,
+            launch,
+            facts,
+            data,
+            fraction,
+            total,
+            before,
+            weights,
+            per_tok,
+            elem_basis,
+            max_len,
+            max_len_origin,
+            kv_max,
+            unknown,
+            cuda_graph,
+            tp,
+        )
+    return _vllm(
+        gpu,
+        launch,
+        facts,
+        data,
+        fraction,
+        total,
+        before,
+        weights,
+        per_tok,
+        elem_basis,
+        max_len,
+        max_len_origin,
+        kv_max,
+        unknown,
+        cuda_graph,
+        tp,
+        version,
+        environ,
+    )
 
 
-def _sglang(gpu: GPU, launch: LaunchConfig, facts: Optional[ModelFacts], data: MemoryData,
-            fraction: Optional[tuple[float, str]], total: float, before: list[Term],
-            weights: Optional[Term], per_tok: Optional[float], elem_basis: str,
-            max_len: Optional[int], max_len_origin: str, kv_max: Optional[float],
-            unknown: list[str], cuda_graph: bool, tp: int) -> Estimate:
+def _sglang(
+    gpu: GPU,
+    launch: LaunchConfig,
+    facts: Optional[ModelFacts],
+    data: MemoryData,
+    fraction: Optional[tuple[float, str]],
+    total: float,
+    before: list[Term],
+    weights: Optional[Term],
+    per_tok: Optional[float],
+    elem_basis: str,
+    max_len: Optional[int],
+    max_len_origin: str,
+    kv_max: Optional[float],
+    unknown: list[str],
+    cuda_graph: bool,
+    tp: int,
+) -> Estimate:
     version = launch.framework_version
     mem_mib = float(gpu.memory_total_mib or 0)
     if fraction is not None:
@@ -402,25 +508,44 @@ def _sglang(gpu: GPU, launch: LaunchConfig, facts: Optional[ModelFacts], data: M
     static = t0 * frac
     kv = static - weights.gib if weights is not None else None
     tokens = int(kv * GIB / per_tok) if kv is not None and per_tok and kv > 0 else None
-    free_terms = [Term(f"outside the static pool: {t0:.2f} GiB free at start x (1 - {frac:g})",
-                       t0 * (1 - frac), "model_runner_kv_cache_mixin.py, profile_max_num_token")]
+    free_terms = [
+        Term(
+            f"outside the static pool: {t0:.2f} GiB free at start x (1 - {frac:g})",
+            t0 * (1 - frac),
+            "model_runner_kv_cache_mixin.py, profile_max_num_token",
+        )
+    ]
     free = t0 * (1 - frac)
     chunk_default, bs_default = sglang_tier_defaults(mem_mib, tp)
     if max_len and tokens is not None:
         ctx = max_len
         reqs = _opt_int(launch, "max_running_requests")
-        basis = "--max-running-requests" if reqs else "sglang's default: tokens / context x 512 in [2048, 4096]"
+        basis = (
+            "--max-running-requests"
+            if reqs
+            else "sglang's default: tokens / context x 512 in [2048, 4096]"
+        )
         reqs = reqs or min(max(int(tokens / ctx * 512), 2048), 4096)
         table = reqs * (ctx + 4) * 4 / GIB
-        free_terms.append(Term(f"request-to-token table ({reqs} requests x {ctx} positions x 4 bytes)",
-                               -table, basis + "; model_runner_kv_cache_mixin.py"))
+        free_terms.append(
+            Term(
+                f"request-to-token table ({reqs} requests x {ctx} positions x 4 bytes)",
+                -table,
+                basis + "; model_runner_kv_cache_mixin.py",
+            )
+        )
         free -= table
     else:
         unknown.append("the request-to-token table (needs the model's context length)")
     backend = launch.settings.get("attention_backend")
     cc = gpu.compute_capability
-    if backend in ("auto", None) and cc is not None and cc[0] == 9 and version is not None \
-            and data.figure("fa3_default_hopper", "sglang", version) is not None:
+    if (
+        backend in ("auto", None)
+        and cc is not None
+        and cc[0] == 9
+        and version is not None
+        and data.figure("fa3_default_hopper", "sglang", version) is not None
+    ):
         backend = "fa3 (sglang's default on Hopper)"
     if backend in ("flashinfer", "auto", None):
         value, src = _fig(data, "pre_capture", "sglang")
@@ -435,38 +560,80 @@ def _sglang(gpu: GPU, launch: LaunchConfig, facts: Optional[ModelFacts], data: M
         bs = _opt_int(launch, "cuda_graph_max_bs") or bs_default
         moe = bool(facts and facts.moe)
         per_bs, src = _fig(data, "graph_per_batch_moe" if moe else "graph_per_batch", "sglang")
-        need.append(Term(f"CUDA graphs up to batch size {bs} ({'MoE' if moe else 'dense'})",
-                         per_bs * bs, src))
+        need.append(
+            Term(
+                f"CUDA graphs up to batch size {bs} ({'MoE' if moe else 'dense'})", per_bs * bs, src
+            )
+        )
     chunk = _opt_int(launch, "chunked_prefill_size") or chunk_default
     act = forward_activation(facts, chunk, tp) if facts is not None and not facts.guess else None
     if act is not None:
-        need.append(Term(f"prefill activations for a {chunk}-token chunk", act / GIB,
-                         "3 x intermediate + 4 x hidden per token, 16-bit"))
+        need.append(
+            Term(
+                f"prefill activations for a {chunk}-token chunk",
+                act / GIB,
+                "3 x intermediate + 4 x hidden per token, 16-bit",
+            )
+        )
     err, src = _fig(data, "capture_error", "sglang")
     need.append(Term("margin for compat's own estimate error", err, src))
     # What the newest sglang's own sizing rule would leave here: the yardstick when the model
     # cannot be read and its activations cannot be estimated.
     dfrac, _ = sglang_default_mem_fraction(mem_mib, launch, None)
-    default_origin = (f"{(1 - dfrac) * 100:.1f}% of the starting free memory, the default of sglang >= "
-                      f"{SGLANG_RESERVE_HEURISTIC_FROM} for this GPU")
+    default_origin = (
+        f"{(1 - dfrac) * 100:.1f}% of the starting free memory, the default of sglang >= "
+        f"{SGLANG_RESERVE_HEURISTIC_FROM} for this GPU"
+    )
     default_free = t0 * (1 - dfrac) - value
     return Estimate(
-        framework="sglang", gpu=gpu, total_gib=total, knob="mem_fraction_static", fraction=frac,
-        fraction_origin=origin, budget_gib=static, before=tuple(before), weights=weights,
-        inside=(), kv_gib=kv, kv_token_bytes=per_tok, kv_tokens=tokens, max_len=max_len,
-        max_len_origin=max_len_origin, kv_max_len_gib=kv_max / GIB if kv_max is not None else None,
-        start_free_gib=t0, free_at_capture=free, free_terms=tuple(free_terms), need=tuple(need),
-        startup_short_gib=None, default_free=default_free, default_origin=default_origin,
-        kv_elem_basis=elem_basis, unknown=tuple(unknown),
+        framework="sglang",
+        gpu=gpu,
+        total_gib=total,
+        knob="mem_fraction_static",
+        fraction=frac,
+        fraction_origin=origin,
+        budget_gib=static,
+        before=tuple(before),
+        weights=weights,
+        inside=(),
+        kv_gib=kv,
+        kv_token_bytes=per_tok,
+        kv_tokens=tokens,
+        max_len=max_len,
+        max_len_origin=max_len_origin,
+        kv_max_len_gib=kv_max / GIB if kv_max is not None else None,
+        start_free_gib=t0,
+        free_at_capture=free,
+        free_terms=tuple(free_terms),
+        need=tuple(need),
+        startup_short_gib=None,
+        default_free=default_free,
+        default_origin=default_origin,
+        kv_elem_basis=elem_basis,
+        unknown=tuple(unknown),
     )
 
 
-def _vllm(gpu: GPU, launch: LaunchConfig, facts: Optional[ModelFacts], data: MemoryData,
-          fraction: Optional[tuple[float, str]], total: float, before: list[Term],
-          weights: Optional[Term], per_tok: Optional[float], elem_basis: str,
-          max_len: Optional[int], max_len_origin: str, kv_max: Optional[float],
-          unknown: list[str], cuda_graph: bool, tp: int, version: Optional[Version],
-          environ: Mapping[str, str]) -> Estimate:
+def _vllm(
+    gpu: GPU,
+    launch: LaunchConfig,
+    facts: Optional[ModelFacts],
+    data: MemoryData,
+    fraction: Optional[tuple[float, str]],
+    total: float,
+    before: list[Term],
+    weights: Optional[Term],
+    per_tok: Optional[float],
+    elem_basis: str,
+    max_len: Optional[int],
+    max_len_origin: str,
+    kv_max: Optional[float],
+    unknown: list[str],
+    cuda_graph: bool,
+    tp: int,
+    version: Optional[Version],
+    environ: Mapping[str, str],
+) -> Estimate:
     frac, origin = fraction or (0.9, "vLLM default")
     reserve = before[0].gib
     cuda_total = total - reserve
@@ -486,10 +653,14 @@ def _vllm(gpu: GPU, launch: LaunchConfig, facts: Optional[ModelFacts], data: Mem
     act: Optional[float] = None
     if facts is not None and not facts.guess:
         seqs = _opt_int(launch, "max_running_requests")
-        large = ((gpu.memory_total_mib or 0) >= 70 * 1024 and "a100" not in gpu.name.lower()
-                 and data.figure("default_max_num_seqs_large", "vllm", version) is not None)
-        default_seqs, _ = _fig(data, "default_max_num_seqs_large" if large else "default_max_num_seqs",
-                               "vllm", version)
+        large = (
+            (gpu.memory_total_mib or 0) >= 70 * 1024
+            and "a100" not in gpu.name.lower()
+            and data.figure("default_max_num_seqs_large", "vllm", version) is not None
+        )
+        default_seqs, _ = _fig(
+            data, "default_max_num_seqs_large" if large else "default_max_num_seqs", "vllm", version
+        )
         seqs = seqs or int(default_seqs)
         copies, csrc = _fig(data, "sampler_copies", "vllm")
         sampler = seqs * (facts.vocab_size or 0) * 4 * copies
@@ -497,12 +668,23 @@ def _vllm(gpu: GPU, launch: LaunchConfig, facts: Optional[ModelFacts], data: Mem
         fwd = forward_activation(facts, tokens, tp) or 0.0
         if sampler >= fwd:
             act = sampler
-            inside.append(Term(f"activation peak (sampler: {seqs} sequences x vocab {facts.vocab_size} "
-                               f"x 4 bytes x {copies:g})", act / GIB, csrc))
+            inside.append(
+                Term(
+                    f"activation peak (sampler: {seqs} sequences x vocab {facts.vocab_size} "
+                    f"x 4 bytes x {copies:g})",
+                    act / GIB,
+                    csrc,
+                )
+            )
         else:
             act = fwd
-            inside.append(Term(f"activation peak (forward over {tokens} tokens)", act / GIB,
-                               "3 x intermediate + 4 x hidden per token, 16-bit"))
+            inside.append(
+                Term(
+                    f"activation peak (forward over {tokens} tokens)",
+                    act / GIB,
+                    "3 x intermediate + 4 x hidden per token, 16-bit",
+                )
+            )
     else:
         unknown.append("the activation peak (needs the model's shapes)")
     graph_gib = 0.0
@@ -510,19 +692,27 @@ def _vllm(gpu: GPU, launch: LaunchConfig, facts: Optional[ModelFacts], data: Mem
     graph_in_budget = False
     if cuda_graph:
         graph_gib, graph_src = _fig(data, "graph", "vllm", version)
-        graph_in_budget = (version is not None
-                           and data.figure("graph_in_budget", "vllm", version) is not None
-                           and environ.get("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS") != "0")
+        graph_in_budget = (
+            version is not None
+            and data.figure("graph_in_budget", "vllm", version) is not None
+            and environ.get("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS") != "0"
+        )
         if graph_in_budget:
-            inside.append(Term("CUDA graphs (profiled inside the budget from vLLM 0.21)",
-                               graph_gib, graph_src))
+            inside.append(
+                Term(
+                    "CUDA graphs (profiled inside the budget from vLLM 0.21)", graph_gib, graph_src
+                )
+            )
     kv = None
     if weights is not None and act is not None:
         kv = requested - weights.gib - sum(t.gib for t in inside)
     tokens_kv = int(kv * GIB / per_tok) if kv is not None and per_tok and kv > 0 else None
-    free_terms = [Term(f"CUDA total ({total:.2f} GiB minus the driver's reserve)", cuda_total,
-                       before[0].basis),
-                  Term(f"requested by vLLM (x {frac:g})", -requested, origin)]
+    free_terms = [
+        Term(
+            f"CUDA total ({total:.2f} GiB minus the driver's reserve)", cuda_total, before[0].basis
+        ),
+        Term(f"requested by vLLM (x {frac:g})", -requested, origin),
+    ]
     free_terms += [Term(t.label, -t.gib, t.basis) for t in before[1:]]
     free = cuda_total - requested - outside_before
     need: list[Term] = []
@@ -531,12 +721,29 @@ def _vllm(gpu: GPU, launch: LaunchConfig, facts: Optional[ModelFacts], data: Mem
     err, esrc = _fig(data, "capture_error", "vllm")
     need.append(Term("margin for compat's own estimate error", err, esrc))
     return Estimate(
-        framework="vllm", gpu=gpu, total_gib=total, knob="gpu_memory_utilization", fraction=frac,
-        fraction_origin=origin, budget_gib=requested, before=tuple(before), weights=weights,
-        inside=tuple(inside), kv_gib=kv, kv_token_bytes=per_tok, kv_tokens=tokens_kv,
-        max_len=max_len, max_len_origin=max_len_origin,
+        framework="vllm",
+        gpu=gpu,
+        total_gib=total,
+        knob="gpu_memory_utilization",
+        fraction=frac,
+        fraction_origin=origin,
+        budget_gib=requested,
+        before=tuple(before),
+        weights=weights,
+        inside=tuple(inside),
+        kv_gib=kv,
+        kv_token_bytes=per_tok,
+        kv_tokens=tokens_kv,
+        max_len=max_len,
+        max_len_origin=max_len_origin,
         kv_max_len_gib=kv_max / GIB if kv_max is not None else None,
-        start_free_gib=free_start, free_at_capture=free, free_terms=tuple(free_terms),
-        need=tuple(need), startup_short_gib=short, default_free=None, default_origin="", kv_elem_basis=elem_basis,
+        start_free_gib=free_start,
+        free_at_capture=free,
+        free_terms=tuple(free_terms),
+        need=tuple(need),
+        startup_short_gib=short,
+        default_free=None,
+        default_origin="",
+        kv_elem_basis=elem_basis,
         unknown=tuple(unknown),
     )

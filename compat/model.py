@@ -9,8 +9,16 @@ from typing import Any, Optional
 
 # Bytes per element of the dtypes checkpoints declare (config.json `torch_dtype` / `dtype`).
 DTYPE_BYTES: dict[str, float] = {
-    "float32": 4, "float": 4, "fp32": 4, "bfloat16": 2, "float16": 2, "half": 2, "fp16": 2,
-    "bf16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1,
+    "float32": 4,
+    "float": 4,
+    "fp32": 4,
+    "bfloat16": 2,
+    "float16": 2,
+    "half": 2,
+    "fp16": 2,
+    "bf16": 2,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
 }
 
 # Keys under which the families people serve give their routed-expert count and top-k.
@@ -82,7 +90,11 @@ class ModelFacts:
 
     def describe(self) -> str:
         """`Qwen3MoeForCausalLM (qwen3_moe), MoE 128 experts top-8, bfloat16` for evidence."""
-        arch = self.architectures[0] if self.architectures else (self.model_type or "unknown architecture")
+        arch = (
+            self.architectures[0]
+            if self.architectures
+            else (self.model_type or "unknown architecture")
+        )
         parts = [arch + (f" ({self.model_type})" if self.model_type and self.architectures else "")]
         if self.moe:
             e = f"MoE {self.num_experts} experts" if self.num_experts else "MoE"
@@ -91,7 +103,10 @@ class ModelFacts:
             parts.append("dense")
         if self.quantization:
             q = self.quantization
-            parts.append(q + (f"/{self.quant_format}" if self.quant_format and self.quant_format != q else ""))
+            parts.append(
+                q
+                + (f"/{self.quant_format}" if self.quant_format and self.quant_format != q else "")
+            )
         elif self.dtype:
             parts.append(self.dtype)
         if self.multimodal:
@@ -134,12 +149,20 @@ def text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return config
 
 
-_MULTIMODAL_KEYS = ("vision_config", "audio_config", "vision_tower", "mm_vision_tower",
-                    "visual", "vision_encoder", "thinker_config")
+_MULTIMODAL_KEYS = (
+    "vision_config",
+    "audio_config",
+    "vision_tower",
+    "mm_vision_tower",
+    "visual",
+    "vision_encoder",
+    "thinker_config",
+)
 
 
-def quantization_of(config: Mapping[str, Any],
-                    extra: Optional[Mapping[str, Any]] = None) -> tuple[Optional[str], Optional[str], Optional[float]]:
+def quantization_of(
+    config: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None
+) -> tuple[Optional[str], Optional[str], Optional[float]]:
     """(method, format, bits) from `quantization_config`, or ModelOpt's hf_quant_config.json."""
     q = config.get("quantization_config")
     if not isinstance(q, dict):
@@ -156,7 +179,11 @@ def quantization_of(config: Mapping[str, Any],
     if method == "compressed_tensors":
         method = "compressed-tensors"
     bits_raw = q.get("bits", q.get("w_bit", q.get("weight_bits")))
-    bits: Optional[float] = float(bits_raw) if isinstance(bits_raw, (int, float)) and not isinstance(bits_raw, bool) else None
+    bits: Optional[float] = (
+        float(bits_raw)
+        if isinstance(bits_raw, (int, float)) and not isinstance(bits_raw, bool)
+        else None
+    )
     fmt: Optional[str] = None
     algo = _str(q, "quant_algo")
     if algo:
@@ -200,7 +227,9 @@ def quantization_of(config: Mapping[str, Any],
     return method, fmt, bits
 
 
-def _layer_pattern(tc: Mapping[str, Any], layers: Optional[int]) -> tuple[Optional[int], int, tuple[int, ...], list[str]]:
+def _layer_pattern(
+    tc: Mapping[str, Any], layers: Optional[int]
+) -> tuple[Optional[int], int, tuple[int, ...], list[str]]:
     """(layers with a KV cache, sliding-window layers among them, per-layer KV heads, notes)."""
     notes: list[str] = []
     lt = tc.get("layer_types")
@@ -210,20 +239,26 @@ def _layer_pattern(tc: Mapping[str, Any], layers: Optional[int]) -> tuple[Option
         full = sum(1 for x in kinds if x in ("full_attention", "attention", "global_attention"))
         kv = full + sliding
         if kv < len(kinds):
-            notes.append(f"{len(kinds) - kv} of {len(kinds)} layers keep no KV cache (linear attention "
-                         "or Mamba; their fixed per-request state is not counted)")
+            notes.append(
+                f"{len(kinds) - kv} of {len(kinds)} layers keep no KV cache (linear attention "
+                "or Mamba; their fixed per-request state is not counted)"
+            )
         return kv, sliding, (), notes
     pattern = tc.get("hybrid_override_pattern")
     if isinstance(pattern, str) and pattern:
         kv = pattern.count("*")
-        notes.append(f"hybrid model: {kv} of {len(pattern)} layers are attention layers; the Mamba "
-                     "state is not counted")
+        notes.append(
+            f"hybrid model: {kv} of {len(pattern)} layers are attention layers; the Mamba "
+            "state is not counted"
+        )
         return kv, 0, (), notes
     interval = _int(tc, "full_attention_interval")
     if interval and layers:
         kv = layers // interval
-        notes.append(f"{layers - kv} of {layers} layers use linear attention (no KV cache; their "
-                     "fixed state is not counted)")
+        notes.append(
+            f"{layers - kv} of {layers} layers use linear attention (no KV cache; their "
+            "fixed state is not counted)"
+        )
         return kv, 0, (), notes
     blocks = tc.get("block_configs")
     if isinstance(blocks, list) and blocks:
@@ -246,7 +281,9 @@ def _layer_pattern(tc: Mapping[str, Any], layers: Optional[int]) -> tuple[Option
     return None, 0, (), notes
 
 
-def _estimate_params(tc: Mapping[str, Any], f: dict[str, Any]) -> tuple[Optional[int], Optional[float]]:
+def _estimate_params(
+    tc: Mapping[str, Any], f: dict[str, Any]
+) -> tuple[Optional[int], Optional[float]]:
     """Parameter count from the shapes (standard decoder blocks), and the routed experts' share."""
     h, layers, vocab = f["hidden_size"], f["num_layers"], f["vocab_size"]
     heads, kvh = f["num_attention_heads"], f["num_kv_heads"]
@@ -260,7 +297,12 @@ def _estimate_params(tc: Mapping[str, Any], f: dict[str, Any]) -> tuple[Optional
         rope = f["qk_rope_head_dim"] or 64
         vd = _int(tc, "v_head_dim") or 128
         q = (h * qr + qr * heads * (nope + rope)) if qr else h * heads * (nope + rope)
-        attn = q + h * (f["kv_lora_rank"] + rope) + f["kv_lora_rank"] * heads * (nope + vd) + heads * vd * h
+        attn = (
+            q
+            + h * (f["kv_lora_rank"] + rope)
+            + f["kv_lora_rank"] * heads * (nope + vd)
+            + heads * vd * h
+        )
     else:
         attn = h * heads * hd + 2 * h * kvh * hd + heads * hd * h
     inter = f["intermediate_size"] or 4 * h
@@ -271,7 +313,9 @@ def _estimate_params(tc: Mapping[str, Any], f: dict[str, Any]) -> tuple[Optional
     dense_layers = _int(tc, "first_k_dense_replace") or 0
     step = _int(tc, "interleave_moe_layer_step", "decoder_sparse_step") or 1
     mlp_only = tc.get("mlp_only_layers")
-    dense_only = {i for i in mlp_only if isinstance(i, int)} if isinstance(mlp_only, list) else set()
+    dense_only = (
+        {i for i in mlp_only if isinstance(i, int)} if isinstance(mlp_only, list) else set()
+    )
     dense_inter = _int(tc, "intermediate_size_mlp") or inter
     expert_params = 0
     total = 0
@@ -284,7 +328,7 @@ def _estimate_params(tc: Mapping[str, Any], f: dict[str, Any]) -> tuple[Optional
         else:
             total += attn + 3 * h * (dense_inter if experts > 1 else inter)
     emb = vocab * h * (1 if f["tie_word_embeddings"] else 2)
-    total += emb
+    total += emb + (2 * layers + 1) * h  # RMSNorm weights: two per layer and a final one
     return total, (expert_params / total if total else None)
 
 
@@ -301,10 +345,15 @@ def _vision_params(config: Mapping[str, Any]) -> int:
     return layers * (4 * h * h + 2 * h * inter)
 
 
-def facts_from_config(config: Mapping[str, Any], *, source: str,
-                      weight_bytes: Optional[int] = None, weight_source: str = "",
-                      quant_extra: Optional[Mapping[str, Any]] = None,
-                      notes: tuple[str, ...] = ()) -> ModelFacts:
+def facts_from_config(
+    config: Mapping[str, Any],
+    *,
+    source: str,
+    weight_bytes: Optional[int] = None,
+    weight_source: str = "",
+    quant_extra: Optional[Mapping[str, Any]] = None,
+    notes: tuple[str, ...] = (),
+) -> ModelFacts:
     """Derive the facts from a model's config.json (already parsed), across the config shapes of
     the dense, MoE, MLA, hybrid and multimodal families sglang and vLLM serve."""
     tc = text_config(config)
@@ -325,8 +374,9 @@ def facts_from_config(config: Mapping[str, Any], *, source: str,
     experts = _int(tc, *_EXPERT_KEYS)
     topk = _int(tc, *_TOPK_KEYS)
     shared = _int(tc, *_SHARED_KEYS)
-    moe_arch = any(re.search(r"moe|mixtral|deepseekv[23]|kimi|gptoss|llama4|minimax", a, re.I)
-                   for a in archs)
+    moe_arch = any(
+        re.search(r"moe|mixtral|deepseekv[23]|kimi|gptoss|llama4|minimax", a, re.I) for a in archs
+    )
     moe: Optional[bool]
     if experts is not None:
         moe = experts > 1
@@ -339,18 +389,31 @@ def facts_from_config(config: Mapping[str, Any], *, source: str,
     dtype = _str(tc, "torch_dtype", "dtype") or _str(config, "torch_dtype", "dtype")
     method, fmt, bits = quantization_of(config, quant_extra)
     kv_layers, sliding, per_layer, layer_notes = _layer_pattern(tc, layers)
-    mm = any(k in config for k in _MULTIMODAL_KEYS) or tc is not config or any(
-        re.search(r"ConditionalGeneration|VL|Vision|Omni|Llava", a) for a in archs)
-    max_pos = _int(tc, "max_position_embeddings", "max_sequence_length", "seq_length", "n_positions")
+    mm = (
+        any(k in config for k in _MULTIMODAL_KEYS)
+        or tc is not config
+        or any(re.search(r"ConditionalGeneration|VL|Vision|Omni|Llava", a) for a in archs)
+    )
+    max_pos = _int(
+        tc, "max_position_embeddings", "max_sequence_length", "seq_length", "n_positions"
+    )
     f: dict[str, Any] = {
-        "hidden_size": hidden, "num_layers": layers, "vocab_size": _int(tc, "vocab_size") or _int(config, "vocab_size"),
-        "num_attention_heads": heads, "num_kv_heads": kv_heads, "head_dim": head_dim,
-        "kv_lora_rank": _int(tc, "kv_lora_rank"), "qk_rope_head_dim": _int(tc, "qk_rope_head_dim"),
+        "hidden_size": hidden,
+        "num_layers": layers,
+        "vocab_size": _int(tc, "vocab_size") or _int(config, "vocab_size"),
+        "num_attention_heads": heads,
+        "num_kv_heads": kv_heads,
+        "head_dim": head_dim,
+        "kv_lora_rank": _int(tc, "kv_lora_rank"),
+        "qk_rope_head_dim": _int(tc, "qk_rope_head_dim"),
         "intermediate_size": _int(tc, "intermediate_size", "ffn_hidden_size", "n_inner"),
         "moe_intermediate_size": _int(tc, "moe_intermediate_size", "expert_intermediate_size"),
-        "num_experts": experts, "num_shared_experts": shared,
+        "num_experts": experts,
+        "num_shared_experts": shared,
         # transformers' PretrainedConfig ties the embeddings unless the config says otherwise.
-        "tie_word_embeddings": bool(tc.get("tie_word_embeddings", config.get("tie_word_embeddings", True))),
+        "tie_word_embeddings": bool(
+            tc.get("tie_word_embeddings", config.get("tie_word_embeddings", True))
+        ),
     }
     params, expert_share = _estimate_params(tc, f)
     vision = _vision_params(config)
@@ -361,18 +424,40 @@ def facts_from_config(config: Mapping[str, Any], *, source: str,
     if f["kv_lora_rank"] and f["qk_rope_head_dim"] is None:
         f["qk_rope_head_dim"] = 64
     return ModelFacts(
-        source=source, guess=False, architectures=archs, model_type=model_type, moe=moe,
-        num_experts=experts, experts_per_token=topk, num_shared_experts=shared,
-        num_layers=layers, hidden_size=hidden, intermediate_size=f["intermediate_size"],
-        moe_intermediate_size=f["moe_intermediate_size"], vocab_size=f["vocab_size"],
-        num_attention_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim,
-        kv_lora_rank=f["kv_lora_rank"], qk_rope_head_dim=f["qk_rope_head_dim"],
-        kv_layers=kv_layers, sliding_layers=sliding, sliding_window=_int(tc, "sliding_window"),
-        layer_kv_heads=per_layer, nextn_layers=_int(tc, "num_nextn_predict_layers") or 0,
-        dtype=dtype.lower() if dtype else None, quantization=method, quant_format=fmt,
-        quant_bits=bits, weight_bytes=weight_bytes, weight_source=weight_source,
-        params=params, expert_share=expert_share, max_position_embeddings=max_pos,
-        multimodal=mm, tie_word_embeddings=f["tie_word_embeddings"],
+        source=source,
+        guess=False,
+        architectures=archs,
+        model_type=model_type,
+        moe=moe,
+        num_experts=experts,
+        experts_per_token=topk,
+        num_shared_experts=shared,
+        num_layers=layers,
+        hidden_size=hidden,
+        intermediate_size=f["intermediate_size"],
+        moe_intermediate_size=f["moe_intermediate_size"],
+        vocab_size=f["vocab_size"],
+        num_attention_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        kv_lora_rank=f["kv_lora_rank"],
+        qk_rope_head_dim=f["qk_rope_head_dim"],
+        kv_layers=kv_layers,
+        sliding_layers=sliding,
+        sliding_window=_int(tc, "sliding_window"),
+        layer_kv_heads=per_layer,
+        nextn_layers=_int(tc, "num_nextn_predict_layers") or 0,
+        dtype=dtype.lower() if dtype else None,
+        quantization=method,
+        quant_format=fmt,
+        quant_bits=bits,
+        weight_bytes=weight_bytes,
+        weight_source=weight_source,
+        params=params,
+        expert_share=expert_share,
+        max_position_embeddings=max_pos,
+        multimodal=mm,
+        tie_word_embeddings=f["tie_word_embeddings"],
         notes=tuple(notes) + tuple(layer_notes),
     )
 
@@ -380,10 +465,18 @@ def facts_from_config(config: Mapping[str, Any], *, source: str,
 _SIZE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*([BbMm])(?![A-Za-z0-9])")
 _ACTIVE = re.compile(r"(?<![A-Za-z0-9])[Aa](\d+(?:\.\d+)?)[Bb](?![A-Za-z0-9])")
 _EXPERT_GRID = re.compile(r"(?<![A-Za-z0-9])(\d+)x(\d+(?:\.\d+)?)[Bb](?![A-Za-z0-9])")
-_NAME_QUANT = (("nvfp4", "nvfp4", 4.0), ("mxfp4", "mxfp4", 4.0), ("fp8", "fp8", 8.0),
-               ("awq", "awq", 4.0), ("gptq", "gptq", 4.0), ("int4", "int4", 4.0),
-               ("int8", "int8", 8.0), ("w4a16", "int4", 4.0), ("w8a8", "int8", 8.0),
-               ("bnb-4bit", "bitsandbytes", 4.0))
+_NAME_QUANT = (
+    ("nvfp4", "nvfp4", 4.0),
+    ("mxfp4", "mxfp4", 4.0),
+    ("fp8", "fp8", 8.0),
+    ("awq", "awq", 4.0),
+    ("gptq", "gptq", 4.0),
+    ("int4", "int4", 4.0),
+    ("int8", "int8", 8.0),
+    ("w4a16", "int4", 4.0),
+    ("w8a8", "int8", 8.0),
+    ("bnb-4bit", "bitsandbytes", 4.0),
+)
 
 
 def guess_from_name(name: str) -> Optional[ModelFacts]:
@@ -416,10 +509,17 @@ def guess_from_name(name: str) -> Optional[ModelFacts]:
             break
     weight = int(params * bits / 8)
     return ModelFacts(
-        source=f"guess from the name {name!r}", guess=True, moe=moe, quantization=method,
-        quant_format=fmt, quant_bits=bits if method else None, weight_bytes=weight,
+        source=f"guess from the name {name!r}",
+        guess=True,
+        moe=moe,
+        quantization=method,
+        quant_format=fmt,
+        quant_bits=bits if method else None,
+        weight_bytes=weight,
         weight_source=f"guess: {params / 1e9:g}B parameters x {bits / 8:g} bytes from the name",
         params=int(params),
-        notes=("no config.json could be read: the size is read from the name, the attention "
-               "shape (KV cache) is unknown",),
+        notes=(
+            "no config.json could be read: the size is read from the name, the attention "
+            "shape (KV cache) is unknown",
+        ),
     )

@@ -1,6 +1,6 @@
 """compat's memory estimate against real startup logs (tests/assets/memory-logs/): prints the table.
 
-    python scripts/memory_calibration.py            # markdown table, as in docs/fit.md
+python scripts/memory_calibration.py            # markdown table, as in docs/fit.md
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ def predicted(key: str, est: Estimate, real: dict[str, Any]) -> Optional[float]:
     if key == "kv_max_len_gib":
         return est.kv_max_len_gib
     if key == "pool_end_gib":
-        return est.free_at_capture - sum(t.gib for t in est.free_terms if "before capture" in t.label)
+        return est.free_at_capture - sum(
+            t.gib for t in est.free_terms if "before capture" in t.label
+        )
     if key == "free_at_capture_gib":
         return est.free_at_capture
     if key == "used_gib":
@@ -104,11 +106,17 @@ def run_one(path: Path, matrix: Matrix) -> tuple[Row, Estimate, Optional[ModelFa
     gpu = GPU(0, d["gpu"], parse_cc(d["gpu_cc"]), d["gpu_memory_mib"])
     facts = read_model(d["model"], {"HF_HUB_CACHE": str(HUB)})
     assert isinstance(facts, ModelFacts), (path, facts)
-    est = estimate(fw, gpu, launch, facts, matrix.memory, d.get("torch_cuda"), {},
-                   _fraction(launch))
+    est = estimate(
+        fw, gpu, launch, facts, matrix.memory, d.get("torch_cuda"), {}, _fraction(launch)
+    )
     miss = d.get("known_miss", {})
-    row = Row(path.stem, d["url"], fw, f"{d['model']} on {d['gpu']}, {fw} {version}",
-              reason=miss.get("reason", ""))
+    row = Row(
+        path.stem,
+        d["url"],
+        fw,
+        f"{d['model']} on {d['gpu']}, {fw} {version}",
+        reason=miss.get("reason", ""),
+    )
     for key, real in d["real"].items():
         label, rule = FIELDS[key]
         got = predicted(key, est, d["real"])
@@ -134,9 +142,15 @@ def table(rows: list[Row]) -> str:
         for i, (label, real, got, ok, miss) in enumerate(r.cells):
             fmt = "{:,.0f}" if label.startswith("KV tokens") else "{:.2f}"
             mark = "known miss" if miss else ("ok" if ok else "OFF")
-            first = f"[{r.name}]({r.url})" if i == 0 and r.url.startswith("http") else (r.name if i == 0 else "")
-            out.append(f"| {first} | {r.setup if i == 0 else ''} | {label} | {fmt.format(real)} | "
-                       f"{fmt.format(got) if got is not None else '-'} | {mark} |")
+            first = (
+                f"[{r.name}]({r.url})"
+                if i == 0 and r.url.startswith("http")
+                else (r.name if i == 0 else "")
+            )
+            out.append(
+                f"| {first} | {r.setup if i == 0 else ''} | {label} | {fmt.format(real)} | "
+                f"{fmt.format(got) if got is not None else '-'} | {mark} |"
+            )
     return "\n".join(out) + "\n"
 
 

@@ -13,6 +13,10 @@ from compat.model import ModelFacts
 from compat.models import GPU, Code, Finding, Severity, Unknown
 
 FRAMEWORKS = ("sglang", "vllm")
+_PARALLEL_REFS = {
+    "sglang": ("https://docs.sglang.io/advanced_features/server_arguments.html",),
+    "vllm": ("https://docs.vllm.ai/en/latest/serving/parallelism_scaling.html",),
+}
 _REFS = {
     "sglang": ("https://docs.sglang.io/advanced_features/hyperparameter_tuning.html",),
     "vllm": ("https://docs.vllm.ai/en/latest/configuration/conserving_memory.html",),
@@ -46,11 +50,16 @@ def _visible(ctx: Context) -> Union[tuple[tuple[GPU, ...], str], Unknown]:
 
 def _flag(framework: str, setting: str) -> str:
     names = {
-        ("sglang", "tp_size"): "--tp", ("vllm", "tp_size"): "--tensor-parallel-size",
-        ("sglang", "pp_size"): "--pp-size", ("vllm", "pp_size"): "--pipeline-parallel-size",
-        ("sglang", "dp_size"): "--dp-size", ("vllm", "dp_size"): "--data-parallel-size",
-        ("sglang", "max_model_len"): "--context-length", ("vllm", "max_model_len"): "--max-model-len",
-        ("sglang", "fraction"): "--mem-fraction-static", ("vllm", "fraction"): "--gpu-memory-utilization",
+        ("sglang", "tp_size"): "--tp",
+        ("vllm", "tp_size"): "--tensor-parallel-size",
+        ("sglang", "pp_size"): "--pp-size",
+        ("vllm", "pp_size"): "--pipeline-parallel-size",
+        ("sglang", "dp_size"): "--dp-size",
+        ("vllm", "dp_size"): "--data-parallel-size",
+        ("sglang", "max_model_len"): "--context-length",
+        ("vllm", "max_model_len"): "--max-model-len",
+        ("sglang", "fraction"): "--mem-fraction-static",
+        ("vllm", "fraction"): "--gpu-memory-utilization",
     }
     return names[(framework, setting)]
 
@@ -58,6 +67,7 @@ def _flag(framework: str, setting: str) -> str:
 # --------------------------------------------------------------------------------------------
 # parallelism
 # --------------------------------------------------------------------------------------------
+
 
 def gpus_needed(launch: LaunchConfig) -> tuple[int, str]:
     """GPUs one node of this launch uses, and how the number is made."""
@@ -81,30 +91,46 @@ def check_parallelism(ctx: Context) -> list[Finding]:
     fw = launch.framework
     need, how = gpus_needed(launch)
     vis = _visible(ctx)
-    ray = (fw == "vllm" and launch.settings.get("distributed_executor_backend") == "ray")
+    ray = fw == "vllm" and launch.settings.get("distributed_executor_backend") == "ray"
     if isinstance(vis, Unknown):
         if need > 1:
-            out.append(Finding(Code.PARALLELISM.value, Severity.INFO,
-                               f"the launch needs {need} GPUs ({how}); could not tell how many this "
-                               f"process sees: {vis.reason}",
-                               fix=("give the GPUs with --gpu NAME (repeat it per GPU)",)))
+            out.append(
+                Finding(
+                    Code.PARALLELISM.value,
+                    Severity.INFO,
+                    f"the launch needs {need} GPUs ({how}); could not tell how many this "
+                    f"process sees: {vis.reason}",
+                    fix=("give the GPUs with --gpu NAME (repeat it per GPU)",),
+                )
+            )
     else:
         gpus, basis = vis
         if need > len(gpus):
             sev = Severity.WARNING if ray else Severity.ERROR
-            tail = ("; under Ray the other ranks may run on other nodes" if ray else "")
+            tail = "; under Ray the other ranks may run on other nodes" if ray else ""
             tp = _int(launch, "tp_size")
-            fix = [f"{_flag(fw, 'tp_size')} {max(1, _pow2_floor(len(gpus)))} (or fewer pipeline/data "
-                   "replicas) to fit the GPUs this process sees"]
-            fix.append("make more GPUs visible: unset CUDA_VISIBLE_DEVICES or list them "
-                       "(export CUDA_VISIBLE_DEVICES=" + ",".join(str(i) for i in range(need)) + ")")
+            fix = [
+                f"{_flag(fw, 'tp_size')} {max(1, _pow2_floor(len(gpus)))} (or fewer pipeline/data "
+                "replicas) to fit the GPUs this process sees"
+            ]
+            fix.append(
+                "make more GPUs visible: unset CUDA_VISIBLE_DEVICES or list them "
+                "(export CUDA_VISIBLE_DEVICES=" + ",".join(str(i) for i in range(need)) + ")"
+            )
             if fw == "sglang":
-                fix.append("spread it over nodes: --nnodes N --node-rank I --dist-init-addr HOST:PORT")
-            out.append(Finding(
-                Code.PARALLELISM.value, sev,
-                f"the launch needs {need} GPUs ({how}) but this process sees {len(gpus)}{tail}",
-                evidence=(f"visible: {basis}", f"tp_size={tp} ({launch.origin('tp_size')})"),
-                fix=tuple(fix), references=_REFS[fw]))
+                fix.append(
+                    "spread it over nodes: --nnodes N --node-rank I --dist-init-addr HOST:PORT"
+                )
+            out.append(
+                Finding(
+                    Code.PARALLELISM.value,
+                    sev,
+                    f"the launch needs {need} GPUs ({how}) but this process sees {len(gpus)}{tail}",
+                    evidence=(f"visible: {basis}", f"tp_size={tp} ({launch.origin('tp_size')})"),
+                    fix=tuple(fix),
+                    references=_PARALLEL_REFS[fw],
+                )
+            )
     facts = _facts(ctx)
     if facts is not None and not facts.guess:
         out.extend(_heads(launch, facts))
@@ -145,20 +171,32 @@ def _heads(launch: LaunchConfig, facts: ModelFacts) -> list[Finding]:
         return []
     good = [n for n in (1, 2, 4, 8, 16, 32) if _divisors_ok(n, facts) and n != tp]
     fw = launch.framework
-    return [Finding(
-        Code.PARALLELISM.value, Severity.ERROR,
-        f"tensor parallelism does not split this model: {'; '.join(problems)}",
-        evidence=(f"model: {facts.describe()} ({facts.source})",
-                  f"tp_size={tp} ({launch.origin('tp_size')})"),
-        fix=(f"{_flag(fw, 'tp_size')} " + " or ".join(str(n) for n in good[-3:]) +
-             " (values that divide the heads)" if good else "use pipeline parallelism instead",
-             f"or keep the GPUs with {_flag(fw, 'pp_size')} and a smaller tp"),
-        references=("https://docs.vllm.ai/en/latest/serving/parallelism_scaling.html",))]
+    return [
+        Finding(
+            Code.PARALLELISM.value,
+            Severity.ERROR,
+            f"tensor parallelism does not split this model: {'; '.join(problems)}",
+            evidence=(
+                f"model: {facts.describe()} ({facts.source})",
+                f"tp_size={tp} ({launch.origin('tp_size')})",
+            ),
+            fix=(
+                f"{_flag(fw, 'tp_size')} "
+                + " or ".join(str(n) for n in good[-3:])
+                + " (values that divide the heads)"
+                if good
+                else "use pipeline parallelism instead",
+                f"or keep the GPUs with {_flag(fw, 'pp_size')} and a smaller tp",
+            ),
+            references=_PARALLEL_REFS[fw],
+        )
+    ]
 
 
 # --------------------------------------------------------------------------------------------
 # quantization on the GPU's architecture (vLLM's minimum capability per method)
 # --------------------------------------------------------------------------------------------
+
 
 def check_quantization(ctx: Context) -> list[Finding]:
     launch = ctx.launch
@@ -170,7 +208,9 @@ def check_quantization(ctx: Context) -> list[Finding]:
     if not method:
         return []
     data = ctx.matrix.memory
-    row = data.quant(method) or (data.quant(facts.quant_format) if facts and facts.quant_format else None)
+    row = data.quant(method) or (
+        data.quant(facts.quant_format) if facts and facts.quant_format else None
+    )
     if row is None or row.vllm_min_cc is None:
         return []
     vis = _visible(ctx)
@@ -181,23 +221,36 @@ def check_quantization(ctx: Context) -> list[Finding]:
         return []
     need = f"{row.vllm_min_cc[0]}.{row.vllm_min_cc[1]}"
     g = low[0]
-    return [Finding(
-        Code.GPU_ARCH.value, Severity.ERROR,
-        f"vLLM refuses {method} quantization on GPU {g.index} ({g.name}, sm_{g.compute_capability[0]}"
-        f"{g.compute_capability[1]}): it needs compute capability >= {need}"
-        if g.compute_capability else "",
-        evidence=(f"quantization={method} ({'--quantization' if isinstance(given, str) else facts.source if facts else ''})",
-                  *(f"GPU {x.index} {x.name}: sm_{x.compute_capability[0]}{x.compute_capability[1]}"
-                    for x in low if x.compute_capability),
-                  row.note),
-        fix=("serve an unquantized (BF16/FP16) checkpoint or one in a method this GPU supports",
-             f"or run on GPUs of compute capability >= {need}"),
-        references=(row.source,))]
+    return [
+        Finding(
+            Code.GPU_ARCH.value,
+            Severity.ERROR,
+            f"vLLM refuses {method} quantization on GPU {g.index} ({g.name}, sm_{g.compute_capability[0]}"
+            f"{g.compute_capability[1]}): it needs compute capability >= {need}"
+            if g.compute_capability
+            else "",
+            evidence=(
+                f"quantization={method} ({'--quantization' if isinstance(given, str) else facts.source if facts else ''})",
+                *(
+                    f"GPU {x.index} {x.name}: sm_{x.compute_capability[0]}{x.compute_capability[1]}"
+                    for x in low
+                    if x.compute_capability
+                ),
+                row.note,
+            ),
+            fix=(
+                "serve an unquantized (BF16/FP16) checkpoint or one in a method this GPU supports",
+                f"or run on GPUs of compute capability >= {need}",
+            ),
+            references=(row.source,),
+        )
+    ]
 
 
 # --------------------------------------------------------------------------------------------
 # memory
 # --------------------------------------------------------------------------------------------
+
 
 def _smallest(gpus: tuple[GPU, ...]) -> Optional[GPU]:
     known = [g for g in gpus if g.memory_total_mib]
@@ -233,8 +286,10 @@ def _accounting(est: Estimate, facts: Optional[ModelFacts], basis: str) -> tuple
     if est.kv_gib is not None:
         kv = f"KV cache: {_g(est.kv_gib)}"
         if est.kv_tokens is not None and est.kv_token_bytes:
-            kv += (f" = {est.kv_tokens:,} tokens at {est.kv_token_bytes / 1024:.1f} KiB per token "
-                   f"({est.kv_elem_basis})")
+            kv += (
+                f" = {est.kv_tokens:,} tokens at {est.kv_token_bytes / 1024:.1f} KiB per token "
+                f"({est.kv_elem_basis})"
+            )
         lines.append(kv)
     lines.append(f"free at CUDA-graph capture: ~{_g(est.free_at_capture)}")
     lines += [f"  {t.label}: {t.gib:+.2f} GiB ({t.basis})" for t in est.free_terms]
@@ -268,12 +323,19 @@ def check_memory(ctx: Context) -> list[Finding]:
     facts = _facts(ctx)
     out: list[Finding] = []
     if isinstance(model, Unknown):
-        out.append(Finding(Code.MEMORY_FIT.value, Severity.INFO,
-                           f"could not read the model {launch.model!r}: {model.reason}; weights and "
-                           "KV cache are not checked",
-                           fix=("run compat where the model's files are (the HF cache or the local "
-                                "folder), or download its config.json and index: huggingface-cli "
-                                "download ORG/NAME config.json model.safetensors.index.json",)))
+        out.append(
+            Finding(
+                Code.MEMORY_FIT.value,
+                Severity.INFO,
+                f"could not read the model {launch.model!r}: {model.reason}; weights and "
+                "KV cache are not checked",
+                fix=(
+                    "run compat where the model's files are (the HF cache or the local "
+                    "folder), or download its config.json and index: huggingface-cli "
+                    "download ORG/NAME config.json model.safetensors.index.json",
+                ),
+            )
+        )
     vis = _visible(ctx)
     if isinstance(vis, Unknown):
         gpus_all = ctx.env.gpus
@@ -288,7 +350,11 @@ def check_memory(ctx: Context) -> list[Finding]:
     frac = _fraction(launch)
     if isinstance(frac, Unknown):
         return out + [_no_estimate(frac.reason)]
-    torch_cuda = None if isinstance(ctx.env.torch, Unknown) else (ctx.env.torch.cuda or ctx.env.torch.cuda_from_deps)
+    torch_cuda = (
+        None
+        if isinstance(ctx.env.torch, Unknown)
+        else (ctx.env.torch.cuda or ctx.env.torch.cuda_from_deps)
+    )
     est = estimate(fw, gpu, launch, facts, ctx.matrix.memory, torch_cuda, _environ(ctx), frac)
     evidence = _accounting(est, facts, basis)
     knob_flag = _flag(fw, "fraction")
@@ -297,47 +363,78 @@ def check_memory(ctx: Context) -> list[Finding]:
         err = est.need[-1].gib
         target = _fraction_for_start(est)
         problems = True
-        out.append(Finding(
-            Code.MEMORY_FIT.value, Severity.ERROR if est.startup_short_gib > err else Severity.WARNING,
-            f"vLLM asks for {_g(est.budget_gib)} ({est.knob}={est.fraction:g}) but only "
-            f"~{_g(est.budget_gib - est.startup_short_gib)} is free on GPU {gpu.index} when it starts; "
-            "it refuses to start (\"Free memory on device ... is less than desired GPU memory "
-            "utilization\")",
-            evidence=evidence,
-            fix=tuple(x for x in (f"{knob_flag} {target:.2f}" if target else None,
-                                  "free the GPU: stop other processes using it (nvidia-smi)") if x),
-            references=_REFS[fw]))
+        out.append(
+            Finding(
+                Code.MEMORY_FIT.value,
+                Severity.ERROR if est.startup_short_gib > err else Severity.WARNING,
+                f"vLLM asks for {_g(est.budget_gib)} ({est.knob}={est.fraction:g}) but only "
+                f"~{_g(est.budget_gib - est.startup_short_gib)} is free on GPU {gpu.index} when it starts; "
+                'it refuses to start ("Free memory on device ... is less than desired GPU memory '
+                'utilization")',
+                evidence=evidence,
+                fix=tuple(
+                    x
+                    for x in (
+                        f"{knob_flag} {target:.2f}" if target else None,
+                        "free the GPU: stop other processes using it (nvidia-smi)",
+                    )
+                    if x
+                ),
+                references=_REFS[fw],
+            )
+        )
+    kv_err = ctx.matrix.memory.figure("kv_error", fw)
+    margin = kv_err.value if kv_err is not None else 0.0
+    if facts is not None and facts.multimodal and fw == "sglang":
+        evidence = (
+            *evidence,
+            "multimodal model: sglang kept ~6.6 GiB more outside the pool than compat "
+            "counts for gemma-3-4b-it (sglang#4826); the headroom can be lower than shown",
+        )
     if est.weights is not None:
         room = est.budget_gib - sum(t.gib for t in est.inside)
         if est.weights.gib >= room:
             problems = True
-            out.append(_weights_finding(est, launch, facts, room, evidence, knob_flag, len(gpus)))
-        elif est.kv_max_len_gib is not None and est.kv_gib is not None and est.max_len \
-                and est.kv_max_len_gib > est.kv_gib:
+            out.append(
+                _weights_finding(est, launch, facts, room, evidence, knob_flag, len(gpus), margin)
+            )
+        elif (
+            est.kv_max_len_gib is not None
+            and est.kv_gib is not None
+            and est.max_len
+            and est.kv_max_len_gib > est.kv_gib
+        ):
             problems = True
-            out.append(_kv_finding(est, launch, facts, evidence, knob_flag))
+            out.append(_kv_finding(est, launch, facts, evidence, knob_flag, margin))
     headroom = _headroom(est, launch, facts, evidence, knob_flag)
     if headroom is not None:
         problems = True
         out.append(headroom)
     if not problems and (facts is not None):
-        summary = (f"weights {_g(est.weights.gib)} per GPU" if est.weights else "weights unknown")
+        summary = f"weights {_g(est.weights.gib)} per GPU" if est.weights else "weights unknown"
         if est.kv_gib is not None:
             summary += f", KV cache ~{_g(est.kv_gib)}"
             if est.kv_tokens is not None:
                 summary += f" ({est.kv_tokens:,} tokens)"
-        out.append(Finding(
-            Code.MEMORY_FIT.value, Severity.INFO,
-            f"{fw} on GPU {gpu.index} ({gpu.name}, {_g(est.total_gib)}): {summary}, "
-            f"~{_g(est.free_at_capture)} free at CUDA-graph capture (compat's estimate)",
-            evidence=evidence))
+        out.append(
+            Finding(
+                Code.MEMORY_FIT.value,
+                Severity.INFO,
+                f"{fw} on GPU {gpu.index} ({gpu.name}, {_g(est.total_gib)}): {summary}, "
+                f"~{_g(est.free_at_capture)} free at CUDA-graph capture (compat's estimate)",
+                evidence=evidence,
+            )
+        )
     return out
 
 
 def _no_estimate(reason: str) -> Finding:
-    return Finding(Code.MEMORY_HEADROOM.value, Severity.INFO,
-                   f"could not estimate GPU memory: {reason}",
-                   fix=("give the GPU with --gpu NAME (or check a snapshot taken on the machine)",))
+    return Finding(
+        Code.MEMORY_HEADROOM.value,
+        Severity.INFO,
+        f"could not estimate GPU memory: {reason}",
+        fix=("give the GPU with --gpu NAME (or check a snapshot taken on the machine)",),
+    )
 
 
 def _fraction_for_start(est: Estimate) -> Optional[float]:
@@ -347,17 +444,35 @@ def _fraction_for_start(est: Estimate) -> Optional[float]:
     return f if f > 0.05 else None
 
 
-def _weights_finding(est: Estimate, launch: LaunchConfig, facts: Optional[ModelFacts], room: float,
-                     evidence: tuple[str, ...], knob_flag: str, visible: int) -> Finding:
+def _weights_finding(
+    est: Estimate,
+    launch: LaunchConfig,
+    facts: Optional[ModelFacts],
+    room: float,
+    evidence: tuple[str, ...],
+    knob_flag: str,
+    visible: int,
+    margin: float,
+) -> Finding:
     fw = launch.framework
     assert est.weights is not None
     tp = _int(launch, "tp_size")
     per_gpu_total = est.weights.gib * tp
+    # Enough GPUs for the weights and a KV cache of one sequence of the maximum length (1 GiB
+    # when that length is not known), the rest of the accounting unchanged.
+    kv_one = est.kv_max_len_gib * tp if est.kv_max_len_gib is not None else 1.0
     fix: list[str] = []
     for n in (2, 4, 8, 16):
-        if n > tp and per_gpu_total / n < room * 0.8 and (facts is None or _divisors_ok(n, facts)):
-            fix.append(f"{_flag(fw, 'tp_size')} {n} (~{_g(per_gpu_total / n)} of weights per GPU"
-                       + (f"; this process sees {visible} GPU(s)" if n > visible else "") + ")")
+        if (
+            n > tp
+            and per_gpu_total / n + kv_one / n <= room
+            and (facts is None or _divisors_ok(n, facts))
+        ):
+            fix.append(
+                f"{_flag(fw, 'tp_size')} {n} (~{_g(per_gpu_total / n)} of weights per GPU"
+                + (f"; this process sees {visible} GPU(s)" if n > visible else "")
+                + ")"
+            )
             break
     fix.append("a quantized checkpoint (FP8 halves the weights, 4-bit methods quarter them)")
     if est.framework == "sglang":
@@ -366,41 +481,69 @@ def _weights_finding(est: Estimate, launch: LaunchConfig, facts: Optional[ModelF
         if want < 0.95:
             fix.append(f"{knob_flag} {want:.2f} (room for weights and ~1 GiB of KV cache)")
     what = "static pool" if fw == "sglang" else "budget after activations and buffers"
+    close = est.weights.gib - room <= margin
     return Finding(
-        Code.MEMORY_FIT.value, Severity.ERROR,
+        Code.MEMORY_FIT.value,
+        Severity.WARNING if close else Severity.ERROR,
         f"the weights do not fit: ~{_g(est.weights.gib)} per GPU against a {_g(room)} {what} on "
-        f"GPU {est.gpu.index} ({est.gpu.name}); no room is left for the KV cache",
-        evidence=evidence, fix=tuple(fix), references=_REFS[fw])
+        f"GPU {est.gpu.index} ({est.gpu.name}); no room is left for the KV cache"
+        + (f" (within compat's {_g(margin)} estimate error: likely, not certain)" if close else ""),
+        evidence=evidence,
+        fix=tuple(fix),
+        references=_REFS[fw],
+    )
 
 
-def _kv_finding(est: Estimate, launch: LaunchConfig, facts: Optional[ModelFacts],
-                evidence: tuple[str, ...], knob_flag: str) -> Finding:
+def _kv_finding(
+    est: Estimate,
+    launch: LaunchConfig,
+    facts: Optional[ModelFacts],
+    evidence: tuple[str, ...],
+    knob_flag: str,
+    margin: float,
+) -> Finding:
     fw = launch.framework
     assert est.kv_gib is not None and est.kv_max_len_gib is not None and est.max_len
     fits = int(est.max_len * max(est.kv_gib, 0) / est.kv_max_len_gib) if est.kv_max_len_gib else 0
     fits = fits // 256 * 256
-    fix = [f"{_flag(fw, 'max_model_len')} {fits}" if fits >= 256 else
-           f"{_flag(fw, 'max_model_len')} with a shorter context"]
+    fix = [
+        f"{_flag(fw, 'max_model_len')} {fits}"
+        if fits >= 256
+        else f"{_flag(fw, 'max_model_len')} with a shorter context"
+    ]
     kv = launch.settings.get("kv_cache_dtype")
     if not (isinstance(kv, str) and kv.startswith("fp8")):
         fix.append("--kv-cache-dtype fp8 (half the bytes per token)")
     fix.append(f"a larger {knob_flag}, or more GPUs ({_flag(fw, 'tp_size')})")
     if fw == "vllm":
-        sev = Severity.ERROR
-        tail = "vLLM refuses to start (\"To serve at least one request with the model's max seq len\")"
+        close = est.kv_max_len_gib - est.kv_gib <= margin
+        sev = Severity.WARNING if close else Severity.ERROR
+        tail = (
+            'vLLM refuses to start ("To serve at least one request with the model\'s max seq len")'
+        )
+        if close:
+            tail += f"; within compat's {_g(margin)} estimate error, so likely rather than certain"
     else:
         sev = Severity.WARNING
         tail = "sglang starts but rejects requests longer than the pool holds"
     return Finding(
-        Code.MEMORY_FIT.value, sev,
+        Code.MEMORY_FIT.value,
+        sev,
         f"the KV cache cannot hold one sequence of the maximum length: {est.max_len:,} tokens need "
         f"~{_g(est.kv_max_len_gib)} per GPU, the cache gets ~{_g(est.kv_gib)}; {tail}",
         evidence=(*evidence, f"maximum length {est.max_len:,} ({est.max_len_origin})"),
-        fix=tuple(fix), references=_REFS[fw])
+        fix=tuple(fix),
+        references=_REFS[fw],
+    )
 
 
-def _headroom(est: Estimate, launch: LaunchConfig, facts: Optional[ModelFacts],
-              evidence: tuple[str, ...], knob_flag: str) -> Optional[Finding]:
+def _headroom(
+    est: Estimate,
+    launch: LaunchConfig,
+    facts: Optional[ModelFacts],
+    evidence: tuple[str, ...],
+    knob_flag: str,
+) -> Optional[Finding]:
     fw = launch.framework
     known = facts is not None and not facts.guess
     need = est.need_gib
@@ -414,9 +557,11 @@ def _headroom(est: Estimate, launch: LaunchConfig, facts: Optional[ModelFacts],
         # sizing rule leaves on this GPU, and warn when the launch leaves less than half of it.
         if est.default_free is None or est.free_at_capture >= est.default_free / 2:
             return None
-        yardstick = (f"less than half of the ~{_g(est.default_free)} that sglang's own sizing rule "
-                     f"leaves on this GPU ({est.default_origin}); the model could not be read, so "
-                     "its activations are not estimated")
+        yardstick = (
+            f"less than half of the ~{_g(est.default_free)} that sglang's own sizing rule "
+            f"leaves on this GPU ({est.default_origin}); the model could not be read, so "
+            "its activations are not estimated"
+        )
         want = est.default_free / 2
     graphs = launch.settings.get("cuda_graph") is not False
     when = "at CUDA-graph capture" if graphs else "for activations"
@@ -433,11 +578,21 @@ def _headroom(est: Estimate, launch: LaunchConfig, facts: Optional[ModelFacts],
         if graphs:
             fix.append("--enforce-eager (no CUDA graphs; slower decode) as a last resort")
     return Finding(
-        Code.MEMORY_HEADROOM.value, Severity.WARNING,
+        Code.MEMORY_HEADROOM.value,
+        Severity.WARNING,
         f"{fw} leaves ~{_g(est.free_at_capture)} of {_g(est.total_gib)} on GPU {est.gpu.index} "
         f"({est.gpu.name}) {when}, {yardstick}; likely out of memory",
-        evidence=evidence, fix=tuple(fix), references=_REFS[fw])
+        evidence=evidence,
+        fix=tuple(fix),
+        references=_REFS[fw],
+    )
 
 
-__all__ = ["check_memory", "check_parallelism", "check_quantization", "gpus_needed",
-           "sglang_default_mem_fraction", "Term"]
+__all__ = [
+    "check_memory",
+    "check_parallelism",
+    "check_quantization",
+    "gpus_needed",
+    "sglang_default_mem_fraction",
+    "Term",
+]

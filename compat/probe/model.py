@@ -38,7 +38,9 @@ def hub_cache(environ: Mapping[str, str]) -> tuple[Path, str]:
     if environ.get("HF_HOME"):
         return Path(environ["HF_HOME"]).expanduser() / "hub", "HF_HOME"
     if environ.get("XDG_CACHE_HOME"):
-        return Path(environ["XDG_CACHE_HOME"]).expanduser() / "huggingface" / "hub", "XDG_CACHE_HOME"
+        return Path(
+            environ["XDG_CACHE_HOME"]
+        ).expanduser() / "huggingface" / "hub", "XDG_CACHE_HOME"
     home = environ.get("HOME")
     base = Path(home) if home else Path.home()
     return base / ".cache" / "huggingface" / "hub", "default"
@@ -137,17 +139,23 @@ def safetensors_bytes(path: Path) -> Union[int, Unknown]:
         if name == "__metadata__":
             continue
         off = t.get("data_offsets") if isinstance(t, dict) else None
-        if (not isinstance(off, list) or len(off) != 2
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in off)
-                or off[1] < off[0]):
+        if (
+            not isinstance(off, list)
+            or len(off) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in off)
+            or off[1] < off[0]
+        ):
             return Unknown(f"{path.name}: tensor {name!r} has no valid data_offsets")
         total += off[1] - off[0]
     return total
 
 
-def find_model_dir(model: str, environ: Mapping[str, str],
-                   revision: Optional[str] = None,
-                   download_dir: Optional[str] = None) -> Union[Path, Unknown]:
+def find_model_dir(
+    model: str,
+    environ: Mapping[str, str],
+    revision: Optional[str] = None,
+    download_dir: Optional[str] = None,
+) -> Union[Path, Unknown]:
     """The folder holding the model's config.json: the path itself when it is a folder, else the
     snapshot in the hub cache (refs/<revision or main> names the commit)."""
     text = model.strip()
@@ -156,8 +164,9 @@ def find_model_dir(model: str, environ: Mapping[str, str],
         if expanded.is_dir():
             return expanded
         if expanded.is_file():
-            return Unknown(f"{text} is a file, not a model folder (GGUF and single files are "
-                           "not read)")
+            return Unknown(
+                f"{text} is a file, not a model folder (GGUF and single files are not read)"
+            )
     except (OSError, ValueError) as exc:
         return Unknown(f"cannot look at {text}: {exc}")
     if text.startswith(("/", "./", "../", "~")) or not _REPO_ID.match(text):
@@ -170,8 +179,10 @@ def find_model_dir(model: str, environ: Mapping[str, str],
     snapshots = repo / "snapshots"
     try:
         if not snapshots.is_dir():
-            return Unknown(f"{text} is not in the Hugging Face cache at {cache} (from {via}); "
-                           "the server would download it")
+            return Unknown(
+                f"{text} is not in the Hugging Face cache at {cache} (from {via}); "
+                "the server would download it"
+            )
         ref = revision or "main"
         commit: Optional[str] = None
         if _COMMIT.match(ref):
@@ -183,11 +194,14 @@ def find_model_dir(model: str, environ: Mapping[str, str],
                 commit = value if _COMMIT.match(value) else None
         if commit and (snapshots / commit).is_dir():
             return snapshots / commit
-        found = sorted((p for p in snapshots.iterdir() if p.is_dir()),
-                       key=lambda p: p.stat().st_mtime, reverse=True)
+        found = sorted(
+            (p for p in snapshots.iterdir() if p.is_dir()),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
     except OSError as exc:
         return Unknown(f"cannot read the Hugging Face cache at {cache}: {exc.strerror}")
-    if revision and not commit:
+    if revision:
         return Unknown(f"revision {revision!r} of {text} is not in the cache at {cache}")
     if not found:
         return Unknown(f"{text} has no snapshot in the Hugging Face cache at {cache}")
@@ -204,7 +218,7 @@ def _weights(folder: Path) -> tuple[Optional[int], str, list[str]]:
                 return total, f"{index} total_size", notes
             notes.append(total.reason)
     try:
-        shards = sorted(folder.glob("*.safetensors"))[:MAX_SHARDS + 1]
+        shards = sorted(folder.glob("*.safetensors"))[: MAX_SHARDS + 1]
     except OSError:
         shards = []
     if len(shards) > MAX_SHARDS:
@@ -218,12 +232,20 @@ def _weights(folder: Path) -> tuple[Optional[int], str, list[str]]:
                 notes.append(n.reason)
                 return None, "", notes
             total += n
-        return total, f"safetensors headers ({len(shards)} file{'s' if len(shards) > 1 else ''})", notes
+        return (
+            total,
+            f"safetensors headers ({len(shards)} file{'s' if len(shards) > 1 else ''})",
+            notes,
+        )
     return None, "", notes
 
 
-def read_model(model: str, environ: Mapping[str, str], revision: Optional[str] = None,
-               download_dir: Optional[str] = None) -> Union[ModelFacts, Unknown]:
+def read_model(
+    model: str,
+    environ: Mapping[str, str],
+    revision: Optional[str] = None,
+    download_dir: Optional[str] = None,
+) -> Union[ModelFacts, Unknown]:
     """The model's facts from its local files, a labelled guess from its name, or why neither."""
     folder = find_model_dir(model, environ, revision, download_dir)
     if isinstance(folder, Unknown):
@@ -244,10 +266,18 @@ def read_model(model: str, environ: Mapping[str, str], revision: Optional[str] =
         extra = got if isinstance(got, dict) else None
     weight, how, notes = _weights(folder)
     if weight is None:
-        notes.append("no weight index or safetensors files: the weight size is estimated from "
-                     "the config's shapes")
-    return facts_from_config(config, source=str(cfg_path), weight_bytes=weight, weight_source=how,
-                             quant_extra=extra, notes=tuple(notes))
+        notes.append(
+            "no weight index or safetensors files: the weight size is estimated from "
+            "the config's shapes"
+        )
+    return facts_from_config(
+        config,
+        source=str(cfg_path),
+        weight_bytes=weight,
+        weight_source=how,
+        quant_extra=extra,
+        notes=tuple(notes),
+    )
 
 
 def model_of_launch(launch: Any, env_vars: Mapping[str, str]) -> Union[ModelFacts, Unknown, None]:
@@ -261,5 +291,9 @@ def model_of_launch(launch: Any, env_vars: Mapping[str, str]) -> Union[ModelFact
     environ = {**os.environ, **env_vars, **launch.env}
     revision = launch.settings.get("revision")
     download = launch.settings.get("download_dir")
-    return read_model(name, environ, revision if isinstance(revision, str) else None,
-                      download if isinstance(download, str) else None)
+    return read_model(
+        name,
+        environ,
+        revision if isinstance(revision, str) else None,
+        download if isinstance(download, str) else None,
+    )

@@ -287,6 +287,10 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
 
     produced |= {f.code for f in run_checks(Context(env=e, matrix=MATRIX, launch=launch),
                                              load_advisories(advisories_dir()))}
+    fit_env = apply_overrides(env_of(), MATRIX, gpus=("h100",))
+    produced |= {f.code for f in run_checks(Context(
+        env=fit_env, matrix=MATRIX, launch=parse_launch(["vllm", "serve", "m", "-tp", "2"]),
+        model=Unknown("m is not in the Hugging Face cache")))}
     from compat.cluster import compare
     from tests.test_cluster import report
 
