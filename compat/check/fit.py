@@ -8,7 +8,7 @@ from typing import Optional, Union
 from compat.check.base import Context
 from compat.devices import visible_gpus
 from compat.launch import LaunchConfig
-from compat.memory import Estimate, Term, estimate, sglang_default_mem_fraction
+from compat.memory import Estimate, estimate
 from compat.model import ModelFacts
 from compat.models import GPU, Code, Finding, Severity, Unknown
 
@@ -257,7 +257,7 @@ def _smallest(gpus: tuple[GPU, ...]) -> Optional[GPU]:
     return min(known, key=lambda g: (g.memory_total_mib or 0, g.index)) if known else None
 
 
-def _fraction(launch: LaunchConfig) -> Union[tuple[float, str], None, Unknown]:
+def _fraction(launch: LaunchConfig) -> Union[tuple[float, str], Unknown, None]:
     knob = "mem_fraction_static" if launch.framework == "sglang" else "gpu_memory_utilization"
     v = launch.settings.get(knob)
     if isinstance(v, Unknown):
@@ -340,16 +340,16 @@ def check_memory(ctx: Context) -> list[Finding]:
     if isinstance(vis, Unknown):
         gpus_all = ctx.env.gpus
         if isinstance(gpus_all, Unknown):
-            return out + [_no_estimate(f"GPU memory: {gpus_all}")]
+            return [*out, _no_estimate(f"GPU memory: {gpus_all}")]
         gpus, basis = gpus_all, f"every GPU ({vis.reason})"
     else:
         gpus, basis = vis
     gpu = _smallest(gpus)
     if gpu is None:
-        return out + [_no_estimate("no visible GPU with known memory")]
+        return [*out, _no_estimate("no visible GPU with known memory")]
     frac = _fraction(launch)
     if isinstance(frac, Unknown):
-        return out + [_no_estimate(frac.reason)]
+        return [*out, _no_estimate(frac.reason)]
     torch_cuda = (
         None
         if isinstance(ctx.env.torch, Unknown)
@@ -586,13 +586,3 @@ def _headroom(
         fix=tuple(fix),
         references=_REFS[fw],
     )
-
-
-__all__ = [
-    "check_memory",
-    "check_parallelism",
-    "check_quantization",
-    "gpus_needed",
-    "sglang_default_mem_fraction",
-    "Term",
-]

@@ -29,19 +29,30 @@ class Problems:
     def add(self, path: str, message: str) -> None:
         self.items.append(f"{self.origin}: {path}: {message}")
 
-    def get(self, d: dict[str, Any], key: str, kind: type[T], path: str,
-            default: Optional[T] = None, required: bool = True) -> Optional[T]:
+    def get(
+        self,
+        d: dict[str, Any],
+        key: str,
+        kind: type[T],
+        path: str,
+        default: Optional[T] = None,
+        required: bool = True,
+    ) -> Optional[T]:
         if key not in d:
             if required:
                 self.add(f"{path}.{key}".lstrip("."), "missing")
             return default
         value = d[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            self.add(f"{path}.{key}".lstrip("."), f"expected {kind.__name__}, got {type(value).__name__}")
+            self.add(
+                f"{path}.{key}".lstrip("."), f"expected {kind.__name__}, got {type(value).__name__}"
+            )
             return default
         return value
 
-    def convert(self, value: Optional[str], conv: Callable[[str], T], path: str, what: str) -> Optional[T]:
+    def convert(
+        self, value: Optional[str], conv: Callable[[str], T], path: str, what: str
+    ) -> Optional[T]:
         if value is None:
             return None
         try:
@@ -50,7 +61,9 @@ class Problems:
             self.add(path, f"invalid {what} {value!r}: {str(exc).splitlines()[0]}")
             return None
 
-    def strings(self, d: dict[str, Any], key: str, path: str, required: bool = False) -> tuple[str, ...]:
+    def strings(
+        self, d: dict[str, Any], key: str, path: str, required: bool = False
+    ) -> tuple[str, ...]:
         value = self.get(d, key, list, path, [], required) or []
         out = []
         for i, item in enumerate(value):
@@ -169,7 +182,9 @@ class WheelIndex:
     source: str
 
 
-def read_release(p: Problems, project: str, key: str, d: Any, strict: bool = True) -> Optional[Release]:
+def read_release(
+    p: Problems, project: str, key: str, d: Any, strict: bool = True
+) -> Optional[Release]:
     """One release; `strict` also parses every requirement (validate does, a check need not:
     requirements are parsed when first used)."""
     path = f"releases.{key}"
@@ -181,16 +196,22 @@ def read_release(p: Problems, project: str, key: str, d: Any, strict: bool = Tru
     if strict:
         for i, r in enumerate(requires):
             p.convert(r, requirement, f"{path}.requires[{i}]", "requirement")
-    rp = p.convert(p.get(d, "requires_python", str, path, "", required=False) or "",
-                   SpecifierSet, f"{path}.requires_python", "specifier")
+    rp = p.convert(
+        p.get(d, "requires_python", str, path, "", required=False) or "",
+        SpecifierSet,
+        f"{path}.requires_python",
+        "specifier",
+    )
     cuda = p.get(d, "cuda", str, path, None, required=False)
     src = d.get("source")
     source = None
     if isinstance(src, dict):
-        source = Provenance(p.get(src, "file", str, f"{path}.source", "") or "",
-                            p.get(src, "sha256", str, f"{path}.source", "", required=False) or "",
-                            p.get(src, "method", str, f"{path}.source", "") or "",
-                            p.get(src, "read_at", str, f"{path}.source", "", required=False) or "")
+        source = Provenance(
+            p.get(src, "file", str, f"{path}.source", "") or "",
+            p.get(src, "sha256", str, f"{path}.source", "", required=False) or "",
+            p.get(src, "method", str, f"{path}.source", "") or "",
+            p.get(src, "read_at", str, f"{path}.source", "", required=False) or "",
+        )
         if source.method not in ("pep658", "range", "none"):
             p.add(f"{path}.source.method", f"expected pep658, range or none, got {source.method!r}")
     else:
@@ -198,16 +219,22 @@ def read_release(p: Problems, project: str, key: str, d: Any, strict: bool = Tru
     if version is None:
         return None
     return Release(
-        project=project, version=version, requires_raw=requires,
-        requires_python=rp or SpecifierSet(), cuda=cuda,
-        wheels=p.strings(d, "wheels", path), sdist=bool(p.get(d, "sdist", bool, path, False, False)),
+        project=project,
+        version=version,
+        requires_raw=requires,
+        requires_python=rp or SpecifierSet(),
+        cuda=cuda,
+        wheels=p.strings(d, "wheels", path),
+        sdist=bool(p.get(d, "sdist", bool, path, False, False)),
         upload_time=p.get(d, "upload_time", str, path, "", required=False) or "",
-        yanked=bool(p.get(d, "yanked", bool, path, False, required=False)), source=source,
+        yanked=bool(p.get(d, "yanked", bool, path, False, required=False)),
+        source=source,
     )
 
 
-def read_generated(p: Problems, data: dict[str, Any],
-                   strict: bool = True) -> tuple[str, dict[Version, Release]]:
+def read_generated(
+    p: Problems, data: dict[str, Any], strict: bool = True
+) -> tuple[str, dict[Version, Release]]:
     meta = p.get(data, "meta", dict, "", {}) or {}
     project = p.get(meta, "project", str, "meta", "") or ""
     releases: dict[Version, Release] = {}
@@ -251,14 +278,28 @@ def read_toolkits(p: Problems, data: dict[str, Any]) -> list[Toolkit]:
     out = []
     for path, row in _rows(p, data, "toolkit"):
         cuda = p.convert(p.get(row, "cuda", str, path), Version, f"{path}.cuda", "version")
-        drv = p.convert(p.get(row, "driver_min", str, path), Version, f"{path}.driver_min", "version")
-        minor = p.convert(p.get(row, "minor_compat_driver_min", str, path, None, required=False),
-                          Version, f"{path}.minor_compat_driver_min", "version")
+        drv = p.convert(
+            p.get(row, "driver_min", str, path), Version, f"{path}.driver_min", "version"
+        )
+        minor = p.convert(
+            p.get(row, "minor_compat_driver_min", str, path, None, required=False),
+            Version,
+            f"{path}.minor_compat_driver_min",
+            "version",
+        )
         archs = _ccs(p, row, "archs", path)
         src = _source(p, row, path)
         if cuda and drv:
-            out.append(Toolkit(cuda, drv, minor, archs, src,
-                               bool(p.get(row, "verified", bool, path, True, required=False))))
+            out.append(
+                Toolkit(
+                    cuda,
+                    drv,
+                    minor,
+                    archs,
+                    src,
+                    bool(p.get(row, "verified", bool, path, True, required=False)),
+                )
+            )
     return out
 
 
@@ -271,15 +312,20 @@ def read_torch_builds(p: Problems, data: dict[str, Any]) -> list[TorchBuildInfo]
             p.add(f"{path}.cuda", f"expected '12.6', 'cpu' or 'rocmX.Y', got {cuda!r}")
         if torch is None:
             continue
-        out.append(TorchBuildInfo(
-            torch=torch, cuda=cuda, index=p.get(row, "index", str, path, "", required=False) or "",
-            local=p.get(row, "local", str, path, "", required=False) or "",
-            pypi_default=bool(p.get(row, "pypi_default", bool, path, False, required=False)),
-            sass=_ccs(p, row, "sass", path), ptx=_ccs(p, row, "ptx", path),
-            source=_source(p, row, path),
-            verified=bool(p.get(row, "verified", bool, path, True, required=False)),
-            note=p.get(row, "note", str, path, "", required=False) or "",
-        ))
+        out.append(
+            TorchBuildInfo(
+                torch=torch,
+                cuda=cuda,
+                index=p.get(row, "index", str, path, "", required=False) or "",
+                local=p.get(row, "local", str, path, "", required=False) or "",
+                pypi_default=bool(p.get(row, "pypi_default", bool, path, False, required=False)),
+                sass=_ccs(p, row, "sass", path),
+                ptx=_ccs(p, row, "ptx", path),
+                source=_source(p, row, path),
+                verified=bool(p.get(row, "verified", bool, path, True, required=False)),
+                note=p.get(row, "note", str, path, "", required=False) or "",
+            )
+        )
     return out
 
 
@@ -287,32 +333,51 @@ def read_gpus(p: Problems, data: dict[str, Any]) -> list[GpuModel]:
     out = []
     for path, row in _rows(p, data, "gpu"):
         name = p.get(row, "name", str, path) or ""
-        cc = p.convert(p.get(row, "compute_capability", str, path), parse_cc,
-                       f"{path}.compute_capability", "compute capability")
+        cc = p.convert(
+            p.get(row, "compute_capability", str, path),
+            parse_cc,
+            f"{path}.compute_capability",
+            "compute capability",
+        )
         mem = row.get("memory_gib")
         if mem is not None and (not isinstance(mem, (int, float)) or isinstance(mem, bool)):
             p.add(f"{path}.memory_gib", "expected a number")
             mem = None
         src = _source(p, row, path)
         if cc:
-            out.append(GpuModel(name, p.strings(row, "match", path),
-                                tuple(a.lower() for a in p.strings(row, "aliases", path)),
-                                cc, float(mem) if mem is not None else None, src))
+            out.append(
+                GpuModel(
+                    name,
+                    p.strings(row, "match", path),
+                    tuple(a.lower() for a in p.strings(row, "aliases", path)),
+                    cc,
+                    float(mem) if mem is not None else None,
+                    src,
+                )
+            )
     return out
 
 
 def read_indexes(p: Problems, data: dict[str, Any]) -> list[WheelIndex]:
     out = []
     for path, row in _rows(p, data, "index"):
-        when = p.convert(p.get(row, "when", str, path, None, required=False), requirement,
-                         f"{path}.when", "requirement")
-        out.append(WheelIndex(
-            name=p.get(row, "name", str, path) or "", url=p.get(row, "url", str, path) or "",
-            projects=p.strings(row, "projects", path),
-            cuda=p.get(row, "cuda", str, path, None, required=False), when=when,
-            local=p.get(row, "local", str, path, "", required=False) or "",
-            source=_source(p, row, path),
-        ))
+        when = p.convert(
+            p.get(row, "when", str, path, None, required=False),
+            requirement,
+            f"{path}.when",
+            "requirement",
+        )
+        out.append(
+            WheelIndex(
+                name=p.get(row, "name", str, path) or "",
+                url=p.get(row, "url", str, path) or "",
+                projects=p.strings(row, "projects", path),
+                cuda=p.get(row, "cuda", str, path, None, required=False),
+                when=when,
+                local=p.get(row, "local", str, path, "", required=False) or "",
+                source=_source(p, row, path),
+            )
+        )
     return out
 
 
@@ -334,8 +399,15 @@ def read_images(p: Problems, data: dict[str, Any]) -> list[CudaImage]:
         tag = p.get(row, "tag", str, path) or ""
         if cuda and tag and not tag.startswith(cuda + "."):
             p.add(f"{path}.tag", f"{tag!r} is not a CUDA {cuda} tag")
-        out.append(CudaImage(cuda, tag, p.strings(row, "os", path, required=True), _source(p, row, path),
-                             bool(p.get(row, "verified", bool, path, True, required=False))))
+        out.append(
+            CudaImage(
+                cuda,
+                tag,
+                p.strings(row, "os", path, required=True),
+                _source(p, row, path),
+                bool(p.get(row, "verified", bool, path, True, required=False)),
+            )
+        )
     return out
 
 
@@ -352,14 +424,18 @@ class Figure:
     source: str
     evidence: str = ""
 
-    def applies(self, framework: Optional[str], version: Optional[Version],
-                cuda: Optional[Version]) -> bool:
+    def applies(
+        self, framework: Optional[str], version: Optional[Version], cuda: Optional[Version]
+    ) -> bool:
         if self.framework is not None and self.framework != framework:
             return False
-        if self.versions is not None and (version is None
-                                          or not self.versions.contains(version, prereleases=True)):
+        if self.versions is not None and (
+            version is None or not self.versions.contains(version, prereleases=True)
+        ):
             return False
-        return self.cuda is None or (cuda is not None and self.cuda.contains(cuda, prereleases=True))
+        return self.cuda is None or (
+            cuda is not None and self.cuda.contains(cuda, prereleases=True)
+        )
 
 
 @dataclass(frozen=True)
@@ -379,8 +455,13 @@ class MemoryData:
     kv_dtypes: tuple[tuple[str, float, str], ...] = ()
     quantizations: tuple[QuantMethod, ...] = ()
 
-    def figure(self, name: str, framework: Optional[str] = None, version: Optional[Version] = None,
-               cuda: Optional[Version] = None) -> Optional[Figure]:
+    def figure(
+        self,
+        name: str,
+        framework: Optional[str] = None,
+        version: Optional[Version] = None,
+        cuda: Optional[Version] = None,
+    ) -> Optional[Figure]:
         """The first row of `name` that applies (narrower rows come first in the file)."""
         for f in self.figures:
             if f.name == name and f.applies(framework, version, cuda):
@@ -403,14 +484,28 @@ class MemoryData:
 
 #: Figures the fit check reads; `compat matrix validate` reports any that memory.toml lacks.
 MEMORY_FIGURES: tuple[tuple[str, Optional[str]], ...] = (
-    ("driver_reserve", None), ("cuda_context", None), ("cuda_context_eager", None),
-    ("distributed", "sglang"), ("non_torch", "vllm"), ("non_torch_single", "vllm"),
-    ("pre_capture", "sglang"), ("pre_capture_other", "sglang"), ("graph_per_batch", "sglang"),
-    ("graph_per_batch_moe", "sglang"), ("sampler_copies", "vllm"), ("default_max_num_seqs", "vllm"),
+    ("driver_reserve", None),
+    ("cuda_context", None),
+    ("cuda_context_eager", None),
+    ("distributed", "sglang"),
+    ("non_torch", "vllm"),
+    ("non_torch_single", "vllm"),
+    ("pre_capture", "sglang"),
+    ("pre_capture_other", "sglang"),
+    ("graph_per_batch", "sglang"),
+    ("graph_per_batch_moe", "sglang"),
+    ("sampler_copies", "vllm"),
+    ("default_max_num_seqs", "vllm"),
     ("default_max_num_seqs_large", "vllm"),
-    ("graph", "vllm"), ("graph_in_budget", "vllm"), ("v1_engine", "vllm"),
-    ("capture_error", "sglang"), ("capture_error", "vllm"), ("kv_error", "sglang"),
-    ("kv_error", "vllm"), ("fa3_default_hopper", "sglang"), ("vlm_fraction_factor", "sglang"),
+    ("graph", "vllm"),
+    ("graph_in_budget", "vllm"),
+    ("v1_engine", "vllm"),
+    ("capture_error", "sglang"),
+    ("capture_error", "vllm"),
+    ("kv_error", "sglang"),
+    ("kv_error", "vllm"),
+    ("fa3_default_hopper", "sglang"),
+    ("vlm_fraction_factor", "sglang"),
 )
 _UNITS = ("GiB", "MiB", "count", "factor")
 
@@ -440,14 +535,32 @@ def read_memory(p: Problems, data: dict[str, Any]) -> MemoryData:
         fw = p.get(row, "framework", str, path, None, required=False)
         if fw is not None and fw not in ("sglang", "vllm"):
             p.add(f"{path}.framework", f"expected sglang or vllm, got {fw!r}")
-        versions = p.convert(p.get(row, "versions", str, path, None, required=False), SpecifierSet,
-                             f"{path}.versions", "specifier")
-        cuda = p.convert(p.get(row, "cuda", str, path, None, required=False), SpecifierSet,
-                         f"{path}.cuda", "specifier")
+        versions = p.convert(
+            p.get(row, "versions", str, path, None, required=False),
+            SpecifierSet,
+            f"{path}.versions",
+            "specifier",
+        )
+        cuda = p.convert(
+            p.get(row, "cuda", str, path, None, required=False),
+            SpecifierSet,
+            f"{path}.cuda",
+            "specifier",
+        )
         src = _source(p, row, path)
         if value is not None and name:
-            figures.append(Figure(name, value, unit, fw, versions, cuda, src,
-                                  p.get(row, "evidence", str, path, "", required=False) or ""))
+            figures.append(
+                Figure(
+                    name,
+                    value,
+                    unit,
+                    fw,
+                    versions,
+                    cuda,
+                    src,
+                    p.get(row, "evidence", str, path, "", required=False) or "",
+                )
+            )
     kv = []
     for path, row in _rows(p, data, "kv_cache_dtype"):
         size = _number(p, row, "bytes", path)
@@ -459,15 +572,28 @@ def read_memory(p: Problems, data: dict[str, Any]) -> MemoryData:
     for path, row in _rows(p, data, "quantization"):
         method = p.get(row, "method", str, path) or ""
         bits = _number(p, row, "bits", path)
-        cc = p.convert(p.get(row, "vllm_min_cc", str, path, None, required=False), parse_cc,
-                       f"{path}.vllm_min_cc", "compute capability")
+        cc = p.convert(
+            p.get(row, "vllm_min_cc", str, path, None, required=False),
+            parse_cc,
+            f"{path}.vllm_min_cc",
+            "compute capability",
+        )
         src = _source(p, row, path)
         if method and bits is not None:
-            quants.append(QuantMethod(method.lower(), bits, cc, src,
-                                      p.get(row, "note", str, path, "", required=False) or ""))
+            quants.append(
+                QuantMethod(
+                    method.lower(),
+                    bits,
+                    cc,
+                    src,
+                    p.get(row, "note", str, path, "", required=False) or "",
+                )
+            )
     mem = MemoryData(tuple(figures), tuple(kv), tuple(quants))
     if figures or kv or quants:
         for name, fw in MEMORY_FIGURES:
-            if not any(f.name == name and (fw is None or f.framework in (fw, None)) for f in figures):
+            if not any(
+                f.name == name and (fw is None or f.framework in (fw, None)) for f in figures
+            ):
                 p.add("figure", f"no row for {name!r}" + (f" ({fw})" if fw else ""))
     return mem

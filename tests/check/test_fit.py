@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 import pytest
 from packaging.version import Version
 
-from compat.check import run_checks
+from compat.check import run_registry
 from compat.check.base import Context
 from compat.check.fit import check_memory, check_parallelism, check_quantization, gpus_needed
 from compat.devices import visible_gpus
@@ -408,7 +408,7 @@ def test_smallest_visible_gpu_is_judged() -> None:
 
 def test_run_checks_includes_fit() -> None:
     facts = model("meta-llama/Llama-3.1-70B-Instruct")
-    fs = run_checks(
+    fs = run_registry(
         Context(
             env=env_with(H100),
             matrix=MATRIX,

@@ -61,7 +61,7 @@ def test_margins_are_the_largest_errors_seen() -> None:
     worst: dict[tuple[str, str], float] = {}
     for path in LOGS:
         row, _, _ = CAL.run_one(path, MATRIX)
-        for (label, real, got, _ok, miss), key in zip(row.cells, read_toml(path)["real"]):
+        for (_label, real, got, _ok, miss), key in zip(row.cells, read_toml(path)["real"]):
             rule = CAL.FIELDS[key][1]
             if miss or rule not in ("kv", "capture") or got is None:
                 continue
