@@ -216,26 +216,25 @@ def check_quantization(ctx: Context) -> list[Finding]:
     vis = _visible(ctx)
     if isinstance(vis, Unknown):
         return []
-    low = [g for g in vis[0] if g.compute_capability and g.compute_capability < row.vllm_min_cc]
+    low = [
+        (g, g.compute_capability)
+        for g in vis[0]
+        if g.compute_capability is not None and g.compute_capability < row.vllm_min_cc
+    ]
     if not low:
         return []
     need = f"{row.vllm_min_cc[0]}.{row.vllm_min_cc[1]}"
-    g = low[0]
+    g, cc = low[0]
+    where = "--quantization" if isinstance(given, str) else (facts.source if facts else "")
     return [
         Finding(
             Code.GPU_ARCH.value,
             Severity.ERROR,
-            f"vLLM refuses {method} quantization on GPU {g.index} ({g.name}, sm_{g.compute_capability[0]}"
-            f"{g.compute_capability[1]}): it needs compute capability >= {need}"
-            if g.compute_capability
-            else "",
+            f"vLLM refuses {method} quantization on GPU {g.index} ({g.name}, sm_{cc[0]}{cc[1]}): "
+            f"it needs compute capability >= {need}",
             evidence=(
-                f"quantization={method} ({'--quantization' if isinstance(given, str) else facts.source if facts else ''})",
-                *(
-                    f"GPU {x.index} {x.name}: sm_{x.compute_capability[0]}{x.compute_capability[1]}"
-                    for x in low
-                    if x.compute_capability
-                ),
+                f"quantization={method} ({where})",
+                *(f"GPU {x.index} {x.name}: sm_{c[0]}{c[1]}" for x, c in low),
                 row.note,
             ),
             fix=(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -442,3 +446,68 @@ def test_sglang_tier_and_reserve_rules() -> None:
     pcg = sgl("--model-path", "m", version="0.5.10")
     frac, _ = sglang_default_mem_fraction(81559, pcg, Version("0.5.10"))
     assert frac == round((81559 - 13440 - 58 * 8) / 81559, 3)
+
+
+# the command line, over the fake cache -----------------------------------------------------------
+def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    freeze = tmp_path / "freeze.txt"
+    freeze.write_text("")  # no stack: only the fit findings can fail the run
+    return subprocess.run(
+        [sys.executable, "-m", "compat", "check", "--from", str(freeze), "--python", "3.11", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HF_HUB_CACHE": str(HUB), **env},
+    )
+
+
+def test_cli_reads_the_cache_and_reports_the_fit(tmp_path: Path) -> None:
+    p = _cli(
+        tmp_path,
+        "--gpu",
+        "h100",
+        "--",
+        "vllm",
+        "serve",
+        "Qwen/Qwen3-30B-A3B",
+        "--max-model-len",
+        "262144",
+    )
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert (
+        "[memory-fit] the KV cache cannot hold one sequence of the maximum length: 262,144 tokens"
+        in p.stdout
+    )
+    assert "model: Qwen3MoeForCausalLM (qwen3_moe), MoE 128 experts top-8, bfloat16" in p.stdout
+    tp = _cli(
+        tmp_path,
+        "--gpu",
+        "h100",
+        "--gpu",
+        "h100",
+        "--env",
+        "CUDA_VISIBLE_DEVICES=1",
+        "--",
+        "python",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--tp",
+        "2",
+    )
+    assert tp.returncode == 1 and "ERRORS (1)" in tp.stdout, tp.stdout
+    assert "[parallelism] the launch needs 2 GPUs (tp=2 x pp=1) but this process sees 1" in tp.stdout
+
+
+def test_cli_without_the_model_files_says_so(tmp_path: Path) -> None:
+    p = _cli(
+        tmp_path, "--gpu", "h100", "--format", "json", "--", "vllm", "serve", "org/private-model"
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = json.loads(p.stdout)
+    (f,) = [x for x in doc["findings"] if x["code"] == "memory-fit"]
+    assert (
+        f["severity"] == "info" and "could not read the model 'org/private-model'" in f["message"]
+    )

@@ -70,3 +70,8 @@ def test_margins_are_the_largest_errors_seen() -> None:
     for (fw, rule), err in worst.items():
         fig = MATRIX.memory.figure(f"{rule}_error", fw)
         assert fig is not None and err <= fig.value <= err + 0.15, (fw, rule, err, fig.value)
+
+
+def test_docs_carry_the_current_table() -> None:
+    doc = (ROOT / "docs" / "fit.md").read_text()
+    assert CAL.table(CAL.calibrate(MATRIX)) in doc, "run: python scripts/memory_calibration.py"
