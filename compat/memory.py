@@ -353,12 +353,15 @@ def _before(
     terms: list[Term] = []
     value, src = _fig(data, "driver_reserve")
     terms.append(Term("reserved by the driver (NVML total vs CUDA total)", value, src))
-    if gpu.memory_used_mib:
+    # NVML's v1 `used` (what the probe reads) counts the driver's reserve too (nvmlMemory_t:
+    # "Sum of Reserved and Allocated device memory"): only what is above it belongs to others.
+    others = (gpu.memory_used_mib or 0) / 1024 - value
+    if others > 0.05:
         terms.append(
             Term(
                 "in use by other processes now",
-                gpu.memory_used_mib / 1024,
-                f"GPU {gpu.index} as probed",
+                others,
+                f"GPU {gpu.index} as probed: NVML used minus the driver's reserve",
             )
         )
     if environ.get("CUDA_MODULE_LOADING", "").upper() == "EAGER":

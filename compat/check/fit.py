@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional, Union
 
@@ -346,6 +347,10 @@ def check_memory(ctx: Context) -> list[Finding]:
     gpu = _smallest(gpus)
     if gpu is None:
         return [*out, _no_estimate("no visible GPU with known memory")]
+    if ctx.env.source != "live" and gpu.memory_used_mib:
+        # Memory in use when a snapshot was taken says nothing about the GPU at launch time.
+        gpu = dataclasses.replace(gpu, memory_used_mib=None)
+        basis += "; memory in use when the snapshot was taken is not counted"
     frac = _fraction(launch)
     if isinstance(frac, Unknown):
         return [*out, _no_estimate(frac.reason)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -41,6 +42,7 @@ def gpus(gpu: GPU, n: int) -> tuple[GPU, ...]:
 def env_with(*gs: GPU, env: Optional[dict[str, str]] = None) -> Environment:
     g: Any = tuple(gs) if gs else Unknown("no GPU information")
     return Environment(
+        source="live",
         python=Unknown("t"),
         distributions=(),
         torch=Unknown("t"),
@@ -297,8 +299,12 @@ def test_vllm_startup_needs_the_requested_memory_free() -> None:
     busy = GPU(0, "NVIDIA GeForce RTX 4090", (8, 9), 24564, memory_used_mib=6000)
     f = only(check_memory(ctx(vllm("m"), busy)), "memory-fit")
     assert f.severity is Severity.ERROR and "only ~" in f.message and "when it starts" in f.message
-    assert any(e.startswith("in use by other processes now: 5.86 GiB") for e in f.evidence)
+    assert any(e.startswith("in use by other processes now: 5.41 GiB") for e in f.evidence)
     assert f.fix[0].startswith("--gpu-memory-utilization 0.")
+    # From a snapshot, the memory in use when it was taken is not held against the launch.
+    snap = dataclasses.replace(env_with(busy), source="h100.json")
+    quiet = check_memory(Context(env=snap, matrix=MATRIX, launch=vllm("m")))
+    assert quiet == []
     # V0 releases do not check at start.
     assert all(x.code != "memory-fit" for x in check_memory(ctx(vllm("m", version="0.7.3"), busy)))
 
@@ -498,7 +504,9 @@ def test_cli_reads_the_cache_and_reports_the_fit(tmp_path: Path) -> None:
         "2",
     )
     assert tp.returncode == 1 and "ERRORS (1)" in tp.stdout, tp.stdout
-    assert "[parallelism] the launch needs 2 GPUs (tp=2 x pp=1) but this process sees 1" in tp.stdout
+    assert (
+        "[parallelism] the launch needs 2 GPUs (tp=2 x pp=1) but this process sees 1" in tp.stdout
+    )
 
 
 def test_cli_without_the_model_files_says_so(tmp_path: Path) -> None:

@@ -93,7 +93,12 @@ def torch_view() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result: dict[str, Any] = {"nvidia_smi": smi()}
+    try:
+        result: dict[str, Any] = {"nvidia_smi": smi()}
+    except (OSError, subprocess.SubprocessError) as exc:
+        json.dump({"error": f"nvidia-smi: {exc}"}, sys.stdout)
+        sys.stdout.write("\n")
+        sys.exit(1)
     try:
         result["cuda"] = cuda_view()
     except (OSError, RuntimeError) as exc:
