@@ -14,6 +14,7 @@ import click
 from packaging.version import InvalidVersion, Version
 
 from compat.errors import UsageError
+from compat.families import families
 
 if TYPE_CHECKING:
     from compat.matrix.load import Matrix
@@ -145,7 +146,7 @@ def explain(res: Resolution) -> str:
     out = [f"rule: {res.rule}"]
     torch = res.pin("torch")
     out.append(
-        f"chosen: {', '.join(p.constraint for p in res.pins if p.name in ('sglang', 'vllm'))}"
+        f"chosen: {', '.join(p.constraint for p in res.pins if p.name in families().frameworks)}"
         f"{', ' if res.framework else ''}torch {torch.version if torch else '?'} (CUDA {res.cuda})"
     )
     if res.rejected:
