@@ -8,12 +8,13 @@ from typing import Optional, Union
 
 from compat.check.base import Context
 from compat.devices import visible_gpus
+from compat.families import families
 from compat.launch import LaunchConfig
 from compat.memory import Estimate, estimate
 from compat.model import ModelFacts
 from compat.models import GPU, Code, Finding, Severity, Unknown
 
-FRAMEWORKS = ("sglang", "vllm")
+FRAMEWORKS = families().frameworks
 _PARALLEL_REFS = {
     "sglang": ("https://docs.sglang.io/advanced_features/server_arguments.html",),
     "vllm": ("https://docs.vllm.ai/en/latest/serving/parallelism_scaling.html",),

@@ -525,6 +525,8 @@ def _number(p: Problems, d: dict[str, Any], key: str, path: str) -> Optional[flo
 
 
 def read_memory(p: Problems, data: dict[str, Any]) -> MemoryData:
+    from compat.families import families
+
     figures = []
     for path, row in _rows(p, data, "figure"):
         name = p.get(row, "name", str, path) or ""
@@ -533,7 +535,7 @@ def read_memory(p: Problems, data: dict[str, Any]) -> MemoryData:
         if unit and unit not in _UNITS:
             p.add(f"{path}.unit", f"expected one of {', '.join(_UNITS)}, got {unit!r}")
         fw = p.get(row, "framework", str, path, None, required=False)
-        if fw is not None and fw not in ("sglang", "vllm"):
+        if fw is not None and fw not in families().frameworks:
             p.add(f"{path}.framework", f"expected sglang or vllm, got {fw!r}")
         versions = p.convert(
             p.get(row, "versions", str, path, None, required=False),

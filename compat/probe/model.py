@@ -283,7 +283,9 @@ def read_model(
 def model_of_launch(launch: Any, env_vars: Mapping[str, str]) -> Union[ModelFacts, Unknown, None]:
     """The facts of the model a parsed launch serves; None when it names none. Variables come
     from this process, then the checked environment, then the launch's own exports."""
-    if launch is None or launch.framework not in ("sglang", "vllm"):
+    from compat.families import families
+
+    if launch is None or launch.framework not in families().frameworks:
         return None
     name = launch.settings.get("model")
     if not isinstance(name, str) or not name:
