@@ -72,6 +72,8 @@ SETTINGS: tuple[str, ...] = (
     "moe_a2a_backend",
     "nnodes",
     "under_ray",
+    "revision",
+    "download_dir",
 )
 
 # A process runs inside Ray when Ray put one of these into its environment (job drivers get
@@ -188,6 +190,8 @@ SGLANG_FLAGS: tuple[Flag, ...] = (
     _f("--use-ray", "distributed_executor_backend", "const", "ray"),
     _f("--moe-a2a-backend", "moe_a2a_backend", "lower"),
     _f("--nnodes", "nnodes", "int"),
+    _f("--revision", "revision", "str"),
+    _f("--download-dir", "download_dir", "str"),
 )
 
 # vLLM: EngineArgs.add_cli_args (+ FlexibleArgumentParser: `--x.key=value` for JSON args and
@@ -219,6 +223,8 @@ VLLM_FLAGS: tuple[Flag, ...] = (
     # Kept as the raw JSON text so advisories can look for a connector name in it.
     _f("--kv-transfer-config", "kv_transfer_config", "str"),
     _f("--nnodes", "nnodes", "int"),
+    _f("--revision", "revision", "str"),
+    _f("--download-dir", "download_dir", "str"),
 )
 
 _JSON_FLAGS_VLLM = frozenset(
@@ -786,6 +792,8 @@ def _sglang_settings(
     s["kv_transfer_config"] = None
     s["moe_a2a_backend"] = _pick(st, "moe_a2a_backend", "none")
     s["nnodes"] = _pick(st, "nnodes", 1)
+    s["revision"] = _pick(st, "revision", None)
+    s["download_dir"] = _pick(st, "download_dir", None)
     return s
 
 
@@ -928,6 +936,8 @@ def _vllm_settings(
     s["moe_a2a_backend"] = None
     # Multi-node vLLM under Ray does not pass --nnodes, so absent means "not known", not 1.
     s["nnodes"] = _pick(st, "nnodes", None)
+    s["revision"] = _pick(st, "revision", None)
+    s["download_dir"] = _pick(st, "download_dir", None)
     return s
 
 

@@ -309,6 +309,8 @@ class Code(str, enum.Enum):
     MEMORY_HEADROOM = "memory-headroom"
     UNKNOWN_COMBINATION = "unknown-combination"
     CLUSTER_MISMATCH = "cluster-mismatch"
+    PARALLELISM = "parallelism"
+    MEMORY_FIT = "memory-fit"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------

@@ -311,6 +311,7 @@ def test_broken_hardware_tables_report_every_problem() -> None:
         "drivers.toml: branch[0].first: expected a release of R565, got '560.28.03'",
         "drivers.toml: branch[0].note: missing",
         "drivers.toml: architecture[0].compute_capabilities: missing or empty",
+        "packages.toml: missing (the stack's package families)",
     ]
     for line in expected:
         assert any(line in p for p in problems), (line, problems)

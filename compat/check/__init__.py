@@ -11,10 +11,10 @@ from compat.check import (
     cuda,
     driver_gpu,
     envvars,
+    fit,
     framework,
     gpu,
     kernels,
-    memory,
     torch_triton,
     unknown,
 )
@@ -36,10 +36,12 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("driver-too-old", cuda.check_driver),
     ("driver-too-old", driver_gpu.check),
     ("gpu-arch", gpu.check),
+    ("gpu-arch", fit.check_quantization),
+    ("parallelism", fit.check_parallelism),
+    ("memory-fit", fit.check_memory),
     ("stale-cache", caches.check),
     ("env-var", envvars.check),
     ("unknown-combination", unknown.check),
-    ("memory-headroom", memory.check),
 )
 
 

@@ -71,7 +71,9 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
             text=read_text(req.launch_file, what="launch file"), origin=req.launch_file
         )
     launch = parse_launch_for(env, given)
-    return Inputs(env, launch, None, ignore)
+    from compat.probe.model import model_of_launch
+
+    return Inputs(env, launch, model_of_launch(launch, env.env), ignore)
 
 
 def run_check(req: CheckRequest) -> tuple[Environment, list[Finding]]:

@@ -19,6 +19,7 @@ from compat.matrix.schema import (
     DriverTables,
     GpuFamilies,
     GpuModel,
+    MemoryData,
     Problems,
     Release,
     Toolkit,
@@ -30,6 +31,7 @@ from compat.matrix.schema import (
     read_gpus,
     read_images,
     read_indexes,
+    read_memory,
     read_toolkits,
     read_torch_builds,
 )
@@ -50,6 +52,7 @@ class Matrix:
         self._drivers: Optional[DriverTables] = None
         self._gpu_catalog: Optional[GpuCatalog] = None
         self._driver_catalog: Optional[DriverCatalog] = None
+        self._memory: Optional[MemoryData] = None
 
     # Generated data -------------------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -130,6 +133,21 @@ class Matrix:
                 raise DataError(problems, hint="run `compat matrix validate`")
             self._drivers = drivers
         return self._drivers
+
+    @property
+    def memory(self) -> MemoryData:
+        """memory.toml (the fit check's figures), read when a check first needs it."""
+        if self._memory is None:
+            path = self.root / "curated" / "memory.toml"
+            if not path.is_file():
+                self._memory = MemoryData()
+            else:
+                p = Problems(str(path))
+                mem = read_memory(p, read_toml(path, cached=True))
+                if p.items:
+                    raise DataError(p.items, hint="run `compat matrix validate`")
+                self._memory = mem
+        return self._memory
 
     @property
     def toolkits(self) -> list[Toolkit]:
@@ -232,7 +250,7 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
             p.add("meta.project", f"{project!r} does not match the file name {path.stem!r}")
         problems.extend(p.items)
     m = Matrix(root)
-    for load in (m._load_curated, m._load_hardware, m._load_drivers):
+    for load in (m._load_curated, m._load_hardware, m._load_drivers, lambda: m.memory):
         try:
             load()
         except DataError as exc:

@@ -687,3 +687,193 @@ def read_images(p: Problems, data: dict[str, Any]) -> list[CudaImage]:
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A named number of the GPU memory model (memory.toml), with where it applies and its source."""
+
+    name: str
+    value: float
+    unit: str
+    framework: Optional[str]
+    versions: Optional[SpecifierSet]
+    cuda: Optional[SpecifierSet]
+    source: str
+    evidence: str = ""
+
+    def applies(
+        self, framework: Optional[str], version: Optional[Version], cuda: Optional[Version]
+    ) -> bool:
+        if self.framework is not None and self.framework != framework:
+            return False
+        if self.versions is not None and (
+            version is None or not self.versions.contains(version, prereleases=True)
+        ):
+            return False
+        return self.cuda is None or (
+            cuda is not None and self.cuda.contains(cuda, prereleases=True)
+        )
+
+
+@dataclass(frozen=True)
+class QuantMethod:
+    method: str
+    bits: float
+    vllm_min_cc: Optional[tuple[int, int]]
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MemoryData:
+    """memory.toml: figures, KV-cache element sizes and quantization methods."""
+
+    figures: tuple[Figure, ...] = ()
+    kv_dtypes: tuple[tuple[str, float, str], ...] = ()
+    quantizations: tuple[QuantMethod, ...] = ()
+
+    def figure(
+        self,
+        name: str,
+        framework: Optional[str] = None,
+        version: Optional[Version] = None,
+        cuda: Optional[Version] = None,
+    ) -> Optional[Figure]:
+        """The first row of `name` that applies (narrower rows come first in the file)."""
+        for f in self.figures:
+            if f.name == name and f.applies(framework, version, cuda):
+                return f
+        return None
+
+    def kv_bytes(self, dtype: str) -> Optional[float]:
+        key = dtype.lower()
+        for name, size, _ in self.kv_dtypes:
+            if name == key:
+                return size
+        return None
+
+    def quant(self, method: Optional[str]) -> Optional[QuantMethod]:
+        for q in self.quantizations:
+            if method is not None and q.method == method.lower():
+                return q
+        return None
+
+
+#: Figures the fit check reads; `compat matrix validate` reports any that memory.toml lacks.
+MEMORY_FIGURES: tuple[tuple[str, Optional[str]], ...] = (
+    ("driver_reserve", None),
+    ("cuda_context", None),
+    ("cuda_context_eager", None),
+    ("distributed", "sglang"),
+    ("non_torch", "vllm"),
+    ("non_torch_single", "vllm"),
+    ("pre_capture", "sglang"),
+    ("pre_capture_other", "sglang"),
+    ("graph_per_batch", "sglang"),
+    ("graph_per_batch_moe", "sglang"),
+    ("sampler_copies", "vllm"),
+    ("default_max_num_seqs", "vllm"),
+    ("default_max_num_seqs_large", "vllm"),
+    ("graph", "vllm"),
+    ("graph_in_budget", "vllm"),
+    ("v1_engine", "vllm"),
+    ("capture_error", "sglang"),
+    ("capture_error", "vllm"),
+    ("kv_error", "sglang"),
+    ("kv_error", "vllm"),
+    ("fa3_default_hopper", "sglang"),
+    ("vlm_fraction_factor", "sglang"),
+)
+_UNITS = ("GiB", "MiB", "count", "factor")
+
+
+def _number(p: Problems, d: dict[str, Any], key: str, path: str) -> Optional[float]:
+    v = d.get(key)
+    if v is None:
+        p.add(f"{path}.{key}", "missing")
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        p.add(f"{path}.{key}", f"expected a number, got {type(v).__name__}")
+        return None
+    if v < 0:
+        p.add(f"{path}.{key}", "expected a number >= 0")
+        return None
+    return float(v)
+
+
+def read_memory(p: Problems, data: dict[str, Any]) -> MemoryData:
+    from compat.families import families
+
+    figures = []
+    for path, row in _rows(p, data, "figure"):
+        name = p.get(row, "name", str, path) or ""
+        value = _number(p, row, "value", path)
+        unit = p.get(row, "unit", str, path) or ""
+        if unit and unit not in _UNITS:
+            p.add(f"{path}.unit", f"expected one of {', '.join(_UNITS)}, got {unit!r}")
+        fw = p.get(row, "framework", str, path, None, required=False)
+        if fw is not None and fw not in families().frameworks:
+            p.add(f"{path}.framework", f"expected sglang or vllm, got {fw!r}")
+        versions = p.convert(
+            p.get(row, "versions", str, path, None, required=False),
+            SpecifierSet,
+            f"{path}.versions",
+            "specifier",
+        )
+        cuda = p.convert(
+            p.get(row, "cuda", str, path, None, required=False),
+            SpecifierSet,
+            f"{path}.cuda",
+            "specifier",
+        )
+        src = _source(p, row, path)
+        if value is not None and name:
+            figures.append(
+                Figure(
+                    name,
+                    value,
+                    unit,
+                    fw,
+                    versions,
+                    cuda,
+                    src,
+                    p.get(row, "evidence", str, path, "", required=False) or "",
+                )
+            )
+    kv = []
+    for path, row in _rows(p, data, "kv_cache_dtype"):
+        size = _number(p, row, "bytes", path)
+        src = _source(p, row, path)
+        for n in p.strings(row, "names", path, required=True):
+            if size is not None:
+                kv.append((n.lower(), size, src))
+    quants = []
+    for path, row in _rows(p, data, "quantization"):
+        method = p.get(row, "method", str, path) or ""
+        bits = _number(p, row, "bits", path)
+        cc = p.convert(
+            p.get(row, "vllm_min_cc", str, path, None, required=False),
+            parse_cc,
+            f"{path}.vllm_min_cc",
+            "compute capability",
+        )
+        src = _source(p, row, path)
+        if method and bits is not None:
+            quants.append(
+                QuantMethod(
+                    method.lower(),
+                    bits,
+                    cc,
+                    src,
+                    p.get(row, "note", str, path, "", required=False) or "",
+                )
+            )
+    mem = MemoryData(tuple(figures), tuple(kv), tuple(quants))
+    if figures or kv or quants:
+        for name, fw in MEMORY_FIGURES:
+            if not any(
+                f.name == name and (fw is None or f.framework in (fw, None)) for f in figures
+            ):
+                p.add("figure", f"no row for {name!r}" + (f" ({fw})" if fw else ""))
+    return mem
