@@ -318,6 +318,7 @@ class Code(str, enum.Enum):
     CLUSTER_MISMATCH = "cluster-mismatch"
     PARALLELISM = "parallelism"
     MEMORY_FIT = "memory-fit"
+    BROKEN_DIST = "broken-dist"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------
