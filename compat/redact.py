@@ -69,6 +69,9 @@ def _url(m: re.Match[str]) -> str:
     """`scheme://user:pa/ss@word@host/path` -> `scheme://<redacted>@host/path`: the userinfo ends
     at the last `@` that is followed by a host name, so `/` and `@` in a password do not stop it."""
     scheme, rest = m.group(1), m.group(2)
+    naive = rest.split("/", 1)[0]
+    if "@" not in naive and not re.search(r":[^0-9]", naive):
+        return m.group(0)  # a plain host[:port]: a later `@` is a VCS revision (repo.git@v1.2)
     cut = -1
     for i, ch in enumerate(rest):
         if ch == "@" and _HOST.match(rest, i + 1):

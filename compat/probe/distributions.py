@@ -66,10 +66,38 @@ def _read_headers(path: str, want_requires: bool) -> tuple[dict[str, str], list[
 
 def read_dist_info(folder: str, want_requires: bool = True) -> Distribution:
     dist = _read_dist_info(folder, want_requires)
+    if want_requires:  # a stack package: was it installed from source?
+        url = _direct_url(folder)
+        if url:
+            dist = dataclasses.replace(dist, direct_url=url)
     try:
         return dataclasses.replace(dist, installed_at=os.stat(folder).st_mtime)
     except OSError:
         return dist
+
+
+def _direct_url(folder: str) -> str:
+    """PEP 610 direct_url.json: the URL a distribution was installed from (VCS, local path or
+    archive), or "" for an install from an index (pip writes no such file then)."""
+    path = os.path.join(folder, "direct_url.json")
+    if not os.path.exists(path):
+        return ""
+    from compat.errors import CompatError
+    from compat.fileio import read_text
+    from compat.jsondoc import Reader, parse
+
+    try:
+        doc = parse(read_text(path, limit=64 * 1024, what="direct_url.json"), path)
+        r = Reader(path)
+        d = r.obj(doc, "$")
+        url = r.get_text(d, "url", "", "", 4096)
+        vcs = d.get("vcs_info")
+        if isinstance(vcs, dict) and isinstance(vcs.get("vcs"), str):
+            commit = vcs.get("commit_id")
+            url = f"{vcs['vcs']}+{url}" + (f"@{commit}" if isinstance(commit, str) else "")
+        return url
+    except CompatError:
+        return ""
 
 
 def _read_dist_info(folder: str, want_requires: bool) -> Distribution:
