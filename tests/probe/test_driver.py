@@ -178,7 +178,7 @@ def test_nvidia_smi_junk_floods_and_hangs(
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     started = time.monotonic()
-    driver, found, text = _smi(1.5)
+    _driver, found, text = _smi(1.5)
     assert time.monotonic() - started < 5
     assert len(found) == gpus and why in text
     if gpus:
