@@ -177,7 +177,8 @@ class ReleaseRecord:
     source: Provenance
 
 
-def merge(framework: str, records: Sequence[ReleaseRecord], index_url: str, synced: str) -> dict[str, Any]:
+def merge(framework: str, records: Sequence[ReleaseRecord], index_url: str, synced: str,
+          extractor: int = 1) -> dict[str, Any]:
     """The document (plain data, ready to render) for `records` in version order."""
     ordered = sorted(records, key=lambda r: Version(r.version))
     releases: dict[str, Any] = {}
@@ -210,7 +211,8 @@ def merge(framework: str, records: Sequence[ReleaseRecord], index_url: str, sync
                 spans.append([rec.version, rec.version])
         previous = rec.version
     return {
-        "meta": {"framework": framework, "index": f"{index_url}/{framework}/json", "synced": synced},
+        "meta": {"framework": framework, "index": f"{index_url}/{framework}/json",
+                 "extractor": extractor, "synced": synced},
         "releases": releases,
         "args": {k: args[k] for k in sorted(args)},
         "env": {k: [f"{a}..{b}" for a, b in env[k]] for k in sorted(env)},
@@ -418,7 +420,7 @@ def _read_release(p: Problems, version: Version, key: str, d: Any) -> ReleaseInf
     )
 
 
-_STATE_KEYS = frozenset({"last", "aliases", "dest", "action", "nargs", "type", "choices",
+_STATE_KEYS: frozenset[str] = frozenset({"last", "aliases", "dest", "action", "nargs", "type", "choices",
                          "choices_unknown", "default", "default_unknown", "computed", "deprecated",
                          "replacement", "message", "required"})
 
