@@ -39,6 +39,7 @@ class ArgFact:
     replacement: str = ""  # the flag that replaces a deprecated one
     message: str = ""  # the error a retired flag stops with
     required: bool = False
+    const: Any = None  # what a store_const switch stores (JSON-able), else None
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class ReleaseFacts:
     env_registry: str  # member holding the env-var registry, "" when the release has none
     features: tuple[str, ...]  # parser behaviours (underscore-dash, config-file, dotted-keys, -O)
     notes: tuple[str, ...]
+    # sglang's default --mem-fraction-static by parallel size, where the release sets it from an
+    # if/elif chain on tp_size: ("16:0.79", ..., "1:0.88"), what it is keyed on, and where.
+    mem_fraction_tp: tuple[str, ...] = ()
+    mem_fraction_tp_by: str = ""
+    mem_fraction_tp_source: str = ""
 
 
 # -- values of the abstract interpreter ---------------------------------------------------
@@ -299,7 +305,13 @@ class Program:
         return list(out.values())
 
     def class_attr(self, cls: ClassRef, attr: str, depth: int) -> Any:
+        local: dict[str, Any] = {}
         for stmt in cls.node.body:
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
+                    and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id != attr \
+                    and depth < _MAX_DEPTH:
+                # Enum-like classes: `ALL = (FULL, DISABLED)` names earlier class attributes.
+                local[stmt.targets[0].id] = self.eval(stmt.value, cls.mod, dict(local), depth + 1)
             if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == attr:
                 if stmt.value is None:
                     return MISSING
@@ -307,7 +319,7 @@ class Program:
             if isinstance(stmt, ast.Assign):
                 for target in stmt.targets:
                     if isinstance(target, ast.Name) and target.id == attr:
-                        return self.eval(stmt.value, cls.mod, {}, depth + 1)
+                        return self.eval(stmt.value, cls.mod, dict(local), depth + 1)
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == attr:
                 return FuncRef(cls.mod, stmt, cls)
             if isinstance(stmt, ast.ClassDef) and stmt.name == attr:
@@ -794,6 +806,8 @@ class Program:
         default_unknown = ""
         if action == "store_true":
             default = kw.get("default", False)
+            if default is None:
+                default = False
         elif action == "store_false":
             default = kw.get("default", True)
         elif "default" in kw:
@@ -829,6 +843,7 @@ class Program:
             default_unknown=default_unknown,
             deprecated=deprecated,
             replacement=new_flag if isinstance(new_flag, str) else "",
+            const=_const_of(kw),
             message=message,
             required=kw.get("required") is True,
             default_computed=kw.get("computed") is True and default is None and not default_unknown,
@@ -863,20 +878,28 @@ class Program:
                 if text.endswith(key):
                     action = value
         init = next((s for s in cls.node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+        params: dict[str, Any] = {}
         if init is not None:
-            params = init.args.args
+            args = init.args.args
             defaults = init.args.defaults
-            offset = len(params) - len(defaults)
-            for i, param in enumerate(params):
-                if param.arg == "nargs" and i >= offset:
-                    nargs = self.eval(defaults[i - offset], cls.mod, {}, 1)
-                if param.arg == "error_message":
-                    deprecated = "error"
+            offset = len(args) - len(defaults)
+            for i, param in enumerate(args):
+                if i >= offset:
+                    params[param.arg] = self.eval(defaults[i - offset], cls.mod, {}, 1)
+                else:
+                    params.setdefault(param.arg, MISSING)
+            if "error_message" in params:
+                deprecated = "error"
+            nargs = params.get("nargs")
             for sub in ast.walk(init):
                 if isinstance(sub, ast.keyword) and sub.arg == "nargs" and isinstance(sub.value, ast.Constant):
                     nargs = sub.value.value
-        if nargs == 0:
-            action = "store_const" if action == "store" else action
+        if nargs == 0 and action == "store":
+            # A switch: store_true-like when it stores True over a False default.
+            if params.get("const") is True and params.get("default") is False:
+                action = "store_true"
+            else:
+                action = "store_const"
         if name == "StoreBoolean":
             action = "store"
         return action, nargs, deprecated, ""
@@ -1165,6 +1188,14 @@ def _json_clean(value: Any) -> Any:
     return value
 
 
+def _const_of(kw: Mapping[str, Any]) -> Any:
+    for key in ("const_value", "const"):
+        value = kw.get(key)
+        if value is not None and _jsonable(value):
+            return _json_clean(value)
+    return None
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, Opaque):
         return value.text[:160]
@@ -1341,7 +1372,11 @@ def extract(framework: str, members: Mapping[str, str]) -> ReleaseFacts:
     assigned = frozenset(n for mod in program.modules.values() for n in _ASSIGNED.findall(mod.text))
     args = [_computed(fact, assigned) for fact in _dedupe(program.args)]
     env, registry = env_vars(program, framework)
+    table = _mem_fraction_table(program) if framework == "sglang" else None
     return ReleaseFacts(
+        mem_fraction_tp=table[0] if table else (),
+        mem_fraction_tp_by=table[1] if table else "",
+        mem_fraction_tp_source=table[2] if table else "",
         args=tuple(args),
         positionals=tuple(dict.fromkeys(program.positionals)),
         env=env,
@@ -1349,6 +1384,61 @@ def extract(framework: str, members: Mapping[str, str]) -> ReleaseFacts:
         features=_features(program, framework),
         notes=tuple(dict.fromkeys(program.notes)),
     )
+
+
+def _mem_fraction_table(program: Program) -> Optional[tuple[tuple[str, ...], str, str]]:
+    """The first `if <size> >= N: self.mem_fraction_static = X ... else: ...` chain of ServerArgs."""
+    mod = program.modules.get("sglang.srt.server_args")
+    if mod is None:
+        return None
+    for node in ast.walk(mod.tree):
+        if not isinstance(node, ast.If) or "mem_fraction_static is None" not in _text(node.test):
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.If):
+                rows = _tp_chain(inner)
+                if rows:
+                    by = _text(inner.test.left) if isinstance(inner.test, ast.Compare) else ""
+                    by = by.replace("self.", "")
+                    if by == "parallel_size":
+                        by = "tp_size*pp_size"
+                    return tuple(rows), by, f"{mod.path}:{inner.lineno}"
+    return None
+
+
+def _tp_chain(node: ast.If) -> list[str]:
+    rows: list[str] = []
+    current: Optional[ast.stmt] = node
+    while isinstance(current, ast.If):
+        test = current.test
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+                and isinstance(test.ops[0], (ast.GtE, ast.Gt))
+                and isinstance(test.comparators[0], ast.Constant)
+                and _text(test.left) in ("self.tp_size", "parallel_size", "tp_size")):
+            return []
+        value = _assigned_fraction(current.body)
+        if value is None:
+            return []
+        bound = int(test.comparators[0].value) + (1 if isinstance(test.ops[0], ast.Gt) else 0)
+        rows.append(f"{bound}:{value}")
+        current = current.orelse[0] if len(current.orelse) == 1 else None
+    last = _assigned_fraction(_else_of(node))
+    if last is not None:
+        rows.append(f"1:{last}")
+    return rows
+
+
+def _else_of(node: ast.If) -> list[ast.stmt]:
+    while len(node.orelse) == 1 and isinstance(node.orelse[0], ast.If):
+        node = node.orelse[0]
+    return node.orelse
+
+
+def _assigned_fraction(body: list[ast.stmt]) -> Optional[str]:
+    if len(body) == 1 and isinstance(body[0], ast.Assign) and isinstance(body[0].value, ast.Constant) \
+            and _text(body[0].targets[0]) == "self.mem_fraction_static":
+        return repr(float(body[0].value.value))
+    return None
 
 
 _ASSIGNED = re.compile(r"\b(?:self|args|server_args)\.([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")

@@ -64,6 +64,7 @@ class FlagState:
     replacement: str = ""
     message: str = ""
     required: bool = False
+    const: Any = None
 
     @property
     def takes_value(self) -> bool:
@@ -92,6 +93,9 @@ class ReleaseInfo:
     notes: tuple[str, ...]
     arg_count: int
     env_count: int
+    mem_fraction_tp: tuple[str, ...] = ()
+    mem_fraction_tp_by: str = ""
+    mem_fraction_tp_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,8 @@ class LaunchData:
 def _state_key(fact: ArgFact, computed: bool) -> tuple[Any, ...]:
     return (fact.options, fact.dest, fact.action, fact.nargs, fact.type, fact.choices,
             fact.choices_unknown, json.dumps(fact.default, sort_keys=True), fact.default_unknown,
-            computed, fact.deprecated, fact.replacement, fact.message, fact.required)
+            computed, fact.deprecated, fact.replacement, fact.message, fact.required,
+            json.dumps(fact.const, sort_keys=True))
 
 
 @dataclass
@@ -236,6 +241,10 @@ def _release_table(rec: ReleaseRecord) -> dict[str, Any]:
         table["features"] = list(f.features)
     if f.positionals:
         table["positionals"] = list(f.positionals)
+    if f.mem_fraction_tp:
+        table["mem_fraction_tp"] = list(f.mem_fraction_tp)
+        table["mem_fraction_tp_by"] = f.mem_fraction_tp_by
+        table["mem_fraction_tp_source"] = f.mem_fraction_tp_source
     if f.notes:
         table["notes"] = list(f.notes)
     return table
@@ -266,6 +275,8 @@ def _state_table(fact: ArgFact, version: str) -> dict[str, Any]:
         table["computed"] = True
     if fact.required:
         table["required"] = True
+    if fact.const is not None:
+        table["const"] = json.dumps(fact.const, sort_keys=True)
     return table
 
 
@@ -278,12 +289,14 @@ def expand(data: LaunchData) -> dict[str, ReleaseFacts]:
                     choices=s.choices, choices_unknown=s.choices_unknown, default=s.default,
                     default_unknown=s.default_unknown, default_computed=s.computed,
                     deprecated=s.deprecated, replacement=s.replacement, message=s.message,
-                    required=s.required)
+                    required=s.required, const=s.const)
             for s in data.states if s.first <= i <= s.last)
         env = tuple(sorted(n for n, spans in data.env.items() if any(a <= i <= b for a, b in spans)))
         out[str(info.version)] = ReleaseFacts(
             args=args, positionals=info.positionals, env=env, env_registry=info.env_registry,
-            features=tuple(sorted(info.features)), notes=info.notes)
+            features=tuple(sorted(info.features)), notes=info.notes,
+            mem_fraction_tp=info.mem_fraction_tp, mem_fraction_tp_by=info.mem_fraction_tp_by,
+            mem_fraction_tp_source=info.mem_fraction_tp_source)
     return out
 
 
@@ -417,12 +430,28 @@ def _read_release(p: Problems, version: Version, key: str, d: Any) -> ReleaseInf
         notes=p.strings(d, "notes", path),
         arg_count=p.get(d, "args", int, path, 0) or 0,
         env_count=p.get(d, "env", int, path, 0) or 0,
+        mem_fraction_tp=_tp_rows(p, d, path),
+        mem_fraction_tp_by=p.get(d, "mem_fraction_tp_by", str, path, "", required=False) or "",
+        mem_fraction_tp_source=p.get(d, "mem_fraction_tp_source", str, path, "", required=False) or "",
     )
 
 
-_STATE_KEYS: frozenset[str] = frozenset({"last", "aliases", "dest", "action", "nargs", "type", "choices",
-                         "choices_unknown", "default", "default_unknown", "computed", "deprecated",
-                         "replacement", "message", "required"})
+def _tp_rows(p: Problems, d: dict[str, Any], path: str) -> tuple[str, ...]:
+    rows = p.strings(d, "mem_fraction_tp", path)
+    for row in rows:
+        size, _, frac = row.partition(":")
+        try:
+            ok = int(size) >= 1 and 0.0 < float(frac) < 1.0
+        except ValueError:
+            ok = False
+        if not ok:
+            p.add(f"{path}.mem_fraction_tp", f"expected 'SIZE:FRACTION', got {row!r}")
+    return rows
+
+
+_STATE_KEYS: frozenset[str] = frozenset({
+    "last", "aliases", "dest", "action", "nargs", "type", "choices", "choices_unknown", "default",
+    "default_unknown", "computed", "deprecated", "replacement", "message", "required", "const"})
 
 
 def _read_state(p: Problems, name: str, first: str, d: Any, position: Mapping[str, int]) -> Optional[FlagState]:
@@ -476,7 +505,19 @@ def _read_state(p: Problems, name: str, first: str, d: Any, position: Mapping[st
         replacement=p.get(d, "replacement", str, path, "", required=False) or "",
         message=p.get(d, "message", str, path, "", required=False) or "",
         required=bool(p.get(d, "required", bool, path, False, required=False)),
+        const=_json_key(p, d, "const", path),
     )
+
+
+def _json_key(p: Problems, d: dict[str, Any], key: str, path: str) -> Any:
+    raw = p.get(d, key, str, path, None, required=False)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        p.add(f"{path}.{key}", f"not JSON: {raw!r}")
+        return None
 
 
 def versions_of(data: LaunchData, indices: Iterable[int]) -> list[str]:
