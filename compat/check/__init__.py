@@ -13,6 +13,7 @@ from compat.check import (
     framework,
     gpu,
     kernels,
+    launch_flags,
     torch_triton,
     unknown,
 )
@@ -35,6 +36,7 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("gpu-arch", gpu.check),
     ("stale-cache", caches.check),
     ("env-var", envvars.check),
+    ("launch-flag", launch_flags.check),
     ("unknown-combination", unknown.check),
 )
 

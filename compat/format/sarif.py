@@ -70,4 +70,5 @@ _DESCRIPTIONS = {
     Code.MEMORY_HEADROOM.value: "too little GPU memory left for CUDA-graph capture",
     Code.UNKNOWN_COMBINATION.value: "tuple not in compat's database",
     Code.CLUSTER_MISMATCH.value: "nodes of a Ray cluster differ",
+    Code.LAUNCH_FLAG.value: "a launch flag or value the installed release refuses",
 }

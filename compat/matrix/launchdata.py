@@ -10,7 +10,7 @@ questions a launch parser asks: which flags release X has, and when a flag came 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -104,8 +104,9 @@ class ReleaseView:
 
     framework: str
     info: ReleaseInfo
-    options: Mapping[str, FlagState]
+    options: Mapping[str, FlagState]  # every spelling argparse accepts -> its flag
     env: frozenset[str]
+    dests: Mapping[str, FlagState]  # argparse dest -> the first flag storing it
 
     @property
     def version(self) -> Version:
@@ -115,41 +116,93 @@ class ReleaseView:
     def allow_abbrev(self) -> bool:
         return "no-abbrev" not in self.info.features
 
-    def by_dest(self) -> dict[str, FlagState]:
-        out: dict[str, FlagState] = {}
-        for state in self.options.values():
-            out.setdefault(state.dest, state)
-        return out
 
-
-@dataclass(frozen=True)
 class LaunchData:
-    """Every release of one framework: states of its flags and spans of its env vars."""
+    """Every release of one framework: states of its flags and spans of its env vars.
 
-    framework: str
-    releases: tuple[ReleaseInfo, ...]
-    states: tuple[FlagState, ...]
-    env: Mapping[str, tuple[tuple[int, int], ...]]
-    synced: str = ""
-    _index: dict[Version, int] = field(default_factory=dict, compare=False, repr=False)
+    Built over the parsed file and read lazily: a launch check needs one release's flags, so
+    only the states covering it become records (a few hundred, ~1 ms); `states` (all of
+    them) is built when the version is unknown or for the sync. Validation is separate
+    (`read_launch_data`), run by `compat matrix validate` and after every sync.
+    """
 
-    def __post_init__(self) -> None:
-        self._index.update({r.version: i for i, r in enumerate(self.releases)})
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        meta = raw["meta"]
+        self.framework: str = str(meta["framework"])
+        self.synced: str = str(meta.get("synced", ""))
+        self._releases: Mapping[str, Any] = raw["releases"]
+        self.keys: tuple[str, ...] = tuple(self._releases)  # in version order (validated)
+        self.position: dict[str, int] = {k: i for i, k in enumerate(self.keys)}
+        self._args: Mapping[str, Mapping[str, Any]] = raw["args"]
+        self._env: Mapping[str, list[str]] = raw.get("env", {})
+        self._versions: Optional[list[Version]] = None
+        self._states: Optional[tuple[FlagState, ...]] = None
+        self._infos: dict[int, ReleaseInfo] = {}
+
+    @property
+    def versions(self) -> list[Version]:
+        if self._versions is None:
+            self._versions = [Version(k) for k in self.keys]
+        return self._versions
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
     def index_of(self, version: Version) -> Optional[int]:
-        hit = self._index.get(version)
+        """The release itself (a local tag such as +cu128 ignored), or None."""
+        hit = self.position.get(str(version))
         if hit is None and version.local:
-            hit = self._index.get(Version(version.public))
+            hit = self.position.get(version.public)
+        if hit is None:
+            for i, v in enumerate(self.versions):
+                if v == version or v == Version(version.public):
+                    return i
         return hit
 
+    def nearest(self, version: Version) -> int:
+        """The newest release at or below `version` (the oldest when it predates them all)."""
+        below = [i for i, v in enumerate(self.versions) if v <= Version(version.public)]
+        return below[-1] if below else 0
+
+    def release(self, index: int) -> ReleaseInfo:
+        hit = self._infos.get(index)
+        if hit is None:
+            key = self.keys[index]
+            hit = _release_info(Version(key), self._releases[key])
+            self._infos[index] = hit
+        return hit
+
+    def version_at(self, index: int) -> Version:
+        return self.versions[index] if self._versions is not None else Version(self.keys[index])
+
     def view(self, index: int) -> ReleaseView:
-        options: dict[str, FlagState] = {}
-        for state in self.states:
-            if state.first <= index <= state.last:
-                for name in state.spellings():
-                    options.setdefault(name, state)
-        env = frozenset(n for n, spans in self.env.items() if any(a <= index <= b for a, b in spans))
-        return ReleaseView(self.framework, self.releases[index], options, env)
+        refs: dict[str, tuple[str, str]] = {}
+        dests: dict[str, tuple[str, str]] = {}
+        position = self.position
+        for name, runs in self._args.items():
+            for first, d in runs.items():
+                if position[first] <= index <= position[d["last"]]:
+                    ref = (name, first)
+                    for spelling in _spellings(name, d):
+                        refs.setdefault(spelling, ref)
+                    dest = _dest(name, d)
+                    held = dests.get(dest)
+                    # The flag that owns a dest, not a deprecated spelling that also writes it.
+                    if held is None or (self._args[held[0]][held[1]].get("deprecated")
+                                        and not d.get("deprecated")):
+                        dests[dest] = ref
+        env = frozenset(n for n, spans in self._env.items()
+                        if any(a <= index <= b for a, b in self._spans(spans)))
+        return ReleaseView(self.framework, self.release(index),
+                           _LazyStates(self._args, position, refs), env,
+                           _LazyStates(self._args, position, dests))
+
+    @property
+    def states(self) -> tuple[FlagState, ...]:
+        if self._states is None:
+            self._states = tuple(_state(name, first, d, self.position)
+                                 for name, runs in self._args.items() for first, d in runs.items())
+        return self._states
 
     def all_options(self) -> dict[str, list[FlagState]]:
         """Every option string of every release, with the states it appears in."""
@@ -159,8 +212,99 @@ class LaunchData:
                 out.setdefault(name, []).append(state)
         return out
 
-    def version_at(self, index: int) -> Version:
-        return self.releases[index].version
+    def _spans(self, spans: Sequence[str]) -> list[tuple[int, int]]:
+        out = []
+        for span in spans:
+            a, _, b = span.partition("..")
+            out.append((self.position[a], self.position[b]))
+        return out
+
+    @property
+    def env(self) -> dict[str, list[tuple[int, int]]]:
+        return {name: self._spans(spans) for name, spans in self._env.items()}
+
+    def env_spans(self, name: str) -> list[tuple[int, int]]:
+        return self._spans(self._env.get(name, []))
+
+    @property
+    def releases(self) -> tuple[ReleaseInfo, ...]:
+        return tuple(self.release(i) for i in range(len(self.keys)))
+
+
+def _release_info(version: Version, d: Mapping[str, Any]) -> ReleaseInfo:
+    src = Provenance(d["file"], d.get("sha256", ""), d["method"], d.get("read_at", ""),
+                     tuple(d.get("members", ())))
+    return ReleaseInfo(
+        version=version, source=src, features=frozenset(d.get("features", ())),
+        positionals=tuple(d.get("positionals", ())), env_registry=d.get("env_registry", ""),
+        notes=tuple(d.get("notes", ())), arg_count=int(d.get("args", 0)),
+        env_count=int(d.get("env", 0)), mem_fraction_tp=tuple(d.get("mem_fraction_tp", ())),
+        mem_fraction_tp_by=d.get("mem_fraction_tp_by", ""),
+        mem_fraction_tp_source=d.get("mem_fraction_tp_source", ""))
+
+
+class _LazyStates(Mapping[str, FlagState]):
+    """key -> FlagState, each record built on first use (a launch looks up a handful)."""
+
+    def __init__(self, args: Mapping[str, Mapping[str, Any]], position: Mapping[str, int],
+                 refs: Mapping[str, tuple[str, str]]) -> None:
+        self._args = args
+        self._position = position
+        self._refs = refs
+        self._built: dict[tuple[str, str], FlagState] = {}
+
+    def __getitem__(self, key: str) -> FlagState:
+        ref = self._refs[key]
+        hit = self._built.get(ref)
+        if hit is None:
+            hit = _state(ref[0], ref[1], self._args[ref[0]][ref[1]], self._position)
+            self._built[ref] = hit
+        return hit
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._refs
+
+
+def _spellings(name: str, d: Mapping[str, Any]) -> list[str]:
+    aliases = d.get("aliases") or ()
+    options = [name, *aliases]
+    if d["action"] == "boolean":
+        options += ["--no-" + o[2:] for o in options if o[:2] == "--"]
+    return options
+
+
+def _dest(name: str, d: Mapping[str, Any]) -> str:
+    dest = d.get("dest")
+    if dest is None:
+        options = (name, *(d.get("aliases") or ()))
+        long_opt = next((o for o in options if o[:2] == "--"), name)
+        dest = long_opt.lstrip("-").replace("-", "_")
+    return str(dest)
+
+
+def _state(name: str, first: str, d: Mapping[str, Any], position: Mapping[str, int]) -> FlagState:
+    aliases = d.get("aliases")
+    options = (name, *aliases) if aliases else (name,)
+    dest = _dest(name, d)
+    raw = d.get("default")
+    const = d.get("const")
+    choices = d.get("choices")
+    return FlagState(
+        options=options, dest=dest, action=d["action"], first=position[first],
+        last=position[d["last"]], nargs=d.get("nargs", ""), type=d.get("type", ""),
+        choices=tuple(choices) if choices is not None else None,
+        choices_unknown=d.get("choices_unknown", ""),
+        default=json.loads(raw) if raw is not None else None,
+        default_unknown=d.get("default_unknown", ""), computed=d.get("computed", False),
+        deprecated=d.get("deprecated", ""), replacement=d.get("replacement", ""),
+        message=d.get("message", ""), required=d.get("required", False),
+        const=json.loads(const) if const is not None else None)
 
 
 # -- merging per-release facts into states -----------------------------------------------------
@@ -283,6 +427,7 @@ def _state_table(fact: ArgFact, version: str) -> dict[str, Any]:
 def expand(data: LaunchData) -> dict[str, ReleaseFacts]:
     """Per-release facts back out of the merged data (the sync re-merges old with new)."""
     out: dict[str, ReleaseFacts] = {}
+    env_spans = data.env
     for i, info in enumerate(data.releases):
         args = tuple(
             ArgFact(options=s.options, dest=s.dest, action=s.action, nargs=s.nargs, type=s.type,
@@ -291,7 +436,7 @@ def expand(data: LaunchData) -> dict[str, ReleaseFacts]:
                     deprecated=s.deprecated, replacement=s.replacement, message=s.message,
                     required=s.required, const=s.const)
             for s in data.states if s.first <= i <= s.last)
-        env = tuple(sorted(n for n, spans in data.env.items() if any(a <= i <= b for a, b in spans)))
+        env = tuple(sorted(n for n, spans in env_spans.items() if any(a <= i <= b for a, b in spans)))
         out[str(info.version)] = ReleaseFacts(
             args=args, positionals=info.positionals, env=env, env_registry=info.env_registry,
             features=tuple(sorted(info.features)), notes=info.notes,
@@ -392,8 +537,12 @@ def read_launch_data(p: Problems, data: Mapping[str, Any], framework: str = "") 
             else:
                 parsed.append(got)
         env[var] = tuple(parsed)
-    return LaunchData(framework=fw, releases=releases, states=tuple(states), env=env,
-                      synced=str(meta.get("synced", "")))
+    del releases, states, env
+    try:
+        return LaunchData(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        p.add("", f"unreadable launch data ({type(exc).__name__}: {exc})")
+        return LaunchData({"meta": {"framework": fw}, "releases": {}, "args": {}, "env": {}})
 
 
 def _span(text: Any, position: Mapping[str, int]) -> Optional[tuple[int, int]]:
