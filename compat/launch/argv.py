@@ -75,7 +75,10 @@ class ArgParser:
             name, eq, inline = tok.partition("=")
             value: Optional[str] = inline if eq else None
             if name.startswith("--") and "underscore-dash" in self.features:
-                name = "--" + name[2:].replace("_", "-")
+                # FlexibleArgumentParser rewrites up to the first '.': `--max_model_len`, but
+                # not the JSON key of `--compilation-config.max_capture_size`.
+                head, dot, key = name[2:].partition(".")
+                name = "--" + head.replace("_", "-") + dot + key
             # -O3, -O.cudagraph_mode=FULL, -O 3 (vLLM's FlexibleArgumentParser).
             if self.framework == "vllm" and name.startswith("-O") and not name.startswith("--"):
                 i = self._opt_level(tok, tokens, i, out, origin_label)
@@ -145,6 +148,18 @@ class ArgParser:
         level_flag = basis.lookup("--optimization-level") if basis is not None else None
         o_flag = basis.lookup("-O") if basis is not None else None
         rest = tok[2:]
+        if level_flag is not None and (o_flag is None or o_flag is level_flag):
+            # vLLM >= 0.19 rewrites -O3, -O=3 and `-O 3` to --optimization-level.
+            if rest.startswith("="):
+                rest = rest[1:]
+            if not rest:
+                if i < len(tokens) and tokens[i] in ("0", "1", "2", "3"):
+                    rest = tokens[i]
+                    i += 1
+                else:
+                    return self._apply(o_flag, tok, None, tokens, i, out, origin or tok) \
+                        if o_flag is not None else self._skip_unknown(tok, None, tokens, i, out)
+            return self._apply(level_flag, "-O", rest, tokens, i, out, origin or tok)
         if rest.startswith("."):
             key, _, val = rest[1:].partition("=")
             set_json_key(out, "compilation_config", key, val, tok, origin or tok)
@@ -157,9 +172,6 @@ class ArgParser:
                 i += 1
             else:
                 raise UsageError("-O expects a value", hint="write `-O3` or `-O '{\"level\": 3}'`")
-        if level_flag is not None and o_flag is None and re.fullmatch(r"\d+|[a-z]+", rest):
-            out.set(level_flag.dest, rest, origin or tok)
-            return i
         value = parse_json_arg("-O", rest)
         merge_json(out, "compilation_config", value, origin or tok)
         return i
@@ -200,7 +212,7 @@ class ArgParser:
                 return history[-1]
             out.problem("unknown-flag", Severity.ERROR, name,
                         f"{name} is not a flag of any {self.framework} release compat knows",
-                        *_did_you_mean(basis.suggest(name)))
+                        *_did_you_mean(suggestions(basis, name)))
             return None
         here = basis.index
         release = basis.release
@@ -208,7 +220,7 @@ class ArgParser:
             out.problem("unknown-flag", Severity.ERROR, name,
                         f"{name} is not a flag of {release}, nor of any {self.framework} release "
                         "compat knows",
-                        *_did_you_mean(basis.suggest(name) or basis.suggest(name, basis.union)))
+                        *_did_you_mean(suggestions(basis, name)))
             return None
         before = [s for s in history if s.last < here]
         after = [s for s in history if s.first > here]
@@ -218,11 +230,14 @@ class ArgParser:
         replacement = self._replacement(name, history)
         if replacement:
             fix.append(f"use {replacement} instead")
-        if before and (not after or before[-1].last >= after[0].first):
+        if before:
             last = basis.version_at(before[-1].last)
-            gone = basis.version_at(before[-1].last + 1) if before[-1].last + 1 < len(basis.data) else "?"
+            nxt = before[-1].last + 1
+            gone = basis.version_at(nxt) if nxt < len(basis.data) else "?"
             msg = (f"{name} is not a flag of {release}: it was removed in {self.framework} {gone} "
                    f"(last in {last})")
+            if after:
+                msg += f"; it is back from {self.framework} {basis.version_at(after[0].first)}"
         else:
             first = basis.version_at(after[0].first)
             msg = f"{name} is not a flag of {release}: it was added in {self.framework} {first}"
@@ -372,6 +387,23 @@ def _switch_value(state: FlagState, on: bool) -> object:
 
 def _did_you_mean(names: list[str]) -> tuple[str, ...]:
     return tuple(f"did you mean {n}?" for n in names[:2])
+
+
+def suggestions(basis: Basis, name: str) -> list[str]:
+    """Close spellings among the release's flags: typos, and the other dash form (`-tp` for
+    `--tp`, `--tp-size` for `-tp`)."""
+    out: list[str] = []
+    names = list(basis.names())
+    if name.startswith("--"):
+        alt = "-" + name[2:]
+        out.extend(n for n in names if n == alt)
+    elif name.startswith("-"):
+        alt = "-" + name
+        out.extend(n for n in names if n == alt or n.startswith(alt + "-"))
+    out.extend(basis.suggest(name, names))
+    if not out:
+        out.extend(basis.suggest(name, basis.union))
+    return list(dict.fromkeys(out))
 
 
 def _is_bare_switch(name: str) -> bool:

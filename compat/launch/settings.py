@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
@@ -380,7 +381,32 @@ class Normalizer:
         return None
 
 
+_NUMERIC = frozenset({"tp_size", "dp_size", "pp_size", "ep_size", "cuda_graph_max_bs",
+                      "max_running_requests", "max_model_len", "chunked_prefill_size"})
+_FRACTIONS = frozenset({"mem_fraction_static", "gpu_memory_utilization"})
+# vLLM's human_readable_int: decimal k/m/g, binary K/M/G ("32k" = 32000, "32K" = 32768).
+_HUMAN = re.compile(r"^(\d+(?:\.\d+)?)([kmgKMG])$")
+_SCALE = {"k": 10**3, "m": 10**6, "g": 10**9, "K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def _number(setting: str, text: str) -> object:
+    if text.startswith("$"):
+        return Unknown(f"{setting} is set from an unexpanded shell variable ({text})")
+    try:
+        return float(text) if setting in _FRACTIONS else int(text)
+    except ValueError:
+        pass
+    match = _HUMAN.match(text)
+    if match and setting not in _FRACTIONS:
+        return int(float(match.group(1)) * _SCALE[match.group(2)])
+    if text.lower() == "auto":
+        return Unknown(f"{setting} auto: chosen at startup to fit the GPU memory")
+    return text
+
+
 def _normal(setting: str, value: object) -> object:
+    if isinstance(value, str) and (setting in _NUMERIC or setting in _FRACTIONS):
+        return _number(setting, value)
     if isinstance(value, str):
         if setting in _LOWER:
             return value.lower().replace("-", "_")

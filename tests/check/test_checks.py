@@ -287,6 +287,9 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
 
     produced |= {f.code for f in run_checks(Context(env=e, matrix=MATRIX, launch=launch),
                                              load_advisories(advisories_dir()))}
+    mistyped = parse_launch(["python", "-m", "sglang.launch_server", "--model-path", "m",
+                             "--tp-szie", "2"], Version("0.4.6.post1"))
+    produced |= {f.code for f in run_checks(Context(env=e, matrix=MATRIX, launch=mistyped))}
     from compat.cluster import compare
     from tests.test_cluster import report
 
