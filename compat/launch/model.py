@@ -27,7 +27,7 @@ SETTINGS: tuple[str, ...] = (
     "kv_cache_dtype", "dtype", "quantization", "enable_dp_attention", "enable_memory_saver",
     "chunked_prefill_size", "compilation_config", "trust_remote_code", "enable_expert_parallel",
     "distributed_executor_backend", "enable_p2p_check", "nccl_nvls", "enable_torch_compile",
-    "under_ray",
+    "under_ray", "kv_transfer_config", "moe_a2a_backend", "nnodes",
 )
 
 # A process runs inside Ray when Ray put one of these into its environment (job drivers get

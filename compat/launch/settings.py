@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, Optional, Union
@@ -56,6 +57,9 @@ DESTS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
                                         "enforce_piecewise_cuda_graph", "disable_prefill_cuda_graph",
                                         "cuda_graph_backend_prefill")},
     "compilation_config": {"vllm": ("compilation_config",)},
+    "kv_transfer_config": {"vllm": ("kv_transfer_config",)},
+    "moe_a2a_backend": {"sglang": ("moe_a2a_backend",)},
+    "nnodes": {"sglang": ("nnodes",), "vllm": ("nnodes",)},
 }
 
 # What compat writes where a release declares no value (None) or decides it at startup: the
@@ -66,9 +70,9 @@ _PLACEHOLDER: Mapping[str, object] = {
     "sampling_backend": "auto", "kv_cache_dtype": "auto", "dtype": "auto", "hicache": False,
     "enable_dp_attention": False, "enable_memory_saver": False, "trust_remote_code": False,
     "enable_expert_parallel": False, "enable_p2p_check": False, "nccl_nvls": False,
-    "enable_torch_compile": False,
+    "enable_torch_compile": False, "moe_a2a_backend": "none",
 }
-_LOWER = frozenset({"attention_backend", "prefill_attention_backend", "decode_attention_backend",
+_LOWER = frozenset({"moe_a2a_backend", "attention_backend", "prefill_attention_backend", "decode_attention_backend",
                     "moe_backend", "sampling_backend", "kv_cache_dtype", "quantization",
                     "distributed_executor_backend", "speculative_draft_attention_backend"})
 
@@ -186,6 +190,9 @@ class Normalizer:
         s["compilation_config"] = None
         ep = s["ep_size"]
         s["enable_expert_parallel"] = isinstance(ep, int) and ep > 1
+        s["kv_transfer_config"] = None
+        s["moe_a2a_backend"] = self.simple("moe_a2a_backend")
+        s["nnodes"] = self.simple("nnodes")
         use_ray = self.values.get("use_ray")
         s["distributed_executor_backend"] = "ray" if use_ray is True else None
         if use_ray is True:
@@ -340,6 +347,18 @@ class Normalizer:
         # vLLM leaves NVLS to NCCL (on where NVSwitch multicast is available) unless the env says no.
         s["nccl_nvls"] = "auto"
         s["enable_torch_compile"] = None
+        # The JSON as given: advisories test it with `contains` (e.g. a connector's name).
+        kv = self._given("kv_transfer_config")
+        if kv[0]:
+            self._mark("kv_transfer_config", kv[2])
+        s["kv_transfer_config"] = (json.dumps(kv[1], sort_keys=True) if isinstance(kv[1], dict)
+                                   else kv[1]) if kv[0] else None
+        s["moe_a2a_backend"] = None
+        # Multi-node vLLM under Ray does not pass --nnodes, so absent means "not known", not 1.
+        nn = self._given("nnodes")
+        if nn[0]:
+            self._mark("nnodes", nn[2])
+        s["nnodes"] = _normal("nnodes", nn[1]) if nn[0] else None
 
     def _reads_env(self, name: str) -> bool:
         basis = self.basis
@@ -381,7 +400,7 @@ class Normalizer:
         return None
 
 
-_NUMERIC = frozenset({"tp_size", "dp_size", "pp_size", "ep_size", "cuda_graph_max_bs",
+_NUMERIC = frozenset({"nnodes", "tp_size", "dp_size", "pp_size", "ep_size", "cuda_graph_max_bs",
                       "max_running_requests", "max_model_len", "chunked_prefill_size"})
 _FRACTIONS = frozenset({"mem_fraction_static", "gpu_memory_utilization"})
 # vLLM's human_readable_int: decimal k/m/g, binary K/M/G ("32k" = 32000, "32K" = 32768).
