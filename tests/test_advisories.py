@@ -436,11 +436,16 @@ def test_model_clause_needs_every_part_and_says_when_it_cannot_tell() -> None:
     for model in (None, Unknown("no config.json in the HF cache"), replace(moe_fp8, guess=True)):
         (maybe,) = match_advisories(env, launch, [adv], (), model)
         assert maybe.severity == Severity.INFO and "could not tell" in maybe.message
-    # A framework's own argument that the parsed launch does not describe: could not tell.
+    # A framework's own argument left out: the release's default applies (vLLM 0.11.0 declares
+    # --enable-dbo with default False), so the advisory misses.
     bare = parse_launch_text("vllm serve org/m", Version("0.11.0"))
-    (unsure,) = match_advisories(env, bare, [adv], (), moe_fp8)
+    assert bare.get("enable_dbo") is False
+    assert match_advisories(env, bare, [adv], (), moe_fp8) == []
+    # A release without that argument in the launch data (0.10.2): could not tell.
+    older = parse_launch_text("vllm serve org/m", Version("0.10.2"))
+    (unsure,) = match_advisories(make_env({"vllm": "0.10.2"}), older, [adv], (), moe_fp8)
     assert unsure.severity == Severity.INFO
-    assert any("enable_dbo is not known" in e for e in unsure.evidence)
+    assert any("enable_dbo is not a setting of vllm 0.10.2" in e for e in unsure.evidence)
 
 
 def test_model_clause_and_new_fields_are_validated() -> None:
