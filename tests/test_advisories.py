@@ -214,9 +214,14 @@ def test_seed_findings_carry_evidence_fix_and_references(shipped: tuple[Advisory
     assert f.code == "known-crash" and f.severity == Severity.ERROR
     assert "vllm 0.18.2rc1.dev54+g73f48ce55 in >=0.18.1rc1.dev266" in f.evidence
     assert "GPU 0 NVIDIA H100 80GB HBM3 is sm_90" in f.evidence
-    assert any(e.startswith("launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend "
-                            "auto picks for unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55 "
-                            "(vllm-unquantized-moe-flashinfer-cutlass: ") for e in f.evidence)
+    assert any(
+        e.startswith(
+            "launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend "
+            "auto picks for unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55 "
+            "(vllm-unquantized-moe-flashinfer-cutlass: "
+        )
+        for e in f.evidence
+    )
     assert any("--moe-backend triton" in x for x in f.fix)
     assert "https://github.com/vllm-project/vllm/issues/39288" in f.references
     assert f.to_dict()["advisory"] == "COMPAT-0004"

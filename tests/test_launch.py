@@ -75,11 +75,16 @@ def test_tp_aliases_vllm(flag: str) -> None:
     assert lc.settings["tp_size"] == 8 and lc.problems == ()
 
 
-@pytest.mark.parametrize("call,flag,fix", [
-    (lambda: sgl("-tp", "4"), "-tp", "did you mean --tp-size?"),
-    (lambda: vllm("m", "--tp", "8"), "--tp", "did you mean -tp?"),
-])
-def test_other_frameworks_spellings_are_errors_with_the_right_one(call: Any, flag: str, fix: str) -> None:
+@pytest.mark.parametrize(
+    "call,flag,fix",
+    [
+        (lambda: sgl("-tp", "4"), "-tp", "did you mean --tp-size?"),
+        (lambda: vllm("m", "--tp", "8"), "--tp", "did you mean -tp?"),
+    ],
+)
+def test_other_frameworks_spellings_are_errors_with_the_right_one(
+    call: Any, flag: str, fix: str
+) -> None:
     lc = call()
     assert lc.settings["tp_size"] == 1 and lc.unknown_flags == (flag,)
     (p,) = lc.problems
@@ -109,8 +114,13 @@ def test_defaults_when_nothing_given() -> None:
 
 
 def test_booleans_no_prefix_and_switch_values() -> None:
-    lc = sgl("--disable-cuda-graph", "--disable-custom-all-reduce", "--enable-hierarchical-cache",
-             "--trust-remote-code", "--enable-memory-saver=false")
+    lc = sgl(
+        "--disable-cuda-graph",
+        "--disable-custom-all-reduce",
+        "--enable-hierarchical-cache",
+        "--trust-remote-code",
+        "--enable-memory-saver=false",
+    )
     s = lc.settings
     assert s["cuda_graph"] is False and s["custom_all_reduce"] is False and s["hicache"] is True
     assert s["trust_remote_code"] is True and s["enable_memory_saver"] is False
@@ -126,8 +136,16 @@ def test_booleans_no_prefix_and_switch_values() -> None:
 
 
 def test_sglang_backends_and_speculative() -> None:
-    lc = sgl("--attention-backend", "flashinfer", "--decode-attention-backend", "fa3",
-             "--speculative-algorithm", "NEXTN", "--moe-runner-backend", "flashinfer_cutlass")
+    lc = sgl(
+        "--attention-backend",
+        "flashinfer",
+        "--decode-attention-backend",
+        "fa3",
+        "--speculative-algorithm",
+        "NEXTN",
+        "--moe-runner-backend",
+        "flashinfer_cutlass",
+    )
     s = lc.settings
     assert s["attention_backend"] == "flashinfer"
     assert s["prefill_attention_backend"] == "flashinfer"  # inherits --attention-backend
@@ -141,20 +159,24 @@ def test_sglang_backends_and_speculative() -> None:
 def test_torch_native_attention_implies_no_cuda_graph() -> None:
     lc = sgl("--attention-backend", "torch_native")
     assert lc.settings["cuda_graph"] is False
-    assert lc.origin("cuda_graph").startswith("implied by --attention-backend torch_native "
-                                              "(sglang-torch-native-disables-cuda-graph: ")
+    assert lc.origin("cuda_graph").startswith(
+        "implied by --attention-backend torch_native (sglang-torch-native-disables-cuda-graph: "
+    )
 
 
 # Read from each release's flags: --enable-piecewise-cuda-graph (off) up to 0.5.9,
 # --disable-piecewise-cuda-graph (on) from 0.5.10; from 0.5.14 a curated rule with its source line.
-@pytest.mark.parametrize("version,expected,why", [
-    ("0.5.2", False, "no piecewise CUDA graphs in that release"),
-    ("0.5.9", False, "it has --enable-piecewise-cuda-graph, off"),
-    ("0.5.10", True, "it has --disable-piecewise-cuda-graph"),
-    ("0.5.12", True, "it has --disable-piecewise-cuda-graph"),
-    ("0.5.14", True, "sglang-prefill-graph-tc-piecewise"),
-    ("0.5.23", False, "sglang-prefill-graph-breakable"),
-])
+@pytest.mark.parametrize(
+    "version,expected,why",
+    [
+        ("0.5.2", False, "no piecewise CUDA graphs in that release"),
+        ("0.5.9", False, "it has --enable-piecewise-cuda-graph, off"),
+        ("0.5.10", True, "it has --disable-piecewise-cuda-graph"),
+        ("0.5.12", True, "it has --disable-piecewise-cuda-graph"),
+        ("0.5.14", True, "sglang-prefill-graph-tc-piecewise"),
+        ("0.5.23", False, "sglang-prefill-graph-breakable"),
+    ],
+)
 def test_sglang_piecewise_default_by_version(version: str, expected: bool, why: str) -> None:
     lc = sgl("--model-path", "m", version=version)
     assert lc.settings["piecewise_cuda_graph"] is expected
@@ -164,10 +186,16 @@ def test_sglang_piecewise_default_by_version(version: str, expected: bool, why: 
 
 def test_sglang_piecewise_flags_and_unknown_version() -> None:
     assert sgl("--disable-piecewise-cuda-graph").settings["piecewise_cuda_graph"] is False
-    assert sgl("--enable-piecewise-cuda-graph", version="0.5.5").settings["piecewise_cuda_graph"] is True
+    assert (
+        sgl("--enable-piecewise-cuda-graph", version="0.5.5").settings["piecewise_cuda_graph"]
+        is True
+    )
     pre = sgl("--cuda-graph-backend-prefill", "tc_piecewise", version="0.5.14")
     assert pre.settings["piecewise_cuda_graph"] is True and pre.problems == ()
-    assert sgl("--cuda-graph-backend-decode", "disabled", version="0.5.14").settings["cuda_graph"] is False
+    assert (
+        sgl("--cuda-graph-backend-decode", "disabled", version="0.5.14").settings["cuda_graph"]
+        is False
+    )
     # A flag of a later release: an error that names the release which added it.
     early = sgl("--cuda-graph-backend-prefill", "tc_piecewise", version="0.5.5")
     (p,) = early.problems
@@ -187,7 +215,9 @@ def test_vllm_cudagraph_mode_defaults_and_overrides() -> None:
     eager = vllm("m", "--enforce-eager")
     assert eager.settings["cudagraph_mode"] == "NONE"
     assert eager.settings["piecewise_cuda_graph"] is False and eager.settings["cuda_graph"] is False
-    none = vllm("m", "-O", '{"cudagraph_mode": "NONE"}', version="0.11.0")  # -O: --compilation-config
+    none = vllm(
+        "m", "-O", '{"cudagraph_mode": "NONE"}', version="0.11.0"
+    )  # -O: --compilation-config
     assert none.settings["cuda_graph"] is False
     cc = vllm("m", "-cc", '{"cudagraph_mode": "NONE"}')  # from 0.12 the alias is -cc
     assert cc.settings["cuda_graph"] is False and cc.problems == ()
@@ -195,10 +225,19 @@ def test_vllm_cudagraph_mode_defaults_and_overrides() -> None:
 
 def test_vllm_dotted_and_attached_compilation_flags() -> None:
     # Up to 0.10 -O is --compilation-config: -O3 is a level, -O.key sets one key.
-    lc = vllm("m", "-O3", "-O.cudagraph_mode=PIECEWISE", "--compilation-config.max_capture_size",
-              "64", version="0.10.2")
-    assert lc.settings["compilation_config"] == {"level": 3, "cudagraph_mode": "PIECEWISE",
-                                                 "max_capture_size": 64}
+    lc = vllm(
+        "m",
+        "-O3",
+        "-O.cudagraph_mode=PIECEWISE",
+        "--compilation-config.max_capture_size",
+        "64",
+        version="0.10.2",
+    )
+    assert lc.settings["compilation_config"] == {
+        "level": 3,
+        "cudagraph_mode": "PIECEWISE",
+        "max_capture_size": 64,
+    }
     assert lc.settings["cuda_graph_max_bs"] == 64
     assert lc.settings["piecewise_cuda_graph"] is True
     # From 0.19 FlexibleArgumentParser turns -O3 into --optimization-level 3.
@@ -237,8 +276,17 @@ def test_vllm_attention_backend_from_env() -> None:
 
 
 def test_unknown_flags_are_kept_with_their_values() -> None:
-    lc = sgl("--model-path", "m", "--host", "0.0.0.0", "--skip-bogus-warmup", "--future-flag", "7",
-             "--tp", "2")
+    lc = sgl(
+        "--model-path",
+        "m",
+        "--host",
+        "0.0.0.0",
+        "--skip-bogus-warmup",
+        "--future-flag",
+        "7",
+        "--tp",
+        "2",
+    )
     assert lc.unknown_flags == ("--skip-bogus-warmup", "--future-flag")
     assert lc.settings["tp_size"] == 2
     assert lc.values["host"] == "0.0.0.0"

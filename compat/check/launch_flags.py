@@ -26,14 +26,16 @@ def check(ctx: Context) -> list[Finding]:
     for p in problems:
         env = p.kind == "env-ignored"
         code = Code.ENV_VAR if env else Code.LAUNCH_FLAG
-        evidence = (f"judged against {release}",)
+        evidence: tuple[str, ...] = (f"judged against {release}",)
         if basis is not None and basis.index is not None:
             info = basis.data.release(basis.index)
-            evidence += (f"launch data: {info.source.file} ({', '.join(info.source.members[:3])}"
-                         f"{', ...' if len(info.source.members) > 3 else ''})",)
+            evidence += (
+                f"launch data: {info.source.file} ({', '.join(info.source.members[:3])}"
+                f"{', ...' if len(info.source.members) > 3 else ''})",
+            )
         fix = p.fix or (("remove the flag",) if p.kind in ("unknown-flag", "removed-flag") else ())
         out.append(Finding(code.value, p.severity, p.message, evidence=evidence, fix=fix))
     return out
 
 
-__all__ = ["check", "Severity"]
+__all__ = ["Severity", "check"]

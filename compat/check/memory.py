@@ -107,11 +107,16 @@ def _tp_table(launch: LaunchConfig) -> Optional[tuple[list[tuple[int, float]], s
     for row in view.info.mem_fraction_tp:
         size, _, frac = row.partition(":")
         rows.append((int(size), float(frac)))
-    return sorted(rows, reverse=True), view.info.mem_fraction_tp_by, view.info.mem_fraction_tp_source
+    return (
+        sorted(rows, reverse=True),
+        view.info.mem_fraction_tp_by,
+        view.info.mem_fraction_tp_source,
+    )
 
 
-def sglang_default_mem_fraction(gpu_mem_mib: float, launch: LaunchConfig,
-                                version: Optional[Version]) -> tuple[float, str]:
+def sglang_default_mem_fraction(
+    gpu_mem_mib: float, launch: LaunchConfig, version: Optional[Version]
+) -> tuple[float, str]:
     """sglang's default --mem-fraction-static for this GPU and launch, and which rule gave it.
 
     The rule per release range is curated (launch_rules.toml, with its source line); not
@@ -128,8 +133,14 @@ def sglang_default_mem_fraction(gpu_mem_mib: float, launch: LaunchConfig,
             rows, by, where = table
             size = tp * pp if by == "tp_size*pp_size" else tp
             frac = next((f for n, f in rows if size >= n), rows[-1][1])
-            return frac, f"sglang default for {by.replace('_size', '')}={size} (table at {where} of sglang {version})"
-        formula, which = "gpu-memory-settings", f"no table read for sglang {version}; the current rule"
+            return (
+                frac,
+                f"sglang default for {by.replace('_size', '')}={size} (table at {where} of sglang {version})",
+            )
+        formula, which = (
+            "gpu-memory-settings",
+            f"no table read for sglang {version}; the current rule",
+        )
     if formula == "gpu-tier-reserve":
         ps = tp * pp
         if gpu_mem_mib < 35 * 1024:
@@ -145,7 +156,10 @@ def sglang_default_mem_fraction(gpu_mem_mib: float, launch: LaunchConfig,
         if s.get("enable_dp_attention") is True:
             reserved += 4 * 1024
         frac = round((gpu_mem_mib - reserved) / gpu_mem_mib, 3)
-        return frac, f"sglang default: {reserved / GIB:.2f} GiB reserved for this GPU tier ({which})"
+        return (
+            frac,
+            f"sglang default: {reserved / GIB:.2f} GiB reserved for this GPU tier ({which})",
+        )
     chunk_default, bs_default = _sglang_tier_defaults(gpu_mem_mib, tp)
     chunk = s.get("chunked_prefill_size")
     chunk = chunk if isinstance(chunk, int) else chunk_default

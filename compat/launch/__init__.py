@@ -27,20 +27,40 @@ from compat.launch.settings import (
     vllm_default_cudagraph_mode,
     vllm_default_unquantized_moe_backend,
 )
-from compat.launch.text import detect_entrypoint, env_says_ray, parse_launch_text_with, strip_wrappers
+from compat.launch.text import (
+    detect_entrypoint,
+    env_says_ray,
+    parse_launch_text_with,
+    strip_wrappers,
+)
 
 __all__ = [
-    "PROBLEM_KINDS", "RAY_MARKERS", "SETTINGS", "Basis", "Framework", "LaunchConfig",
-    "LaunchProblem", "SettingValue", "describe_setting", "detect_entrypoint", "parse_launch",
-    "parse_launch_text", "settings_for", "vllm_default_cudagraph_mode",
+    "PROBLEM_KINDS",
+    "RAY_MARKERS",
+    "SETTINGS",
+    "Basis",
+    "Framework",
+    "LaunchConfig",
+    "LaunchProblem",
+    "SettingValue",
+    "describe_setting",
+    "detect_entrypoint",
+    "parse_launch",
+    "parse_launch_text",
+    "settings_for",
+    "vllm_default_cudagraph_mode",
     "vllm_default_unquantized_moe_backend",
 ]
 
 
-def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = None, *,
-                 env: Optional[Mapping[str, str]] = None,
-                 config_dir: Optional[Path] = None,
-                 under_ray: bool = False) -> LaunchConfig:
+def parse_launch(
+    argv: Sequence[str],
+    framework_version: Optional[Version] = None,
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    config_dir: Optional[Path] = None,
+    under_ray: bool = False,
+) -> LaunchConfig:
     """Parse a server command line (sglang or vLLM) into a LaunchConfig.
 
     The flags are those of `framework_version` as its own sources define them (generated launch
@@ -51,8 +71,11 @@ def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = Non
     """
     args = [str(a) for a in argv]
     if not args:
-        raise UsageError("empty launch command", hint="pass the server command after `--`, e.g. "
-                         "`compat check -- python -m sglang.launch_server --model-path M`")
+        raise UsageError(
+            "empty launch command",
+            hint="pass the server command after `--`, e.g. "
+            "`compat check -- python -m sglang.launch_server --model-path M`",
+        )
     args, wrapper_ray, wrapper_env = strip_wrappers(args)
     merged_env = dict(env or {})
     merged_env.update(wrapper_env)
@@ -60,11 +83,17 @@ def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = Non
     ray = under_ray or wrapper_ray or env_says_ray(merged_env)
     if framework == "unknown":
         return LaunchConfig(
-            framework="unknown", argv=tuple(argv), settings=MappingProxyType({"under_ray": ray}),
-            explicit=frozenset(), unknown_flags=(), env=MappingProxyType(merged_env), model=None,
+            framework="unknown",
+            argv=tuple(argv),
+            settings=MappingProxyType({"under_ray": ray}),
+            explicit=frozenset(),
+            unknown_flags=(),
+            env=MappingProxyType(merged_env),
+            model=None,
             origins=MappingProxyType({}),
             notes=("not an sglang or vLLM server command; settings are not known",),
-            framework_version=framework_version)
+            framework_version=framework_version,
+        )
     basis = Basis.for_version(framework, framework_version)
     parser = ArgParser(basis, framework)
     parsed = Parsed()
@@ -86,8 +115,10 @@ def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = Non
     if basis is None:
         parsed.notes.append(f"no launch data for {framework}: flags are not checked")
     elif not basis.exact and basis.index is not None:
-        parsed.notes.append(f"{framework} {framework_version} is not in the launch data; flags are "
-                            f"judged by {basis.release}")
+        parsed.notes.append(
+            f"{framework} {framework_version} is not in the launch data; flags are "
+            f"judged by {basis.release}"
+        )
     norm = Normalizer(framework, basis, parsed, framework_version, merged_env)
     settings = norm.run()
     settings["under_ray"] = ray
@@ -116,8 +147,9 @@ def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = Non
     )
 
 
-def parse_launch_text(text: str, framework_version: Optional[Version] = None, *,
-                      config_dir: Optional[Path] = None) -> LaunchConfig:
+def parse_launch_text(
+    text: str, framework_version: Optional[Version] = None, *, config_dir: Optional[Path] = None
+) -> LaunchConfig:
     """Parse a launch file: shell-ish text with `export X=1`, `X=1 cmd`, continuations.
 
     The first sglang/vLLM server command found is parsed; exported variables before it and
@@ -132,8 +164,9 @@ def describe_setting(launch: LaunchConfig, name: str) -> str:
     return f"{name}={launch.settings.get(name)} ({launch.origin(name)})"
 
 
-def settings_for(framework: str, flags: Sequence[str],
-                 framework_version: Optional[Version] = None) -> LaunchConfig:
+def settings_for(
+    framework: str, flags: Sequence[str], framework_version: Optional[Version] = None
+) -> LaunchConfig:
     """Parse bare flags as if given to `framework`'s server (workarounds use this)."""
     entry: dict[str, list[str]] = {
         "sglang": ["python", "-m", "sglang.launch_server"],

@@ -21,8 +21,13 @@ _FALSY = frozenset({"0", "false", "no", "off", "n", "f"})
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 # vLLM's JSON-valued flags whose keys may be given one by one (`--compilation-config.level 3`).
-_DOTTED_ONLY_JSON = ("compilation_config", "speculative_config", "kv_transfer_config",
-                     "kernel_config", "attention_config")
+_DOTTED_ONLY_JSON = (
+    "compilation_config",
+    "speculative_config",
+    "kv_transfer_config",
+    "kernel_config",
+    "attention_config",
+)
 
 
 @dataclass
@@ -41,10 +46,11 @@ class Parsed:
         self.values[dest] = value
         self.origins[dest] = origin
 
-    def problem(self, kind: str, severity: Severity, subject: str, message: str,
-                *fix: str) -> None:
+    def problem(self, kind: str, severity: Severity, subject: str, message: str, *fix: str) -> None:
         if not any(p.kind == kind and p.subject == subject for p in self.problems):
-            self.problems.append(LaunchProblem(kind, severity, subject, message, tuple(f for f in fix if f)))
+            self.problems.append(
+                LaunchProblem(kind, severity, subject, message, tuple(f for f in fix if f))
+            )
 
 
 def looks_like_value(tok: str) -> bool:
@@ -94,13 +100,20 @@ class ArgParser:
             if "." in name and name.startswith("--"):
                 base, key = name.split(".", 1)
                 state = self._resolve(base, out, quiet=True)
-                if state is not None and state.type in ("json", "other") or (
-                        state is not None and state.dest in _DOTTED_ONLY_JSON):
+                if (state is not None and state.type in ("json", "other")) or (
+                    state is not None and state.dest in _DOTTED_ONLY_JSON
+                ):
                     if value is None and i < n and looks_like_value(tokens[i]):
                         value = tokens[i]
                         i += 1
-                    set_json_key(out, state.dest, key, value if value is not None else "true", tok,
-                                 origin_label or base)
+                    set_json_key(
+                        out,
+                        state.dest,
+                        key,
+                        value if value is not None else "true",
+                        tok,
+                        origin_label or base,
+                    )
                     continue
             state = self._resolve(name, out)
             if state is None:
@@ -130,11 +143,15 @@ class ArgParser:
                 return next(iter(states.values()))
             if len(states) > 1:
                 if not quiet:
-                    out.problem("ambiguous-flag", Severity.ERROR, name,
-                                f"{name} is ambiguous for {basis.release}: it could be "
-                                f"{', '.join(sorted(hits)[:6])} (argparse refuses an abbreviation "
-                                "that matches several flags)",
-                                f"write the flag in full, e.g. {sorted(hits)[0]}")
+                    out.problem(
+                        "ambiguous-flag",
+                        Severity.ERROR,
+                        name,
+                        f"{name} is ambiguous for {basis.release}: it could be "
+                        f"{', '.join(sorted(hits)[:6])} (argparse refuses an abbreviation "
+                        "that matches several flags)",
+                        f"write the flag in full, e.g. {sorted(hits)[0]}",
+                    )
                 return None
         elif len(name) > 2 and name[1] != "-":
             # "-tp": a single-dash option of that name, else the short option "-t" with "p".
@@ -157,8 +174,11 @@ class ArgParser:
                     rest = tokens[i]
                     i += 1
                 else:
-                    return self._apply(o_flag, tok, None, tokens, i, out, origin or tok) \
-                        if o_flag is not None else self._skip_unknown(tok, None, tokens, i, out)
+                    return (
+                        self._apply(o_flag, tok, None, tokens, i, out, origin or tok)
+                        if o_flag is not None
+                        else self._skip_unknown(tok, None, tokens, i, out)
+                    )
             return self._apply(level_flag, "-O", rest, tokens, i, out, origin or tok)
         if rest.startswith("."):
             key, _, val = rest[1:].partition("=")
@@ -178,8 +198,9 @@ class ArgParser:
 
     # unknown flags -------------------------------------------------------------------------
 
-    def _skip_unknown(self, name: str, value: Optional[str], tokens: Sequence[str], i: int,
-                      out: Parsed) -> int:
+    def _skip_unknown(
+        self, name: str, value: Optional[str], tokens: Sequence[str], i: int, out: Parsed
+    ) -> int:
         out.unknown.append(name)
         other = self._judge_unknown(name, out)
         if value is not None:
@@ -189,7 +210,9 @@ class ArgParser:
             return i
         # Its value(s), kept in argv. sglang takes no positional arguments, so every following
         # value belongs to the flag (nargs="+" options); vLLM's MODEL may follow, so only one.
-        many = (other is not None and other.nargs in ("+", "*")) or (other is None and self.framework == "sglang")
+        many = (other is not None and other.nargs in ("+", "*")) or (
+            other is None and self.framework == "sglang"
+        )
         taken = 0
         n = len(tokens)
         while i < n and looks_like_value(tokens[i]):
@@ -210,17 +233,25 @@ class ArgParser:
         if basis.index is None:
             if history:
                 return history[-1]
-            out.problem("unknown-flag", Severity.ERROR, name,
-                        f"{name} is not a flag of any {self.framework} release compat knows",
-                        *_did_you_mean(suggestions(basis, name)))
+            out.problem(
+                "unknown-flag",
+                Severity.ERROR,
+                name,
+                f"{name} is not a flag of any {self.framework} release compat knows",
+                *_did_you_mean(suggestions(basis, name)),
+            )
             return None
         here = basis.index
         release = basis.release
         if not history:
-            out.problem("unknown-flag", Severity.ERROR, name,
-                        f"{name} is not a flag of {release}, nor of any {self.framework} release "
-                        "compat knows",
-                        *_did_you_mean(suggestions(basis, name)))
+            out.problem(
+                "unknown-flag",
+                Severity.ERROR,
+                name,
+                f"{name} is not a flag of {release}, nor of any {self.framework} release "
+                "compat knows",
+                *_did_you_mean(suggestions(basis, name)),
+            )
             return None
         before = [s for s in history if s.last < here]
         after = [s for s in history if s.first > here]
@@ -234,8 +265,10 @@ class ArgParser:
             last = basis.version_at(before[-1].last)
             nxt = before[-1].last + 1
             gone = basis.version_at(nxt) if nxt < len(basis.data) else "?"
-            msg = (f"{name} is not a flag of {release}: it was removed in {self.framework} {gone} "
-                   f"(last in {last})")
+            msg = (
+                f"{name} is not a flag of {release}: it was removed in {self.framework} {gone} "
+                f"(last in {last})"
+            )
             if after:
                 msg += f"; it is back from {self.framework} {basis.version_at(after[0].first)}"
         else:
@@ -262,22 +295,36 @@ class ArgParser:
 
     # known flags ------------------------------------------------------------------------
 
-    def _apply(self, state: FlagState, name: str, value: Optional[str], tokens: Sequence[str],
-               i: int, out: Parsed, origin: str) -> int:
+    def _apply(
+        self,
+        state: FlagState,
+        name: str,
+        value: Optional[str],
+        tokens: Sequence[str],
+        i: int,
+        out: Parsed,
+        origin: str,
+    ) -> int:
         basis = self.basis
         assert basis is not None
         if state.deprecated:
             self._deprecated(state, name, out)
-        negated = state.action == "boolean" and name.startswith("--no-") and name not in state.options
+        negated = (
+            state.action == "boolean" and name.startswith("--no-") and name not in state.options
+        )
         if not state.takes_value:
             if value is not None:
                 low = value.lower()
                 if low not in _TRUTHY | _FALSY:
                     raise UsageError(f"{name} is a switch; it takes no value (got {value!r})")
-                out.problem("bad-value", Severity.ERROR, name,
-                            f"{name}={value}: {name} is a switch in {basis.release}; argparse "
-                            "refuses a value for it (\"ignored explicit argument\")",
-                            f"write `{name}` alone" if low in _TRUTHY else f"leave {name} out")
+                out.problem(
+                    "bad-value",
+                    Severity.ERROR,
+                    name,
+                    f"{name}={value}: {name} is a switch in {basis.release}; argparse "
+                    'refuses a value for it ("ignored explicit argument")',
+                    f"write `{name}` alone" if low in _TRUTHY else f"leave {name} out",
+                )
                 on = low in _TRUTHY
             else:
                 on = True
@@ -295,7 +342,9 @@ class ArgParser:
                 values.append(tokens[i])
                 i += 1
             elif nargs != "?":
-                raise UsageError(f"{name} expects a value", hint=f"write `{name} VALUE` or `{name}=VALUE`")
+                raise UsageError(
+                    f"{name} expects a value", hint=f"write `{name} VALUE` or `{name}=VALUE`"
+                )
         if nargs in ("+", "*") or (nargs.isdigit() and int(nargs) > 1):
             limit = int(nargs) if nargs.isdigit() else None
             while i < n and looks_like_value(tokens[i]) and (limit is None or len(values) < limit):
@@ -323,15 +372,23 @@ class ArgParser:
         basis = self.basis
         assert basis is not None
         if state.deprecated == "error":
-            out.problem("deprecated-flag", Severity.ERROR, name,
-                        f"{name} is retired in {basis.release}: "
-                        f"{state.message or 'the server refuses it at startup'}",
-                        f"use {state.replacement} instead" if state.replacement else "")
+            out.problem(
+                "deprecated-flag",
+                Severity.ERROR,
+                name,
+                f"{name} is retired in {basis.release}: "
+                f"{state.message or 'the server refuses it at startup'}",
+                f"use {state.replacement} instead" if state.replacement else "",
+            )
             return
-        out.problem("deprecated-flag", Severity.WARNING, name,
-                    f"{name} is deprecated in {basis.release}"
-                    + (f"; use {state.replacement}" if state.replacement else ""),
-                    f"use {state.replacement} instead" if state.replacement else "")
+        out.problem(
+            "deprecated-flag",
+            Severity.WARNING,
+            name,
+            f"{name} is deprecated in {basis.release}"
+            + (f"; use {state.replacement}" if state.replacement else ""),
+            f"use {state.replacement} instead" if state.replacement else "",
+        )
 
     def _convert(self, state: FlagState, name: str, raw: str, out: Parsed) -> object:
         if "$" in raw and _VAR.search(raw):
@@ -346,12 +403,16 @@ class ArgParser:
                 value = int(raw) if state.type == "int" else float(raw)
             except ValueError:
                 what = "an integer" if state.type == "int" else "a number"
-                raise UsageError(f"{name} expects {what}, got {raw!r}",
-                                 hint="fix the launch command; compat parses it as the server would") from None
+                raise UsageError(
+                    f"{name} expects {what}, got {raw!r}",
+                    hint="fix the launch command; compat parses it as the server would",
+                ) from None
         self._check_choice(state, name, raw, value, out)
         return value
 
-    def _check_choice(self, state: FlagState, name: str, raw: str, value: object, out: Parsed) -> None:
+    def _check_choice(
+        self, state: FlagState, name: str, raw: str, value: object, out: Parsed
+    ) -> None:
         basis = self.basis
         assert basis is not None
         # Only where argparse compares the text itself (no custom type that rewrites it).
@@ -369,11 +430,16 @@ class ArgParser:
         if text in choices:
             return
         shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
-        close = [c for c in choices if c.lower() == text.lower()] or \
-            __import__("difflib").get_close_matches(text, choices, n=2, cutoff=0.6)
-        out.problem("bad-choice", Severity.ERROR, f"{name} {raw}",
-                    f"{name} {raw}: not a choice of {basis.release} ({shown})",
-                    *(f"{name} {c}" for c in close))
+        close = [c for c in choices if c.lower() == text.lower()] or __import__(
+            "difflib"
+        ).get_close_matches(text, choices, n=2, cutoff=0.6)
+        out.problem(
+            "bad-choice",
+            Severity.ERROR,
+            f"{name} {raw}",
+            f"{name} {raw}: not a choice of {basis.release} ({shown})",
+            *(f"{name} {c}" for c in close),
+        )
 
 
 def _switch_value(state: FlagState, on: bool) -> object:
@@ -420,13 +486,17 @@ def parse_json_arg(name: str, raw: str) -> dict[str, Any]:
         # -O3 / --compilation-config 3: a compilation level (vLLM < 0.11).
         return {"level": int(text)}
     if not text.startswith("{"):
-        raise UsageError(f"{name} expects a JSON object, got {raw!r}",
-                         hint="quote the JSON in the shell, e.g. " + name + " '{\"key\": 1}'")
+        raise UsageError(
+            f"{name} expects a JSON object, got {raw!r}",
+            hint="quote the JSON in the shell, e.g. " + name + " '{\"key\": 1}'",
+        )
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{name}: invalid JSON ({exc.msg} at position {exc.pos}): {raw!r}",
-                         hint="quote the JSON in the shell") from None
+        raise UsageError(
+            f"{name}: invalid JSON ({exc.msg} at position {exc.pos}): {raw!r}",
+            hint="quote the JSON in the shell",
+        ) from None
     if not isinstance(value, dict):
         raise UsageError(f"{name} expects a JSON object, got {raw!r}")
     return value
@@ -471,7 +541,9 @@ def set_json_key(out: Parsed, dest: str, key: str, raw: str, tok: str, origin: s
 # -- config files -------------------------------------------------------------------------------
 
 
-def load_config_file(path_text: str, parser: ArgParser, config_dir: Optional[Path], out: Parsed) -> None:
+def load_config_file(
+    path_text: str, parser: ArgParser, config_dir: Optional[Path], out: Parsed
+) -> None:
     """sglang and vLLM both accept `--config FILE.yaml`; read it when PyYAML is importable."""
     path = Path(path_text)
     if not path.is_absolute() and config_dir is not None:
@@ -480,15 +552,19 @@ def load_config_file(path_text: str, parser: ArgParser, config_dir: Optional[Pat
         yaml: Any = importlib.import_module("yaml")
     except ImportError:
         out.unknown.append("--config")
-        out.notes.append(f"--config {path_text}: PyYAML is not installed, so the settings in that "
-                         "file are not known to compat (pip install pyyaml to read it)")
+        out.notes.append(
+            f"--config {path_text}: PyYAML is not installed, so the settings in that "
+            "file are not known to compat (pip install pyyaml to read it)"
+        )
         return
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         out.unknown.append("--config")
-        out.notes.append(f"--config {path_text}: cannot read ({getattr(exc, 'strerror', None) or exc}); "
-                         "its settings are not known to compat")
+        out.notes.append(
+            f"--config {path_text}: cannot read ({getattr(exc, 'strerror', None) or exc}); "
+            "its settings are not known to compat"
+        )
         return
     try:
         data = yaml.safe_load(text)
@@ -507,7 +583,9 @@ def load_config_file(path_text: str, parser: ArgParser, config_dir: Optional[Pat
             if val:
                 tokens.append(name)
             else:
-                state = parser.basis.lookup("--no-" + name[2:]) if parser.basis is not None else None
+                state = (
+                    parser.basis.lookup("--no-" + name[2:]) if parser.basis is not None else None
+                )
                 if state is not None or parser.basis is None:
                     tokens.append("--no-" + name[2:])
         elif isinstance(val, list):
@@ -527,6 +605,13 @@ def load_config_file(path_text: str, parser: ArgParser, config_dir: Optional[Pat
             out.origins[k] = path.name
     out.unknown.extend(u for u in sub.unknown if u not in out.unknown)
     for problem in sub.problems:
-        out.problems.append(LaunchProblem(problem.kind, problem.severity, problem.subject,
-                                          f"{path.name}: {problem.message}", problem.fix))
+        out.problems.append(
+            LaunchProblem(
+                problem.kind,
+                problem.severity,
+                problem.subject,
+                f"{path.name}: {problem.message}",
+                problem.fix,
+            )
+        )
     out.notes.extend(sub.notes)

@@ -27,15 +27,16 @@ def launch_data(framework: str, root: Optional[Path] = None) -> Optional[LaunchD
         if not path.is_file():
             _LOADED[key] = None
         else:
-            from compat.matrix.load import read_toml
+            from compat.matrix.tomlfile import read_toml
 
             raw = read_toml(path, cached=True)
             try:
                 _LOADED[key] = LaunchData(raw)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise DataError([f"{path}: unreadable launch data ({type(exc).__name__}: {exc})"],
-                                hint="run `compat matrix validate`; refresh with "
-                                     "`compat matrix sync --write`") from None
+                raise DataError(
+                    [f"{path}: unreadable launch data ({type(exc).__name__}: {exc})"],
+                    hint="run `compat matrix validate`; refresh with `compat matrix sync --write`",
+                ) from None
     return _LOADED[key]
 
 
@@ -152,10 +153,14 @@ class Basis:
         """Whether the release (every release, version unknown) declares no value for `dest`:
         None, or decided at startup."""
         view = self.view
-        states = [view.dests[dest]] if view is not None and dest in view.dests else (
-            [s for s in self.by_dest(dest) if not s.deprecated] if view is None else [])
-        return bool(states) and all(s.computed or (s.default is None and not s.default_unknown)
-                                    for s in states)
+        states = (
+            [view.dests[dest]]
+            if view is not None and dest in view.dests
+            else ([s for s in self.by_dest(dest) if not s.deprecated] if view is None else [])
+        )
+        return bool(states) and all(
+            s.computed or (s.default is None and not s.default_unknown) for s in states
+        )
 
     def default(self, dest: str) -> Any:
         """The release's default for `dest`; Unknown when computed at startup or not knowable."""
@@ -171,18 +176,26 @@ class Basis:
         values = {repr(_default_of(s, "")) for s in states}
         if len(values) == 1:
             return _default_of(next(iter(states)), f"{self.framework}")
-        spans = ", ".join(f"{_default_text(s)} in {self.version_at(s.first)}..{self.version_at(s.last)}"
-                          for s in sorted(states, key=lambda s: s.first))
-        return Unknown(f"{self.framework} version unknown: the default of {dest} depends on the "
-                       f"release ({spans})")
+        spans = ", ".join(
+            f"{_default_text(s)} in {self.version_at(s.first)}..{self.version_at(s.last)}"
+            for s in sorted(states, key=lambda s: s.first)
+        )
+        return Unknown(
+            f"{self.framework} version unknown: the default of {dest} depends on the "
+            f"release ({spans})"
+        )
 
 
 def _default_of(state: FlagState, where: str) -> Any:
     if state.default_unknown:
-        return Unknown(f"{where}: the default of {state.dest} is computed ({state.default_unknown})")
+        return Unknown(
+            f"{where}: the default of {state.dest} is computed ({state.default_unknown})"
+        )
     if state.computed:
-        return Unknown(f"{where}: {state.dest} is decided at startup when not given "
-                       f"(from the GPU, the model or other flags)")
+        return Unknown(
+            f"{where}: {state.dest} is decided at startup when not given "
+            f"(from the GPU, the model or other flags)"
+        )
     return state.default
 
 

@@ -31,9 +31,14 @@ def env_problems(basis: Basis, env: Mapping[str, str]) -> list[LaunchProblem]:
         spans = basis.data.env_spans(name)
         if view is None:
             if not spans and complete:
-                out.append(_problem(name, Severity.WARNING,
-                                    f"{name} is not read by any {fw} release compat knows: it is ignored",
-                                    *_close(name, basis)))
+                out.append(
+                    _problem(
+                        name,
+                        Severity.WARNING,
+                        f"{name} is not read by any {fw} release compat knows: it is ignored",
+                        *_close(name, basis),
+                    )
+                )
             continue
         if not view.info.env_registry:
             continue  # this release keeps no registry compat can read
@@ -48,18 +53,35 @@ def env_problems(basis: Basis, env: Mapping[str, str]) -> list[LaunchProblem]:
         fix = (f"use {flag} instead",) if flag else ()
         if before:
             last = basis.version_at(max(before))
-            out.append(_problem(name, severity,
-                                f"{name}={env[name]} is ignored: {basis.release} no longer reads it "
-                                f"(last read by {fw} {last})", *fix))
+            out.append(
+                _problem(
+                    name,
+                    severity,
+                    f"{name}={env[name]} is ignored: {basis.release} no longer reads it "
+                    f"(last read by {fw} {last})",
+                    *fix,
+                )
+            )
         elif after and complete:
             first = basis.version_at(min(after))
-            out.append(_problem(name, severity,
-                                f"{name}={env[name]} is ignored: {basis.release} does not read it yet "
-                                f"(first read by {fw} {first})", *fix))
+            out.append(
+                _problem(
+                    name,
+                    severity,
+                    f"{name}={env[name]} is ignored: {basis.release} does not read it yet "
+                    f"(first read by {fw} {first})",
+                    *fix,
+                )
+            )
         elif not spans and complete:
-            out.append(_problem(name, severity,
-                                f"{name}={env[name]} is ignored: no {fw} release compat knows reads it",
-                                *(fix or _close(name, basis))))
+            out.append(
+                _problem(
+                    name,
+                    severity,
+                    f"{name}={env[name]} is ignored: no {fw} release compat knows reads it",
+                    *(fix or _close(name, basis)),
+                )
+            )
     return out
 
 
@@ -71,7 +93,7 @@ def _flag_for(name: str, basis: Basis) -> str:
     """The flag of this release that took over a variable: VLLM_ATTENTION_BACKEND -> --attention-backend."""
     for prefix in PREFIXES.get(basis.framework, ()):
         if name.startswith(prefix):
-            dest = name[len(prefix):].lower()
+            dest = name[len(prefix) :].lower()
             state = basis.state_for_dest(dest)
             if state is not None:
                 return state.options[0]
@@ -80,4 +102,6 @@ def _flag_for(name: str, basis: Basis) -> str:
 
 def _close(name: str, basis: Basis) -> tuple[str, ...]:
     pool = basis.view.env if basis.view is not None else basis.data.env.keys()
-    return tuple(f"did you mean {n}?" for n in difflib.get_close_matches(name, list(pool), n=2, cutoff=0.8))
+    return tuple(
+        f"did you mean {n}?" for n in difflib.get_close_matches(name, list(pool), n=2, cutoff=0.8)
+    )

@@ -19,15 +19,46 @@ SettingValue = object
 
 #: Settings every LaunchConfig carries (normalized names); advisories may only name these.
 SETTINGS: tuple[str, ...] = (
-    "model", "tp_size", "dp_size", "pp_size", "ep_size", "cuda_graph", "piecewise_cuda_graph",
-    "cudagraph_mode", "cuda_graph_max_bs", "attention_backend", "prefill_attention_backend",
-    "decode_attention_backend", "moe_backend", "moe_backend_effective", "sampling_backend",
-    "speculative_algorithm", "speculative_draft_attention_backend", "hicache", "custom_all_reduce",
-    "mem_fraction_static", "gpu_memory_utilization", "max_running_requests", "max_model_len",
-    "kv_cache_dtype", "dtype", "quantization", "enable_dp_attention", "enable_memory_saver",
-    "chunked_prefill_size", "compilation_config", "trust_remote_code", "enable_expert_parallel",
-    "distributed_executor_backend", "enable_p2p_check", "nccl_nvls", "enable_torch_compile",
-    "under_ray", "kv_transfer_config", "moe_a2a_backend", "nnodes",
+    "model",
+    "tp_size",
+    "dp_size",
+    "pp_size",
+    "ep_size",
+    "cuda_graph",
+    "piecewise_cuda_graph",
+    "cudagraph_mode",
+    "cuda_graph_max_bs",
+    "attention_backend",
+    "prefill_attention_backend",
+    "decode_attention_backend",
+    "moe_backend",
+    "moe_backend_effective",
+    "sampling_backend",
+    "speculative_algorithm",
+    "speculative_draft_attention_backend",
+    "hicache",
+    "custom_all_reduce",
+    "mem_fraction_static",
+    "gpu_memory_utilization",
+    "max_running_requests",
+    "max_model_len",
+    "kv_cache_dtype",
+    "dtype",
+    "quantization",
+    "enable_dp_attention",
+    "enable_memory_saver",
+    "chunked_prefill_size",
+    "compilation_config",
+    "trust_remote_code",
+    "enable_expert_parallel",
+    "distributed_executor_backend",
+    "enable_p2p_check",
+    "nccl_nvls",
+    "enable_torch_compile",
+    "under_ray",
+    "kv_transfer_config",
+    "moe_a2a_backend",
+    "nnodes",
 )
 
 # A process runs inside Ray when Ray put one of these into its environment (job drivers get
@@ -38,16 +69,18 @@ RAY_MARKERS: frozenset[str] = frozenset(
 )
 
 #: Kinds of launch problems, each with the finding code the launch-flags check gives it.
-PROBLEM_KINDS: Mapping[str, str] = MappingProxyType({
-    "unknown-flag": "launch-flag",     # not a flag of the release (did-you-mean)
-    "removed-flag": "launch-flag",     # a flag of other releases: says which release changed it
-    "ambiguous-flag": "launch-flag",   # an abbreviation argparse cannot resolve
-    "bad-choice": "launch-flag",       # a value outside the release's choices
-    "bad-value": "launch-flag",        # a value argparse refuses (a switch given a value)
-    "deprecated-flag": "launch-flag",  # accepted with a warning, or refused with a message
-    "could-not-tell": "launch-flag",   # version unknown and the flag exists in some releases only
-    "env-ignored": "env-var",          # an env var the release does not read
-})
+PROBLEM_KINDS: Mapping[str, str] = MappingProxyType(
+    {
+        "unknown-flag": "launch-flag",  # not a flag of the release (did-you-mean)
+        "removed-flag": "launch-flag",  # a flag of other releases: says which release changed it
+        "ambiguous-flag": "launch-flag",  # an abbreviation argparse cannot resolve
+        "bad-choice": "launch-flag",  # a value outside the release's choices
+        "bad-value": "launch-flag",  # a value argparse refuses (a switch given a value)
+        "deprecated-flag": "launch-flag",  # accepted with a warning, or refused with a message
+        "could-not-tell": "launch-flag",  # version unknown and the flag exists in some releases only
+        "env-ignored": "env-var",  # an env var the release does not read
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,21 @@ from compat.errors import DataError
 from compat.matrix.schema import Problems
 
 FORMULAS = frozenset({"tp-table", "gpu-tier-reserve", "gpu-memory-settings", "gpu-memory-tiers"})
-_KEYS = frozenset({"id", "framework", "setting", "versions", "when", "value", "formula", "where",
-                   "source", "note", "verified"})
+_KEYS = frozenset(
+    {
+        "id",
+        "framework",
+        "setting",
+        "versions",
+        "when",
+        "value",
+        "formula",
+        "where",
+        "source",
+        "note",
+        "verified",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -67,15 +80,22 @@ def read_rules(p: Problems, data: Mapping[str, Any], settings: tuple[str, ...]) 
         setting = p.get(row, "setting", str, path, "") or ""
         if setting not in settings:
             p.add(f"{path}.setting", f"unknown launch setting {setting!r}")
-        versions = p.convert(p.get(row, "versions", str, path, "") or "", SpecifierSet,
-                             f"{path}.versions", "specifier")
+        versions = p.convert(
+            p.get(row, "versions", str, path, "") or "",
+            SpecifierSet,
+            f"{path}.versions",
+            "specifier",
+        )
         source = p.get(row, "source", str, path, "") or ""
         if not source.startswith("https://"):
             p.add(f"{path}.source", "expected an https URL")
         where = p.get(row, "where", str, path, "") or ""
         formula = p.get(row, "formula", str, path, "", required=False) or ""
         if formula and formula not in FORMULAS:
-            p.add(f"{path}.formula", f"unknown formula {formula!r} (known: {', '.join(sorted(FORMULAS))})")
+            p.add(
+                f"{path}.formula",
+                f"unknown formula {formula!r} (known: {', '.join(sorted(FORMULAS))})",
+            )
         if ("value" in row) == bool(formula):
             p.add(path, "exactly one of value and formula")
         when = p.get(row, "when", dict, path, {}, required=False) or {}
@@ -84,12 +104,21 @@ def read_rules(p: Problems, data: Mapping[str, Any], settings: tuple[str, ...]) 
                 p.add(f"{path}.when.{k}", f"unknown launch setting {k!r}")
         if versions is None:
             continue
-        out.append(LaunchRule(
-            id=rid, framework=fw, setting=setting, versions=versions, where=where, source=source,
-            value=row.get("value"), formula=formula, when=dict(when),
-            note=p.get(row, "note", str, path, "", required=False) or "",
-            verified=bool(p.get(row, "verified", bool, path, True, required=False)),
-        ))
+        out.append(
+            LaunchRule(
+                id=rid,
+                framework=fw,
+                setting=setting,
+                versions=versions,
+                where=where,
+                source=source,
+                value=row.get("value"),
+                formula=formula,
+                when=dict(when),
+                note=p.get(row, "note", str, path, "", required=False) or "",
+                verified=bool(p.get(row, "verified", bool, path, True, required=False)),
+            )
+        )
     return out
 
 
@@ -105,7 +134,7 @@ def launch_rules(root: Optional[Path] = None) -> list[LaunchRule]:
             _CACHE[key] = []
         else:
             from compat.launch.model import SETTINGS
-            from compat.matrix.load import read_toml
+            from compat.matrix.tomlfile import read_toml
 
             p = Problems(str(path))
             rows = read_rules(p, read_toml(path, cached=True), SETTINGS)
@@ -117,9 +146,13 @@ def launch_rules(root: Optional[Path] = None) -> list[LaunchRule]:
 
 def rules_for(framework: str, setting: str, version: Optional[Version]) -> list[LaunchRule]:
     """The rules for `setting` that hold for `version` (all of them when it is unknown)."""
-    return [r for r in launch_rules()
-            if r.framework == framework and r.setting == setting
-            and (version is None or r.holds_for(version))]
+    return [
+        r
+        for r in launch_rules()
+        if r.framework == framework
+        and r.setting == setting
+        and (version is None or r.holds_for(version))
+    ]
 
 
 def applies(rule: LaunchRule, settings: Mapping[str, Any]) -> bool:

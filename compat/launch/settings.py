@@ -21,10 +21,15 @@ DESTS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "model": {"sglang": ("model_path",), "vllm": ("model",)},
     "tp_size": {"sglang": ("tp_size", "tensor_parallel_size"), "vllm": ("tensor_parallel_size",)},
     "dp_size": {"sglang": ("dp_size", "data_parallel_size"), "vllm": ("data_parallel_size",)},
-    "pp_size": {"sglang": ("pp_size", "pipeline_parallel_size"), "vllm": ("pipeline_parallel_size",)},
+    "pp_size": {
+        "sglang": ("pp_size", "pipeline_parallel_size"),
+        "vllm": ("pipeline_parallel_size",),
+    },
     "ep_size": {"sglang": ("ep_size", "expert_parallel_size")},
-    "cuda_graph_max_bs": {"sglang": ("cuda_graph_max_bs", "cuda_graph_max_bs_decode"),
-                          "vllm": ("max_cudagraph_capture_size",)},
+    "cuda_graph_max_bs": {
+        "sglang": ("cuda_graph_max_bs", "cuda_graph_max_bs_decode"),
+        "vllm": ("max_cudagraph_capture_size",),
+    },
     "attention_backend": {"sglang": ("attention_backend",), "vllm": ("attention_backend",)},
     "prefill_attention_backend": {"sglang": ("prefill_attention_backend",)},
     "decode_attention_backend": {"sglang": ("decode_attention_backend",)},
@@ -42,20 +47,33 @@ DESTS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "quantization": {"sglang": ("quantization",), "vllm": ("quantization",)},
     "enable_dp_attention": {"sglang": ("enable_dp_attention",)},
     "enable_memory_saver": {"sglang": ("enable_memory_saver",), "vllm": ("enable_sleep_mode",)},
-    "chunked_prefill_size": {"sglang": ("chunked_prefill_size",), "vllm": ("max_num_batched_tokens",)},
+    "chunked_prefill_size": {
+        "sglang": ("chunked_prefill_size",),
+        "vllm": ("max_num_batched_tokens",),
+    },
     "trust_remote_code": {"sglang": ("trust_remote_code",), "vllm": ("trust_remote_code",)},
     "enable_expert_parallel": {"vllm": ("enable_expert_parallel",)},
     "distributed_executor_backend": {"vllm": ("distributed_executor_backend",)},
     "enable_p2p_check": {"sglang": ("enable_p2p_check",)},
     "nccl_nvls": {"sglang": ("enable_nccl_nvls",)},
     "enable_torch_compile": {"sglang": ("enable_torch_compile",)},
-    "custom_all_reduce": {"sglang": ("disable_custom_all_reduce",), "vllm": ("disable_custom_all_reduce",)},
-    "cuda_graph": {"sglang": ("disable_cuda_graph", "disable_decode_cuda_graph",
-                              "cuda_graph_backend_decode"),
-                   "vllm": ("enforce_eager",)},
-    "piecewise_cuda_graph": {"sglang": ("enable_piecewise_cuda_graph", "disable_piecewise_cuda_graph",
-                                        "enforce_piecewise_cuda_graph", "disable_prefill_cuda_graph",
-                                        "cuda_graph_backend_prefill")},
+    "custom_all_reduce": {
+        "sglang": ("disable_custom_all_reduce",),
+        "vllm": ("disable_custom_all_reduce",),
+    },
+    "cuda_graph": {
+        "sglang": ("disable_cuda_graph", "disable_decode_cuda_graph", "cuda_graph_backend_decode"),
+        "vllm": ("enforce_eager",),
+    },
+    "piecewise_cuda_graph": {
+        "sglang": (
+            "enable_piecewise_cuda_graph",
+            "disable_piecewise_cuda_graph",
+            "enforce_piecewise_cuda_graph",
+            "disable_prefill_cuda_graph",
+            "cuda_graph_backend_prefill",
+        )
+    },
     "compilation_config": {"vllm": ("compilation_config",)},
     "kv_transfer_config": {"vllm": ("kv_transfer_config",)},
     "moe_a2a_backend": {"sglang": ("moe_a2a_backend",)},
@@ -65,23 +83,54 @@ DESTS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
 # What compat writes where a release declares no value (None) or decides it at startup: the
 # backends pick themselves ("auto"), sizes are 1, features absent from a release are off.
 _PLACEHOLDER: Mapping[str, object] = {
-    "tp_size": 1, "dp_size": 1, "pp_size": 1, "ep_size": 1, "attention_backend": "auto",
-    "prefill_attention_backend": "auto", "decode_attention_backend": "auto", "moe_backend": "auto",
-    "sampling_backend": "auto", "kv_cache_dtype": "auto", "dtype": "auto", "hicache": False,
-    "enable_dp_attention": False, "enable_memory_saver": False, "trust_remote_code": False,
-    "enable_expert_parallel": False, "enable_p2p_check": False, "nccl_nvls": False,
-    "enable_torch_compile": False, "moe_a2a_backend": "none",
+    "tp_size": 1,
+    "dp_size": 1,
+    "pp_size": 1,
+    "ep_size": 1,
+    "attention_backend": "auto",
+    "prefill_attention_backend": "auto",
+    "decode_attention_backend": "auto",
+    "moe_backend": "auto",
+    "sampling_backend": "auto",
+    "kv_cache_dtype": "auto",
+    "dtype": "auto",
+    "hicache": False,
+    "enable_dp_attention": False,
+    "enable_memory_saver": False,
+    "trust_remote_code": False,
+    "enable_expert_parallel": False,
+    "enable_p2p_check": False,
+    "nccl_nvls": False,
+    "enable_torch_compile": False,
+    "moe_a2a_backend": "none",
 }
-_LOWER = frozenset({"moe_a2a_backend", "attention_backend", "prefill_attention_backend", "decode_attention_backend",
-                    "moe_backend", "sampling_backend", "kv_cache_dtype", "quantization",
-                    "distributed_executor_backend", "speculative_draft_attention_backend"})
+_LOWER = frozenset(
+    {
+        "moe_a2a_backend",
+        "attention_backend",
+        "prefill_attention_backend",
+        "decode_attention_backend",
+        "moe_backend",
+        "sampling_backend",
+        "kv_cache_dtype",
+        "quantization",
+        "distributed_executor_backend",
+        "speculative_draft_attention_backend",
+    }
+)
 
 
 class Normalizer:
     """SETTINGS for one parse: given values first, then the release's defaults, then rules."""
 
-    def __init__(self, framework: str, basis: Optional[Basis], parsed: Parsed,
-                 version: Optional[Version], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        framework: str,
+        basis: Optional[Basis],
+        parsed: Parsed,
+        version: Optional[Version],
+        env: Mapping[str, str],
+    ) -> None:
         self.framework = framework
         self.basis = basis
         self.parsed = parsed
@@ -111,7 +160,9 @@ class Normalizer:
                 if basis.placeholder(dest):
                     return _PLACEHOLDER.get(setting)
                 value = basis.default(dest)
-                if value is None or (isinstance(value, Unknown) and "decided at startup" in value.reason):
+                if value is None or (
+                    isinstance(value, Unknown) and "decided at startup" in value.reason
+                ):
                     return _PLACEHOLDER.get(setting)
                 return value
         return _PLACEHOLDER.get(setting)
@@ -148,7 +199,6 @@ class Normalizer:
             self._vllm()
         return self.settings
 
-
     def _sglang(self) -> None:
         s = self.settings
         for k in ("model", "tp_size", "dp_size", "pp_size", "ep_size"):
@@ -184,8 +234,16 @@ class Normalizer:
         s["gpu_memory_utilization"] = None
         for k in ("max_running_requests", "max_model_len", "chunked_prefill_size", "quantization"):
             s[k] = self._value_or_none(k)
-        for k in ("kv_cache_dtype", "dtype", "enable_dp_attention", "enable_memory_saver",
-                  "trust_remote_code", "enable_p2p_check", "nccl_nvls", "enable_torch_compile"):
+        for k in (
+            "kv_cache_dtype",
+            "dtype",
+            "enable_dp_attention",
+            "enable_memory_saver",
+            "trust_remote_code",
+            "enable_p2p_check",
+            "nccl_nvls",
+            "enable_torch_compile",
+        ):
             s[k] = self.simple(k)
         s["compilation_config"] = None
         ep = s["ep_size"]
@@ -196,11 +254,15 @@ class Normalizer:
         use_ray = self.values.get("use_ray")
         s["distributed_executor_backend"] = "ray" if use_ray is True else None
         if use_ray is True:
-            self._mark("distributed_executor_backend", self.parsed.origins.get("use_ray", "--use-ray"))
+            self._mark(
+                "distributed_executor_backend", self.parsed.origins.get("use_ray", "--use-ray")
+            )
 
     def _value_or_none(self, setting: str) -> object:
         value = self.simple(setting)
-        return None if isinstance(value, Unknown) and "decided at startup" in value.reason else value
+        return (
+            None if isinstance(value, Unknown) and "decided at startup" in value.reason else value
+        )
 
     def _sglang_cuda_graph(self, s: Mapping[str, object]) -> object:
         v = self.values
@@ -217,7 +279,9 @@ class Normalizer:
             return True
         hit = self.rule("cuda_graph", s)
         if hit is not None:
-            self.derived["cuda_graph"] = f"implied by --attention-backend {s.get('attention_backend')} ({hit[1]})"
+            self.derived["cuda_graph"] = (
+                f"implied by --attention-backend {s.get('attention_backend')} ({hit[1]})"
+            )
             return hit[0]
         return True
 
@@ -227,8 +291,12 @@ class Normalizer:
         if "cuda_graph_backend_prefill" in v:
             self._mark("piecewise_cuda_graph", o.get("cuda_graph_backend_prefill", ""))
             return str(v["cuda_graph_backend_prefill"]).lower() == "tc_piecewise"
-        for dest, when_true in (("disable_piecewise_cuda_graph", False), ("disable_prefill_cuda_graph", False),
-                                ("enable_piecewise_cuda_graph", True), ("enforce_piecewise_cuda_graph", True)):
+        for dest, when_true in (
+            ("disable_piecewise_cuda_graph", False),
+            ("disable_prefill_cuda_graph", False),
+            ("enable_piecewise_cuda_graph", True),
+            ("enforce_piecewise_cuda_graph", True),
+        ):
             if dest in v and v[dest] is True:
                 self._mark("piecewise_cuda_graph", o.get(dest, dest))
                 return when_true
@@ -238,17 +306,23 @@ class Normalizer:
             return hit[0]
         basis = self.basis
         if basis is None or basis.index is None:
-            return Unknown("sglang version unknown: piecewise CUDA graphs are on by default from "
-                           "0.5.10 (--disable-piecewise-cuda-graph), opt-in before "
-                           "(--enable-piecewise-cuda-graph)")
+            return Unknown(
+                "sglang version unknown: piecewise CUDA graphs are on by default from "
+                "0.5.10 (--disable-piecewise-cuda-graph), opt-in before "
+                "(--enable-piecewise-cuda-graph)"
+            )
         disable = basis.state_for_dest("disable_piecewise_cuda_graph")
         enable = basis.state_for_dest("enable_piecewise_cuda_graph")
         where = f"default for {basis.release}"
         if disable is not None and not disable.deprecated:
-            self.origins["piecewise_cuda_graph"] = f"{where} (it has --disable-piecewise-cuda-graph)"
+            self.origins["piecewise_cuda_graph"] = (
+                f"{where} (it has --disable-piecewise-cuda-graph)"
+            )
             return True
         if enable is not None and not enable.deprecated:
-            self.origins["piecewise_cuda_graph"] = f"{where} (it has --enable-piecewise-cuda-graph, off)"
+            self.origins["piecewise_cuda_graph"] = (
+                f"{where} (it has --enable-piecewise-cuda-graph, off)"
+            )
             return enable.default is True
         self.origins["piecewise_cuda_graph"] = f"{where} (no piecewise CUDA graphs in that release)"
         return False
@@ -264,8 +338,15 @@ class Normalizer:
         s["enable_expert_parallel"] = ep_on
         tp, dp = s["tp_size"], s["dp_size"]
         # With --enable-expert-parallel vLLM shards experts over TP x DP ranks.
-        s["ep_size"] = (tp * dp if isinstance(tp, int) and isinstance(dp, int) else
-                        Unknown("tp/dp size unknown")) if ep_on is True else 1
+        s["ep_size"] = (
+            (
+                tp * dp
+                if isinstance(tp, int) and isinstance(dp, int)
+                else Unknown("tp/dp size unknown")
+            )
+            if ep_on is True
+            else 1
+        )
         comp = v.get("compilation_config")
         if comp is not None and not isinstance(comp, dict):
             comp = parse_json_arg("--compilation-config", str(comp))
@@ -277,14 +358,22 @@ class Normalizer:
         level = v.get("optimization_level")
         if isinstance(comp, dict) and "cudagraph_mode" in comp:
             mode = str(comp["cudagraph_mode"]).upper()
-            self.derived["cudagraph_mode"] = self.parsed.origins.get("compilation_config", "--compilation-config")
-        elif (isinstance(comp, dict) and comp.get("level") == 0 and set(comp) == {"level"}) or level == "0":
-            mode = Unknown("-O0: vLLM's CUDA graph mode at optimization level 0 is not tracked by compat")
+            self.derived["cudagraph_mode"] = self.parsed.origins.get(
+                "compilation_config", "--compilation-config"
+            )
+        elif (
+            isinstance(comp, dict) and comp.get("level") == 0 and set(comp) == {"level"}
+        ) or level == "0":
+            mode = Unknown(
+                "-O0: vLLM's CUDA graph mode at optimization level 0 is not tracked by compat"
+            )
         else:
             mode = self._vllm_default_mode()
         if eager:
             mode = "NONE"
-            self.derived["cudagraph_mode"] = self.parsed.origins.get("enforce_eager", "--enforce-eager")
+            self.derived["cudagraph_mode"] = self.parsed.origins.get(
+                "enforce_eager", "--enforce-eager"
+            )
         s["cudagraph_mode"] = mode
         if isinstance(mode, Unknown):
             s["cuda_graph"] = not eager
@@ -292,11 +381,15 @@ class Normalizer:
         else:
             s["cuda_graph"] = mode != "NONE"
             if eager:
-                self._mark("cuda_graph", self.parsed.origins.get("enforce_eager", "--enforce-eager"))
+                self._mark(
+                    "cuda_graph", self.parsed.origins.get("enforce_eager", "--enforce-eager")
+                )
             elif "enforce_eager" in v:
                 self._mark("cuda_graph", self.parsed.origins.get("enforce_eager", ""))
             elif mode == "NONE":
-                self.derived["cuda_graph"] = self.parsed.origins.get("compilation_config", "--compilation-config")
+                self.derived["cuda_graph"] = self.parsed.origins.get(
+                    "compilation_config", "--compilation-config"
+                )
             s["piecewise_cuda_graph"] = mode in ("PIECEWISE", "FULL_AND_PIECEWISE")
             if "cudagraph_mode" in self.derived:
                 self.derived["piecewise_cuda_graph"] = self.derived["cudagraph_mode"]
@@ -309,8 +402,11 @@ class Normalizer:
         else:
             s["cuda_graph_max_bs"] = self._value_or_none("cuda_graph_max_bs")
         backend = self.simple("attention_backend")
-        if not self.explicit("attention_backend") and self.env.get("VLLM_ATTENTION_BACKEND") \
-                and self._reads_env("VLLM_ATTENTION_BACKEND"):
+        if (
+            not self.explicit("attention_backend")
+            and self.env.get("VLLM_ATTENTION_BACKEND")
+            and self._reads_env("VLLM_ATTENTION_BACKEND")
+        ):
             backend = self.env["VLLM_ATTENTION_BACKEND"].lower()
             self.derived["attention_backend"] = "VLLM_ATTENTION_BACKEND in the launch environment"
         s["attention_backend"] = backend if backend is not None else "auto"
@@ -323,8 +419,9 @@ class Normalizer:
             if self.explicit("moe_backend"):
                 self.derived["moe_backend_effective"] = self._given("moe_backend")[2]
         elif s["quantization"] is not None:
-            s["moe_backend_effective"] = Unknown("the MoE backend vLLM picks for quantized models "
-                                                 "depends on the method; not modeled")
+            s["moe_backend_effective"] = Unknown(
+                "the MoE backend vLLM picks for quantized models depends on the method; not modeled"
+            )
         else:
             s["moe_backend_effective"] = self._vllm_moe_default(s)
         s["sampling_backend"] = "auto"
@@ -351,8 +448,11 @@ class Normalizer:
         kv = self._given("kv_transfer_config")
         if kv[0]:
             self._mark("kv_transfer_config", kv[2])
-        s["kv_transfer_config"] = (json.dumps(kv[1], sort_keys=True) if isinstance(kv[1], dict)
-                                   else kv[1]) if kv[0] else None
+        s["kv_transfer_config"] = (
+            (json.dumps(kv[1], sort_keys=True) if isinstance(kv[1], dict) else kv[1])
+            if kv[0]
+            else None
+        )
         s["moe_a2a_backend"] = None
         # Multi-node vLLM under Ray does not pass --nnodes, so absent means "not known", not 1.
         nn = self._given("nnodes")
@@ -380,7 +480,8 @@ class Normalizer:
         if hit is None:
             return vllm_default_unquantized_moe_backend(self.version)
         self.origins["moe_backend_effective"] = (
-            f"what --moe-backend auto picks for unquantized MoE in vllm {self.version} ({hit[1]})")
+            f"what --moe-backend auto picks for unquantized MoE in vllm {self.version} ({hit[1]})"
+        )
         return hit[0]
 
     def _vllm_speculative(self) -> object:
@@ -392,16 +493,31 @@ class Normalizer:
             method = cfg.get("method")
             if method is None and cfg.get("model"):
                 method = "draft_model"
-            self.derived["speculative_algorithm"] = self.parsed.origins.get("speculative_config", "--speculative-config")
+            self.derived["speculative_algorithm"] = self.parsed.origins.get(
+                "speculative_config", "--speculative-config"
+            )
             return str(method).upper() if method is not None else "DRAFT_MODEL"
         if v.get("speculative_model"):
-            self.derived["speculative_algorithm"] = self.parsed.origins.get("speculative_model", "--speculative-model")
+            self.derived["speculative_algorithm"] = self.parsed.origins.get(
+                "speculative_model", "--speculative-model"
+            )
             return "DRAFT_MODEL"
         return None
 
 
-_NUMERIC = frozenset({"nnodes", "tp_size", "dp_size", "pp_size", "ep_size", "cuda_graph_max_bs",
-                      "max_running_requests", "max_model_len", "chunked_prefill_size"})
+_NUMERIC = frozenset(
+    {
+        "nnodes",
+        "tp_size",
+        "dp_size",
+        "pp_size",
+        "ep_size",
+        "cuda_graph_max_bs",
+        "max_running_requests",
+        "max_model_len",
+        "chunked_prefill_size",
+    }
+)
 _FRACTIONS = frozenset({"mem_fraction_static", "gpu_memory_utilization"})
 # vLLM's human_readable_int: decimal k/m/g, binary K/M/G ("32k" = 32000, "32K" = 32768).
 _HUMAN = re.compile(r"^(\d+(?:\.\d+)?)([kmgKMG])$")
@@ -441,8 +557,10 @@ def _negate(value: object) -> object:
 def vllm_default_cudagraph_mode(version: Optional[Version]) -> Union[str, Unknown]:
     """vLLM's default CUDAGraphMode for `version`, from the curated rules (launch_rules.toml)."""
     if version is None:
-        return Unknown("vLLM version unknown: cudagraph_mode defaults to FULL_AND_PIECEWISE from "
-                       "0.11.0, PIECEWISE before")
+        return Unknown(
+            "vLLM version unknown: cudagraph_mode defaults to FULL_AND_PIECEWISE from "
+            "0.11.0, PIECEWISE before"
+        )
     for r in rules_for("vllm", "cudagraph_mode", version):
         return str(r.value)
     return Unknown(f"no curated rule for vLLM {version}'s default cudagraph_mode")
@@ -451,8 +569,10 @@ def vllm_default_cudagraph_mode(version: Optional[Version]) -> Union[str, Unknow
 def vllm_default_unquantized_moe_backend(version: Optional[Version]) -> Union[str, Unknown]:
     """What `--moe-backend auto` picks for unquantized (BF16/FP16) MoE on NVIDIA GPUs (rules)."""
     if version is None:
-        return Unknown("vLLM version unknown: the default unquantized MoE backend changed at "
-                       "v0.18.1rc1.dev266 (#36286)")
+        return Unknown(
+            "vLLM version unknown: the default unquantized MoE backend changed at "
+            "v0.18.1rc1.dev266 (#36286)"
+        )
     for r in rules_for("vllm", "moe_backend_effective", version):
         if applies(r, {"moe_backend": "auto"}):
             return str(r.value)

@@ -15,6 +15,7 @@ from compat.launch.model import RAY_MARKERS, Framework, LaunchConfig
 
 ParseFn = Callable[..., LaunchConfig]
 
+
 def detect_entrypoint(argv: Sequence[str]) -> tuple[Framework, int]:
     """Which framework `argv` launches and where its own arguments start."""
     toks = list(argv)
@@ -23,9 +24,17 @@ def detect_entrypoint(argv: Sequence[str]) -> tuple[Framework, int]:
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
         if tok == "-m" and nxt in ("sglang.launch_server", "sglang.srt.server"):
             return "sglang", i + 2
-        if tok == "-m" and nxt in ("vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server"):
+        if tok == "-m" and nxt in (
+            "vllm.entrypoints.openai.api_server",
+            "vllm.entrypoints.api_server",
+        ):
             return "vllm", i + 2
-        if tok == "-m" and nxt == "vllm.entrypoints.cli.main" and i + 2 < len(toks) and toks[i + 2] == "serve":
+        if (
+            tok == "-m"
+            and nxt == "vllm.entrypoints.cli.main"
+            and i + 2 < len(toks)
+            and toks[i + 2] == "serve"
+        ):
             return "vllm", i + 3
         if base == "sglang" and nxt == "serve":
             return "sglang", i + 2
@@ -69,7 +78,7 @@ def strip_wrappers(args: list[str]) -> tuple[list[str], bool, dict[str, str]]:
         elif head == "ray" and len(args) > 2 and args[1] == "job" and args[2] == "submit":
             under_ray = True
             if "--" in args:
-                args = args[args.index("--") + 1:]
+                args = args[args.index("--") + 1 :]
                 changed = True
             else:
                 args = []
@@ -92,6 +101,7 @@ def _expand(token: str, env: Mapping[str, str]) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group(1) or m.group(2)
         return env.get(name, m.group(0))
+
     return _VAR.sub(sub, token)
 
 
@@ -118,8 +128,9 @@ def _logical_lines(text: str) -> list[tuple[int, list[str]]]:
             if no < len(raw_lines):
                 buf += "\n"
                 continue
-            raise InputError(f"launch text, line {start}: {exc}",
-                             hint="check the quoting of that command") from None
+            raise InputError(
+                f"launch text, line {start}: {exc}", hint="check the quoting of that command"
+            ) from None
         out.append((start, tokens))
         buf = ""
     return out
@@ -135,8 +146,13 @@ def _commands(tokens: list[str]) -> list[list[str]]:
     return [c for c in cmds if c]
 
 
-def parse_launch_text_with(parse: ParseFn, text: str, framework_version: Optional[Version] = None,
-                           *, config_dir: Optional[Path] = None) -> LaunchConfig:
+def parse_launch_text_with(
+    parse: ParseFn,
+    text: str,
+    framework_version: Optional[Version] = None,
+    *,
+    config_dir: Optional[Path] = None,
+) -> LaunchConfig:
     """Parse a launch file: shell-ish text with `export X=1`, `X=1 cmd`, continuations.
 
     The first sglang/vLLM server command found is parsed; exported variables before it and
@@ -178,19 +194,24 @@ def parse_launch_text_with(parse: ParseFn, text: str, framework_version: Optiona
             cmd_env = dict(env)
             cmd_env.update(local_env)
             if framework != "unknown":
-                return parse(stripped, framework_version, env=cmd_env,
-                                    config_dir=config_dir, under_ray=wrapped_ray)
+                return parse(
+                    stripped,
+                    framework_version,
+                    env=cmd_env,
+                    config_dir=config_dir,
+                    under_ray=wrapped_ray,
+                )
             if stripped and head not in ("cd", "set", "source", ".", "echo", "mkdir", "rm", "ray"):
                 fallback = (stripped, cmd_env, wrapped_ray)
             elif wrapped_ray:
                 fallback = (stripped, cmd_env, True)
     if fallback is None:
-        raise InputError("no command found in the launch text",
-                         hint="the file should hold the server command, e.g. "
-                              "`python -m sglang.launch_server --model-path M`")
+        raise InputError(
+            "no command found in the launch text",
+            hint="the file should hold the server command, e.g. "
+            "`python -m sglang.launch_server --model-path M`",
+        )
     argv, cmd_env, ray = fallback
     if not argv:
         argv = ["ray", "job", "submit"]
-    return parse(argv, framework_version, env=cmd_env, config_dir=config_dir,
-                        under_ray=ray)
-
+    return parse(argv, framework_version, env=cmd_env, config_dir=config_dir, under_ray=ray)

@@ -12,6 +12,7 @@ imports, class fields and the calls that build parsers are evaluated; anything e
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -164,7 +165,9 @@ class Program:
                 self.notes.append(f"{path}: not parsed ({exc.msg}, line {exc.lineno})")
                 continue
             mod = Module(module_name(path), path, tree, text)
-            self._scan(mod, tree.body, mod.name.endswith("__init__") or path.endswith("__init__.py"))
+            self._scan(
+                mod, tree.body, mod.name.endswith("__init__") or path.endswith("__init__.py")
+            )
             self.modules[mod.name] = mod
         self.args: list[ArgFact] = []
         self.positionals: list[str] = []
@@ -180,8 +183,10 @@ class Program:
                     if isinstance(target, ast.Name):
                         # `ServerArgs = msgspec.defstruct(..., namespace=vars(ServerArgs))`
                         # rebuilds a class from itself: the class statement stays the source.
-                        if not (isinstance(mod.scope.get(target.id), ast.ClassDef)
-                                and isinstance(stmt.value, ast.Call)):
+                        if not (
+                            isinstance(mod.scope.get(target.id), ast.ClassDef)
+                            and isinstance(stmt.value, ast.Call)
+                        ):
                             mod.scope[target.id] = stmt.value
                     elif isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Call):
                         callee = stmt.value.func
@@ -200,7 +205,9 @@ class Program:
                     if alias.asname:
                         mod.scope[alias.asname] = ("import", alias.name)
                     else:
-                        mod.scope.setdefault(alias.name.split(".")[0], ("import", alias.name.split(".")[0]))
+                        mod.scope.setdefault(
+                            alias.name.split(".")[0], ("import", alias.name.split(".")[0])
+                        )
             elif isinstance(stmt, ast.If):
                 # `if TYPE_CHECKING:` is for type checkers only; at run time the else holds.
                 if "TYPE_CHECKING" not in _text(stmt.test):
@@ -266,7 +273,12 @@ class Program:
             return Builtin("json.loads")
         if base == "typing" or base == "typing_extensions":
             return Builtin(f"typing.{attr}")
-        if base in ("dataclasses", "pydantic", "pydantic.dataclasses", "msgspec") or base.startswith("pydantic"):
+        if base in (
+            "dataclasses",
+            "pydantic",
+            "pydantic.dataclasses",
+            "msgspec",
+        ) or base.startswith("pydantic"):
             return Builtin(f"{base.split('.')[0]}.{attr}")
         return Opaque(f"{base}.{attr}")
 
@@ -278,7 +290,9 @@ class Program:
                 out.append(value)
         return out
 
-    def class_fields(self, cls: ClassRef, seen: Optional[set[int]] = None) -> list[tuple[str, ast.expr, Optional[ast.expr], Module]]:
+    def class_fields(
+        self, cls: ClassRef, seen: Optional[set[int]] = None
+    ) -> list[tuple[str, ast.expr, Optional[ast.expr], Module]]:
         """Annotated fields in dataclass order (bases first); ClassVar excluded."""
         seen = seen or set()
         if id(cls.node) in seen:
@@ -307,12 +321,20 @@ class Program:
     def class_attr(self, cls: ClassRef, attr: str, depth: int) -> Any:
         local: dict[str, Any] = {}
         for stmt in cls.node.body:
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
-                    and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id != attr \
-                    and depth < _MAX_DEPTH:
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id != attr
+                and depth < _MAX_DEPTH
+            ):
                 # Enum-like classes: `ALL = (FULL, DISABLED)` names earlier class attributes.
                 local[stmt.targets[0].id] = self.eval(stmt.value, cls.mod, dict(local), depth + 1)
-            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == attr:
+            if (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and stmt.target.id == attr
+            ):
                 if stmt.value is None:
                     return MISSING
                 return self._field_default(self.eval(stmt.value, cls.mod, {}, depth + 1))
@@ -330,7 +352,11 @@ class Program:
                 return value
         for item in self.class_fields(cls):
             if item[0] == attr:
-                return MISSING if item[2] is None else self._field_default(self.eval(item[2], item[3], {}, depth + 1))
+                return (
+                    MISSING
+                    if item[2] is None
+                    else self._field_default(self.eval(item[2], item[3], {}, depth + 1))
+                )
         return Opaque(f"{cls.node.name}.{attr}")
 
     @staticmethod
@@ -347,7 +373,9 @@ class Program:
 
     # expressions --------------------------------------------------------------------------
 
-    def eval(self, node: Optional[ast.expr], mod: Module, env: dict[str, Any], depth: int = 0) -> Any:
+    def eval(
+        self, node: Optional[ast.expr], mod: Module, env: dict[str, Any], depth: int = 0
+    ) -> Any:
         if node is None:
             return None
         if depth > _MAX_DEPTH * 3:
@@ -358,7 +386,9 @@ class Program:
             return Opaque(_text(node))
 
     def _eval(self, node: ast.expr, mod: Module, env: dict[str, Any], depth: int) -> Any:
-        ev = lambda n: self.eval(n, mod, env, depth + 1)  # noqa: E731
+        def ev(n: ast.expr) -> Any:
+            return self.eval(n, mod, env, depth + 1)
+
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
@@ -426,7 +456,11 @@ class Program:
                 return left / right
             if isinstance(node.op, ast.Pow) and _number(left) and _number(right):
                 return left**right
-            if isinstance(node.op, ast.BitOr) and isinstance(left, dict) and isinstance(right, dict):
+            if (
+                isinstance(node.op, ast.BitOr)
+                and isinstance(left, dict)
+                and isinstance(right, dict)
+            ):
                 return {**left, **right}
             return Opaque(_text(node))
         if isinstance(node, ast.UnaryOp):
@@ -443,7 +477,11 @@ class Program:
             key = ev(node.slice)
             if isinstance(base, dict) and _hashable(key) and key in base:
                 return base[key]
-            if isinstance(base, (list, tuple)) and isinstance(key, int) and -len(base) <= key < len(base):
+            if (
+                isinstance(base, (list, tuple))
+                and isinstance(key, int)
+                and -len(base) <= key < len(base)
+            ):
                 return base[key]
             return Opaque(_text(node))
         if isinstance(node, ast.Call):
@@ -456,8 +494,13 @@ class Program:
             return self._comprehension(node, mod, env, depth)
         return Opaque(_text(node))
 
-    def _comprehension(self, node: Union[ast.ListComp, ast.SetComp, ast.GeneratorExp], mod: Module,
-                       env: dict[str, Any], depth: int) -> Any:
+    def _comprehension(
+        self,
+        node: Union[ast.ListComp, ast.SetComp, ast.GeneratorExp],
+        mod: Module,
+        env: dict[str, Any],
+        depth: int,
+    ) -> Any:
         if len(node.generators) != 1 or node.generators[0].ifs:
             return Opaque(_text(node))
         gen = node.generators[0]
@@ -521,8 +564,15 @@ class Program:
                 kwargs[kw.arg] = value
         return self.apply(func, args, kwargs, node, mod, depth)
 
-    def apply(self, func: Any, args: list[Any], kwargs: dict[str, Any], node: ast.Call,
-              mod: Module, depth: int) -> Any:
+    def apply(
+        self,
+        func: Any,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        node: ast.Call,
+        mod: Module,
+        depth: int,
+    ) -> Any:
         if isinstance(func, tuple) and len(func) == 3 and func[0] == "method":
             return self._method(func[1], func[2], args, kwargs, node, mod)
         if isinstance(func, Builtin):
@@ -531,11 +581,22 @@ class Program:
             name = getattr(func.node, "name", "<lambda>")
             if name in ("get_kwargs", "_compute_kwargs") and args and isinstance(args[0], ClassRef):
                 return self.get_kwargs(args[0])
-            if name == "add_cli_args_from_dataclass" and len(args) >= 2 and isinstance(args[1], ClassRef):
+            if (
+                name == "add_cli_args_from_dataclass"
+                and len(args) >= 2
+                and isinstance(args[1], ClassRef)
+            ):
                 only = kwargs.get("fields")
-                self.from_annotated(args[1], only if isinstance(only, (list, tuple)) else None)
+                self.from_annotated(
+                    args[1], list(only) if isinstance(only, (list, tuple)) else None
+                )
                 return None
-            if name == "get_field" and len(args) >= 2 and isinstance(args[0], ClassRef) and isinstance(args[1], str):
+            if (
+                name == "get_field"
+                and len(args) >= 2
+                and isinstance(args[0], ClassRef)
+                and isinstance(args[1], str)
+            ):
                 return FieldSpec(self.class_attr(args[0], args[1], depth + 1))
             if name in ("collect_input_fields",):
                 return Opaque(_text(node))
@@ -551,14 +612,23 @@ class Program:
                 if "default" in kwargs:
                     return FieldSpec(kwargs["default"])
                 factory = kwargs.get("default_factory")
-                if isinstance(factory, Builtin) and factory.name in ("list", "dict", "set", "tuple"):
+                if isinstance(factory, Builtin) and factory.name in (
+                    "list",
+                    "dict",
+                    "set",
+                    "tuple",
+                ):
                     return FieldSpec({"list": [], "dict": {}, "set": [], "tuple": []}[factory.name])
                 if factory is not None:
                     return FieldSpec(Opaque(f"{_text(node)}"))
                 return FieldSpec(MISSING)
             if name in ("get_kwargs", "_compute_kwargs") and args and isinstance(args[0], ClassRef):
                 return self.get_kwargs(args[0])
-            if name == "add_cli_args_from_dataclass" and len(args) >= 2 and isinstance(args[1], ClassRef):
+            if (
+                name == "add_cli_args_from_dataclass"
+                and len(args) >= 2
+                and isinstance(args[1], ClassRef)
+            ):
                 self.from_annotated(args[1], None)
                 return None
         return Opaque(_text(node))
@@ -591,14 +661,25 @@ class Program:
             return _copy(first)
         return Opaque(_text(node))
 
-    def _method(self, obj: Any, name: str, args: list[Any], kwargs: dict[str, Any],
-                node: ast.Call, mod: Module) -> Any:
+    def _method(
+        self,
+        obj: Any,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        node: ast.Call,
+        mod: Module,
+    ) -> Any:
         if obj is PARSER:
             if name == "add_argument":
                 self.record(args, kwargs, node, mod)
                 return None
-            if name in ("add_argument_group", "add_mutually_exclusive_group", "add_parser",
-                        "add_subparsers"):
+            if name in (
+                "add_argument_group",
+                "add_mutually_exclusive_group",
+                "add_parser",
+                "add_subparsers",
+            ):
                 return PARSER
             return None
         if isinstance(obj, dict):
@@ -655,7 +736,8 @@ class Program:
         params = node.args.posonlyargs + node.args.args
         bound = list(args)
         is_static = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
-            _text(d) == "staticmethod" for d in node.decorator_list)
+            _text(d) == "staticmethod" for d in node.decorator_list
+        )
         if func.owner is not None and params and not is_static and params[0].arg in ("self", "cls"):
             env[params[0].arg] = func.owner
             params = params[1:]
@@ -667,11 +749,18 @@ class Program:
                 env[param.arg] = kwargs[param.arg]
             else:
                 d_index = i - (len(params) - len(defaults))
-                env[param.arg] = (self.eval(defaults[d_index], func.mod, {}, depth + 1)
-                                  if d_index >= 0 else Opaque(param.arg))
+                env[param.arg] = (
+                    self.eval(defaults[d_index], func.mod, {}, depth + 1)
+                    if d_index >= 0
+                    else Opaque(param.arg)
+                )
         for param, default in zip(node.args.kwonlyargs, node.args.kw_defaults):
-            env[param.arg] = kwargs.get(param.arg, self.eval(default, func.mod, {}, depth + 1)
-                                        if default is not None else Opaque(param.arg))
+            env[param.arg] = kwargs.get(
+                param.arg,
+                self.eval(default, func.mod, {}, depth + 1)
+                if default is not None
+                else Opaque(param.arg),
+            )
         if isinstance(node, ast.Lambda):
             return self.eval(node.body, func.mod, env, depth + 1)
         self._depth += 1
@@ -685,11 +774,15 @@ class Program:
             self._stack.pop()
         return None
 
-    def run(self, body: list[ast.stmt], mod: Module, env: dict[str, Any], owner: Optional[ClassRef]) -> None:
+    def run(
+        self, body: list[ast.stmt], mod: Module, env: dict[str, Any], owner: Optional[ClassRef]
+    ) -> None:
         for stmt in body:
             self.step(stmt, mod, env, owner)
 
-    def step(self, stmt: ast.stmt, mod: Module, env: dict[str, Any], owner: Optional[ClassRef]) -> None:
+    def step(
+        self, stmt: ast.stmt, mod: Module, env: dict[str, Any], owner: Optional[ClassRef]
+    ) -> None:
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
             self._call_stmt(stmt.value, mod, env, owner)
         elif isinstance(stmt, ast.Assign):
@@ -722,29 +815,50 @@ class Program:
                     if isinstance(base, dict) and _hashable(key):
                         base.pop(key, None)
         elif isinstance(stmt, ast.Return):
-            raise _Return(self._value_with_super(stmt.value, mod, env, owner) if stmt.value else None)
+            raise _Return(
+                self._value_with_super(stmt.value, mod, env, owner) if stmt.value else None
+            )
 
-    def _value_with_super(self, node: Optional[ast.expr], mod: Module, env: dict[str, Any],
-                          owner: Optional[ClassRef]) -> Any:
+    def _value_with_super(
+        self, node: Optional[ast.expr], mod: Module, env: dict[str, Any], owner: Optional[ClassRef]
+    ) -> Any:
         if node is None:
             return None
         if isinstance(node, ast.Call):
             return self._call_stmt(node, mod, env, owner)
         return self.eval(node, mod, env, 1)
 
-    def _call_stmt(self, call: ast.Call, mod: Module, env: dict[str, Any], owner: Optional[ClassRef]) -> Any:
+    def _call_stmt(
+        self, call: ast.Call, mod: Module, env: dict[str, Any], owner: Optional[ClassRef]
+    ) -> Any:
         # super().method(...) inside a class: the first base that defines it.
         f = call.func
-        if (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call)
-                and isinstance(f.value.func, ast.Name) and f.value.func.id == "super" and owner is not None):
+        if (
+            isinstance(f, ast.Attribute)
+            and isinstance(f.value, ast.Call)
+            and isinstance(f.value.func, ast.Name)
+            and f.value.func.id == "super"
+            and owner is not None
+        ):
             for base in self.bases(owner):
                 target = self.class_attr(base, f.attr, 1)
                 if isinstance(target, FuncRef):
                     args = [self.eval(a, mod, env, 1) for a in call.args]
-                    kwargs = {k.arg: self.eval(k.value, mod, env, 1) for k in call.keywords if k.arg}
-                    return self.invoke(FuncRef(target.mod, target.node, env.get("cls", owner)
-                                               if isinstance(env.get("cls"), ClassRef) else owner),
-                                       args, kwargs, 1)
+                    kwargs = {
+                        k.arg: self.eval(k.value, mod, env, 1) for k in call.keywords if k.arg
+                    }
+                    return self.invoke(
+                        FuncRef(
+                            target.mod,
+                            target.node,
+                            env.get("cls", owner)
+                            if isinstance(env.get("cls"), ClassRef)
+                            else owner,
+                        ),
+                        args,
+                        kwargs,
+                        1,
+                    )
             return None
         return self.eval(call, mod, env, 1)
 
@@ -763,8 +877,11 @@ class Program:
         if isinstance(target, ast.Name):
             env[target.id] = value
             return True
-        if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (list, tuple)) \
-                and len(value) == len(target.elts):
+        if (
+            isinstance(target, (ast.Tuple, ast.List))
+            and isinstance(value, (list, tuple))
+            and len(value) == len(target.elts)
+        ):
             return all(self._bind(t, v, env) for t, v in zip(target.elts, value))
         return False
 
@@ -773,7 +890,9 @@ class Program:
     def record(self, args: list[Any], kwargs: dict[str, Any], node: ast.Call, mod: Module) -> None:
         names = [a for a in args if isinstance(a, str)]
         if len(names) != len(args):
-            self.notes.append(f"{mod.path}:{node.lineno}: option name not derivable: {_text(node)[:120]}")
+            self.notes.append(
+                f"{mod.path}:{node.lineno}: option name not derivable: {_text(node)[:120]}"
+            )
             return
         if not names:
             return
@@ -798,7 +917,8 @@ class Program:
             if isinstance(raw, dict):
                 raw = list(raw)
             if isinstance(raw, (list, tuple, set, frozenset)) and all(
-                    isinstance(c, (str, int, float)) or c is None for c in raw):
+                isinstance(c, (str, int, float)) or c is None for c in raw
+            ):
                 choices = tuple(str(c) for c in raw)
             else:
                 choices_unknown = _describe(raw)
@@ -828,7 +948,11 @@ class Program:
         if deprecated == "error" and err is None:
             deprecated = "warn"
         help_text = kw.get("help")
-        if not deprecated and isinstance(help_text, str) and re.search(r"\bdeprecated\b", help_text, re.I):
+        if (
+            not deprecated
+            and isinstance(help_text, str)
+            and re.search(r"\bdeprecated\b", help_text, re.I)
+        ):
             deprecated = "warn"
         nargs_kw = kw.get("nargs", nargs)
         return ArgFact(
@@ -877,7 +1001,10 @@ class Program:
             for key, value in _ARGPARSE_ACTIONS.items():
                 if text.endswith(key):
                     action = value
-        init = next((s for s in cls.node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+        init = next(
+            (s for s in cls.node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"),
+            None,
+        )
         params: dict[str, Any] = {}
         if init is not None:
             args = init.args.args
@@ -892,7 +1019,11 @@ class Program:
                 deprecated = "error"
             nargs = params.get("nargs")
             for sub in ast.walk(init):
-                if isinstance(sub, ast.keyword) and sub.arg == "nargs" and isinstance(sub.value, ast.Constant):
+                if (
+                    isinstance(sub, ast.keyword)
+                    and sub.arg == "nargs"
+                    and isinstance(sub.value, ast.Constant)
+                ):
                     nargs = sub.value.value
         if nargs == 0 and action == "store":
             # A switch: store_true-like when it stores True over a False default.
@@ -911,7 +1042,9 @@ class Program:
         out: dict[str, dict[str, Any]] = {}
         special = self._special_fields()
         for name, ann, value, fmod in self.class_fields(cls):
-            default: Any = MISSING if value is None else self._field_default(self.eval(value, fmod, {}, 1))
+            default: Any = (
+                MISSING if value is None else self._field_default(self.eval(value, fmod, {}, 1))
+            )
             kw: dict[str, Any] = {"default": None if default is MISSING else default}
             atoms = self.type_atoms(ann, fmod)
             kinds = {a[0] for a in atoms}
@@ -929,7 +1062,9 @@ class Program:
                 lits = [v for a in inner[1] if a[0] == "literal" for v in a[1]]
                 if lits:
                     kw["choices"] = lits
-                kw["type"] = Builtin("int" if "int" in inner_kinds else "float" if "float" in inner_kinds else "str")
+                kw["type"] = Builtin(
+                    "int" if "int" in inner_kinds else "float" if "float" in inner_kinds else "str"
+                )
                 kw["nargs"] = "+"
             elif "int" in kinds:
                 kw["type"] = Builtin("int")
@@ -961,7 +1096,9 @@ class Program:
                         if isinstance(node, ast.Compare) and _text(node.left) == "name":
                             for comp in node.comparators:
                                 for const in ast.walk(comp):
-                                    if isinstance(const, ast.Constant) and isinstance(const.value, str):
+                                    if isinstance(const, ast.Constant) and isinstance(
+                                        const.value, str
+                                    ):
                                         names.add(const.value)
         return frozenset(names)
 
@@ -979,12 +1116,14 @@ class Program:
                     return [("other", ann.value)]
                 return self.type_atoms(parsed, mod, depth + 1)
         if isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):
-            return self.type_atoms(ann.left, mod, depth + 1) + self.type_atoms(ann.right, mod, depth + 1)
+            return self.type_atoms(ann.left, mod, depth + 1) + self.type_atoms(
+                ann.right, mod, depth + 1
+            )
         if isinstance(ann, ast.Subscript):
             head = _text(ann.value).rsplit(".", 1)[-1]
             elts = ann.slice.elts if isinstance(ann.slice, ast.Tuple) else [ann.slice]
             if head in ("Optional",):
-                return self.type_atoms(elts[0], mod, depth + 1) + [("none",)]
+                return [*self.type_atoms(elts[0], mod, depth + 1), ("none",)]
             if head == "Union":
                 return [a for e in elts for a in self.type_atoms(e, mod, depth + 1)]
             if head == "Annotated":
@@ -1041,7 +1180,11 @@ class Program:
                 target = self.modules.get(hit[1])
                 if target is None:
                     return None
-                return self._resolve_node(ast.Name(id=hit[2]), target, depth + 1) if depth < _MAX_DEPTH else None
+                return (
+                    self._resolve_node(ast.Name(id=hit[2]), target, depth + 1)
+                    if depth < _MAX_DEPTH
+                    else None
+                )
             return None
         value = self.eval(node, mod, {}, depth + 1)
         return value if isinstance(value, ClassRef) else None
@@ -1063,14 +1206,25 @@ class Program:
             meta = self._arg_meta(ann, fmod)
             if meta is None or meta.get("no_cli") is True:
                 continue
-            inner = ann.slice.elts[0] if isinstance(ann, ast.Subscript) and isinstance(ann.slice, ast.Tuple) else ann
-            cli = meta.get("cli_name") if isinstance(meta.get("cli_name"), str) else "--" + name.replace("_", "-")
-            aliases = meta.get("aliases") if isinstance(meta.get("aliases"), list) else []
-            names = [cli, *[a for a in aliases if isinstance(a, str)]]
+            inner = (
+                ann.slice.elts[0]
+                if isinstance(ann, ast.Subscript) and isinstance(ann.slice, ast.Tuple)
+                else ann
+            )
+            cli = (
+                meta.get("cli_name")
+                if isinstance(meta.get("cli_name"), str)
+                else "--" + name.replace("_", "-")
+            )
+            raw_aliases = meta.get("aliases")
+            aliases = raw_aliases if isinstance(raw_aliases, list) else []
+            names = [str(cli), *[a for a in aliases if isinstance(a, str)]]
             kw: dict[str, Any] = {"dest": name, "help": meta.get("help", "")}
             if meta.get("resolvable") is True:
                 kw["computed"] = True
-            default = MISSING if value is None else self._field_default(self.eval(value, fmod, {}, 1))
+            default = (
+                MISSING if value is None else self._field_default(self.eval(value, fmod, {}, 1))
+            )
             if default is not MISSING:
                 kw["default"] = default
             atoms = self.type_atoms(inner, fmod)
@@ -1083,10 +1237,14 @@ class Program:
                     kw.update(extra)
             elif real and real[0][0] == "literal":
                 kw["choices"] = meta.get("choices") or list(real[0][1])
-                kw["type"] = parser or Builtin(type(real[0][1][0]).__name__ if real[0][1] else "str")
+                kw["type"] = parser or Builtin(
+                    type(real[0][1][0]).__name__ if real[0][1] else "str"
+                )
             elif real and real[0][0] == "list" and parser is None:
                 elem = [a for a in real[0][1] if a[0] != "none"]
-                kw["type"] = Builtin(elem[0][0] if elem and elem[0][0] in ("int", "float") else "str")
+                kw["type"] = Builtin(
+                    elem[0][0] if elem and elem[0][0] in ("int", "float") else "str"
+                )
                 kw["nargs"] = meta.get("nargs") or "+"
                 if meta.get("choices"):
                     kw["choices"] = meta["choices"]
@@ -1104,7 +1262,10 @@ class Program:
             self.args.append(self._fact(names, kw))
 
     def _arg_meta(self, ann: ast.expr, mod: Module) -> Optional[dict[str, Any]]:
-        if not isinstance(ann, ast.Subscript) or _text(ann.value).rsplit(".", 1)[-1] not in ("A", "Annotated"):
+        if not isinstance(ann, ast.Subscript) or _text(ann.value).rsplit(".", 1)[-1] not in (
+            "A",
+            "Annotated",
+        ):
             return None
         if not isinstance(ann.slice, ast.Tuple):
             return None
@@ -1211,7 +1372,15 @@ def _describe(value: Any) -> str:
 
 
 def _type_name(value: Any, action: str) -> str:
-    if action in ("store_true", "store_false", "store_const", "count", "boolean", "help", "version"):
+    if action in (
+        "store_true",
+        "store_false",
+        "store_const",
+        "count",
+        "boolean",
+        "help",
+        "version",
+    ):
         return ""
     if value is None:
         return ""
@@ -1238,7 +1407,9 @@ def _type_name(value: Any, action: str) -> str:
         match = re.fullmatch(r"(?:optional_type|parse_type)\((\w+(?:\.\w+)?)\)", text)
         if match:
             inner = match.group(1)
-            return {"int": "int", "float": "float", "str": "", "json.loads": "json"}.get(inner, "other")
+            return {"int": "int", "float": "float", "str": "", "json.loads": "json"}.get(
+                inner, "other"
+            )
         if "json" in text or text.endswith("from_cli") or text.endswith("from_json"):
             return "json"
         return "other"
@@ -1298,12 +1469,21 @@ def _features(program: Program, framework: str) -> tuple[str, ...]:
                     out.add("dotted-keys")
                 if re.search(r"""['"]-O['"]""", body):
                     out.add("-O")
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr == "add_argument" and node.args \
-                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == "--config":
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "add_argument"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value == "--config"
+            ):
                 out.add("config-file")
-            if isinstance(node, ast.keyword) and node.arg == "allow_abbrev" \
-                    and isinstance(node.value, ast.Constant) and node.value.value is False:
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "allow_abbrev"
+                and isinstance(node.value, ast.Constant)
+                and node.value.value is False
+            ):
                 out.add("no-abbrev")
     return tuple(sorted(out))
 
@@ -1328,8 +1508,14 @@ def _entry(program: Program, framework: str) -> None:
     if serve is not None:
         for stmt in serve.tree.body:
             if isinstance(stmt, ast.ClassDef):
-                init = next((s for s in stmt.body if isinstance(s, ast.FunctionDef)
-                             and s.name == "subparser_init"), None)
+                init = next(
+                    (
+                        s
+                        for s in stmt.body
+                        if isinstance(s, ast.FunctionDef) and s.name == "subparser_init"
+                    ),
+                    None,
+                )
                 if init is not None:
                     program.invoke(FuncRef(serve, init, ClassRef(serve, stmt)), [PARSER], {}, 0)
                     return
@@ -1344,10 +1530,8 @@ def _entry(program: Program, framework: str) -> None:
         for stmt in api.tree.body:
             if isinstance(stmt, ast.If) and "__main__" in _text(stmt.test):
                 env: dict[str, Any] = {}
-                try:
+                with contextlib.suppress(_Return):
                     program.run(stmt.body, api, env, None)
-                except _Return:
-                    pass
                 return
     program.notes.append("no entry point found for vLLM's server arguments")
 
@@ -1357,7 +1541,9 @@ def extract(framework: str, members: Mapping[str, str]) -> ReleaseFacts:
     program = Program(members)
     original = program.apply
 
-    def apply(func: Any, args: list[Any], kwargs: dict[str, Any], node: ast.Call, mod: Module, depth: int) -> Any:
+    def apply(
+        func: Any, args: list[Any], kwargs: dict[str, Any], node: ast.Call, mod: Module, depth: int
+    ) -> Any:
         name = ""
         if isinstance(func, (Builtin, Opaque)):
             name = (func.name if isinstance(func, Builtin) else func.text).rsplit(".", 1)[-1]
@@ -1411,15 +1597,21 @@ def _tp_chain(node: ast.If) -> list[str]:
     current: Optional[ast.stmt] = node
     while isinstance(current, ast.If):
         test = current.test
-        if not (isinstance(test, ast.Compare) and len(test.ops) == 1
-                and isinstance(test.ops[0], (ast.GtE, ast.Gt))
-                and isinstance(test.comparators[0], ast.Constant)
-                and _text(test.left) in ("self.tp_size", "parallel_size", "tp_size")):
+        if not (
+            isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], (ast.GtE, ast.Gt))
+            and isinstance(test.comparators[0], ast.Constant)
+            and _text(test.left) in ("self.tp_size", "parallel_size", "tp_size")
+        ):
             return []
         value = _assigned_fraction(current.body)
         if value is None:
             return []
-        bound = int(test.comparators[0].value) + (1 if isinstance(test.ops[0], ast.Gt) else 0)
+        limit = test.comparators[0]
+        if not isinstance(limit, ast.Constant) or not isinstance(limit.value, int):
+            return []
+        bound = limit.value + (1 if isinstance(test.ops[0], ast.Gt) else 0)
         rows.append(f"{bound}:{value}")
         current = current.orelse[0] if len(current.orelse) == 1 else None
     last = _assigned_fraction(_else_of(node))
@@ -1435,8 +1627,13 @@ def _else_of(node: ast.If) -> list[ast.stmt]:
 
 
 def _assigned_fraction(body: list[ast.stmt]) -> Optional[str]:
-    if len(body) == 1 and isinstance(body[0], ast.Assign) and isinstance(body[0].value, ast.Constant) \
-            and _text(body[0].targets[0]) == "self.mem_fraction_static":
+    if (
+        len(body) == 1
+        and isinstance(body[0], ast.Assign)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, (int, float))
+        and _text(body[0].targets[0]) == "self.mem_fraction_static"
+    ):
         return repr(float(body[0].value.value))
     return None
 
@@ -1447,8 +1644,13 @@ _ASSIGNED = re.compile(r"\b(?:self|args|server_args)\.([A-Za-z_][A-Za-z0-9_]*)\s
 def _computed(fact: ArgFact, assigned: frozenset[str]) -> ArgFact:
     """A None default that the release's code assigns later is decided at startup (by GPU,
     model or other flags): `mem_fraction_static`, `attention_backend`, ..."""
-    if fact.default is not None or fact.default_unknown or fact.default_computed \
-            or fact.action != "store" or fact.dest not in assigned:
+    if (
+        fact.default is not None
+        or fact.default_unknown
+        or fact.default_computed
+        or fact.action != "store"
+        or fact.dest not in assigned
+    ):
         return fact
     return replace(fact, default_computed=True)
 

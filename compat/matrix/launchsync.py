@@ -143,8 +143,8 @@ def read_wheel_sources(
     file = HttpRangeFile(client, url)
     entries = read_zip_directory(file)
     names = [entry.name for entry in entries]
-    wanted = set(select_members(framework, names))
-    raw = read_zip_members(file, [e for e in entries if e.name in wanted], MAX_MEMBER)
+    chosen = set(select_members(framework, names))
+    raw = read_zip_members(file, [e for e in entries if e.name in chosen], MAX_MEMBER)
     members = {name: _decode(data) for name, data in raw.items()}
     cache.put(sha256, names, members)
     return members, False
@@ -160,23 +160,21 @@ def read_sdist_sources(
     if size <= 0 or size > MAX_SDIST:
         raise FetchError(f"sdist of {size} bytes: too large to read whole, and no wheel")
     _, _, data = client.get_range(url, f"0-{size - 1}", limit=size)
+    by_name: dict[str, tarfile.TarInfo] = {}
+    members: dict[str, str] = {}
     try:
-        archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+            for info in archive.getmembers():
+                # "vllm-0.1.0/vllm/engine/arg_utils.py" -> "vllm/engine/arg_utils.py"
+                parts = info.name.split("/", 1)
+                if info.isfile() and len(parts) == 2:
+                    by_name[parts[1]] = info
+            for name in select_members(framework, by_name):
+                handle = archive.extractfile(by_name[name])
+                if handle is not None and by_name[name].size <= MAX_MEMBER:
+                    members[name] = _decode(handle.read())
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise FetchError(f"unreadable sdist: {exc}") from None
-    by_name: dict[str, tarfile.TarInfo] = {}
-    with archive:
-        for info in archive.getmembers():
-            # "vllm-0.1.0/vllm/engine/arg_utils.py" -> "vllm/engine/arg_utils.py"
-            parts = info.name.split("/", 1)
-            if info.isfile() and len(parts) == 2:
-                by_name[parts[1]] = info
-        wanted = select_members(framework, by_name)
-        members: dict[str, str] = {}
-        for name in wanted:
-            handle = archive.extractfile(by_name[name])
-            if handle is not None and by_name[name].size <= MAX_MEMBER:
-                members[name] = _decode(handle.read())
     cache.put(sha256, sorted(by_name), members)
     return members, False
 
@@ -236,7 +234,8 @@ class LaunchSyncReport:
             lines.append(
                 f"{r.framework:<12}{r.releases:>9}{r.read:>6}{r.cached:>8}{r.kept:>6}"
                 f"{len(r.added):>7}{len(r.removed):>9}{f'{r.flags[0]}-{r.flags[1]}':>11}"
-                f"{len(r.failures):>8}")
+                f"{len(r.failures):>8}"
+            )
             lines.extend(f"{r.framework}: failed {v}: {why}" for v, why in r.failures)
         changed = [r for r in self.frameworks if r.changes_file]
         if not changed:
@@ -244,7 +243,9 @@ class LaunchSyncReport:
         elif self.write:
             lines.append("wrote " + ", ".join(str(r.path) for r in changed if r.written))
         else:
-            lines.append("would write " + ", ".join(str(r.path) for r in changed) + " (run with --write)")
+            lines.append(
+                "would write " + ", ".join(str(r.path) for r in changed) + " (run with --write)"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -286,8 +287,13 @@ def database_releases(generated: Path, framework: str) -> list[str]:
 _Result = Union[tuple[dict[str, str], bool], FetchError]
 
 
-def _read(client: PyPIClient, cache: MemberCache, framework: str, page: ProjectPage,
-          files: list[Mapping[str, Any]]) -> tuple[Provenance, _Result]:
+def _read(
+    client: PyPIClient,
+    cache: MemberCache,
+    framework: str,
+    page: ProjectPage,
+    files: list[Mapping[str, Any]],
+) -> tuple[Provenance, _Result]:
     wheel = choose_wheel(files)
     chosen: Mapping[str, Any]
     if wheel is not None:
@@ -308,7 +314,6 @@ def _read(client: PyPIClient, cache: MemberCache, framework: str, page: ProjectP
         return source, read_sdist_sources(client, url, sha, size, framework, cache)
     except FetchError as failure:
         return source, failure
-
 
 
 def sync_launch(
@@ -335,18 +340,38 @@ def sync_launch(
     reports: list[LaunchReport] = []
     with ThreadPoolExecutor(max_workers=client.concurrency) as pool:
         for framework in frameworks:
-            reports.append(_sync_one(client, cache, pool, generated, framework,
-                                     (releases or {}).get(framework), read_at, today, say))
+            reports.append(
+                _sync_one(
+                    client,
+                    cache,
+                    pool,
+                    generated,
+                    framework,
+                    (releases or {}).get(framework),
+                    read_at,
+                    today,
+                    say,
+                )
+            )
     if write:
         write_all((r.path, r.new_text) for r in reports if r.changes_file)
         reports = [LaunchReport(**{**r.__dict__, "written": r.changes_file}) for r in reports]
-    return LaunchSyncReport(tuple(reports), write, time.monotonic() - started,
-                            client.requests, client.bytes_received)
+    return LaunchSyncReport(
+        tuple(reports), write, time.monotonic() - started, client.requests, client.bytes_received
+    )
 
 
-def _sync_one(client: PyPIClient, cache: MemberCache, pool: ThreadPoolExecutor, generated: Path,
-              framework: str, wanted: Optional[list[str]], read_at: str, today: str,
-              say: Callable[[str], None]) -> LaunchReport:
+def _sync_one(
+    client: PyPIClient,
+    cache: MemberCache,
+    pool: ThreadPoolExecutor,
+    generated: Path,
+    framework: str,
+    wanted: Optional[list[str]],
+    read_at: str,
+    today: str,
+    say: Callable[[str], None],
+) -> LaunchReport:
     path = launch_path(generated, framework)
     old_text, old, extractor = _old_launch(path, framework)
     versions = wanted if wanted is not None else database_releases(generated, framework)
@@ -354,11 +379,18 @@ def _sync_one(client: PyPIClient, cache: MemberCache, pool: ThreadPoolExecutor, 
     try:
         page = client.project(framework)
     except FetchError as failure:
-        raise NetworkError(f"the index did not answer for {framework}: {failure.reason}",
-                           "try again later; no file was changed") from None
+        raise NetworkError(
+            f"the index did not answer for {framework}: {failure.reason}",
+            "try again later; no file was changed",
+        ) from None
     if page is None:
-        return LaunchReport(framework, path, failures=(("*", "not on the index"),),
-                            old_text=old_text, new_text=old_text)
+        return LaunchReport(
+            framework,
+            path,
+            failures=(("*", "not on the index"),),
+            old_text=old_text,
+            new_text=old_text,
+        )
     old_facts = launchdata.expand(old) if old is not None and extractor == EXTRACTOR else {}
     old_sources = {str(r.version): r.source for r in old.releases} if old is not None else {}
     records: list[launchdata.ReleaseRecord] = []
@@ -367,10 +399,17 @@ def _sync_one(client: PyPIClient, cache: MemberCache, pool: ThreadPoolExecutor, 
     kept = 0
     for version in versions:
         files = page.data["releases"].get(version) or []
-        choice = choose_wheel(files) or next((f for f in files if f.get("packagetype") == "sdist"), None)
+        choice = choose_wheel(files) or next(
+            (f for f in files if f.get("packagetype") == "sdist"), None
+        )
         previous = old_sources.get(version)
-        if (choice is not None and previous is not None and version in old_facts
-                and previous.file == choice.get("filename") and previous.sha256 == _sha256(choice)):
+        if (
+            choice is not None
+            and previous is not None
+            and version in old_facts
+            and previous.file == choice.get("filename")
+            and previous.sha256 == _sha256(choice)
+        ):
             records.append(launchdata.ReleaseRecord(version, old_facts[version], previous))
             kept += 1
             continue
@@ -385,15 +424,23 @@ def _sync_one(client: PyPIClient, cache: MemberCache, pool: ThreadPoolExecutor, 
         if isinstance(result, FetchError):
             failures.append((version, result.reason))
             if version in old_facts:  # stale beats missing
-                records.append(launchdata.ReleaseRecord(version, old_facts[version], old_sources[version]))
+                records.append(
+                    launchdata.ReleaseRecord(version, old_facts[version], old_sources[version])
+                )
             continue
         members, from_cache = result
         cached += from_cache
         read += not from_cache
         facts = extract(framework, members)
-        records.append(launchdata.ReleaseRecord(
-            version, facts, Provenance(source.file, source.sha256, source.method, read_at,
-                                       tuple(sorted(members)))))
+        records.append(
+            launchdata.ReleaseRecord(
+                version,
+                facts,
+                Provenance(
+                    source.file, source.sha256, source.method, read_at, tuple(sorted(members))
+                ),
+            )
+        )
     synced = old.synced if old is not None else today
     doc = launchdata.merge(framework, records, client.index_url, synced, EXTRACTOR)
     text = launchdata.render(doc)
@@ -403,11 +450,18 @@ def _sync_one(client: PyPIClient, cache: MemberCache, pool: ThreadPoolExecutor, 
     counts = [len(r.facts.args) for r in records] or [0]
     old_versions = set(old_sources)
     return LaunchReport(
-        framework=framework, path=path, releases=len(records), read=read, cached=cached,
-        kept=kept, failures=tuple(failures),
+        framework=framework,
+        path=path,
+        releases=len(records),
+        read=read,
+        cached=cached,
+        kept=kept,
+        failures=tuple(failures),
         added=tuple(v for v in versions if v not in old_versions),
         removed=tuple(sorted((v for v in old_versions if v not in set(versions)), key=Version)),
-        flags=(min(counts), max(counts)), old_text=old_text, new_text=text,
+        flags=(min(counts), max(counts)),
+        old_text=old_text,
+        new_text=text,
     )
 
 
@@ -424,4 +478,6 @@ def run_launch_sync(
     """`compat matrix sync`'s launch step: cache under $COMPAT_CACHE_DIR or ~/.cache/compat/http."""
     root = cache_dir if cache_dir is not None else default_cache_dir()
     with PyPIClient(index_url=index_url, cache=DiskCache(root), concurrency=concurrency) as client:
-        return sync_launch(client, MemberCache(root), generated, frameworks, write, releases, progress)
+        return sync_launch(
+            client, MemberCache(root), generated, frameworks, write, releases, progress
+        )

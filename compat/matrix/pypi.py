@@ -536,7 +536,9 @@ def read_zip_members(
     group: list[ZipMember] = []
 
     def span_end(entry: ZipMember) -> int:
-        return min(entry.offset + 30 + len(entry.name.encode()) + 1024 + entry.compressed, file.size)
+        return min(
+            entry.offset + 30 + len(entry.name.encode()) + 1024 + entry.compressed, file.size
+        )
 
     def flush() -> None:
         if not group:

@@ -50,8 +50,10 @@ def test_seed000_small_gpu_default_fraction_warns_with_numbers() -> None:
     (f,) = check_memory(env_with(RTX4070), launch, model_params_b=1.5)
     assert f.code == "memory-headroom" and f.severity == Severity.WARNING
     assert "~0.94 GiB of 11.99 GiB" in f.message and "CUDA-graph capture" in f.message
-    assert ("mem_fraction_static=0.88 (sglang default for tp=1 (table at "
-            "sglang/srt/server_args.py:226 of sglang 0.4.6.post1))") in f.evidence
+    assert (
+        "mem_fraction_static=0.88 (sglang default for tp=1 (table at "
+        "sglang/srt/server_args.py:226 of sglang 0.4.6.post1))"
+    ) in f.evidence
     assert any("left for activations and CUDA-graph capture: ~0.94 GiB" in e for e in f.evidence)
     assert f.fix[0].startswith("--mem-fraction-static 0.79")
     assert any("--cuda-graph-max-bs" in x for x in f.fix)
