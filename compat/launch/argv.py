@@ -230,6 +230,10 @@ class ArgParser:
         if basis is None:
             return None
         history = basis.history(name)
+        if not history and any(
+            p.kind == "ambiguous-flag" and p.subject == name for p in out.problems
+        ):
+            return None  # an abbreviation of several flags, not a misspelling
         if basis.index is None:
             if history:
                 return history[-1]
@@ -307,7 +311,7 @@ class ArgParser:
     ) -> int:
         basis = self.basis
         assert basis is not None
-        if state.deprecated:
+        if state.deprecated and basis.index is not None:
             self._deprecated(state, name, out)
         negated = (
             state.action == "boolean" and name.startswith("--no-") and name not in state.options
@@ -430,9 +434,11 @@ class ArgParser:
         if text in choices:
             return
         shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
-        close = [c for c in choices if c.lower() == text.lower()] or __import__(
-            "difflib"
-        ).get_close_matches(text, choices, n=2, cutoff=0.6)
+        import difflib
+
+        close = [c for c in choices if c.lower() == text.lower()] or difflib.get_close_matches(
+            text, choices, n=2, cutoff=0.6
+        )
         out.problem(
             "bad-choice",
             Severity.ERROR,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +125,8 @@ class Basis:
         return sorted(self.union.get(option, []), key=lambda s: s.first)
 
     def suggest(self, option: str, pool: Optional[Iterable[str]] = None) -> list[str]:
+        import difflib
+
         names = [n for n in (pool if pool is not None else self.names()) if n.startswith("-")]
         return difflib.get_close_matches(option, names, n=3, cutoff=0.75)
 

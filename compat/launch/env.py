@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 
 from compat.launch.data import Basis
@@ -101,6 +100,8 @@ def _flag_for(name: str, basis: Basis) -> str:
 
 
 def _close(name: str, basis: Basis) -> tuple[str, ...]:
+    import difflib
+
     pool = basis.view.env if basis.view is not None else basis.data.env.keys()
     return tuple(
         f"did you mean {n}?" for n in difflib.get_close_matches(name, list(pool), n=2, cutoff=0.8)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from compat import resources
 from compat.errors import DataError
-from compat.matrix.schema import Problems
+
+if TYPE_CHECKING:
+    from compat.matrix.schema import Problems
 
 FORMULAS = frozenset({"tp-table", "gpu-tier-reserve", "gpu-memory-settings", "gpu-memory-tiers"})
 _KEYS = frozenset(
@@ -134,6 +136,7 @@ def launch_rules(root: Optional[Path] = None) -> list[LaunchRule]:
             _CACHE[key] = []
         else:
             from compat.launch.model import SETTINGS
+            from compat.matrix.schema import Problems
             from compat.matrix.tomlfile import read_toml
 
             p = Problems(str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 import json
 import re
@@ -208,6 +209,19 @@ class LaunchReport:
     def changes_file(self) -> bool:
         return self.new_text != self.old_text
 
+    def unified_diff(self) -> str:
+        if not self.changes_file:
+            return ""
+        name = f"generated/launch/{self.path.name}"
+        return "".join(
+            difflib.unified_diff(
+                self.old_text.splitlines(keepends=True),
+                self.new_text.splitlines(keepends=True),
+                fromfile=f"a/{name}",
+                tofile=f"b/{name}",
+            )
+        )
+
 
 @dataclass(frozen=True)
 class LaunchSyncReport:
@@ -222,6 +236,9 @@ class LaunchSyncReport:
     @property
     def ok(self) -> bool:
         return not any(r.failures for r in self.frameworks)
+
+    def unified_diff(self) -> str:
+        return "".join(r.unified_diff() for r in self.frameworks)
 
     def summary(self) -> str:
         lines = [

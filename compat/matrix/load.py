@@ -230,6 +230,9 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
         problems.extend(found)
     else:
         problems.append(f"{packages}: missing (the stack's package families)")
+    from compat.matrix.launchdata import validate_launch_files
+
+    problems.extend(validate_launch_files(root))
     adv = root / "advisories"
     if adv.is_dir():
         try:
