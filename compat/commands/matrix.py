@@ -86,7 +86,8 @@ def sync_cmd(
             index_url,
             progress,
         )
-        click.echo(launch.summary(), nl=False)
+        summary = report.summary()
+        click.echo(("" if summary.endswith("\n") else "\n") + launch.summary(), nl=False)
         if show_diff:
             click.echo(launch.unified_diff(), nl=False)
         if not launch.ok:

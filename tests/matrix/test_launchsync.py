@@ -262,3 +262,29 @@ def test_online_one_real_release_end_to_end(tmp_path: Path) -> None:
             if name in a.options:
                 sa, sb = a.options[name], b.options[name]
                 assert (sa.default, sa.choices, sa.type) == (sb.default, sb.choices, sb.type)
+
+
+def test_validation_reports_every_problem_with_its_key(tmp_path: Path) -> None:
+    import shutil
+
+    from compat import resources
+    from compat.matrix.launchdata import validate_launch_files
+
+    root = tmp_path / "matrices"
+    shutil.copytree(resources.matrices_dir(), root)
+    path = root / "generated" / "launch" / "vllm.toml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('action = "boolean"', 'action = "toggle"', 1)
+    text = text.replace('VLLM_USE_V1 = ["0.6.4..0.11.0"]', 'VLLM_USE_V1 = ["0.6.4..9.9.9"]')
+    path.write_text(text, encoding="utf-8")
+    rules = root / "curated" / "launch_rules.toml"
+    rules.write_text(
+        rules.read_text(encoding="utf-8").replace(
+            'setting = "cudagraph_mode"', 'setting = "cuda_graph_mode"', 1
+        ),
+        encoding="utf-8",
+    )
+    problems = validate_launch_files(root)
+    assert any("unknown action 'toggle'" in p for p in problems), problems
+    assert any("env.VLLM_USE_V1[0]: not a span of known releases" in p for p in problems), problems
+    assert any("rule[0].setting: unknown launch setting 'cuda_graph_mode'" in p for p in problems)
