@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from packaging.version import Version
 
@@ -577,7 +577,3 @@ def vllm_default_unquantized_moe_backend(version: Optional[Version]) -> Union[st
         if applies(r, {"moe_backend": "auto"}):
             return str(r.value)
     return Unknown(f"no curated rule for vLLM {version}'s unquantized MoE backend")
-
-
-def settings_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(values)

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
@@ -116,14 +115,6 @@ class FieldSpec:
     """`field(default=...)`, `get_field(Cls, "x")`, pydantic `Field(...)`."""
 
     default: Any = MISSING
-
-
-@dataclass(frozen=True)
-class TypeOf:
-    """An annotation, kept unevaluated with the module it is written in."""
-
-    node: ast.expr
-    mod: Module
 
 
 class _Parser:
@@ -1662,12 +1653,3 @@ def _dedupe(args: list[ArgFact]) -> list[ArgFact]:
     for fact in args:
         out[fact.options[0]] = fact
     return list(out.values())
-
-
-def iter_options(facts: ReleaseFacts) -> Iterator[str]:
-    for fact in facts.args:
-        yield from fact.options
-
-
-def dumps_default(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

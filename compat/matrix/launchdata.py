@@ -10,7 +10,7 @@ questions a launch parser asks: which flags release X has, and when a flag came 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -805,10 +805,6 @@ def _json_key(p: Problems, d: dict[str, Any], key: str, path: str) -> Any:
     except ValueError:
         p.add(f"{path}.{key}", f"not JSON: {raw!r}")
         return None
-
-
-def versions_of(data: LaunchData, indices: Iterable[int]) -> list[str]:
-    return [str(data.releases[i].version) for i in indices]
 
 
 def version_key(text: str) -> Version:
