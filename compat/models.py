@@ -310,6 +310,8 @@ class Code(str, enum.Enum):
     UNKNOWN_COMBINATION = "unknown-combination"
     LAUNCH_FLAG = "launch-flag"
     CLUSTER_MISMATCH = "cluster-mismatch"
+    PARALLELISM = "parallelism"
+    MEMORY_FIT = "memory-fit"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------

@@ -9,12 +9,13 @@ from compat.check import (
     caches,
     companion,
     cuda,
+    driver_gpu,
     envvars,
+    fit,
     framework,
     gpu,
     kernels,
     launch_flags,
-    memory,
     torch_triton,
     unknown,
 )
@@ -34,12 +35,15 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("cuda-mix", cuda.check_mix),
     ("cuda-mix", cuda.check_minor),
     ("driver-too-old", cuda.check_driver),
+    ("driver-too-old", driver_gpu.check),
     ("gpu-arch", gpu.check),
+    ("gpu-arch", fit.check_quantization),
+    ("parallelism", fit.check_parallelism),
+    ("memory-fit", fit.check_memory),
     ("stale-cache", caches.check),
     ("env-var", envvars.check),
     ("launch-flag", launch_flags.check),
     ("unknown-combination", unknown.check),
-    ("memory-headroom", memory.check),
 )
 
 

@@ -59,6 +59,8 @@ SETTINGS: tuple[str, ...] = (
     "kv_transfer_config",
     "moe_a2a_backend",
     "nnodes",
+    "revision",
+    "download_dir",
 )
 
 # A process runs inside Ray when Ray put one of these into its environment (job drivers get

@@ -78,6 +78,8 @@ DESTS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "kv_transfer_config": {"vllm": ("kv_transfer_config",)},
     "moe_a2a_backend": {"sglang": ("moe_a2a_backend",)},
     "nnodes": {"sglang": ("nnodes",), "vllm": ("nnodes",)},
+    "revision": {"sglang": ("revision",), "vllm": ("revision",)},
+    "download_dir": {"sglang": ("download_dir",), "vllm": ("download_dir",)},
 }
 
 # What compat writes where a release declares no value (None) or decides it at startup: the
@@ -251,6 +253,8 @@ class Normalizer:
         s["kv_transfer_config"] = None
         s["moe_a2a_backend"] = self.simple("moe_a2a_backend")
         s["nnodes"] = self.simple("nnodes")
+        s["revision"] = self._value_or_none("revision")
+        s["download_dir"] = self._value_or_none("download_dir")
         use_ray = self.values.get("use_ray")
         s["distributed_executor_backend"] = "ray" if use_ray is True else None
         if use_ray is True:
@@ -459,6 +463,8 @@ class Normalizer:
         if nn[0]:
             self._mark("nnodes", nn[2])
         s["nnodes"] = _normal("nnodes", nn[1]) if nn[0] else None
+        s["revision"] = self._value_or_none("revision")
+        s["download_dir"] = self._value_or_none("download_dir")
 
     def _reads_env(self, name: str) -> bool:
         basis = self.basis

@@ -347,6 +347,12 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
         Version("0.4.6.post1"),
     )
     produced |= {f.code for f in check(e, NO_ADVISORIES, mistyped)}
+    fit_env = apply_overrides(env_of(), MATRIX, gpus=("h100",))
+    fit_launch = parse_launch(["vllm", "serve", "m", "-tp", "2"])
+    produced |= {
+        f.code
+        for f in check(fit_env, load_database(), fit_launch, Unknown("m is not in the HF cache"))
+    }
     from compat.check.cluster import compare
     from tests.test_cluster import report
 
