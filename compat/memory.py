@@ -118,16 +118,22 @@ def _formula(version: Optional[Version]) -> tuple[str, str]:
     return rule.formula, f"rule {rule.id}, {rule.where.split(' (')[0]}"
 
 
-def _tp_table(launch: LaunchConfig) -> Optional[tuple[list[tuple[int, float]], str, str]]:
-    basis = launch.basis
-    view = basis.view if basis is not None else None
-    if view is None or not view.info.mem_fraction_tp:
+def _tp_table(version: Optional[Version]) -> Optional[tuple[list[tuple[int, float]], str, str]]:
+    """The table by parallel size sglang `version`'s own server_args.py holds (launch data)."""
+    from compat.launch.data import launch_data
+
+    data = launch_data("sglang") if version is not None else None
+    index = data.index_of(version) if data is not None and version is not None else None
+    if data is None or index is None:
+        return None
+    info = data.release(index)
+    if not info.mem_fraction_tp:
         return None
     rows = []
-    for row in view.info.mem_fraction_tp:
+    for row in info.mem_fraction_tp:
         size, _, frac = row.partition(":")
         rows.append((int(size), float(frac)))
-    return sorted(rows, reverse=True), view.info.mem_fraction_tp_by, view.info.mem_fraction_tp_source
+    return sorted(rows, reverse=True), info.mem_fraction_tp_by, info.mem_fraction_tp_source
 
 
 def sglang_default_mem_fraction(
@@ -145,14 +151,17 @@ def sglang_default_mem_fraction(
     spec = s.get("speculative_algorithm")
     formula, which = _formula(version)
     if formula == "tp-table":
-        table = _tp_table(launch)
+        table = _tp_table(version)
         if table is not None:
             rows, by, where = table
             size = tp * pp if by == "tp_size*pp_size" else tp
             frac = next((f for n, f in rows if size >= n), rows[-1][1])
             label = by.replace("_size", "")
             return frac, f"sglang default for {label}={size} (table at {where} of sglang {version})"
-        formula, which = "gpu-memory-settings", f"no table read for sglang {version}; the current rule"
+        formula, which = (
+            "gpu-memory-settings",
+            f"no table read for sglang {version}; the current rule",
+        )
     if formula == "gpu-tier-reserve":
         ps = tp * pp
         if gpu_mem_mib < 35 * 1024:
@@ -168,7 +177,10 @@ def sglang_default_mem_fraction(
         if s.get("enable_dp_attention") is True:
             reserved += 4 * 1024
         frac = round((gpu_mem_mib - reserved) / gpu_mem_mib, 3)
-        return frac, f"sglang default: {reserved / 1024:.2f} GiB reserved for this GPU tier ({which})"
+        return (
+            frac,
+            f"sglang default: {reserved / 1024:.2f} GiB reserved for this GPU tier ({which})",
+        )
     chunk_default, bs_default = sglang_tier_defaults(gpu_mem_mib, tp)
     chunk = _opt_int(launch, "chunked_prefill_size") or chunk_default
     bs = _opt_int(launch, "cuda_graph_max_bs") or bs_default

@@ -182,7 +182,14 @@ def test_unknown_version_judges_against_every_release() -> None:
     (p,) = never.problems
     assert p.kind == "unknown-flag" and "any sglang release" in p.message
     assert sgl("--disable-disk-cache", version=None).problems == ()  # 0.1.12 .. 0.4.1.post1
-    assert isinstance(vllm(version=None).settings["gpu_memory_utilization"], Unknown)
+    # A default that differs by release: the newest releases', and the origin says so.
+    unknown = vllm(version=None)
+    assert unknown.settings["gpu_memory_utilization"] == 0.92
+    assert "version unknown; 0.9 in 0.0.1..0.19.1" in unknown.origin("gpu_memory_utilization")
+    assert isinstance(unknown.get("gpu_memory_utilization"), float)
+    assert isinstance(
+        unknown.basis.default("gpu_memory_utilization") if unknown.basis else None, Unknown
+    )
     # A version the data does not hold: judged by the nearest release, removals are "could not tell".
     dev = vllm("--use-v2-block-manager", version="0.18.2rc1.dev54")
     (d,) = dev.problems

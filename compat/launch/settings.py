@@ -162,12 +162,29 @@ class Normalizer:
                 if basis.placeholder(dest):
                     return _PLACEHOLDER.get(setting)
                 value = basis.default(dest)
+                if isinstance(value, Unknown) and basis.index is None:
+                    return self._newest_default(setting, dest, value)
                 if value is None or (
                     isinstance(value, Unknown) and "decided at startup" in value.reason
                 ):
                     return _PLACEHOLDER.get(setting)
                 return value
         return _PLACEHOLDER.get(setting)
+
+    def _newest_default(self, setting: str, dest: str, unknown: Unknown) -> object:
+        """Version unknown and the default differs by release: the newest release's, said so."""
+        basis = self.basis
+        assert basis is not None
+        states = [s for s in basis.by_dest(dest) if not s.deprecated]
+        newest = max(states, key=lambda s: s.last)
+        if newest.computed or newest.default_unknown or newest.default is None:
+            return unknown
+        first, last = basis.version_at(newest.first), basis.version_at(newest.last)
+        self.origins[setting] = (
+            f"default of {self.framework} {first}..{last}, the newest releases "
+            f"(version unknown; {unknown.reason.split('(', 1)[-1].rstrip(')')})"
+        )
+        return newest.default
 
     def simple(self, setting: str) -> object:
         given, value, origin = self._given(setting)

@@ -815,7 +815,7 @@ def version_key(text: str) -> Version:
 
 
 def validate_launch_files(root: Path) -> list[str]:
-    """Every problem of generated/launch/*.toml and curated/launch_rules.toml (validate)."""
+    """Every problem of generated/launch/*.toml (`compat matrix validate`)."""
     from compat.matrix.schema import Problems
     from compat.matrix.sync import _load_old
     from compat.matrix.tomlfile import read_toml
@@ -839,16 +839,5 @@ def validate_launch_files(root: Path) -> list[str]:
                 f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
                 "(run `compat matrix sync --write`)",
             )
-        problems.extend(p.items)
-    rules = root / "curated" / "launch_rules.toml"
-    if rules.is_file():
-        from compat.launch.model import SETTINGS
-        from compat.launch.rules import read_rules
-
-        p = Problems(str(rules))
-        try:
-            read_rules(p, read_toml(rules), SETTINGS)
-        except DataError as exc:
-            problems.extend(exc.problems)
         problems.extend(p.items)
     return problems
