@@ -181,7 +181,13 @@ def test_unknown_version_judges_against_every_release() -> None:
     never = sgl("--tensor-paralel-size", "2", version=None)
     (p,) = never.problems
     assert p.kind == "unknown-flag" and "any sglang release" in p.message
-    assert sgl("--disable-disk-cache", version=None).problems == ()  # 0.1.12 .. 0.4.1.post1
+    (some,) = sgl("--disable-disk-cache", "--tp-size", "2", version=None).problems
+    assert (some.kind, some.severity, some.subject) == (
+        "could-not-tell",
+        Severity.INFO,
+        "--disable-disk-cache",
+    )
+    assert "--disable-disk-cache (0.1.12..0.4.1.post1)" in some.message  # --tp-size: every release
     # A default that differs by release: the newest releases', and the origin says so.
     unknown = vllm(version=None)
     assert unknown.settings["gpu_memory_utilization"] == 0.92

@@ -10,7 +10,7 @@ from typing import Optional
 from packaging.version import Version
 
 from compat.errors import UsageError
-from compat.launch.argv import ArgParser, Parsed, load_config_file
+from compat.launch.argv import ArgParser, Parsed, load_config_file, version_unknown_note
 from compat.launch.data import Basis
 from compat.launch.env import env_problems
 from compat.launch.model import (
@@ -100,6 +100,8 @@ def parse_launch(
     parser.parse(args[start:], parsed)
     for cfg in parsed.config_files:
         load_config_file(cfg, parser, config_dir, parsed)
+    if basis is not None:
+        version_unknown_note(basis, parsed)
     if framework == "vllm" and parsed.positionals:
         if "model" not in parsed.values:
             parsed.set("model", parsed.positionals[0], "positional MODEL")

@@ -41,6 +41,7 @@ class Parsed:
     notes: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     config_files: list[str] = field(default_factory=list)
+    used: dict[str, FlagState] = field(default_factory=dict)  # option as written -> its flag
 
     def set(self, dest: str, value: object, origin: str) -> None:
         self.values[dest] = value
@@ -311,6 +312,7 @@ class ArgParser:
     ) -> int:
         basis = self.basis
         assert basis is not None
+        out.used.setdefault(name, state)
         if state.deprecated and basis.index is not None:
             self._deprecated(state, name, out)
         negated = (
@@ -621,3 +623,38 @@ def load_config_file(
             )
         )
     out.notes.extend(sub.notes)
+
+
+def version_unknown_note(basis: Basis, out: Parsed) -> None:
+    """Version unknown: one info naming the flags given that only some releases have."""
+    if basis.index is None and out.used:
+        last = len(basis.data) - 1
+        partial = []
+        for name in out.used:
+            spans: list[tuple[int, int]] = []
+            for a, b in sorted((s.first, s.last) for s in basis.history(name)):
+                if spans and a <= spans[-1][1] + 1:
+                    spans[-1] = (spans[-1][0], max(b, spans[-1][1]))
+                else:
+                    spans.append((a, b))
+            if not spans:
+                continue
+            covered = (
+                spans[0][0] == 0
+                and spans[-1][1] == last
+                and all(b[0] <= a[1] + 1 for a, b in zip(spans, spans[1:]))
+            )
+            if not covered:
+                ranges = ", ".join(
+                    f"{basis.version_at(a)}..{basis.version_at(b)}" for a, b in spans
+                )
+                partial.append(f"{name} ({ranges})")
+        if partial:
+            out.problem(
+                "could-not-tell",
+                Severity.INFO,
+                ", ".join(n.split(" ")[0] for n in partial),
+                f"{basis.framework} version unknown: these flags exist only in some releases, so "
+                f"compat cannot tell whether the installed one has them: {'; '.join(partial)}",
+                f"install {basis.framework} here, or check a snapshot of the machine that runs it",
+            )
