@@ -327,6 +327,7 @@ class Code(str, enum.Enum):
     KNOWN_CRASH = "known-crash"
     MEMORY_HEADROOM = "memory-headroom"
     UNKNOWN_COMBINATION = "unknown-combination"
+    LAUNCH_FLAG = "launch-flag"
     CLUSTER_MISMATCH = "cluster-mismatch"
     PARALLELISM = "parallelism"
     MEMORY_FIT = "memory-fit"

@@ -261,11 +261,9 @@ def _check_launch(clause: LaunchClause, facts: _Facts) -> _Outcome:
         )
     if launch.framework == "unknown":
         return _Outcome(_UNKNOWN, f"{clause.describe()}: the launch command is not sglang or vLLM")
-    if clause.setting in launch.settings:
-        actual = launch.settings[clause.setting]
-    else:
-        # A framework's own argument that this release's data does not describe.
-        actual = Unknown(f"{clause.setting} is not known for {launch.framework} here")
+    # A normalized setting, else the framework's own argparse dest with the release's default
+    # (Unknown when the release's launch data does not describe it).
+    actual = launch.get(clause.setting)
     if isinstance(actual, Unknown):
         return _Outcome(
             _UNKNOWN,

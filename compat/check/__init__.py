@@ -16,6 +16,7 @@ from compat.check import (
     framework,
     gpu,
     kernels,
+    launch_flags,
     torch_triton,
     unknown,
 )
@@ -43,6 +44,7 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("memory-fit", fit.check_memory),
     ("stale-cache", caches.check),
     ("env-var", envvars.check),
+    ("launch-flag", launch_flags.check),
     ("unknown-combination", unknown.check),
 )
 

@@ -342,6 +342,11 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
         gpus=("rtx4070",),
     )
     produced |= {f.code for f in check(e, load_database(), launch)}
+    mistyped = parse_launch(
+        ["python", "-m", "sglang.launch_server", "--model-path", "m", "--tp-szie", "2"],
+        Version("0.4.6.post1"),
+    )
+    produced |= {f.code for f in check(e, NO_ADVISORIES, mistyped)}
     fit_env = apply_overrides(env_of(), MATRIX, gpus=("h100",))
     fit_launch = parse_launch(["vllm", "serve", "m", "-tp", "2"])
     produced |= {
