@@ -459,7 +459,7 @@ def test_sglang_tier_and_reserve_rules() -> None:
 # the command line, over the fake cache -----------------------------------------------------------
 def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     freeze = tmp_path / "freeze.txt"
-    freeze.write_text("")  # no stack: only the fit findings can fail the run
+    freeze.write_text("requests==2.32.3\n")  # no stack: only the fit findings can fail the run
     return subprocess.run(
         [sys.executable, "-m", "compat", "check", "--from", str(freeze), "--python", "3.11", *args],
         capture_output=True,
