@@ -256,6 +256,13 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
             "https://docs.sglang.io/advanced_features/hyperparameter_tuning.html",
         ),
     ),
+    "broken-dist": CodeText(
+        "a stack package's dist-info cannot be read",
+        "a package of the stack is installed but its dist-info cannot be read (no METADATA, no or an invalid Version)",
+        "Each distribution of the stack whose dist-info folder has no METADATA, no Version, or a version that is not PEP 440. pip, importlib.metadata and the frameworks' import-time version checks see such a package as missing or fail, even when its files are there; compat still judges the version it can tell (from the folder name, or torch/version.py for torch). An error for the framework, torch, triton, kernels and companions; a warning for the rest of the stack.",
+        ("reinstall it: pip install --force-reinstall --no-deps 'NAME==VERSION'",),
+        ("https://packaging.python.org/en/latest/specifications/recording-installed-packages/",),
+    ),
 }
 
 

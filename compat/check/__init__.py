@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Callable, Optional
 
 from compat.check import (
+    broken,
     caches,
     companion,
     cuda,
@@ -27,6 +28,7 @@ CheckFn = Callable[[Context], list[Finding]]
 
 # Order is the order of the report within a severity.
 REGISTRY: tuple[tuple[str, CheckFn], ...] = (
+    ("broken-dist", broken.check),
     ("framework-pin", framework.check),
     ("torch-triton", torch_triton.check),
     ("torch-companion", companion.check),
