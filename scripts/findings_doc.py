@@ -1,8 +1,8 @@
 """docs/findings.md rendered from compat/codes.py, the one table of finding codes.
 
-    python scripts/findings_doc.py          # print the rendered page
-    python scripts/findings_doc.py --write  # write docs/findings.md
-    python scripts/findings_doc.py --check  # exit 1 when docs/findings.md differs
+python scripts/findings_doc.py          # print the rendered page
+python scripts/findings_doc.py --write  # write docs/findings.md
+python scripts/findings_doc.py --check  # exit 1 when docs/findings.md differs
 """
 
 from __future__ import annotations
