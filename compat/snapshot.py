@@ -360,7 +360,10 @@ def read_text(path: str) -> str:
     from compat.fileio import read_text as bounded
 
     return bounded(
-        path, what="file", hint="pass a `compat env --json` snapshot or a pip freeze file"
+        path,
+        what="file",
+        hint="pass a `compat env --json` snapshot or a pip freeze file",
+        stream=True,
     )
 
 
