@@ -203,7 +203,10 @@ def _check_memory(limit: float, facts: _Facts) -> _Outcome:
             return _Outcome(_MATCH, f"{_gpu_label(g)} has {gib:.2f} GiB (<= {limit:g} GiB)")
     if unknown is not None:
         return _Outcome(
-            _UNKNOWN, f"memory of {_gpu_label(unknown)} unknown", "give the GPU with --gpu NAME"
+            _UNKNOWN,
+            f"memory of {_gpu_label(unknown)} unknown",
+            "give the GPU with --gpu NAME, with its size for a GPU made in several "
+            "(--gpu 'a100 80gb')",
         )
     return _Outcome(_MISS, f"every GPU has more than {limit:g} GiB")
 
