@@ -222,7 +222,7 @@ def _short(value: Any, limit: int = 600) -> Any:
 def run_campaign(
     seed: int = 0,
     share: int = 1,
-    cli_every: int = 12,
+    cli_every: int = 16,
     surfaces: Optional[Sequence[str]] = None,
     out: Optional[Path] = None,
     fast_only: bool = False,
@@ -318,7 +318,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--share", type=int, default=1, help="run 1 in N cases (default: all)")
-    ap.add_argument("--cli-every", type=int, default=12)
+    ap.add_argument("--cli-every", type=int, default=16)
     ap.add_argument("--surface", action="append", help="only these surfaces (repeatable)")
     ap.add_argument("--out", type=Path, default=Path("out/fuzz"))
     ap.add_argument("--fast-only", action="store_true", help="skip the slow cases")

@@ -766,29 +766,77 @@ LAUNCH_FILES = sorted((ASSETS / "launch").glob("*.sh"))
 
 
 def _real_argvs() -> list[tuple[str, list[str]]]:
-    from compat.launch import _commands, _logical_lines, _strip_wrappers, detect_entrypoint
+    from compat.launch.text import _commands, _logical_lines, detect_entrypoint, strip_wrappers
 
     out = []
     for path in LAUNCH_FILES:
         try:
             lines = _logical_lines(path.read_text(encoding="utf-8"))
-        except Exception:
+        except Exception:  # the broken-quote fixture
             continue
         for _, tokens in lines:
             for cmd in _commands(tokens):
-                stripped, _, _ = _strip_wrappers(list(cmd))
+                stripped, _, _ = strip_wrappers(list(cmd))
                 if detect_entrypoint(stripped)[0] != "unknown":
                     out.append((path.stem, stripped))
     return out
 
 
-def _flag_table() -> list[tuple[str, str, str]]:
-    from compat.launch import SGLANG_FLAGS, VLLM_FLAGS
+NUMERIC_VALUES = {
+    "empty",
+    "word",
+    "negative",
+    "zero",
+    "float",
+    "exp-overflow",
+    "inf",
+    "nan",
+    "digits-5000",
+    "superscript-two",
+    "arabic-digits",
+    "hex",
+    "shell-var",
+}
+SHORT_VALUES = {"empty", "word", "digits-5000", "superscript-two", "secret", "lone-surrogate"}
 
+
+def _flag_table(rng: random.Random) -> list[tuple[str, str, set[str]]]:
+    """(framework, flag, names of the values to give it): every JSON flag with every value, a
+    seeded sample of the numeric flags with the numeric values, and of the rest with a few."""
+    from compat.launch.data import Basis
+
+    every = {n for n, _ in ARG_VALUES}
+    values = {
+        "json": every,
+        "number": NUMERIC_VALUES,
+        "choice": SHORT_VALUES,
+        "switch": SHORT_VALUES,
+        "other": SHORT_VALUES,
+    }
+    take = {"json": 1000, "number": 25, "choice": 10, "switch": 10, "other": 10}
     out = []
-    for fw, flags in (("sglang", SGLANG_FLAGS), ("vllm", VLLM_FLAGS)):
-        for fl in flags:
-            out.append((fw, fl.names[0], fl.kind))
+    for fw in ("sglang", "vllm"):
+        basis = Basis.for_version(fw, None)
+        if basis is None:
+            continue
+        kinds: dict[str, list[str]] = {k: [] for k in values}
+        for n in sorted(n for n in basis.names() if n.startswith("--")):
+            st = basis.lookup(n)
+            if st is None:
+                continue
+            if st.type == "json":
+                kinds["json"].append(n)
+            elif st.type in ("int", "float"):
+                kinds["number"].append(n)
+            elif st.choices:
+                kinds["choice"].append(n)
+            elif not st.takes_value:
+                kinds["switch"].append(n)
+            else:
+                kinds["other"].append(n)
+        for kind, flags in kinds.items():
+            picked = flags if len(flags) <= take[kind] else sorted(rng.sample(flags, take[kind]))
+            out.extend((fw, f, values[kind]) for f in picked)
     return out
 
 
@@ -848,8 +896,10 @@ YAML_CONFIGS: list[tuple[str, FileSpec]] = [
 
 def launch_argv_cases(rng: random.Random) -> Iterator[Case]:
     # Every known flag given every hostile value, both spellings.
-    for fw, flag, _kind in _flag_table():
+    for fw, flag, wanted in _flag_table(rng):
         for vname, value in ARG_VALUES:
+            if vname not in wanted:
+                continue
             argv = (
                 [*ENTRY[fw], f"{flag}={value}"] if rng.random() < 0.5 else [*ENTRY[fw], flag, value]
             )
@@ -1142,7 +1192,7 @@ ADVISORIES = sorted((MATRICES / "advisories").glob("*.toml"))
 
 def advisory_cases(rng: random.Random) -> Iterator[Case]:
     values = _toml_py_values()
-    picked = ADVISORIES if len(ADVISORIES) <= 6 else rng.sample(ADVISORIES, 6)
+    picked = ADVISORIES if len(ADVISORIES) <= 5 else rng.sample(ADVISORIES, 5)
     for path in picked:
         doc = _toml_load(path)
         for p in distinct_paths(doc, rng):
@@ -1166,13 +1216,18 @@ def advisory_cases(rng: random.Random) -> Iterator[Case]:
             )
 
 
+@functools.lru_cache(maxsize=1)
+def _database_files() -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (p.relative_to(MATRICES).as_posix(), str(p)) for p in sorted(MATRICES.rglob("*.toml"))
+    )
+
+
 def _db_files(replace: str, content: FileSpec) -> dict[str, FileSpec]:
     """A database folder of links to the bundled files, `replace` (relative) swapped."""
     files: dict[str, FileSpec] = {}
-    for sub in ("generated", "curated", "advisories"):
-        for p in sorted((MATRICES / sub).glob("*.toml")):
-            rel = f"{sub}/{p.name}"
-            files[f"db/{rel}"] = content if rel == replace else Link(str(p))
+    for rel, real in _database_files():
+        files[f"db/{rel}"] = content if rel == replace else Link(real)
     if f"db/{replace}" not in files:
         files[f"db/{replace}"] = content
     return files
@@ -1193,17 +1248,17 @@ def _db_case(surface: str, name: str, replace: str, content: FileSpec, example: 
 
 def data_cases(rng: random.Random) -> Iterator[Case]:
     files = sorted((MATRICES / "curated").glob("*.toml")) + sorted(
-        (MATRICES / "generated").glob("*.toml")
+        (MATRICES / "generated").rglob("*.toml")
     )
     for path in files:
-        rel = f"{path.parent.name}/{path.name}"
+        rel = path.relative_to(MATRICES).as_posix()
         text = path.read_text(encoding="utf-8")
         curated = path.parent.name == "curated"
-        per = 10 if curated else 3
+        per = 8 if curated else 3
         for name, mutated, what in _toml_mutants(rng, text, every=False, per_file=per):
             case = _db_case("data", f"{rel}:{name}", rel, mutated, what)
             if rng.random() < 0.5:  # half through `compat check`, which reads the data cached
-                case.cli = ("check", "--from", str(ASSETS / "envs" / "h100-torch2.11-cu130.json"))
+                case.cli = ("check", "--from", str(SNAPSHOTS[0]), "--", *ENTRY["vllm"], "-tp", "2")
                 case.env["COMPAT_MATRICES"] = f"{WD}/db"
             yield case
         for i in range(3):
@@ -1255,7 +1310,7 @@ def cache_key(path: Path) -> str:
 def cache_cases(rng: random.Random, expected: str) -> Iterator[Case]:
     """The bundled data read through a cache folder whose entry for one file was replaced."""
     data_files = (
-        sorted((MATRICES / "generated").glob("*.toml"))
+        sorted((MATRICES / "generated").rglob("*.toml"))
         + sorted((MATRICES / "curated").glob("*.toml"))
         + ADVISORIES[:2]
     )
@@ -1794,6 +1849,161 @@ def interpreter_scripts() -> Iterator[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------------------------
+# The served model's files (config.json, weight index, safetensors headers, the HF cache)
+# --------------------------------------------------------------------------------------------
+
+MODELS = ASSETS / "models"
+SNAPSHOT_ID = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _hub_model(repo: str) -> Path:
+    return MODELS / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / SNAPSHOT_ID
+
+
+def _model_case(
+    name: str, files: dict[str, FileSpec], example: Any, model: str = f"{WD}/model", **env: str
+) -> Case:
+    argv = ("vllm", "serve", model, "--tensor-parallel-size", "2")
+    return Case(
+        "model",
+        name,
+        files=files,
+        target="check_request",
+        args=(str(SNAPSHOTS[0]),),
+        kwargs={"launch_argv": argv},
+        cli=("check", "--from", str(SNAPSHOTS[0]), "--", *argv),
+        env=dict(env),
+        secrets=NEEDLES,
+        example=example,
+    )
+
+
+def model_cases(rng: random.Random) -> Iterator[Case]:
+    for repo in ("Qwen/Qwen3-30B-A3B", "meta-llama/Llama-3.1-8B-Instruct"):
+        folder = _hub_model(repo)
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        index = Link(str(folder / "model.safetensors.index.json"))
+        for path in distinct_paths(config, rng):
+            for vname, value in JSON_VALUES:
+                if vname == "long-string":
+                    continue
+                yield _model_case(
+                    f"{repo}:config{_norm(path)}={vname}",
+                    {
+                        "model/config.json": Lazy(
+                            functools.partial(_replaced, config, path, value)
+                        ),
+                        "model/model.safetensors.index.json": index,
+                    },
+                    {f"config.json{_norm(path)}": vname},
+                )
+        index_doc = json.loads(
+            (folder / "model.safetensors.index.json").read_text(encoding="utf-8")
+        )
+        for vname, value in JSON_VALUES:
+            yield _model_case(
+                f"{repo}:index.metadata.total_size={vname}",
+                {
+                    "model/config.json": Link(str(folder / "config.json")),
+                    "model/model.safetensors.index.json": Lazy(
+                        functools.partial(_replaced, index_doc, ("metadata", "total_size"), value)
+                    ),
+                },
+                {"model.safetensors.index.json metadata.total_size": vname},
+            )
+    tiny = MODELS / "tiny-local"
+    raw = (tiny / "model.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+
+    def st_file(head: bytes, length: Optional[int] = None) -> bytes:
+        return struct.pack("<Q", len(head) if length is None else length) + head
+
+    tensor = next(k for k in header if k != "__metadata__")
+    variants: list[tuple[str, FileSpec]] = [
+        ("length-huge", st_file(b"{}", 2**63)),
+        ("length-past-end", st_file(b"{}", 1 << 20)),
+        ("length-zero", st_file(b"", 0)),
+        ("short", b"\x01\x02"),
+        ("not-json", st_file(b"not json")),
+        ("deep", st_file(("[" * DEEP + "]" * DEEP).encode())),
+        ("not-object", st_file(b"[1, 2]")),
+        ("big-int", st_file(('{"a": {"data_offsets": [0, ' + "9" * 5000 + "]}}").encode())),
+        ("offsets-huge", st_file(json.dumps({tensor: {"data_offsets": [0, 2**80]}}).encode())),
+        ("offsets-float", st_file(json.dumps({tensor: {"data_offsets": [0.5, 1e308]}}).encode())),
+        ("not-utf8", st_file(b'{"\xff": 1}')),
+        ("fifo", Fifo()),
+        ("dev-zero", Link("/dev/zero")),
+        ("directory", Dir()),
+    ]
+    for field_name in ("dtype", "shape", "data_offsets"):
+        for vname, value in JSON_VALUES:
+            if vname == "long-string":
+                continue
+            doc = copy.deepcopy(header)
+            doc[tensor][field_name] = value
+            variants.append(
+                (f"{field_name}={vname}", st_file(json.dumps(doc, allow_nan=True).encode()))
+            )
+    for vname, spec in variants:
+        yield _model_case(
+            f"tiny:model.safetensors {vname}",
+            {"model/config.json": Link(str(tiny / "config.json")), "model/model.safetensors": spec},
+            f"model.safetensors: {vname}",
+        )
+    config_files: list[tuple[str, FileSpec]] = [
+        ("fifo", Fifo()),
+        ("dev-zero", Link("/dev/zero")),
+        ("directory", Dir()),
+        ("sparse-40mb", Sparse(40 << 20)),
+        ("deep", "[" * DEEP + "]" * DEEP),
+        ("deep-object", '{"a":' * 5000 + "1" + "}" * 5000),
+        ("nan-literal", '{"num_hidden_layers": NaN, "hidden_size": Infinity}'),
+        ("big-int-literal", '{"num_hidden_layers": ' + "9" * 5000 + "}"),
+        ("not-utf8", b'{"model_type": "\xff"}'),
+        ("empty", b""),
+        ("secret", json.dumps({"model_type": "llama", "_name_or_path": SECRET_URL_PASSWORD})),
+    ]
+    for vname, spec in config_files:
+        yield _model_case(
+            f"config.json {vname}", {"model/config.json": spec}, f"config.json: {vname}"
+        )
+    # The Hugging Face cache: refs and snapshot folders of every kind.
+    repo_dir = "hub/models--org--m"
+    hub_variants: list[tuple[str, dict[str, FileSpec]]] = [
+        (
+            "refs-main-fifo",
+            {f"{repo_dir}/refs/main": Fifo(), f"{repo_dir}/snapshots/x/config.json": "{}"},
+        ),
+        (
+            "refs-main-dev-zero",
+            {
+                f"{repo_dir}/refs/main": Link("/dev/zero"),
+                f"{repo_dir}/snapshots/x/config.json": "{}",
+            },
+        ),
+        (
+            "refs-main-huge",
+            {f"{repo_dir}/refs/main": "a" * 100_000, f"{repo_dir}/snapshots/x/config.json": "{}"},
+        ),
+        ("snapshots-file", {f"{repo_dir}/snapshots": b"x"}),
+        ("snapshot-link-loop", {f"{repo_dir}/snapshots/x": Link(f"{WD}/{repo_dir}/snapshots/x")}),
+        (
+            "config-fifo",
+            {
+                f"{repo_dir}/snapshots/{SNAPSHOT_ID}/config.json": Fifo(),
+                f"{repo_dir}/refs/main": SNAPSHOT_ID,
+            },
+        ),
+        ("many-snapshots", {f"{repo_dir}/snapshots/s{i}/config.json": "{}" for i in range(2000)}),
+    ]
+    for vname, files in hub_variants:
+        yield _model_case(
+            f"hub {vname}", files, f"HF cache: {vname}", model="org/m", HF_HUB_CACHE=f"{WD}/hub"
+        )
+
+
+# --------------------------------------------------------------------------------------------
 # Commands that only the CLI can show (output, exec, argv)
 # --------------------------------------------------------------------------------------------
 
@@ -2039,6 +2249,7 @@ def surfaces(
         "cache": lambda rng: cache_cases(rng, expected_cache),
         "elf": lambda rng: elf_cases(rng, elf_seed),
         "dist-info": distinfo_cases,
+        "model": model_cases,
         "probe": lambda rng: probe_cases(rng, nvml_lib),
         "cli": cli_cases,
     }

@@ -37,6 +37,7 @@ PER_SURFACE = {
     "cache": 6,
     "elf": 20,
     "dist-info": 8,
+    "model": 15,
     "probe": 20,
     "cli": 6,
 }
