@@ -130,6 +130,23 @@ def crash_class(tb_text: str) -> str:
     return f"{exc_type} in {where.strip() or '?'}"
 
 
+_DUMP_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)', re.M)
+
+
+def hang_class(dump: str) -> str:
+    """Where a run was when its time ran out, from a faulthandler dump (innermost frame first):
+    `in compat/file.py:func`, with the innermost frame outside compat after `->`."""
+    block = dump.split("Current thread", 1)[-1] if "Current thread" in dump else dump
+    frames = [f for f in _DUMP_FRAME.finditer(block) if "/tests/fuzz/" not in f.group("file")]
+    if not frames:
+        return ""
+    own = [f for f in frames if "/compat/" in f.group("file").replace("\\", "/")]
+    where = f"{_short_path(own[0].group('file'))}:{own[0].group('func')}" if own else ""
+    if not own or frames[0] is not own[0]:
+        where += f" -> {_short_path(frames[0].group('file'))}:{frames[0].group('func')}"
+    return f"in {where.strip()}"
+
+
 def find_leaks(texts: Sequence[str], secrets: Sequence[str]) -> list[str]:
     return [s for s in secrets if s and any(s in t for t in texts)]
 
@@ -228,6 +245,7 @@ def run_cli(
     full_env = dict(os.environ if env is None else env)
     full_env["TMPDIR"] = crash_dir  # compat writes its crash report here: the crash class
     full_env.setdefault("PYTHONHASHSEED", "0")
+    full_env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT at the deadline prints where it hung
     stdin_arg: Any = subprocess.PIPE if isinstance(stdin, bytes) else subprocess.DEVNULL
     opened: list[Any] = []
     if isinstance(stdin, str):
@@ -262,8 +280,12 @@ def run_cli(
             proc.stdin.close()
     status, usage = _wait(proc.pid, started + timeout)
     hung = status is None
-    _kill_group(proc.pid)  # the run, or anything it left behind (a hung fake nvidia-smi)
     if hung:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGABRT)
+        status, usage = _wait(proc.pid, time.monotonic() + 2)
+    _kill_group(proc.pid)  # the run, or anything it left behind (a hung fake nvidia-smi)
+    if hung and status is None:
         status, usage = _wait(proc.pid, time.monotonic() + 30)
     elapsed = time.monotonic() - started
     proc.returncode = _rc(status) if status is not None else -9
@@ -294,8 +316,9 @@ def run_cli(
     res = Result(Outcome.OK, "", proc.returncode, elapsed, peak, stdout, stderr, tb)
     rc = proc.returncode
     if hung:
-        res.outcome, res.detail = Outcome.HANG, f"no answer within {timeout:g} s"
-        res.detail += f" ({_last_words(stderr)})" if stderr.strip() else ""
+        where = hang_class(stderr)
+        res.outcome = Outcome.HANG
+        res.detail = f"no answer within {timeout:g} s" + (f" ({where})" if where else "")
     elif "MemoryError" in stderr or "MemoryError" in tb:
         res.outcome, res.detail = Outcome.MEMORY, "MemoryError at the address-space cap"
         if tb:
@@ -316,7 +339,7 @@ def run_cli(
         # from exec, `compat lint: ...` after its `file:line: unreadable:` lines.
         lines = [ln for ln in stderr.splitlines() if ln.strip()]
         clean = any(
-            ln.startswith(("compat: error:", "Error:", "compat run:", "compat lint:"))
+            ln.startswith(("compat: error:", "Error:", "Usage:", "compat run:", "compat lint:"))
             or ln in ("aborted", "interrupted")
             for ln in lines
         )
@@ -370,9 +393,14 @@ def _child(
     env: Optional[Mapping[str, Optional[str]]],
     cwd: Optional[str],
     mem: int,
+    dump: tuple[int, float],
 ) -> None:
     code = 0
     try:
+        import faulthandler
+
+        # Where the run is when its time is nearly out: the parent reads it if it hangs.
+        faulthandler.dump_traceback_later(dump[1], exit=False, file=dump[0])
         os.setpgid(0, 0)
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -457,12 +485,27 @@ def run_inproc(
     A CompatError is a clean error; any other exception a crash; a return value (and a clean
     error's message) is searched for the planted `secrets`.
     """
+    with tempfile.TemporaryFile() as dump_file:
+        return _fork_and_wait(fn, args, secrets, env, cwd, timeout, mem, rss_budget, dump_file)
+
+
+def _fork_and_wait(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    secrets: Sequence[str],
+    env: Optional[Mapping[str, Optional[str]]],
+    cwd: Optional[str],
+    timeout: float,
+    mem: int,
+    rss_budget: float,
+    dump_file: Any,
+) -> Result:
     rfd, wfd = os.pipe()
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child never returns
         os.close(rfd)
-        _child(fn, args, wfd, secrets, env, cwd, mem)
+        _child(fn, args, wfd, secrets, env, cwd, mem, (dump_file.fileno(), max(0.1, timeout - 0.5)))
     os.close(wfd)
     chunks: list[bytes] = []
     deadline = started + timeout
@@ -490,7 +533,10 @@ def run_inproc(
     elapsed = time.monotonic() - started
     rc = _rc(status) if status is not None else None
     if hung:
-        return Result(Outcome.HANG, f"no answer within {timeout:g} s", rc, elapsed)
+        dump_file.seek(0)
+        where = hang_class(dump_file.read(1 << 20).decode("utf-8", "replace"))
+        detail = f"no answer within {timeout:g} s" + (f" ({where})" if where else "")
+        return Result(Outcome.HANG, detail, rc, elapsed)
     try:
         out = json.loads(b"".join(chunks).decode("ascii"))
     except ValueError:

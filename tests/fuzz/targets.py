@@ -367,9 +367,11 @@ def elf_object(path: str) -> str:
 
 def smi_text(text: str) -> str:
     """nvidia-smi CSV as the driver probe parses it, then shown and checked."""
+    from compat.probe.bounded import DEFAULT_LIMIT
     from compat.probe.driver import parse_smi_csv
 
-    drv, gpus, _ = parse_smi_csv(text)
+    # What the probe parses is bounded: it kills nvidia-smi past this many bytes of output.
+    drv, gpus, _ = parse_smi_csv(text[:DEFAULT_LIMIT])
     return _host_env(drv, tuple(gpus))
 
 
