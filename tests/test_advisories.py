@@ -139,7 +139,8 @@ def test_every_advisory_fires_on_some_fixture(shipped: tuple[Advisory, ...]) -> 
         fired |= {f.advisory or "" for f in match_advisories(env, launch, shipped, prior)
                   if f.severity > Severity.INFO}
         silenced |= set(data.get("silent", []))
-    ids = {a.id for a in shipped}
+    # Withdrawn advisories never match; their fixtures show them silent.
+    ids = {a.id for a in shipped if not a.is_withdrawn}
     assert ids <= fired, f"never fired: {sorted(ids - fired)}"
     assert ids <= silenced, f"no fixture shows the workaround: {sorted(ids - silenced)}"
 
