@@ -15,8 +15,14 @@ def assets() -> Path:
     return ASSETS
 
 
-def make_dist(site: Path, name: str, version: str, requires: tuple[str, ...] = (),
-              metadata: Optional[str] = None, folder_version: Optional[str] = None) -> Path:
+def make_dist(
+    site: Path,
+    name: str,
+    version: str,
+    requires: tuple[str, ...] = (),
+    metadata: Optional[str] = None,
+    folder_version: Optional[str] = None,
+) -> Path:
     """A dist-info folder as an installer writes it; `metadata` overrides the METADATA text."""
     folder = site / f"{name.replace('-', '_')}-{folder_version or version}.dist-info"
     folder.mkdir(parents=True)
