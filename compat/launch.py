@@ -295,6 +295,9 @@ class _State:
         self.config_files: list[str] = []
         # Settings whose value follows from another flag (e.g. --enforce-eager -> cudagraph_mode).
         self.derived: dict[str, str] = {}
+        # Each flag given, under its argparse dest (--foo-bar -> foo_bar): what advisories that
+        # name a framework's own argument read when no normalized setting has that name.
+        self.dests: dict[str, tuple[object, str]] = {}
 
     def set(self, setting: str, value: object, origin: str) -> None:
         self.values[setting] = value
@@ -452,6 +455,7 @@ def _parse_tokens(st: _State, tokens: Sequence[str], origin_label: str = "") -> 
                 flag, negated = cand, True
         if flag is None:
             st.unknown.append(name)
+            values: list[str] = [] if value is None else [value]
             if value is None and not _is_bare_switch(name):
                 # Its value(s), kept in argv. sglang takes no positional arguments, so every
                 # following value belongs to the flag (nargs="+" options such as --cuda-graph-bs);
@@ -460,10 +464,14 @@ def _parse_tokens(st: _State, tokens: Sequence[str], origin_label: str = "") -> 
                 while i < n and _looks_like_value(tokens[i]):
                     if taken and _VAR.fullmatch(tokens[i]):
                         break  # `--port $PORT $EXTRA_ARGS`: the second is its own thing
+                    values.append(tokens[i])
                     i += 1
                     taken += 1
                     if st.framework != "sglang":
                         break
+            if name.startswith("--") and not name.startswith("--no-"):
+                raw: object = True if not values else values[0] if len(values) == 1 else values
+                st.dests[_dest(name)] = (raw, origin_label or name)
             continue
         if _takes_value(flag) and value is None:
             if i >= n or not _looks_like_value(tokens[i]):
@@ -473,6 +481,19 @@ def _parse_tokens(st: _State, tokens: Sequence[str], origin_label: str = "") -> 
             value = tokens[i]
             i += 1
         _apply_flag(st, flag, name, value, negated, origin_label or name)
+        long_names = [x for x in flag.names if x.startswith("--")]
+        # A flag whose normalized setting is internal (e.g. --cuda-graph-backend-prefill feeds
+        # piecewise_cuda_graph) is also readable under its dest; the others already are.
+        if long_names and flag.setting.startswith("_"):
+            given: object = (not negated) if value is None else _convert(flag, name, value)
+            if flag.kind in ("true", "false") and value is not None:
+                given = value.lower() in _TRUTHY
+            st.dests[_dest(long_names[0])] = (given, origin_label or name)
+
+
+def _dest(flag_name: str) -> str:
+    """argparse's dest for a long option: --cuda-graph-backend-prefill -> cuda_graph_backend_prefill."""
+    return flag_name.lstrip("-").replace("-", "_")
 
 
 def _is_bare_switch(name: str) -> bool:
@@ -621,11 +642,21 @@ def parse_launch(
     else:
         settings = _vllm_settings(st, framework_version, merged_env)
     settings["under_ray"] = under_ray or wrapper_ray or _env_says_ray(merged_env)
+    # The framework's own arguments as given, for names no normalized setting already uses.
+    # Not given means not known here (its default lives in the release's own code).
+    dest_names = set()
+    for dest, (raw, origin) in st.dests.items():
+        if dest not in settings and dest not in SETTINGS:
+            settings[dest] = raw
+            st.origins[dest] = origin
+            dest_names.add(dest)
     origins = {k: v for k, v in st.origins.items() if k in settings}
     for k, why in st.derived.items():
         origins.setdefault(k, why)
-    explicit_public = frozenset(k for k in explicit if k in settings) | frozenset(
-        k for k in st.derived if k in settings
+    explicit_public = (
+        frozenset(k for k in explicit if k in settings)
+        | frozenset(k for k in st.derived if k in settings)
+        | frozenset(dest_names)
     )
     model = settings.get("model")
     return LaunchConfig(

@@ -231,7 +231,9 @@ def test_seed002_ray_rule_uses_launch_env_and_probed_env(shipped: tuple[Advisory
     gpus = [{"name": "NVIDIA H100 80GB HBM3", "cc": "9.0", "memory_mib": 81559}]
     quiet = match_advisories(make_env({"sglang": "0.5.12"}, gpus), launch, [adv])
     assert quiet == []
-    probed = make_env({"sglang": "0.5.12"}, gpus, env={"RAY_RAYLET_PID": "1"})
+    # A Ray actor of a colocated rollout: Ray markers plus the memory saver's CUDA-graph mode.
+    actor_env = {"RAY_RAYLET_PID": "1", "SGLANG_MEMORY_SAVER_CUDA_GRAPH": "true"}
+    probed = make_env({"sglang": "0.5.12"}, gpus, env=actor_env)
     (hit,) = match_advisories(probed, launch, [adv])
     assert "under Ray (RAY_RAYLET_PID set)" in hit.evidence
 

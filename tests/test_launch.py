@@ -436,3 +436,29 @@ def test_unknown_list_flags_take_all_their_values_in_sglang() -> None:
     lc = sgl("--cuda-graph-bs", "1", "2", "4", "8", "--tp", "2")
     assert lc.unknown_flags == ("--cuda-graph-bs",) and lc.notes == ()
     assert lc.settings["tp_size"] == 2
+
+
+def test_flags_given_are_also_readable_under_their_argparse_dest() -> None:
+    lc = sgl(
+        "--deepep-mode",
+        "normal",
+        "--enable-deepep-moe",
+        "--lora-paths",
+        "a=/x",
+        "b=/y",
+        "--cuda-graph-backend-prefill",
+        "breakable",
+        "--tp",
+        "2",
+    )
+    # Unknown to compat's table: the raw value (a list for several), a switch is True.
+    assert lc.settings["deepep_mode"] == "normal" and lc.settings["enable_deepep_moe"] is True
+    assert lc.settings["lora_paths"] == ["a=/x", "b=/y"]
+    # Known flags keep their normalized setting and add their dest...
+    assert lc.settings["cuda_graph_backend_prefill"] == "breakable"
+    assert lc.settings["piecewise_cuda_graph"] is False
+    # ...unless a normalized setting already has that name; aliases use the first long name.
+    assert lc.settings["tp_size"] == 2 and "tp" not in lc.settings
+    assert {"deepep_mode", "lora_paths", "cuda_graph_backend_prefill"} <= lc.explicit
+    # Not given: not known (its default lives in the release's code).
+    assert "grammar_backend" not in lc.settings

@@ -342,7 +342,9 @@ def _workaround_settings(
         parsed = settings_for(framework, tokens)
     except UsageError:
         return None
-    if parsed.unknown_flags or not parsed.explicit:
+    # Flags compat has no table entry for still count: they are compared as the framework's
+    # own arguments (argparse dests), like the launch's.
+    if not parsed.explicit:
         return None
     return tuple(sorted((k, parsed.settings[k]) for k in parsed.explicit))
 
