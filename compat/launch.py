@@ -470,7 +470,9 @@ def _parse_tokens(st: _State, tokens: Sequence[str], origin_label: str = "") -> 
                     if st.framework != "sglang":
                         break
             if name.startswith("--") and not name.startswith("--no-"):
-                raw: object = True if not values else values[0] if len(values) == 1 else values
+                # Numbers and booleans as argparse's typed options would give them.
+                typed = [_scalar(v) for v in values]
+                raw: object = True if not typed else typed[0] if len(typed) == 1 else typed
                 st.dests[_dest(name)] = (raw, origin_label or name)
             continue
         if _takes_value(flag) and value is None:

@@ -454,6 +454,7 @@ def test_flags_given_are_also_readable_under_their_argparse_dest() -> None:
     # Unknown to compat's table: the raw value (a list for several), a switch is True.
     assert lc.settings["deepep_mode"] == "normal" and lc.settings["enable_deepep_moe"] is True
     assert lc.settings["lora_paths"] == ["a=/x", "b=/y"]
+    assert sgl("--page-size", "16").settings["page_size"] == 16
     # Known flags keep their normalized setting and add their dest...
     assert lc.settings["cuda_graph_backend_prefill"] == "breakable"
     assert lc.settings["piecewise_cuda_graph"] is False
