@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from compat.families import families
+from compat.launch import LaunchConfig
 from compat.models import Environment, Finding, Unknown
 
 DIFF_SCHEMA = "compat.diff/1"
@@ -285,15 +286,13 @@ def _gpu_changes(a: Environment, b: Environment) -> list[Change]:
     return out
 
 
-def _launch_of(env: Environment) -> Any:
+def _launch_of(env: Environment) -> Optional[LaunchConfig]:
+    """The launch a snapshot recorded, parsed as `compat check` parses it (None if unreadable)."""
     from compat.errors import CompatError
-    from compat.launch import parse_launch
+    from compat.pipeline import LaunchInput, parse_launch_for
 
-    if not env.launch:
-        return None
-    fw = env.version_of("sglang") or env.version_of("vllm")
     try:
-        return parse_launch(list(env.launch), fw, env=env.env)
+        return parse_launch_for(env, LaunchInput())
     except CompatError:
         return None
 

@@ -20,6 +20,7 @@ from compat.advisories import Advisory, Model, load_advisories, match_advisories
 from compat.check import Context, run_registry, sort_findings
 from compat.codes import CODES
 from compat.errors import UsageError
+from compat.families import families
 from compat.launch import LaunchConfig, detect_entrypoint, parse_launch, parse_launch_text
 from compat.matrix.load import Matrix
 from compat.models import ClusterProbe, ClusterResult, Environment, Finding, NodeReport, Severity
@@ -59,7 +60,7 @@ class LaunchInput:
 
 def framework_version(env: Environment, framework: str) -> Optional[Version]:
     """The installed release of the framework a command starts (None when not installed)."""
-    return env.version_of(framework) if framework in ("sglang", "vllm") else None
+    return env.version_of(framework) if framework in families().frameworks else None
 
 
 def parse_launch_for(env: Environment, given: LaunchInput) -> Optional[LaunchConfig]:

@@ -24,6 +24,7 @@ from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from compat.advisories import Advisory
 from compat.errors import ResolutionError, UsageError
 from compat.families import Family, families
 from compat.matrix.load import Matrix
@@ -523,7 +524,7 @@ class _Chain:
 
 
 class _Resolver:
-    def __init__(self, target: Target, matrix: Matrix, advisories: Sequence[Any]) -> None:
+    def __init__(self, target: Target, matrix: Matrix, advisories: Sequence[Advisory]) -> None:
         self.t = target
         self.m = matrix
         self.advisories = advisories
@@ -1120,11 +1121,7 @@ class _Resolver:
 
     def _advisories(self, pins: dict[str, Pin], b: TorchBuildInfo) -> list[tuple[str, str, str]]:
         """(id, summary, 'match' | 'pending') for blocking advisories the tuple meets."""
-        blocking = [
-            a
-            for a in self.advisories
-            if getattr(getattr(a, "severity", None), "value", "") in BLOCKING
-        ]
+        blocking = [a for a in self.advisories if a.severity.value in BLOCKING]
         if not blocking:
             return []
         from compat.advisories import match_advisories
@@ -1284,7 +1281,7 @@ def group_rejections(rejected: Sequence[Rejection], target: Target, matrix: Matr
 
 
 def resolve(
-    target: Target, matrix: Matrix, advisories: Sequence[Any] = (), alternatives: bool = True
+    target: Target, matrix: Matrix, advisories: Sequence[Advisory] = (), alternatives: bool = True
 ) -> Resolution:
     """The best tuple for `target`, or NoTupleError (a ResolutionError) saying why, grouped."""
     try:
@@ -1307,7 +1304,7 @@ def _summary(res: Resolution) -> str:
 
 
 def nearest_alternatives(
-    target: Target, matrix: Matrix, advisories: Sequence[Any], rejected: Sequence[Rejection]
+    target: Target, matrix: Matrix, advisories: Sequence[Advisory], rejected: Sequence[Rejection]
 ) -> tuple[str, ...]:
     """What would fit if one thing changed: the framework's version, the driver, or Python."""
     out: list[str] = []

@@ -157,3 +157,14 @@ def test_an_unexpected_exception_exits_70_with_a_report(tmp_path: Path) -> None:
     assert proc.returncode == 70, proc.stderr
     assert "compat: internal error: RuntimeError: bug" in proc.stderr
     assert "this is a bug in compat, not a finding" in proc.stderr
+
+
+def test_tests_run_with_a_private_home() -> None:
+    """The autouse fixture in conftest.py: compat's caches and data folder are not the user's."""
+    import os
+
+    home = Path(os.environ["HOME"])
+    assert "pytest" in str(home) or str(home).startswith("/tmp")
+    from compat.matrix.tomlfile import cache_root
+
+    assert str(cache_root()).startswith(str(home))

@@ -216,3 +216,24 @@ def test_launch_after_double_dash_is_parsed() -> None:
         "8",
     )
     assert p.returncode == 0, p.stdout + p.stderr  # no vllm installed: nothing vLLM-specific fires
+
+
+def test_unknown_ignore_code_is_a_usage_error_with_close_matches() -> None:
+    p = compat("check", "--from", GOOD, "--ignore", "torch-trition")
+    assert p.returncode == 2
+    assert "--ignore 'torch-trition': not a finding code or advisory id" in p.stderr
+    assert "did you mean torch-triton" in p.stderr
+    ok = compat("check", "--from", BAD, "--ignore", "FRAMEWORK-PIN", "--ignore", "compat-0001")
+    assert ok.returncode in (0, 1) and "[framework-pin]" not in ok.stdout, ok.stderr
+
+
+def test_launch_command_without_the_separator_gets_a_hint() -> None:
+    p = compat("check", "--from", GOOD, "python", "-m", "sglang.launch_server", "--tp", "2")
+    assert p.returncode == 2
+    assert "hint: put the server launch command after `--`" in p.stderr
+
+
+def test_deep_with_from_says_it_needs_a_live_interpreter() -> None:
+    p = compat("check", "--from", GOOD, "--deep")
+    assert p.returncode == 2
+    assert "--deep reads the installed files: it needs a live interpreter" in p.stderr

@@ -21,6 +21,7 @@ from compat.advisories.schema import (
     show_value,
 )
 from compat.errors import UsageError
+from compat.families import families
 from compat.launch import RAY_MARKERS, LaunchConfig, settings_for
 from compat.models import GPU, Code, Environment, Finding, Severity, Unknown, parse_version
 
@@ -354,7 +355,7 @@ def _workaround_applied(w: Workaround, facts: _Facts) -> bool:
         return False
     launch = facts.launch
     if w.flags:
-        if launch is None or launch.framework not in ("sglang", "vllm"):
+        if launch is None or launch.framework not in families().frameworks:
             return False
         wanted = _workaround_settings(launch.framework, w.flags)
         if wanted is None:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from compat.errors import DataError, InputError
+from compat.families import families
 from compat.launch import SETTINGS
 from compat.matrix.schema import Problems
 from compat.matrix.tomlfile import read_toml
@@ -44,7 +45,7 @@ _FINDING_SEVERITY = {
 REFERENCE_TYPES = frozenset({"report", "fix", "discussion", "docs", "source"})
 LAUNCH_OPS = ("equals", "in", "not_in", "present", "at_least", "at_most", "contains")
 ENV_OPS = ("equals", "not_equals", "in", "present", "contains")
-FRAMEWORKS = frozenset({"sglang", "vllm", ""})
+FRAMEWORKS = frozenset({*families().frameworks, ""})
 # Trackers an advisory's primary report can come from (for counts and filtering).
 PROJECTS = frozenset(
     {

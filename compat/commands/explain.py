@@ -10,10 +10,12 @@ from __future__ import annotations
 import difflib
 import re
 import textwrap
-from typing import Any, Optional
+from collections.abc import Sequence
+from typing import Optional
 
 import click
 
+from compat.advisories import Advisory
 from compat.codes import FINDINGS
 from compat.commands.common import write_report
 from compat.errors import UsageError
@@ -34,14 +36,13 @@ def explain_code(code: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _advisories() -> Any:
-    from compat.advisories import load_advisories
-    from compat.resources import advisories_dir
+def _advisories() -> tuple[Advisory, ...]:
+    from compat.pipeline import load_database
 
-    return load_advisories(advisories_dir())
+    return load_database().advisories
 
 
-def _known_crash_list(advisories: Any) -> str:
+def _known_crash_list(advisories: Sequence[Advisory]) -> str:
     lines = ["", "Advisories (compat explain ID for one):"]
     for adv in advisories:
         mark = " (withdrawn)" if adv.is_withdrawn else ""

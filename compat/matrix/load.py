@@ -219,6 +219,17 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
         m._load_curated()
     except DataError as exc:
         problems.extend(exc.problems)
+    packages = root / "curated" / "packages.toml"
+    if packages.is_file():
+        from compat.families import read_packages
+
+        try:
+            _, found = read_packages(read_toml(packages), packages.name)
+        except DataError as exc:
+            found = exc.problems
+        problems.extend(found)
+    else:
+        problems.append(f"{packages}: missing (the stack's package families)")
     adv = root / "advisories"
     if adv.is_dir():
         try:
