@@ -71,6 +71,7 @@ SETTINGS: tuple[str, ...] = (
     "kv_transfer_config",
     "moe_a2a_backend",
     "nnodes",
+    "enable_pdmux",
     "under_ray",
 )
 
@@ -188,6 +189,7 @@ SGLANG_FLAGS: tuple[Flag, ...] = (
     _f("--use-ray", "distributed_executor_backend", "const", "ray"),
     _f("--moe-a2a-backend", "moe_a2a_backend", "lower"),
     _f("--nnodes", "nnodes", "int"),
+    _f("--enable-pdmux", "enable_pdmux", "true"),
 )
 
 # vLLM: EngineArgs.add_cli_args (+ FlexibleArgumentParser: `--x.key=value` for JSON args and
@@ -819,6 +821,7 @@ def _sglang_settings(
     s["kv_transfer_config"] = None
     s["moe_a2a_backend"] = _pick(st, "moe_a2a_backend", "none")
     s["nnodes"] = _pick(st, "nnodes", 1)
+    s["enable_pdmux"] = _pick(st, "enable_pdmux", False)
     return s
 
 
@@ -961,6 +964,7 @@ def _vllm_settings(
     s["moe_a2a_backend"] = None
     # Multi-node vLLM under Ray does not pass --nnodes, so absent means "not known", not 1.
     s["nnodes"] = _pick(st, "nnodes", None)
+    s["enable_pdmux"] = None
     return s
 
 
