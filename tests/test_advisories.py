@@ -446,6 +446,20 @@ def test_model_clause_needs_every_part_and_says_when_it_cannot_tell() -> None:
     assert any("enable_dbo is not known" in e for e in unsure.evidence)
 
 
+def test_model_clause_none_stands_for_an_unquantized_model() -> None:
+    adv = _model_advisory()
+    model = replace(adv.affected.model, quantization=("none",))
+    adv = replace(adv, affected=replace(adv.affected, model=model))
+    assert "the model is not quantized" in model.describe()
+    env = make_env({"vllm": "0.11.0"})
+    launch = parse_launch_text("vllm serve org/m --enable-dbo", Version("0.11.0"))
+    launch = replace(launch, settings={**launch.settings, "enable_dbo": True})
+    bf16 = FixtureModel(moe=True, quantization=None, source="config.json")
+    (hit,) = match_advisories(env, launch, [adv], (), bf16)
+    assert "model: not quantized (config.json)" in hit.evidence
+    assert match_advisories(env, launch, [adv], (), replace(bf16, quantization="fp8")) == []
+
+
 def test_model_clause_and_new_fields_are_validated() -> None:
     bad = MODEL_ADVISORY.replace('confirmed = "merged-fix"', 'confirmed = "hunch"')
     bad = bad.replace('project = "vllm"', 'project = "tensorrt"').replace(

@@ -311,7 +311,9 @@ def _check_model(clause: ModelClause, facts: _Facts) -> list[_Outcome]:
         launch_q = facts.launch.settings.get("quantization") if facts.launch else None
         quant = launch_q if isinstance(launch_q, str) and launch_q else model.quantization
         seen = f"quantization {quant}" if quant else "not quantized"
-        judge("quantization", bool(quant) and str(quant).lower() in clause.quantization, seen)
+        # "none" in the clause stands for an unquantized model (no quant_method, no --quantization).
+        q_ok = str(quant).lower() in clause.quantization if quant else "none" in clause.quantization
+        judge("quantization", q_ok, seen)
     if clause.architectures:
         archs = model.architectures
         seen = "architecture " + ("/".join(archs) if archs else "not told")
