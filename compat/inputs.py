@@ -12,7 +12,8 @@ from typing import Optional, Union
 from packaging.requirements import InvalidRequirement, Requirement
 
 from compat.errors import InputError, UsageError
-from compat.matrix.load import Matrix, parse_gpu_arg
+from compat.hardware import parse_driver, parse_gpu
+from compat.matrix.load import Matrix
 from compat.models import (
     GPU,
     Distribution,
@@ -124,19 +125,24 @@ def apply_overrides(
     """Host facts given on the command line replace what was probed or read."""
     changes: dict[str, object] = {}
     if driver:
-        if parse_version(driver) is None:
-            raise UsageError(
-                f"--driver {driver!r} is not a version", hint="e.g. --driver 550.54.15"
+        spec = parse_driver(driver, matrix.driver_catalog)
+        cuda: Union[str, Unknown] = Unknown("derived from the driver version")
+        cuda_source = ""
+        if spec.cuda:
+            cuda, cuda_source = (
+                spec.cuda,
+                f"R{spec.branch} drivers report it (curated/drivers.toml)",
             )
-        changes["driver"] = Driver(
-            driver, Unknown("derived from the driver version"), "--driver", ""
-        )
+        changes["driver"] = Driver(spec.text, cuda, spec.source, cuda_source)
     if gpus:
-        out = []
-        for i, text in enumerate(gpus):
-            name, cc, mem = parse_gpu_arg(text, matrix)
-            out.append(
-                GPU(i, name, cc, int(mem * 1024) if mem else None, None, None, None, "--gpu")
+        out: list[GPU] = []
+        for text in gpus:
+            g = parse_gpu(text, matrix.gpu_catalog)
+            mib = int(g.memory_gib * 1024) if g.memory_gib else None
+            first = len(out)
+            out.extend(
+                GPU(first + i, g.name, g.compute_capability, mib, None, None, None, "--gpu")
+                for i in range(g.count)
             )
         changes["gpus"] = tuple(out)
     if env_vars:

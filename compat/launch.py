@@ -73,6 +73,8 @@ SETTINGS: tuple[str, ...] = (
     "nnodes",
     "enable_pdmux",
     "under_ray",
+    "revision",
+    "download_dir",
 )
 
 # A process runs inside Ray when Ray put one of these into its environment (job drivers get
@@ -190,6 +192,8 @@ SGLANG_FLAGS: tuple[Flag, ...] = (
     _f("--moe-a2a-backend", "moe_a2a_backend", "lower"),
     _f("--nnodes", "nnodes", "int"),
     _f("--enable-pdmux", "enable_pdmux", "true"),
+    _f("--revision", "revision", "str"),
+    _f("--download-dir", "download_dir", "str"),
 )
 
 # vLLM: EngineArgs.add_cli_args (+ FlexibleArgumentParser: `--x.key=value` for JSON args and
@@ -221,6 +225,8 @@ VLLM_FLAGS: tuple[Flag, ...] = (
     # Kept as the raw JSON text so advisories can look for a connector name in it.
     _f("--kv-transfer-config", "kv_transfer_config", "str"),
     _f("--nnodes", "nnodes", "int"),
+    _f("--revision", "revision", "str"),
+    _f("--download-dir", "download_dir", "str"),
 )
 
 _JSON_FLAGS_VLLM = frozenset(
@@ -822,6 +828,8 @@ def _sglang_settings(
     s["moe_a2a_backend"] = _pick(st, "moe_a2a_backend", "none")
     s["nnodes"] = _pick(st, "nnodes", 1)
     s["enable_pdmux"] = _pick(st, "enable_pdmux", False)
+    s["revision"] = _pick(st, "revision", None)
+    s["download_dir"] = _pick(st, "download_dir", None)
     return s
 
 
@@ -965,6 +973,8 @@ def _vllm_settings(
     # Multi-node vLLM under Ray does not pass --nnodes, so absent means "not known", not 1.
     s["nnodes"] = _pick(st, "nnodes", None)
     s["enable_pdmux"] = None
+    s["revision"] = _pick(st, "revision", None)
+    s["download_dir"] = _pick(st, "download_dir", None)
     return s
 
 

@@ -50,6 +50,8 @@ _HOST_CODES = frozenset(
         Code.STALE_CACHE.value,
         Code.ENV_VAR.value,
         Code.MEMORY_HEADROOM.value,
+        Code.PARALLELISM.value,
+        Code.MEMORY_FIT.value,
     }
 )
 # Infos worth showing for a file: a release the database does not know.

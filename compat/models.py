@@ -73,11 +73,18 @@ def canonicalize_name(name: str) -> str:
     return _NAME_SEP.sub("-", name).lower()
 
 
-def parse_version(text: str) -> Optional[Version]:
-    """`Version(text)`, or None when the text is not PEP 440."""
+# No real version is longer; a longer text (a 5,000-digit "999...") would also exceed Python's
+# int-conversion limit inside packaging.
+MAX_VERSION_LENGTH = 128
+
+
+def parse_version(text: object) -> Optional[Version]:
+    """`Version(text)`, or None when the text is not a PEP 440 version of sane length."""
+    if not isinstance(text, str) or len(text) > MAX_VERSION_LENGTH:
+        return None
     try:
         return Version(text)
-    except (InvalidVersion, TypeError):
+    except (InvalidVersion, ValueError, TypeError, OverflowError):
         return None
 
 
@@ -309,6 +316,8 @@ class Code(str, enum.Enum):
     MEMORY_HEADROOM = "memory-headroom"
     UNKNOWN_COMBINATION = "unknown-combination"
     CLUSTER_MISMATCH = "cluster-mismatch"
+    PARALLELISM = "parallelism"
+    MEMORY_FIT = "memory-fit"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------

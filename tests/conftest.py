@@ -63,3 +63,13 @@ def make_dist(
     if metadata != "":
         (folder / "METADATA").write_text(metadata)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _no_real_model_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model probe reads the Hugging Face cache: point it (and subprocesses) at an empty one."""
+    empty = tmp_path_factory.mktemp("hf-hub")
+    monkeypatch.setenv("HF_HUB_CACHE", str(empty))
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)

@@ -108,6 +108,7 @@ class FixtureModel:
     guess: bool = False
     moe: Optional[bool] = None
     quantization: Optional[str] = None
+    quant_format: Optional[str] = None
     architectures: tuple[str, ...] = ()
     model_type: Optional[str] = None
 
@@ -119,6 +120,7 @@ def fixture_model(data: dict[str, Any]) -> Optional[FixtureModel]:
     return FixtureModel(
         moe=raw.get("moe"),
         quantization=raw.get("quantization"),
+        quant_format=raw.get("quant_format"),
         architectures=tuple(raw.get("architectures", ())),
         model_type=raw.get("model_type"),
         guess=bool(raw.get("guess", False)),
@@ -482,3 +484,21 @@ def test_model_clause_and_new_fields_are_validated() -> None:
     no_fw = MODEL_ADVISORY.replace('framework = "vllm"\n', "")
     _, errors = parse_advisory(tomllib.loads(no_fw), "COMPAT-9100.toml")
     assert any("unknown launch setting 'enable_dbo'" in e for e in errors)
+
+
+def test_model_quantization_matches_the_method_or_the_weight_format() -> None:
+    adv = _model_advisory()
+    adv = replace(
+        adv,
+        affected=replace(adv.affected, model=replace(adv.affected.model, quantization=("nvfp4",))),
+    )  # type: ignore[arg-type]
+    env = make_env({"vllm": "0.11.0"})
+    launch = parse_launch_text("vllm serve org/m --enable-dbo", Version("0.11.0"))
+    launch = replace(launch, settings={**launch.settings, "enable_dbo": True})
+    modelopt = FixtureModel(moe=True, quantization="modelopt", quant_format="nvfp4", source="c")
+    (hit,) = match_advisories(env, launch, [adv], (), modelopt)
+    assert (
+        hit.severity == Severity.ERROR and "model: quantization modelopt/nvfp4 (c)" in hit.evidence
+    )
+    fp8 = replace(modelopt, quant_format="fp8")
+    assert match_advisories(env, launch, [adv], (), fp8) == []

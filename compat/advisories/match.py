@@ -38,6 +38,8 @@ class ModelView(Protocol):
     @property
     def quantization(self) -> Optional[str]: ...
     @property
+    def quant_format(self) -> Optional[str]: ...
+    @property
     def architectures(self) -> tuple[str, ...]: ...
     @property
     def model_type(self) -> Optional[str]: ...
@@ -308,11 +310,17 @@ def _check_model(clause: ModelClause, facts: _Facts) -> list[_Outcome]:
             seen,
         )
     if clause.quantization:
+        # The method (fp8, awq, modelopt, compressed-tensors) or, for methods that carry several,
+        # the format of the weights (nvfp4, mxfp4, int4); an explicit --quantization counts.
         launch_q = facts.launch.settings.get("quantization") if facts.launch else None
         quant = launch_q if isinstance(launch_q, str) and launch_q else model.quantization
-        seen = f"quantization {quant}" if quant else "not quantized"
+        names = {str(quant).lower()} if quant else set()
+        if model.quant_format and not (isinstance(launch_q, str) and launch_q):
+            names.add(model.quant_format.lower())
+        shown = "/".join(sorted(names))
+        seen = f"quantization {shown}" if names else "not quantized"
         # "none" in the clause stands for an unquantized model (no quant_method, no --quantization).
-        q_ok = str(quant).lower() in clause.quantization if quant else "none" in clause.quantization
+        q_ok = bool(names & set(clause.quantization)) if names else "none" in clause.quantization
         judge("quantization", q_ok, seen)
     if clause.architectures:
         archs = model.architectures

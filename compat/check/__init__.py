@@ -9,11 +9,12 @@ from compat.check import (
     caches,
     companion,
     cuda,
+    driver_gpu,
     envvars,
+    fit,
     framework,
     gpu,
     kernels,
-    memory,
     torch_triton,
     unknown,
 )
@@ -33,11 +34,14 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("cuda-mix", cuda.check_mix),
     ("cuda-mix", cuda.check_minor),
     ("driver-too-old", cuda.check_driver),
+    ("driver-too-old", driver_gpu.check),
     ("gpu-arch", gpu.check),
+    ("gpu-arch", fit.check_quantization),
+    ("parallelism", fit.check_parallelism),
+    ("memory-fit", fit.check_memory),
     ("stale-cache", caches.check),
     ("env-var", envvars.check),
     ("unknown-combination", unknown.check),
-    ("memory-headroom", memory.check),
 )
 
 

@@ -342,6 +342,12 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
         gpus=("rtx4070",),
     )
     produced |= {f.code for f in check(e, load_database(), launch)}
+    fit_env = apply_overrides(env_of(), MATRIX, gpus=("h100",))
+    fit_launch = parse_launch(["vllm", "serve", "m", "-tp", "2"])
+    produced |= {
+        f.code
+        for f in check(fit_env, load_database(), fit_launch, Unknown("m is not in the HF cache"))
+    }
     from compat.check.cluster import compare
     from tests.test_cluster import report
 
