@@ -77,6 +77,17 @@ SETTINGS: tuple[str, ...] = (
     "download_dir",
 )
 
+#: sglang arguments (argparse dests) that advisories name and whose default does not change
+#: across releases: the argparse default, not what a release may switch on by itself later.
+SGLANG_DEST_DEFAULTS: dict[str, SettingValue] = {
+    "enable_single_batch_overlap": False,
+    "enable_dp_lm_head": False,
+    "enable_deepep_moe": False,
+    "lora_paths": None,
+    "moe_dense_tp_size": None,
+    "disaggregation_mode": "null",
+}
+
 # A process runs inside Ray when Ray put one of these into its environment (job drivers get
 # RAY_ADDRESS / RAY_JOB_ID / RAY_JOB_SUBMISSION_ID; actors and workers RAY_RAYLET_PID and
 # RAY_NODE_ID), or when the launch text wraps the command in `ray job submit ... --`.
@@ -668,6 +679,13 @@ def parse_launch(
             settings[dest] = raw
             st.origins[dest] = origin
             dest_names.add(dest)
+    if framework == "sglang":
+        # The few sglang arguments whose default is the same in every release that has them
+        # (checked in the 0.4.6, 0.5.12, 0.5.19 and 0.5.23 wheels): not given means this value.
+        for dest, default in SGLANG_DEST_DEFAULTS.items():
+            if dest not in settings:
+                settings[dest] = default
+                st.origins[dest] = "sglang default"
     origins = {k: v for k, v in st.origins.items() if k in settings}
     for k, why in st.derived.items():
         origins.setdefault(k, why)

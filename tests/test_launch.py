@@ -13,6 +13,7 @@ from packaging.version import Version
 from compat.errors import CompatError, InputError, UsageError
 from compat.launch import (
     SETTINGS,
+    SGLANG_DEST_DEFAULTS,
     LaunchConfig,
     detect_entrypoint,
     parse_launch,
@@ -54,7 +55,8 @@ def test_entry_points(argv: list[str], framework: str) -> None:
     assert lc.argv == tuple(argv)
     if framework != "unknown":
         assert lc.model == "m"
-        assert set(SETTINGS) == set(lc.settings)
+        dests = set(SGLANG_DEST_DEFAULTS) if framework == "sglang" else set()
+        assert set(SETTINGS) | dests == set(lc.settings)
 
 
 @pytest.mark.parametrize("flag", ["--tp", "--tp-size", "--tensor-parallel-size", "-tp"])
@@ -461,5 +463,10 @@ def test_flags_given_are_also_readable_under_their_argparse_dest() -> None:
     # ...unless a normalized setting already has that name; aliases use the first long name.
     assert lc.settings["tp_size"] == 2 and "tp" not in lc.settings
     assert {"deepep_mode", "lora_paths", "cuda_graph_backend_prefill"} <= lc.explicit
-    # Not given: not known (its default lives in the release's code).
+    # Not given: not known (its default lives in the release's code)...
     assert "grammar_backend" not in lc.settings
+    # ...except the few whose default is the same in every release.
+    bare = sgl("--tp", "2")
+    assert bare.settings["enable_single_batch_overlap"] is False
+    assert bare.settings["lora_paths"] is None and "lora_paths" not in bare.explicit
+    assert bare.settings["disaggregation_mode"] == "null"
