@@ -87,6 +87,7 @@ SGLANG_DEST_DEFAULTS: dict[str, SettingValue] = {
     "moe_dense_tp_size": None,
     "disaggregation_mode": "null",
     "disable_overlap_schedule": False,
+    "enable_deterministic_inference": False,
 }
 
 # A process runs inside Ray when Ray put one of these into its environment (job drivers get
