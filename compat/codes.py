@@ -176,7 +176,10 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "an environment variable hides GPUs, shadows the stack's libraries or breaks builds",
         "`CUDA_VISIBLE_DEVICES` that hides every GPU or names devices that do not exist (CUDA stops "
         "at the first bad entry); `CUDA_HOME` of another major than torch; `TORCH_CUDA_ARCH_LIST` "
-        "without the GPU's arch; `CUDA_LAUNCH_BLOCKING`; `LD_PRELOAD` of CUDA/NCCL libraries.",
+        "without the GPU's arch; `CUDA_LAUNCH_BLOCKING`; `LD_PRELOAD` of CUDA/NCCL libraries. A "
+        "SGLANG_*/VLLM_* variable the installed release no longer reads (its env-var registry, "
+        "vllm/envs.py or sglang/srt/environ.py, dropped it) is a warning that it is ignored, with "
+        "the flag that took its place.",
         (
             "unset the variable, or set it as the finding says",
             "compare with a machine where the server works: `compat diff works.json fails.json`",
@@ -222,6 +225,17 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         ),
         (),
     ),
+    "launch-flag": CodeText(
+        "a launch flag or value the installed release refuses",
+        "a launch flag or value the installed release's own parser refuses: unknown, removed, retired or ambiguous flag, or a value outside its choices",
+        "The launch command is parsed as the installed release's argparse parser would parse it, with that release's flags, aliases, types and choices as read from its own sources (generated/launch/<framework>.toml). A flag the release does not have is an error with the nearest flag names; one other releases have says in which release it was removed or added (and what replaced it); a value outside the release's choices, an abbreviation that matches several flags, or a value given to a switch is an error; a deprecated flag a warning (an error when the release refuses it with a message). Without the version, flags are judged against every release: a flag that never existed is still an error, one that exists in some releases is info.",
+        (
+            "fix the flag as the finding says (did-you-mean, the replacement, or the release that "
+            "has it)",
+            "see the release's flags: `python -m sglang.launch_server --help` / `vllm serve --help`",
+        ),
+        ("https://docs.python.org/3/library/argparse.html#allow-abbrev",),
+    ),
     "cluster-mismatch": CodeText(
         "nodes of a Ray cluster differ",
         "the nodes of a Ray cluster differ in what the stack depends on, or a node could not be checked",
@@ -255,6 +269,13 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
             "https://docs.vllm.ai/en/latest/configuration/conserving_memory.html",
             "https://docs.sglang.io/advanced_features/hyperparameter_tuning.html",
         ),
+    ),
+    "broken-dist": CodeText(
+        "a stack package's dist-info cannot be read",
+        "a package of the stack is installed but its dist-info cannot be read (no METADATA, no or an invalid Version)",
+        "Each distribution of the stack whose dist-info folder has no METADATA, no Version, or a version that is not PEP 440. pip, importlib.metadata and the frameworks' import-time version checks see such a package as missing or fail, even when its files are there; compat still judges the version it can tell (from the folder name, or torch/version.py for torch). An error for the framework, torch, triton, kernels and companions; a warning for the rest of the stack.",
+        ("reinstall it: pip install --force-reinstall --no-deps 'NAME==VERSION'",),
+        ("https://packaging.python.org/en/latest/specifications/recording-installed-packages/",),
     ),
 }
 

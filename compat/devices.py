@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from compat.models import GPU, Unknown
+from compat.models import GPU, Unknown, small_int
 
 
 def visible_gpus(
@@ -27,8 +27,8 @@ def visible_gpus(
     for raw in value.split(","):
         item = raw.strip()
         gpu: Optional[GPU] = None
-        if item.lstrip("-").isdigit():
-            n = int(item)
+        n = small_int(item)
+        if n is not None:
             if n < 0 or n >= len(ordered):
                 break  # CUDA ignores this entry and every one after it
             gpu = ordered[n]

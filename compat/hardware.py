@@ -25,6 +25,9 @@ _VARIANT = frozenset(
     {"sxm", "pcie", "nvl", "mobile", "maxq", "sff", "hgx", "server", "workstation", "embedded",
      "oem", "fhhl", "dgxs"}
 )  # fmt: skip
+# Laptop and embedded parts are other boards than the desktop card of the same number (other
+# chips, other memory): 'rtx 4090' is the desktop card, 'rtx 4090 laptop' the laptop part.
+PARTS = frozenset({"mobile", "maxq", "embedded"})
 _MEM = re.compile(r"^\d{1,4}gb$")
 _SERIES = re.compile(r"^(rtx|gtx|gts|gt|mx)(\d.*)$")
 _SUFFIX = re.compile(r"^(\d{3,4})(ti|super|d)$")
@@ -65,6 +68,31 @@ def _kind(tok: str) -> str:
     if _MEM.match(tok):
         return "memory"
     return "variant" if tok in _VARIANT else "core"
+
+
+@dataclass(frozen=True)
+class NameWords:
+    """A GPU name's words by kind: what tells GPUs apart (core), the form factor or packaging
+    (variant), and the sizes it states (memory)."""
+
+    core: frozenset[str]
+    variant: frozenset[str]
+    memory: frozenset[str]
+
+    @property
+    def part(self) -> frozenset[str]:
+        """Variant words that name another board (a laptop or embedded part), not a packaging."""
+        return self.variant & PARTS
+
+
+def name_words(text: str, drop: Iterable[str] = ()) -> NameWords:
+    """The words of a GPU name by kind, leaving out the words in `drop` (a chip code)."""
+    toks = [t for t in tokens(text) if t not in set(drop)]
+    return NameWords(
+        frozenset(t for t in toks if _kind(t) == "core"),
+        frozenset(t for t in toks if _kind(t) == "variant"),
+        frozenset(t for t in toks if _kind(t) == "memory"),
+    )
 
 
 @dataclass(frozen=True)
@@ -111,14 +139,8 @@ class GpuCatalog:
 
     @staticmethod
     def _row(g: GpuModel) -> _Row:
-        toks = tokens(g.name)
-        return _Row(
-            g,
-            frozenset(t for t in toks if _kind(t) == "core"),
-            frozenset(t for t in toks if _kind(t) == "variant"),
-            frozenset(t for t in toks if _kind(t) == "memory"),
-            "".join(toks),
-        )
+        w = name_words(g.name)
+        return _Row(g, w.core, w.variant, w.memory, "".join(tokens(g.name)))
 
     def architecture(self, cc: tuple[int, int]) -> str:
         return self._arch.get(cc, "")
@@ -157,6 +179,9 @@ class GpuCatalog:
                     best, best_extra = [r], extra
                 elif extra == best_extra:
                     best.append(r)
+            if not variant & PARTS:
+                # No laptop or embedded word typed: the desktop card, where there is one.
+                best = [r for r in best if not r.variant & PARTS] or best
             if best:
                 return best, strict
         return [], False
@@ -325,15 +350,15 @@ def _bare_number(raw: str, t: str, catalog: GpuCatalog) -> UsageError:
 
 
 def _memory(toks: Sequence[str], models: Sequence[GpuModel]) -> Optional[float]:
-    """A size a curated row states (the GH200's 96 GB, not the '480GB' of its name, which
-    counts the CPU's memory), else the size typed ('a100 80gb'), else the size every matched
-    row agrees on."""
-    curated = {m.memory_gib for m in models if m.memory_source.startswith("https://")}
-    if len(curated) == 1 and all(m.memory_source.startswith("https://") for m in models):
-        return curated.pop()
-    typed = {float(t[:-2]) for t in toks if _kind(t) == "memory"}
+    """The size typed ('a100 80gb', 'rtx 4090 48gb' for a modified card), unless the matched
+    names carry it themselves (the '480GB' of 'GH200 120GB / 480GB' counts the CPU's memory:
+    the row's sourced 96 GB holds); else the size every matched row agrees on. A GPU made in
+    several sizes has rows that disagree, so its plain name stays unknown."""
+    typed = {t for t in toks if _kind(t) == "memory"}
     if len(typed) == 1:
-        return typed.pop()
+        t = next(iter(typed))
+        if not all(t in name_words(m.name).memory for m in models):
+            return float(t[:-2])
     sizes = {m.memory_gib for m in models}
     return sizes.pop() if len(sizes) == 1 else None
 

@@ -10,20 +10,17 @@ from typing import Optional
 from packaging.version import InvalidVersion, Version
 
 from compat.launch import LaunchConfig
+from compat.launch.rules import rules_for
 from compat.matrix.schema import MemoryData
 from compat.model import ModelFacts
 from compat.models import GPU
 
 GIB = float(1 << 30)
 
-# sglang's default mem_fraction_static changed twice; which heuristic a version uses:
-# - up to 0.4.6: by tensor parallel size only (0.88 TP1 ... 0.79 TP16);
-# - PR #7054 (merged 2025-06-10, assumed first in 0.4.7): a reserve per GPU-memory tier;
-# - PR #10975 (merged 2025-09-27, assumed first in 0.5.3): `_handle_gpu_memory_settings`,
-#   512 MiB + chunked-prefill and CUDA-graph terms.
-# The release boundaries are inferred from merge dates, not read from the release tags.
-SGLANG_TIER_HEURISTIC_FROM = Version("0.4.7")
-SGLANG_RESERVE_HEURISTIC_FROM = Version("0.5.3")
+# sglang's default mem_fraction_static is computed at startup; which computation a release uses
+# (and the source line it follows) is in matrices/curated/launch_rules.toml, and the table by
+# parallel size of the releases up to 0.4.7 is in generated/launch/sglang.toml (read from each
+# release's server_args.py). The formulas below follow the cited lines.
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,8 @@ def _opt_int(launch: LaunchConfig, name: str) -> Optional[int]:
 
 
 def sglang_tier_defaults(gpu_mem_mib: float, tp: int) -> tuple[int, int]:
-    """(chunked_prefill_size, cuda_graph_max_bs) by GPU memory, as in `_handle_gpu_memory_settings`."""
+    """(chunked_prefill_size, cuda_graph_max_bs) by GPU memory, as in `_handle_gpu_memory_settings`
+    (rule sglang-gpu-memory-tiers in launch_rules.toml: server_args.py:567 of sglang 0.5.3)."""
     if gpu_mem_mib < 20 * 1024:  # T4, 4080
         return 2048, 8
     if gpu_mem_mib < 35 * 1024:  # A10, 4090, 5090
@@ -109,24 +107,62 @@ def _piecewise_token_count(max_tokens: int) -> int:
     return len([s for s in sizes if s <= max_tokens])
 
 
+def _formula(version: Optional[Version]) -> tuple[str, str]:
+    """(formula, rule description) sglang `version` computes its default fraction with."""
+    if version is None:
+        return "gpu-memory-settings", "current sglang; version unknown"
+    hits = rules_for("sglang", "mem_fraction_static", version)
+    if not hits:
+        return "gpu-memory-settings", f"no curated rule for sglang {version}; the current rule"
+    rule = hits[0]
+    return rule.formula, f"rule {rule.id}, {rule.where.split(' (')[0]}"
+
+
+def _tp_table(version: Optional[Version]) -> Optional[tuple[list[tuple[int, float]], str, str]]:
+    """The table by parallel size sglang `version`'s own server_args.py holds (launch data)."""
+    from compat.launch.data import launch_data
+
+    data = launch_data("sglang") if version is not None else None
+    index = data.index_of(version) if data is not None and version is not None else None
+    if data is None or index is None:
+        return None
+    info = data.release(index)
+    if not info.mem_fraction_tp:
+        return None
+    rows = []
+    for row in info.mem_fraction_tp:
+        size, _, frac = row.partition(":")
+        rows.append((int(size), float(frac)))
+    return sorted(rows, reverse=True), info.mem_fraction_tp_by, info.mem_fraction_tp_source
+
+
 def sglang_default_mem_fraction(
     gpu_mem_mib: float, launch: LaunchConfig, version: Optional[Version]
 ) -> tuple[float, str]:
     """sglang's default --mem-fraction-static for this GPU and launch, and which rule gave it.
 
-    Follows python/sglang/srt/server_args.py; not modeled: multimodal adjustments
-    (adjust_mem_fraction_for_vlm), the H200/B200 special cases of 0.4.x (PRs #5893, #6718),
-    NPU/ROCm branches, and disaggregation-aware reserves (PR #29615).
+    The rule per release range is curated (launch_rules.toml, with its source line); not
+    modeled: multimodal adjustments (adjust_mem_fraction_for_vlm), the H200/B200 special cases
+    of 0.4.6.post2-0.4.7, NPU/ROCm branches, and disaggregation-aware reserves (PR #29615).
     """
     tp = _int_setting(launch, "tp_size")
     pp = _int_setting(launch, "pp_size")
     s = launch.settings
     spec = s.get("speculative_algorithm")
-    if version is not None and version < SGLANG_TIER_HEURISTIC_FROM:
-        table = ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))
-        frac = next(f for n, f in table if tp >= n)
-        return frac, f"sglang default for tp={tp} (rule of sglang < {SGLANG_TIER_HEURISTIC_FROM})"
-    if version is not None and version < SGLANG_RESERVE_HEURISTIC_FROM:
+    formula, which = _formula(version)
+    if formula == "tp-table":
+        table = _tp_table(version)
+        if table is not None:
+            rows, by, where = table
+            size = tp * pp if by == "tp_size*pp_size" else tp
+            frac = next((f for n, f in rows if size >= n), rows[-1][1])
+            label = by.replace("_size", "")
+            return frac, f"sglang default for {label}={size} (table at {where} of sglang {version})"
+        formula, which = (
+            "gpu-memory-settings",
+            f"no table read for sglang {version}; the current rule",
+        )
+    if formula == "gpu-tier-reserve":
         ps = tp * pp
         if gpu_mem_mib < 35 * 1024:
             reserved = (2.8 + ps / 10) * 1024
@@ -141,9 +177,9 @@ def sglang_default_mem_fraction(
         if s.get("enable_dp_attention") is True:
             reserved += 4 * 1024
         frac = round((gpu_mem_mib - reserved) / gpu_mem_mib, 3)
-        return frac, (
-            f"sglang default: {reserved / 1024:.2f} GiB reserved for this GPU tier "
-            f"(rule of sglang {SGLANG_TIER_HEURISTIC_FROM}..{SGLANG_RESERVE_HEURISTIC_FROM})"
+        return (
+            frac,
+            f"sglang default: {reserved / 1024:.2f} GiB reserved for this GPU tier ({which})",
         )
     chunk_default, bs_default = sglang_tier_defaults(gpu_mem_mib, tp)
     chunk = _opt_int(launch, "chunked_prefill_size") or chunk_default
@@ -167,12 +203,7 @@ def sglang_default_mem_fraction(
     elif spec is not None and spec != "NGRAM":
         reserved += 2 * 1024
     frac = round((gpu_mem_mib - reserved) / gpu_mem_mib, 3)
-    which = (
-        f"sglang >= {SGLANG_RESERVE_HEURISTIC_FROM}"
-        if version is not None
-        else "current sglang; version unknown"
-    )
-    return frac, f"sglang default: {reserved / 1024:.2f} GiB reserved (rule of {which})"
+    return frac, f"sglang default: {reserved / 1024:.2f} GiB reserved ({which})"
 
 
 def _fig(
@@ -585,7 +616,7 @@ def _sglang(
     dfrac, _ = sglang_default_mem_fraction(mem_mib, launch, None)
     default_origin = (
         f"{(1 - dfrac) * 100:.1f}% of the starting free memory, the default of sglang >= "
-        f"{SGLANG_RESERVE_HEURISTIC_FROM} for this GPU"
+        "0.5.3 for this GPU (rule sglang-mem-fraction-gpu-memory-settings)"
     )
     default_free = t0 * (1 - dfrac) - value
     return Estimate(

@@ -107,6 +107,7 @@ def to_dict(env: Environment) -> dict[str, Any]:
                 "installed_at": d.installed_at,
                 "needs": list(d.needs),
                 **({"objects": [_object(o) for o in d.objects]} if d.objects else {}),
+                **({"direct_url": d.direct_url} if d.direct_url else {}),
             }
             for d in env.distributions
         ],
@@ -303,6 +304,7 @@ def from_dict(data: object, origin: str = "snapshot") -> Environment:
             r.opt_number(d, "installed_at", p),
             r.texts(d, "needs", p, _MAX_SMALL, 4096),
             r.each(d, "objects", p, obj_facts, 256),
+            r.get_text(d, "direct_url", p, "", 4096),
         )
 
     def cache(value: object, p: str) -> CacheInfo:
@@ -360,7 +362,10 @@ def read_text(path: str) -> str:
     from compat.fileio import read_text as bounded
 
     return bounded(
-        path, what="file", hint="pass a `compat env --json` snapshot or a pip freeze file"
+        path,
+        what="file",
+        hint="pass a `compat env --json` snapshot or a pip freeze file",
+        stream=True,
     )
 
 

@@ -216,10 +216,14 @@ def test_seed_findings_carry_evidence_fix_and_references(shipped: tuple[Advisory
     assert f.code == "known-crash" and f.severity == Severity.ERROR
     assert "vllm 0.18.2rc1.dev54+g73f48ce55 in >=0.18.1rc1.dev266" in f.evidence
     assert "GPU 0 NVIDIA H100 80GB HBM3 is sm_90" in f.evidence
-    assert (
-        "launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend auto picks for "
-        "unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55)"
-    ) in f.evidence
+    assert any(
+        e.startswith(
+            "launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend "
+            "auto picks for unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55 "
+            "(vllm-unquantized-moe-flashinfer-cutlass: "
+        )
+        for e in f.evidence
+    )
     assert any("--moe-backend triton" in x for x in f.fix)
     assert "https://github.com/vllm-project/vllm/issues/39288" in f.references
     assert f.to_dict()["advisory"] == "COMPAT-0004"
@@ -441,11 +445,16 @@ def test_model_clause_needs_every_part_and_says_when_it_cannot_tell() -> None:
     for model in (None, Unknown("no config.json in the HF cache"), replace(moe_fp8, guess=True)):
         (maybe,) = match_advisories(env, launch, [adv], (), model)
         assert maybe.severity == Severity.INFO and "could not tell" in maybe.message
-    # A framework's own argument that the parsed launch does not describe: could not tell.
+    # A framework's own argument left out: the release's default applies (vLLM 0.11.0 declares
+    # --enable-dbo with default False), so the advisory misses.
     bare = parse_launch_text("vllm serve org/m", Version("0.11.0"))
-    (unsure,) = match_advisories(env, bare, [adv], (), moe_fp8)
+    assert bare.get("enable_dbo") is False
+    assert match_advisories(env, bare, [adv], (), moe_fp8) == []
+    # A release without that argument in the launch data (0.10.2): could not tell.
+    older = parse_launch_text("vllm serve org/m", Version("0.10.2"))
+    (unsure,) = match_advisories(make_env({"vllm": "0.10.2"}), older, [adv], (), moe_fp8)
     assert unsure.severity == Severity.INFO
-    assert any("enable_dbo is not known" in e for e in unsure.evidence)
+    assert any("enable_dbo is not a setting of vllm 0.10.2" in e for e in unsure.evidence)
 
 
 def test_model_clause_none_stands_for_an_unquantized_model() -> None:

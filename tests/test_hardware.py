@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 from packaging.version import Version
 
 from compat.errors import UsageError
-from compat.hardware import parse_driver, parse_gpu, split_count, tokens
+from compat.hardware import name_words, parse_driver, parse_gpu, split_count, tokens
 from compat.inputs import apply_overrides, load_from
-from compat.matrix.load import Matrix, validate_all
+from compat.matrix.load import Matrix, read_toml, validate_all
+from compat.matrix.schema import Problems, read_gpu_families
 from compat.models import Unknown
 
 ASSETS = Path(__file__).parent / "assets"
@@ -28,11 +29,11 @@ NVML_NAMES = [
     # NVIDIA/nccl#1264 (8x H100 SXM, driver 550.54.15)
     ("NVIDIA H100 80GB HBM3", "sm_90", 80.0),
     # Frogging-Family/nvidia-all#212 (driver 550.40.07)
-    ("NVIDIA GeForce RTX 4070", "sm_89", None),
+    ("NVIDIA GeForce RTX 4070", "sm_89", 12.0),
     # rossumai/nvgpu#15 (driver 450.57)
     ("TITAN Xp", "sm_61", None),
     # akash-network/provider-configs#91: "NVIDIA H100 NVL, 0x232110DE"
-    ("NVIDIA H100 NVL", "sm_90", None),
+    ("NVIDIA H100 NVL", "sm_90", 94.0),
     # vllm-project/vllm#10026
     ("A100-SXM4-80GB", "sm_80", 80.0),
     ("NVIDIA A100-SXM4-80GB", "sm_80", 80.0),
@@ -40,27 +41,27 @@ NVML_NAMES = [
     ("Tesla-V100-SXM2-32GB", "sm_70", 32.0),
     ("A100-PCIE-40GB", "sm_80", 40.0),
     ("NVIDIA-A800-SXM4-80GB", "sm_80", 80.0),
-    ("Tesla T4", "sm_75", None),
+    ("Tesla T4", "sm_75", 16.0),
     ("NVIDIA A100 80GB PCIe", "sm_80", 80.0),
-    ("NVIDIA L40S", "sm_89", None),
-    ("NVIDIA L4", "sm_89", None),
-    ("NVIDIA A10G", "sm_86", None),
+    ("NVIDIA L40S", "sm_89", 48.0),
+    ("NVIDIA L4", "sm_89", 24.0),
+    ("NVIDIA A10G", "sm_86", 24.0),
     ("NVIDIA H200", "sm_90", 141.0),
-    ("NVIDIA H20", "sm_90", None),
-    ("NVIDIA H800", "sm_90", None),
+    ("NVIDIA H20", "sm_90", None),  # 96 GB, and the H20 HBM3e,
+    ("NVIDIA H800", "sm_90", 80.0),
     ("NVIDIA GH200 480GB", "sm_90", 96.0),  # the GPU's 96 GB, not the superchip's 480
-    ("NVIDIA B200", "sm_100", None),
+    ("NVIDIA B200", "sm_100", None),  # 180 GB, and the HGX B200 168GB,
     ("NVIDIA GB200", "sm_100", 186.0),
-    ("NVIDIA B300 SXM6 AC", "sm_103", None),
-    ("NVIDIA GB10", "sm_121", None),
+    ("NVIDIA B300 SXM6 AC", "sm_103", 288.0),
+    ("NVIDIA GB10", "sm_121", 128.0),
     ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "sm_120", 96.0),
-    ("NVIDIA RTX 6000 Ada Generation", "sm_89", None),
-    ("NVIDIA RTX A6000", "sm_86", None),
-    ("NVIDIA GeForce RTX 4090 Laptop GPU", "sm_89", None),
-    ("NVIDIA GeForce RTX 5090", "sm_120", None),
-    ("NVIDIA GeForce RTX 3090", "sm_86", None),
-    ("Quadro RTX 8000", "sm_75", None),
-    ("Tesla P40", "sm_61", None),
+    ("NVIDIA RTX 6000 Ada Generation", "sm_89", 48.0),
+    ("NVIDIA RTX A6000", "sm_86", 48.0),
+    ("NVIDIA GeForce RTX 4090 Laptop GPU", "sm_89", 16.0),
+    ("NVIDIA GeForce RTX 5090", "sm_120", 32.0),
+    ("NVIDIA GeForce RTX 3090", "sm_86", 24.0),
+    ("Quadro RTX 8000", "sm_75", 48.0),
+    ("Tesla P40", "sm_61", None),  # Pascal: no TechPowerUp size,
     ("Tesla K80", "sm_37", None),
 ]
 
@@ -106,6 +107,83 @@ TYPED = [
 def test_names_people_type(text: str, name: str, sm: str) -> None:
     g = parse_gpu(text, GPUS)
     assert (g.name, g.sm) == (name, sm)
+
+
+# --- memory ----------------------------------------------------------------------------------
+# A name of one GPU made in one size gets that size: from NVIDIA's pages, the name, or the
+# TechPowerUp product of that name and chip (curated/gpus.toml says which, per row).
+ONE_SIZE = [
+    ("l40s", 48), ("rtx 4090", 24), ("RTX 4090", 24), ("rtx4070", 12), ("t4", 16),
+    ("a10", 24), ("a10g", 24), ("l4", 24), ("a40", 48), ("l20", 48), ("a16", 16),
+    ("h200", 141), ("h800", 80), ("b300", 288), ("gb200", 186), ("gb300", 288),
+    ("rtx pro 6000", 96), ("rtx a4000", 16), ("rtx a5000", 24), ("rtx a6000", 48),
+    ("rtx 5000 ada", 32), ("rtx 6000 ada", 48), ("quadro rtx 6000", 24), ("quadro rtx 8000", 48),
+    ("rtx 3090", 24), ("rtx 3090 ti", 24), ("rtx 4060", 8), ("rtx 4070 ti super", 16),
+    ("rtx 4080 super", 16), ("rtx 5070", 12), ("rtx 5080", 16), ("rtx 5090", 32),
+    ("rtx 4090 laptop", 16), ("dgx spark", 128), ("jetson t5000", 128), ("jetson t4000", 64),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "gib"), ONE_SIZE)
+def test_plain_names_of_one_size_know_it(text: str, gib: float) -> None:
+    assert parse_gpu(text, GPUS).memory_gib == gib
+
+
+# Made in several sizes: the plain name stays unknown (its rows disagree); the size typed decides.
+SEVERAL = [
+    "a100", "h100", "v100", "gh200", "b200", "h20", "rtx 3060", "rtx 3080", "rtx 4060 ti",
+    "rtx 5060 ti", "rtx pro 5000", "jetson agx orin", "jetson orin nano",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", SEVERAL)
+def test_names_of_several_sizes_stay_unknown(text: str) -> None:
+    g = parse_gpu(text, GPUS)
+    assert g.memory_gib is None
+    rows = GPUS.lookup(text)
+    sizes = {r.memory_gib for r in rows} | {
+        float(w[:-2]) for r in rows for w in name_words(r.name).memory
+    }
+    # Rows (or a name) of different sizes; or rows left without a size because their sources
+    # list several (the RTX 5060 Ti in 8 and 16 GB, the Jetson AGX Orin in 32 and 64 GB).
+    assert len(sizes) > 1 or sizes == {None}, rows
+
+
+@pytest.mark.parametrize(
+    ("text", "gib"),
+    [
+        ("a100 80gb", 80), ("a100 40gb", 40), ("A100-80G", 80), ("v100 32gb", 32),
+        ("rtx 4060 ti 16gb", 16), ("rtx 4060 ti 8gb", 8), ("b200 180gb", 180),
+        ("h100 nvl", 94), ("rtx 4090 48gb", 48), ("NVIDIA GH200 480GB", 96),
+    ],
+)  # fmt: skip
+def test_the_size_typed_decides(text: str, gib: float) -> None:
+    # 'rtx 4090 48gb': a modified card, the size typed wins over the sourced 24; the '480GB'
+    # of 'GH200 480GB' is in the product's name (it counts the CPU's memory) and does not.
+    assert parse_gpu(text, GPUS).memory_gib == gib
+
+
+def test_a_plain_name_is_the_desktop_card_not_the_laptop_part() -> None:
+    g = parse_gpu("rtx 4090", GPUS)
+    assert g.matched == ("GeForce RTX 4090",) and g.memory_gib == 24
+    laptop = parse_gpu("rtx 4090 laptop", GPUS)
+    assert laptop.matched == ("GeForce RTX 4090 Laptop GPU",) and laptop.memory_gib == 16
+
+
+def test_every_memory_size_names_its_source() -> None:
+    path = MATRIX.root / "curated" / "gpu_families.toml"
+    p = Problems(str(path))
+    fams = read_gpu_families(p, read_toml(path))
+    assert p.items == [] and len(fams.memory) >= 20
+    for m in fams.memory:
+        assert m.source.startswith("https://"), m
+    known = [g for g in MATRIX.gpus if g.memory_gib is not None]
+    assert len(known) > 200
+    for g in known:
+        src = g.memory_source
+        assert src.startswith("https://") or src.startswith("the product name"), g
+        if src == "the product name":
+            assert f"{g.memory_gib:g}" in g.name, g
 
 
 def test_rtx_4070_is_accepted_like_the_nvidia_smi_spelling() -> None:

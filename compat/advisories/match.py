@@ -203,7 +203,10 @@ def _check_memory(limit: float, facts: _Facts) -> _Outcome:
             return _Outcome(_MATCH, f"{_gpu_label(g)} has {gib:.2f} GiB (<= {limit:g} GiB)")
     if unknown is not None:
         return _Outcome(
-            _UNKNOWN, f"memory of {_gpu_label(unknown)} unknown", "give the GPU with --gpu NAME"
+            _UNKNOWN,
+            f"memory of {_gpu_label(unknown)} unknown",
+            "give the GPU with --gpu NAME, with its size for a GPU made in several "
+            "(--gpu 'a100 80gb')",
         )
     return _Outcome(_MISS, f"every GPU has more than {limit:g} GiB")
 
@@ -261,11 +264,9 @@ def _check_launch(clause: LaunchClause, facts: _Facts) -> _Outcome:
         )
     if launch.framework == "unknown":
         return _Outcome(_UNKNOWN, f"{clause.describe()}: the launch command is not sglang or vLLM")
-    if clause.setting in launch.settings:
-        actual = launch.settings[clause.setting]
-    else:
-        # A framework's own argument that this release's data does not describe.
-        actual = Unknown(f"{clause.setting} is not known for {launch.framework} here")
+    # A normalized setting, else the framework's own argparse dest with the release's default
+    # (Unknown when the release's launch data does not describe it).
+    actual = launch.get(clause.setting)
     if isinstance(actual, Unknown):
         return _Outcome(
             _UNKNOWN,
@@ -353,11 +354,13 @@ def _workaround_settings(
         parsed = settings_for(framework, tokens)
     except UsageError:
         return None
-    # Flags compat has no table entry for still count: they are compared as the framework's
-    # own arguments (argparse dests), like the launch's.
-    if not parsed.explicit:
+    if parsed.unknown_flags:
         return None
-    return tuple(sorted((k, parsed.settings[k]) for k in parsed.explicit))
+    # Normalized settings the flags set, and the release's own dests they give (a workaround
+    # flag with no normalized setting, `--fp4-gemm-backend X`, is compared as its dest).
+    wanted = [("setting:" + k, parsed.settings[k]) for k in sorted(parsed.explicit)]
+    wanted += [("dest:" + k, v) for k, v in sorted(parsed.values.items()) if k not in parsed.settings]
+    return tuple(wanted) or None
 
 
 def _workaround_applied(w: Workaround, facts: _Facts) -> bool:
@@ -370,8 +373,12 @@ def _workaround_applied(w: Workaround, facts: _Facts) -> bool:
         wanted = _workaround_settings(launch.framework, w.flags)
         if wanted is None:
             return False
-        for k, v in wanted:
-            if k not in launch.explicit or not _same(launch.settings.get(k), v):
+        for key, v in wanted:
+            kind, k = key.split(":", 1)
+            if kind == "setting":
+                if k not in launch.explicit or not _same(launch.settings.get(k), v):
+                    return False
+            elif k not in launch.values or not _same(launch.values[k], v):
                 return False
     return all(facts.environ.get(k) == v for k, v in w.env)
 

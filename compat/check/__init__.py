@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Callable, Optional
 
 from compat.check import (
+    broken,
     caches,
     companion,
     cuda,
@@ -15,6 +16,7 @@ from compat.check import (
     framework,
     gpu,
     kernels,
+    launch_flags,
     torch_triton,
     unknown,
 )
@@ -27,6 +29,7 @@ CheckFn = Callable[[Context], list[Finding]]
 
 # Order is the order of the report within a severity.
 REGISTRY: tuple[tuple[str, CheckFn], ...] = (
+    ("broken-dist", broken.check),
     ("framework-pin", framework.check),
     ("torch-triton", torch_triton.check),
     ("torch-companion", companion.check),
@@ -41,6 +44,7 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("memory-fit", fit.check_memory),
     ("stale-cache", caches.check),
     ("env-var", envvars.check),
+    ("launch-flag", launch_flags.check),
     ("unknown-combination", unknown.check),
 )
 

@@ -438,7 +438,10 @@ def _no_estimate(reason: str) -> Finding:
         Code.MEMORY_HEADROOM.value,
         Severity.INFO,
         f"could not estimate GPU memory: {reason}",
-        fix=("give the GPU with --gpu NAME (or check a snapshot taken on the machine)",),
+        fix=(
+            "give the GPU with --gpu NAME, with its size for a GPU made in several "
+            "(--gpu 'a100 80gb'), or check a snapshot taken on the machine",
+        ),
     )
 
 

@@ -68,7 +68,8 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
         from compat.fileio import read_text
 
         given = LaunchInput(
-            text=read_text(req.launch_file, what="launch file"), origin=req.launch_file
+            text=read_text(req.launch_file, what="launch file", stream=True),
+            origin=req.launch_file,
         )
     launch = parse_launch_for(env, given)
     from compat.probe.model import model_of_launch

@@ -266,6 +266,20 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
         problems.extend(found)
     else:
         problems.append(f"{packages}: missing (the stack's package families)")
+    from compat.matrix.launchdata import validate_launch_files
+
+    problems.extend(validate_launch_files(root))
+    rules = root / "curated" / "launch_rules.toml"
+    if rules.is_file():
+        from compat.launch.model import SETTINGS
+        from compat.launch.rules import read_rules
+
+        p = Problems(str(rules))
+        try:
+            read_rules(p, read_toml(rules), SETTINGS)
+        except DataError as exc:
+            problems.extend(exc.problems)
+        problems.extend(p.items)
     adv = root / "advisories"
     if adv.is_dir():
         try:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Optional
 
+from compat.matrix.gpudb import TpuIndex, memory_match
 from compat.matrix.schema import GpuFamilies, GpuFamily, cc_str
 
 NVIDIA_VENDOR = "10de"
@@ -19,6 +20,11 @@ _SUBSYSTEM = re.compile(r"^\t\t(?P<vendor>[0-9a-f]{4})\s+(?P<id>[0-9a-f]{4})\s+(
 _CHIP = re.compile(r"^(?P<chip>(?:GK|GM|GP|GV|TU|GA|AD|GH|GB|GR)\d{2,3}[AB]?)(?P<cls>[A-Z]*)\b")
 _BRACKET = re.compile(r"\[(?P<name>[^\]]+)\]\s*$")
 _MEMORY = re.compile(r"(?<![\w.])(\d{1,3})\s*GB?(?![\w])", re.IGNORECASE)
+# TechPowerUp lists a product at its reference memory. Before Volta, board partners often
+# doubled it (GeForce GTX 680 4GB, GTX 960 4GB) under the same name, so the reference size is
+# not the card's: those generations (and the Kepler to Pascal parts no CUDA 13 supports) keep
+# only the sizes NVIDIA or the name state.
+TPU_FROM_CC = (7, 0)
 # Device lines that are not GPUs, or GPUs without a product name worth offering.
 _NOT_A_GPU = re.compile(
     r"audio|usb|ucsi|nvswitch|bridge|root complex|pcie host|sata|reserved dev|initial dev|"
@@ -60,6 +66,11 @@ class DerivedGpu:
     source: str = ""
     verified: bool = True
     note: str = ""
+    # The chips pci.ids gives for the devices of this name (a name can span chips: the
+    # GeForce RTX 4070 is an AD103 and an AD104 device).
+    chips: list[str] = field(default_factory=list)
+    # Where another source disagrees with the size kept (printed by the derivation).
+    memory_note: str = ""
 
 
 def parse_pci_ids(text: str) -> PciIds:
@@ -146,18 +157,26 @@ def family_of(chip: str, by_chip: dict[str, GpuFamily]) -> Optional[GpuFamily]:
     return fam
 
 
-def derive_gpus(pci: PciIds, curated: GpuFamilies) -> tuple[list[DerivedGpu], list[str]]:
+def derive_gpus(
+    pci: PciIds, curated: GpuFamilies, tpu: Optional[TpuIndex] = None
+) -> tuple[list[DerivedGpu], list[str]]:
     """Rows for every NVIDIA device whose chip has a curated family, and the problems found.
 
     A family's `evidence` names must appear under that chip in pci.ids (or, for an integrated
     GPU, among its [[extra]] names): that ties the compute capability NVIDIA states for a
     product to the chip pci.ids says the product uses.
+
+    Memory, first source that states it: a curated [[memory]] row of the device id (NVIDIA's
+    pages), the size the name states, the TechPowerUp product of the same name and chip (when
+    `tpu` is given and its products agree). An alias takes the size of the device it names.
     """
     by_chip = {f.chip: f for f in curated.families}
     problems: list[str] = []
     rows: dict[tuple[str, str], DerivedGpu] = {}
 
-    def add(name: str, pci_id: str, fam: GpuFamily, origin: str, source: str) -> DerivedGpu:
+    def add(
+        name: str, pci_id: str, fam: GpuFamily, origin: str, source: str, chip: str
+    ) -> DerivedGpu:
         key = (name.lower(), cc_str(fam.compute_capability))
         row = rows.get(key)
         if row is None:
@@ -173,6 +192,8 @@ def derive_gpus(pci: PciIds, curated: GpuFamilies) -> tuple[list[DerivedGpu], li
             )
         if pci_id and pci_id not in row.pci_ids:
             row.pci_ids.append(pci_id)
+        if chip not in row.chips:
+            row.chips.append(chip)
         return row
 
     names_of: dict[str, list[str]] = {}
@@ -183,7 +204,7 @@ def derive_gpus(pci: PciIds, curated: GpuFamilies) -> tuple[list[DerivedGpu], li
         names_of.setdefault(fam.chip, []).append(dev.name.lower())
         if _NOT_A_GPU.search(dev.name):
             continue
-        add(dev.name, dev.device, fam, "pci.ids", DEVICE_URL.format(device=dev.device))
+        add(dev.name, dev.device, fam, "pci.ids", DEVICE_URL.format(device=dev.device), dev.chip)
         for sub in dev.subsystems:
             sname = _subsystem_name(sub)
             if not _NOT_A_GPU.search(sname):
@@ -193,6 +214,7 @@ def derive_gpus(pci: PciIds, curated: GpuFamilies) -> tuple[list[DerivedGpu], li
                     fam,
                     "pci.ids subsystem",
                     DEVICE_URL.format(device=dev.device),
+                    dev.chip,
                 )
     for extra in curated.extras:
         fam = by_chip.get(extra.chip)
@@ -200,7 +222,7 @@ def derive_gpus(pci: PciIds, curated: GpuFamilies) -> tuple[list[DerivedGpu], li
             problems.append(f"extra {extra.name!r}: chip {extra.chip} has no family")
             continue
         names_of.setdefault(fam.chip, []).append(extra.name.lower())
-        add(extra.name, "", fam, "curated", extra.source)
+        add(extra.name, "", fam, "curated", extra.source, fam.chip)
 
     for fam in curated.families:
         names = names_of.get(fam.chip, [])
@@ -223,7 +245,7 @@ def derive_gpus(pci: PciIds, curated: GpuFamilies) -> tuple[list[DerivedGpu], li
             problems.append(f"alias {a.name!r}: device {a.pci_id} is not a derived GPU")
             continue
         fam = by_chip[targets[0].chip]
-        row = add(a.name, a.pci_id, fam, "alias", a.source)
+        row = add(a.name, a.pci_id, fam, "alias", a.source, targets[0].chips[0])
         by_id[a.pci_id].append(row)
 
     mem_by_id = {m.pci_id: m for m in curated.memory}
@@ -236,10 +258,36 @@ def derive_gpus(pci: PciIds, curated: GpuFamilies) -> tuple[list[DerivedGpu], li
         sizes = {m.memory_gib for m in curated_mem}
         if row.origin != "pci.ids subsystem" and len(sizes) == 1:
             row.memory_gib, row.memory_source = sizes.pop(), curated_mem[0].source
+        elif row.origin == "alias":
+            continue  # below, once its device has a size
+        else:
+            stated = memory_of(row.name)
+            if stated is not None:
+                row.memory_gib, row.memory_source = stated, "the product name"
+        use_tpu = tpu is not None and row.compute_capability >= TPU_FROM_CC
+        hit = memory_match(row.name, row.chips, tpu) if tpu is not None and use_tpu else None
+        if hit is None:
             continue
-        stated = memory_of(row.name)
-        if stated is not None:
-            row.memory_gib, row.memory_source = stated, "the product name"
+        if row.memory_gib is None:
+            row.memory_gib, row.memory_source = hit.memory_gib, hit.url
+        elif row.memory_gib != hit.memory_gib:
+            row.memory_note = (
+                f"kept {row.memory_gib:g} GB ({row.memory_source}); TechPowerUp gives "
+                f"{hit.memory_gib:g} GB for {hit.products[0].name} ({hit.url})"
+            )
+    for row in rows.values():
+        if row.origin != "alias" or row.memory_gib is not None:
+            continue
+        devices = [r for i in row.pci_ids for r in by_id.get(i, []) if r.origin == "pci.ids"]
+        known = {r.memory_gib for r in devices}
+        if len(known) == 1 and None not in known:
+            dev_row = devices[0]
+            row.memory_gib = dev_row.memory_gib
+            row.memory_source = (
+                dev_row.memory_source
+                if dev_row.memory_source.startswith("https://")
+                else f"the product name of device {dev_row.pci_ids[0]} ({dev_row.name})"
+            )
 
     out = sorted(rows.values(), key=lambda r: (r.compute_capability, r.chip, r.name.lower()))
     return out, problems
@@ -250,7 +298,11 @@ def _q(text: str) -> str:
 
 
 def render_gpus_toml(
-    rows: Iterable[DerivedGpu], pci: PciIds, pci_source: str, families_file: str
+    rows: Iterable[DerivedGpu],
+    pci: PciIds,
+    pci_source: str,
+    families_file: str,
+    memory_db: str = "",
 ) -> str:
     """gpus.toml text: deterministic (rows sorted), so a refresh of pci.ids is a reviewable diff."""
     rows = list(rows)
@@ -258,14 +310,19 @@ def render_gpus_toml(
         "# NVIDIA GPU names -> chip, architecture, compute capability (and memory where known).",
         "# Derived by scripts/derive_gpus.py from the PCI ID database's NVIDIA device names and the",
         f"# chip families of {families_file}. Do not edit: change the families file and re-derive.",
-        "# memory_gib: stated by the product name, or by a curated [[memory]] row of the families",
-        "#   file (memory_source names it); otherwise unknown.",
+        "# memory_gib: the size NVIDIA states (a curated [[memory]] row of the families file), else",
+        "#   the size the product name states, else the size of the TechPowerUp product of that",
+        "#   name and chip (meta.memory_db); memory_source names which. Otherwise unknown.",
         "",
         "[meta]",
         f"source = {_q(pci_source)}",
         f"pci_ids_version = {_q(pci.version)}",
         f"pci_ids_date = {_q(pci.date)}",
         f"families = {_q(families_file)}",
+    ]
+    if memory_db:
+        lines.append(f"memory_db = {_q(memory_db)}")
+    lines += [
         f"rows = {len(rows)}",
     ]
     for r in rows:

@@ -324,8 +324,10 @@ def test_seed000_with_the_model_read_warns_with_numbers() -> None:
         "leaves ~0.24 GiB of 11.99 GiB on GPU 0" in f.message
         and "at CUDA-graph capture" in f.message
     )
+    # The table is the one sglang 0.4.6.post1's own server_args.py holds (launch data).
     assert (
-        "mem_fraction_static=0.88 (sglang default for tp=1 (rule of sglang < 0.4.7))" in f.evidence
+        "mem_fraction_static=0.88 (sglang default for tp=1 (table at "
+        "sglang/srt/server_args.py:226 of sglang 0.4.6.post1))" in f.evidence
     )
     assert any(e.startswith("KV cache: 6.84 GiB = 256,") for e in f.evidence)
     assert any("request-to-token table" in e for e in f.evidence)
@@ -457,7 +459,7 @@ def test_sglang_tier_and_reserve_rules() -> None:
 # the command line, over the fake cache -----------------------------------------------------------
 def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     freeze = tmp_path / "freeze.txt"
-    freeze.write_text("")  # no stack: only the fit findings can fail the run
+    freeze.write_text("requests==2.32.3\n")  # no stack: only the fit findings can fail the run
     return subprocess.run(
         [sys.executable, "-m", "compat", "check", "--from", str(freeze), "--python", "3.11", *args],
         capture_output=True,

