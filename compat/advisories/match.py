@@ -359,7 +359,9 @@ def _workaround_settings(
     # Normalized settings the flags set, and the release's own dests they give (a workaround
     # flag with no normalized setting, `--fp4-gemm-backend X`, is compared as its dest).
     wanted = [("setting:" + k, parsed.settings[k]) for k in sorted(parsed.explicit)]
-    wanted += [("dest:" + k, v) for k, v in sorted(parsed.values.items()) if k not in parsed.settings]
+    wanted += [
+        ("dest:" + k, v) for k, v in sorted(parsed.values.items()) if k not in parsed.settings
+    ]
     return tuple(wanted) or None
 
 
