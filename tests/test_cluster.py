@@ -544,7 +544,9 @@ def test_ray_cli_check_and_env(cluster: Any, tmp_path: Path) -> None:
     from tests.conftest import make_dist
 
     make_dist(tmp_path / "site", "sglang", "0.5.12")
-    runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(tmp_path / "site")}})
+    runtime_env = json.dumps(
+        {"env_vars": {"PYTHONPATH": str(tmp_path / "site"), "SGLANG_MEMORY_SAVER_CUDA_GRAPH": "1"}}
+    )
     launch = Path(__file__).parent / "assets" / "launch" / "seed002-standalone.sh"
     proc = cli(
         "check",
