@@ -511,3 +511,62 @@ def test_model_quantization_matches_the_method_or_the_weight_format() -> None:
     )
     fp8 = replace(modelopt, quant_format="fp8")
     assert match_advisories(env, launch, [adv], (), fp8) == []
+
+
+def test_validation_flags_advisories_that_say_the_same_thing_or_test_nothing() -> None:
+    with pytest.raises(DataError) as info:
+        load_advisories(ASSETS / "advisories" / "same")
+    text = "\n".join(info.value.problems)
+    assert "COMPAT-9102 has the same primary report as COMPAT-9101" in text
+    assert "COMPAT-9104 has the same conditions as COMPAT-9103" in text
+    assert "COMPAT-9105.toml: affected: no testable condition" in text
+
+
+CLEAN_STACKS = [
+    ASSETS / "envs" / "h100-torch2.11-cu130.json",  # the GPU machine's real stack
+    ASSETS / "freeze" / "sglang-0.4.6-good.txt",
+    ASSETS / "freeze" / "vllm-0.10.1.1-good.txt",
+    ASSETS / "freeze" / "h100-image-freeze.txt",
+]
+
+
+@pytest.mark.parametrize("path", CLEAN_STACKS, ids=[p.name for p in CLEAN_STACKS])
+def test_precision_budget_no_advisory_fires_on_a_clean_stack_without_a_launch(path: Path) -> None:
+    """On consistent stacks, with the common GPUs, no advisory above info fires unless a launch
+    command triggers it: the advisories that need a launch say "may apply" at most."""
+    from compat.inputs import apply_overrides, load_from
+    from compat.pipeline import check, load_database
+
+    db = load_database()
+    base = load_from(str(path), db.matrix)
+    for gpu in ("h100 80gb", "a100 80gb", "l40s", "rtx 4090", "b200"):
+        env = apply_overrides(base, db.matrix, "580.65.06", (gpu,), (), "3.11")
+        fired = [
+            f.advisory
+            for f in check(env, db)
+            if f.code == "known-crash" and f.severity > Severity.INFO
+        ]
+        assert fired == [], (path.name, gpu, fired)
+
+
+def test_nccl_pinned_by_torch_matches_a_freeze_without_nvidia_lines() -> None:
+    """A freeze listing torch but not the NCCL wheel torch pins: the NCCL advisory still sees
+    the NCCL torch pulls (torch 2.14.0 pins nvidia-nccl-cu13==2.30.7); one listed wins."""
+    from compat.inputs import apply_overrides, env_from_freeze
+    from compat.pipeline import check, load_database
+
+    db = load_database()
+    text = "vllm==0.20.0\ntorch==2.14.0\n"
+    env = apply_overrides(env_from_freeze(text, "freeze.txt", db.matrix), db.matrix, gpus=("gb10",))
+    launch = parse_launch_text(
+        "vllm serve deepseek-ai/DeepSeek-V4-Flash --tensor-parallel-size 2", Version("0.20.0")
+    )
+    moe = FixtureModel(moe=True, source="config.json")
+    (hit,) = [f for f in check(env, db, launch, moe) if f.advisory == "COMPAT-0010"]
+    assert hit.severity == Severity.ERROR
+    assert any(
+        "nvidia-nccl-cu13 2.30.7 (pinned by torch 2.14.0; not listed)" in e for e in hit.evidence
+    )
+    listed = env_from_freeze(text + "nvidia-nccl-cu13==2.30.3\n", "freeze.txt", db.matrix)
+    listed = apply_overrides(listed, db.matrix, gpus=("gb10",))
+    assert "COMPAT-0010" not in {f.advisory for f in check(listed, db, launch, moe)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional, Protocol, Union
 
@@ -67,10 +67,14 @@ class _Facts:
         launch: Optional[LaunchConfig],
         prior: Sequence[Finding],
         model: Model = None,
+        implied: Optional[Mapping[str, tuple[str, Version, str]]] = None,
     ) -> None:
         self.env = env
         self.launch = launch
         self.model = model
+        # Versions not installed as distributions but fixed by another's pin (the NCCL, cuDNN,
+        # cuBLAS wheels torch pins, for a freeze file that does not list them).
+        self.implied = dict(implied or {})
         self.versions: dict[str, tuple[str, Optional[Version]]] = {}
         for d in env.distributions:
             if d.broken is None and d.key not in self.versions:
@@ -151,6 +155,12 @@ def _check_package(rng: PackageRange, facts: _Facts) -> _Outcome:
             if rng.specifier.contains(ver, prereleases=True):
                 return _Outcome(_MATCH, f"{name} {ver} in {rng.specifier}")
             return _Outcome(_MISS, f"{name} {ver} not in {rng.specifier}")
+    for n in rng.names:
+        if n in facts.implied:
+            name, ver, why = facts.implied[n]
+            inside = rng.specifier.contains(ver, prereleases=True)
+            seen = f"{name} {ver} ({why}) {'in' if inside else 'not in'} {rng.specifier}"
+            return _Outcome(_MATCH if inside else _MISS, seen)
     return _Outcome(_MISS, f"{rng.label} not installed")
 
 
@@ -420,6 +430,7 @@ def match_advisories(
     advisories: Sequence[Advisory],
     prior: Sequence[Finding] = (),
     model: Model = None,
+    implied: Optional[Mapping[str, tuple[str, Version, str]]] = None,
 ) -> list[Finding]:
     """Findings for the advisories that apply (pure; no I/O).
 
@@ -428,7 +439,7 @@ def match_advisories(
     INFO "could not tell" finding instead. An advisory whose workaround is already in the
     command or env, or that is withdrawn, never fires.
     """
-    facts = _Facts(env, launch, prior, model)
+    facts = _Facts(env, launch, prior, model, implied)
     findings: list[Finding] = []
     for adv in advisories:
         if adv.is_withdrawn:
