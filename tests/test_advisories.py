@@ -140,7 +140,9 @@ def test_every_advisory_fires_on_some_fixture(shipped: tuple[Advisory, ...]) -> 
                   if f.severity > Severity.INFO}
         silenced |= set(data.get("silent", []))
     ids = {a.id for a in shipped}
-    assert ids <= fired, f"never fired: {sorted(ids - fired)}"
+    # A withdrawn advisory never matches; its fixtures only show it stays silent.
+    live = {a.id for a in shipped if not a.is_withdrawn}
+    assert live <= fired, f"never fired: {sorted(live - fired)}"
     assert ids <= silenced, f"no fixture shows the workaround: {sorted(ids - silenced)}"
 
 
