@@ -52,7 +52,8 @@ def _sections(fh: BinaryIO) -> tuple[str, list[_Section]]:
     out = []
     for i in range(shnum):
         (_, stype, _, _, offset, size, link, _, _, entsize) = struct.unpack_from(
-            end + "IIQQQQIIQQ", raw, i * shentsize)
+            end + "IIQQQQIIQQ", raw, i * shentsize
+        )
         out.append(_Section(stype, offset, size, link, entsize))
     return end, out
 
@@ -67,7 +68,7 @@ def _read(fh: BinaryIO, sec: _Section) -> bytes:
 
 def _cstr(table: bytes, offset: int) -> str:
     end = table.find(b"\0", offset)
-    return table[offset:end if end >= 0 else None].decode("utf-8", "replace")
+    return table[offset : end if end >= 0 else None].decode("utf-8", "replace")
 
 
 def needed(path: str) -> tuple[str, ...]:

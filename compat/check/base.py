@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import Requirement
@@ -12,6 +12,8 @@ from packaging.version import Version
 from compat.models import Distribution, Environment, TorchBuild, Unknown, canonicalize_name
 
 if TYPE_CHECKING:
+    from compat.advisories import Model
+    from compat.launch import LaunchConfig
     from compat.matrix.load import Matrix
 
 
@@ -21,9 +23,8 @@ class Context:
 
     env: Environment
     matrix: Matrix
-    launch: Any = None  # compat.launch.LaunchConfig, when a launch command was given
-    deep: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    launch: Optional[LaunchConfig] = None  # when a launch command was given
+    model: Model = None  # the served model's facts, when the launch names one
 
     @property
     def torch(self) -> Optional[TorchBuild]:
@@ -37,11 +38,18 @@ class Context:
         full = version if isinstance(py, Unknown) else py.version
         machine = "x86_64" if isinstance(py, Unknown) or not py.machine else py.machine
         return {
-            "python_version": version, "python_full_version": full,
-            "platform_system": "Linux", "sys_platform": "linux", "os_name": "posix",
-            "platform_machine": machine, "platform_python_implementation": "CPython",
-            "implementation_name": "cpython", "platform_release": "", "platform_version": "",
-            "implementation_version": full, "extra": extra,
+            "python_version": version,
+            "python_full_version": full,
+            "platform_system": "Linux",
+            "sys_platform": "linux",
+            "os_name": "posix",
+            "platform_machine": machine,
+            "platform_python_implementation": "CPython",
+            "implementation_name": "cpython",
+            "platform_release": "",
+            "platform_version": "",
+            "implementation_version": full,
+            "extra": extra,
         }
 
 
@@ -122,10 +130,14 @@ def reinstall_matching_torch(ctx: Context, name: str, version: Version) -> str:
     pin = f"{name}=={public(version)}"
     if tb is not None and tb.version is not None:
         if tb.is_cpu:
-            return (f"pip install --no-deps --force-reinstall '{pin}+cpu' "
-                    "--index-url https://download.pytorch.org/whl/cpu")
+            return (
+                f"pip install --no-deps --force-reinstall '{pin}+cpu' "
+                "--index-url https://download.pytorch.org/whl/cpu"
+            )
         build = ctx.matrix.build_of(tb.version, tb.cuda)
         if build and build.local and build.index and not build.pypi_default:
-            return (f"pip install --no-deps --force-reinstall '{pin}+{build.local}' "
-                    f"--index-url {build.index}")
+            return (
+                f"pip install --no-deps --force-reinstall '{pin}+{build.local}' "
+                f"--index-url {build.index}"
+            )
     return f"pip install --no-deps --force-reinstall '{pin}'"

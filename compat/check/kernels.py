@@ -1,173 +1,196 @@
 """kernel-torch and split-package: compiled kernels built for another torch, CUDA or C++ ABI;
 parts of one project at different versions.
 
-From metadata and local tags (`+cu124torch2.5`) always; with `--deep`, from the shared objects:
-libtorch/c10 libraries they need that the installed torch lacks, and libtorch/c10 symbols they
-import that torch does not export (the `undefined symbol` a launch dies of).
+From metadata and local tags (`+cu124torch2.5`) always; with `--deep`, from the compiled objects
+the probe read: libtorch/c10 libraries they need that the installed torch lacks, and
+libtorch/c10 symbols they import that torch does not export (the `undefined symbol` a launch
+dies of).
 """
 
 from __future__ import annotations
 
-import os
-from typing import Optional
-
-from compat import elf
 from compat.check.base import Context, pip_install, public, requires_of, satisfied
-from compat.check.builds import (
-    cudart_major,
-    package_objects,
-    parse_local,
-    torch_lib_dir,
-    torch_libs,
-)
-from compat.models import Code, Distribution, Finding, Severity, canonicalize_name
-from compat.probe.distributions import EXTENSIONS
+from compat.check.builds import cudart_major, parse_local
+from compat.families import Family, families
+from compat.models import Code, Distribution, Finding, Severity, TorchBuild, canonicalize_name
 
-KERNELS = ("flashinfer-python", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel", "flash-attn",
-           "flash-attn-3", "vllm", "deep-gemm", "deep-ep")
-SPLIT = (("flashinfer-python", "flashinfer-cubin", "flashinfer-jit-cache"),)
-_TORCH_SYMBOL_PREFIXES = ("_ZN3c10", "_ZNK3c10", "_ZN2at", "_ZNK2at", "_ZN5torch", "_ZNK5torch")
 _TORCH_LIB_PREFIXES = ("libtorch", "libc10", "libshm")
 
 
 def check(ctx: Context) -> list[Finding]:
     findings = _split(ctx)
     tb = ctx.torch
-    torch_dist = ctx.env.dist("torch")
     if tb is None or tb.version is None:
         return findings
     tv = tb.version
     torch_mm = f"{tv.major}.{tv.minor}"
-    for name in KERNELS:
-        dist = ctx.env.dist(name)
-        if dist is None or dist.version is None:
+    fam = families()
+    for d in ctx.env.distributions:
+        if d.broken is not None or d.version is None or not fam.links_torch(d.key):
             continue
-        label = f"{name} {dist.version}"
-        tag = parse_local(dist.version)
-        if tag.torch and tag.torch != torch_mm:
-            findings.append(Finding(
-                Code.KERNEL_TORCH.value, Severity.ERROR,
-                f"{label} is built for torch {tag.torch}, but torch {tv} is installed",
-                evidence=(f"{name} local tag +…torch{tag.torch}", f"installed: torch {tv}"),
-                fix=(f"install the {name} build for torch {torch_mm}"
-                     + (f" and CUDA {tb.cuda}" if tb.cuda else "")
-                     + f": compat lock 'torch=={public(tv)}' shows the index to use",),
-                packages=("torch", name)))
-        pins = [r for r in requires_of(ctx, dist) if canonicalize_name(r.name) == "torch"
-                and (r.marker is None or "extra" not in str(r.marker))]
-        bad = [r for r in pins if not satisfied(r, tv)]
-        if bad and name != "vllm":  # vLLM's torch pin is framework-pin's to report
-            findings.append(Finding(
-                Code.KERNEL_TORCH.value, Severity.ERROR,
-                f"{label} requires {bad[0].name}{bad[0].specifier}, but torch {tv} is installed",
-                evidence=(f"{label} requires {bad[0]}", f"installed: torch {tv}"),
-                fix=(pip_install(f"torch{bad[0].specifier}"),
-                     f"or a {name} release built for torch {public(tv)}"),
-                packages=("torch", name)))
-        if ctx.deep and torch_dist is not None:
-            findings.extend(_deep(ctx, dist, torch_dist, Code.KERNEL_TORCH))
-    if ctx.deep and torch_dist is not None:
-        for name in EXTENSIONS:  # torchvision & co link libtorch the same way
-            dist = ctx.env.dist(name)
-            if dist is not None and dist.version is not None:
-                findings.extend(_deep(ctx, dist, torch_dist, Code.TORCH_COMPANION))
+        name = d.key
+        companion = name in fam.extensions  # torchvision & co: torch-companion's to report
+        if not companion:
+            findings.extend(_metadata(ctx, d, tb, torch_mm))
+        findings.extend(_objects(d, tb, Code.TORCH_COMPANION if companion else Code.KERNEL_TORCH))
     return findings
 
 
-def _split(ctx: Context) -> list[Finding]:
+def _metadata(ctx: Context, dist: Distribution, tb: TorchBuild, torch_mm: str) -> list[Finding]:
+    """The local tag's torch (`+cu128torch2.7`) and the torch pin of a kernel's metadata."""
+    assert tb.version is not None and dist.version is not None
+    tv, name = tb.version, dist.key
+    label = f"{name} {dist.version}"
     out = []
-    for group in SPLIT:
-        present = [(n, ctx.env.version_of(n)) for n in group]
-        have = [(n, v) for n, v in present if v is not None]
-        publics = {public(v) for _, v in have}
-        if len(publics) > 1:
-            lead = have[0]
-            out.append(Finding(
-                Code.SPLIT_PACKAGE.value, Severity.ERROR,
-                "parts of flashinfer are at different versions: "
-                + ", ".join(f"{n} {v}" for n, v in have),
-                evidence=tuple(f"{n} {v}" for n, v in have),
-                fix=(pip_install(*[f"{n}=={public(lead[1])}" for n, _ in have[1:]])
-                     + "  (jit-cache wheels come from https://flashinfer.ai/whl/cuXXX)",),
-                packages=tuple(n for n, _ in have)))
-    old, new = ctx.env.version_of("sgl-kernel"), ctx.env.version_of("sglang-kernel")
-    if old is not None and new is not None:
-        out.append(Finding(
-            Code.SPLIT_PACKAGE.value, Severity.WARNING,
-            f"both sgl-kernel {old} and its successor sglang-kernel {new} are installed; "
-            "they ship the same module and the one imported depends on install order",
-            evidence=(f"sgl-kernel {old}", f"sglang-kernel {new}"),
-            fix=("pip uninstall -y sgl-kernel   # sglang >= 0.5.10 uses sglang-kernel",),
-            packages=("sgl-kernel", "sglang-kernel")))
+    tag = parse_local(dist.version)
+    if tag.torch and tag.torch != torch_mm:
+        out.append(
+            Finding(
+                Code.KERNEL_TORCH.value,
+                Severity.ERROR,
+                f"{label} is built for torch {tag.torch}, but torch {tv} is installed",
+                evidence=(f"{name} local tag +…torch{tag.torch}", f"installed: torch {tv}"),
+                fix=(
+                    f"install the {name} build for torch {torch_mm}"
+                    + (f" and CUDA {tb.cuda}" if tb.cuda else "")
+                    + f": compat lock 'torch=={public(tv)}' shows the index to use",
+                ),
+                packages=("torch", name),
+            )
+        )
+    if families().family(name) is Family.FRAMEWORK:
+        return out  # the framework's torch pin is framework-pin's to report
+    pins = [
+        r
+        for r in requires_of(ctx, dist)
+        if canonicalize_name(r.name) == "torch"
+        and (r.marker is None or "extra" not in str(r.marker))
+    ]
+    bad = [r for r in pins if not satisfied(r, tv)]
+    if bad:
+        out.append(
+            Finding(
+                Code.KERNEL_TORCH.value,
+                Severity.ERROR,
+                f"{label} requires {bad[0].name}{bad[0].specifier}, but torch {tv} is installed",
+                evidence=(f"{label} requires {bad[0]}", f"installed: torch {tv}"),
+                fix=(
+                    pip_install(f"torch{bad[0].specifier}"),
+                    f"or a {name} release built for torch {public(tv)}",
+                ),
+                packages=("torch", name),
+            )
+        )
     return out
 
 
-def _torch_exports(torch_dist: Distribution) -> Optional[frozenset[str]]:
-    folder = torch_lib_dir(torch_dist)
-    names: set[str] = set()
-    try:
-        libs = [n for n in os.listdir(folder) if n.startswith(_TORCH_LIB_PREFIXES) and ".so" in n]
-    except OSError:
-        return None
-    for lib in libs:
-        try:
-            defined, _ = elf.dynamic_symbols(os.path.join(folder, lib))
-        except (OSError, elf.ElfError):
+def _split(ctx: Context) -> list[Finding]:
+    """Parts of one project at different versions; a renamed project next to its successor."""
+    out = []
+    fam = families()
+    for group, names in sorted(fam.groups().items()):
+        have = [(n, v) for n in names if (v := ctx.env.version_of(n)) is not None]
+        if len({public(v) for _, v in have}) <= 1:
             continue
-        names.update(defined)
-    return frozenset(names)
+        lead = have[0]
+        out.append(
+            Finding(
+                Code.SPLIT_PACKAGE.value,
+                Severity.ERROR,
+                f"parts of {group} are at different versions: "
+                + ", ".join(f"{n} {v}" for n, v in have),
+                evidence=tuple(f"{n} {v}" for n, v in have),
+                fix=(
+                    pip_install(*[f"{n}=={public(lead[1])}" for n, _ in have[1:]])
+                    + "  (parts not on PyPI come from the project's own index: "
+                    f"`compat lock {lead[0]}=={public(lead[1])}` names it)",
+                ),
+                packages=tuple(n for n, _ in have),
+            )
+        )
+    for p in fam.rows:
+        if not p.successor:
+            continue
+        old, new = ctx.env.version_of(p.name), ctx.env.version_of(p.successor)
+        if old is None or new is None:
+            continue
+        out.append(
+            Finding(
+                Code.SPLIT_PACKAGE.value,
+                Severity.WARNING,
+                f"both {p.name} {old} and its successor {p.successor} {new} are installed; "
+                "they ship the same module and the one imported depends on install order",
+                evidence=(f"{p.name} {old}", f"{p.successor} {new}"),
+                fix=(f"pip uninstall -y {p.name}   # {p.successor} replaces it",),
+                packages=(p.name, p.successor),
+            )
+        )
+    return out
 
 
-def _deep(ctx: Context, dist: Distribution, torch_dist: Distribution, code: Code) -> list[Finding]:
-    libs = torch_libs(torch_dist)
-    objects = package_objects(dist)
-    if libs is None or not objects:
-        return []
-    tb = ctx.torch
-    exports: Optional[frozenset[str]] = None
+def _objects(dist: Distribution, tb: TorchBuild, code: Code) -> list[Finding]:
+    """What --deep read of the compiled objects: missing torch libraries, another CUDA runtime,
+    libtorch/c10 symbols the installed torch does not export."""
     out: list[Finding] = []
-    for so in objects:
-        try:
-            needed = elf.needed(so)
-            _, undefined = elf.dynamic_symbols(so)
-        except (OSError, elf.ElfError):
+    for obj in dist.objects:
+        if obj.error:
             continue
-        rel = os.path.relpath(so, dist.location)
-        missing = [n for n in needed if n.startswith(_TORCH_LIB_PREFIXES) and n not in libs]
+        where = f"{dist.location}/{obj.path}" if dist.location else obj.path
+        missing = [
+            n
+            for n in obj.needed
+            if n.startswith(_TORCH_LIB_PREFIXES) and tb.libs and n not in tb.libs
+        ]
         if missing and code is Code.TORCH_COMPANION:
             continue  # the companion check already reports the libraries it needs
         if missing:
-            out.append(Finding(
-                code.value, Severity.ERROR,
-                f"{dist.key} {dist.version}: {rel} needs {', '.join(missing)}, which torch lacks",
-                evidence=(f"{so} NEEDED {', '.join(missing)}", f"{torch_lib_dir(torch_dist)}"),
-                fix=(f"install a {dist.key} build made for the installed torch",),
-                packages=("torch", dist.key)))
+            out.append(
+                Finding(
+                    code.value,
+                    Severity.ERROR,
+                    f"{dist.key} {dist.version}: {obj.path} needs {', '.join(missing)}, "
+                    "which torch lacks",
+                    evidence=(
+                        f"{where} NEEDED {', '.join(missing)}",
+                        f"torch/lib has: {', '.join(tb.libs)}",
+                    ),
+                    fix=(f"install a {dist.key} build made for the installed torch",),
+                    packages=("torch", dist.key),
+                )
+            )
             continue
-        rt = cudart_major(needed)
-        if rt and tb and tb.cuda_major and rt != tb.cuda_major:
-            out.append(Finding(
-                code.value, Severity.ERROR,
-                f"{dist.key} {dist.version}: {rel} links libcudart.so.{rt}, torch is built for "
-                f"CUDA {tb.cuda}",
-                evidence=(f"{so} NEEDED libcudart.so.{rt}",),
-                fix=(f"install the {dist.key} build for CUDA {tb.cuda}",),
-                packages=("torch", dist.key)))
-        wanted = sorted(s for s in undefined if s.startswith(_TORCH_SYMBOL_PREFIXES))
-        if not wanted:
-            continue
-        if exports is None:
-            exports = _torch_exports(torch_dist) or frozenset()
-        absent = [s for s in wanted if s not in exports]
-        if absent and exports:
-            abi = " (the C++ ABI differs: `__cxx11` names)" if any("cxx11" in s for s in absent) else ""
-            out.append(Finding(
-                code.value, Severity.ERROR,
-                f"{dist.key} {dist.version}: {rel} imports {len(absent)} libtorch/c10 symbol(s) "
-                f"that torch {tb.version if tb else ''} does not export{abi}: import fails with "
-                "'undefined symbol'",
-                evidence=tuple(f"undefined: {s}" for s in absent[:3]),
-                fix=(f"install the {dist.key} build made for torch "
-                     f"{public(tb.version) if tb and tb.version else ''}",),
-                packages=("torch", dist.key)))
+        rt = cudart_major(obj.needed)
+        if rt and tb.cuda_major and rt != tb.cuda_major:
+            out.append(
+                Finding(
+                    code.value,
+                    Severity.ERROR,
+                    f"{dist.key} {dist.version}: {obj.path} links libcudart.so.{rt}, torch is "
+                    f"built for CUDA {tb.cuda or tb.cuda_from_deps}",
+                    evidence=(f"{where} NEEDED libcudart.so.{rt}",),
+                    fix=(f"install the {dist.key} build for CUDA {tb.cuda or tb.cuda_from_deps}",),
+                    packages=("torch", dist.key),
+                )
+            )
+        if obj.unresolved_count:
+            abi = (
+                " (the C++ ABI differs: `__cxx11` names)"
+                if any("cxx11" in s for s in obj.unresolved)
+                else ""
+            )
+            out.append(
+                Finding(
+                    code.value,
+                    Severity.ERROR,
+                    f"{dist.key} {dist.version}: {obj.path} imports {obj.unresolved_count} "
+                    f"libtorch/c10 symbol(s) that torch {tb.version} does not export{abi}: "
+                    "import fails with 'undefined symbol'",
+                    evidence=tuple(f"undefined: {s}" for s in obj.unresolved[:3]),
+                    fix=(
+                        f"install the {dist.key} build made for torch "
+                        f"{public(tb.version) if tb.version else ''}",
+                    ),
+                    packages=("torch", dist.key),
+                )
+            )
     return out

@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from compat.cli import _FAIL_ON, _write
+from compat.commands.common import FAIL_ON, python_version_or_interpreter, write_report
 from compat.errors import UsageError
 
 
@@ -27,23 +27,55 @@ def _read_include(path: str) -> str:
 
 @click.command("lint")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--python", "python_version", metavar="X.Y",
-              help="The target's Python version (markers; default 3.11).")
+@click.option(
+    "--python",
+    "python_version",
+    metavar="X.Y",
+    help="The target's Python version (markers; default 3.11).",
+)
 @click.option("--driver", metavar="VERSION", help="The target's NVIDIA driver: also check it.")
-@click.option("--gpu", "gpus", multiple=True, metavar="NAME|sm_XY",
-              help="A target GPU (repeatable): also check the builds' arch lists.")
-@click.option("--fail-on", type=click.Choice(_FAIL_ON), default="error", show_default=True,
-              help="Exit 1 when a finding at or above this severity is found.")
-@click.option("--ignore", multiple=True, metavar="CODE|ID",
-              help="Drop findings with this code or advisory id (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
-              show_default=True)
+@click.option(
+    "--gpu",
+    "gpus",
+    multiple=True,
+    metavar="NAME|sm_XY",
+    help="A target GPU (repeatable): also check the builds' arch lists.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="error",
+    show_default=True,
+    help="Exit 1 when a finding at or above this severity is found.",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="CODE|ID",
+    help="Drop findings with this code or advisory id (repeatable).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+)
 @click.option("-q", "--quiet", is_flag=True, help="One line per finding, no fixes.")
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE.")
 @click.pass_context
-def lint_cmd(ctx: click.Context, files: tuple[str, ...], python_version: Optional[str],
-             driver: Optional[str], gpus: tuple[str, ...], fail_on: str, ignore: tuple[str, ...],
-             fmt: str, quiet: bool, output: Optional[str]) -> None:
+def lint_cmd(
+    ctx: click.Context,
+    files: tuple[str, ...],
+    python_version: Optional[str],
+    driver: Optional[str],
+    gpus: tuple[str, ...],
+    fail_on: str,
+    ignore: tuple[str, ...],
+    fmt: str,
+    quiet: bool,
+    output: Optional[str],
+) -> None:
     """Check pinned files offline against the database: requirements*.txt, constraints*.txt,
     pyproject.toml ([project] dependencies and optional-dependencies) and pylock.toml.
 
@@ -55,7 +87,6 @@ def lint_cmd(ctx: click.Context, files: tuple[str, ...], python_version: Optiona
 
       compat lint requirements.txt pyproject.toml
     """
-    from compat.advisories import load_advisories
     from compat.lint import (
         Target,
         exit_code,
@@ -65,25 +96,23 @@ def lint_cmd(ctx: click.Context, files: tuple[str, ...], python_version: Optiona
         lint_files,
         summary,
     )
-    from compat.matrix.load import Matrix
-    from compat.resources import advisories_dir
+    from compat.pipeline import check_ignore, load_database
 
     if not files:
         raise UsageError("no files to lint", hint="compat lint requirements.txt pyproject.toml")
-    if python_version is not None and not python_version.replace(".", "").isdigit():
-        raise UsageError(f"--python {python_version!r}: expected X.Y such as 3.11")
-    matrix = Matrix()
-    target = Target(python_version, driver, gpus, ignore)
+    python_version = python_version_or_interpreter(python_version, "--python")
+    db = load_database()
+    target = Target(python_version, driver, gpus, check_ignore(ignore, db))
     pairs = [(path, _read(path)) for path in files]
-    result = lint_files(pairs, matrix, load_advisories(advisories_dir()), target, _read_include)
+    result = lint_files(pairs, db, target, _read_include)
     if fmt == "json":
-        _write(format_json(result), output)
+        write_report(format_json(result), output)
     elif fmt == "sarif":
-        _write(format_sarif(result), output)
+        write_report(format_sarif(result), output)
     else:
         text = format_text(result, verbose=not quiet)
         if text or output:
-            _write(text, output)
+            write_report(text, output)
         if result.findings or result.problems:
             click.echo(summary(result), err=True)
     ctx.exit(exit_code(result, fail_on))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from compat.families import families
 from compat.models import Environment, Finding, Severity, Unknown
 
 _HEAD = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "INFO"}
@@ -12,7 +13,7 @@ _HEAD = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: 
 def subject(env: Environment) -> str:
     """One line naming the stack: framework, torch, triton, driver, GPUs."""
     parts = []
-    for name in ("sglang", "vllm"):
+    for name in families().frameworks:
         v = env.version_of(name)
         if v is not None:
             parts.append(f"{name} {v}")
@@ -38,8 +39,10 @@ def format_findings(findings: Sequence[Finding], env: Environment, fail_on: str)
     if not findings:
         lines.append("OK: no findings.")
         if env.dist("torch") is None and env.dist("sglang") is None and env.dist("vllm") is None:
-            lines.append("(nothing of the serving stack is installed in this interpreter: check a "
-                         "server's venv with --interpreter PATH, or a file with --from FILE)")
+            lines.append(
+                "(nothing of the serving stack is installed in this interpreter: check a "
+                "server's venv with --interpreter PATH, or a file with --from FILE)"
+            )
         return "\n".join(lines) + "\n"
     for sev in (Severity.ERROR, Severity.WARNING, Severity.INFO):
         group = [f for f in findings if f.severity is sev]
@@ -58,6 +61,8 @@ def format_findings(findings: Sequence[Finding], env: Environment, fail_on: str)
                 lines.append(f"      see: {ref}")
     counts = {s: sum(1 for f in findings if f.severity is s) for s in Severity}
     lines.append("")
-    lines.append(f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
-                 f"{counts[Severity.INFO]} info; failing on {fail_on}")
+    lines.append(
+        f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
+        f"{counts[Severity.INFO]} info; failing on {fail_on}"
+    )
     return "\n".join(lines) + "\n"

@@ -6,11 +6,6 @@ parses that project's file on first use; curated files are small and read at onc
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -34,60 +29,8 @@ from compat.matrix.schema import (
     read_toolkits,
     read_torch_builds,
 )
+from compat.matrix.tomlfile import read_toml
 from compat.models import canonicalize_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-
-def read_toml(path: Path, cached: bool = False) -> dict[str, Any]:
-    """A TOML file as a dict; with `cached`, through a JSON copy keyed by the file's content.
-
-    TOML parsing of the generated files costs ~30x what JSON does, and `compat check` runs
-    before every launch: the cache makes the second and later runs cheap, and a content hash
-    (not a timestamp) keeps it correct whatever installs or edits the file.
-    """
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    cache_file = _cache_path(raw) if cached else None
-    if cache_file is not None:
-        try:
-            with open(cache_file, encoding="utf-8") as fh:
-                data: dict[str, Any] = json.load(fh)
-            return data
-        except (OSError, ValueError):
-            pass
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DataError([f"{path}: not valid TOML: {exc}"],
-                        hint="run `compat matrix validate` after fixing the file") from exc
-    if cache_file is not None:
-        _store(cache_file, data)
-    return data
-
-
-def _cache_path(raw: bytes) -> Optional[Path]:
-    root = os.environ.get("COMPAT_CACHE_DIR")
-    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compat"
-    return base / "index" / f"{hashlib.sha256(raw).hexdigest()[:32]}.json"
-
-
-def _store(path: Path, data: dict[str, Any]) -> None:
-    """Best effort: a read-only home just means no cache."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 class Matrix:
@@ -96,8 +39,15 @@ class Matrix:
     def __init__(self, root: Optional[Path] = None) -> None:
         self.root = root or resources.matrices_dir()
         self._releases: dict[str, dict[Version, Release]] = {}
-        self._curated: Optional[tuple[list[Toolkit], list[TorchBuildInfo], list[GpuModel],
-                                      list[WheelIndex], list[CudaImage]]] = None
+        self._curated: Optional[
+            tuple[
+                list[Toolkit],
+                list[TorchBuildInfo],
+                list[GpuModel],
+                list[WheelIndex],
+                list[CudaImage],
+            ]
+        ] = None
 
     # Generated data -------------------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -114,8 +64,11 @@ class Matrix:
                 p = Problems(str(path))
                 _, rels = read_generated(p, read_toml(path, cached=True), strict=False)
                 if p.items:
-                    raise DataError(p.items, hint="run `compat matrix validate`; refresh with "
-                                    "`compat matrix sync --write`")
+                    raise DataError(
+                        p.items,
+                        hint="run `compat matrix validate`; refresh with "
+                        "`compat matrix sync --write`",
+                    )
                 self._releases[key] = rels
         return self._releases[key]
 
@@ -130,8 +83,11 @@ class Matrix:
         return bool(self.releases(name))
 
     # Curated data ---------------------------------------------------------------------------
-    def _load_curated(self) -> tuple[list[Toolkit], list[TorchBuildInfo], list[GpuModel],
-                                     list[WheelIndex], list[CudaImage]]:
+    def _load_curated(
+        self,
+    ) -> tuple[
+        list[Toolkit], list[TorchBuildInfo], list[GpuModel], list[WheelIndex], list[CudaImage]
+    ]:
         if self._curated is None:
             folder = self.root / "curated"
             problems: list[str] = []
@@ -183,7 +139,11 @@ class Matrix:
             return None
         best = None
         for t in self.toolkits:
-            if t.cuda.major == want.major and t.cuda <= want and (best is None or t.cuda > best.cuda):
+            if (
+                t.cuda.major == want.major
+                and t.cuda <= want
+                and (best is None or t.cuda > best.cuda)
+            ):
                 best = t
         return best
 
@@ -233,8 +193,10 @@ def parse_gpu_arg(text: str, matrix: Matrix) -> tuple[str, tuple[int, int], Opti
         from compat.errors import UsageError
 
         known = ", ".join(sorted({a for g in matrix.gpus for a in g.aliases[:1]}))
-        raise UsageError(f"--gpu {text!r}: not a GPU compat knows",
-                         hint=f"give a compute capability such as sm_90, or one of: {known}")
+        raise UsageError(
+            f"--gpu {text!r}: not a GPU compat knows",
+            hint=f"give a compute capability such as sm_90, or one of: {known}",
+        )
     return model.name, model.compute_capability, model.memory_gib
 
 
@@ -257,6 +219,17 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
         m._load_curated()
     except DataError as exc:
         problems.extend(exc.problems)
+    packages = root / "curated" / "packages.toml"
+    if packages.is_file():
+        from compat.families import read_packages
+
+        try:
+            _, found = read_packages(read_toml(packages), packages.name)
+        except DataError as exc:
+            found = exc.problems
+        problems.extend(found)
+    else:
+        problems.append(f"{packages}: missing (the stack's package families)")
     adv = root / "advisories"
     if adv.is_dir():
         try:
