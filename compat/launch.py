@@ -71,6 +71,7 @@ SETTINGS: tuple[str, ...] = (
     "kv_transfer_config",
     "moe_a2a_backend",
     "nnodes",
+    "enable_prefix_caching",
     "under_ray",
 )
 
@@ -188,6 +189,8 @@ SGLANG_FLAGS: tuple[Flag, ...] = (
     _f("--use-ray", "distributed_executor_backend", "const", "ray"),
     _f("--moe-a2a-backend", "moe_a2a_backend", "lower"),
     _f("--nnodes", "nnodes", "int"),
+    # sglang's prefix cache is its radix cache (on unless this flag is given).
+    _f("--disable-radix-cache", "enable_prefix_caching", "false"),
 )
 
 # vLLM: EngineArgs.add_cli_args (+ FlexibleArgumentParser: `--x.key=value` for JSON args and
@@ -219,6 +222,8 @@ VLLM_FLAGS: tuple[Flag, ...] = (
     # Kept as the raw JSON text so advisories can look for a connector name in it.
     _f("--kv-transfer-config", "kv_transfer_config", "str"),
     _f("--nnodes", "nnodes", "int"),
+    # Unset means vLLM's own default for the model (on for most V1 models).
+    _f("--enable-prefix-caching", "enable_prefix_caching", "true"),
 )
 
 _JSON_FLAGS_VLLM = frozenset(
@@ -786,6 +791,7 @@ def _sglang_settings(
     s["kv_transfer_config"] = None
     s["moe_a2a_backend"] = _pick(st, "moe_a2a_backend", "none")
     s["nnodes"] = _pick(st, "nnodes", 1)
+    s["enable_prefix_caching"] = _pick(st, "enable_prefix_caching", None)
     return s
 
 
@@ -928,6 +934,7 @@ def _vllm_settings(
     s["moe_a2a_backend"] = None
     # Multi-node vLLM under Ray does not pass --nnodes, so absent means "not known", not 1.
     s["nnodes"] = _pick(st, "nnodes", None)
+    s["enable_prefix_caching"] = _pick(st, "enable_prefix_caching", None)
     return s
 
 

@@ -436,3 +436,11 @@ def test_unknown_list_flags_take_all_their_values_in_sglang() -> None:
     lc = sgl("--cuda-graph-bs", "1", "2", "4", "8", "--tp", "2")
     assert lc.unknown_flags == ("--cuda-graph-bs",) and lc.notes == ()
     assert lc.settings["tp_size"] == 2
+
+
+def test_prefix_caching_flags() -> None:
+    assert vllm("m").settings["enable_prefix_caching"] is None
+    assert vllm("m", "--no-enable-prefix-caching").settings["enable_prefix_caching"] is False
+    assert vllm("m", "--enable-prefix-caching").settings["enable_prefix_caching"] is True
+    assert sgl("--disable-radix-cache").settings["enable_prefix_caching"] is False
+    assert sgl().settings["enable_prefix_caching"] is None
