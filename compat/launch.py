@@ -72,6 +72,7 @@ SETTINGS: tuple[str, ...] = (
     "moe_a2a_backend",
     "nnodes",
     "enable_prefix_caching",
+    "mm_encoder_attn_backend",
     "under_ray",
 )
 
@@ -191,6 +192,7 @@ SGLANG_FLAGS: tuple[Flag, ...] = (
     _f("--nnodes", "nnodes", "int"),
     # sglang's prefix cache is its radix cache (on unless this flag is given).
     _f("--disable-radix-cache", "enable_prefix_caching", "false"),
+    _f("--mm-attention-backend", "mm_encoder_attn_backend", "lower"),
 )
 
 # vLLM: EngineArgs.add_cli_args (+ FlexibleArgumentParser: `--x.key=value` for JSON args and
@@ -224,6 +226,8 @@ VLLM_FLAGS: tuple[Flag, ...] = (
     _f("--nnodes", "nnodes", "int"),
     # Unset means vLLM's own default for the model (on for most V1 models).
     _f("--enable-prefix-caching", "enable_prefix_caching", "true"),
+    # The vision/audio encoder's attention backend, chosen apart from --attention-backend.
+    _f("--mm-encoder-attn-backend", "mm_encoder_attn_backend", "lower"),
 )
 
 _JSON_FLAGS_VLLM = frozenset(
@@ -792,6 +796,7 @@ def _sglang_settings(
     s["moe_a2a_backend"] = _pick(st, "moe_a2a_backend", "none")
     s["nnodes"] = _pick(st, "nnodes", 1)
     s["enable_prefix_caching"] = _pick(st, "enable_prefix_caching", None)
+    s["mm_encoder_attn_backend"] = _pick(st, "mm_encoder_attn_backend", "auto")
     return s
 
 
@@ -935,6 +940,7 @@ def _vllm_settings(
     # Multi-node vLLM under Ray does not pass --nnodes, so absent means "not known", not 1.
     s["nnodes"] = _pick(st, "nnodes", None)
     s["enable_prefix_caching"] = _pick(st, "enable_prefix_caching", None)
+    s["mm_encoder_attn_backend"] = _pick(st, "mm_encoder_attn_backend", "auto")
     return s
 
 

@@ -444,3 +444,10 @@ def test_prefix_caching_flags() -> None:
     assert vllm("m", "--enable-prefix-caching").settings["enable_prefix_caching"] is True
     assert sgl("--disable-radix-cache").settings["enable_prefix_caching"] is False
     assert sgl().settings["enable_prefix_caching"] is None
+
+
+def test_mm_encoder_attention_backend() -> None:
+    assert vllm("m").settings["mm_encoder_attn_backend"] == "auto"
+    given = vllm("m", "--mm-encoder-attn-backend", "TORCH_SDPA")
+    assert given.settings["mm_encoder_attn_backend"] == "torch_sdpa"
+    assert sgl("--mm-attention-backend", "sdpa").settings["mm_encoder_attn_backend"] == "sdpa"
