@@ -108,6 +108,7 @@ class FixtureModel:
     guess: bool = False
     moe: Optional[bool] = None
     quantization: Optional[str] = None
+    quant_format: Optional[str] = None
     architectures: tuple[str, ...] = ()
     model_type: Optional[str] = None
 
@@ -119,6 +120,7 @@ def fixture_model(data: dict[str, Any]) -> Optional[FixtureModel]:
     return FixtureModel(
         moe=raw.get("moe"),
         quantization=raw.get("quantization"),
+        quant_format=raw.get("quant_format"),
         architectures=tuple(raw.get("architectures", ())),
         model_type=raw.get("model_type"),
         guess=bool(raw.get("guess", False)),
@@ -217,10 +219,14 @@ def test_seed_findings_carry_evidence_fix_and_references(shipped: tuple[Advisory
         in f.evidence
     )
     assert "GPU 0 NVIDIA H100 80GB HBM3 is sm_90" in f.evidence
-    assert (
-        "launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend auto picks for "
-        "unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55)"
-    ) in f.evidence
+    assert any(
+        e.startswith(
+            "launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend "
+            "auto picks for unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55 "
+            "(vllm-unquantized-moe-flashinfer-cutlass: "
+        )
+        for e in f.evidence
+    )
     assert any("--moe-backend triton" in x for x in f.fix)
     assert "https://github.com/vllm-project/vllm/issues/39288" in f.references
     assert f.to_dict()["advisory"] == "COMPAT-0004"
@@ -441,11 +447,16 @@ def test_model_clause_needs_every_part_and_says_when_it_cannot_tell() -> None:
     for model in (None, Unknown("no config.json in the HF cache"), replace(moe_fp8, guess=True)):
         (maybe,) = match_advisories(env, launch, [adv], (), model)
         assert maybe.severity == Severity.INFO and "could not tell" in maybe.message
-    # A framework's own argument that the parsed launch does not describe: could not tell.
+    # A framework's own argument left out: the release's default applies (vLLM 0.11.0 declares
+    # --enable-dbo with default False), so the advisory misses.
     bare = parse_launch_text("vllm serve org/m", Version("0.11.0"))
-    (unsure,) = match_advisories(env, bare, [adv], (), moe_fp8)
+    assert bare.get("enable_dbo") is False
+    assert match_advisories(env, bare, [adv], (), moe_fp8) == []
+    # A release without that argument in the launch data (0.10.2): could not tell.
+    older = parse_launch_text("vllm serve org/m", Version("0.10.2"))
+    (unsure,) = match_advisories(make_env({"vllm": "0.10.2"}), older, [adv], (), moe_fp8)
     assert unsure.severity == Severity.INFO
-    assert any("enable_dbo is not known" in e for e in unsure.evidence)
+    assert any("enable_dbo is not a setting of vllm 0.10.2" in e for e in unsure.evidence)
 
 
 def test_model_clause_and_new_fields_are_validated() -> None:
@@ -470,3 +481,21 @@ def test_model_clause_and_new_fields_are_validated() -> None:
     no_fw = MODEL_ADVISORY.replace('framework = "vllm"\n', "")
     _, errors = parse_advisory(tomllib.loads(no_fw), "COMPAT-9100.toml")
     assert any("unknown launch setting 'enable_dbo'" in e for e in errors)
+
+
+def test_model_quantization_matches_the_method_or_the_weight_format() -> None:
+    adv = _model_advisory()
+    adv = replace(
+        adv,
+        affected=replace(adv.affected, model=replace(adv.affected.model, quantization=("nvfp4",))),
+    )  # type: ignore[arg-type]
+    env = make_env({"vllm": "0.11.0"})
+    launch = parse_launch_text("vllm serve org/m --enable-dbo", Version("0.11.0"))
+    launch = replace(launch, settings={**launch.settings, "enable_dbo": True})
+    modelopt = FixtureModel(moe=True, quantization="modelopt", quant_format="nvfp4", source="c")
+    (hit,) = match_advisories(env, launch, [adv], (), modelopt)
+    assert (
+        hit.severity == Severity.ERROR and "model: quantization modelopt/nvfp4 (c)" in hit.evidence
+    )
+    fp8 = replace(modelopt, quant_format="fp8")
+    assert match_advisories(env, launch, [adv], (), fp8) == []

@@ -41,7 +41,7 @@ def test_seed000_triton_segfault_and_memory(tmp_path: Path) -> None:
         tmp_path,
         SEED000_PINS,
         "--gpu",
-        "rtx4070",
+        "rtx4070 12gb",
         "--launch-file",
         str(LAUNCH / "seed000-sglang-rtx4070.sh"),
     )
@@ -57,7 +57,7 @@ def test_seed000_quiet_with_the_workarounds(tmp_path: Path) -> None:
         tmp_path,
         pins,
         "--gpu",
-        "rtx4070",
+        "rtx4070 12gb",
         "--",
         "python",
         "-m",

@@ -38,6 +38,8 @@ class ModelView(Protocol):
     @property
     def quantization(self) -> Optional[str]: ...
     @property
+    def quant_format(self) -> Optional[str]: ...
+    @property
     def architectures(self) -> tuple[str, ...]: ...
     @property
     def model_type(self) -> Optional[str]: ...
@@ -201,7 +203,10 @@ def _check_memory(limit: float, facts: _Facts) -> _Outcome:
             return _Outcome(_MATCH, f"{_gpu_label(g)} has {gib:.2f} GiB (<= {limit:g} GiB)")
     if unknown is not None:
         return _Outcome(
-            _UNKNOWN, f"memory of {_gpu_label(unknown)} unknown", "give the GPU with --gpu NAME"
+            _UNKNOWN,
+            f"memory of {_gpu_label(unknown)} unknown",
+            "give the GPU with --gpu NAME, with its size for a GPU made in several "
+            "(--gpu 'a100 80gb')",
         )
     return _Outcome(_MISS, f"every GPU has more than {limit:g} GiB")
 
@@ -259,11 +264,9 @@ def _check_launch(clause: LaunchClause, facts: _Facts) -> _Outcome:
         )
     if launch.framework == "unknown":
         return _Outcome(_UNKNOWN, f"{clause.describe()}: the launch command is not sglang or vLLM")
-    if clause.setting in launch.settings:
-        actual = launch.settings[clause.setting]
-    else:
-        # A framework's own argument that this release's data does not describe.
-        actual = Unknown(f"{clause.setting} is not known for {launch.framework} here")
+    # A normalized setting, else the framework's own argparse dest with the release's default
+    # (Unknown when the release's launch data does not describe it).
+    actual = launch.get(clause.setting)
     if isinstance(actual, Unknown):
         return _Outcome(
             _UNKNOWN,
@@ -308,10 +311,16 @@ def _check_model(clause: ModelClause, facts: _Facts) -> list[_Outcome]:
             seen,
         )
     if clause.quantization:
+        # The method (fp8, awq, modelopt, compressed-tensors) or, for methods that carry several,
+        # the format of the weights (nvfp4, mxfp4, int4); an explicit --quantization counts.
         launch_q = facts.launch.settings.get("quantization") if facts.launch else None
         quant = launch_q if isinstance(launch_q, str) and launch_q else model.quantization
-        seen = f"quantization {quant}" if quant else "not quantized"
-        judge("quantization", bool(quant) and str(quant).lower() in clause.quantization, seen)
+        names = {str(quant).lower()} if quant else set()
+        if model.quant_format and not (isinstance(launch_q, str) and launch_q):
+            names.add(model.quant_format.lower())
+        shown = "/".join(sorted(names))
+        seen = f"quantization {shown}" if names else "not quantized"
+        judge("quantization", bool(names & set(clause.quantization)), seen)
     if clause.architectures:
         archs = model.architectures
         seen = "architecture " + ("/".join(archs) if archs else "not told")

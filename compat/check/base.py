@@ -79,7 +79,13 @@ def installed_version(ctx: Context, name: str) -> Optional[Version]:
     """The version as installed; for torch the build's version (with local tag) when known."""
     if canonicalize_name(name) == "torch" and ctx.torch and ctx.torch.version is not None:
         return ctx.torch.version
-    return ctx.env.version_of(name)
+    got = ctx.env.version_of(name)
+    if got is None:
+        # A broken dist-info with a version that can still be told (its folder name): judge
+        # it (broken-dist reports the breakage itself).
+        key = canonicalize_name(name)
+        got = next((d.version for d in ctx.env.distributions if d.key == key and d.version), None)
+    return got
 
 
 def requires_of(ctx: Context, dist: Distribution) -> tuple[Requirement, ...]:
