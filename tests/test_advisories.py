@@ -240,7 +240,9 @@ def test_seed002_ray_rule_uses_launch_env_and_probed_env(shipped: tuple[Advisory
     gpus = [{"name": "NVIDIA H100 80GB HBM3", "cc": "9.0", "memory_mib": 81559}]
     quiet = match_advisories(make_env({"sglang": "0.5.12"}, gpus), launch, [adv])
     assert quiet == []
-    probed = make_env({"sglang": "0.5.12"}, gpus, env={"RAY_RAYLET_PID": "1"})
+    # A Ray actor of a colocated rollout: Ray markers plus the memory saver's CUDA-graph mode.
+    actor_env = {"RAY_RAYLET_PID": "1", "SGLANG_MEMORY_SAVER_CUDA_GRAPH": "true"}
+    probed = make_env({"sglang": "0.5.12"}, gpus, env=actor_env)
     (hit,) = match_advisories(probed, launch, [adv])
     assert "under Ray (RAY_RAYLET_PID set)" in hit.evidence
 
@@ -457,6 +459,20 @@ def test_model_clause_needs_every_part_and_says_when_it_cannot_tell() -> None:
     (unsure,) = match_advisories(make_env({"vllm": "0.10.2"}), older, [adv], (), moe_fp8)
     assert unsure.severity == Severity.INFO
     assert any("enable_dbo is not a setting of vllm 0.10.2" in e for e in unsure.evidence)
+
+
+def test_model_clause_none_stands_for_an_unquantized_model() -> None:
+    adv = _model_advisory()
+    model = replace(adv.affected.model, quantization=("none",))
+    adv = replace(adv, affected=replace(adv.affected, model=model))
+    assert "the model is not quantized" in model.describe()
+    env = make_env({"vllm": "0.11.0"})
+    launch = parse_launch_text("vllm serve org/m --enable-dbo", Version("0.11.0"))
+    launch = replace(launch, settings={**launch.settings, "enable_dbo": True})
+    bf16 = FixtureModel(moe=True, quantization=None, source="config.json")
+    (hit,) = match_advisories(env, launch, [adv], (), bf16)
+    assert "model: not quantized (config.json)" in hit.evidence
+    assert match_advisories(env, launch, [adv], (), replace(bf16, quantization="fp8")) == []
 
 
 def test_model_clause_and_new_fields_are_validated() -> None:

@@ -259,3 +259,10 @@ def test_installs_from_source_are_reported_not_dropped(tmp_path: Path) -> None:
     )
     q = compat("check", "--from", str(noted))
     assert q.returncode == 1 and "vllm 0.10.1.1 requires torch==2.7.1" in q.stdout, q.stdout
+
+
+def test_a_launch_of_a_framework_that_is_not_installed_says_so() -> None:
+    p = compat("check", "--from", GOOD, "--", "vllm", "serve", "Qwen/Qwen3-8B")
+    assert p.returncode == 0, p.stderr
+    assert "[launch-flag] the launch command starts vllm, which is not installed" in p.stdout
+    assert "OK: no findings" not in p.stdout

@@ -351,9 +351,12 @@ def test_seed_002_launch_checked_as_the_ray_worker_runs_it() -> None:
     # check sees it under Ray, since it is what a Ray worker on that node would start.
     env = with_dist(BASE, "sglang", "0.5.12")
     launch = (Path(__file__).parent / "assets" / "launch" / "seed002-standalone.sh").read_text()
-    # A probe in a Ray worker carries Ray's own variables: that is how the advisory knows.
-    a = report("a", env, RAY_JOB_ID="01000000", RAY_RAYLET_PID="4242")
-    b = report("b", env, RAY_JOB_ID="01000000", RAY_RAYLET_PID="4243")
+    # A probe in a Ray worker carries Ray's own variables: that is how the advisory knows. The
+    # rollout's Ray workers also carry SGLANG_MEMORY_SAVER_CUDA_GRAPH (miles#1176), which the
+    # standalone launch does not set.
+    ray_env = {"RAY_JOB_ID": "01000000", "SGLANG_MEMORY_SAVER_CUDA_GRAPH": "true"}
+    a = report("a", env, RAY_RAYLET_PID="4242", **ray_env)
+    b = report("b", env, RAY_RAYLET_PID="4243", **ray_env)
     result = check_cluster(probe(a, b), load_database(), LaunchInput(text=launch))
     for _, fs in result.per_node:
         assert "COMPAT-0003" in {f.advisory for f in fs}
@@ -541,7 +544,9 @@ def test_ray_cli_check_and_env(cluster: Any, tmp_path: Path) -> None:
     from tests.conftest import make_dist
 
     make_dist(tmp_path / "site", "sglang", "0.5.12")
-    runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(tmp_path / "site")}})
+    runtime_env = json.dumps(
+        {"env_vars": {"PYTHONPATH": str(tmp_path / "site"), "SGLANG_MEMORY_SAVER_CUDA_GRAPH": "1"}}
+    )
     launch = Path(__file__).parent / "assets" / "launch" / "seed002-standalone.sh"
     proc = cli(
         "check",

@@ -320,7 +320,9 @@ def _check_model(clause: ModelClause, facts: _Facts) -> list[_Outcome]:
             names.add(model.quant_format.lower())
         shown = "/".join(sorted(names))
         seen = f"quantization {shown}" if names else "not quantized"
-        judge("quantization", bool(names & set(clause.quantization)), seen)
+        # "none" in the clause stands for an unquantized model (no quant_method, no --quantization).
+        q_ok = bool(names & set(clause.quantization)) if names else "none" in clause.quantization
+        judge("quantization", q_ok, seen)
     if clause.architectures:
         archs = model.architectures
         seen = "architecture " + ("/".join(archs) if archs else "not told")
@@ -352,9 +354,15 @@ def _workaround_settings(
         parsed = settings_for(framework, tokens)
     except UsageError:
         return None
-    if parsed.unknown_flags or not parsed.explicit:
+    if parsed.unknown_flags:
         return None
-    return tuple(sorted((k, parsed.settings[k]) for k in parsed.explicit))
+    # Normalized settings the flags set, and the release's own dests they give (a workaround
+    # flag with no normalized setting, `--fp4-gemm-backend X`, is compared as its dest).
+    wanted = [("setting:" + k, parsed.settings[k]) for k in sorted(parsed.explicit)]
+    wanted += [
+        ("dest:" + k, v) for k, v in sorted(parsed.values.items()) if k not in parsed.settings
+    ]
+    return tuple(wanted) or None
 
 
 def _workaround_applied(w: Workaround, facts: _Facts) -> bool:
@@ -367,8 +375,12 @@ def _workaround_applied(w: Workaround, facts: _Facts) -> bool:
         wanted = _workaround_settings(launch.framework, w.flags)
         if wanted is None:
             return False
-        for k, v in wanted:
-            if k not in launch.explicit or not _same(launch.settings.get(k), v):
+        for key, v in wanted:
+            kind, k = key.split(":", 1)
+            if kind == "setting":
+                if k not in launch.explicit or not _same(launch.settings.get(k), v):
+                    return False
+            elif k not in launch.values or not _same(launch.values[k], v):
                 return False
     return all(facts.environ.get(k) == v for k, v in w.env)
 

@@ -150,7 +150,12 @@ class ModelClause:
         if self.moe is not None:
             out.append("the model is " + ("MoE" if self.moe else "dense (not MoE)"))
         if self.quantization:
-            out.append("the model is quantized with " + " or ".join(self.quantization))
+            kinds = [q for q in self.quantization if q != "none"]
+            text = " or ".join(
+                (["quantized with " + " or ".join(kinds)] if kinds else [])
+                + (["not quantized"] if "none" in self.quantization else [])
+            )
+            out.append("the model is " + text)
         if self.architectures:
             out.append("the model architecture is " + " or ".join(self.architectures))
         if self.model_types:

@@ -333,8 +333,11 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
     }
     from compat.launch import parse_launch
 
+    # DeepEP normal mode with CUDA graphs on sglang 0.4.6.post1: COMPAT-0204 (known-crash).
+    deepep = ["--enable-deepep-moe", "--deepep-mode", "normal"]
     launch = parse_launch(
-        ["python", "-m", "sglang.launch_server", "--model-path", "m"], Version("0.4.6.post1")
+        ["python", "-m", "sglang.launch_server", "--model-path", "m", *deepep],
+        Version("0.4.6.post1"),
     )
     e = apply_overrides(
         env_of("sglang==0.4.6.post1", "torch==2.6.0", "triton==3.1.0", "flashinfer-python==0.2.3"),
