@@ -656,11 +656,12 @@ def test_ray_node_killed_mid_check_and_node_too_slow(cluster: Any) -> None:
 def test_ray_launch_is_parsed_for_the_framework_it_starts_not_the_first_installed() -> None:
     # A node with both sglang and vLLM installed, checked with a vLLM command: the launch is
     # vLLM's, with vLLM's release (its MoE default decides COMPAT-0004), not sglang's.
-    env = with_dist(with_dist(BASE, "sglang", "0.5.12"), "vllm", "0.19.0")
+    # 0.20.0: the first release whose `auto` picks FlashInfer CUTLASS for unquantized MoE.
+    env = with_dist(with_dist(BASE, "sglang", "0.5.12"), "vllm", "0.20.0")
     argv = ("vllm", "serve", "Qwen/Qwen3-Next-80B-A3B-Instruct", "--tensor-parallel-size", "4")
     launch = parse_launch_for(env, LaunchInput(argv=argv, under_ray=True))
     assert launch is not None and launch.framework == "vllm"
-    assert launch.framework_version == Version("0.19.0")
+    assert launch.framework_version == Version("0.20.0")
     result = check_cluster(probe(report("a", env)), load_database(), LaunchInput(argv=argv))
     ((_, found),) = result.per_node
     assert "COMPAT-0004" in {f.advisory for f in found}
