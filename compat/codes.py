@@ -286,6 +286,15 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         ),
         ("https://pip.pypa.io/en/stable/cli/pip_check/",),
     ),
+    "missing-fact": CodeText(
+        "findings compat could not tell without a host fact",
+        "several checks or advisories could not tell without one host fact (the launch command, the GPUs, the driver, the model's config.json); they are reported together",
+        'An info that only says "could not tell" names the host fact it lacked. When two or more lack the same fact, they become one line per fact, listing what each would have judged (the evidence lines keep each one\'s own words), with the option that gives that fact. A single one stays as it is.',
+        (
+            "give the fact named: the launch command after `--`, --gpu NAME, --driver VERSION, or run compat where the model's files are",
+        ),
+        (),
+    ),
 }
 
 

@@ -298,6 +298,9 @@ class Finding:
     references: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     advisory: Optional[str] = None
+    # For an info that could not tell: the host fact it lacked ("driver", "gpu", "launch",
+    # "model"); findings lacking the same fact are reported together.
+    missing: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -336,6 +339,7 @@ class Code(str, enum.Enum):
     MEMORY_FIT = "memory-fit"
     BROKEN_DIST = "broken-dist"
     STACK_PIN = "stack-pin"
+    MISSING_FACT = "missing-fact"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------

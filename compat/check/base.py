@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
@@ -25,6 +25,22 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class TargetTuple:
+    """Exact versions by package (public versions: the build's index comes with the fix)."""
+
+    pins: dict[str, Version] = field(default_factory=dict)
+    # Where each pin comes from, in words ("sglang 0.4.6.post1 pins it").
+    why: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> Optional[Version]:
+        return self.pins.get(canonicalize_name(name))
+
+    def spec(self, name: str) -> Optional[str]:
+        v = self.get(name)
+        return f"{canonicalize_name(name)}=={v}" if v is not None else None
+
+
+@dataclass(frozen=True)
 class Context:
     """The inputs of a check run: all arrive as values, none is read from the machine here."""
 
@@ -32,6 +48,7 @@ class Context:
     matrix: Matrix
     launch: Optional[LaunchConfig] = None  # when a launch command was given
     model: Model = None  # the served model's facts, when the launch names one
+    target: Optional[TargetTuple] = None  # the tuple every fix aims at (compat.check.target)
 
     @property
     def torch(self) -> Optional[TorchBuild]:
@@ -112,7 +129,17 @@ def requires_of(ctx: Context, dist: Distribution) -> tuple[Requirement, ...]:
     rel = ctx.matrix.release(dist.name, dist.version)
     if rel is None:
         return ()
-    local = cuda_from_local(dist.version.local)
+    tag = (dist.version.local or "").lower()
+    if tag.startswith("cpu"):
+        # PyTorch's CPU builds declare no CUDA runtime wheels and no triton.
+        return tuple(
+            r
+            for r in rel.requires
+            if not canonicalize_name(r.name).startswith(
+                ("nvidia-", "cuda-", "triton", "pytorch-triton")
+            )
+        )
+    local = cuda_from_local(tag)
     if local and rel.cuda and local != rel.cuda:
         # A build from another index (torch 2.7.1+cu118): the database records PyPI's build,
         # whose CUDA runtime pins are not this build's.

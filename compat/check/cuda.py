@@ -270,6 +270,7 @@ def check_driver(ctx: Context) -> list[Finding]:
                 Severity.INFO,
                 f"could not tell whether the driver runs CUDA {top}: {why}",
                 fix=("give the target's driver: compat check --driver 550.54.15",),
+                missing="driver",
             )
         ]
     compat_ok: list[tuple[Version, str]] = []

@@ -13,6 +13,7 @@ from compat.check.base import (
     requires_of,
     satisfied,
 )
+from compat.check.target import install_target
 from compat.families import Family, families, other_platform_extra
 from compat.models import Code, Finding, Severity, canonicalize_name
 
@@ -99,7 +100,10 @@ def _judge(
                 Severity.ERROR,
                 f"{label} requires {base[0].name}{base[0].specifier}, which is not installed",
                 evidence=(f"{label} requires {want}", f"{key}: not installed"),
-                fix=(pip_install(f"{base[0].name}{base[0].specifier}"),),
+                fix=(
+                    install_target(ctx, (key,))
+                    or pip_install(f"{base[0].name}{base[0].specifier}"),
+                ),
                 packages=(fw, key),
             )
         ]
@@ -116,7 +120,7 @@ def _judge(
             f"{label} requires {shown.name}{shown.specifier} ({via}), but {key} {have} is installed",
             evidence=evidence,
             fix=(
-                pip_install(f"{shown.name}{shown.specifier}"),
+                install_target(ctx, (key,)) or pip_install(f"{shown.name}{shown.specifier}"),
                 f"or install the whole tuple it pins: compat lock {fw}=={fw_version} -o lock/ && "
                 "pip install -r lock/requirements.lock",
             ),
