@@ -165,13 +165,40 @@ class Advisory:
 # Loading and validation
 # --------------------------------------------------------------------------------------------
 
-_TOP_KEYS = frozenset({"id", "summary", "details", "severity", "published", "withdrawn",
-                       "fixed_in", "evidence", "references", "affected", "workarounds", "aliases",
-                       "source"})
-_AFFECTED_KEYS = frozenset({"framework", "packages", "gpu_cc", "gpu_names", "driver", "ray",
-                            "findings", "memory_gib_max", "launch", "env"})
-_WORKAROUND_KEYS = frozenset({"description", "flags", "env", "versions", "commands",
-                              "remove_flags"})
+_TOP_KEYS = frozenset(
+    {
+        "id",
+        "summary",
+        "details",
+        "severity",
+        "published",
+        "withdrawn",
+        "fixed_in",
+        "evidence",
+        "references",
+        "affected",
+        "workarounds",
+        "aliases",
+        "source",
+    }
+)
+_AFFECTED_KEYS = frozenset(
+    {
+        "framework",
+        "packages",
+        "gpu_cc",
+        "gpu_names",
+        "driver",
+        "ray",
+        "findings",
+        "memory_gib_max",
+        "launch",
+        "env",
+    }
+)
+_WORKAROUND_KEYS = frozenset(
+    {"description", "flags", "env", "versions", "commands", "remove_flags"}
+)
 _CODES = frozenset(c.value for c in Code)
 
 
@@ -223,10 +250,14 @@ def _unknown_keys(p: Problems, d: Mapping[str, Any], allowed: frozenset[str], pa
         p.add(f"{path}{k}", "unknown key")
 
 
-def _clause_op(p: Problems, d: Mapping[str, Any], ops: tuple[str, ...], path: str) -> tuple[str, object]:
+def _clause_op(
+    p: Problems, d: Mapping[str, Any], ops: tuple[str, ...], path: str
+) -> tuple[str, object]:
     given = [op for op in ops if op in d]
     if len(given) != 1:
-        p.add(path, f"exactly one of {', '.join(ops)} is required (got {', '.join(given) or 'none'})")
+        p.add(
+            path, f"exactly one of {', '.join(ops)} is required (got {', '.join(given) or 'none'})"
+        )
         return "", None
     op = given[0]
     value = d[op]
@@ -234,7 +265,9 @@ def _clause_op(p: Problems, d: Mapping[str, Any], ops: tuple[str, ...], path: st
         p.add(f"{path}.{op}", "expected a list")
     if op == "present" and not isinstance(value, bool):
         p.add(f"{path}.{op}", "expected true or false")
-    if op in ("at_least", "at_most") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    if op in ("at_least", "at_most") and (
+        isinstance(value, bool) or not isinstance(value, (int, float))
+    ):
         p.add(f"{path}.{op}", "expected a number")
     if op == "contains" and not isinstance(value, str):
         p.add(f"{path}.{op}", "expected a string")
@@ -259,8 +292,10 @@ def parse_advisory(data: Mapping[str, Any], source: str) -> tuple[Optional[Advis
         try:
             severity = AdvisorySeverity(sev_text)
         except ValueError:
-            p.add("severity", f"expected one of {', '.join(s.value for s in AdvisorySeverity)}, "
-                              f"got {sev_text!r}")
+            p.add(
+                "severity",
+                f"expected one of {', '.join(s.value for s in AdvisorySeverity)}, got {sev_text!r}",
+            )
     published = _str(p, data, "published", "")
     _date(p, published, "published")
     withdrawn = _str(p, data, "withdrawn", "", required=False)
@@ -319,7 +354,7 @@ def parse_advisory(data: Mapping[str, Any], source: str) -> tuple[Optional[Advis
         env_raw = w.get("env", {})
         env: list[tuple[str, str]] = []
         if not isinstance(env_raw, dict) or not all(isinstance(v, str) for v in env_raw.values()):
-            p.add(f"{path}env", "expected a table of NAME = \"value\"")
+            p.add(f"{path}env", 'expected a table of NAME = "value"')
         else:
             env = sorted(env_raw.items())
         vers_raw = w.get("versions", {})
@@ -332,8 +367,10 @@ def parse_advisory(data: Mapping[str, Any], source: str) -> tuple[Optional[Advis
                 if spec is not None:
                     vers.append((canonicalize_name(name), spec))
         if not (flags or env or vers or commands or remove):
-            p.add(f"workarounds[{i}]",
-                  "needs at least one of flags, remove_flags, env, versions, commands")
+            p.add(
+                f"workarounds[{i}]",
+                "needs at least one of flags, remove_flags, env, versions, commands",
+            )
         works.append(Workaround(desc, flags, tuple(env), tuple(vers), commands, remove))
     if not works_raw:
         p.add("workarounds", "at least one [[workarounds]] entry is required")
@@ -341,9 +378,19 @@ def parse_advisory(data: Mapping[str, Any], source: str) -> tuple[Optional[Advis
     if p.items or severity is None or affected is None:
         return None, p.items
     return Advisory(
-        id=adv_id, summary=summary, details=details, severity=severity, published=published,
-        references=tuple(refs), affected=affected, workarounds=tuple(works), withdrawn=withdrawn,
-        fixed_in=tuple(fixed), evidence=evidence, aliases=aliases, source=provenance,
+        id=adv_id,
+        summary=summary,
+        details=details,
+        severity=severity,
+        published=published,
+        references=tuple(refs),
+        affected=affected,
+        workarounds=tuple(works),
+        withdrawn=withdrawn,
+        fixed_in=tuple(fixed),
+        evidence=evidence,
+        aliases=aliases,
+        source=provenance,
         file=source,
     ), []
 
@@ -355,14 +402,16 @@ def _parse_affected(p: Problems, raw: object) -> Optional[Affected]:
     _unknown_keys(p, raw, _AFFECTED_KEYS, "affected.")
     framework = _str(p, raw, "framework", "affected.", required=False)
     if framework not in FRAMEWORKS:
-        p.add("affected.framework", "expected sglang, vllm or \"\"")
+        p.add("affected.framework", 'expected sglang, vllm or ""')
     packages: list[PackageRange] = []
     pk = raw.get("packages", {})
     if not isinstance(pk, dict):
         p.add("affected.packages", "expected a table of package = specifier")
     else:
         for key, text in sorted(pk.items()):
-            alts = tuple(str(canonicalize_name(n.strip())) for n in str(key).split("|") if n.strip())
+            alts = tuple(
+                str(canonicalize_name(n.strip())) for n in str(key).split("|") if n.strip()
+            )
             spec = _spec(p, text, f"affected.packages.{key}")
             if not alts:
                 p.add(f"affected.packages.{key}", "empty package name")
@@ -372,7 +421,7 @@ def _parse_affected(p: Problems, raw: object) -> Optional[Affected]:
     for i, cc in enumerate(_str_list(p, raw.get("gpu_cc"), "affected.gpu_cc")):
         m = _CC.match(cc)
         if not m:
-            p.add(f"affected.gpu_cc[{i}]", f"expected a compute capability like \"9.0\", got {cc!r}")
+            p.add(f"affected.gpu_cc[{i}]", f'expected a compute capability like "9.0", got {cc!r}')
         else:
             ccs.append((int(m.group(1)), int(m.group(2))))
     names = _str_list(p, raw.get("gpu_names"), "affected.gpu_names")
@@ -404,7 +453,10 @@ def _parse_affected(p: Problems, raw: object) -> Optional[Affected]:
         _unknown_keys(p, c, frozenset({"setting", *LAUNCH_OPS}), path + ".")
         setting = _str(p, c, "setting", path + ".")
         if setting and setting not in SETTINGS:
-            p.add(f"{path}.setting", f"unknown launch setting {setting!r} (see compat/launch.py SETTINGS)")
+            p.add(
+                f"{path}.setting",
+                f"unknown launch setting {setting!r} (see compat/launch.py SETTINGS)",
+            )
         op, value = _clause_op(p, c, LAUNCH_OPS, path)
         launch.append(LaunchClause(setting, op, value))
     envc: list[EnvClause] = []
@@ -422,10 +474,16 @@ def _parse_affected(p: Problems, raw: object) -> Optional[Affected]:
         op, value = _clause_op(p, c, ENV_OPS, path)
         envc.append(EnvClause(name, op, value))
     return Affected(
-        framework=framework, packages=tuple(packages), gpu_cc=tuple(ccs), gpu_names=names,
-        driver=driver, ray=ray, findings=findings,
+        framework=framework,
+        packages=tuple(packages),
+        gpu_cc=tuple(ccs),
+        gpu_names=names,
+        driver=driver,
+        ray=ray,
+        findings=findings,
         memory_gib_max=float(mem) if mem is not None else None,
-        launch=tuple(launch), env=tuple(envc),
+        launch=tuple(launch),
+        env=tuple(envc),
     )
 
 
@@ -435,13 +493,17 @@ def load_advisories(directory: Path) -> tuple[Advisory, ...]:
     out: list[Advisory] = []
     seen: dict[str, str] = {}
     if not directory.is_dir():
-        raise DataError([f"{directory}: advisories folder not found"],
-                        hint="set COMPAT_MATRICES or reinstall compat")
+        raise DataError(
+            [f"{directory}: advisories folder not found"],
+            hint="set COMPAT_MATRICES or reinstall compat",
+        )
     for path in sorted(directory.glob("*.toml")):
         try:
             data = read_toml(path, cached=True)
         except DataError as exc:
-            problems.extend(f"{path.name}: invalid TOML ({p.split(': ', 2)[-1]})" for p in exc.problems)
+            problems.extend(
+                f"{path.name}: invalid TOML ({p.split(': ', 2)[-1]})" for p in exc.problems
+            )
             continue
         except InputError as exc:
             problems.append(f"{path.name}: cannot read ({exc.message})")
@@ -456,8 +518,10 @@ def load_advisories(directory: Path) -> tuple[Advisory, ...]:
         seen[adv.id] = path.name
         out.append(adv)
     if problems:
-        raise DataError(problems, hint="fix the advisory files named above; "
-                                       "`compat matrix validate` re-checks them")
+        raise DataError(
+            problems,
+            hint="fix the advisory files named above; `compat matrix validate` re-checks them",
+        )
     return tuple(sorted(out, key=lambda a: a.id))
 
 
@@ -478,8 +542,9 @@ class _Outcome:
 class _Facts:
     """Everything the clauses read, computed once per match_advisories call."""
 
-    def __init__(self, env: Environment, launch: Optional[LaunchConfig],
-                 prior: Sequence[Finding]) -> None:
+    def __init__(
+        self, env: Environment, launch: Optional[LaunchConfig], prior: Sequence[Finding]
+    ) -> None:
         self.env = env
         self.launch = launch
         self.versions: dict[str, tuple[str, Optional[Version]]] = {}
@@ -500,9 +565,16 @@ class _Facts:
 
 
 def _op_text(op: str) -> str:
-    return {"equals": "=", "not_equals": "!=", "in": "in", "not_in": "not in",
-            "present": "present:", "at_least": ">=", "at_most": "<=",
-            "contains": "contains"}.get(op, op)
+    return {
+        "equals": "=",
+        "not_equals": "!=",
+        "in": "in",
+        "not_in": "not in",
+        "present": "present:",
+        "at_least": ">=",
+        "at_most": "<=",
+        "contains": "contains",
+    }.get(op, op)
 
 
 def _show(value: object) -> str:
@@ -543,7 +615,11 @@ def _test(op: str, actual: object, expected: object) -> bool:
             return False
         return actual >= expected if op == "at_least" else actual <= expected
     if op == "contains":
-        return isinstance(actual, str) and isinstance(expected, str) and expected.lower() in actual.lower()
+        return (
+            isinstance(actual, str)
+            and isinstance(expected, str)
+            and expected.lower() in actual.lower()
+        )
     return False
 
 
@@ -564,8 +640,11 @@ def _check_package(rng: PackageRange, facts: _Facts) -> _Outcome:
         if n in facts.versions:
             name, ver = facts.versions[n]
             if ver is None:
-                return _Outcome(_UNKNOWN, f"{name} version is not PEP 440",
-                                "reinstall the package so its version can be read")
+                return _Outcome(
+                    _UNKNOWN,
+                    f"{name} version is not PEP 440",
+                    "reinstall the package so its version can be read",
+                )
             if rng.specifier.contains(ver, prereleases=True):
                 return _Outcome(_MATCH, f"{name} {ver} in {rng.specifier}")
             return _Outcome(_MISS, f"{name} {ver} not in {rng.specifier}")
@@ -587,8 +666,11 @@ def _check_gpu_cc(ccs: tuple[tuple[int, int], ...], facts: _Facts) -> _Outcome:
         elif g.compute_capability in ccs:
             return _Outcome(_MATCH, f"{_gpu_label(g)} is {g.sm}")
     if unknown:
-        return _Outcome(_UNKNOWN, f"compute capability of {_gpu_label(unknown[0])} unknown",
-                        "give the GPU with --gpu NAME")
+        return _Outcome(
+            _UNKNOWN,
+            f"compute capability of {_gpu_label(unknown[0])} unknown",
+            "give the GPU with --gpu NAME",
+        )
     wanted = ", ".join(f"sm_{a}{b}" for a, b in ccs)
     return _Outcome(_MISS, f"no GPU is {wanted}")
 
@@ -617,8 +699,9 @@ def _check_memory(limit: float, facts: _Facts) -> _Outcome:
         if gib <= limit:
             return _Outcome(_MATCH, f"{_gpu_label(g)} has {gib:.2f} GiB (<= {limit:g} GiB)")
     if unknown is not None:
-        return _Outcome(_UNKNOWN, f"memory of {_gpu_label(unknown)} unknown",
-                        "give the GPU with --gpu NAME")
+        return _Outcome(
+            _UNKNOWN, f"memory of {_gpu_label(unknown)} unknown", "give the GPU with --gpu NAME"
+        )
     return _Outcome(_MISS, f"every GPU has more than {limit:g} GiB")
 
 
@@ -627,7 +710,9 @@ def _check_driver(spec: SpecifierSet, facts: _Facts) -> _Outcome:
     if isinstance(drv, Unknown):
         return _Outcome(_UNKNOWN, f"driver: {drv}", "give the driver with --driver VERSION")
     if isinstance(drv.version, Unknown):
-        return _Outcome(_UNKNOWN, f"driver version: {drv.version}", "give the driver with --driver VERSION")
+        return _Outcome(
+            _UNKNOWN, f"driver version: {drv.version}", "give the driver with --driver VERSION"
+        )
     ver = parse_version(drv.version)
     if ver is None:
         return _Outcome(_UNKNOWN, f"driver version {drv.version!r} not understood")
@@ -646,8 +731,11 @@ def _check_ray(want: bool, facts: _Facts) -> _Outcome:
         state = _MATCH if want else _MISS
         return _Outcome(state, f"under Ray ({', '.join(markers)} set)")
     if launch is None and not facts.environ:
-        return _Outcome(_UNKNOWN, "cannot tell whether the server runs under Ray",
-                        "give the launch file, or the env of the Ray actor (--env RAY_ADDRESS=...)")
+        return _Outcome(
+            _UNKNOWN,
+            "cannot tell whether the server runs under Ray",
+            "give the launch file, or the env of the Ray actor (--env RAY_ADDRESS=...)",
+        )
     state = _MISS if want else _MATCH
     return _Outcome(state, "not under Ray (no " + "/".join(sorted(RAY_MARKERS)) + " set)")
 
@@ -663,14 +751,20 @@ def _check_findings(codes: tuple[str, ...], facts: _Facts) -> _Outcome:
 def _check_launch(clause: LaunchClause, facts: _Facts) -> _Outcome:
     launch = facts.launch
     if launch is None:
-        return _Outcome(_UNKNOWN, f"{clause.describe()}: no launch command given",
-                        "pass the server command after `--` (or a launch file)")
+        return _Outcome(
+            _UNKNOWN,
+            f"{clause.describe()}: no launch command given",
+            "pass the server command after `--` (or a launch file)",
+        )
     if launch.framework == "unknown":
         return _Outcome(_UNKNOWN, f"{clause.describe()}: the launch command is not sglang or vLLM")
     actual = launch.settings.get(clause.setting)
     if isinstance(actual, Unknown):
-        return _Outcome(_UNKNOWN, f"launch: {clause.setting} {actual}",
-                        "give the framework version (install it here, or check a snapshot)")
+        return _Outcome(
+            _UNKNOWN,
+            f"launch: {clause.setting} {actual}",
+            "give the framework version (install it here, or check a snapshot)",
+        )
     shown = "unset" if actual is None else _show(actual)
     seen = f"launch: {clause.setting}={shown} ({launch.origin(clause.setting)})"
     if _test(clause.op, actual, clause.value):
@@ -686,7 +780,9 @@ def _check_env(clause: EnvClause, facts: _Facts) -> _Outcome:
 
 
 @functools.lru_cache(maxsize=512)
-def _workaround_settings(framework: str, flags: tuple[str, ...]) -> Optional[tuple[tuple[str, object], ...]]:
+def _workaround_settings(
+    framework: str, flags: tuple[str, ...]
+) -> Optional[tuple[tuple[str, object], ...]]:
     """The settings a workaround's flags set explicitly, as the framework's parser sees them."""
     import shlex
 
@@ -745,8 +841,12 @@ def _fix_lines(adv: Advisory) -> tuple[str, ...]:
     return tuple(f"{w.description}: {w.concrete()}" for w in adv.workarounds)
 
 
-def match_advisories(env: Environment, launch: Optional[LaunchConfig],
-                     advisories: Sequence[Advisory], prior: Sequence[Finding] = ()) -> list[Finding]:
+def match_advisories(
+    env: Environment,
+    launch: Optional[LaunchConfig],
+    advisories: Sequence[Advisory],
+    prior: Sequence[Finding] = (),
+) -> list[Finding]:
     """Findings for the advisories that apply (pure; no I/O).
 
     Every clause must match. A clause that needs a fact compat does not have (no GPU info, no
@@ -769,28 +869,32 @@ def match_advisories(env: Environment, launch: Optional[LaunchConfig],
         unknown = [o for o in outcomes if o.state == _UNKNOWN]
         if unknown:
             hints = tuple(dict.fromkeys(o.hint for o in unknown if o.hint))
-            findings.append(Finding(
+            findings.append(
+                Finding(
+                    code=Code.KNOWN_CRASH.value,
+                    severity=Severity.INFO,
+                    message=f"may apply, but compat could not tell: {adv.summary}",
+                    evidence=tuple(o.text for o in outcomes if o.state == _MATCH)
+                    + tuple(f"could not tell: {o.text}" for o in unknown),
+                    fix=hints + _fix_lines(adv),
+                    references=refs,
+                    packages=pkgs,
+                    advisory=adv.id,
+                )
+            )
+            continue
+        findings.append(
+            Finding(
                 code=Code.KNOWN_CRASH.value,
-                severity=Severity.INFO,
-                message=f"may apply, but compat could not tell: {adv.summary}",
-                evidence=tuple(o.text for o in outcomes if o.state == _MATCH)
-                + tuple(f"could not tell: {o.text}" for o in unknown),
-                fix=hints + _fix_lines(adv),
+                severity=adv.severity.finding_severity,
+                message=adv.summary,
+                evidence=tuple(o.text for o in outcomes),
+                fix=_fix_lines(adv),
                 references=refs,
                 packages=pkgs,
                 advisory=adv.id,
-            ))
-            continue
-        findings.append(Finding(
-            code=Code.KNOWN_CRASH.value,
-            severity=adv.severity.finding_severity,
-            message=adv.summary,
-            evidence=tuple(o.text for o in outcomes),
-            fix=_fix_lines(adv),
-            references=refs,
-            packages=pkgs,
-            advisory=adv.id,
-        ))
+            )
+        )
     findings.sort(key=lambda f: (-f.severity.rank, f.advisory or ""))
     return findings
 
@@ -799,13 +903,16 @@ def match_advisories(env: Environment, launch: Optional[LaunchConfig],
 # Explaining
 # --------------------------------------------------------------------------------------------
 
+
 def describe_affected(a: Affected) -> list[str]:
     lines: list[str] = []
     if a.framework:
         lines.append(f"the server is {a.framework}")
     lines.extend(f"{r.label} {r.specifier}" for r in a.packages)
     if a.gpu_cc:
-        lines.append("a GPU with compute capability " + " or ".join(f"{x}.{y}" for x, y in a.gpu_cc))
+        lines.append(
+            "a GPU with compute capability " + " or ".join(f"{x}.{y}" for x, y in a.gpu_cc)
+        )
     if a.gpu_names:
         lines.append("a GPU whose name contains " + " or ".join(repr(n) for n in a.gpu_names))
     if a.memory_gib_max is not None:
@@ -839,8 +946,11 @@ def explain_advisory(adv: Advisory) -> str:
     if adv.evidence:
         out.append("")
         out.append("From the report:")
-        out.extend(textwrap.wrap(adv.evidence.strip(), width=92, initial_indent="  > ",
-                                 subsequent_indent="    "))
+        out.extend(
+            textwrap.wrap(
+                adv.evidence.strip(), width=92, initial_indent="  > ", subsequent_indent="    "
+            )
+        )
     out.append("")
     out.append("Applies when all of these hold:")
     out.extend(f"  - {line}" for line in describe_affected(adv.affected))

@@ -67,13 +67,26 @@ def cli() -> None:
 def _ray_options(fn: Any) -> Any:
     """`--ray [ADDRESS]` and its companions (compat.cluster; Ray is imported only when given)."""
     opts = [
-        click.option("--ray", metavar="[ADDRESS]", is_flag=False, flag_value="auto", default=None,
-                     help="Probe every node of a running Ray cluster in a Ray task, as its workers "
-                     "see it: auto (default), HOST:PORT or ray://HOST:10001. Needs compat[ray]."),
-        click.option("--runtime-env", metavar="JSON",
-                     help="With --ray: the job's runtime env (as for ray job submit --runtime-env-json)."),
-        click.option("--ray-timeout", type=float, metavar="SECONDS",
-                     help="With --ray: report nodes that have not answered by then (default 60)."),
+        click.option(
+            "--ray",
+            metavar="[ADDRESS]",
+            is_flag=False,
+            flag_value="auto",
+            default=None,
+            help="Probe every node of a running Ray cluster in a Ray task, as its workers "
+            "see it: auto (default), HOST:PORT or ray://HOST:10001. Needs compat[ray].",
+        ),
+        click.option(
+            "--runtime-env",
+            metavar="JSON",
+            help="With --ray: the job's runtime env (as for ray job submit --runtime-env-json).",
+        ),
+        click.option(
+            "--ray-timeout",
+            type=float,
+            metavar="SECONDS",
+            help="With --ray: report nodes that have not answered by then (default 60).",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -83,22 +96,44 @@ def _ray_options(fn: Any) -> Any:
 @cli.command("env")
 @click.option("--json", "as_json", is_flag=True, help="Write the versioned JSON snapshot.")
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
-@click.option("--python", "python_exe", metavar="PATH",
-              help="Inspect another interpreter's environment (e.g. a server's venv).")
-@click.option("--all", "everything", is_flag=True, help="List every distribution, not just the stack.")
+@click.option(
+    "--python",
+    "python_exe",
+    metavar="PATH",
+    help="Inspect another interpreter's environment (e.g. a server's venv).",
+)
+@click.option(
+    "--all", "everything", is_flag=True, help="List every distribution, not just the stack."
+)
 @click.option("--no-host", is_flag=True, help="Skip driver/GPU probing.")
 @_ray_options
-def env_cmd(as_json: bool, output: Optional[str], python_exe: Optional[str], everything: bool,
-            no_host: bool, ray: Optional[str], runtime_env: Optional[str],
-            ray_timeout: Optional[float]) -> None:
+def env_cmd(
+    as_json: bool,
+    output: Optional[str],
+    python_exe: Optional[str],
+    everything: bool,
+    no_host: bool,
+    ray: Optional[str],
+    runtime_env: Optional[str],
+    ray_timeout: Optional[float],
+) -> None:
     """What compat sees here: Python, the stack's distributions, torch build, driver, GPUs,
     env vars and caches. Nothing is imported: torch's build is read from its files."""
     if ray is not None or runtime_env is not None or ray_timeout is not None:
         from compat.cluster import check_options, cluster_env
 
         check_options(ray, runtime_env, ray_timeout, {"--python": python_exe})
-        _write(cluster_env(ray or "auto", runtime_env, ray_timeout, as_json=as_json,
-                           everything=everything, host=not no_host), output)
+        _write(
+            cluster_env(
+                ray or "auto",
+                runtime_env,
+                ray_timeout,
+                as_json=as_json,
+                everything=everything,
+                host=not no_host,
+            ),
+            output,
+        )
         return
     from compat.probe import probe_environment
 
@@ -119,33 +154,74 @@ _FAIL_ON = ("error", "warning", "info", "never")
 def _check_options(fn: Any) -> Any:
     """Options shared by `compat check` and `compat run`."""
     opts = [
-        click.option("--from", "from_file", metavar="FILE",
-                     help="Check a snapshot (compat env --json) or a pip freeze file instead of this host."),
-        click.option("--interpreter", metavar="PATH",
-                     help="Inspect another interpreter's environment (a server's venv)."),
+        click.option(
+            "--from",
+            "from_file",
+            metavar="FILE",
+            help="Check a snapshot (compat env --json) or a pip freeze file instead of this host.",
+        ),
+        click.option(
+            "--interpreter",
+            metavar="PATH",
+            help="Inspect another interpreter's environment (a server's venv).",
+        ),
         click.option("--driver", metavar="VERSION", help="The target's NVIDIA driver version."),
-        click.option("--gpu", "gpus", multiple=True, metavar="NAME|sm_XY",
-                     help="A target GPU (repeatable): a name such as h100, or sm_90."),
-        click.option("--env", "env_vars", multiple=True, metavar="KEY=VALUE",
-                     help="An environment variable of the target (repeatable)."),
-        click.option("--python", "python_version", metavar="X.Y", help="The target's Python version."),
-        click.option("--deep", is_flag=True,
-                     help="Also read the compiled extensions (ELF needs and symbols)."),
-        click.option("--launch-file", metavar="FILE", help="Read the server launch command from FILE."),
-        click.option("--fail-on", type=click.Choice(_FAIL_ON), default="error", show_default=True,
-                     help="Exit 1 when a finding at or above this severity is found."),
-        click.option("--ignore", multiple=True, metavar="CODE|ID",
-                     help="Drop findings with this code or advisory id (repeatable)."),
+        click.option(
+            "--gpu",
+            "gpus",
+            multiple=True,
+            metavar="NAME|sm_XY",
+            help="A target GPU (repeatable): a name such as h100, or sm_90.",
+        ),
+        click.option(
+            "--env",
+            "env_vars",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="An environment variable of the target (repeatable).",
+        ),
+        click.option(
+            "--python", "python_version", metavar="X.Y", help="The target's Python version."
+        ),
+        click.option(
+            "--deep",
+            is_flag=True,
+            help="Also read the compiled extensions (ELF needs and symbols).",
+        ),
+        click.option(
+            "--launch-file", metavar="FILE", help="Read the server launch command from FILE."
+        ),
+        click.option(
+            "--fail-on",
+            type=click.Choice(_FAIL_ON),
+            default="error",
+            show_default=True,
+            help="Exit 1 when a finding at or above this severity is found.",
+        ),
+        click.option(
+            "--ignore",
+            multiple=True,
+            metavar="CODE|ID",
+            help="Drop findings with this code or advisory id (repeatable).",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
 
 
-def _run_check(from_file: Optional[str], interpreter: Optional[str], driver: Optional[str],
-               gpus: tuple[str, ...], env_vars: tuple[str, ...], python_version: Optional[str],
-               deep: bool, launch_file: Optional[str], ignore: tuple[str, ...],
-               launch_argv: tuple[str, ...]) -> tuple[Any, list[Any]]:
+def _run_check(
+    from_file: Optional[str],
+    interpreter: Optional[str],
+    driver: Optional[str],
+    gpus: tuple[str, ...],
+    env_vars: tuple[str, ...],
+    python_version: Optional[str],
+    deep: bool,
+    launch_file: Optional[str],
+    ignore: tuple[str, ...],
+    launch_argv: tuple[str, ...],
+) -> tuple[Any, list[Any]]:
     from compat.advisories import load_advisories
     from compat.check import Context, run_checks
     from compat.inputs import apply_overrides, load_from
@@ -199,17 +275,36 @@ def _exit_code(findings: list[Any], fail_on: str) -> int:
 
 @cli.command("check", context_settings={"ignore_unknown_options": False})
 @_check_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
-              show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+)
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE.")
 @_ray_options
 @click.argument("launch", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def check_cmd(ctx: click.Context, from_file: Optional[str], interpreter: Optional[str],
-              driver: Optional[str], gpus: tuple[str, ...], env_vars: tuple[str, ...],
-              python_version: Optional[str], deep: bool, launch_file: Optional[str], fail_on: str,
-              ignore: tuple[str, ...], fmt: str, output: Optional[str], ray: Optional[str],
-              runtime_env: Optional[str], ray_timeout: Optional[float], launch: tuple[str, ...]) -> None:
+def check_cmd(
+    ctx: click.Context,
+    from_file: Optional[str],
+    interpreter: Optional[str],
+    driver: Optional[str],
+    gpus: tuple[str, ...],
+    env_vars: tuple[str, ...],
+    python_version: Optional[str],
+    deep: bool,
+    launch_file: Optional[str],
+    fail_on: str,
+    ignore: tuple[str, ...],
+    fmt: str,
+    output: Optional[str],
+    ray: Optional[str],
+    runtime_env: Optional[str],
+    ray_timeout: Optional[float],
+    launch: tuple[str, ...],
+) -> None:
     """Will this stack work here? Checks the environment (live, or --from FILE) against the
     version database and the known-crash advisories; the server launch command goes after `--`:
 
@@ -221,18 +316,46 @@ def check_cmd(ctx: click.Context, from_file: Optional[str], interpreter: Optiona
     if ray is not None or runtime_env is not None or ray_timeout is not None:
         from compat.cluster import check_options, cluster_check
 
-        check_options(ray, runtime_env, ray_timeout, {
-            "--from": from_file, "--interpreter": interpreter, "--driver": driver, "--gpu": gpus,
-            "--python": python_version, "--deep": deep})
-        report, found = cluster_check(ray or "auto", runtime_env, ray_timeout, fmt=fmt,
-                                      fail_on=fail_on, env_vars=env_vars, launch_file=launch_file,
-                                      launch_argv=launch, ignore=ignore)
+        check_options(
+            ray,
+            runtime_env,
+            ray_timeout,
+            {
+                "--from": from_file,
+                "--interpreter": interpreter,
+                "--driver": driver,
+                "--gpu": gpus,
+                "--python": python_version,
+                "--deep": deep,
+            },
+        )
+        report, found = cluster_check(
+            ray or "auto",
+            runtime_env,
+            ray_timeout,
+            fmt=fmt,
+            fail_on=fail_on,
+            env_vars=env_vars,
+            launch_file=launch_file,
+            launch_argv=launch,
+            ignore=ignore,
+        )
         _write(report, output)
         ctx.exit(_exit_code(found, fail_on))
     from compat.format import Format, render
 
-    env, findings = _run_check(from_file, interpreter, driver, gpus, env_vars, python_version,
-                               deep, launch_file, ignore, launch)
+    env, findings = _run_check(
+        from_file,
+        interpreter,
+        driver,
+        gpus,
+        env_vars,
+        python_version,
+        deep,
+        launch_file,
+        ignore,
+        launch,
+    )
     _write(render(Format(fmt), findings, env, fail_on), output)
     ctx.exit(_exit_code(findings, fail_on))
 

@@ -43,18 +43,56 @@ RANKS: dict[int, str] = {
     8: "the rest",
 }
 
-STACK_PACKAGES = frozenset({
-    "sglang", "vllm", "torch", "triton", "pytorch-triton", "torchvision", "torchaudio", "xformers",
-    "flashinfer-python", "flashinfer-cubin", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel",
-    "flash-attn", "flash-attn-3", "deep-gemm", "deep-ep", "cuda-toolkit", "cuda-python",
-    "cuda-bindings", "xgrammar", "transformers", "ray",
-})
+STACK_PACKAGES = frozenset(
+    {
+        "sglang",
+        "vllm",
+        "torch",
+        "triton",
+        "pytorch-triton",
+        "torchvision",
+        "torchaudio",
+        "xformers",
+        "flashinfer-python",
+        "flashinfer-cubin",
+        "flashinfer-jit-cache",
+        "sgl-kernel",
+        "sglang-kernel",
+        "flash-attn",
+        "flash-attn-3",
+        "deep-gemm",
+        "deep-ep",
+        "cuda-toolkit",
+        "cuda-python",
+        "cuda-bindings",
+        "xgrammar",
+        "transformers",
+        "ray",
+    }
+)
 _DEVICE_ENV_PREFIXES = ("CUDA_", "NCCL_", "NVSHMEM_", "NVIDIA_", "UCX_", "GLOO_")
-_DEVICE_ENV = frozenset({"LD_LIBRARY_PATH", "LD_PRELOAD", "PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF",
-                         "TORCH_CUDA_ARCH_LIST", "TORCH_SYMM_MEM_DISABLE_MULTICAST",
-                         "PYTORCH_NVML_BASED_CUDA_CHECK", "CUBLAS_WORKSPACE_CONFIG"})
-_IMPORT_ENV_PREFIXES = ("SGLANG_", "SGL_", "VLLM_", "FLASHINFER_", "TRITON_", "TORCH_",
-                        "TORCHINDUCTOR_", "XFORMERS_")
+_DEVICE_ENV = frozenset(
+    {
+        "LD_LIBRARY_PATH",
+        "LD_PRELOAD",
+        "PYTORCH_CUDA_ALLOC_CONF",
+        "PYTORCH_ALLOC_CONF",
+        "TORCH_CUDA_ARCH_LIST",
+        "TORCH_SYMM_MEM_DISABLE_MULTICAST",
+        "PYTORCH_NVML_BASED_CUDA_CHECK",
+        "CUBLAS_WORKSPACE_CONFIG",
+    }
+)
+_IMPORT_ENV_PREFIXES = (
+    "SGLANG_",
+    "SGL_",
+    "VLLM_",
+    "FLASHINFER_",
+    "TRITON_",
+    "TORCH_",
+    "TORCHINDUCTOR_",
+    "XFORMERS_",
+)
 _IMPORT_ENV = frozenset({"PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX"})
 _CONTEXT_ENV = frozenset({"MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"})
 # Variables with no bearing on the stack, however they differ.
@@ -84,8 +122,15 @@ class Change:
         return "changed"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "area": self.area, "key": self.key, "kind": self.kind,
-                "a": self.a, "b": self.b, "detail": list(self.detail)}
+        return {
+            "rank": self.rank,
+            "area": self.area,
+            "key": self.key,
+            "kind": self.kind,
+            "a": self.a,
+            "b": self.b,
+            "detail": list(self.detail),
+        }
 
 
 @dataclass(frozen=True)
@@ -129,7 +174,9 @@ def _list_detail(a: Sequence[str], b: Sequence[str], what: str = "entries") -> t
     shared_a = [e for e in a if e in b]
     shared_b = [e for e in b if e in a]
     if shared_a != shared_b:
-        out.append(f"the same {what} in another order: {', '.join(shared_a)} -> {', '.join(shared_b)}")
+        out.append(
+            f"the same {what} in another order: {', '.join(shared_a)} -> {', '.join(shared_b)}"
+        )
     return tuple(out)
 
 
@@ -145,8 +192,10 @@ def _env_changes(a: Mapping[str, str], b: Mapping[str, str]) -> list[Change]:
         elif name == "CUDA_VISIBLE_DEVICES" and va is not None and vb is not None:
             la, lb = [x.strip() for x in va.split(",")], [x.strip() for x in vb.split(",")]
             if sorted(la) == sorted(lb):
-                detail = ("the same devices in another order: device numbers inside the process "
-                          "map to other GPUs",)
+                detail = (
+                    "the same devices in another order: device numbers inside the process "
+                    "map to other GPUs",
+                )
         out.append(Change(env_rank(name), "env", name, va, vb, detail))
     return out
 
@@ -160,8 +209,11 @@ def _dist_changes(a: Environment, b: Environment) -> list[Change]:
         stack = key in STACK_PACKAGES or key.startswith(("nvidia-", "cuda-"))
         rank = 1 if stack else 7
         if x is None or y is None:
-            out.append(Change(rank, "package", key, x.raw_version if x else None,
-                              y.raw_version if y else None))
+            out.append(
+                Change(
+                    rank, "package", key, x.raw_version if x else None, y.raw_version if y else None
+                )
+            )
             continue
         detail = []
         if x.location != y.location:
@@ -175,8 +227,9 @@ def _dist_changes(a: Environment, b: Environment) -> list[Change]:
     return out
 
 
-def _probed_changes(a: object, b: object, area: str, label: str,
-                    fields: Sequence[tuple[str, int]]) -> list[Change]:
+def _probed_changes(
+    a: object, b: object, area: str, label: str, fields: Sequence[tuple[str, int]]
+) -> list[Change]:
     """A change per differing field, at the field's rank; one change at the first field's rank
     when either side is Unknown (compared as its text)."""
     if isinstance(a, Unknown) or isinstance(b, Unknown):
@@ -194,22 +247,39 @@ def _whole(value: object, fields: Sequence[tuple[str, int]]) -> Optional[str]:
     """A probed record in one line: its fields that matter most (rank < 8), or the Unknown."""
     if isinstance(value, Unknown):
         return str(value)
-    parts = [f"{f.replace('_', ' ')} {_s(getattr(value, f))}" for f, rank in fields
-             if rank < 8 and getattr(value, f) not in (None, (), "")]
+    parts = [
+        f"{f.replace('_', ' ')} {_s(getattr(value, f))}"
+        for f, rank in fields
+        if rank < 8 and getattr(value, f) not in (None, (), "")
+    ]
     return ", ".join(parts)
 
 
 def _host_changes(a: Environment, b: Environment) -> list[Change]:
     return (
-        _probed_changes(a.python, b.python, "python", "python",
-                        (("version", 1), ("implementation", 1), ("machine", 1), ("executable", 8)))
-        + _probed_changes(a.torch, b.torch, "torch", "torch build",
-                          (("version", 1), ("cuda", 1), ("hip", 1), ("cuda_from_deps", 1),
-                           ("libs", 1)))
+        _probed_changes(
+            a.python,
+            b.python,
+            "python",
+            "python",
+            (("version", 1), ("implementation", 1), ("machine", 1), ("executable", 8)),
+        )
+        + _probed_changes(
+            a.torch,
+            b.torch,
+            "torch",
+            "torch build",
+            (("version", 1), ("cuda", 1), ("hip", 1), ("cuda_from_deps", 1), ("libs", 1)),
+        )
         + _probed_changes(a.driver, b.driver, "driver", "driver", (("version", 2), ("cuda", 2)))
         + _gpu_changes(a, b)
-        + _probed_changes(a.context, b.context, "context", "context",
-                          (("container", 5), ("wsl", 5), ("device_nodes", 8)))
+        + _probed_changes(
+            a.context,
+            b.context,
+            "context",
+            "context",
+            (("container", 5), ("wsl", 5), ("device_nodes", 8)),
+        )
     )
 
 
@@ -260,16 +330,38 @@ def _launch_changes(a: Environment, b: Environment) -> list[Change]:
     ray_a = bool(la.settings.get("under_ray")) if la else _ray_env(a)
     ray_b = bool(lb.settings.get("under_ray")) if lb else _ray_env(b)
     if ray_a != ray_b:
-        out.append(Change(5, "context", "under Ray", _s(ray_a), _s(ray_b),
-                          ("RAY_* in the environment or a `ray job submit` wrapper",)))
+        out.append(
+            Change(
+                5,
+                "context",
+                "under Ray",
+                _s(ray_a),
+                _s(ray_b),
+                ("RAY_* in the environment or a `ray job submit` wrapper",),
+            )
+        )
     if la is None and lb is None:
         if a.launch != b.launch:
-            out.append(Change(6, "launch", "launch command", " ".join(a.launch) or None,
-                              " ".join(b.launch) or None))
+            out.append(
+                Change(
+                    6,
+                    "launch",
+                    "launch command",
+                    " ".join(a.launch) or None,
+                    " ".join(b.launch) or None,
+                )
+            )
         return out
     if la is None or lb is None or la.framework != lb.framework:
-        out.append(Change(6, "launch", "launch command", " ".join(a.launch) or None,
-                          " ".join(b.launch) or None))
+        out.append(
+            Change(
+                6,
+                "launch",
+                "launch command",
+                " ".join(a.launch) or None,
+                " ".join(b.launch) or None,
+            )
+        )
         return out
     for name in sorted(set(la.settings) | set(lb.settings)):
         if name == "under_ray":
@@ -284,8 +376,16 @@ def _launch_changes(a: Environment, b: Environment) -> list[Change]:
     fb = [t.split("=", 1)[0] for t in lb.argv if t.startswith("--")]
     only = _list_detail(sorted(set(fa)), sorted(set(fb)), "flags")
     if only:
-        out.append(Change(8, "launch", "launch flags", None if not fa else f"{len(fa)} flags",
-                          None if not fb else f"{len(fb)} flags", only))
+        out.append(
+            Change(
+                8,
+                "launch",
+                "launch flags",
+                None if not fa else f"{len(fa)} flags",
+                None if not fb else f"{len(fb)} flags",
+                only,
+            )
+        )
     return out
 
 
@@ -302,7 +402,9 @@ def _cache_changes(a: Environment, b: Environment) -> list[Change]:
     for kind in sorted(set(ca) | set(cb)):
         x, y = ca.get(kind), cb.get(kind)
         if x is None or y is None:
-            out.append(Change(8, "cache", f"{kind} cache", x.path if x else None, y.path if y else None))
+            out.append(
+                Change(8, "cache", f"{kind} cache", x.path if x else None, y.path if y else None)
+            )
             continue
         for f in ("path", "exists", "entries", "size_bytes", "built_by"):
             va, vb = _s(getattr(x, f)), _s(getattr(y, f))
@@ -315,21 +417,34 @@ def _finding_key(f: Finding) -> tuple[str, str, str]:
     return (f.code, f.advisory or "", f.message)
 
 
-def diff_environments(a: Environment, b: Environment, findings_a: Sequence[Finding] = (),
-                      findings_b: Sequence[Finding] = ()) -> EnvDiff:
+def diff_environments(
+    a: Environment,
+    b: Environment,
+    findings_a: Sequence[Finding] = (),
+    findings_b: Sequence[Finding] = (),
+) -> EnvDiff:
     """Every difference between A and B, ranked; findings on one side only, when given."""
-    changes = (_dist_changes(a, b) + _host_changes(a, b) + _env_changes(a.env, b.env)
-               + _launch_changes(a, b) + _cache_changes(a, b))
+    changes = (
+        _dist_changes(a, b)
+        + _host_changes(a, b)
+        + _env_changes(a.env, b.env)
+        + _launch_changes(a, b)
+        + _cache_changes(a, b)
+    )
     changes.sort(key=lambda c: (c.rank, c.area != "context" or c.key != "under Ray", c.key))
     ka = {_finding_key(f) for f in findings_a}
     kb = {_finding_key(f) for f in findings_b}
-    return EnvDiff(tuple(changes), tuple(f for f in findings_a if _finding_key(f) not in kb),
-                   tuple(f for f in findings_b if _finding_key(f) not in ka))
+    return EnvDiff(
+        tuple(changes),
+        tuple(f for f in findings_a if _finding_key(f) not in kb),
+        tuple(f for f in findings_b if _finding_key(f) not in ka),
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------
+
 
 def _show(v: Optional[str]) -> str:
     return "(absent)" if v is None else (v if v != "" else '""')
@@ -359,9 +474,14 @@ def format_text(d: EnvDiff, a_label: str, b_label: str) -> str:
         for detail in c.detail:
             lines.append(f"  {'':<{width}}    {detail}")
     lines.append("")
-    lines.append(f"{len(d.changes)} difference(s)"
-                 + (f"; compat check: {len(d.only_a)} finding(s) only in A, {len(d.only_b)} only in B"
-                    if d.only_a or d.only_b else ""))
+    lines.append(
+        f"{len(d.changes)} difference(s)"
+        + (
+            f"; compat check: {len(d.only_a)} finding(s) only in A, {len(d.only_b)} only in B"
+            if d.only_a or d.only_b
+            else ""
+        )
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -373,8 +493,10 @@ def format_json(d: EnvDiff, a_label: str, b_label: str) -> str:
         "same": d.same,
         "ranks": {str(k): v for k, v in RANKS.items()},
         "changes": [c.to_dict() for c in d.changes],
-        "findings": {"only_a": [f.to_dict() for f in d.only_a],
-                     "only_b": [f.to_dict() for f in d.only_b]},
+        "findings": {
+            "only_a": [f.to_dict() for f in d.only_a],
+            "only_b": [f.to_dict() for f in d.only_b],
+        },
     }
     return json.dumps(doc, indent=2) + "\n"
 

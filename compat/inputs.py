@@ -48,9 +48,10 @@ def parse_freeze(text: str, origin: str) -> list[tuple[str, str]]:
             req = Requirement(line)
         except InvalidRequirement as exc:
             why = str(exc).splitlines()[0]
-            raise InputError(f"{origin}:{n}: not a requirement: {raw.strip()!r} ({why})",
-                             hint="pass `pip freeze` output, or a requirements file with name==version "
-                             "lines") from exc
+            raise InputError(
+                f"{origin}:{n}: not a requirement: {raw.strip()!r} ({why})",
+                hint="pass `pip freeze` output, or a requirements file with name==version lines",
+            ) from exc
         if req.url:
             path = urllib.parse.unquote(urllib.parse.urlparse(req.url).path.rsplit("/", 1)[-1])
             m = _WHEEL_NAME.match(path)
@@ -59,9 +60,11 @@ def parse_freeze(text: str, origin: str) -> list[tuple[str, str]]:
             continue  # a VCS/directory install: the version is not in the line
         pins = [s for s in req.specifier if s.operator in ("==", "===")]
         if len(pins) != 1 or "*" in pins[0].version:
-            raise InputError(f"{origin}:{n}: {line!r} is not an exact pin (name==version)",
-                             hint="compat check needs what is installed: use `pip freeze`; "
-                             "for ranges use `compat lint`")
+            raise InputError(
+                f"{origin}:{n}: {line!r} is not an exact pin (name==version)",
+                hint="compat check needs what is installed: use `pip freeze`; "
+                "for ranges use `compat lint`",
+            )
         if parse_version(pins[0].version) is None:
             raise InputError(f"{origin}:{n}: invalid version {pins[0].version!r}")
         out.append((req.name, pins[0].version))
@@ -84,12 +87,20 @@ def env_from_freeze(text: str, origin: str, matrix: Matrix) -> Environment:
         if not t.version.local:
             rel = matrix.release("torch", t.version)
             deps = rel.cuda if rel else None
-        hip = t.version.local[4:] if t.version.local and t.version.local.startswith("rocm") else None
+        hip = (
+            t.version.local[4:] if t.version.local and t.version.local.startswith("rocm") else None
+        )
         torch = TorchBuild(t.version, cuda, hip, f"{origin} (pinned version)", deps)
     why = f"not in {origin}: give --driver/--gpu for host checks"
-    return Environment(python=Unknown(f"not in {origin}: give --python X.Y"), distributions=dists,
-                       torch=torch, driver=Unknown(why), gpus=Unknown(why), context=Unknown(why),
-                       source=origin)
+    return Environment(
+        python=Unknown(f"not in {origin}: give --python X.Y"),
+        distributions=dists,
+        torch=torch,
+        driver=Unknown(why),
+        gpus=Unknown(why),
+        context=Unknown(why),
+        source=origin,
+    )
 
 
 def load_from(path: str, matrix: Matrix) -> Environment:
@@ -102,20 +113,31 @@ def load_from(path: str, matrix: Matrix) -> Environment:
     return env_from_freeze(text, path, matrix)
 
 
-def apply_overrides(env: Environment, matrix: Matrix, driver: Optional[str] = None,
-                    gpus: Sequence[str] = (), env_vars: Sequence[str] = (),
-                    python: Optional[str] = None) -> Environment:
+def apply_overrides(
+    env: Environment,
+    matrix: Matrix,
+    driver: Optional[str] = None,
+    gpus: Sequence[str] = (),
+    env_vars: Sequence[str] = (),
+    python: Optional[str] = None,
+) -> Environment:
     """Host facts given on the command line replace what was probed or read."""
     changes: dict[str, object] = {}
     if driver:
         if parse_version(driver) is None:
-            raise UsageError(f"--driver {driver!r} is not a version", hint="e.g. --driver 550.54.15")
-        changes["driver"] = Driver(driver, Unknown("derived from the driver version"), "--driver", "")
+            raise UsageError(
+                f"--driver {driver!r} is not a version", hint="e.g. --driver 550.54.15"
+            )
+        changes["driver"] = Driver(
+            driver, Unknown("derived from the driver version"), "--driver", ""
+        )
     if gpus:
         out = []
         for i, text in enumerate(gpus):
             name, cc, mem = parse_gpu_arg(text, matrix)
-            out.append(GPU(i, name, cc, int(mem * 1024) if mem else None, None, None, None, "--gpu"))
+            out.append(
+                GPU(i, name, cc, int(mem * 1024) if mem else None, None, None, None, "--gpu")
+            )
         changes["gpus"] = tuple(out)
     if env_vars:
         merged = dict(env.env)
@@ -129,6 +151,10 @@ def apply_overrides(env: Environment, matrix: Matrix, driver: Optional[str] = No
         if not re.match(r"^\d+\.\d+(\.\d+)?$", python):
             raise UsageError(f"--python {python!r}: expected X.Y such as 3.11")
         old = env.python
-        base = old if not isinstance(old, Unknown) else PythonInfo(python, "cpython", "", "linux", "x86_64")
+        base = (
+            old
+            if not isinstance(old, Unknown)
+            else PythonInfo(python, "cpython", "", "linux", "x86_64")
+        )
         changes["python"] = dataclasses.replace(base, version=python)
     return dataclasses.replace(env, **changes) if changes else env  # type: ignore[arg-type]

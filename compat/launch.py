@@ -32,14 +32,42 @@ SettingValue = object
 
 #: Settings every LaunchConfig carries (normalized names); advisories may only name these.
 SETTINGS: tuple[str, ...] = (
-    "model", "tp_size", "dp_size", "pp_size", "ep_size", "cuda_graph", "piecewise_cuda_graph",
-    "cudagraph_mode", "cuda_graph_max_bs", "attention_backend", "prefill_attention_backend",
-    "decode_attention_backend", "moe_backend", "moe_backend_effective", "sampling_backend", "speculative_algorithm",
-    "speculative_draft_attention_backend", "hicache", "custom_all_reduce",
-    "mem_fraction_static", "gpu_memory_utilization", "max_running_requests", "max_model_len",
-    "kv_cache_dtype", "dtype", "quantization", "enable_dp_attention", "enable_memory_saver",
-    "chunked_prefill_size", "compilation_config", "trust_remote_code", "enable_expert_parallel",
-    "distributed_executor_backend", "enable_p2p_check", "nccl_nvls", "enable_torch_compile",
+    "model",
+    "tp_size",
+    "dp_size",
+    "pp_size",
+    "ep_size",
+    "cuda_graph",
+    "piecewise_cuda_graph",
+    "cudagraph_mode",
+    "cuda_graph_max_bs",
+    "attention_backend",
+    "prefill_attention_backend",
+    "decode_attention_backend",
+    "moe_backend",
+    "moe_backend_effective",
+    "sampling_backend",
+    "speculative_algorithm",
+    "speculative_draft_attention_backend",
+    "hicache",
+    "custom_all_reduce",
+    "mem_fraction_static",
+    "gpu_memory_utilization",
+    "max_running_requests",
+    "max_model_len",
+    "kv_cache_dtype",
+    "dtype",
+    "quantization",
+    "enable_dp_attention",
+    "enable_memory_saver",
+    "chunked_prefill_size",
+    "compilation_config",
+    "trust_remote_code",
+    "enable_expert_parallel",
+    "distributed_executor_backend",
+    "enable_p2p_check",
+    "nccl_nvls",
+    "enable_torch_compile",
     "under_ray",
 )
 
@@ -185,9 +213,17 @@ VLLM_FLAGS: tuple[Flag, ...] = (
     _f("--enable-sleep-mode", "enable_memory_saver", "true"),
 )
 
-_JSON_FLAGS_VLLM = frozenset({"--compilation-config", "--speculative-config", "--kv-transfer-config",
-                              "--hf-overrides", "--override-generation-config",
-                              "--kv-events-config", "--kernel-config"})
+_JSON_FLAGS_VLLM = frozenset(
+    {
+        "--compilation-config",
+        "--speculative-config",
+        "--kv-transfer-config",
+        "--hf-overrides",
+        "--override-generation-config",
+        "--kv-events-config",
+        "--kernel-config",
+    }
+)
 
 _TABLES: dict[str, tuple[Flag, ...]] = {"sglang": SGLANG_FLAGS, "vllm": VLLM_FLAGS}
 
@@ -211,6 +247,7 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 # Entry points
 # --------------------------------------------------------------------------------------------
 
+
 def detect_entrypoint(argv: Sequence[str]) -> tuple[Framework, int]:
     """Which framework `argv` launches and where its own arguments start."""
     toks = list(argv)
@@ -219,9 +256,17 @@ def detect_entrypoint(argv: Sequence[str]) -> tuple[Framework, int]:
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
         if tok == "-m" and nxt in ("sglang.launch_server", "sglang.srt.server"):
             return "sglang", i + 2
-        if tok == "-m" and nxt in ("vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server"):
+        if tok == "-m" and nxt in (
+            "vllm.entrypoints.openai.api_server",
+            "vllm.entrypoints.api_server",
+        ):
             return "vllm", i + 2
-        if tok == "-m" and nxt == "vllm.entrypoints.cli.main" and i + 2 < len(toks) and toks[i + 2] == "serve":
+        if (
+            tok == "-m"
+            and nxt == "vllm.entrypoints.cli.main"
+            and i + 2 < len(toks)
+            and toks[i + 2] == "serve"
+        ):
             return "vllm", i + 3
         if base == "sglang" and nxt == "serve":
             return "sglang", i + 2
@@ -237,6 +282,7 @@ def detect_entrypoint(argv: Sequence[str]) -> tuple[Framework, int]:
 # --------------------------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------------------------
+
 
 class _State:
     def __init__(self, framework: str) -> None:
@@ -266,8 +312,10 @@ def _convert(flag: Flag, name: str, raw: str) -> object:
             return float(raw)
     except ValueError:
         what = "an integer" if kind == "int" else "a number"
-        raise UsageError(f"{name} expects {what}, got {raw!r}",
-                         hint="fix the launch command; compat parses it as the server would") from None
+        raise UsageError(
+            f"{name} expects {what}, got {raw!r}",
+            hint="fix the launch command; compat parses it as the server would",
+        ) from None
     if kind == "lower":
         return raw.lower().replace("-", "_") if name != "--dtype" else raw.lower()
     if kind == "upper":
@@ -283,13 +331,17 @@ def _parse_json_arg(name: str, raw: str) -> object:
         # -O3 / --compilation-config 3: a level (vLLM < 0.11) or optimization level.
         return {"level": int(text)}
     if not text.startswith("{"):
-        raise UsageError(f"{name} expects a JSON object, got {raw!r}",
-                         hint="quote the JSON in the shell, e.g. " + name + " '{\"key\": 1}'")
+        raise UsageError(
+            f"{name} expects a JSON object, got {raw!r}",
+            hint="quote the JSON in the shell, e.g. " + name + " '{\"key\": 1}'",
+        )
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{name}: invalid JSON ({exc.msg} at position {exc.pos}): {raw!r}",
-                         hint="quote the JSON in the shell") from None
+        raise UsageError(
+            f"{name}: invalid JSON ({exc.msg} at position {exc.pos}): {raw!r}",
+            hint="quote the JSON in the shell",
+        ) from None
     if not isinstance(value, dict):
         raise UsageError(f"{name} expects a JSON object, got {raw!r}")
     return value
@@ -307,8 +359,9 @@ def _scalar(text: str) -> object:
         return text
 
 
-def _apply_flag(st: _State, flag: Flag, name: str, value: Optional[str], negated: bool,
-                origin: str) -> None:
+def _apply_flag(
+    st: _State, flag: Flag, name: str, value: Optional[str], negated: bool, origin: str
+) -> None:
     if flag.kind in ("true", "false", "const"):
         if value is not None and flag.kind != "const":
             low = value.lower()
@@ -358,7 +411,12 @@ def _parse_tokens(st: _State, tokens: Sequence[str], origin_label: str = "") -> 
         name, eq, inline = tok.partition("=")
         value: Optional[str] = inline if eq else None
         # -O3 / -O.cudagraph_mode=FULL (vLLM's FlexibleArgumentParser).
-        if st.framework == "vllm" and name.startswith("-O") and not name.startswith("--") and name != "-O":
+        if (
+            st.framework == "vllm"
+            and name.startswith("-O")
+            and not name.startswith("--")
+            and name != "-O"
+        ):
             rest = tok[2:]
             if rest.startswith("."):
                 key, _, val = rest[1:].partition("=")
@@ -409,8 +467,9 @@ def _parse_tokens(st: _State, tokens: Sequence[str], origin_label: str = "") -> 
             continue
         if _takes_value(flag) and value is None:
             if i >= n or not _looks_like_value(tokens[i]):
-                raise UsageError(f"{name} expects a value",
-                                 hint=f"write `{name} VALUE` or `{name}=VALUE`")
+                raise UsageError(
+                    f"{name} expects a value", hint=f"write `{name} VALUE` or `{name}=VALUE`"
+                )
             value = tokens[i]
             i += 1
         _apply_flag(st, flag, name, value, negated, origin_label or name)
@@ -438,8 +497,9 @@ def _set_json_key(st: _State, setting: str, key: str, raw: str, tok: str, origin
     st.set(setting, obj, origin)
 
 
-def _load_config_file(path_text: str, framework: str, config_dir: Optional[Path],
-                      st: _State) -> None:
+def _load_config_file(
+    path_text: str, framework: str, config_dir: Optional[Path], st: _State
+) -> None:
     """sglang and vLLM both accept `--config FILE.yaml`; read it when PyYAML is importable."""
     path = Path(path_text)
     if not path.is_absolute() and config_dir is not None:
@@ -448,15 +508,19 @@ def _load_config_file(path_text: str, framework: str, config_dir: Optional[Path]
         yaml: Any = importlib.import_module("yaml")
     except ImportError:
         st.unknown.append("--config")
-        st.notes.append(f"--config {path_text}: PyYAML is not installed, so the settings in that "
-                        "file are not known to compat (pip install pyyaml to read it)")
+        st.notes.append(
+            f"--config {path_text}: PyYAML is not installed, so the settings in that "
+            "file are not known to compat (pip install pyyaml to read it)"
+        )
         return
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         st.unknown.append("--config")
-        st.notes.append(f"--config {path_text}: cannot read ({getattr(exc, 'strerror', None) or exc}); "
-                        "its settings are not known to compat")
+        st.notes.append(
+            f"--config {path_text}: cannot read ({getattr(exc, 'strerror', None) or exc}); "
+            "its settings are not known to compat"
+        )
         return
     try:
         data = yaml.safe_load(text)
@@ -494,10 +558,14 @@ def _load_config_file(path_text: str, framework: str, config_dir: Optional[Path]
     st.unknown.extend(u for u in sub.unknown if u not in st.unknown)
 
 
-def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = None, *,
-                 env: Optional[Mapping[str, str]] = None,
-                 config_dir: Optional[Path] = None,
-                 under_ray: bool = False) -> LaunchConfig:
+def parse_launch(
+    argv: Sequence[str],
+    framework_version: Optional[Version] = None,
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    config_dir: Optional[Path] = None,
+    under_ray: bool = False,
+) -> LaunchConfig:
     """Parse a server command line (sglang or vLLM) into a LaunchConfig.
 
     Unknown flags are kept, not fatal. A malformed value of a known flag (`--tp abc`, bad JSON)
@@ -506,8 +574,11 @@ def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = Non
     """
     args = [str(a) for a in argv]
     if not args:
-        raise UsageError("empty launch command", hint="pass the server command after `--`, e.g. "
-                         "`compat check -- python -m sglang.launch_server --model-path M`")
+        raise UsageError(
+            "empty launch command",
+            hint="pass the server command after `--`, e.g. "
+            "`compat check -- python -m sglang.launch_server --model-path M`",
+        )
     args, wrapper_ray, wrapper_env = _strip_wrappers(args)
     merged_env = dict(env or {})
     merged_env.update(wrapper_env)
@@ -516,11 +587,19 @@ def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = Non
     if framework == "unknown":
         st.notes.append("not an sglang or vLLM server command; settings are not known")
         return LaunchConfig(
-            framework="unknown", argv=tuple(argv), settings=MappingProxyType({
-                "under_ray": under_ray or wrapper_ray or _env_says_ray(merged_env)}),
-            explicit=frozenset(), unknown_flags=(), env=MappingProxyType(merged_env),
-            model=None, origins=MappingProxyType({}), notes=tuple(st.notes),
-            framework_version=framework_version)
+            framework="unknown",
+            argv=tuple(argv),
+            settings=MappingProxyType(
+                {"under_ray": under_ray or wrapper_ray or _env_says_ray(merged_env)}
+            ),
+            explicit=frozenset(),
+            unknown_flags=(),
+            env=MappingProxyType(merged_env),
+            model=None,
+            origins=MappingProxyType({}),
+            notes=tuple(st.notes),
+            framework_version=framework_version,
+        )
     _parse_tokens(st, args[start:])
     for cfg in st.config_files:
         _load_config_file(cfg, framework, config_dir, st)
@@ -546,7 +625,8 @@ def parse_launch(argv: Sequence[str], framework_version: Optional[Version] = Non
     for k, why in st.derived.items():
         origins.setdefault(k, why)
     explicit_public = frozenset(k for k in explicit if k in settings) | frozenset(
-        k for k in st.derived if k in settings)
+        k for k in st.derived if k in settings
+    )
     model = settings.get("model")
     return LaunchConfig(
         framework=framework,
@@ -593,7 +673,7 @@ def _strip_wrappers(args: list[str]) -> tuple[list[str], bool, dict[str, str]]:
         elif head == "ray" and len(args) > 2 and args[1] == "job" and args[2] == "submit":
             under_ray = True
             if "--" in args:
-                args = args[args.index("--") + 1:]
+                args = args[args.index("--") + 1 :]
                 changed = True
             else:
                 args = []
@@ -604,6 +684,7 @@ def _strip_wrappers(args: list[str]) -> tuple[list[str], bool, dict[str, str]]:
 # Defaults
 # --------------------------------------------------------------------------------------------
 
+
 def _pick(st: _State, name: str, default: object) -> object:
     return st.values.get(name, default)
 
@@ -612,7 +693,9 @@ def _derive(st: _State, name: str, why: str) -> None:
     st.derived[name] = why
 
 
-def _sglang_settings(st: _State, version: Optional[Version], env: Mapping[str, str]) -> dict[str, object]:
+def _sglang_settings(
+    st: _State, version: Optional[Version], env: Mapping[str, str]
+) -> dict[str, object]:
     s: dict[str, object] = {}
     s["model"] = _pick(st, "model", None)
     for k in ("tp_size", "dp_size", "pp_size", "ep_size"):
@@ -626,7 +709,11 @@ def _sglang_settings(st: _State, version: Optional[Version], env: Mapping[str, s
     dec = st.values.get("_cg_backend_decode")
     if dec is not None:
         cuda_graph = dec != "disabled"
-        st.set("cuda_graph", cuda_graph, st.origins.get("_cg_backend_decode", "--cuda-graph-backend-decode"))
+        st.set(
+            "cuda_graph",
+            cuda_graph,
+            st.origins.get("_cg_backend_decode", "--cuda-graph-backend-decode"),
+        )
     if backend == "torch_native" and cuda_graph is True and "cuda_graph" not in st.values:
         # server_args: "Cuda graph is disabled because of using torch native attention backend".
         cuda_graph = False
@@ -637,17 +724,22 @@ def _sglang_settings(st: _State, version: Optional[Version], env: Mapping[str, s
         s["piecewise_cuda_graph"] = st.values["piecewise_cuda_graph"]
     elif pre is not None:
         s["piecewise_cuda_graph"] = pre == "tc_piecewise"
-        st.set("piecewise_cuda_graph", s["piecewise_cuda_graph"],
-               st.origins.get("_cg_backend_prefill", "--cuda-graph-backend-prefill"))
+        st.set(
+            "piecewise_cuda_graph",
+            s["piecewise_cuda_graph"],
+            st.origins.get("_cg_backend_prefill", "--cuda-graph-backend-prefill"),
+        )
     elif version is None:
         s["piecewise_cuda_graph"] = Unknown(
             "sglang version unknown: piecewise CUDA graph is on by default from 0.5.10 (#16331), "
-            "opt-in before")
+            "opt-in before"
+        )
     else:
         on = version >= SGLANG_PIECEWISE_DEFAULT_FROM
         s["piecewise_cuda_graph"] = on
         st.origins["piecewise_cuda_graph"] = (
-            f"default for sglang {'>=' if on else '<'}{SGLANG_PIECEWISE_DEFAULT_FROM}")
+            f"default for sglang {'>=' if on else '<'}{SGLANG_PIECEWISE_DEFAULT_FROM}"
+        )
     s["cudagraph_mode"] = None
     s["cuda_graph_max_bs"] = _pick(st, "cuda_graph_max_bs", None)  # None: set from GPU memory
     s["moe_backend"] = _pick(st, "moe_backend", "auto")
@@ -659,8 +751,10 @@ def _sglang_settings(st: _State, version: Optional[Version], env: Mapping[str, s
         spec = "EAGLE"
     s["speculative_algorithm"] = spec
     s["speculative_draft_attention_backend"] = (
-        _pick(st, "speculative_draft_attention_backend", "auto") if spec is not None
-        else _pick(st, "speculative_draft_attention_backend", None))
+        _pick(st, "speculative_draft_attention_backend", "auto")
+        if spec is not None
+        else _pick(st, "speculative_draft_attention_backend", None)
+    )
     s["hicache"] = _pick(st, "hicache", False)
     s["custom_all_reduce"] = _pick(st, "custom_all_reduce", True)
     s["mem_fraction_static"] = _pick(st, "mem_fraction_static", None)  # None: from GPU memory
@@ -687,8 +781,10 @@ def _sglang_settings(st: _State, version: Optional[Version], env: Mapping[str, s
 def vllm_default_cudagraph_mode(version: Optional[Version]) -> Union[str, Unknown]:
     """vLLM's default CUDAGraphMode: FULL_AND_PIECEWISE from 0.11.0 (#25444), PIECEWISE before."""
     if version is None:
-        return Unknown("vLLM version unknown: cudagraph_mode defaults to FULL_AND_PIECEWISE from "
-                       "0.11.0, PIECEWISE before")
+        return Unknown(
+            "vLLM version unknown: cudagraph_mode defaults to FULL_AND_PIECEWISE from "
+            "0.11.0, PIECEWISE before"
+        )
     return "FULL_AND_PIECEWISE" if version >= VLLM_FULL_AND_PIECEWISE_FROM else "PIECEWISE"
 
 
@@ -701,14 +797,18 @@ def vllm_default_unquantized_moe_backend(version: Optional[Version]) -> Union[st
     its first release is not verified, so later versions still answer FlashInfer CUTLASS here.
     """
     if version is None:
-        return Unknown("vLLM version unknown: the default unquantized MoE backend changed at "
-                       "v0.18.1rc1.dev266 (#36286)")
+        return Unknown(
+            "vLLM version unknown: the default unquantized MoE backend changed at "
+            "v0.18.1rc1.dev266 (#36286)"
+        )
     if version >= VLLM_FI_CUTLASS_MOE_DEFAULT_FROM:
         return "flashinfer_cutlass"
     return "triton"
 
 
-def _vllm_settings(st: _State, version: Optional[Version], env: Mapping[str, str]) -> dict[str, object]:
+def _vllm_settings(
+    st: _State, version: Optional[Version], env: Mapping[str, str]
+) -> dict[str, object]:
     s: dict[str, object] = {}
     s["model"] = _pick(st, "model", None)
     s["tp_size"] = _pick(st, "tp_size", 1)
@@ -718,8 +818,11 @@ def _vllm_settings(st: _State, version: Optional[Version], env: Mapping[str, str
     s["enable_expert_parallel"] = ep_on
     tp, dp = s["tp_size"], s["dp_size"]
     # With --enable-expert-parallel vLLM shards experts over TP x DP ranks.
-    s["ep_size"] = (tp * dp if isinstance(tp, int) and isinstance(dp, int) else
-                    Unknown("tp/dp size unknown")) if ep_on is True else 1
+    s["ep_size"] = (
+        (tp * dp if isinstance(tp, int) and isinstance(dp, int) else Unknown("tp/dp size unknown"))
+        if ep_on is True
+        else 1
+    )
     comp = _pick(st, "compilation_config", None)
     s["compilation_config"] = comp
     eager = st.values.get("cuda_graph") is False
@@ -728,7 +831,9 @@ def _vllm_settings(st: _State, version: Optional[Version], env: Mapping[str, str
         mode = str(comp["cudagraph_mode"]).upper()
         _derive(st, "cudagraph_mode", st.origins.get("compilation_config", "--compilation-config"))
     elif isinstance(comp, dict) and comp.get("level") == 0 and set(comp) == {"level"}:
-        mode = Unknown("-O0: vLLM's CUDA graph mode at optimization level 0 is not tracked by compat")
+        mode = Unknown(
+            "-O0: vLLM's CUDA graph mode at optimization level 0 is not tracked by compat"
+        )
     else:
         mode = vllm_default_cudagraph_mode(version)
         if version is not None:
@@ -767,13 +872,15 @@ def _vllm_settings(st: _State, version: Optional[Version], env: Mapping[str, str
         s["moe_backend_effective"] = s["moe_backend"]
         _derive(st, "moe_backend_effective", st.origins.get("moe_backend", "--moe-backend"))
     elif _pick(st, "quantization", None) is not None:
-        s["moe_backend_effective"] = Unknown("the MoE backend vLLM picks for quantized models "
-                                             "depends on the method; not modeled")
+        s["moe_backend_effective"] = Unknown(
+            "the MoE backend vLLM picks for quantized models depends on the method; not modeled"
+        )
     else:
         s["moe_backend_effective"] = vllm_default_unquantized_moe_backend(version)
         if version is not None:
             st.origins["moe_backend_effective"] = (
-                f"what --moe-backend auto picks for unquantized MoE in vllm {version}")
+                f"what --moe-backend auto picks for unquantized MoE in vllm {version}"
+            )
     s["sampling_backend"] = "auto"
     spec_cfg = st.values.get("_speculative_config")
     spec: object = None
@@ -821,6 +928,7 @@ def _expand(token: str, env: Mapping[str, str]) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group(1) or m.group(2)
         return env.get(name, m.group(0))
+
     return _VAR.sub(sub, token)
 
 
@@ -847,8 +955,9 @@ def _logical_lines(text: str) -> list[tuple[int, list[str]]]:
             if no < len(raw_lines):
                 buf += "\n"
                 continue
-            raise InputError(f"launch text, line {start}: {exc}",
-                             hint="check the quoting of that command") from None
+            raise InputError(
+                f"launch text, line {start}: {exc}", hint="check the quoting of that command"
+            ) from None
         out.append((start, tokens))
         buf = ""
     return out
@@ -864,8 +973,9 @@ def _commands(tokens: list[str]) -> list[list[str]]:
     return [c for c in cmds if c]
 
 
-def parse_launch_text(text: str, framework_version: Optional[Version] = None, *,
-                      config_dir: Optional[Path] = None) -> LaunchConfig:
+def parse_launch_text(
+    text: str, framework_version: Optional[Version] = None, *, config_dir: Optional[Path] = None
+) -> LaunchConfig:
     """Parse a launch file: shell-ish text with `export X=1`, `X=1 cmd`, continuations.
 
     The first sglang/vLLM server command found is parsed; exported variables before it and
@@ -907,21 +1017,27 @@ def parse_launch_text(text: str, framework_version: Optional[Version] = None, *,
             cmd_env = dict(env)
             cmd_env.update(local_env)
             if framework != "unknown":
-                return parse_launch(stripped, framework_version, env=cmd_env,
-                                    config_dir=config_dir, under_ray=wrapped_ray)
+                return parse_launch(
+                    stripped,
+                    framework_version,
+                    env=cmd_env,
+                    config_dir=config_dir,
+                    under_ray=wrapped_ray,
+                )
             if stripped and head not in ("cd", "set", "source", ".", "echo", "mkdir", "rm", "ray"):
                 fallback = (stripped, cmd_env, wrapped_ray)
             elif wrapped_ray:
                 fallback = (stripped, cmd_env, True)
     if fallback is None:
-        raise InputError("no command found in the launch text",
-                         hint="the file should hold the server command, e.g. "
-                              "`python -m sglang.launch_server --model-path M`")
+        raise InputError(
+            "no command found in the launch text",
+            hint="the file should hold the server command, e.g. "
+            "`python -m sglang.launch_server --model-path M`",
+        )
     argv, cmd_env, ray = fallback
     if not argv:
         argv = ["ray", "job", "submit"]
-    return parse_launch(argv, framework_version, env=cmd_env, config_dir=config_dir,
-                        under_ray=ray)
+    return parse_launch(argv, framework_version, env=cmd_env, config_dir=config_dir, under_ray=ray)
 
 
 def describe_setting(launch: LaunchConfig, name: str) -> str:
@@ -929,12 +1045,12 @@ def describe_setting(launch: LaunchConfig, name: str) -> str:
     return f"{name}={launch.settings.get(name)} ({launch.origin(name)})"
 
 
-def settings_for(framework: str, flags: Sequence[str],
-                 framework_version: Optional[Version] = None) -> LaunchConfig:
+def settings_for(
+    framework: str, flags: Sequence[str], framework_version: Optional[Version] = None
+) -> LaunchConfig:
     """Parse bare flags as if given to `framework`'s server (workarounds use this)."""
     entry: dict[str, list[str]] = {
         "sglang": ["python", "-m", "sglang.launch_server"],
         "vllm": ["vllm", "serve"],
     }
     return parse_launch(entry[framework] + list(flags), framework_version)
-

@@ -38,12 +38,20 @@ LINT_SCHEMA = "compat.lint/1"
 #: File names `compat lint` understands (the pre-commit hook's `files` pattern matches these).
 FILE_PATTERN = re.compile(
     r"(^|/)(requirements[^/]*\.txt|requirements/[^/]+\.txt|constraints[^/]*\.txt|pyproject\.toml"
-    r"|pylock(\.[^/.]+)?\.toml)$")
+    r"|pylock(\.[^/.]+)?\.toml)$"
+)
 
 # Codes whose findings are about the host (driver, GPUs, caches, env vars): in a pinned file
 # there is no host, so unless one is given they can only say "could not tell".
-_HOST_CODES = frozenset({Code.DRIVER_TOO_OLD.value, Code.GPU_ARCH.value, Code.STALE_CACHE.value,
-                         Code.ENV_VAR.value, Code.MEMORY_HEADROOM.value})
+_HOST_CODES = frozenset(
+    {
+        Code.DRIVER_TOO_OLD.value,
+        Code.GPU_ARCH.value,
+        Code.STALE_CACHE.value,
+        Code.ENV_VAR.value,
+        Code.MEMORY_HEADROOM.value,
+    }
+)
 # Infos worth showing for a file: a release the database does not know.
 _STATIC_INFO = frozenset({Code.UNKNOWN_COMBINATION.value})
 _WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-")
@@ -107,6 +115,7 @@ class LintResult:
 # Reading files
 # --------------------------------------------------------------------------------------------
 
+
 def kind_of(path: str) -> str:
     """'requirements', 'pyproject' or 'pylock' from the file name (requirements by default)."""
     base = path.replace("\\", "/").rsplit("/", 1)[-1]
@@ -150,8 +159,12 @@ def _join_continuations(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def read_requirements(text: str, path: str, read: Optional[Callable[[str], str]] = None,
-                      _seen: Optional[set[str]] = None) -> tuple[list[Pin], list[tuple[str, int, str]]]:
+def read_requirements(
+    text: str,
+    path: str,
+    read: Optional[Callable[[str], str]] = None,
+    _seen: Optional[set[str]] = None,
+) -> tuple[list[Pin], list[tuple[str, int, str]]]:
     """Pins of a requirements/constraints file, following `-r`/`-c` includes through `read`."""
     seen = _seen if _seen is not None else set()
     seen.add(path)
@@ -253,7 +266,8 @@ def read_pyproject(text: str, path: str) -> PinFile:
             if canonicalize_name(req.name) == own:
                 # `svc[old]` inside an extra of svc: that extra's pins come along
                 includes.setdefault(canonicalize_name(where.rsplit(".", 1)[-1]), []).extend(
-                    canonicalize_name(e) for e in req.extras)
+                    canonicalize_name(e) for e in req.extras
+                )
                 continue
             out.append(_pin_from_requirement(req, path, n, item))
         return out
@@ -263,8 +277,10 @@ def read_pyproject(text: str, path: str) -> PinFile:
     scopes: list[tuple[str, tuple[Pin, ...]]] = [("", tuple(base))]
     extras = project.get("optional-dependencies", {})
     if isinstance(extras, dict):
-        own_pins: dict[str, list[Pin]] = {canonicalize_name(name): pins_of(items, f"optional-dependencies.{name}")
-                    for name, items in sorted(extras.items())}
+        own_pins: dict[str, list[Pin]] = {
+            canonicalize_name(name): pins_of(items, f"optional-dependencies.{name}")
+            for name, items in sorted(extras.items())
+        }
         for name in sorted(own_pins):
             todo: list[str] = [name]
             done: set[str] = set()
@@ -296,8 +312,14 @@ def read_pylock(text: str, path: str) -> PinFile:
             problems.append((path, 1, f"packages[{i}] has no name"))
             continue
         name = pkg["name"]
-        n = _locate(lines, re.compile(r"^\s*name\s*=\s*([\"'])" + re.escape(name) + r"\1|"
-                                      r"\bname\s*=\s*([\"'])" + re.escape(name) + r"\2"), after)
+        n = _locate(
+            lines,
+            re.compile(
+                r"^\s*name\s*=\s*([\"'])" + re.escape(name) + r"\1|"
+                r"\bname\s*=\s*([\"'])" + re.escape(name) + r"\2"
+            ),
+            after,
+        )
         after = n
         version = pkg.get("version")
         marker: Optional[Marker] = None
@@ -308,8 +330,9 @@ def read_pylock(text: str, path: str) -> PinFile:
                 problems.append((path, n, f"packages[{i}].marker: {exc}"))
         if not isinstance(version, str) or parse_version(version) is None:
             continue  # a VCS or directory entry: no version to check
-        pins.append(Pin(name, SpecifierSet(f"=={version}"), version, marker, path, n,
-                        f"{name}=={version}"))
+        pins.append(
+            Pin(name, SpecifierSet(f"=={version}"), version, marker, path, n, f"{name}=={version}")
+        )
     return PinFile(path, (("", tuple(pins)),), tuple(problems))
 
 
@@ -327,15 +350,25 @@ def read_file(text: str, path: str, read: Optional[Callable[[str], str]] = None)
 # Checking
 # --------------------------------------------------------------------------------------------
 
+
 def _marker_env(python: Optional[str]) -> dict[str, str]:
     """PEP 508 marker values of the serving target: Linux x86_64, CPython (3.11 unless told)."""
     version = ".".join((python or "3.11").split(".")[:2])
     full = python if python and python.count(".") == 2 else f"{version}.0"
-    return {"python_version": version, "python_full_version": full, "platform_system": "Linux",
-            "sys_platform": "linux", "os_name": "posix", "platform_machine": "x86_64",
-            "platform_python_implementation": "CPython", "implementation_name": "cpython",
-            "platform_release": "", "platform_version": "", "implementation_version": full,
-            "extra": ""}
+    return {
+        "python_version": version,
+        "python_full_version": full,
+        "platform_system": "Linux",
+        "sys_platform": "linux",
+        "os_name": "posix",
+        "platform_machine": "x86_64",
+        "platform_python_implementation": "CPython",
+        "implementation_name": "cpython",
+        "platform_release": "",
+        "platform_version": "",
+        "implementation_version": full,
+        "extra": "",
+    }
 
 
 def _applies(pin: Pin, python: Optional[str]) -> bool:
@@ -391,8 +424,9 @@ def _present(msg: str) -> str:
     return msg.replace(" is installed", " is pinned").replace("installed: ", "pinned: ")
 
 
-def _check_scope(pins: Sequence[Pin], origin: str, matrix: Matrix, advisories: Sequence[Any],
-                 target: Target) -> list[LintFinding]:
+def _check_scope(
+    pins: Sequence[Pin], origin: str, matrix: Matrix, advisories: Sequence[Any], target: Target
+) -> list[LintFinding]:
     live = [p for p in pins if _applies(p, target.python)]
     exact: dict[str, Pin] = {}
     ranges: dict[str, Pin] = {}
@@ -419,18 +453,25 @@ def _place(f: Finding, pinned: dict[str, Pin]) -> LintFinding:
     names = _names_in(f, pinned)
     subject = pinned[names[-1]] if names else next(iter(pinned.values()))
     related = tuple(pinned[k] for k in names[:-1])
-    shown = dataclasses.replace(f, message=_present(f.message),
-                                evidence=tuple(_present(e) for e in f.evidence))
+    shown = dataclasses.replace(
+        f, message=_present(f.message), evidence=tuple(_present(e) for e in f.evidence)
+    )
     return LintFinding(subject.path, subject.line, shown, related)
 
 
-def _judge_range(pin: Pin, exact: dict[str, Pin], origin: str, matrix: Matrix,
-                 target: Target) -> Optional[LintFinding]:
+def _judge_range(
+    pin: Pin, exact: dict[str, Pin], origin: str, matrix: Matrix, target: Target
+) -> Optional[LintFinding]:
     """An info when no release in the range that the database knows fits the exact pins."""
     releases = matrix.releases(pin.key)
-    candidates = sorted((v for v, r in releases.items()
-                         if not r.yanked and pin.specifier.contains(v, prereleases=False)),
-                        reverse=True)
+    candidates = sorted(
+        (
+            v
+            for v, r in releases.items()
+            if not r.yanked and pin.specifier.contains(v, prereleases=False)
+        ),
+        reverse=True,
+    )
     if not candidates:
         return None
     first: Optional[Finding] = None
@@ -438,9 +479,13 @@ def _judge_range(pin: Pin, exact: dict[str, Pin], origin: str, matrix: Matrix,
         trial = dict(exact)
         trial[pin.key] = dataclasses.replace(pin, version=str(v))
         env = _environment(trial, origin, matrix, dataclasses.replace(target, driver=None, gpus=()))
-        errors = [f for f in run_checks(Context(env=env, matrix=matrix), (), target.ignore)
-                  if f.severity is Severity.ERROR and pin.key in {canonicalize_name(p) for p in f.packages}
-                  and _keep(f, set(trial), Target())]
+        errors = [
+            f
+            for f in run_checks(Context(env=env, matrix=matrix), (), target.ignore)
+            if f.severity is Severity.ERROR
+            and pin.key in {canonicalize_name(p) for p in f.packages}
+            and _keep(f, set(trial), Target())
+        ]
         if not errors:
             return None
         first = first or errors[0]
@@ -448,18 +493,31 @@ def _judge_range(pin: Pin, exact: dict[str, Pin], origin: str, matrix: Matrix,
     others = sorted({k for k in (canonicalize_name(p) for p in first.packages) if k != pin.key})
     related = tuple(exact[k] for k in others if k in exact)
     newest = candidates[0]
-    return LintFinding(pin.path, pin.line, Finding(
-        first.code, Severity.INFO,
-        f"{pin.name}{pin.specifier} admits no release known to compat that fits the pins here "
-        f"({len(candidates)} tried); the newest, {pin.key} {newest}: {_present(first.message)}",
-        evidence=tuple(_present(e) for e in first.evidence),
-        fix=first.fix, references=first.references, packages=first.packages,
-        advisory=first.advisory), related)
+    return LintFinding(
+        pin.path,
+        pin.line,
+        Finding(
+            first.code,
+            Severity.INFO,
+            f"{pin.name}{pin.specifier} admits no release known to compat that fits the pins here "
+            f"({len(candidates)} tried); the newest, {pin.key} {newest}: {_present(first.message)}",
+            evidence=tuple(_present(e) for e in first.evidence),
+            fix=first.fix,
+            references=first.references,
+            packages=first.packages,
+            advisory=first.advisory,
+        ),
+        related,
+    )
 
 
-def lint_files(files: Sequence[tuple[str, str]], matrix: Matrix, advisories: Sequence[Any] = (),
-               target: Optional[Target] = None,
-               read: Optional[Callable[[str], str]] = None) -> LintResult:
+def lint_files(
+    files: Sequence[tuple[str, str]],
+    matrix: Matrix,
+    advisories: Sequence[Any] = (),
+    target: Optional[Target] = None,
+    read: Optional[Callable[[str], str]] = None,
+) -> LintResult:
     """Lint (path, text) pairs; includes are read through `read`. Findings are deduplicated
     (a file included by another and also named) and sorted by file, line and severity."""
     target = target or Target()
@@ -477,14 +535,23 @@ def lint_files(files: Sequence[tuple[str, str]], matrix: Matrix, advisories: Seq
                     seen.add(k)
                     out.append(lf)
     order = {p: i for i, (p, _) in enumerate(files)}
-    out.sort(key=lambda lf: (order.get(lf.path, len(order)), lf.path, lf.line,
-                             -lf.finding.severity.rank, lf.finding.code, lf.finding.message))
+    out.sort(
+        key=lambda lf: (
+            order.get(lf.path, len(order)),
+            lf.path,
+            lf.line,
+            -lf.finding.severity.rank,
+            lf.finding.code,
+            lf.finding.message,
+        )
+    )
     return LintResult(tuple(p for p, _ in files), tuple(out), tuple(dict.fromkeys(problems)))
 
 
 # --------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------
+
 
 def format_text(result: LintResult, verbose: bool = True) -> str:
     """`path:line: code severity: message`, then the fix and related pins, indented."""
@@ -498,7 +565,9 @@ def format_text(result: LintResult, verbose: bool = True) -> str:
         if not verbose:
             continue
         for p in lf.related:
-            lines.append(f"    with {p.text} ({'line ' + str(p.line) if p.path == lf.path else p.where})")
+            lines.append(
+                f"    with {p.text} ({'line ' + str(p.line) if p.path == lf.path else p.where})"
+            )
         for fix in f.fix[:2]:
             lines.append(f"    fix: {fix}")
     return "\n".join(lines) + ("\n" if lines else "")
@@ -506,17 +575,20 @@ def format_text(result: LintResult, verbose: bool = True) -> str:
 
 def summary(result: LintResult) -> str:
     counts = {s: sum(1 for lf in result.findings if lf.finding.severity is s) for s in Severity}
-    return (f"compat lint: {len(result.files)} file(s): {counts[Severity.ERROR]} error(s), "
-            f"{counts[Severity.WARNING]} warning(s), {counts[Severity.INFO]} info"
-            + (f", {len(result.problems)} unreadable line(s)" if result.problems else ""))
+    return (
+        f"compat lint: {len(result.files)} file(s): {counts[Severity.ERROR]} error(s), "
+        f"{counts[Severity.WARNING]} warning(s), {counts[Severity.INFO]} info"
+        + (f", {len(result.problems)} unreadable line(s)" if result.problems else "")
+    )
 
 
 def format_json(result: LintResult) -> str:
     doc = {
         "schema": LINT_SCHEMA,
         "files": list(result.files),
-        "summary": {s.value: sum(1 for lf in result.findings if lf.finding.severity is s)
-                    for s in Severity},
+        "summary": {
+            s.value: sum(1 for lf in result.findings if lf.finding.severity is s) for s in Severity
+        },
         "problems": [{"path": p, "line": n, "message": m} for p, n, m in result.problems],
         "findings": [lf.to_dict() for lf in result.findings],
     }
@@ -536,24 +608,49 @@ def format_sarif(result: LintResult) -> str:
     for lf in result.findings:
         f = lf.finding
         rule_id = f.advisory or f.code
-        rule: dict[str, Any] = {"id": rule_id, "name": f.code,
-                                "shortDescription": {"text": f.message if f.advisory else f.code},
-                                "defaultConfiguration": {"level": _SARIF_LEVEL[f.severity]}}
+        rule: dict[str, Any] = {
+            "id": rule_id,
+            "name": f.code,
+            "shortDescription": {"text": f.message if f.advisory else f.code},
+            "defaultConfiguration": {"level": _SARIF_LEVEL[f.severity]},
+        }
         if f.references:
             rule["helpUri"] = f.references[0]
         rules.setdefault(rule_id, rule)
         text = f.message + ("\nFix: " + "; ".join(f.fix) if f.fix else "")
-        results.append({
-            "ruleId": rule_id, "level": _SARIF_LEVEL[f.severity], "message": {"text": text},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": lf.path},
-                                                "region": {"startLine": lf.line}}}],
-            "properties": {"evidence": list(f.evidence), "packages": list(f.packages)},
-        })
-    doc = {"$schema": SCHEMA, "version": "2.1.0", "runs": [{
-        "tool": {"driver": {"name": "compat lint", "version": __version__,
-                            "informationUri": "https://pypi.org/project/compat/",
-                            "rules": sorted(rules.values(), key=lambda r: str(r["id"]))}},
-        "results": results}]}
+        results.append(
+            {
+                "ruleId": rule_id,
+                "level": _SARIF_LEVEL[f.severity],
+                "message": {"text": text},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": lf.path},
+                            "region": {"startLine": lf.line},
+                        }
+                    }
+                ],
+                "properties": {"evidence": list(f.evidence), "packages": list(f.packages)},
+            }
+        )
+    doc = {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "compat lint",
+                        "version": __version__,
+                        "informationUri": "https://pypi.org/project/compat/",
+                        "rules": sorted(rules.values(), key=lambda r: str(r["id"])),
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
     return json.dumps(doc, indent=2) + "\n"
 
 

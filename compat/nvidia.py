@@ -37,12 +37,17 @@ def driver_runs(matrix: Matrix, driver: Version, cuda: str) -> tuple[str, str]:
         return "full", f"driver {d} >= {fmt_driver(tk.driver_min)} (CUDA {cuda})"
     floor = tk.minor_compat_driver_min
     if floor is not None and driver >= floor:
-        return "minor", (f"driver {d} runs CUDA {cuda} under minor-version compatibility "
-                         f"(CUDA {want.major}.x needs >= {fmt_driver(floor)})")
+        return "minor", (
+            f"driver {d} runs CUDA {cuda} under minor-version compatibility "
+            f"(CUDA {want.major}.x needs >= {fmt_driver(floor)})"
+        )
     need = floor or tk.driver_min
     return "no", f"CUDA {cuda} needs driver >= {fmt_driver(need)}" + (
         f" (CUDA {want.major}.x minor-version compatibility; {fmt_driver(tk.driver_min)} for "
-        f"{cuda} itself)" if floor is not None and floor != tk.driver_min else "")
+        f"{cuda} itself)"
+        if floor is not None and floor != tk.driver_min
+        else ""
+    )
 
 
 def driver_floor(matrix: Matrix, cuda: str) -> Optional[Version]:
@@ -55,8 +60,13 @@ def driver_floor(matrix: Matrix, cuda: str) -> Optional[Version]:
 
 def driver_span(matrix: Matrix, driver: Version) -> str:
     """'CUDA 11.x only', 'CUDA 12.x (12.2 natively)': what a driver runs, in words."""
-    majors = sorted({t.cuda.major for t in matrix.toolkits
-                     if driver >= (t.minor_compat_driver_min or t.driver_min)})
+    majors = sorted(
+        {
+            t.cuda.major
+            for t in matrix.toolkits
+            if driver >= (t.minor_compat_driver_min or t.driver_min)
+        }
+    )
     full = [t.cuda for t in matrix.toolkits if driver >= t.driver_min]
     native = f" ({max(full)} natively)" if full else ""
     if not majors:
@@ -70,8 +80,9 @@ def sass_runs(built: tuple[int, int], gpu: tuple[int, int]) -> bool:
     return built[0] == gpu[0] and built[1] <= gpu[1]
 
 
-def coverage(sass: Sequence[tuple[int, int]], ptx: Sequence[tuple[int, int]],
-             cc: tuple[int, int]) -> str:
+def coverage(
+    sass: Sequence[tuple[int, int]], ptx: Sequence[tuple[int, int]], cc: tuple[int, int]
+) -> str:
     """'sass', 'ptx', 'none', or 'unknown' (no arch list recorded) for one GPU.
 
     CUDA's rules: SASS built for sm_XY runs on GPUs of the same major with minor >= Y (sm_80

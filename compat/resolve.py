@@ -34,8 +34,15 @@ FRAMEWORKS = ("sglang", "vllm")
 LEADS = (*FRAMEWORKS, "torch")
 COMPANIONS = ("torchvision", "torchaudio")
 # Compiled against one torch and one CUDA major; their pins come from the framework.
-KERNELS = ("sgl-kernel", "sglang-kernel", "flashinfer-python", "flashinfer-cubin",
-           "flashinfer-jit-cache", "xformers", "flash-attn")
+KERNELS = (
+    "sgl-kernel",
+    "sglang-kernel",
+    "flashinfer-python",
+    "flashinfer-cubin",
+    "flashinfer-jit-cache",
+    "xformers",
+    "flash-attn",
+)
 FLASHINFER_PARTS = ("flashinfer-python", "flashinfer-cubin", "flashinfer-jit-cache")
 # Projects whose sdist is an installable package (flashinfer-python compiles its kernels at run
 # time); for the others an sdist means compiling CUDA code at install, which a lock must not ask.
@@ -73,6 +80,7 @@ class Rule(str, enum.Enum):
 # Inputs
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Platform:
     """Linux on one machine type; `glibc` caps the manylinux tags accepted (None: any)."""
@@ -105,8 +113,10 @@ def parse_platform(text: str) -> Platform:
         for legacy, glibc in _LEGACY_MANYLINUX.items():
             if t == f"{legacy}_{arch}":
                 return Platform(arch, glibc)
-    raise UsageError(f"--platform {text!r}: not a Linux platform compat locks for",
-                     hint="use x86_64 (default), aarch64, or a tag such as manylinux_2_28_x86_64")
+    raise UsageError(
+        f"--platform {text!r}: not a Linux platform compat locks for",
+        hint="use x86_64 (default), aarch64, or a tag such as manylinux_2_28_x86_64",
+    )
 
 
 @dataclass(frozen=True)
@@ -122,7 +132,11 @@ class TargetGpu:
 
     @property
     def label(self) -> str:
-        return self.sm if self.name.lower() in (self.sm, cc_str(self.cc)) else f"{self.name} ({self.sm})"
+        return (
+            self.sm
+            if self.name.lower() in (self.sm, cc_str(self.cc))
+            else f"{self.name} ({self.sm})"
+        )
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,7 @@ class Target:
     requirements: tuple[Requirement, ...]
     python: str = "3.11"
     platform: Platform = field(default_factory=Platform)
-    cuda: Optional[str] = None          # "12.6" (exact tag) or "12" (a major)
+    cuda: Optional[str] = None  # "12.6" (exact tag) or "12" (a major)
     cuda_max: Optional[Version] = None  # --cuda auto: at most what the host's driver reports
     driver: Optional[Version] = None
     driver_source: str = ""
@@ -141,8 +155,12 @@ class Target:
 
     @property
     def has_host(self) -> bool:
-        return self.driver is not None or bool(self.gpus) or self.cuda is not None \
+        return (
+            self.driver is not None
+            or bool(self.gpus)
+            or self.cuda is not None
             or self.cuda_max is not None
+        )
 
     @property
     def python_version(self) -> Version:
@@ -159,22 +177,29 @@ def parse_targets(texts: Sequence[str]) -> tuple[Requirement, ...]:
         try:
             req = Requirement(text)
         except InvalidRequirement as exc:
-            raise UsageError(f"target {text!r} is not a requirement: {exc}",
-                             hint="e.g. sglang==0.4.6.post1, 'sglang>=0.5', vllm, torch==2.7.1") from exc
+            raise UsageError(
+                f"target {text!r} is not a requirement: {exc}",
+                hint="e.g. sglang==0.4.6.post1, 'sglang>=0.5', vllm, torch==2.7.1",
+            ) from exc
         if req.url or req.marker:
-            raise UsageError(f"target {text!r}: URLs and markers are not targets",
-                             hint="give name and version range only")
+            raise UsageError(
+                f"target {text!r}: URLs and markers are not targets",
+                hint="give name and version range only",
+            )
         out.append(req)
     names = {_key(r.name) for r in out}
     if not names & set(LEADS):
-        raise UsageError("name a framework (sglang, vllm) or torch among the targets",
-                         hint="e.g. compat lock 'sglang>=0.5' or compat lock torch==2.7.1 torchvision")
+        raise UsageError(
+            "name a framework (sglang, vllm) or torch among the targets",
+            hint="e.g. compat lock 'sglang>=0.5' or compat lock torch==2.7.1 torchvision",
+        )
     return tuple(out)
 
 
 # --------------------------------------------------------------------------------------------
 # Outputs
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Index:
@@ -187,8 +212,8 @@ class Index:
 
 @dataclass(frozen=True)
 class Pin:
-    name: str                      # canonical
-    version: Version               # with the local tag its index serves (2.7.1+cu128)
+    name: str  # canonical
+    version: Version  # with the local tag its index serves (2.7.1+cu128)
     extras: tuple[str, ...] = ()
     index: Optional[Index] = None  # None: PyPI
     via: tuple[str, ...] = ()
@@ -210,7 +235,7 @@ class Rejection:
     rule: Rule
     candidate: str
     reason: str
-    framework: str = ""            # "sglang 0.5.2"
+    framework: str = ""  # "sglang 0.5.2"
     torch: Optional[Version] = None
     cuda: Optional[str] = None
     advisory: str = ""
@@ -257,8 +282,13 @@ class Resolution:
 class NoTupleError(ResolutionError):
     """Nothing fits: the rejections grouped by rule, and the nearest alternatives."""
 
-    def __init__(self, message: str, rejected: tuple[Rejection, ...],
-                 alternatives: tuple[str, ...] = (), hint: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        rejected: tuple[Rejection, ...],
+        alternatives: tuple[str, ...] = (),
+        hint: Optional[str] = None,
+    ) -> None:
         super().__init__(message, hint)
         self.rejected = rejected
         self.alternatives = alternatives
@@ -268,13 +298,21 @@ class NoTupleError(ResolutionError):
 # Facts: markers, wheel tags, driver, GPU coverage
 # --------------------------------------------------------------------------------------------
 
+
 def marker_env(target: Target, extra: str = "") -> dict[str, str]:
     py = target.python
     return {
-        "python_version": py, "python_full_version": f"{py}.0", "platform_system": "Linux",
-        "sys_platform": "linux", "os_name": "posix", "platform_machine": target.platform.arch,
-        "platform_python_implementation": "CPython", "implementation_name": "cpython",
-        "platform_release": "", "platform_version": "", "implementation_version": f"{py}.0",
+        "python_version": py,
+        "python_full_version": f"{py}.0",
+        "platform_system": "Linux",
+        "sys_platform": "linux",
+        "os_name": "posix",
+        "platform_machine": target.platform.arch,
+        "platform_python_implementation": "CPython",
+        "implementation_name": "cpython",
+        "platform_release": "",
+        "platform_version": "",
+        "implementation_version": f"{py}.0",
         "extra": extra,
     }
 
@@ -347,8 +385,10 @@ def installable(rel: Release, target: Target) -> Optional[str]:
         return None
     if not rel.wheels:
         return f"{rel.project} {rel.version} has no wheel on PyPI"
-    return (f"{rel.project} {rel.version} has no wheel for Python {target.python} on "
-            f"{target.platform.label}")
+    return (
+        f"{rel.project} {rel.version} has no wheel for Python {target.python} on "
+        f"{target.platform.label}"
+    )
 
 
 def compiled(rel: Release) -> bool:
@@ -370,14 +410,18 @@ def _archs(build: TorchBuildInfo) -> str:
 # The database seen as candidates
 # --------------------------------------------------------------------------------------------
 
+
 def _newest_first(rels: dict[Version, Release], specs: Sequence[SpecifierSet]) -> list[Release]:
     key = (id(rels), tuple(str(s) for s in specs))
     hit = _CANDIDATES.get(key)
     if hit is not None and hit[0] is rels:
         return hit[1]
     pre = [_pre(s) for s in specs]
-    out = [rels[v] for v in sorted(rels, reverse=True)
-           if all(s.contains(v, prereleases=p) for s, p in zip(specs, pre))]
+    out = [
+        rels[v]
+        for v in sorted(rels, reverse=True)
+        if all(s.contains(v, prereleases=p) for s, p in zip(specs, pre))
+    ]
     _CANDIDATES[key] = (rels, out)
     return out
 
@@ -438,7 +482,9 @@ class _Need:
         return self.req.specifier
 
 
-def stack_needs(rel: Release, extras: tuple[str, ...], target: Target, who: str) -> dict[str, list[_Need]]:
+def stack_needs(
+    rel: Release, extras: tuple[str, ...], target: Target, who: str
+) -> dict[str, list[_Need]]:
     """The requirements of `rel` on stack packages that apply to the target (ROCm/CPU extras out)."""
     out: dict[str, list[_Need]] = {}
     for r in rel.requires:
@@ -460,6 +506,7 @@ def stack_needs(rel: Release, extras: tuple[str, ...], target: Target, who: str)
 # --------------------------------------------------------------------------------------------
 # Resolution
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Chain:
@@ -490,8 +537,9 @@ class _Resolver:
         self.user: dict[str, list[_Need]] = {}
         for r in target.requirements:
             self.user.setdefault(_key(r.name), []).append(_Need(r, "target"))
-        self.user_extras = {_key(r.name): tuple(sorted(r.extras))
-                            for r in target.requirements if r.extras}
+        self.user_extras = {
+            _key(r.name): tuple(sorted(r.extras)) for r in target.requirements if r.extras
+        }
 
     def reject(self, rule: Rule, candidate: str, reason: str, **kw: Any) -> None:
         self.rejected.append(Rejection(rule, candidate, reason, **kw))
@@ -503,8 +551,11 @@ class _Resolver:
 
     def _extend(self, chain: _Chain, todo: list[str], first: bool = False) -> Iterator[_Chain]:
         # A framework the chosen ones require (old sglang -> vllm) joins the chain.
-        pending = [n for n in FRAMEWORKS if n in chain.needs and n not in
-                   {_key(r.project) for r, _ in chain.releases}]
+        pending = [
+            n
+            for n in FRAMEWORKS
+            if n in chain.needs and n not in {_key(r.project) for r, _ in chain.releases}
+        ]
         names = todo or pending
         if not names:
             yield chain
@@ -519,9 +570,12 @@ class _Resolver:
         if not cands:
             shown = " and ".join(sorted({str(s) for s in specs if str(s)})) or "any version"
             who = "; ".join(sorted({n.who for n in chain.needs.get(name, [])})) or "the target"
-            self.reject(Rule.TARGET, f"{name}{shown if shown != 'any version' else ''}",
-                        f"no {name} release in the database matches {shown} (asked by {who})",
-                        framework=chain.label)
+            self.reject(
+                Rule.TARGET,
+                f"{name}{shown if shown != 'any version' else ''}",
+                f"no {name} release in the database matches {shown} (asked by {who})",
+                framework=chain.label,
+            )
             return
         torch_specs = [n.spec for n in chain.needs.get("torch", []) + self.user.get("torch", [])]
         for rel in cands:
@@ -536,8 +590,13 @@ class _Resolver:
             extras = self.user_extras.get(name) or carrier_extras(rel)
             nxt = chain.add(rel, extras, self.t)
             if first and not torch_specs and not nxt.needs.get("torch") and "vllm" not in nxt.needs:
-                self.reject(Rule.TORCH, label, f"{name} {rel.version} does not require torch "
-                            "(a client-only release); nothing to lock", framework=label)
+                self.reject(
+                    Rule.TORCH,
+                    label,
+                    f"{name} {rel.version} does not require torch "
+                    "(a client-only release); nothing to lock",
+                    framework=label,
+                )
                 continue
             if not first and torch_specs and not self._torch_compatible(nxt, torch_specs):
                 continue  # a nested framework release for another torch: not a candidate at all
@@ -545,17 +604,30 @@ class _Resolver:
 
     def _torch_compatible(self, chain: _Chain, specs: list[SpecifierSet]) -> bool:
         mine = [n.spec for n in chain.needs.get("torch", [])]
-        return any(all(s.contains(v, prereleases=True) for s in [*specs, *mine])
-                   for v in self.m.releases("torch"))
+        return any(
+            all(s.contains(v, prereleases=True) for s in [*specs, *mine])
+            for v in self.m.releases("torch")
+        )
 
     # -- torch and its builds -------------------------------------------------------------
     def builds(self, rel_t: Release) -> list[TorchBuildInfo]:
         rows = [b for b in self.m.builds_of(rel_t.version) if b.is_cuda]
         if rel_t.cuda and not any(b.pypi_default for b in rows):
             # No curated row for PyPI's own build: its CUDA comes from the generated record.
-            rows.append(TorchBuildInfo(torch=rel_t.version, cuda=rel_t.cuda, index="", local="",
-                                       pypi_default=True, sass=(), ptx=(), source="",
-                                       verified=False, note="arch list not recorded"))
+            rows.append(
+                TorchBuildInfo(
+                    torch=rel_t.version,
+                    cuda=rel_t.cuda,
+                    index="",
+                    local="",
+                    pypi_default=True,
+                    sass=(),
+                    ptx=(),
+                    source="",
+                    verified=False,
+                    note="arch list not recorded",
+                )
+            )
         if self.t.platform.arch != "x86_64" and not self._pypi_cuda_on(rel_t):
             # PyPI's wheel for this machine type pulls no CUDA runtime: a CPU build.
             rows = [b for b in rows if not b.pypi_default or b.index]
@@ -578,14 +650,22 @@ class _Resolver:
                 want = Version(t.cuda)
                 same = v.release[:2] == want.release[:2] if "." in t.cuda else v.major == want.major
                 if not same:
-                    self.reject(Rule.CUDA, f"{label}+{cuda_tag(b.cuda)}",
-                                f"--cuda {t.cuda} asked", torch=Version(label.split()[-1]),
-                                cuda=b.cuda)
+                    self.reject(
+                        Rule.CUDA,
+                        f"{label}+{cuda_tag(b.cuda)}",
+                        f"--cuda {t.cuda} asked",
+                        torch=Version(label.split()[-1]),
+                        cuda=b.cuda,
+                    )
                     continue
             if t.cuda_max is not None and v.release[:2] > t.cuda_max.release[:2]:
-                self.reject(Rule.CUDA, f"{label}+{cuda_tag(b.cuda)}",
-                            f"above CUDA {t.cuda_max}, the most this host's driver reports",
-                            torch=Version(label.split()[-1]), cuda=b.cuda)
+                self.reject(
+                    Rule.CUDA,
+                    f"{label}+{cuda_tag(b.cuda)}",
+                    f"above CUDA {t.cuda_max}, the most this host's driver reports",
+                    torch=Version(label.split()[-1]),
+                    cuda=b.cuda,
+                )
                 continue
             out.append(b)
         if t.driver is not None or t.cuda_max is not None:
@@ -608,14 +688,23 @@ class _Resolver:
         cands = _newest_first(rels, specs)
         if not cands:
             shown = ", ".join(f"{n.who} requires {n.req}" for n in torch_needs)
-            self.reject(Rule.TORCH, chain.label or "torch", f"no torch release matches: {shown}",
-                        framework=chain.label)
+            self.reject(
+                Rule.TORCH,
+                chain.label or "torch",
+                f"no torch release matches: {shown}",
+                framework=chain.label,
+            )
             return None
         for rel_t in cands:
             label = f"{chain.label + ', ' if chain.label else ''}torch {rel_t.version}"
             if rel_t.yanked:
-                self.reject(Rule.YANKED, label, "torch release yanked", framework=chain.label,
-                            torch=rel_t.version)
+                self.reject(
+                    Rule.YANKED,
+                    label,
+                    "torch release yanked",
+                    framework=chain.label,
+                    torch=rel_t.version,
+                )
                 continue
             why = installable(rel_t, self.t)
             if why:
@@ -623,8 +712,14 @@ class _Resolver:
                 continue
             builds = self.builds(rel_t)
             if not builds:
-                self.reject(Rule.CUDA, label, f"compat knows no CUDA build of torch {rel_t.version} "
-                            f"for {self.t.platform.label}", framework=chain.label, torch=rel_t.version)
+                self.reject(
+                    Rule.CUDA,
+                    label,
+                    f"compat knows no CUDA build of torch {rel_t.version} "
+                    f"for {self.t.platform.label}",
+                    framework=chain.label,
+                    torch=rel_t.version,
+                )
                 continue
             for b in self.order_builds(builds, label):
                 got = self._evaluate(chain, rel_t, b, label)
@@ -633,8 +728,9 @@ class _Resolver:
         return None
 
     # -- one candidate ---------------------------------------------------------------------
-    def _evaluate(self, chain: _Chain, rel_t: Release, b: TorchBuildInfo,
-                  label: str) -> Optional[Resolution]:
+    def _evaluate(
+        self, chain: _Chain, rel_t: Release, b: TorchBuildInfo, label: str
+    ) -> Optional[Resolution]:
         cand = f"{label}+{cuda_tag(b.cuda)}"
         ctx = {"framework": chain.label, "torch": rel_t.version, "cuda": b.cuda}
         notes: list[str] = []
@@ -644,8 +740,9 @@ class _Resolver:
         if t.driver is not None:
             mode, why = driver_runs(self.m, t.driver, b.cuda)
             if mode == "no":
-                self.reject(Rule.DRIVER, cand, f"driver {fmt_driver(t.driver)} cannot run it: {why}",
-                            **ctx)
+                self.reject(
+                    Rule.DRIVER, cand, f"driver {fmt_driver(t.driver)} cannot run it: {why}", **ctx
+                )
                 return None
             if mode == "minor":
                 notes.append(why + "; PTX built by a newer toolkit cannot be JIT-compiled by it")
@@ -661,32 +758,53 @@ class _Resolver:
                 if mode == "minor" and t.driver is not None:
                     tk = self.m.toolkit(b.cuda)
                     need = f" >= {fmt_driver(tk.driver_min)}" if tk else f" for CUDA {b.cuda}"
-                    self.reject(Rule.GPU, cand, f"{g.label} is covered only by PTX, which needs a "
-                                f"driver{need}; {fmt_driver(t.driver)} runs CUDA {b.cuda} only "
-                                "under minor-version compatibility", **ctx)
+                    self.reject(
+                        Rule.GPU,
+                        cand,
+                        f"{g.label} is covered only by PTX, which needs a "
+                        f"driver{need}; {fmt_driver(t.driver)} runs CUDA {b.cuda} only "
+                        "under minor-version compatibility",
+                        **ctx,
+                    )
                     return None
-                notes.append(f"{g.label} runs torch {rel_t.version}+{cuda_tag(b.cuda)} from PTX "
-                             "(JIT at start-up; slow first launch"
-                             + ("; needs a driver at least as new as the build's CUDA)"
-                                if mode == "unknown" else ")"))
+                notes.append(
+                    f"{g.label} runs torch {rel_t.version}+{cuda_tag(b.cuda)} from PTX "
+                    "(JIT at start-up; slow first launch"
+                    + (
+                        "; needs a driver at least as new as the build's CUDA)"
+                        if mode == "unknown"
+                        else ")"
+                    )
+                )
             if cov == "unknown":
-                notes.append(f"the arch list of torch {rel_t.version}+{cuda_tag(b.cuda)} is not "
-                             f"in the database: {g.label} coverage not checked")
+                notes.append(
+                    f"the arch list of torch {rel_t.version}+{cuda_tag(b.cuda)} is not "
+                    f"in the database: {g.label} coverage not checked"
+                )
         versions: dict[str, Version] = {"torch": rel_t.version}
         for rel, _ in chain.releases:
             versions[_key(rel.project)] = rel.version
         pins: dict[str, Pin] = {}
         torch_index = self._torch_index(b)
-        torch_version = Version(f"{rel_t.version.public}+{b.local}") if torch_index and b.local \
+        torch_version = (
+            Version(f"{rel_t.version.public}+{b.local}")
+            if torch_index and b.local
             else rel_t.version
+        )
         # Frameworks.
         for rel, extras in chain.releases:
             key = _key(rel.project)
-            via = tuple(sorted({n.who for n in chain.needs.get(key, [])} | (
-                {"target"} if key in self.user else set())))
+            via = tuple(
+                sorted(
+                    {n.who for n in chain.needs.get(key, [])}
+                    | ({"target"} if key in self.user else set())
+                )
+            )
             pins[key] = Pin(key, rel.version, extras, None, via, rel, not has_fitting_wheel(rel, t))
-        torch_via = sorted({n.who for n in chain.needs.get("torch", [])}
-                           | ({"target"} if "torch" in self.user else set()))
+        torch_via = sorted(
+            {n.who for n in chain.needs.get("torch", [])}
+            | ({"target"} if "torch" in self.user else set())
+        )
         pins["torch"] = Pin("torch", torch_version, (), torch_index, tuple(torch_via), rel_t)
         # triton, as torch pins it for this Python and platform.
         got = self._triton(rel_t, cand, ctx, versions)
@@ -701,8 +819,9 @@ class _Resolver:
                 needs = chain.needs.get(name, []) + self.user.get(name, [])
                 if not needs:
                     continue
-                pin = self._pick(name, needs, rel_t, b, torch_index, cand, ctx, rule, versions,
-                                 chain, notes)
+                pin = self._pick(
+                    name, needs, rel_t, b, torch_index, cand, ctx, rule, versions, chain, notes
+                )
                 if pin is None:
                     return None
                 pins[name] = pin
@@ -711,26 +830,46 @@ class _Resolver:
         # pin (the PyPI build's CUDA).
         pypi_major = Version(rel_t.cuda).major if rel_t.cuda else None
         for p in pins.values():
-            if p.name in (*KERNELS, *FRAMEWORKS) and p.index is None and p.release is not None \
-                    and compiled(p.release) and not p.sdist_only:
+            if (
+                p.name in (*KERNELS, *FRAMEWORKS)
+                and p.index is None
+                and p.release is not None
+                and compiled(p.release)
+                and not p.sdist_only
+            ):
                 built = p.release.cuda_major or pypi_major
                 if built is not None and built != Version(b.cuda).major:
-                    self.reject(Rule.INDEX, cand, f"{p.name} {p.version} on PyPI is a CUDA {built} "
-                                f"build and no index in curated/indexes.toml serves it for CUDA "
-                                f"{b.cuda}: that would mix CUDA majors", **ctx)
+                    self.reject(
+                        Rule.INDEX,
+                        cand,
+                        f"{p.name} {p.version} on PyPI is a CUDA {built} "
+                        f"build and no index in curated/indexes.toml serves it for CUDA "
+                        f"{b.cuda}: that would mix CUDA majors",
+                        **ctx,
+                    )
                     return None
         # flashinfer's parts travel together.
         fi = [pins[n] for n in FLASHINFER_PARTS if n in pins]
         if len({p.version.public for p in fi}) > 1:
-            self.reject(Rule.KERNEL, cand, "flashinfer parts at different versions: "
-                        + ", ".join(f"{p.name} {p.version}" for p in fi), **ctx)
+            self.reject(
+                Rule.KERNEL,
+                cand,
+                "flashinfer parts at different versions: "
+                + ", ".join(f"{p.name} {p.version}" for p in fi),
+                **ctx,
+            )
             return None
         # Known crashes.
         pending: list[str] = []
         for adv_id, summary, state in self._advisories(pins, b):
             if state == "match" and adv_id not in t.allow:
-                self.reject(Rule.ADVISORY, cand, f"known crash {adv_id}: {summary} "
-                            f"(accept with --allow {adv_id})", advisory=adv_id, **ctx)
+                self.reject(
+                    Rule.ADVISORY,
+                    cand,
+                    f"known crash {adv_id}: {summary} (accept with --allow {adv_id})",
+                    advisory=adv_id,
+                    **ctx,
+                )
                 return None
             if state == "match":
                 notes.append(f"{adv_id} ({summary}) applies and is accepted by --allow {adv_id}")
@@ -738,12 +877,19 @@ class _Resolver:
                 pending.append(f"{adv_id}: {summary}")
         for p in pins.values():
             if p.sdist_only:
-                notes.append(f"{p.name} {p.version} has no wheel for this target on its index: "
-                             "it installs from the sdist")
+                notes.append(
+                    f"{p.name} {p.version} has no wheel for this target on its index: "
+                    "it installs from the sdist"
+                )
         return Resolution(
-            target=t, pins=tuple(sorted(pins.values(), key=lambda p: p.name)), build=b,
-            notes=tuple(dict.fromkeys(self.notes + notes)), rejected=tuple(self.rejected),
-            rule=self.rule_text(), pending=tuple(pending))
+            target=t,
+            pins=tuple(sorted(pins.values(), key=lambda p: p.name)),
+            build=b,
+            notes=tuple(dict.fromkeys(self.notes + notes)),
+            rejected=tuple(self.rejected),
+            rule=self.rule_text(),
+            pending=tuple(pending),
+        )
 
     def rule_text(self) -> str:
         fws = [n for n in FRAMEWORKS if n in self.user]
@@ -757,8 +903,10 @@ class _Resolver:
             cuda = f"the highest CUDA build up to {t.cuda_max} (--cuda auto)"
         else:
             cuda = "PyPI's own build (no driver named), then the highest CUDA build"
-        return f"newest {lead} release first, then {cuda}; the first candidate that passes every " \
-               "hard constraint wins"
+        return (
+            f"newest {lead} release first, then {cuda}; the first candidate that passes every "
+            "hard constraint wins"
+        )
 
     def _torch_index(self, b: TorchBuildInfo) -> Optional[Index]:
         if b.pypi_default or not b.index:
@@ -771,15 +919,20 @@ class _Resolver:
                 return Index(row.name, row.url, row.source)
         return Index(fallback, url, source)
 
-    def _triton(self, rel_t: Release, cand: str, ctx: dict[str, Any],
-                versions: dict[str, Version]) -> Optional[Pin | str]:
-        reqs = [r for r in rel_t.requires if _key(r.name) == "triton"
-                and applies(r, self.t)]
+    def _triton(
+        self, rel_t: Release, cand: str, ctx: dict[str, Any], versions: dict[str, Version]
+    ) -> Optional[Pin | str]:
+        reqs = [r for r in rel_t.requires if _key(r.name) == "triton" and applies(r, self.t)]
         user = [n.spec for n in self.user.get("triton", [])]
         if not reqs:
             if user:
-                self.reject(Rule.TRITON, cand, f"torch {rel_t.version} installs no triton on "
-                            f"{self.t.platform.label} with Python {self.t.python}", **ctx)
+                self.reject(
+                    Rule.TRITON,
+                    cand,
+                    f"torch {rel_t.version} installs no triton on "
+                    f"{self.t.platform.label} with Python {self.t.python}",
+                    **ctx,
+                )
                 return None
             return "none"
         req = reqs[0]
@@ -787,11 +940,22 @@ class _Resolver:
         cands = _newest_first(rels, [req.specifier, *user])
         if not cands:
             if not rels:
-                return Pin("triton", _exact(req.specifier) or Version("0"), (), None,
-                           (f"torch=={rel_t.version}",), None)
-            self.reject(Rule.TRITON, cand, f"torch {rel_t.version} requires {req.name}"
-                        f"{req.specifier}, which no triton release in the database matches"
-                        + (" together with the target" if user else ""), **ctx)
+                return Pin(
+                    "triton",
+                    _exact(req.specifier) or Version("0"),
+                    (),
+                    None,
+                    (f"torch=={rel_t.version}",),
+                    None,
+                )
+            self.reject(
+                Rule.TRITON,
+                cand,
+                f"torch {rel_t.version} requires {req.name}"
+                f"{req.specifier}, which no triton release in the database matches"
+                + (" together with the target" if user else ""),
+                **ctx,
+            )
             return None
         for rel in cands:
             why = installable(rel, self.t)
@@ -800,9 +964,20 @@ class _Resolver:
         self.reject(Rule.PYTHON, cand, installable(cands[0], self.t) or "", **ctx)
         return None
 
-    def _pick(self, name: str, needs: list[_Need], rel_t: Release, b: TorchBuildInfo,
-              torch_index: Optional[Index], cand: str, ctx: dict[str, Any], rule: Rule,
-              versions: dict[str, Version], chain: _Chain, notes: list[str]) -> Optional[Pin]:
+    def _pick(
+        self,
+        name: str,
+        needs: list[_Need],
+        rel_t: Release,
+        b: TorchBuildInfo,
+        torch_index: Optional[Index],
+        cand: str,
+        ctx: dict[str, Any],
+        rule: Rule,
+        versions: dict[str, Version],
+        chain: _Chain,
+        notes: list[str],
+    ) -> Optional[Pin]:
         rels = self.m.releases(name)
         specs = [n.spec for n in needs]
         via = tuple(sorted({n.who for n in needs}))
@@ -816,11 +991,17 @@ class _Resolver:
             return Pin(name, exact, (), None, via, None)
         cands = _newest_first(rels, specs)
         exact = _exact_all(specs)
-        if not cands and exact is not None and all(s.contains(exact, prereleases=True) for s in specs):
+        if (
+            not cands
+            and exact is not None
+            and all(s.contains(exact, prereleases=True) for s in specs)
+        ):
             # Pinned exactly, but older than what the database keeps: pip will fetch it; compat
             # cannot vouch for its wheels or its torch build.
-            notes.append(f"{name} {exact} is not in compat's database: its wheels and torch build "
-                         "were not checked")
+            notes.append(
+                f"{name} {exact} is not in compat's database: its wheels and torch build "
+                "were not checked"
+            )
             return Pin(name, exact, (), None, via, None)
         if not cands:
             self.reject(rule, cand, f"no {name} release in the database matches {asked}", **ctx)
@@ -832,16 +1013,22 @@ class _Resolver:
             cutoff = self._next_upload(chain.releases[0][0])
             dated = [r for r in cands if not r.upload_time or r.upload_time <= cutoff]
             if cutoff and not dated:
-                self.reject(rule, cand, f"{asked}: every {name} release in the database came out "
-                            f"after {chain.releases[0][0].project}'s next release; the one "
-                            f"{chain.label} was built with is older than the database", **ctx)
+                self.reject(
+                    rule,
+                    cand,
+                    f"{asked}: every {name} release in the database came out "
+                    f"after {chain.releases[0][0].project}'s next release; the one "
+                    f"{chain.label} was built with is older than the database",
+                    **ctx,
+                )
                 return None
             cands = dated if cutoff else cands
         reasons: list[str] = []
         for rel in cands:
-            torch_pins = [r for r in rel.requires if _key(r.name) == "torch"
-                          and applies(r, self.t)]
-            bad = [r for r in torch_pins if not r.specifier.contains(rel_t.version, prereleases=True)]
+            torch_pins = [r for r in rel.requires if _key(r.name) == "torch" and applies(r, self.t)]
+            bad = [
+                r for r in torch_pins if not r.specifier.contains(rel_t.version, prereleases=True)
+            ]
             if bad:
                 reasons.append(f"{name} {rel.version} is built for torch{bad[0].specifier}")
                 continue
@@ -850,8 +1037,10 @@ class _Resolver:
                 reasons.append(why)
                 continue
             if rel is not newest and rule is Rule.KERNEL and exact is None:
-                notes.append(f"{name} {rel.version} chosen for {asked}: the newest release "
-                             f"uploaded before {chain.releases[0][0].project}'s next release")
+                notes.append(
+                    f"{name} {rel.version} chosen for {asked}: the newest release "
+                    f"uploaded before {chain.releases[0][0].project}'s next release"
+                )
             index = self._kernel_index(name, rel, b, torch_index, versions)
             if index is not None:
                 version = Version(f"{rel.version.public}+{index[1]}") if index[1] else rel.version
@@ -864,9 +1053,14 @@ class _Resolver:
         self.reject(rule, cand, f"{asked}: {shown}", **ctx)
         return None
 
-    def _kernel_index(self, name: str, rel: Release, b: TorchBuildInfo,
-                      torch_index: Optional[Index], versions: dict[str, Version]
-                      ) -> Optional[tuple[Index, str]]:
+    def _kernel_index(
+        self,
+        name: str,
+        rel: Release,
+        b: TorchBuildInfo,
+        torch_index: Optional[Index],
+        versions: dict[str, Version],
+    ) -> Optional[tuple[Index, str]]:
         """The index serving `name` for this build's CUDA, with its local tag; None: PyPI."""
         if name in COMPANIONS:
             if torch_index is None:
@@ -882,7 +1076,8 @@ class _Resolver:
             return None
         # PyPI's wheel is fine when there is one and its CUDA major agrees; else the index.
         if has_fitting_wheel(rel, self.t) and (
-                not compiled(rel) or self._pypi_major(rel, versions) == Version(b.cuda).major):
+            not compiled(rel) or self._pypi_major(rel, versions) == Version(b.cuda).major
+        ):
             return None
         return Index(row.name, row.url, row.source), row.local
 
@@ -892,8 +1087,9 @@ class _Resolver:
         t = self.m.release("torch", versions["torch"])
         return Version(t.cuda).major if t is not None and t.cuda else None
 
-    def _row_for(self, name: str, cuda: str, versions: dict[str, Version],
-                 url: Optional[str] = None) -> Optional[WheelIndex]:
+    def _row_for(
+        self, name: str, cuda: str, versions: dict[str, Version], url: Optional[str] = None
+    ) -> Optional[WheelIndex]:
         for row in self.m.indexes:
             if name not in (_key(p) for p in row.projects):
                 continue
@@ -902,28 +1098,38 @@ class _Resolver:
             if url is not None and row.url.rstrip("/") != url.rstrip("/"):
                 continue
             bound = _torch_of_local(row.local)
-            if bound is not None and "torch" in versions and \
-                    Version(versions["torch"].public).release[:2] != bound:
+            if (
+                bound is not None
+                and "torch" in versions
+                and Version(versions["torch"].public).release[:2] != bound
+            ):
                 continue  # flashinfer's per-torch indexes: cu124torch2.6
             if row.when is not None:
                 have = versions.get(_key(row.when.name))
                 if have is None and _key(row.when.name) in {_key(p) for p in row.projects}:
                     have = versions.get(name)  # a renamed project on the same index (sglang-kernel)
-                if have is None or not row.when.specifier.contains(Version(have.public),
-                                                                   prereleases=True):
+                if have is None or not row.when.specifier.contains(
+                    Version(have.public), prereleases=True
+                ):
                     continue
             return row
         return None
 
     def _next_upload(self, rel: Release) -> str:
-        later = [r for v, r in self.m.releases(rel.project).items() if v > rel.version
-                 and not v.is_prerelease and r.upload_time]
+        later = [
+            r
+            for v, r in self.m.releases(rel.project).items()
+            if v > rel.version and not v.is_prerelease and r.upload_time
+        ]
         return min((r.upload_time for r in later), default="")
 
     def _advisories(self, pins: dict[str, Pin], b: TorchBuildInfo) -> list[tuple[str, str, str]]:
         """(id, summary, 'match' | 'pending') for blocking advisories the tuple meets."""
-        blocking = [a for a in self.advisories if getattr(getattr(a, "severity", None), "value", "")
-                    in BLOCKING]
+        blocking = [
+            a
+            for a in self.advisories
+            if getattr(getattr(a, "severity", None), "value", "") in BLOCKING
+        ]
         if not blocking:
             return []
         from compat.advisories import match_advisories
@@ -947,8 +1153,11 @@ class _Resolver:
         host = describe_host(self.t)
         if host:
             head += f" for {host}"
-        return NoTupleError(head + ":\n  " + "\n  ".join(lines), rejected,
-                            hint="compat lock ... --explain lists every candidate and its reason")
+        return NoTupleError(
+            head + ":\n  " + "\n  ".join(lines),
+            rejected,
+            hint="compat lock ... --explain lists every candidate and its reason",
+        )
 
 
 def _torch_of_local(local: str) -> Optional[tuple[int, ...]]:
@@ -977,17 +1186,43 @@ def tuple_environment(target: Target, pins: dict[str, Pin], b: TorchBuildInfo) -
     torch = pins.get("torch")
     tb: TorchBuild | Unknown = Unknown("no torch in the lock")
     if torch is not None:
-        tb = TorchBuild(torch.version, b.cuda if torch.version.local else None, None, "lock",
-                        None if torch.version.local else b.cuda)
+        tb = TorchBuild(
+            torch.version,
+            b.cuda if torch.version.local else None,
+            None,
+            "lock",
+            None if torch.version.local else b.cuda,
+        )
     reason = "not declared: give --driver / --gpu"
-    driver: Driver | Unknown = Driver(fmt_driver(target.driver), Unknown("declared driver"),
-                                      target.driver_source or "--driver", "") \
-        if target.driver is not None else Unknown(reason)
-    gpus: tuple[GPU, ...] | Unknown = tuple(
-        GPU(i, g.name, g.cc, int(g.memory_gib * 1024) if g.memory_gib else None, source=g.source)
-        for i, g in enumerate(target.gpus)) if target.gpus else Unknown(reason)
-    return Environment(python=Unknown("declared"), distributions=dists, torch=tb, driver=driver,
-                       gpus=gpus, context=Unknown(reason), source="lock")
+    driver: Driver | Unknown = (
+        Driver(
+            fmt_driver(target.driver),
+            Unknown("declared driver"),
+            target.driver_source or "--driver",
+            "",
+        )
+        if target.driver is not None
+        else Unknown(reason)
+    )
+    gpus: tuple[GPU, ...] | Unknown = (
+        tuple(
+            GPU(
+                i, g.name, g.cc, int(g.memory_gib * 1024) if g.memory_gib else None, source=g.source
+            )
+            for i, g in enumerate(target.gpus)
+        )
+        if target.gpus
+        else Unknown(reason)
+    )
+    return Environment(
+        python=Unknown("declared"),
+        distributions=dists,
+        torch=tb,
+        driver=driver,
+        gpus=gpus,
+        context=Unknown(reason),
+        source="lock",
+    )
 
 
 def describe_host(target: Target) -> str:
@@ -1024,18 +1259,25 @@ def group_rejections(rejected: Sequence[Rejection], target: Target, matrix: Matr
         if rule is Rule.DRIVER and target.driver is not None:
             cudas = {Version(r.cuda) for r in rs if r.cuda}
             torches = {r.torch for r in rs if r.torch is not None}
-            lines.append(f"driver {fmt_driver(target.driver)} runs "
-                         f"{driver_span(matrix, target.driver)}; every "
-                         f"torch that {scope} pins ({_versions(torches)}) is built for CUDA "
-                         f"{min(cudas)} or newer" if cudas else rs[0].reason)
+            lines.append(
+                f"driver {fmt_driver(target.driver)} runs "
+                f"{driver_span(matrix, target.driver)}; every "
+                f"torch that {scope} pins ({_versions(torches)}) is built for CUDA "
+                f"{min(cudas)} or newer"
+                if cudas
+                else rs[0].reason
+            )
         elif rule is Rule.GPU:
             torches = {r.torch for r in rs if r.torch is not None}
             gpus = ", ".join(g.label for g in target.gpus)
-            builds = list(dict.fromkeys(f"{r.torch}+{cuda_tag(r.cuda or '')} {r.reason}"
-                                        for r in rs))
+            builds = list(
+                dict.fromkeys(f"{r.torch}+{cuda_tag(r.cuda or '')} {r.reason}" for r in rs)
+            )
             more = f"; and {len(builds) - 4} more" if len(builds) > 4 else ""
-            lines.append(f"no CUDA build of the torch that {scope} pins ({_versions(torches)}) "
-                         f"has kernels for {gpus}: " + "; ".join(builds[:4]) + more)
+            lines.append(
+                f"no CUDA build of the torch that {scope} pins ({_versions(torches)}) "
+                f"has kernels for {gpus}: " + "; ".join(builds[:4]) + more
+            )
         elif rule is Rule.ADVISORY:
             ids = dict.fromkeys(r.reason for r in rs)
             lines.extend(ids)
@@ -1046,8 +1288,9 @@ def group_rejections(rejected: Sequence[Rejection], target: Target, matrix: Matr
     return lines or ["no candidate in the database"]
 
 
-def resolve(target: Target, matrix: Matrix, advisories: Sequence[Any] = (),
-            alternatives: bool = True) -> Resolution:
+def resolve(
+    target: Target, matrix: Matrix, advisories: Sequence[Any] = (), alternatives: bool = True
+) -> Resolution:
     """The best tuple for `target`, or NoTupleError (a ResolutionError) saying why, grouped."""
     try:
         return _Resolver(target, matrix, advisories).resolve()
@@ -1068,8 +1311,9 @@ def _summary(res: Resolution) -> str:
     return f"{head}torch {torch.version if torch else '?'} (CUDA {res.cuda})"
 
 
-def nearest_alternatives(target: Target, matrix: Matrix, advisories: Sequence[Any],
-                         rejected: Sequence[Rejection]) -> tuple[str, ...]:
+def nearest_alternatives(
+    target: Target, matrix: Matrix, advisories: Sequence[Any], rejected: Sequence[Rejection]
+) -> tuple[str, ...]:
     """What would fit if one thing changed: the framework's version, the driver, or Python."""
     out: list[str] = []
     rules = {r.rule for r in rejected}
@@ -1086,14 +1330,19 @@ def nearest_alternatives(target: Target, matrix: Matrix, advisories: Sequence[An
         got = attempt(replace(target, requirements=loose))
         lead = (got.framework or got.pin("torch")) if got is not None else None
         if got is not None and lead is not None:
-            out.append(f"the newest release that fits this host: {_summary(got)}  "
-                       f"(compat lock {lead.name}=={lead.version.public}{_host_flags(target)})")
+            out.append(
+                f"the newest release that fits this host: {_summary(got)}  "
+                f"(compat lock {lead.name}=={lead.version.public}{_host_flags(target)})"
+            )
     if Rule.DRIVER in rules and target.driver is not None:
         got = attempt(replace(target, driver=None, cuda_max=None))
         if got is not None:
             floor = driver_floor(matrix, got.cuda)
-            out.append(f"with a driver >= {fmt_driver(floor)}: {_summary(got)}" if floor
-                       else f"with a newer driver: {_summary(got)}")
+            out.append(
+                f"with a driver >= {fmt_driver(floor)}: {_summary(got)}"
+                if floor
+                else f"with a newer driver: {_summary(got)}"
+            )
     if Rule.PYTHON in rules:
         for py in ("3.12", "3.11", "3.10", "3.13", "3.9"):
             if py == target.python:

@@ -39,8 +39,9 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
 )
 
 
-def run_checks(ctx: Context, advisories: Sequence[Any] = (),
-               ignore: Sequence[str] = ()) -> list[Finding]:
+def run_checks(
+    ctx: Context, advisories: Sequence[Any] = (), ignore: Sequence[str] = ()
+) -> list[Finding]:
     """Every check, then the advisories (which may build on the findings), minus ignored ones."""
     findings: list[Finding] = []
     for _, fn in REGISTRY:
@@ -49,8 +50,9 @@ def run_checks(ctx: Context, advisories: Sequence[Any] = (),
     if advisories:
         from compat.advisories import match_advisories
 
-        findings.extend(_collapse_launch_unknowns(
-            match_advisories(ctx.env, ctx.launch, advisories, findings)))
+        findings.extend(
+            _collapse_launch_unknowns(match_advisories(ctx.env, ctx.launch, advisories, findings))
+        )
     drop = set(ignore)
     findings = [f for f in findings if f.code not in drop and (f.advisory or "") not in drop]
     return sort_findings(findings)
@@ -58,20 +60,31 @@ def run_checks(ctx: Context, advisories: Sequence[Any] = (),
 
 def _collapse_launch_unknowns(found: list[Finding]) -> list[Finding]:
     """Advisories that could only be told with the launch command become one note, not a page."""
-    waiting = [f for f in found if f.severity is Severity.INFO and f.advisory
-               and any("no launch command given" in e for e in f.evidence)]
+    waiting = [
+        f
+        for f in found
+        if f.severity is Severity.INFO
+        and f.advisory
+        and any("no launch command given" in e for e in f.evidence)
+    ]
     if len(waiting) < 2:
         return found
     rest = [f for f in found if f not in waiting]
     ids = ", ".join(sorted(f.advisory or "" for f in waiting))
-    return [*rest, Finding(
-        "known-crash", Severity.INFO,
-        f"{len(waiting)} known-crash advisories may apply to this stack; telling needs the "
-        f"launch command: {ids}",
-        evidence=tuple(f"{f.advisory}: {f.message.split(': ', 1)[-1]}" for f in waiting),
-        fix=("pass the server command after `--` (compat check -- python -m sglang.launch_server "
-             "...) or with --launch-file; `compat explain ID` describes each",),
-    )]
+    return [
+        *rest,
+        Finding(
+            "known-crash",
+            Severity.INFO,
+            f"{len(waiting)} known-crash advisories may apply to this stack; telling needs the "
+            f"launch command: {ids}",
+            evidence=tuple(f"{f.advisory}: {f.message.split(': ', 1)[-1]}" for f in waiting),
+            fix=(
+                "pass the server command after `--` (compat check -- python -m sglang.launch_server "
+                "...) or with --launch-file; `compat explain ID` describes each",
+            ),
+        ),
+    ]
 
 
 def _memory(ctx: Context) -> list[Finding]:
@@ -85,8 +98,15 @@ def _memory(ctx: Context) -> list[Finding]:
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
     order = {name: i for i, (name, _) in enumerate(REGISTRY)}
-    return sorted(findings, key=lambda f: (-f.severity.rank, order.get(f.code, len(order)),
-                                           f.advisory or "", f.message))
+    return sorted(
+        findings,
+        key=lambda f: (
+            -f.severity.rank,
+            order.get(f.code, len(order)),
+            f.advisory or "",
+            f.message,
+        ),
+    )
 
 
 def worst(findings: Sequence[Finding]) -> Optional[Severity]:

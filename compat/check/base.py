@@ -37,11 +37,18 @@ class Context:
         full = version if isinstance(py, Unknown) else py.version
         machine = "x86_64" if isinstance(py, Unknown) or not py.machine else py.machine
         return {
-            "python_version": version, "python_full_version": full,
-            "platform_system": "Linux", "sys_platform": "linux", "os_name": "posix",
-            "platform_machine": machine, "platform_python_implementation": "CPython",
-            "implementation_name": "cpython", "platform_release": "", "platform_version": "",
-            "implementation_version": full, "extra": extra,
+            "python_version": version,
+            "python_full_version": full,
+            "platform_system": "Linux",
+            "sys_platform": "linux",
+            "os_name": "posix",
+            "platform_machine": machine,
+            "platform_python_implementation": "CPython",
+            "implementation_name": "cpython",
+            "platform_release": "",
+            "platform_version": "",
+            "implementation_version": full,
+            "extra": extra,
         }
 
 
@@ -122,10 +129,14 @@ def reinstall_matching_torch(ctx: Context, name: str, version: Version) -> str:
     pin = f"{name}=={public(version)}"
     if tb is not None and tb.version is not None:
         if tb.is_cpu:
-            return (f"pip install --no-deps --force-reinstall '{pin}+cpu' "
-                    "--index-url https://download.pytorch.org/whl/cpu")
+            return (
+                f"pip install --no-deps --force-reinstall '{pin}+cpu' "
+                "--index-url https://download.pytorch.org/whl/cpu"
+            )
         build = ctx.matrix.build_of(tb.version, tb.cuda)
         if build and build.local and build.index and not build.pypi_default:
-            return (f"pip install --no-deps --force-reinstall '{pin}+{build.local}' "
-                    f"--index-url {build.index}")
+            return (
+                f"pip install --no-deps --force-reinstall '{pin}+{build.local}' "
+                f"--index-url {build.index}"
+            )
     return f"pip install --no-deps --force-reinstall '{pin}'"

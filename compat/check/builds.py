@@ -70,8 +70,11 @@ def package_objects(dist: Distribution, limit: int = 64) -> list[str]:
     if not os.path.isfile(record):
         lower = dist.name.lower().replace("-", "_")
         try:
-            hits = [n for n in os.listdir(dist.location)
-                    if n.lower().startswith(lower + "-") and n.endswith(".dist-info")]
+            hits = [
+                n
+                for n in os.listdir(dist.location)
+                if n.lower().startswith(lower + "-") and n.endswith(".dist-info")
+            ]
         except OSError:
             hits = []
         if not hits:
@@ -82,7 +85,11 @@ def package_objects(dist: Distribution, limit: int = 64) -> list[str]:
         with open(record, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 path = line.split(",", 1)[0]
-                if path.endswith(".so") or ".so." in os.path.basename(path) or path.endswith(".abi3.so"):
+                if (
+                    path.endswith(".so")
+                    or ".so." in os.path.basename(path)
+                    or path.endswith(".abi3.so")
+                ):
                     if "/.libs/" in path or path.startswith("../"):
                         continue
                     out.append(os.path.join(dist.location, path))

@@ -33,19 +33,27 @@ def check(ctx: Context) -> list[Finding]:
 
 def _pin(ctx: Context, dist: Distribution, tb: TorchBuild) -> Optional[Finding]:
     assert tb.version is not None
-    pins = [r for r in requires_of(ctx, dist) if canonicalize_name(r.name) == "torch"
-            and (r.marker is None or "extra" not in str(r.marker))]
+    pins = [
+        r
+        for r in requires_of(ctx, dist)
+        if canonicalize_name(r.name) == "torch"
+        and (r.marker is None or "extra" not in str(r.marker))
+    ]
     bad = [r for r in pins if not satisfied(r, tb.version)]
     if not bad:
         return None
     label = f"{dist.key} {dist.version}"
     return Finding(
-        Code.TORCH_COMPANION.value, Severity.ERROR,
+        Code.TORCH_COMPANION.value,
+        Severity.ERROR,
         f"{label} is built for {bad[0].name}{bad[0].specifier}, but torch {tb.version} is installed",
         evidence=(f"{label} requires {bad[0]}", f"installed: torch {tb.version}"),
-        fix=(f"install the {dist.key} release built for torch {public(tb.version)} "
-             f"(`compat lock 'torch=={public(tb.version)}'` names it)",),
-        packages=("torch", dist.key))
+        fix=(
+            f"install the {dist.key} release built for torch {public(tb.version)} "
+            f"(`compat lock 'torch=={public(tb.version)}'` names it)",
+        ),
+        packages=("torch", dist.key),
+    )
 
 
 def _build_kind(ctx: Context, dist: Distribution, tb: TorchBuild) -> Optional[Finding]:
@@ -57,39 +65,66 @@ def _build_kind(ctx: Context, dist: Distribution, tb: TorchBuild) -> Optional[Fi
     tag = parse_local(dist.version)
     torch_flavour = "a CPU build" if tb.is_cpu else f"built for CUDA {tb.cuda or tb.cuda_from_deps}"
     if tag.cuda and tb.is_cpu:
-        return Finding(Code.TORCH_COMPANION.value, Severity.ERROR,
-                       f"{label} is a CUDA {tag.cuda} build, but torch {tb.version} is a CPU build",
-                       evidence=(f"{dist.key} {dist.version}: local tag names CUDA {tag.cuda}",
-                                 f"torch {tb.version}: {torch_flavour}"), fix=fix, packages=pair)
+        return Finding(
+            Code.TORCH_COMPANION.value,
+            Severity.ERROR,
+            f"{label} is a CUDA {tag.cuda} build, but torch {tb.version} is a CPU build",
+            evidence=(
+                f"{dist.key} {dist.version}: local tag names CUDA {tag.cuda}",
+                f"torch {tb.version}: {torch_flavour}",
+            ),
+            fix=fix,
+            packages=pair,
+        )
     if tag.cpu and not tb.is_cpu:
-        return Finding(Code.TORCH_COMPANION.value, Severity.ERROR,
-                       f"{label} is a CPU build, but torch {tb.version} is {torch_flavour}",
-                       evidence=(f"{dist.key} {dist.version}", f"torch {tb.version}"), fix=fix,
-                       packages=pair)
+        return Finding(
+            Code.TORCH_COMPANION.value,
+            Severity.ERROR,
+            f"{label} is a CPU build, but torch {tb.version} is {torch_flavour}",
+            evidence=(f"{dist.key} {dist.version}", f"torch {tb.version}"),
+            fix=fix,
+            packages=pair,
+        )
     if tag.cuda and tb.cuda_major and int(tag.cuda.split(".")[0]) != tb.cuda_major:
-        return Finding(Code.TORCH_COMPANION.value, Severity.ERROR,
-                       f"{label} is built for CUDA {tag.cuda}, torch {tb.version} is {torch_flavour}",
-                       evidence=(f"{dist.key} {dist.version}", f"torch {tb.version}"), fix=fix,
-                       packages=pair)
+        return Finding(
+            Code.TORCH_COMPANION.value,
+            Severity.ERROR,
+            f"{label} is built for CUDA {tag.cuda}, torch {tb.version} is {torch_flavour}",
+            evidence=(f"{dist.key} {dist.version}", f"torch {tb.version}"),
+            fix=fix,
+            packages=pair,
+        )
     if not dist.needs or not tb.libs:
         return None  # no tag to go by and no link information recorded
     ext = EXTENSIONS[dist.key]
     missing = [lib for lib in dist.needs if lib in TORCH_CUDA_LIBS and lib not in tb.libs]
     if missing:
-        linked = ", ".join(n for n in dist.needs if n.startswith(("libtorch", "libc10", "libcudart")))
+        linked = ", ".join(
+            n for n in dist.needs if n.startswith(("libtorch", "libc10", "libcudart"))
+        )
         return Finding(
-            Code.TORCH_COMPANION.value, Severity.ERROR,
+            Code.TORCH_COMPANION.value,
+            Severity.ERROR,
             f"{label} is a CUDA build: {ext} needs {', '.join(missing)}, which torch {tb.version} "
             f"({torch_flavour}) does not ship; `import {dist.key}` fails"
-            + (" with \"operator torchvision::nms does not exist\"" if dist.key == "torchvision" else "")
+            + (
+                ' with "operator torchvision::nms does not exist"'
+                if dist.key == "torchvision"
+                else ""
+            )
             + " although pip check passes",
-            evidence=(f"{ext} needs: {linked}",
-                      f"torch/lib has: {', '.join(tb.libs)}"),
-            fix=fix, packages=pair)
+            evidence=(f"{ext} needs: {linked}", f"torch/lib has: {', '.join(tb.libs)}"),
+            fix=fix,
+            packages=pair,
+        )
     rt = cudart_major(dist.needs)
     if rt and tb.cuda_major and rt != tb.cuda_major:
         return Finding(
-            Code.TORCH_COMPANION.value, Severity.ERROR,
+            Code.TORCH_COMPANION.value,
+            Severity.ERROR,
             f"{label} links libcudart.so.{rt} (CUDA {rt}), torch {tb.version} is {torch_flavour}",
-            evidence=(f"{ext} needs libcudart.so.{rt}",), fix=fix, packages=pair)
+            evidence=(f"{ext} needs libcudart.so.{rt}",),
+            fix=fix,
+            packages=pair,
+        )
     return None

@@ -19,13 +19,31 @@ from compat.models import Code, Finding, Severity, Unknown, parse_version
 from compat.nvidia import driver_runs
 
 # Unsuffixed nvidia-* wheels whose version is the CUDA version (cuFFT, cuBLAS... have their own).
-_CUDA_VERSIONED = ("nvidia-cuda-runtime", "nvidia-cuda-nvrtc", "nvidia-cuda-cupti", "nvidia-nvjitlink",
-                   "nvidia-cuda-nvcc", "cuda-toolkit")
+_CUDA_VERSIONED = (
+    "nvidia-cuda-runtime",
+    "nvidia-cuda-nvrtc",
+    "nvidia-cuda-cupti",
+    "nvidia-nvjitlink",
+    "nvidia-cuda-nvcc",
+    "cuda-toolkit",
+)
 _SUFFIX = re.compile(r"^nvidia-[a-z0-9-]+-cu(\d{2})$")
-_LD_PATTERNS = (re.compile(r"/cuda-(\d{2})(?:\.\d+)?(?:/|$)"), re.compile(r"/cu(\d{2})(?:/|$)"),
-                re.compile(r"/nvidia/cu(\d{2})/"))
-KERNEL_TAGGED = ("flashinfer-python", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel",
-                 "flash-attn", "vllm", "xformers", "torchvision", "torchaudio")
+_LD_PATTERNS = (
+    re.compile(r"/cuda-(\d{2})(?:\.\d+)?(?:/|$)"),
+    re.compile(r"/cu(\d{2})(?:/|$)"),
+    re.compile(r"/nvidia/cu(\d{2})/"),
+)
+KERNEL_TAGGED = (
+    "flashinfer-python",
+    "flashinfer-jit-cache",
+    "sgl-kernel",
+    "sglang-kernel",
+    "flash-attn",
+    "vllm",
+    "xformers",
+    "torchvision",
+    "torchaudio",
+)
 
 
 def cuda_sources(ctx: Context) -> list[tuple[int, str]]:
@@ -33,7 +51,9 @@ def cuda_sources(ctx: Context) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     tb = ctx.torch
     if tb is not None and tb.cuda_major:
-        out.append((tb.cuda_major, f"torch {tb.version} is built for CUDA {tb.cuda or tb.cuda_from_deps}"))
+        out.append(
+            (tb.cuda_major, f"torch {tb.version} is built for CUDA {tb.cuda or tb.cuda_from_deps}")
+        )
     for d in ctx.env.distributions:
         if d.broken or d.version is None:
             continue
@@ -63,28 +83,44 @@ def check_mix(ctx: Context) -> list[Finding]:
     tb = ctx.torch
     ref = tb.cuda_major if tb is not None and tb.cuda_major else None
     if ref is None:
-        return [Finding(Code.CUDA_MIX.value, Severity.WARNING,
-                        f"the stack names more than one CUDA major ({', '.join(map(str, majors))})",
-                        evidence=tuple(s for _, s in sources), packages=())]
+        return [
+            Finding(
+                Code.CUDA_MIX.value,
+                Severity.WARNING,
+                f"the stack names more than one CUDA major ({', '.join(map(str, majors))})",
+                evidence=tuple(s for _, s in sources),
+                packages=(),
+            )
+        ]
     odd = [(m, s) for m, s in sources if m != ref]
     shadowing = [s for _, s in odd if s.startswith("LD_LIBRARY_PATH")]
     kernels = [s for _, s in odd if not s.startswith(("LD_LIBRARY_PATH", "nvidia-"))]
     severity = Severity.ERROR if shadowing or kernels else Severity.WARNING
     fixes = []
     if shadowing:
-        fixes.append("remove the CUDA " + "/".join(sorted({str(m) for m, s in odd if s.startswith("LD_")}))
-                     + " folders from LD_LIBRARY_PATH: libraries found there are loaded before torch's")
+        fixes.append(
+            "remove the CUDA "
+            + "/".join(sorted({str(m) for m, s in odd if s.startswith("LD_")}))
+            + " folders from LD_LIBRARY_PATH: libraries found there are loaded before torch's"
+        )
     if kernels:
-        fixes.append(f"install the CUDA {ref} builds of: "
-                     + ", ".join(sorted({s.split()[0] for s in kernels})))
+        fixes.append(
+            f"install the CUDA {ref} builds of: "
+            + ", ".join(sorted({s.split()[0] for s in kernels}))
+        )
     wheels = sorted({s.split()[0] for _, s in odd if s.startswith("nvidia-")})
     if wheels:
         fixes.append("pip uninstall -y " + " ".join(wheels) + "   # if nothing else needs them")
-    return [Finding(
-        Code.CUDA_MIX.value, severity,
-        f"CUDA {'/'.join(sorted({str(m) for m, _ in odd}))} parts beside a CUDA {ref} torch",
-        evidence=tuple(s for m, s in sources if m == ref)[:1] + tuple(s for _, s in odd),
-        fix=tuple(fixes), packages=tuple(sorted({s.split()[0] for _, s in odd})))]
+    return [
+        Finding(
+            Code.CUDA_MIX.value,
+            severity,
+            f"CUDA {'/'.join(sorted({str(m) for m, _ in odd}))} parts beside a CUDA {ref} torch",
+            evidence=tuple(s for m, s in sources if m == ref)[:1] + tuple(s for _, s in odd),
+            fix=tuple(fixes),
+            packages=tuple(sorted({s.split()[0] for _, s in odd})),
+        )
+    ]
 
 
 def check_minor(ctx: Context) -> list[Finding]:
@@ -110,16 +146,25 @@ def check_minor(ctx: Context) -> list[Finding]:
         if kc.major != torch_cuda.major or kc == torch_cuda:
             continue
         newer = kc > torch_cuda
-        out.append(Finding(
-            Code.CUDA_MIX.value, Severity.ERROR if newer else Severity.WARNING,
-            f"{key} {d.version} is built for CUDA {kc}, torch {tb.version} for CUDA {torch_cuda}"
-            + (": built by a newer CUDA toolkit than torch's runtime, it may need runtime APIs "
-               f"(and a driver) that torch's CUDA {torch_cuda} build does not bring" if newer else
-               ": the stack should come from one CUDA index"),
-            evidence=(f"{key} {d.version}", f"torch {tb.version} (CUDA {torch_cuda})"),
-            fix=(f"install the {key} build for CUDA {torch_cuda} (+cu{torch_cuda.major}"
-                 f"{torch_cuda.minor}), or torch's build for CUDA {kc}",),
-            packages=("torch", key)))
+        out.append(
+            Finding(
+                Code.CUDA_MIX.value,
+                Severity.ERROR if newer else Severity.WARNING,
+                f"{key} {d.version} is built for CUDA {kc}, torch {tb.version} for CUDA {torch_cuda}"
+                + (
+                    ": built by a newer CUDA toolkit than torch's runtime, it may need runtime APIs "
+                    f"(and a driver) that torch's CUDA {torch_cuda} build does not bring"
+                    if newer
+                    else ": the stack should come from one CUDA index"
+                ),
+                evidence=(f"{key} {d.version}", f"torch {tb.version} (CUDA {torch_cuda})"),
+                fix=(
+                    f"install the {key} build for CUDA {torch_cuda} (+cu{torch_cuda.major}"
+                    f"{torch_cuda.minor}), or torch's build for CUDA {kc}",
+                ),
+                packages=("torch", key),
+            )
+        )
     return out
 
 
@@ -146,12 +191,19 @@ def driver_cuda(ctx: Context) -> tuple[Optional[Version], str]:
     if best is not None:
         return best, f"driver {drv.version} runs toolkits up to CUDA {best} (curated/cuda.toml)"
     # Older than every toolkit row: the minor-version floors still tell the major it runs.
-    majors = sorted({(t.minor_compat_driver_min, t.cuda.major) for t in ctx.matrix.toolkits
-                     if t.minor_compat_driver_min is not None and t.minor_compat_driver_min <= dv})
+    majors = sorted(
+        {
+            (t.minor_compat_driver_min, t.cuda.major)
+            for t in ctx.matrix.toolkits
+            if t.minor_compat_driver_min is not None and t.minor_compat_driver_min <= dv
+        }
+    )
     if majors:
         floor, major = majors[-1]
-        return Version(f"{major}.0"), (f"driver {drv.version} runs CUDA {major}.x only "
-                                       f"(minor-version compatibility floor {floor})")
+        return Version(f"{major}.0"), (
+            f"driver {drv.version} runs CUDA {major}.x only "
+            f"(minor-version compatibility floor {floor})"
+        )
     return None, f"driver {drv.version} is older than every CUDA toolkit compat knows"
 
 
@@ -178,11 +230,18 @@ def check_driver(ctx: Context) -> list[Finding]:
     top = max(v for v, _ in needs)
     have, why = driver_cuda(ctx)
     if have is None:
-        return [Finding(Code.DRIVER_TOO_OLD.value, Severity.INFO,
-                        f"could not tell whether the driver runs CUDA {top}: {why}",
-                        fix=("give the target's driver: compat check --driver 550.54.15",))]
+        return [
+            Finding(
+                Code.DRIVER_TOO_OLD.value,
+                Severity.INFO,
+                f"could not tell whether the driver runs CUDA {top}: {why}",
+                fix=("give the target's driver: compat check --driver 550.54.15",),
+            )
+        ]
     drv = ctx.env.driver
-    drv_version = None if isinstance(drv, Unknown) or isinstance(drv.version, Unknown) else drv.version
+    drv_version = (
+        None if isinstance(drv, Unknown) or isinstance(drv.version, Unknown) else drv.version
+    )
     compat_ok: list[tuple[Version, str]] = []
     too_old: list[tuple[Version, str]] = []
     for need, who in sorted(needs, reverse=True):
@@ -201,30 +260,43 @@ def check_driver(ctx: Context) -> list[Finding]:
         tk = ctx.matrix.toolkit(str(need))
         floor = tk.minor_compat_driver_min if tk else None
         own = tk.driver_min if tk else None
-        floors = (f"driver >= {floor} (any CUDA {need.major}.x under minor-version compatibility)"
-                  if floor else f"a driver for CUDA {need.major}.x")
+        floors = (
+            f"driver >= {floor} (any CUDA {need.major}.x under minor-version compatibility)"
+            if floor
+            else f"a driver for CUDA {need.major}.x"
+        )
         if own:
             floors += f", >= {own} for CUDA {need} itself"
         parts = ", ".join(f"{who} (CUDA {v})" for v, who in too_old)
-        out.append(Finding(
-            Code.DRIVER_TOO_OLD.value, Severity.ERROR,
-            f"the driver is too old for {parts}: {why}; needs {floors}",
-            evidence=(why, *tuple(f"{who} is built for CUDA {v}" for v, who in too_old)),
-            fix=(f"upgrade the NVIDIA driver to >= {floor or own}",
-                 f"or install builds for CUDA <= {have}: compat lock <target> --driver "
-                 f"{drv_version or '<version>'}"),
-            references=(tk.source,) if tk else (),
-            packages=tuple(who.split()[0] for _, who in too_old)))
+        out.append(
+            Finding(
+                Code.DRIVER_TOO_OLD.value,
+                Severity.ERROR,
+                f"the driver is too old for {parts}: {why}; needs {floors}",
+                evidence=(why, *tuple(f"{who} is built for CUDA {v}" for v, who in too_old)),
+                fix=(
+                    f"upgrade the NVIDIA driver to >= {floor or own}",
+                    f"or install builds for CUDA <= {have}: compat lock <target> --driver "
+                    f"{drv_version or '<version>'}",
+                ),
+                references=(tk.source,) if tk else (),
+                packages=tuple(who.split()[0] for _, who in too_old),
+            )
+        )
     if compat_ok:
         need = max(v for v, _ in compat_ok)
         tk = ctx.matrix.toolkit(str(need))
         parts = ", ".join(f"{who} (CUDA {v})" for v, who in compat_ok)
-        out.append(Finding(
-            Code.DRIVER_TOO_OLD.value, Severity.INFO,
-            f"{parts} run on this CUDA {have} driver under minor-version compatibility; PTX built "
-            f"by CUDA {need} cannot be JIT-compiled by it (GPUs covered only by PTX would fail, and "
-            "so can Triton kernels built with a newer bundled ptxas)",
-            evidence=(why,),
-            fix=(f"for full support upgrade the driver to >= {tk.driver_min}",) if tk else (),
-            references=(tk.source,) if tk else ()))
+        out.append(
+            Finding(
+                Code.DRIVER_TOO_OLD.value,
+                Severity.INFO,
+                f"{parts} run on this CUDA {have} driver under minor-version compatibility; PTX built "
+                f"by CUDA {need} cannot be JIT-compiled by it (GPUs covered only by PTX would fail, and "
+                "so can Triton kernels built with a newer bundled ptxas)",
+                evidence=(why,),
+                fix=(f"for full support upgrade the driver to >= {tk.driver_min}",) if tk else (),
+                references=(tk.source,) if tk else (),
+            )
+        )
     return out

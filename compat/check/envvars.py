@@ -20,13 +20,19 @@ def check(ctx: Context) -> list[Finding]:
     if home and tb is not None and tb.cuda_major:
         m = _CUDA_HOME_VERSION.search(home)
         if m and int(m.group(1)) != tb.cuda_major:
-            out.append(Finding(
-                Code.ENV_VAR.value, Severity.WARNING,
-                f"CUDA_HOME points to CUDA {m.group(1)}.{m.group(2)}, torch is built for CUDA {tb.cuda}: "
-                "kernels compiled at run time (flashinfer JIT, DeepGEMM, torch extensions) will "
-                "target the wrong toolkit",
-                evidence=(f"CUDA_HOME={home}",),
-                fix=(f"export CUDA_HOME=/usr/local/cuda-{tb.cuda}   # a toolkit of torch's major",)))
+            out.append(
+                Finding(
+                    Code.ENV_VAR.value,
+                    Severity.WARNING,
+                    f"CUDA_HOME points to CUDA {m.group(1)}.{m.group(2)}, torch is built for CUDA {tb.cuda}: "
+                    "kernels compiled at run time (flashinfer JIT, DeepGEMM, torch extensions) will "
+                    "target the wrong toolkit",
+                    evidence=(f"CUDA_HOME={home}",),
+                    fix=(
+                        f"export CUDA_HOME=/usr/local/cuda-{tb.cuda}   # a toolkit of torch's major",
+                    ),
+                )
+            )
     arch = env.get("TORCH_CUDA_ARCH_LIST")
     gpus = ctx.env.gpus
     if arch and not isinstance(gpus, Unknown):
@@ -42,23 +48,38 @@ def check(ctx: Context) -> list[Finding]:
                 continue
             ok = any((a[0] == cc[0] and a[1] <= cc[1]) or (ptx and a <= cc) for a, ptx in listed)
             if not ok:
-                out.append(Finding(
-                    Code.ENV_VAR.value, Severity.WARNING,
-                    f"TORCH_CUDA_ARCH_LIST={arch} leaves out GPU {g.index} (sm_{cc[0]}{cc[1]}): "
-                    "extensions built at run time will have no kernel for it",
-                    evidence=(f"TORCH_CUDA_ARCH_LIST={arch}", f"GPU {g.index}: {g.name}"),
-                    fix=(f"export TORCH_CUDA_ARCH_LIST='{cc[0]}.{cc[1]}'",)))
+                out.append(
+                    Finding(
+                        Code.ENV_VAR.value,
+                        Severity.WARNING,
+                        f"TORCH_CUDA_ARCH_LIST={arch} leaves out GPU {g.index} (sm_{cc[0]}{cc[1]}): "
+                        "extensions built at run time will have no kernel for it",
+                        evidence=(f"TORCH_CUDA_ARCH_LIST={arch}", f"GPU {g.index}: {g.name}"),
+                        fix=(f"export TORCH_CUDA_ARCH_LIST='{cc[0]}.{cc[1]}'",),
+                    )
+                )
     if env.get("CUDA_LAUNCH_BLOCKING", "") not in ("", "0"):
-        out.append(Finding(Code.ENV_VAR.value, Severity.WARNING,
-                           "CUDA_LAUNCH_BLOCKING is set: every kernel launch synchronises (a "
-                           "debugging switch that makes serving many times slower)",
-                           evidence=(f"CUDA_LAUNCH_BLOCKING={env['CUDA_LAUNCH_BLOCKING']}",),
-                           fix=("unset CUDA_LAUNCH_BLOCKING",)))
+        out.append(
+            Finding(
+                Code.ENV_VAR.value,
+                Severity.WARNING,
+                "CUDA_LAUNCH_BLOCKING is set: every kernel launch synchronises (a "
+                "debugging switch that makes serving many times slower)",
+                evidence=(f"CUDA_LAUNCH_BLOCKING={env['CUDA_LAUNCH_BLOCKING']}",),
+                fix=("unset CUDA_LAUNCH_BLOCKING",),
+            )
+        )
     preload = env.get("LD_PRELOAD", "")
     if re.search(r"lib(cuda|cudart|nccl|cublas)[^/]*\.so", preload):
-        out.append(Finding(Code.ENV_VAR.value, Severity.WARNING,
-                           "LD_PRELOAD forces a CUDA/NCCL library ahead of the ones torch ships",
-                           evidence=(f"LD_PRELOAD={preload}",), fix=("unset LD_PRELOAD",)))
+        out.append(
+            Finding(
+                Code.ENV_VAR.value,
+                Severity.WARNING,
+                "LD_PRELOAD forces a CUDA/NCCL library ahead of the ones torch ships",
+                evidence=(f"LD_PRELOAD={preload}",),
+                fix=("unset LD_PRELOAD",),
+            )
+        )
     return out
 
 
@@ -67,10 +88,17 @@ def _visible_devices(ctx: Context, value: str | None) -> list[Finding]:
         return []
     v = value.strip()
     if v in ("", "-1", "none", "NoDevFiles"):
-        return [Finding(Code.ENV_VAR.value, Severity.ERROR,
-                        f"CUDA_VISIBLE_DEVICES={value!r} hides every GPU: CUDA sees none",
-                        evidence=(f"CUDA_VISIBLE_DEVICES={value!r}",),
-                        fix=("unset CUDA_VISIBLE_DEVICES, or list the GPUs: export CUDA_VISIBLE_DEVICES=0,1",))]
+        return [
+            Finding(
+                Code.ENV_VAR.value,
+                Severity.ERROR,
+                f"CUDA_VISIBLE_DEVICES={value!r} hides every GPU: CUDA sees none",
+                evidence=(f"CUDA_VISIBLE_DEVICES={value!r}",),
+                fix=(
+                    "unset CUDA_VISIBLE_DEVICES, or list the GPUs: export CUDA_VISIBLE_DEVICES=0,1",
+                ),
+            )
+        ]
     gpus = ctx.env.gpus
     if isinstance(gpus, Unknown):
         return []
@@ -93,8 +121,12 @@ def _visible_devices(ctx: Context, value: str | None) -> list[Finding]:
     if not bad:
         return []
     # CUDA stops at the first invalid entry: the devices after it are silently dropped.
-    return [Finding(Code.ENV_VAR.value, Severity.ERROR,
-                    f"CUDA_VISIBLE_DEVICES={value} names devices that do not exist: {'; '.join(bad)}",
-                    evidence=(f"CUDA_VISIBLE_DEVICES={value}",
-                              f"{len(gpus)} GPU(s) visible to the driver"),
-                    fix=(f"export CUDA_VISIBLE_DEVICES={','.join(str(g.index) for g in gpus)}",))]
+    return [
+        Finding(
+            Code.ENV_VAR.value,
+            Severity.ERROR,
+            f"CUDA_VISIBLE_DEVICES={value} names devices that do not exist: {'; '.join(bad)}",
+            evidence=(f"CUDA_VISIBLE_DEVICES={value}", f"{len(gpus)} GPU(s) visible to the driver"),
+            fix=(f"export CUDA_VISIBLE_DEVICES={','.join(str(g.index) for g in gpus)}",),
+        )
+    ]

@@ -21,9 +21,22 @@ from compat.probe.distributions import is_stack
 FRAMEWORKS = ("sglang", "vllm")
 # Missing ones of these are errors; the rest of the stack (ray, transformers, ...) is judged only
 # when installed, since a freeze excerpt may leave it out.
-CORE = frozenset({"torch", "torchvision", "torchaudio", "triton", "xformers", "flashinfer-python",
-                  "flashinfer-cubin", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel", "vllm",
-                  "flash-attn"})
+CORE = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "torchaudio",
+        "triton",
+        "xformers",
+        "flashinfer-python",
+        "flashinfer-cubin",
+        "flashinfer-jit-cache",
+        "sgl-kernel",
+        "sglang-kernel",
+        "vllm",
+        "flash-attn",
+    }
+)
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -50,7 +63,9 @@ def check(ctx: Context) -> list[Finding]:
 _OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron")
 
 
-def relevant(ctx: Context, reqs: list[tuple[Requirement, set[str]]]) -> list[tuple[Requirement, set[str]]]:
+def relevant(
+    ctx: Context, reqs: list[tuple[Requirement, set[str]]]
+) -> list[tuple[Requirement, set[str]]]:
     """The requirements that decide: pinned ones over bare names (`torch; extra == "blackwell"`
     says nothing), and, next to a CUDA torch, not those of ROCm/CPU/XPU extras."""
     pinned = [(r, ex) for r, ex in reqs if str(r.specifier)]
@@ -62,8 +77,9 @@ def relevant(ctx: Context, reqs: list[tuple[Requirement, set[str]]]) -> list[tup
     return reqs
 
 
-def _judge(ctx: Context, fw: str, fw_version: str, key: str,
-           reqs: list[tuple[Requirement, set[str]]]) -> list[Finding]:
+def _judge(
+    ctx: Context, fw: str, fw_version: str, key: str, reqs: list[tuple[Requirement, set[str]]]
+) -> list[Finding]:
     reqs = relevant(ctx, reqs)
     have = installed_version(ctx, key)
     base = [r for r, extras in reqs if not extras]
@@ -72,25 +88,33 @@ def _judge(ctx: Context, fw: str, fw_version: str, key: str,
         if not base or key not in CORE:
             return []  # only an optional extra asks for it
         want = str(base[0])
-        return [Finding(
-            Code.FRAMEWORK_PIN.value, Severity.ERROR,
-            f"{label} requires {base[0].name}{base[0].specifier}, which is not installed",
-            evidence=(f"{label} requires {want}", f"{key}: not installed"),
-            fix=(pip_install(f"{base[0].name}{base[0].specifier}"),),
-            packages=(fw, key),
-        )]
+        return [
+            Finding(
+                Code.FRAMEWORK_PIN.value,
+                Severity.ERROR,
+                f"{label} requires {base[0].name}{base[0].specifier}, which is not installed",
+                evidence=(f"{label} requires {want}", f"{key}: not installed"),
+                fix=(pip_install(f"{base[0].name}{base[0].specifier}"),),
+                packages=(fw, key),
+            )
+        ]
     if any(satisfied(r, have) for r, _ in reqs) and all(satisfied(r, have) for r in base):
         return []
     failing = [r for r, _ in reqs if not satisfied(r, have)]
     shown = failing[0]
     via = ", ".join(sorted({f"[{e}]" for _, es in reqs for e in es})) or "its base requirements"
     evidence = (*tuple(f"{label} requires {r}" for r in failing[:3]), f"installed: {key} {have}")
-    return [Finding(
-        Code.FRAMEWORK_PIN.value, Severity.ERROR,
-        f"{label} requires {shown.name}{shown.specifier} ({via}), but {key} {have} is installed",
-        evidence=evidence,
-        fix=(pip_install(f"{shown.name}{shown.specifier}"),
-             f"or install the whole tuple it pins: compat lock {fw}=={fw_version} -o lock/ && "
-             "pip install -r lock/requirements.lock"),
-        packages=(fw, key),
-    )]
+    return [
+        Finding(
+            Code.FRAMEWORK_PIN.value,
+            Severity.ERROR,
+            f"{label} requires {shown.name}{shown.specifier} ({via}), but {key} {have} is installed",
+            evidence=evidence,
+            fix=(
+                pip_install(f"{shown.name}{shown.specifier}"),
+                f"or install the whole tuple it pins: compat lock {fw}=={fw_version} -o lock/ && "
+                "pip install -r lock/requirements.lock",
+            ),
+            packages=(fw, key),
+        )
+    ]

@@ -23,8 +23,17 @@ from compat.check.builds import (
 from compat.models import Code, Distribution, Finding, Severity, canonicalize_name
 from compat.probe.distributions import EXTENSIONS
 
-KERNELS = ("flashinfer-python", "flashinfer-jit-cache", "sgl-kernel", "sglang-kernel", "flash-attn",
-           "flash-attn-3", "vllm", "deep-gemm", "deep-ep")
+KERNELS = (
+    "flashinfer-python",
+    "flashinfer-jit-cache",
+    "sgl-kernel",
+    "sglang-kernel",
+    "flash-attn",
+    "flash-attn-3",
+    "vllm",
+    "deep-gemm",
+    "deep-ep",
+)
 SPLIT = (("flashinfer-python", "flashinfer-cubin", "flashinfer-jit-cache"),)
 _TORCH_SYMBOL_PREFIXES = ("_ZN3c10", "_ZNK3c10", "_ZN2at", "_ZNK2at", "_ZN5torch", "_ZNK5torch")
 _TORCH_LIB_PREFIXES = ("libtorch", "libc10", "libshm")
@@ -45,25 +54,41 @@ def check(ctx: Context) -> list[Finding]:
         label = f"{name} {dist.version}"
         tag = parse_local(dist.version)
         if tag.torch and tag.torch != torch_mm:
-            findings.append(Finding(
-                Code.KERNEL_TORCH.value, Severity.ERROR,
-                f"{label} is built for torch {tag.torch}, but torch {tv} is installed",
-                evidence=(f"{name} local tag +…torch{tag.torch}", f"installed: torch {tv}"),
-                fix=(f"install the {name} build for torch {torch_mm}"
-                     + (f" and CUDA {tb.cuda}" if tb.cuda else "")
-                     + f": compat lock 'torch=={public(tv)}' shows the index to use",),
-                packages=("torch", name)))
-        pins = [r for r in requires_of(ctx, dist) if canonicalize_name(r.name) == "torch"
-                and (r.marker is None or "extra" not in str(r.marker))]
+            findings.append(
+                Finding(
+                    Code.KERNEL_TORCH.value,
+                    Severity.ERROR,
+                    f"{label} is built for torch {tag.torch}, but torch {tv} is installed",
+                    evidence=(f"{name} local tag +…torch{tag.torch}", f"installed: torch {tv}"),
+                    fix=(
+                        f"install the {name} build for torch {torch_mm}"
+                        + (f" and CUDA {tb.cuda}" if tb.cuda else "")
+                        + f": compat lock 'torch=={public(tv)}' shows the index to use",
+                    ),
+                    packages=("torch", name),
+                )
+            )
+        pins = [
+            r
+            for r in requires_of(ctx, dist)
+            if canonicalize_name(r.name) == "torch"
+            and (r.marker is None or "extra" not in str(r.marker))
+        ]
         bad = [r for r in pins if not satisfied(r, tv)]
         if bad and name != "vllm":  # vLLM's torch pin is framework-pin's to report
-            findings.append(Finding(
-                Code.KERNEL_TORCH.value, Severity.ERROR,
-                f"{label} requires {bad[0].name}{bad[0].specifier}, but torch {tv} is installed",
-                evidence=(f"{label} requires {bad[0]}", f"installed: torch {tv}"),
-                fix=(pip_install(f"torch{bad[0].specifier}"),
-                     f"or a {name} release built for torch {public(tv)}"),
-                packages=("torch", name)))
+            findings.append(
+                Finding(
+                    Code.KERNEL_TORCH.value,
+                    Severity.ERROR,
+                    f"{label} requires {bad[0].name}{bad[0].specifier}, but torch {tv} is installed",
+                    evidence=(f"{label} requires {bad[0]}", f"installed: torch {tv}"),
+                    fix=(
+                        pip_install(f"torch{bad[0].specifier}"),
+                        f"or a {name} release built for torch {public(tv)}",
+                    ),
+                    packages=("torch", name),
+                )
+            )
         if ctx.deep and torch_dist is not None:
             findings.extend(_deep(ctx, dist, torch_dist, Code.KERNEL_TORCH))
     if ctx.deep and torch_dist is not None:
@@ -82,23 +107,33 @@ def _split(ctx: Context) -> list[Finding]:
         publics = {public(v) for _, v in have}
         if len(publics) > 1:
             lead = have[0]
-            out.append(Finding(
-                Code.SPLIT_PACKAGE.value, Severity.ERROR,
-                "parts of flashinfer are at different versions: "
-                + ", ".join(f"{n} {v}" for n, v in have),
-                evidence=tuple(f"{n} {v}" for n, v in have),
-                fix=(pip_install(*[f"{n}=={public(lead[1])}" for n, _ in have[1:]])
-                     + "  (jit-cache wheels come from https://flashinfer.ai/whl/cuXXX)",),
-                packages=tuple(n for n, _ in have)))
+            out.append(
+                Finding(
+                    Code.SPLIT_PACKAGE.value,
+                    Severity.ERROR,
+                    "parts of flashinfer are at different versions: "
+                    + ", ".join(f"{n} {v}" for n, v in have),
+                    evidence=tuple(f"{n} {v}" for n, v in have),
+                    fix=(
+                        pip_install(*[f"{n}=={public(lead[1])}" for n, _ in have[1:]])
+                        + "  (jit-cache wheels come from https://flashinfer.ai/whl/cuXXX)",
+                    ),
+                    packages=tuple(n for n, _ in have),
+                )
+            )
     old, new = ctx.env.version_of("sgl-kernel"), ctx.env.version_of("sglang-kernel")
     if old is not None and new is not None:
-        out.append(Finding(
-            Code.SPLIT_PACKAGE.value, Severity.WARNING,
-            f"both sgl-kernel {old} and its successor sglang-kernel {new} are installed; "
-            "they ship the same module and the one imported depends on install order",
-            evidence=(f"sgl-kernel {old}", f"sglang-kernel {new}"),
-            fix=("pip uninstall -y sgl-kernel   # sglang >= 0.5.10 uses sglang-kernel",),
-            packages=("sgl-kernel", "sglang-kernel")))
+        out.append(
+            Finding(
+                Code.SPLIT_PACKAGE.value,
+                Severity.WARNING,
+                f"both sgl-kernel {old} and its successor sglang-kernel {new} are installed; "
+                "they ship the same module and the one imported depends on install order",
+                evidence=(f"sgl-kernel {old}", f"sglang-kernel {new}"),
+                fix=("pip uninstall -y sgl-kernel   # sglang >= 0.5.10 uses sglang-kernel",),
+                packages=("sgl-kernel", "sglang-kernel"),
+            )
+        )
     return out
 
 
@@ -137,22 +172,30 @@ def _deep(ctx: Context, dist: Distribution, torch_dist: Distribution, code: Code
         if missing and code is Code.TORCH_COMPANION:
             continue  # the companion check already reports the libraries it needs
         if missing:
-            out.append(Finding(
-                code.value, Severity.ERROR,
-                f"{dist.key} {dist.version}: {rel} needs {', '.join(missing)}, which torch lacks",
-                evidence=(f"{so} NEEDED {', '.join(missing)}", f"{torch_lib_dir(torch_dist)}"),
-                fix=(f"install a {dist.key} build made for the installed torch",),
-                packages=("torch", dist.key)))
+            out.append(
+                Finding(
+                    code.value,
+                    Severity.ERROR,
+                    f"{dist.key} {dist.version}: {rel} needs {', '.join(missing)}, which torch lacks",
+                    evidence=(f"{so} NEEDED {', '.join(missing)}", f"{torch_lib_dir(torch_dist)}"),
+                    fix=(f"install a {dist.key} build made for the installed torch",),
+                    packages=("torch", dist.key),
+                )
+            )
             continue
         rt = cudart_major(needed)
         if rt and tb and tb.cuda_major and rt != tb.cuda_major:
-            out.append(Finding(
-                code.value, Severity.ERROR,
-                f"{dist.key} {dist.version}: {rel} links libcudart.so.{rt}, torch is built for "
-                f"CUDA {tb.cuda}",
-                evidence=(f"{so} NEEDED libcudart.so.{rt}",),
-                fix=(f"install the {dist.key} build for CUDA {tb.cuda}",),
-                packages=("torch", dist.key)))
+            out.append(
+                Finding(
+                    code.value,
+                    Severity.ERROR,
+                    f"{dist.key} {dist.version}: {rel} links libcudart.so.{rt}, torch is built for "
+                    f"CUDA {tb.cuda}",
+                    evidence=(f"{so} NEEDED libcudart.so.{rt}",),
+                    fix=(f"install the {dist.key} build for CUDA {tb.cuda}",),
+                    packages=("torch", dist.key),
+                )
+            )
         wanted = sorted(s for s in undefined if s.startswith(_TORCH_SYMBOL_PREFIXES))
         if not wanted:
             continue
@@ -160,14 +203,24 @@ def _deep(ctx: Context, dist: Distribution, torch_dist: Distribution, code: Code
             exports = _torch_exports(torch_dist) or frozenset()
         absent = [s for s in wanted if s not in exports]
         if absent and exports:
-            abi = " (the C++ ABI differs: `__cxx11` names)" if any("cxx11" in s for s in absent) else ""
-            out.append(Finding(
-                code.value, Severity.ERROR,
-                f"{dist.key} {dist.version}: {rel} imports {len(absent)} libtorch/c10 symbol(s) "
-                f"that torch {tb.version if tb else ''} does not export{abi}: import fails with "
-                "'undefined symbol'",
-                evidence=tuple(f"undefined: {s}" for s in absent[:3]),
-                fix=(f"install the {dist.key} build made for torch "
-                     f"{public(tb.version) if tb and tb.version else ''}",),
-                packages=("torch", dist.key)))
+            abi = (
+                " (the C++ ABI differs: `__cxx11` names)"
+                if any("cxx11" in s for s in absent)
+                else ""
+            )
+            out.append(
+                Finding(
+                    code.value,
+                    Severity.ERROR,
+                    f"{dist.key} {dist.version}: {rel} imports {len(absent)} libtorch/c10 symbol(s) "
+                    f"that torch {tb.version if tb else ''} does not export{abi}: import fails with "
+                    "'undefined symbol'",
+                    evidence=tuple(f"undefined: {s}" for s in absent[:3]),
+                    fix=(
+                        f"install the {dist.key} build made for torch "
+                        f"{public(tb.version) if tb and tb.version else ''}",
+                    ),
+                    packages=("torch", dist.key),
+                )
+            )
     return out

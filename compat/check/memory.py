@@ -56,7 +56,10 @@ class MemoryEstimate:
 def _tp_pp(launch: LaunchConfig) -> tuple[int, int]:
     tp = launch.settings.get("tp_size")
     pp = launch.settings.get("pp_size")
-    return (tp if isinstance(tp, int) and tp > 0 else 1, pp if isinstance(pp, int) and pp > 0 else 1)
+    return (
+        tp if isinstance(tp, int) and tp > 0 else 1,
+        pp if isinstance(pp, int) and pp > 0 else 1,
+    )
 
 
 def _sglang_tier_defaults(gpu_mem: float, tp: int) -> tuple[int, int]:
@@ -74,14 +77,20 @@ def _sglang_tier_defaults(gpu_mem: float, tp: int) -> tuple[int, int]:
 
 def _piecewise_token_count(max_tokens: int) -> int:
     """len(_generate_piecewise_cuda_graph_tokens()) for a given piecewise max."""
-    sizes = (list(range(4, 33, 4)) + list(range(48, 257, 16)) + list(range(288, 513, 32))
-             + list(range(576, 1025, 64)) + list(range(1280, 4097, 256))
-             + list(range(4608, max_tokens + 1, 512)))
+    sizes = (
+        list(range(4, 33, 4))
+        + list(range(48, 257, 16))
+        + list(range(288, 513, 32))
+        + list(range(576, 1025, 64))
+        + list(range(1280, 4097, 256))
+        + list(range(4608, max_tokens + 1, 512))
+    )
     return len([s for s in sizes if s <= max_tokens])
 
 
-def sglang_default_mem_fraction(gpu_mem_mib: float, launch: LaunchConfig,
-                                version: Optional[Version]) -> tuple[float, str]:
+def sglang_default_mem_fraction(
+    gpu_mem_mib: float, launch: LaunchConfig, version: Optional[Version]
+) -> tuple[float, str]:
     """sglang's default --mem-fraction-static for this GPU and launch, and which rule gave it.
 
     Follows python/sglang/srt/server_args.py; not modeled: multimodal adjustments
@@ -110,8 +119,10 @@ def sglang_default_mem_fraction(gpu_mem_mib: float, launch: LaunchConfig,
         if s.get("enable_dp_attention") is True:
             reserved += 4 * 1024
         frac = round((gpu_mem_mib - reserved) / gpu_mem_mib, 3)
-        return frac, (f"sglang default: {reserved / GIB:.2f} GiB reserved for this GPU tier "
-                      f"(rule of sglang {SGLANG_TIER_HEURISTIC_FROM}..{SGLANG_RESERVE_HEURISTIC_FROM})")
+        return frac, (
+            f"sglang default: {reserved / GIB:.2f} GiB reserved for this GPU tier "
+            f"(rule of sglang {SGLANG_TIER_HEURISTIC_FROM}..{SGLANG_RESERVE_HEURISTIC_FROM})"
+        )
     chunk_default, bs_default = _sglang_tier_defaults(gpu_mem_mib, tp)
     chunk = s.get("chunked_prefill_size")
     chunk = chunk if isinstance(chunk, int) else chunk_default
@@ -137,8 +148,11 @@ def sglang_default_mem_fraction(gpu_mem_mib: float, launch: LaunchConfig,
     elif spec is not None and spec != "NGRAM":
         reserved += 2 * 1024
     frac = round((gpu_mem_mib - reserved) / gpu_mem_mib, 3)
-    which = (f"sglang >= {SGLANG_RESERVE_HEURISTIC_FROM}" if version is not None
-             else "current sglang; version unknown")
+    which = (
+        f"sglang >= {SGLANG_RESERVE_HEURISTIC_FROM}"
+        if version is not None
+        else "current sglang; version unknown"
+    )
     return frac, f"sglang default: {reserved / GIB:.2f} GiB reserved (rule of {which})"
 
 
@@ -146,7 +160,10 @@ def _bytes_per_param(launch: LaunchConfig) -> float:
     q = launch.settings.get("quantization")
     d = launch.settings.get("dtype")
     q = q.lower() if isinstance(q, str) else ""
-    if any(k in q for k in ("awq", "gptq", "int4", "w4", "fp4", "mxfp4", "nvfp4", "bitsandbytes", "marlin")):
+    if any(
+        k in q
+        for k in ("awq", "gptq", "int4", "w4", "fp4", "mxfp4", "nvfp4", "bitsandbytes", "marlin")
+    ):
         return 0.5
     if any(k in q for k in ("fp8", "int8", "w8a8", "mxfp8")):
         return 1.0
@@ -160,8 +177,9 @@ def _smallest_gpu(gpus: tuple[GPU, ...]) -> Optional[GPU]:
     return min(known, key=lambda g: (g.memory_total_mib or 0, g.index)) if known else None
 
 
-def estimate(env: Environment, launch: LaunchConfig,
-             model_params_b: Optional[float] = None) -> Union[MemoryEstimate, Unknown]:
+def estimate(
+    env: Environment, launch: LaunchConfig, model_params_b: Optional[float] = None
+) -> Union[MemoryEstimate, Unknown]:
     """The headroom estimate for the smallest visible GPU, or why it cannot be made."""
     fw = launch.framework
     if fw not in THRESHOLD_MIB:
@@ -193,15 +211,18 @@ def estimate(env: Environment, launch: LaunchConfig,
     if model_params_b is not None and model_params_b > 0:
         tp, pp = _tp_pp(launch)
         weights = model_params_b * 1e9 * _bytes_per_param(launch) / (1 << 20) / (tp * pp)
-    return MemoryEstimate(fw, gpu, total, frac, origin, static, headroom, THRESHOLD_MIB[fw], weights)
+    return MemoryEstimate(
+        fw, gpu, total, frac, origin, static, headroom, THRESHOLD_MIB[fw], weights
+    )
 
 
 def _gib(mib: float) -> str:
     return f"{mib / GIB:.2f} GiB"
 
 
-def check_memory(env: Environment, launch: Optional[LaunchConfig],
-                 model_params_b: Optional[float] = None) -> list[Finding]:
+def check_memory(
+    env: Environment, launch: Optional[LaunchConfig], model_params_b: Optional[float] = None
+) -> list[Finding]:
     """Warn (memory-headroom) when the static pool leaves too little for activations and graphs.
 
     Needs GPU memory (probe, --gpu NAME or a snapshot) and a launch command. The estimate is
@@ -213,11 +234,14 @@ def check_memory(env: Environment, launch: Optional[LaunchConfig],
         return []
     est = estimate(env, launch, model_params_b)
     if isinstance(est, Unknown):
-        return [Finding(
-            code=Code.MEMORY_HEADROOM.value, severity=Severity.INFO,
-            message=f"could not estimate GPU memory headroom: {est.reason}",
-            fix=("give the GPU with --gpu NAME (or check a snapshot taken on the machine)",),
-        )]
+        return [
+            Finding(
+                code=Code.MEMORY_HEADROOM.value,
+                severity=Severity.INFO,
+                message=f"could not estimate GPU memory headroom: {est.reason}",
+                fix=("give the GPU with --gpu NAME (or check a snapshot taken on the machine)",),
+            )
+        ]
     findings: list[Finding] = []
     g = est.gpu
     knob = "mem_fraction_static" if est.framework == "sglang" else "gpu_memory_utilization"
@@ -235,38 +259,54 @@ def check_memory(env: Environment, launch: Optional[LaunchConfig],
         fix: list[str] = []
         graphs = launch.settings.get("cuda_graph") is True
         if est.framework == "sglang":
-            fix.append(f"--mem-fraction-static {suggested:.2f} (leaves ~"
-                       f"{_gib(est.total_mib * (1 - suggested) - CONTEXT_OVERHEAD_MIB)})")
+            fix.append(
+                f"--mem-fraction-static {suggested:.2f} (leaves ~"
+                f"{_gib(est.total_mib * (1 - suggested) - CONTEXT_OVERHEAD_MIB)})"
+            )
             if graphs:
                 fix.append("--cuda-graph-max-bs 4 (fewer captured batch sizes, smaller graph pool)")
-            fix.append("--max-running-requests 8 and --chunked-prefill-size 1024 "
-                       "(smaller activations)")
+            fix.append(
+                "--max-running-requests 8 and --chunked-prefill-size 1024 (smaller activations)"
+            )
         else:
             fix.append(f"--gpu-memory-utilization {suggested:.2f}")
             fix.append("--max-num-seqs 8 (fewer concurrent sequences, smaller graphs)")
             if graphs:
                 fix.append("--enforce-eager (no CUDA graphs; slower decode) as a last resort")
         when = "at CUDA-graph capture" if graphs else "for activations"
-        findings.append(Finding(
-            code=Code.MEMORY_HEADROOM.value,
-            severity=Severity.WARNING,
-            message=(f"{est.framework} leaves ~{_gib(est.headroom_mib)} of {_gib(est.total_mib)} "
-                     f"on GPU {g.index} ({g.name}) {when}; likely out of memory"),
-            evidence=evidence,
-            fix=tuple(fix),
-            references=("https://docs.sglang.io/advanced_features/hyperparameter_tuning.html",)
-            if est.framework == "sglang" else
-            ("https://docs.vllm.ai/en/latest/configuration/conserving_memory.html",),
-        ))
+        findings.append(
+            Finding(
+                code=Code.MEMORY_HEADROOM.value,
+                severity=Severity.WARNING,
+                message=(
+                    f"{est.framework} leaves ~{_gib(est.headroom_mib)} of {_gib(est.total_mib)} "
+                    f"on GPU {g.index} ({g.name}) {when}; likely out of memory"
+                ),
+                evidence=evidence,
+                fix=tuple(fix),
+                references=("https://docs.sglang.io/advanced_features/hyperparameter_tuning.html",)
+                if est.framework == "sglang"
+                else ("https://docs.vllm.ai/en/latest/configuration/conserving_memory.html",),
+            )
+        )
     if est.weights_mib is not None and est.weights_mib > est.static_mib * 0.9:
-        findings.append(Finding(
-            code=Code.MEMORY_HEADROOM.value,
-            severity=Severity.WARNING,
-            message=(f"model weights (~{_gib(est.weights_mib)} per GPU) leave little or no room "
-                     f"for the KV cache in the {_gib(est.static_mib)} static pool"),
-            evidence=(*evidence, f"weights: {model_params_b:g}B parameters x "
-                                 f"{_bytes_per_param(launch):g} bytes / (tp x pp)"),
-            fix=("more GPUs (--tp), a quantized checkpoint, or a larger "
-                 f"--{knob.replace('_', '-')}",),
-        ))
+        findings.append(
+            Finding(
+                code=Code.MEMORY_HEADROOM.value,
+                severity=Severity.WARNING,
+                message=(
+                    f"model weights (~{_gib(est.weights_mib)} per GPU) leave little or no room "
+                    f"for the KV cache in the {_gib(est.static_mib)} static pool"
+                ),
+                evidence=(
+                    *evidence,
+                    f"weights: {model_params_b:g}B parameters x "
+                    f"{_bytes_per_param(launch):g} bytes / (tp x pp)",
+                ),
+                fix=(
+                    "more GPUs (--tp), a quantized checkpoint, or a larger "
+                    f"--{knob.replace('_', '-')}",
+                ),
+            )
+        )
     return findings

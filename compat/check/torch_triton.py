@@ -25,21 +25,31 @@ def check(ctx: Context) -> list[Finding]:
     others = [t for t in TRITONS if t != name and ctx.env.version_of(t) is not None]
     if have is None:
         sev = Severity.WARNING
-        extra = f"; {others[0]} {ctx.env.version_of(others[0])} is installed instead" if others else ""
-        return [Finding(
-            Code.TORCH_TRITON.value, sev,
-            f"{torch_label} requires {req.name}{req.specifier}, which is not installed{extra}",
-            evidence=(f"{torch_label} requires {req}",),
-            fix=(pip_install(f"{req.name}{req.specifier}"),),
-            packages=("torch", name),
-        )]
+        extra = (
+            f"; {others[0]} {ctx.env.version_of(others[0])} is installed instead" if others else ""
+        )
+        return [
+            Finding(
+                Code.TORCH_TRITON.value,
+                sev,
+                f"{torch_label} requires {req.name}{req.specifier}, which is not installed{extra}",
+                evidence=(f"{torch_label} requires {req}",),
+                fix=(pip_install(f"{req.name}{req.specifier}"),),
+                packages=("torch", name),
+            )
+        ]
     if satisfied(req, have):
         return []
-    return [Finding(
-        Code.TORCH_TRITON.value, Severity.ERROR,
-        f"{name} {have} does not match {torch_label}, which requires {req.name}{req.specifier}",
-        evidence=(f"{torch_label} requires {req}", f"installed: {name} {have}"),
-        fix=(pip_install(f"{req.name}{req.specifier}"),
-             "then clear the Triton cache: rm -rf ~/.triton/cache"),
-        packages=("torch", name),
-    )]
+    return [
+        Finding(
+            Code.TORCH_TRITON.value,
+            Severity.ERROR,
+            f"{name} {have} does not match {torch_label}, which requires {req.name}{req.specifier}",
+            evidence=(f"{torch_label} requires {req}", f"installed: {name} {have}"),
+            fix=(
+                pip_install(f"{req.name}{req.specifier}"),
+                "then clear the Triton cache: rm -rf ~/.triton/cache",
+            ),
+            packages=("torch", name),
+        )
+    ]

@@ -20,14 +20,19 @@ def _findings(env: Any, matrix: Any, advisories: Any) -> list[Any]:
 @click.command("diff")
 @click.argument("a", metavar="A.json")
 @click.argument("b", metavar="B.json")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("--no-check", is_flag=True,
-              help="Compare the facts only; do not run `compat check` on both sides.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Compare the facts only; do not run `compat check` on both sides.",
+)
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE.")
 @click.pass_context
-def diff_cmd(ctx: click.Context, a: str, b: str, fmt: str, no_check: bool,
-             output: Optional[str]) -> None:
+def diff_cmd(
+    ctx: click.Context, a: str, b: str, fmt: str, no_check: bool, output: Optional[str]
+) -> None:
     """What differs between two environments (snapshots from `compat env --json`, or pip freeze
     files): packages and their builds, CUDA, driver, GPUs, environment variables (path lists
     entry by entry), Ray context, launch settings, caches; the differences that matter most to

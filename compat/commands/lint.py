@@ -27,23 +27,55 @@ def _read_include(path: str) -> str:
 
 @click.command("lint")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--python", "python_version", metavar="X.Y",
-              help="The target's Python version (markers; default 3.11).")
+@click.option(
+    "--python",
+    "python_version",
+    metavar="X.Y",
+    help="The target's Python version (markers; default 3.11).",
+)
 @click.option("--driver", metavar="VERSION", help="The target's NVIDIA driver: also check it.")
-@click.option("--gpu", "gpus", multiple=True, metavar="NAME|sm_XY",
-              help="A target GPU (repeatable): also check the builds' arch lists.")
-@click.option("--fail-on", type=click.Choice(_FAIL_ON), default="error", show_default=True,
-              help="Exit 1 when a finding at or above this severity is found.")
-@click.option("--ignore", multiple=True, metavar="CODE|ID",
-              help="Drop findings with this code or advisory id (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
-              show_default=True)
+@click.option(
+    "--gpu",
+    "gpus",
+    multiple=True,
+    metavar="NAME|sm_XY",
+    help="A target GPU (repeatable): also check the builds' arch lists.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(_FAIL_ON),
+    default="error",
+    show_default=True,
+    help="Exit 1 when a finding at or above this severity is found.",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="CODE|ID",
+    help="Drop findings with this code or advisory id (repeatable).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+)
 @click.option("-q", "--quiet", is_flag=True, help="One line per finding, no fixes.")
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE.")
 @click.pass_context
-def lint_cmd(ctx: click.Context, files: tuple[str, ...], python_version: Optional[str],
-             driver: Optional[str], gpus: tuple[str, ...], fail_on: str, ignore: tuple[str, ...],
-             fmt: str, quiet: bool, output: Optional[str]) -> None:
+def lint_cmd(
+    ctx: click.Context,
+    files: tuple[str, ...],
+    python_version: Optional[str],
+    driver: Optional[str],
+    gpus: tuple[str, ...],
+    fail_on: str,
+    ignore: tuple[str, ...],
+    fmt: str,
+    quiet: bool,
+    output: Optional[str],
+) -> None:
     """Check pinned files offline against the database: requirements*.txt, constraints*.txt,
     pyproject.toml ([project] dependencies and optional-dependencies) and pylock.toml.
 

@@ -30,7 +30,9 @@ def _version(text: str, flag: str, example: str) -> Version:
     try:
         return Version(text)
     except InvalidVersion as exc:
-        raise UsageError(f"{flag} {text!r} is not a version", hint=f"e.g. {flag} {example}") from exc
+        raise UsageError(
+            f"{flag} {text!r} is not a version", hint=f"e.g. {flag} {example}"
+        ) from exc
 
 
 def _probe() -> Any:
@@ -39,9 +41,17 @@ def _probe() -> Any:
     return probe_host()
 
 
-def build_target(targets: Sequence[str], cuda: Optional[str], driver: Optional[str],
-                 gpus: Sequence[str], python: Optional[str], platform: Optional[str],
-                 allow: Sequence[str], matrix: Any, probe: Any = None) -> Any:
+def build_target(
+    targets: Sequence[str],
+    cuda: Optional[str],
+    driver: Optional[str],
+    gpus: Sequence[str],
+    python: Optional[str],
+    platform: Optional[str],
+    allow: Sequence[str],
+    matrix: Any,
+    probe: Any = None,
+) -> Any:
     """The declared Target; `auto` values read this host through `probe` (probe_host())."""
     from compat.matrix.load import parse_gpu_arg
     from compat.models import Unknown
@@ -64,21 +74,30 @@ def build_target(targets: Sequence[str], cuda: Optional[str], driver: Optional[s
         d = live().driver
         if isinstance(d, Unknown) or isinstance(d.version, Unknown):
             why = d.reason if isinstance(d, Unknown) else d.version.reason
-            raise UsageError(f"--driver auto: could not read the driver here: {why}",
-                             hint="give the target's driver: --driver 550.54.15")
-        drv, drv_source = _version(d.version, "--driver", "550.54.15"), f"this host, {d.version_source}"
+            raise UsageError(
+                f"--driver auto: could not read the driver here: {why}",
+                hint="give the target's driver: --driver 550.54.15",
+            )
+        drv, drv_source = (
+            _version(d.version, "--driver", "550.54.15"),
+            f"this host, {d.version_source}",
+        )
     elif driver:
         drv, drv_source = _version(driver, "--driver", "550.54.15"), "--driver"
     if cuda == "auto":
         d = live().driver
         if isinstance(d, Unknown) or isinstance(d.cuda, Unknown):
             why = d.reason if isinstance(d, Unknown) else d.cuda.reason
-            raise UsageError(f"--cuda auto: could not read the driver's CUDA version here: {why}",
-                             hint="give --cuda 12.6, or --driver VERSION")
+            raise UsageError(
+                f"--cuda auto: could not read the driver's CUDA version here: {why}",
+                hint="give --cuda 12.6, or --driver VERSION",
+            )
         cuda_max = _version(d.cuda, "--cuda", "12.6")
     elif cuda:
         if not re.fullmatch(r"\d{2}(\.\d)?", cuda.strip()):
-            raise UsageError(f"--cuda {cuda!r}: expected X.Y such as 12.6 (or a major: 12), or auto")
+            raise UsageError(
+                f"--cuda {cuda!r}: expected X.Y such as 12.6 (or a major: 12), or auto"
+            )
         cuda_exact = cuda.strip()
     tgpus: list[TargetGpu] = []
     for g in gpus:
@@ -86,11 +105,15 @@ def build_target(targets: Sequence[str], cuda: Optional[str], driver: Optional[s
             found = live().gpus
             if isinstance(found, Unknown) or not found:
                 why = found.reason if isinstance(found, Unknown) else "no GPU visible"
-                raise UsageError(f"--gpu auto: {why}", hint="name the target GPU: --gpu h100 or --gpu sm_90")
+                raise UsageError(
+                    f"--gpu auto: {why}", hint="name the target GPU: --gpu h100 or --gpu sm_90"
+                )
             for x in found:
                 if x.compute_capability is None:
-                    raise UsageError(f"--gpu auto: the compute capability of {x.name} is unknown",
-                                     hint="name it: --gpu sm_90")
+                    raise UsageError(
+                        f"--gpu auto: the compute capability of {x.name} is unknown",
+                        hint="name it: --gpu sm_90",
+                    )
                 mem = x.memory_total_mib / 1024 if x.memory_total_mib else None
                 tgpus.append(TargetGpu(x.name, x.compute_capability, mem, "this host"))
         else:
@@ -98,18 +121,27 @@ def build_target(targets: Sequence[str], cuda: Optional[str], driver: Optional[s
             tgpus.append(TargetGpu(name, cc, mem, "--gpu"))
     # One entry per distinct GPU model: eight H100s are judged once.
     uniq = list({(g.name, g.cc): g for g in tgpus}.values())
-    return Target(requirements=reqs, python=_python(python),
-                  platform=parse_platform(platform) if platform else Platform(),
-                  cuda=cuda_exact, cuda_max=cuda_max, driver=drv, driver_source=drv_source,
-                  gpus=tuple(uniq), allow=frozenset(a.strip().upper() for a in allow))
+    return Target(
+        requirements=reqs,
+        python=_python(python),
+        platform=parse_platform(platform) if platform else Platform(),
+        cuda=cuda_exact,
+        cuda_max=cuda_max,
+        driver=drv,
+        driver_source=drv_source,
+        gpus=tuple(uniq),
+        allow=frozenset(a.strip().upper() for a in allow),
+    )
 
 
 def explain(res: Any) -> str:
     """--explain: the rule, the choice, and every candidate ranked above it with its reason."""
     out = [f"rule: {res.rule}"]
     torch = res.pin("torch")
-    out.append(f"chosen: {', '.join(p.constraint for p in res.pins if p.name in ('sglang', 'vllm'))}"
-               f"{', ' if res.framework else ''}torch {torch.version if torch else '?'} (CUDA {res.cuda})")
+    out.append(
+        f"chosen: {', '.join(p.constraint for p in res.pins if p.name in ('sglang', 'vllm'))}"
+        f"{', ' if res.framework else ''}torch {torch.version if torch else '?'} (CUDA {res.cuda})"
+    )
     if res.rejected:
         out.append(f"rejected ({len(res.rejected)}), best first:")
         out.extend(f"  [{r.rule.value}] {r.line()}" for r in res.rejected)
@@ -128,28 +160,73 @@ def _command(argv: Sequence[str]) -> str:
 
 @click.command("lock")
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
-@click.option("--cuda", metavar="X.Y|auto", help="The CUDA build to lock (12.6, or a major: 12); "
-              "auto: at most what this host's driver reports.")
-@click.option("--driver", metavar="VERSION|auto", help="The target's NVIDIA driver (auto: this host's).")
-@click.option("--gpu", "gpus", multiple=True, metavar="sm_XY|NAME|auto",
-              help="A target GPU (repeatable): sm_90, h100, or auto for this host's.")
-@click.option("--python", "python_version", metavar="X.Y",
-              help="The target's Python (default: this interpreter's).")
-@click.option("--platform", metavar="PLATFORM",
-              help="x86_64 (default), aarch64, or a tag such as manylinux_2_28_x86_64.")
-@click.option("--allow", multiple=True, metavar="ID",
-              help="Accept a known-crash advisory that would otherwise rule a tuple out (repeatable).")
-@click.option("--explain", "show_explain", is_flag=True,
-              help="Print the ranking rule and every rejected candidate with its reason (stderr).")
+@click.option(
+    "--cuda",
+    metavar="X.Y|auto",
+    help="The CUDA build to lock (12.6, or a major: 12); "
+    "auto: at most what this host's driver reports.",
+)
+@click.option(
+    "--driver", metavar="VERSION|auto", help="The target's NVIDIA driver (auto: this host's)."
+)
+@click.option(
+    "--gpu",
+    "gpus",
+    multiple=True,
+    metavar="sm_XY|NAME|auto",
+    help="A target GPU (repeatable): sm_90, h100, or auto for this host's.",
+)
+@click.option(
+    "--python",
+    "python_version",
+    metavar="X.Y",
+    help="The target's Python (default: this interpreter's).",
+)
+@click.option(
+    "--platform",
+    metavar="PLATFORM",
+    help="x86_64 (default), aarch64, or a tag such as manylinux_2_28_x86_64.",
+)
+@click.option(
+    "--allow",
+    multiple=True,
+    metavar="ID",
+    help="Accept a known-crash advisory that would otherwise rule a tuple out (repeatable).",
+)
+@click.option(
+    "--explain",
+    "show_explain",
+    is_flag=True,
+    help="Print the ranking rule and every rejected candidate with its reason (stderr).",
+)
 @click.option("--hashes", is_flag=True, help="Add --hash=sha256 lines where the database has them.")
-@click.option("-o", "--output", "out_dir", metavar="DIR",
-              help="Write requirements.lock, constraints.txt, pylock.toml and uv-sources.toml to DIR.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default=None,
-              help="Write one format to stdout (default: requirements).")
-def lock_cmd(targets: tuple[str, ...], cuda: Optional[str], driver: Optional[str],
-             gpus: tuple[str, ...], python_version: Optional[str], platform: Optional[str],
-             allow: tuple[str, ...], show_explain: bool, hashes: bool, out_dir: Optional[str],
-             fmt: Optional[str]) -> None:
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    metavar="DIR",
+    help="Write requirements.lock, constraints.txt, pylock.toml and uv-sources.toml to DIR.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_FORMATS),
+    default=None,
+    help="Write one format to stdout (default: requirements).",
+)
+def lock_cmd(
+    targets: tuple[str, ...],
+    cuda: Optional[str],
+    driver: Optional[str],
+    gpus: tuple[str, ...],
+    python_version: Optional[str],
+    platform: Optional[str],
+    allow: tuple[str, ...],
+    show_explain: bool,
+    hashes: bool,
+    out_dir: Optional[str],
+    fmt: Optional[str],
+) -> None:
     """Resolve a consistent tuple for TARGET (sglang==0.4.6.post1, 'sglang>=0.5', vllm,
     torch==2.7.1 ...) and write the files installers use. Host facts are declared (--driver,
     --gpu, --cuda, --python) or read from this host with `auto`; without them the lock is for the
@@ -169,7 +246,7 @@ def lock_cmd(targets: tuple[str, ...], cuda: Optional[str], driver: Optional[str
     matrix = Matrix()
     target = build_target(targets, cuda, driver, gpus, python_version, platform, allow, matrix)
     advisories = load_advisories(advisories_dir())
-    argv = sys.argv[sys.argv.index("lock") + 1:] if "lock" in sys.argv else list(targets)
+    argv = sys.argv[sys.argv.index("lock") + 1 :] if "lock" in sys.argv else list(targets)
     argv = [a for a in argv if a != "--explain"]
     opts = EmitOptions(command=_command(argv), hashes=hashes, version=__version__)
     try:

@@ -22,15 +22,30 @@ def matrix_cmd() -> None:
 @click.argument("projects", nargs=-1)
 @click.option("--write", is_flag=True, help="Write the changed files (default: only report).")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the changes.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder of the generated files (default: the bundled matrices/generated).")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="HTTP cache (default: $COMPAT_CACHE_DIR or ~/.cache/compat/http).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the generated files (default: the bundled matrices/generated).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="HTTP cache (default: $COMPAT_CACHE_DIR or ~/.cache/compat/http).",
+)
 @click.option("--index-url", default="https://pypi.org/pypi", show_default=True)
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 16))
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def sync_cmd(projects: tuple[str, ...], write: bool, show_diff: bool, out_dir: Optional[Path],
-             cache_dir: Optional[Path], index_url: str, concurrency: int, quiet: bool) -> None:
+def sync_cmd(
+    projects: tuple[str, ...],
+    write: bool,
+    show_diff: bool,
+    out_dir: Optional[Path],
+    cache_dir: Optional[Path],
+    index_url: str,
+    concurrency: int,
+    quiet: bool,
+) -> None:
     """Read every release's metadata from PyPI (PEP 658 files, else HTTP range reads of the
     wheel) and rebuild matrices/generated/*.toml deterministically. Needs `compat[sync]` (httpx)."""
     try:
@@ -44,8 +59,15 @@ def sync_cmd(projects: tuple[str, ...], write: bool, show_diff: bool, out_dir: O
         if not quiet:
             click.echo(line, err=True)
 
-    report = run_sync(list(projects) or None, write, out_dir or resources.generated_dir(), cache_dir,
-                      concurrency, index_url, progress)
+    report = run_sync(
+        list(projects) or None,
+        write,
+        out_dir or resources.generated_dir(),
+        cache_dir,
+        concurrency,
+        index_url,
+        progress,
+    )
     click.echo(report.summary(), nl=False)
     if show_diff:
         click.echo(report.unified_diff(), nl=False)
@@ -54,16 +76,23 @@ def sync_cmd(projects: tuple[str, ...], write: bool, show_diff: bool, out_dir: O
 
 
 @matrix_cmd.command("validate")
-@click.option("--path", "root", type=click.Path(file_okay=False, path_type=Path),
-              help="Database folder to validate (default: the bundled one).")
+@click.option(
+    "--path",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Database folder to validate (default: the bundled one).",
+)
 def validate_cmd(root: Optional[Path]) -> None:
     """Check every database file against its schema; all problems at once, exit 3 if any."""
     from compat.matrix.load import validate_all
 
     problems = validate_all(root)
     if problems:
-        raise DataError(problems, hint="fix the files named above; generated files are rewritten "
-                        "by `compat matrix sync --write`")
+        raise DataError(
+            problems,
+            hint="fix the files named above; generated files are rewritten "
+            "by `compat matrix sync --write`",
+        )
     click.echo("database OK", err=True)
 
 
@@ -97,8 +126,10 @@ def show_cmd(spec: str, as_json: bool) -> None:
         raise UsageError(f"{version!r} is not a version") from exc
     if rel is None:
         near = ", ".join(str(v) for v in sorted(releases)[-5:])
-        raise UsageError(f"{canonicalize_name(name)} {version} is not in the database",
-                         hint=f"newest known: {near}")
+        raise UsageError(
+            f"{canonicalize_name(name)} {version} is not in the database",
+            hint=f"newest known: {near}",
+        )
     doc = _summary(rel) | {
         "requires": list(rel.requires_raw),
         "wheels": list(rel.wheels),
@@ -108,10 +139,12 @@ def show_cmd(spec: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
-    lines = [f"{rel.project} {rel.version}",
-             f"  uploaded         {rel.upload_time}" + ("  (yanked)" if rel.yanked else ""),
-             f"  requires-python  {rel.requires_python or '(any)'}",
-             f"  CUDA             {rel.cuda or '(none pulled)'}"]
+    lines = [
+        f"{rel.project} {rel.version}",
+        f"  uploaded         {rel.upload_time}" + ("  (yanked)" if rel.yanked else ""),
+        f"  requires-python  {rel.requires_python or '(any)'}",
+        f"  CUDA             {rel.cuda or '(none pulled)'}",
+    ]
     lines.append("  requires")
     lines += [f"    {r}" for r in rel.requires_raw] or ["    (none of the stack)"]
     lines.append(f"  wheels           {len(rel.wheels)}" + (" + sdist" if rel.sdist else ""))
@@ -120,10 +153,17 @@ def show_cmd(spec: str, as_json: bool) -> None:
         lines.append(f"    ... {len(rel.wheels) - 12} more")
     if rel.source:
         s = rel.source
-        lines.append(f"  source           {s.file} (sha256 {s.sha256[:16]}…, {s.method}, {s.read_at})")
+        lines.append(
+            f"  source           {s.file} (sha256 {s.sha256[:16]}…, {s.method}, {s.read_at})"
+        )
     click.echo("\n".join(lines))
 
 
 def _summary(rel: Any) -> dict[str, Any]:
-    return {"version": str(rel.version), "upload_time": rel.upload_time, "yanked": rel.yanked,
-            "cuda": rel.cuda, "requires_python": str(rel.requires_python)}
+    return {
+        "version": str(rel.version),
+        "upload_time": rel.upload_time,
+        "yanked": rel.yanked,
+        "cuda": rel.cuda,
+        "requires_python": str(rel.requires_python),
+    }

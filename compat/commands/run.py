@@ -29,13 +29,27 @@ def exec_command(argv: list[str]) -> NoReturn:
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
 @_check_options
-@click.option("-q", "--quiet", is_flag=True,
-              help="Print nothing when CMD starts (findings below --fail-on are not shown).")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Print nothing when CMD starts (findings below --fail-on are not shown).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True, metavar="-- CMD ...")
-def run_cmd(from_file: Optional[str], interpreter: Optional[str], driver: Optional[str],
-            gpus: tuple[str, ...], env_vars: tuple[str, ...], python_version: Optional[str],
-            deep: bool, launch_file: Optional[str], fail_on: str, ignore: tuple[str, ...],
-            quiet: bool, command: tuple[str, ...]) -> None:
+def run_cmd(
+    from_file: Optional[str],
+    interpreter: Optional[str],
+    driver: Optional[str],
+    gpus: tuple[str, ...],
+    env_vars: tuple[str, ...],
+    python_version: Optional[str],
+    deep: bool,
+    launch_file: Optional[str],
+    fail_on: str,
+    ignore: tuple[str, ...],
+    quiet: bool,
+    command: tuple[str, ...],
+) -> None:
     """Check this environment with CMD as the server launch command, then run CMD in compat's
     place when nothing at or above --fail-on is found; otherwise print the findings on stderr
     and exit 1 without running it. CMD's signals and exit code are its own (exec), so this fits
@@ -53,13 +67,26 @@ def run_cmd(from_file: Optional[str], interpreter: Optional[str], driver: Option
         argv = argv[1:]
     if not argv:
         raise click.UsageError("no command to run after `--`")
-    env, findings = _run_check(from_file, interpreter, driver, gpus, env_vars, python_version,
-                               deep, launch_file, ignore, tuple(argv))
+    env, findings = _run_check(
+        from_file,
+        interpreter,
+        driver,
+        gpus,
+        env_vars,
+        python_version,
+        deep,
+        launch_file,
+        ignore,
+        tuple(argv),
+    )
     code = _exit_code(findings, fail_on)
     if code:
         click.echo(format_findings(findings, env, fail_on), err=True, nl=False)
-        click.echo(f"compat run: not starting {argv[0]}: findings at or above {fail_on} "
-                   "(fix them, or pass --ignore CODE|ID / --fail-on)", err=True)
+        click.echo(
+            f"compat run: not starting {argv[0]}: findings at or above {fail_on} "
+            "(fix them, or pass --ignore CODE|ID / --fail-on)",
+            err=True,
+        )
         sys.exit(code)
     if not quiet and any(f.severity >= Severity.WARNING for f in findings):
         shown = [f for f in findings if f.severity >= Severity.WARNING]

@@ -35,9 +35,9 @@ _FILENAMES = {
 
 @dataclass(frozen=True)
 class EmitOptions:
-    command: str = "compat lock"   # the command line that reproduces the lock
+    command: str = "compat lock"  # the command line that reproduces the lock
     hashes: bool = False
-    version: str = ""              # compat's version, for the header
+    version: str = ""  # compat's version, for the header
 
 
 def render(fmt: LockFormat, res: Resolution, opts: EmitOptions) -> str:
@@ -80,11 +80,13 @@ def header_lines(res: Resolution, opts: EmitOptions, what: str) -> list[str]:
     t = res.target
     torch = res.pin("torch")
     fw = res.framework
-    lines = [f"# {what}, written by compat{(' ' + opts.version) if opts.version else ''}.",
-             f"# Reproduce: {opts.command}",
-             f"# Target: {t.spec_text()}"
-             + (f" (as {fw.requirement})" if fw is not None and fw.extras else "")
-             + f"; Python {t.python}; {t.platform.label}"]
+    lines = [
+        f"# {what}, written by compat{(' ' + opts.version) if opts.version else ''}.",
+        f"# Reproduce: {opts.command}",
+        f"# Target: {t.spec_text()}"
+        + (f" (as {fw.requirement})" if fw is not None and fw.extras else "")
+        + f"; Python {t.python}; {t.platform.label}",
+    ]
     if t.has_host:
         host = []
         if t.driver is not None:
@@ -96,20 +98,26 @@ def header_lines(res: Resolution, opts: EmitOptions, what: str) -> list[str]:
             host.append(f"CUDA <= {t.cuda_max} (--cuda auto)")
         lines.append("# Host: " + "; ".join(host))
     else:
-        lines.append("# Host: none declared. This lock is for the framework's requirements alone "
-                     "(PyPI's own torch build);")
-        lines.append("#   no driver or GPU was checked: give --driver/--gpu (or auto) to lock for a "
-                     "machine.")
+        lines.append(
+            "# Host: none declared. This lock is for the framework's requirements alone "
+            "(PyPI's own torch build);"
+        )
+        lines.append(
+            "#   no driver or GPU was checked: give --driver/--gpu (or auto) to lock for a machine."
+        )
     if torch is not None:
-        lines.append(f"# Tuple: torch {torch.version} (CUDA {res.cuda})"
-                     + "".join(f", {p.name} {p.version}" for p in res.pins
-                               if p.name in ("triton",)))
+        lines.append(
+            f"# Tuple: torch {torch.version} (CUDA {res.cuda})"
+            + "".join(f", {p.name} {p.version}" for p in res.pins if p.name in ("triton",))
+        )
     for note in res.notes:
         lines.append(f"# Note: {note}")
     if res.pending:
         ids = ", ".join(p.split(":", 1)[0] for p in res.pending)
         lines.append(f"# Known crashes that depend on the launch command or env: {ids};")
-        lines.append("#   `compat check --from <this file> -- <launch command>` tells whether they apply.")
+        lines.append(
+            "#   `compat check --from <this file> -- <launch command>` tells whether they apply."
+        )
     return lines
 
 

@@ -53,13 +53,13 @@ STACK_DIR = "/opt/stack"
 @dataclass(frozen=True)
 class DockerOptions:
     command: str = "compat dockerfile"  # the command line that reproduces the output
-    version: str = ""                   # compat's version: the default COMPAT_SPEC pins it
-    full: bool = False                  # a whole Dockerfile (syntax line, serve stage, ENTRYPOINT)
-    os: Optional[str] = None            # "ubuntu22.04"; default: from the target's Python
-    flavor: str = "auto"                # runtime | devel | auto (devel when kernels JIT-compile)
-    base_image: Optional[str] = None    # replaces the nvidia/cuda image
-    compat_spec: Optional[str] = None   # pip spec (or a local .whl) compat is installed from
-    check_args: tuple[str, ...] = ()    # host flags for `compat check` (--driver ..., --gpu ...)
+    version: str = ""  # compat's version: the default COMPAT_SPEC pins it
+    full: bool = False  # a whole Dockerfile (syntax line, serve stage, ENTRYPOINT)
+    os: Optional[str] = None  # "ubuntu22.04"; default: from the target's Python
+    flavor: str = "auto"  # runtime | devel | auto (devel when kernels JIT-compile)
+    base_image: Optional[str] = None  # replaces the nvidia/cuda image
+    compat_spec: Optional[str] = None  # pip spec (or a local .whl) compat is installed from
+    check_args: tuple[str, ...] = ()  # host flags for `compat check` (--driver ..., --gpu ...)
     # Set when the target's driver runs the tuple's CUDA only under minor-version compatibility
     # (the reason, in words): nvidia/cuda images carry NVIDIA_REQUIRE_CUDA=cuda>=X.Y, which the
     # container runtime enforces unless NVIDIA_DISABLE_REQUIRE is set.
@@ -84,7 +84,9 @@ def _sh(text: str) -> str:
 
 def lock_lines(text: str) -> list[str]:
     """The lines of a lock file that pip reads: comments and blank lines dropped."""
-    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def flavor_of(res: Resolution, wanted: str) -> tuple[str, str]:
@@ -110,31 +112,49 @@ def choose_base(res: Resolution, opts: DockerOptions, images: Optional[Images] =
     flavor, why = flavor_of(res, opts.flavor)
     if opts.base_image:
         os_name = opts.os or ""
-        return Base(opts.base_image, os_name, flavor, "--base-image",
-                    "apt" if SYSTEM_PYTHON.get(os_name) == py else "uv")
+        return Base(
+            opts.base_image,
+            os_name,
+            flavor,
+            "--base-image",
+            "apt" if SYSTEM_PYTHON.get(os_name) == py else "uv",
+        )
     if res.cuda == "cpu" or not res.cuda[:1].isdigit():
         os_name = opts.os or next((o for o, v in SYSTEM_PYTHON.items() if v == py), "ubuntu24.04")
         image = "ubuntu:" + os_name.removeprefix("ubuntu")
-        return Base(image, os_name, "runtime", f"torch is a {res.cuda} build: no CUDA image",
-                    "apt" if SYSTEM_PYTHON.get(os_name) == py else "uv")
+        return Base(
+            image,
+            os_name,
+            "runtime",
+            f"torch is a {res.cuda} build: no CUDA image",
+            "apt" if SYSTEM_PYTHON.get(os_name) == py else "uv",
+        )
     cuda = ".".join(res.cuda.split(".")[:2])
     images = cuda_images() if images is None else images
     entry = images.get(cuda)
     if entry is None:
         known = ", ".join(images)
-        raise UsageError(f"compat knows no nvidia/cuda image for CUDA {cuda}",
-                         hint=f"give one: --base-image nvidia/cuda:<tag> (known CUDA versions: {known})")
+        raise UsageError(
+            f"compat knows no nvidia/cuda image for CUDA {cuda}",
+            hint=f"give one: --base-image nvidia/cuda:<tag> (known CUDA versions: {known})",
+        )
     tag, oses = entry
     if opts.os:
         if opts.os not in oses:
-            raise UsageError(f"nvidia/cuda {tag} is not published for {opts.os}",
-                             hint=f"use --os {' or --os '.join(oses)}")
+            raise UsageError(
+                f"nvidia/cuda {tag} is not published for {opts.os}",
+                hint=f"use --os {' or --os '.join(oses)}",
+            )
         os_name = opts.os
     else:
         os_name = next((o for o in oses if SYSTEM_PYTHON.get(o) == py), oses[0])
-    return Base(f"nvidia/cuda:{tag}-{flavor}-{os_name}", os_name, flavor,
-                f"CUDA {cuda} as torch's build; {flavor}: {why}",
-                "apt" if SYSTEM_PYTHON.get(os_name) == py else "uv")
+    return Base(
+        f"nvidia/cuda:{tag}-{flavor}-{os_name}",
+        os_name,
+        flavor,
+        f"CUDA {cuda} as torch's build; {flavor}: {why}",
+        "apt" if SYSTEM_PYTHON.get(os_name) == py else "uv",
+    )
 
 
 def _printf(lines: Sequence[str], path: str) -> list[str]:
@@ -165,8 +185,9 @@ def _compat_install(opts: DockerOptions, python: str) -> list[str]:
         pre.append(f"COPY {spec} /tmp/{name}")
         spec = f"/tmp/{name}"
     pre.append(f"ARG COMPAT_SPEC={json.dumps(spec)}")
-    return pre + _run([f"{python} -m venv {COMPAT_VENV}",
-                       f"{COMPAT_VENV}/bin/pip install --no-cache-dir {arg}"])
+    return pre + _run(
+        [f"{python} -m venv {COMPAT_VENV}", f"{COMPAT_VENV}/bin/pip install --no-cache-dir {arg}"]
+    )
 
 
 def render_dockerfile(res: Resolution, opts: DockerOptions, images: Optional[Images] = None) -> str:
@@ -177,20 +198,30 @@ def render_dockerfile(res: Resolution, opts: DockerOptions, images: Optional[Ima
     constraints = lock_lines(render(LockFormat.CONSTRAINTS, res, lock_opts))
     torch = res.pin("torch")
     fw = res.framework
-    what = ", ".join(x for x in (f"{fw.name} {fw.version}" if fw else "",
-                                 f"torch {torch.version}" if torch else "") if x)
+    what = ", ".join(
+        x
+        for x in (
+            f"{fw.name} {fw.version}" if fw else "",
+            f"torch {torch.version}" if torch else "",
+        )
+        if x
+    )
     lines: list[str] = []
     if opts.full:
         lines.append("# syntax=docker/dockerfile:1")
-    lines.append(f"# The stack for {t.spec_text()}: {what} (CUDA {res.cuda}), Python {t.python}; "
-                 f"written by compat{(' ' + opts.version) if opts.version else ''}.")
+    lines.append(
+        f"# The stack for {t.spec_text()}: {what} (CUDA {res.cuda}), Python {t.python}; "
+        f"written by compat{(' ' + opts.version) if opts.version else ''}."
+    )
     lines.append(f"# Reproduce: {opts.command}")
     host = []
     if t.driver is not None:
         host.append(f"driver {fmt_driver(t.driver)}")
     host.extend(f"GPU {g.label}" for g in t.gpus)
-    lines.append("# Target host: " + ("; ".join(host) if host else
-                                      "none declared (give --driver/--gpu to check for one)"))
+    lines.append(
+        "# Target host: "
+        + ("; ".join(host) if host else "none declared (give --driver/--gpu to check for one)")
+    )
     lines.append(f"# Base: {base.why}")
     for note in res.notes:
         lines.append(f"# Note: {note}")
@@ -205,8 +236,10 @@ def render_dockerfile(res: Resolution, opts: DockerOptions, images: Optional[Ima
     lines.append("    PIP_DISABLE_PIP_VERSION_CHECK=1")
     if opts.disable_require and base.image.startswith("nvidia/cuda:"):
         lines.append(f"# {opts.disable_require}.")
-        lines.append(f"# The image requires cuda>={res.cuda} (NVIDIA_REQUIRE_CUDA): without this the "
-                     "container runtime refuses to start it there.")
+        lines.append(
+            f"# The image requires cuda>={res.cuda} (NVIDIA_REQUIRE_CUDA): without this the "
+            "container runtime refuses to start it there."
+        )
         lines.append("ENV NVIDIA_DISABLE_REQUIRE=1")
     apt = ["ca-certificates"]
     if base.python_from == "apt":
@@ -216,35 +249,64 @@ def render_dockerfile(res: Resolution, opts: DockerOptions, images: Optional[Ima
     if base.flavor == "devel":
         apt += ["build-essential", "git"]
     lines.append("# hadolint ignore=DL3008")
-    lines.extend(_run(["apt-get update",
-                       f"apt-get install -y --no-install-recommends {' '.join(sorted(apt))}",
-                       "rm -rf /var/lib/apt/lists/*"]))
+    lines.extend(
+        _run(
+            [
+                "apt-get update",
+                f"apt-get install -y --no-install-recommends {' '.join(sorted(apt))}",
+                "rm -rf /var/lib/apt/lists/*",
+            ]
+        )
+    )
     if base.python_from == "apt":
         python = "python3"
         lines.extend(_run([f"python3 -m venv {VENV}"]))
     else:
         python = f"{VENV}/bin/python"
-        lines.append(f"# Python {t.python}: the image's python3 is "
-                     f"{SYSTEM_PYTHON.get(base.os, 'another version')}, so uv installs it")
+        lines.append(
+            f"# Python {t.python}: the image's python3 is "
+            f"{SYSTEM_PYTHON.get(base.os, 'another version')}, so uv installs it"
+        )
         lines.append("COPY --from=uv /uv /usr/local/bin/uv")
         lines.append("ENV UV_PYTHON_INSTALL_DIR=/opt/python")
-        lines.extend(_run([f"uv python install {t.python}",
-                           f"uv venv --seed --python {t.python} {VENV}"]))
-    lines.append("# The lock: each pin with the index it needs; the same versions as constraints, "
-                 f"kept in {STACK_DIR}/ for what is installed later (pip install -c)")
-    block = [f"mkdir -p {STACK_DIR}",
-             "\n".join(_printf(requirements, f"{STACK_DIR}/requirements.lock")),
-             "\n".join(_printf(constraints, f"{STACK_DIR}/constraints.txt"))]
+        lines.extend(
+            _run([f"uv python install {t.python}", f"uv venv --seed --python {t.python} {VENV}"])
+        )
+    lines.append(
+        "# The lock: each pin with the index it needs; the same versions as constraints, "
+        f"kept in {STACK_DIR}/ for what is installed later (pip install -c)"
+    )
+    block = [
+        f"mkdir -p {STACK_DIR}",
+        "\n".join(_printf(requirements, f"{STACK_DIR}/requirements.lock")),
+        "\n".join(_printf(constraints, f"{STACK_DIR}/constraints.txt")),
+    ]
     lines.extend("\n".join(_run(block)).splitlines())
-    lines.extend(_run([f"{VENV}/bin/pip install --no-cache-dir "
-                       f"-r {STACK_DIR}/requirements.lock -c {STACK_DIR}/constraints.txt"]))
-    lines.append("# Verify: compat checks the installed stack against the target host and fails "
-                 "the build on")
-    lines.append(f"# findings at or above {opts.fail_on} (no GPU is needed: the host comes from "
-                 "the flags). compat lives in its own venv.")
+    lines.extend(
+        _run(
+            [
+                f"{VENV}/bin/pip install --no-cache-dir "
+                f"-r {STACK_DIR}/requirements.lock -c {STACK_DIR}/constraints.txt"
+            ]
+        )
+    )
+    lines.append(
+        "# Verify: compat checks the installed stack against the target host and fails the build on"
+    )
+    lines.append(
+        f"# findings at or above {opts.fail_on} (no GPU is needed: the host comes from "
+        "the flags). compat lives in its own venv."
+    )
     lines.extend(_compat_install(opts, python))
-    check = [f"{COMPAT_VENV}/bin/compat", "check", "--interpreter", f"{VENV}/bin/python",
-             *opts.check_args, "--fail-on", opts.fail_on]
+    check = [
+        f"{COMPAT_VENV}/bin/compat",
+        "check",
+        "--interpreter",
+        f"{VENV}/bin/python",
+        *opts.check_args,
+        "--fail-on",
+        opts.fail_on,
+    ]
     lines.append("RUN " + " ".join(_sh(a) for a in check))
     lines.append(f"ENV PATH={VENV}/bin:$PATH")
     if opts.full:

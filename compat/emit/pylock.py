@@ -40,11 +40,14 @@ def pylock_dict(res: Resolution, opts: EmitOptions) -> tuple[dict[str, Any], lis
         if pin.release is not None and str(pin.release.requires_python):
             pkg["requires-python"] = str(pin.release.requires_python)
         pkg["index"] = PYPI_SIMPLE
-        pkg["wheels"] = [{"name": filename, "url": wheel_url(pin, filename),
-                          "hashes": {"sha256": sha}}]
+        pkg["wheels"] = [
+            {"name": filename, "url": wheel_url(pin, filename), "hashes": {"sha256": sha}}
+        ]
         packages.append(pkg)
-    env = (f"sys_platform == 'linux' and platform_machine == '{t.platform.arch}' "
-           f"and python_version == '{t.python}'")
+    env = (
+        f"sys_platform == 'linux' and platform_machine == '{t.platform.arch}' "
+        f"and python_version == '{t.python}'"
+    )
     doc: dict[str, Any] = {
         "lock-version": "1.0",
         "environments": [env],
@@ -70,11 +73,15 @@ def render_pylock(res: Resolution, opts: EmitOptions) -> str:
     validate(doc)
     lines = header_lines(res, opts, "pylock.toml (PEP 751)")
     if missing:
-        lines.append(f"# Incomplete: {len(missing)} of {len(res.pins)} pins have no recorded hash "
-                     "for the wheel this target installs")
+        lines.append(
+            f"# Incomplete: {len(missing)} of {len(res.pins)} pins have no recorded hash "
+            "for the wheel this target installs"
+        )
         lines.append(f"#   ({', '.join(missing)}); they are listed under [tool.compat].missing.")
-        lines.append("#   A complete file: uv pip compile -c constraints.txt --format pylock.toml "
-                     "<requirements> (or pip lock).")
+        lines.append(
+            "#   A complete file: uv pip compile -c constraints.txt --format pylock.toml "
+            "<requirements> (or pip lock)."
+        )
     lines.append("")
     lines.append(f"lock-version = {quote(doc['lock-version'])}")
     lines.append(f"environments = [{quote(doc['environments'][0])}]")

@@ -13,7 +13,9 @@ def _index_lines(res: Resolution) -> list[str]:
 
 def render_requirements(res: Resolution, opts: EmitOptions) -> str:
     lines = header_lines(res, opts, "requirements.lock: the stack, pinned")
-    lines.append("# Install: pip install -r requirements.lock   (or: uv pip install -r requirements.lock)")
+    lines.append(
+        "# Install: pip install -r requirements.lock   (or: uv pip install -r requirements.lock)"
+    )
     covered: list[str] = []
     uncovered: list[str] = []
     body: list[str] = []
@@ -34,17 +36,26 @@ def render_requirements(res: Resolution, opts: EmitOptions) -> str:
         if pin.sdist_only:
             body.append("    # no wheel for this target: installs from the sdist")
     if opts.hashes:
-        lines.append(f"# Hashes: {len(covered)} of {len(res.pins)} pins carry the sha256 of the one wheel "
-                     "they install here")
-        lines.append("#   (compat's database records one wheel's hash per release; none for other "
-                     "indexes).")
+        lines.append(
+            f"# Hashes: {len(covered)} of {len(res.pins)} pins carry the sha256 of the one wheel "
+            "they install here"
+        )
+        lines.append(
+            "#   (compat's database records one wheel's hash per release; none for other indexes)."
+        )
         if uncovered:
-            lines.append(f"#   Not covered: {', '.join(uncovered)}. pip's hash-checking mode wants "
-                         "a hash on every")
-            lines.append("#   requirement (and the framework's other dependencies), so complete "
-                         "this file with")
-            lines.append("#   `pip-compile --generate-hashes` or `uv pip compile --generate-hashes` "
-                         "before --require-hashes.")
+            lines.append(
+                f"#   Not covered: {', '.join(uncovered)}. pip's hash-checking mode wants "
+                "a hash on every"
+            )
+            lines.append(
+                "#   requirement (and the framework's other dependencies), so complete "
+                "this file with"
+            )
+            lines.append(
+                "#   `pip-compile --generate-hashes` or `uv pip compile --generate-hashes` "
+                "before --require-hashes."
+            )
     lines.extend(_index_lines(res))
     lines.extend(body)
     return "\n".join(lines) + "\n"
@@ -55,8 +66,10 @@ def render_constraints(res: Resolution, opts: EmitOptions) -> str:
     extra = " ".join(f"--extra-index-url {i.url}" for i in res.indexes)
     cmd = f"pip install -c constraints.txt {extra} <your requirements>".replace("  ", " ")
     lines.append(f"# Use: {cmd}")
-    lines.append("#   (uv pip install -c constraints.txt ... the same; constraints carry no "
-                 "extras and no index lines)")
+    lines.append(
+        "#   (uv pip install -c constraints.txt ... the same; constraints carry no "
+        "extras and no index lines)"
+    )
     for pin in res.pins:
         lines.append(pin.constraint)
     return "\n".join(lines) + "\n"

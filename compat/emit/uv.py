@@ -9,14 +9,18 @@ from compat.resolve import Resolution
 
 def render_uv(res: Resolution, opts: EmitOptions) -> str:
     lines = header_lines(res, opts, "uv snippet: paste into pyproject.toml")
-    lines.append("# uv honours [tool.uv.sources] for the project's direct dependencies: list the "
-                 "packages named")
+    lines.append(
+        "# uv honours [tool.uv.sources] for the project's direct dependencies: list the "
+        "packages named"
+    )
     lines.append("# there in [project].dependencies too (the constraints below pin them).")
     t = res.target
     lines.append("")
     lines.append("[tool.uv]")
-    env = (f"sys_platform == 'linux' and platform_machine == '{t.platform.arch}' "
-           f"and python_version == '{t.python}'")
+    env = (
+        f"sys_platform == 'linux' and platform_machine == '{t.platform.arch}' "
+        f"and python_version == '{t.python}'"
+    )
     lines.append(f"environments = [{quote(env)}]")
     lines.append("constraint-dependencies = [")
     lines.extend(f"  {quote(p.constraint)}," for p in res.pins)

@@ -24,8 +24,11 @@ _HEAD = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: 
 
 def _describe(r: NodeReport) -> str:
     n = r.node
-    extra = [x for x in (n.address if n.address and n.address != n.label else "",
-                         "head" if n.head else "") if x]
+    extra = [
+        x
+        for x in (n.address if n.address and n.address != n.label else "", "head" if n.head else "")
+        if x
+    ]
     return f"{n.label} ({', '.join(extra)})" if extra else n.label
 
 
@@ -33,22 +36,26 @@ def _header(probe: ClusterProbe, verb: str) -> list[str]:
     nodes = probe.nodes
     gpu = sum(1 for r in nodes if r.node.gpus > 0)
     ok = sum(1 for r in nodes if r.status is NodeStatus.OK)
-    head = (f"compat {verb} --ray {probe.address}: {len(nodes)} node(s), {gpu} with GPUs; "
-            f"{ok} reported" + (f", {len(nodes) - ok} did not" if ok < len(nodes) else "")
-            + f"  [ray {probe.ray_version or '?'}, {probe.elapsed_s:.1f} s]")
+    head = (
+        f"compat {verb} --ray {probe.address}: {len(nodes)} node(s), {gpu} with GPUs; "
+        f"{ok} reported"
+        + (f", {len(nodes) - ok} did not" if ok < len(nodes) else "")
+        + f"  [ray {probe.ray_version or '?'}, {probe.elapsed_s:.1f} s]"
+    )
     lines = [head]
     if probe.runtime_env:
         lines.append(f"runtime env: {json.dumps(dict(probe.runtime_env), sort_keys=True)}")
     return lines
 
 
-
-
 def _status_line(r: NodeReport) -> str:
     if r.status is NodeStatus.OK and r.env is not None:
         gpu = r.facts.get("gpu_ids")
-        seen = f"; CUDA_VISIBLE_DEVICES={r.env.env['CUDA_VISIBLE_DEVICES']}" \
-            if "CUDA_VISIBLE_DEVICES" in r.env.env else ""
+        seen = (
+            f"; CUDA_VISIBLE_DEVICES={r.env.env['CUDA_VISIBLE_DEVICES']}"
+            if "CUDA_VISIBLE_DEVICES" in r.env.env
+            else ""
+        )
         given = f"; Ray GPU {gpu}" if gpu else ""
         return f"ok: {subject(r.env)}{given}{seen}"
     return f"{r.status.value.upper()}: {r.reason or 'no reason given'}"
@@ -120,13 +127,18 @@ def _text(result: ClusterResult, fail_on: str) -> str:
         lines.extend(_finding_lines(result.cluster, "  "))
     else:
         ok = sum(1 for r in probe.nodes if r.status is NodeStatus.OK)
-        lines.append(f"Across the cluster: no findings ({ok} nodes compared)." if ok > 1 else
-                     "Across the cluster: fewer than two nodes reported; nothing to compare.")
+        lines.append(
+            f"Across the cluster: no findings ({ok} nodes compared)."
+            if ok > 1
+            else "Across the cluster: fewer than two nodes reported; nothing to compare."
+        )
     every = result.all_findings()
     counts = {s: sum(1 for f in every if f.severity is s) for s in Severity}
     lines.append("")
-    lines.append(f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
-                 f"{counts[Severity.INFO]} info on {len(probe.nodes)} node(s); failing on {fail_on}")
+    lines.append(
+        f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
+        f"{counts[Severity.INFO]} info on {len(probe.nodes)} node(s); failing on {fail_on}"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -144,9 +156,15 @@ def _json(result: ClusterResult, fail_on: str) -> str:
         "runtime_env": dict(probe.runtime_env),
         "fail_on": fail_on,
         "summary": _summary(result.all_findings()),
-        "nodes": [dict(node_dict(r), subject=subject(r.env) if r.env is not None else None,
-                       summary=_summary(fs), findings=[f.to_dict() for f in fs])
-                  for r, fs in result.per_node],
+        "nodes": [
+            dict(
+                node_dict(r),
+                subject=subject(r.env) if r.env is not None else None,
+                summary=_summary(fs),
+                findings=[f.to_dict() for f in fs],
+            )
+            for r, fs in result.per_node
+        ],
         "cluster": [f.to_dict() for f in result.cluster],
     }
     return json.dumps(doc, indent=2) + "\n"
@@ -155,12 +173,22 @@ def _json(result: ClusterResult, fail_on: str) -> str:
 def _sarif(result: ClusterResult) -> str:
     from compat.format.sarif import format_findings
 
-    flat = [dataclasses.replace(f, message=f"node {r.node.label}: {f.message}")
-            for r, fs in result.per_node for f in fs]
+    flat = [
+        dataclasses.replace(f, message=f"node {r.node.label}: {f.message}")
+        for r, fs in result.per_node
+        for f in fs
+    ]
     flat.extend(result.cluster)
     why = Unknown("a Ray cluster")
-    env = Environment(python=why, distributions=(), torch=why, driver=why, gpus=why, context=why,
-                      source=f"ray:{result.probe.address}")
+    env = Environment(
+        python=why,
+        distributions=(),
+        torch=why,
+        driver=why,
+        gpus=why,
+        context=why,
+        source=f"ray:{result.probe.address}",
+    )
     return format_findings(flat, env)
 
 

@@ -54,10 +54,16 @@ def format_env(env: Environment) -> str:
     else:
         for gpu in g:
             cc = ".".join(map(str, gpu.compute_capability)) if gpu.compute_capability else "?"
-            mem = (f"{gpu.memory_total_mib / 1024:.1f} GiB"
-                   if gpu.memory_total_mib is not None else "? GiB")
-            used = (f", {gpu.memory_used_mib / 1024:.1f} GiB used"
-                    if gpu.memory_used_mib is not None else "")
+            mem = (
+                f"{gpu.memory_total_mib / 1024:.1f} GiB"
+                if gpu.memory_total_mib is not None
+                else "? GiB"
+            )
+            used = (
+                f", {gpu.memory_used_mib / 1024:.1f} GiB used"
+                if gpu.memory_used_mib is not None
+                else ""
+            )
             mig = " MIG on" if gpu.mig else ""
             out.append(f"GPU {gpu.index:<9} {gpu.name}  cc {cc}  {mem}{used}{mig}")
 
@@ -99,6 +105,8 @@ def format_env(env: Environment) -> str:
             continue
         more = "+" if cache.truncated else ""
         by = f"; built by {', '.join(cache.built_by)}" if cache.built_by else ""
-        out.append(f"  {cache.kind:<14} {cache.path} {_size(cache.size_bytes)}{more}, "
-                   f"{cache.entries}{more} entries{by}")
+        out.append(
+            f"  {cache.kind:<14} {cache.path} {_size(cache.size_bytes)}{more}, "
+            f"{cache.entries}{more} entries{by}"
+        )
     return "\n".join(out) + "\n"

@@ -18,35 +18,49 @@ def format_findings(findings: Sequence[Finding], env: Environment) -> str:
     results = []
     for f in findings:
         rule_id = f.advisory or f.code
-        rules.setdefault(rule_id, {
-            "id": rule_id,
-            "name": f.code,
-            "shortDescription": {"text": f.message if f.advisory else _DESCRIPTIONS.get(f.code, f.code)},
-            "helpUri": f.references[0] if f.references else None,
-            "defaultConfiguration": {"level": _LEVEL[f.severity]},
-        })
+        rules.setdefault(
+            rule_id,
+            {
+                "id": rule_id,
+                "name": f.code,
+                "shortDescription": {
+                    "text": f.message if f.advisory else _DESCRIPTIONS.get(f.code, f.code)
+                },
+                "helpUri": f.references[0] if f.references else None,
+                "defaultConfiguration": {"level": _LEVEL[f.severity]},
+            },
+        )
         text = f.message
         if f.fix:
             text += "\nFix: " + "; ".join(f.fix)
-        results.append({
-            "ruleId": rule_id,
-            "level": _LEVEL[f.severity],
-            "message": {"text": text},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(env)}}}],
-            "properties": {"evidence": list(f.evidence), "packages": list(f.packages)},
-        })
+        results.append(
+            {
+                "ruleId": rule_id,
+                "level": _LEVEL[f.severity],
+                "message": {"text": text},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(env)}}}],
+                "properties": {"evidence": list(f.evidence), "packages": list(f.packages)},
+            }
+        )
     for r in rules.values():
         if r["helpUri"] is None:
             del r["helpUri"]
     doc = {
         "$schema": SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "compat", "version": __version__,
-                                "informationUri": "https://pypi.org/project/compat/",
-                                "rules": sorted(rules.values(), key=lambda r: r["id"])}},
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "compat",
+                        "version": __version__,
+                        "informationUri": "https://pypi.org/project/compat/",
+                        "rules": sorted(rules.values(), key=lambda r: r["id"]),
+                    }
+                },
+                "results": results,
+            }
+        ],
     }
     return json.dumps(doc, indent=2) + "\n"
 

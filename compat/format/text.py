@@ -38,8 +38,10 @@ def format_findings(findings: Sequence[Finding], env: Environment, fail_on: str)
     if not findings:
         lines.append("OK: no findings.")
         if env.dist("torch") is None and env.dist("sglang") is None and env.dist("vllm") is None:
-            lines.append("(nothing of the serving stack is installed in this interpreter: check a "
-                         "server's venv with --interpreter PATH, or a file with --from FILE)")
+            lines.append(
+                "(nothing of the serving stack is installed in this interpreter: check a "
+                "server's venv with --interpreter PATH, or a file with --from FILE)"
+            )
         return "\n".join(lines) + "\n"
     for sev in (Severity.ERROR, Severity.WARNING, Severity.INFO):
         group = [f for f in findings if f.severity is sev]
@@ -58,6 +60,8 @@ def format_findings(findings: Sequence[Finding], env: Environment, fail_on: str)
                 lines.append(f"      see: {ref}")
     counts = {s: sum(1 for f in findings if f.severity is s) for s in Severity}
     lines.append("")
-    lines.append(f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
-                 f"{counts[Severity.INFO]} info; failing on {fail_on}")
+    lines.append(
+        f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
+        f"{counts[Severity.INFO]} info; failing on {fail_on}"
+    )
     return "\n".join(lines) + "\n"

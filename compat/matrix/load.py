@@ -65,8 +65,10 @@ def read_toml(path: Path, cached: bool = False) -> dict[str, Any]:
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DataError([f"{path}: not valid TOML: {exc}"],
-                        hint="run `compat matrix validate` after fixing the file") from exc
+        raise DataError(
+            [f"{path}: not valid TOML: {exc}"],
+            hint="run `compat matrix validate` after fixing the file",
+        ) from exc
     if cache_file is not None:
         _store(cache_file, data)
     return data
@@ -74,7 +76,11 @@ def read_toml(path: Path, cached: bool = False) -> dict[str, Any]:
 
 def _cache_path(raw: bytes) -> Optional[Path]:
     root = os.environ.get("COMPAT_CACHE_DIR")
-    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compat"
+    base = (
+        Path(root)
+        if root
+        else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compat"
+    )
     return base / "index" / f"{hashlib.sha256(raw).hexdigest()[:32]}.json"
 
 
@@ -96,8 +102,15 @@ class Matrix:
     def __init__(self, root: Optional[Path] = None) -> None:
         self.root = root or resources.matrices_dir()
         self._releases: dict[str, dict[Version, Release]] = {}
-        self._curated: Optional[tuple[list[Toolkit], list[TorchBuildInfo], list[GpuModel],
-                                      list[WheelIndex], list[CudaImage]]] = None
+        self._curated: Optional[
+            tuple[
+                list[Toolkit],
+                list[TorchBuildInfo],
+                list[GpuModel],
+                list[WheelIndex],
+                list[CudaImage],
+            ]
+        ] = None
 
     # Generated data -------------------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -114,8 +127,11 @@ class Matrix:
                 p = Problems(str(path))
                 _, rels = read_generated(p, read_toml(path, cached=True), strict=False)
                 if p.items:
-                    raise DataError(p.items, hint="run `compat matrix validate`; refresh with "
-                                    "`compat matrix sync --write`")
+                    raise DataError(
+                        p.items,
+                        hint="run `compat matrix validate`; refresh with "
+                        "`compat matrix sync --write`",
+                    )
                 self._releases[key] = rels
         return self._releases[key]
 
@@ -130,8 +146,11 @@ class Matrix:
         return bool(self.releases(name))
 
     # Curated data ---------------------------------------------------------------------------
-    def _load_curated(self) -> tuple[list[Toolkit], list[TorchBuildInfo], list[GpuModel],
-                                     list[WheelIndex], list[CudaImage]]:
+    def _load_curated(
+        self,
+    ) -> tuple[
+        list[Toolkit], list[TorchBuildInfo], list[GpuModel], list[WheelIndex], list[CudaImage]
+    ]:
         if self._curated is None:
             folder = self.root / "curated"
             problems: list[str] = []
@@ -183,7 +202,11 @@ class Matrix:
             return None
         best = None
         for t in self.toolkits:
-            if t.cuda.major == want.major and t.cuda <= want and (best is None or t.cuda > best.cuda):
+            if (
+                t.cuda.major == want.major
+                and t.cuda <= want
+                and (best is None or t.cuda > best.cuda)
+            ):
                 best = t
         return best
 
@@ -233,8 +256,10 @@ def parse_gpu_arg(text: str, matrix: Matrix) -> tuple[str, tuple[int, int], Opti
         from compat.errors import UsageError
 
         known = ", ".join(sorted({a for g in matrix.gpus for a in g.aliases[:1]}))
-        raise UsageError(f"--gpu {text!r}: not a GPU compat knows",
-                         hint=f"give a compute capability such as sm_90, or one of: {known}")
+        raise UsageError(
+            f"--gpu {text!r}: not a GPU compat knows",
+            hint=f"give a compute capability such as sm_90, or one of: {known}",
+        )
     return model.name, model.compute_capability, model.memory_gib
 
 

@@ -145,6 +145,26 @@ class DiskCache:
         if path is not None:
             _atomic_write(path, data)
 
+    def _record_path(self, kind: str, key: str) -> Optional[Path]:
+        if self.root is None or not key:
+            return None
+        return self.root / kind / key[:2] / f"{key}.json"
+
+    def get_record(self, kind: str, key: str) -> Optional[Any]:
+        """A JSON record stored under `kind` by an immutable key (a wheel's sha256)."""
+        path = self._record_path(kind, key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # a damaged entry is a miss
+
+    def put_record(self, kind: str, key: str, record: Any) -> None:
+        path = self._record_path(kind, key)
+        if path is not None:
+            _atomic_write(path, json.dumps(record, sort_keys=True).encode("utf-8"))
+
 
 @dataclass(frozen=True)
 class ProjectPage:
@@ -383,7 +403,7 @@ class PyPIClient:
         data = self._pep658(url, metadata_sha256)
         method = "pep658"
         if data is None:
-            data = read_zip_metadata(_HttpRangeFile(self, url))
+            data = read_zip_metadata(HttpRangeFile(self, url))
             method = "range"
         self.cache.put_metadata(sha256, method, data)
         return MetadataRead(data=data, method=method, cached=False)
@@ -443,7 +463,9 @@ class BytesRangeFile(RangeFile):
         return self.data[start:end]
 
 
-class _HttpRangeFile(RangeFile):
+class HttpRangeFile(RangeFile):
+    """A file on the index read by HTTP range requests; the tail read also learns its size."""
+
     def __init__(self, client: PyPIClient, url: str) -> None:
         self.client = client
         self.url = url
@@ -476,7 +498,9 @@ _LOCAL = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
-class _Entry:
+class ZipEntry:
+    """One member as the central directory describes it."""
+
     name: str
     method: int
     crc: int
@@ -499,6 +523,14 @@ def read_zip_metadata(file: RangeFile, tail_bytes: int = TAIL_BYTES) -> bytes:
     Reads the tail (end of central directory, ZIP64 aware), the central directory, then the
     member's local header and data; inflates and checks its CRC.
     """
+    entries = zip_entries(file, tail_bytes)
+    with _zip_errors():
+        return _member(file, _pick_metadata(iter(entries)))
+
+
+def zip_entries(file: RangeFile, tail_bytes: int = TAIL_BYTES) -> list[ZipEntry]:
+    """Every member of the zip behind `file`, from its central directory, read by ranges only
+    (the tail, ZIP64 aware, then the directory when the tail does not hold it)."""
     with _zip_errors():
         tail_start, tail = file.tail(tail_bytes)
         cd_offset, cd_size = _find_central_directory(file, tail_start, tail)
@@ -510,8 +542,7 @@ def read_zip_metadata(file: RangeFile, tail_bytes: int = TAIL_BYTES) -> bytes:
             directory = tail[cd_offset - tail_start : cd_offset - tail_start + cd_size]
         else:
             directory = file.read(cd_offset, cd_offset + cd_size)
-        entry = _pick_metadata(_central_entries(directory))
-        return _member(file, entry)
+        return list(_central_entries(directory))
 
 
 def _bytes_at(file: RangeFile, tail_start: int, tail: bytes, start: int, length: int) -> bytes:
@@ -543,7 +574,7 @@ def _find_central_directory(file: RangeFile, tail_start: int, tail: bytes) -> tu
     return int(cd_offset64), int(cd_size64)
 
 
-def _central_entries(directory: bytes) -> Iterator[_Entry]:
+def _central_entries(directory: bytes) -> Iterator[ZipEntry]:
     pos = 0
     while pos + 46 <= len(directory):
         if directory[pos : pos + 4] != _CENTRAL:
@@ -558,7 +589,7 @@ def _central_entries(directory: bytes) -> Iterator[_Entry]:
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         if 0xFFFFFFFF in (compressed, uncompressed, offset):
             uncompressed, compressed, offset = _zip64_extra(extra, uncompressed, compressed, offset)
-        yield _Entry(name, method, crc, compressed, uncompressed, offset)
+        yield ZipEntry(name, method, crc, compressed, uncompressed, offset)
         pos += 46 + name_len + extra_len + comment_len
 
 
@@ -580,7 +611,7 @@ def _zip64_extra(extra: bytes, uncompressed: int, compressed: int, offset: int) 
     raise FetchError("corrupt zip: ZIP64 sizes missing")
 
 
-def _pick_metadata(entries: Iterator[_Entry]) -> _Entry:
+def _pick_metadata(entries: Iterator[ZipEntry]) -> ZipEntry:
     found = [
         entry
         for entry in entries
@@ -591,7 +622,7 @@ def _pick_metadata(entries: Iterator[_Entry]) -> _Entry:
     return min(found, key=lambda entry: entry.name)
 
 
-def _member(file: RangeFile, entry: _Entry) -> bytes:
+def _member(file: RangeFile, entry: ZipEntry) -> bytes:
     if entry.compressed > MAX_METADATA or entry.uncompressed > MAX_METADATA:
         raise FetchError(f"METADATA of {entry.uncompressed} bytes is too large")
     # One read for the header, the name, a typical extra field and the data; a second only when

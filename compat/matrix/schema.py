@@ -29,19 +29,30 @@ class Problems:
     def add(self, path: str, message: str) -> None:
         self.items.append(f"{self.origin}: {path}: {message}")
 
-    def get(self, d: dict[str, Any], key: str, kind: type[T], path: str,
-            default: Optional[T] = None, required: bool = True) -> Optional[T]:
+    def get(
+        self,
+        d: dict[str, Any],
+        key: str,
+        kind: type[T],
+        path: str,
+        default: Optional[T] = None,
+        required: bool = True,
+    ) -> Optional[T]:
         if key not in d:
             if required:
                 self.add(f"{path}.{key}".lstrip("."), "missing")
             return default
         value = d[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            self.add(f"{path}.{key}".lstrip("."), f"expected {kind.__name__}, got {type(value).__name__}")
+            self.add(
+                f"{path}.{key}".lstrip("."), f"expected {kind.__name__}, got {type(value).__name__}"
+            )
             return default
         return value
 
-    def convert(self, value: Optional[str], conv: Callable[[str], T], path: str, what: str) -> Optional[T]:
+    def convert(
+        self, value: Optional[str], conv: Callable[[str], T], path: str, what: str
+    ) -> Optional[T]:
         if value is None:
             return None
         try:
@@ -50,7 +61,9 @@ class Problems:
             self.add(path, f"invalid {what} {value!r}: {str(exc).splitlines()[0]}")
             return None
 
-    def strings(self, d: dict[str, Any], key: str, path: str, required: bool = False) -> tuple[str, ...]:
+    def strings(
+        self, d: dict[str, Any], key: str, path: str, required: bool = False
+    ) -> tuple[str, ...]:
         value = self.get(d, key, list, path, [], required) or []
         out = []
         for i, item in enumerate(value):
@@ -169,7 +182,9 @@ class WheelIndex:
     source: str
 
 
-def read_release(p: Problems, project: str, key: str, d: Any, strict: bool = True) -> Optional[Release]:
+def read_release(
+    p: Problems, project: str, key: str, d: Any, strict: bool = True
+) -> Optional[Release]:
     """One release; `strict` also parses every requirement (validate does, a check need not:
     requirements are parsed when first used)."""
     path = f"releases.{key}"
@@ -181,16 +196,22 @@ def read_release(p: Problems, project: str, key: str, d: Any, strict: bool = Tru
     if strict:
         for i, r in enumerate(requires):
             p.convert(r, requirement, f"{path}.requires[{i}]", "requirement")
-    rp = p.convert(p.get(d, "requires_python", str, path, "", required=False) or "",
-                   SpecifierSet, f"{path}.requires_python", "specifier")
+    rp = p.convert(
+        p.get(d, "requires_python", str, path, "", required=False) or "",
+        SpecifierSet,
+        f"{path}.requires_python",
+        "specifier",
+    )
     cuda = p.get(d, "cuda", str, path, None, required=False)
     src = d.get("source")
     source = None
     if isinstance(src, dict):
-        source = Provenance(p.get(src, "file", str, f"{path}.source", "") or "",
-                            p.get(src, "sha256", str, f"{path}.source", "", required=False) or "",
-                            p.get(src, "method", str, f"{path}.source", "") or "",
-                            p.get(src, "read_at", str, f"{path}.source", "", required=False) or "")
+        source = Provenance(
+            p.get(src, "file", str, f"{path}.source", "") or "",
+            p.get(src, "sha256", str, f"{path}.source", "", required=False) or "",
+            p.get(src, "method", str, f"{path}.source", "") or "",
+            p.get(src, "read_at", str, f"{path}.source", "", required=False) or "",
+        )
         if source.method not in ("pep658", "range", "none"):
             p.add(f"{path}.source.method", f"expected pep658, range or none, got {source.method!r}")
     else:
@@ -198,16 +219,22 @@ def read_release(p: Problems, project: str, key: str, d: Any, strict: bool = Tru
     if version is None:
         return None
     return Release(
-        project=project, version=version, requires_raw=requires,
-        requires_python=rp or SpecifierSet(), cuda=cuda,
-        wheels=p.strings(d, "wheels", path), sdist=bool(p.get(d, "sdist", bool, path, False, False)),
+        project=project,
+        version=version,
+        requires_raw=requires,
+        requires_python=rp or SpecifierSet(),
+        cuda=cuda,
+        wheels=p.strings(d, "wheels", path),
+        sdist=bool(p.get(d, "sdist", bool, path, False, False)),
         upload_time=p.get(d, "upload_time", str, path, "", required=False) or "",
-        yanked=bool(p.get(d, "yanked", bool, path, False, required=False)), source=source,
+        yanked=bool(p.get(d, "yanked", bool, path, False, required=False)),
+        source=source,
     )
 
 
-def read_generated(p: Problems, data: dict[str, Any],
-                   strict: bool = True) -> tuple[str, dict[Version, Release]]:
+def read_generated(
+    p: Problems, data: dict[str, Any], strict: bool = True
+) -> tuple[str, dict[Version, Release]]:
     meta = p.get(data, "meta", dict, "", {}) or {}
     project = p.get(meta, "project", str, "meta", "") or ""
     releases: dict[Version, Release] = {}
@@ -251,14 +278,28 @@ def read_toolkits(p: Problems, data: dict[str, Any]) -> list[Toolkit]:
     out = []
     for path, row in _rows(p, data, "toolkit"):
         cuda = p.convert(p.get(row, "cuda", str, path), Version, f"{path}.cuda", "version")
-        drv = p.convert(p.get(row, "driver_min", str, path), Version, f"{path}.driver_min", "version")
-        minor = p.convert(p.get(row, "minor_compat_driver_min", str, path, None, required=False),
-                          Version, f"{path}.minor_compat_driver_min", "version")
+        drv = p.convert(
+            p.get(row, "driver_min", str, path), Version, f"{path}.driver_min", "version"
+        )
+        minor = p.convert(
+            p.get(row, "minor_compat_driver_min", str, path, None, required=False),
+            Version,
+            f"{path}.minor_compat_driver_min",
+            "version",
+        )
         archs = _ccs(p, row, "archs", path)
         src = _source(p, row, path)
         if cuda and drv:
-            out.append(Toolkit(cuda, drv, minor, archs, src,
-                               bool(p.get(row, "verified", bool, path, True, required=False))))
+            out.append(
+                Toolkit(
+                    cuda,
+                    drv,
+                    minor,
+                    archs,
+                    src,
+                    bool(p.get(row, "verified", bool, path, True, required=False)),
+                )
+            )
     return out
 
 
@@ -271,15 +312,20 @@ def read_torch_builds(p: Problems, data: dict[str, Any]) -> list[TorchBuildInfo]
             p.add(f"{path}.cuda", f"expected '12.6', 'cpu' or 'rocmX.Y', got {cuda!r}")
         if torch is None:
             continue
-        out.append(TorchBuildInfo(
-            torch=torch, cuda=cuda, index=p.get(row, "index", str, path, "", required=False) or "",
-            local=p.get(row, "local", str, path, "", required=False) or "",
-            pypi_default=bool(p.get(row, "pypi_default", bool, path, False, required=False)),
-            sass=_ccs(p, row, "sass", path), ptx=_ccs(p, row, "ptx", path),
-            source=_source(p, row, path),
-            verified=bool(p.get(row, "verified", bool, path, True, required=False)),
-            note=p.get(row, "note", str, path, "", required=False) or "",
-        ))
+        out.append(
+            TorchBuildInfo(
+                torch=torch,
+                cuda=cuda,
+                index=p.get(row, "index", str, path, "", required=False) or "",
+                local=p.get(row, "local", str, path, "", required=False) or "",
+                pypi_default=bool(p.get(row, "pypi_default", bool, path, False, required=False)),
+                sass=_ccs(p, row, "sass", path),
+                ptx=_ccs(p, row, "ptx", path),
+                source=_source(p, row, path),
+                verified=bool(p.get(row, "verified", bool, path, True, required=False)),
+                note=p.get(row, "note", str, path, "", required=False) or "",
+            )
+        )
     return out
 
 
@@ -287,32 +333,51 @@ def read_gpus(p: Problems, data: dict[str, Any]) -> list[GpuModel]:
     out = []
     for path, row in _rows(p, data, "gpu"):
         name = p.get(row, "name", str, path) or ""
-        cc = p.convert(p.get(row, "compute_capability", str, path), parse_cc,
-                       f"{path}.compute_capability", "compute capability")
+        cc = p.convert(
+            p.get(row, "compute_capability", str, path),
+            parse_cc,
+            f"{path}.compute_capability",
+            "compute capability",
+        )
         mem = row.get("memory_gib")
         if mem is not None and (not isinstance(mem, (int, float)) or isinstance(mem, bool)):
             p.add(f"{path}.memory_gib", "expected a number")
             mem = None
         src = _source(p, row, path)
         if cc:
-            out.append(GpuModel(name, p.strings(row, "match", path),
-                                tuple(a.lower() for a in p.strings(row, "aliases", path)),
-                                cc, float(mem) if mem is not None else None, src))
+            out.append(
+                GpuModel(
+                    name,
+                    p.strings(row, "match", path),
+                    tuple(a.lower() for a in p.strings(row, "aliases", path)),
+                    cc,
+                    float(mem) if mem is not None else None,
+                    src,
+                )
+            )
     return out
 
 
 def read_indexes(p: Problems, data: dict[str, Any]) -> list[WheelIndex]:
     out = []
     for path, row in _rows(p, data, "index"):
-        when = p.convert(p.get(row, "when", str, path, None, required=False), requirement,
-                         f"{path}.when", "requirement")
-        out.append(WheelIndex(
-            name=p.get(row, "name", str, path) or "", url=p.get(row, "url", str, path) or "",
-            projects=p.strings(row, "projects", path),
-            cuda=p.get(row, "cuda", str, path, None, required=False), when=when,
-            local=p.get(row, "local", str, path, "", required=False) or "",
-            source=_source(p, row, path),
-        ))
+        when = p.convert(
+            p.get(row, "when", str, path, None, required=False),
+            requirement,
+            f"{path}.when",
+            "requirement",
+        )
+        out.append(
+            WheelIndex(
+                name=p.get(row, "name", str, path) or "",
+                url=p.get(row, "url", str, path) or "",
+                projects=p.strings(row, "projects", path),
+                cuda=p.get(row, "cuda", str, path, None, required=False),
+                when=when,
+                local=p.get(row, "local", str, path, "", required=False) or "",
+                source=_source(p, row, path),
+            )
+        )
     return out
 
 
@@ -334,6 +399,13 @@ def read_images(p: Problems, data: dict[str, Any]) -> list[CudaImage]:
         tag = p.get(row, "tag", str, path) or ""
         if cuda and tag and not tag.startswith(cuda + "."):
             p.add(f"{path}.tag", f"{tag!r} is not a CUDA {cuda} tag")
-        out.append(CudaImage(cuda, tag, p.strings(row, "os", path, required=True), _source(p, row, path),
-                             bool(p.get(row, "verified", bool, path, True, required=False))))
+        out.append(
+            CudaImage(
+                cuda,
+                tag,
+                p.strings(row, "os", path, required=True),
+                _source(p, row, path),
+                bool(p.get(row, "verified", bool, path, True, required=False)),
+            )
+        )
     return out

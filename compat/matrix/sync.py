@@ -25,6 +25,7 @@ from packaging.version import InvalidVersion, Version
 from compat.cudareq import cuda_of
 from compat.errors import NetworkError
 from compat.matrix import toml_write
+from compat.matrix.buildfacts import BUILD_PROJECTS, TORCH, BuildsReport, sync_builds
 from compat.matrix.pypi import (
     DEFAULT_INDEX_URL,
     DiskCache,
@@ -53,6 +54,31 @@ DEFAULT_PROJECTS = (
     "xformers",
     "torchvision",
     "torchaudio",
+    # Compiled packages the stacks install whose build facts are read (compat.matrix.buildfacts),
+    # and the CUDA libraries whose versions advisories name.
+    "sgl-deep-gemm",
+    "sgl-deep-ep",
+    "sgl-flash-mla",
+    "flash-attn",
+    "torchao",
+    "nixl",
+    "nixl-cu12",
+    "nixl-cu13",
+    "mooncake-transfer-engine",
+    "mooncake-transfer-engine-cuda13",
+    "lmcache",
+    "bitsandbytes",
+    "triton-kernels",
+    "cuda-tile",
+    "cuda-python",
+    "cuda-bindings",
+    "cuda-core",
+    "nvidia-nccl-cu12",
+    "nvidia-nccl-cu13",
+    "nvidia-cudnn-cu12",
+    "nvidia-cudnn-cu13",
+    "nvidia-cublas-cu12",
+    "nvidia-cublas",
 )
 # Their exact pins decide which pre-releases and fully yanked releases of the others are kept.
 FRAMEWORKS = ("sglang", "vllm")
@@ -77,12 +103,24 @@ _STACK_NAMES = frozenset(
         "xgrammar",
         "transformers",
         "ray",
-        "cuda-python",
-        "cuda-bindings",
-        "cuda-toolkit",
+        "torchao",
+        "lmcache",
+        "bitsandbytes",
+        "triton-kernels",
     }
 )
-_STACK_PREFIXES = ("pytorch-triton", "flashinfer-", "flash-attn", "nvidia-")
+# cuda-* covers cuda-python, cuda-bindings, cuda-core, cuda-toolkit and cuda-tile (which sglang
+# and flashinfer pin); sgl-* the kernels split out of sgl-kernel.
+_STACK_PREFIXES = (
+    "pytorch-triton",
+    "flashinfer-",
+    "flash-attn",
+    "nvidia-",
+    "cuda-",
+    "sgl-",
+    "nixl",
+    "mooncake-",
+)
 
 # The hosts whose requirements decide `cuda`: Linux x86_64, any supported CPython, no extra.
 _LINUX_X86_64 = [
@@ -347,6 +385,9 @@ class ProjectReport:
         )
 
 
+_BUILT = ProjectReport(project="", path=Path())
+
+
 def _versions(items: tuple[str, ...], limit: int = 8) -> str:
     if len(items) <= limit:
         return ", ".join(items)
@@ -363,6 +404,7 @@ class SyncReport:
     elapsed_s: float = 0.0
     requests: int = 0
     bytes_received: int = 0
+    builds: Optional[BuildsReport] = None
 
     @property
     def failures(self) -> tuple[tuple[str, Failure], ...]:
@@ -370,14 +412,28 @@ class SyncReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not (self.builds and self.builds.failures)
 
     @property
     def changed_files(self) -> tuple[Path, ...]:
-        return tuple(p.path for p in self.projects if p.changes_file)
+        own = tuple(p.path for p in self.projects if p.changes_file)
+        return own + tuple(
+            p for p, old, new in (self.builds.files if self.builds else ()) if old != new
+        )
 
     def unified_diff(self) -> str:
-        return "".join(p.unified_diff() for p in self.projects)
+        out = "".join(p.unified_diff() for p in self.projects)
+        for path, old, new in self.builds.files if self.builds else ():
+            name = f"generated/builds/{path.name}"
+            out += "".join(
+                difflib.unified_diff(
+                    old.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    fromfile=f"a/{name}",
+                    tofile=f"b/{name}",
+                )
+            )
+        return out
 
     def summary(self) -> str:
         lines = [
@@ -405,7 +461,17 @@ class SyncReport:
                 if items:
                     lines.append(f"{p.project}: {label} {_versions(items)}")
             lines.extend(f"{p.project}: failed {failure}" for failure in p.failures)
+        if self.builds is not None:
+            lines.append(self.builds.summary().rstrip("\n"))
         changed = [p for p in self.projects if p.changes_file]
+        if self.builds is not None:
+            built = [
+                replace(
+                    _BUILT, project=p.name, path=p, old_text=old, new_text=new, written=self.write
+                )
+                for p, old, new in self.builds.files
+            ]
+            changed += [b for b in built if b.changes_file]
         if not changed:
             lines.append("nothing to change")
         elif self.write:
@@ -664,8 +730,10 @@ def sync(
     write: bool = False,
     progress: Optional[Callable[[str], None]] = None,
     now: Optional[Callable[[], datetime]] = None,
+    builds: bool = False,
 ) -> SyncReport:
     """Rebuild the generated files of `projects` through `client`; write only when asked.
+    With `builds`, also the build facts of the compiled ones (builds/*.toml).
 
     Everything is read before anything is written, so a failure part-way (NetworkError)
     leaves every file as it was; each file is replaced atomically.
@@ -721,13 +789,19 @@ def sync(
                 if framework in names:
                     run([framework])
             run([n for n in names if n not in FRAMEWORKS])
+            facts = (
+                _builds(client, pool, names, fetched, records, out_dir, when, say)
+                if builds
+                else None
+            )
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
 
     ordered = [reports[n] for n in names]
+    build_files = [(p, new) for p, old, new in (facts.files if facts else ()) if old != new]
     if write:
-        write_all((r.path, r.new_text) for r in ordered if r.changes_file)
+        write_all([*((r.path, r.new_text) for r in ordered if r.changes_file), *build_files])
         ordered = [replace(r, written=True) if r.changes_file else r for r in ordered]
     return SyncReport(
         projects=tuple(ordered),
@@ -736,7 +810,30 @@ def sync(
         elapsed_s=time.monotonic() - started,
         requests=client.requests,
         bytes_received=client.bytes_received,
+        builds=facts,
     )
+
+
+def _builds(
+    client: PyPIClient,
+    pool: ThreadPoolExecutor,
+    names: list[str],
+    fetched: dict[str, Optional[ProjectPage]],
+    records: dict[str, dict[str, Record]],
+    out_dir: Path,
+    when: datetime,
+    say: Callable[[str], None],
+) -> BuildsReport:
+    """The build-facts step: the tracked projects among `names`, and torch's exports."""
+    projects = [n for n in BUILD_PROJECTS if n in names]
+    pages = dict(fetched)
+    known = dict(records)
+    for name in (TORCH, *FRAMEWORKS):
+        if name not in known:
+            known[name] = _load_old(out_dir / f"{name}.toml").releases
+    if TORCH not in pages:
+        pages[TORCH] = _page(client, TORCH, pool.submit(client.project, TORCH))
+    return sync_builds(client, pool, pages, known, projects, out_dir / "builds", when, say)
 
 
 def _page(
@@ -760,6 +857,7 @@ def run_sync(
     concurrency: int = 8,
     index_url: str = DEFAULT_INDEX_URL,
     progress: Optional[Callable[[str], None]] = None,
+    builds: bool = True,
 ) -> SyncReport:
     """Sync `projects` (default: all of DEFAULT_PROJECTS) from `index_url` into `out_dir`.
 
@@ -768,4 +866,6 @@ def run_sync(
     """
     cache = DiskCache(cache_dir if cache_dir is not None else default_cache_dir())
     with PyPIClient(index_url=index_url, cache=cache, concurrency=concurrency) as client:
-        return sync(client, projects or list(DEFAULT_PROJECTS), out_dir, write, progress)
+        return sync(
+            client, projects or list(DEFAULT_PROJECTS), out_dir, write, progress, builds=builds
+        )

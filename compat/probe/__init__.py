@@ -24,7 +24,9 @@ def probe_environment(
     """The live environment: interpreter, distributions, torch build, driver, GPUs, env, caches."""
     environ = os.environ if environ is None else environ
     interp = python.resolve(python_exe)
-    dists = distributions.with_extension_needs(distributions.scan(interp.path, everything=everything))
+    dists = distributions.with_extension_needs(
+        distributions.scan(interp.path, everything=everything)
+    )
     torch_build = torch.probe_torch(distributions.find(dists, "torch"))
     if deep and not isinstance(torch_build, Unknown) and not torch_build.is_cpu:
         archs, _ = torch.arch_list(interp.info.executable)

@@ -14,19 +14,28 @@ MAX_ENTRIES = 20_000
 MAX_SECONDS = 0.05
 
 
-def cache_locations(environ: Mapping[str, str], home: Optional[str] = None) -> list[tuple[str, str]]:
+def cache_locations(
+    environ: Mapping[str, str], home: Optional[str] = None
+) -> list[tuple[str, str]]:
     """(kind, path) of each cache, honouring the variables each project documents."""
     home = home or environ.get("HOME") or os.path.expanduser("~")
     xdg = environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     user = environ.get("USER") or environ.get("LOGNAME") or _user()
     triton_home = environ.get("TRITON_HOME") or home
     triton = environ.get("TRITON_CACHE_DIR") or os.path.join(triton_home, ".triton", "cache")
-    flashinfer = os.path.join(environ.get("FLASHINFER_WORKSPACE_BASE") or home, ".cache", "flashinfer")
+    flashinfer = os.path.join(
+        environ.get("FLASHINFER_WORKSPACE_BASE") or home, ".cache", "flashinfer"
+    )
     inductor = environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
-        "/tmp", f"torchinductor_{user}")
+        "/tmp", f"torchinductor_{user}"
+    )
     vllm = environ.get("VLLM_CACHE_ROOT") or os.path.join(xdg, "vllm")
-    return [("triton", triton), ("flashinfer", flashinfer), ("torchinductor", inductor),
-            ("vllm", vllm)]
+    return [
+        ("triton", triton),
+        ("flashinfer", flashinfer),
+        ("torchinductor", inductor),
+        ("vllm", vllm),
+    ]
 
 
 def _user() -> str:
@@ -49,8 +58,13 @@ def measure(kind: str, path: str, walk: bool = True) -> CacheInfo:
             top = list(it)
     except OSError:
         return CacheInfo(kind, path, exists=False)
-    built_by = tuple(sorted(e.name for e in top if e.is_dir() and parse_version(e.name) is not None
-                            and "." in e.name))
+    built_by = tuple(
+        sorted(
+            e.name
+            for e in top
+            if e.is_dir() and parse_version(e.name) is not None and "." in e.name
+        )
+    )
     oldest: Optional[float] = None
     for e in top:
         try:
@@ -85,6 +99,7 @@ def measure(kind: str, path: str, walk: bool = True) -> CacheInfo:
     return CacheInfo(kind, path, True, size, entries, truncated, built_by, oldest)
 
 
-def probe_caches(environ: Mapping[str, str], home: Optional[str] = None,
-                 walk: bool = True) -> tuple[CacheInfo, ...]:
+def probe_caches(
+    environ: Mapping[str, str], home: Optional[str] = None, walk: bool = True
+) -> tuple[CacheInfo, ...]:
     return tuple(measure(kind, path, walk) for kind, path in cache_locations(environ, home))

@@ -98,15 +98,27 @@ def _read_dist_info(folder: str, want_requires: bool) -> Distribution:
     try:
         headers, requires = _read_headers(meta, want_requires)
     except FileNotFoundError:
-        return Distribution(dir_name, parse_version(dir_version), dir_version, location,
-                            broken=f"no {os.path.basename(meta)} in {base}")
+        return Distribution(
+            dir_name,
+            parse_version(dir_version),
+            dir_version,
+            location,
+            broken=f"no {os.path.basename(meta)} in {base}",
+        )
     except OSError as exc:
-        return Distribution(dir_name, parse_version(dir_version), dir_version, location,
-                            broken=f"unreadable {os.path.basename(meta)}: {exc.strerror}")
+        return Distribution(
+            dir_name,
+            parse_version(dir_version),
+            dir_version,
+            location,
+            broken=f"unreadable {os.path.basename(meta)}: {exc.strerror}",
+        )
     name = headers.get("name") or dir_name
     raw = headers.get("version", "")
     if not raw:
-        return Distribution(name, None, "", location, tuple(requires), broken="no Version in metadata")
+        return Distribution(
+            name, None, "", location, tuple(requires), broken="no Version in metadata"
+        )
     version = parse_version(raw)
     broken = None if version is not None else f"invalid version {raw!r}"
     return Distribution(name, version, raw, location, tuple(requires), broken)

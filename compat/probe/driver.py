@@ -69,14 +69,17 @@ def host_context(root: str = "/") -> HostContext:
     osrelease = (_read(root, "/proc/sys/kernel/osrelease") or "").lower()
     wsl = "microsoft" in osrelease or "wsl" in osrelease
     try:
-        dev = sorted(n for n in os.listdir(os.path.join(root, "dev"))
-                     if n.startswith("nvidia") or n == "dxg")
+        dev = sorted(
+            n for n in os.listdir(os.path.join(root, "dev")) if n.startswith("nvidia") or n == "dxg"
+        )
     except OSError:
         dev = []
     notes: list[str] = []
     if not dev:
-        notes.append("no /dev/nvidia* device nodes" + (" (container without GPU access, or a docker build)"
-                                                       if container else ""))
+        notes.append(
+            "no /dev/nvidia* device nodes"
+            + (" (container without GPU access, or a docker build)" if container else "")
+        )
     return HostContext(container, wsl, tuple(dev), tuple(notes))
 
 
@@ -85,8 +88,9 @@ def _nvml(lib: Optional[str], timeout: float) -> dict[str, Any]:
     if lib:
         cmd.append(lib)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"NVML did not answer within {timeout:g} s"}
     except OSError as exc:
@@ -108,9 +112,13 @@ def _smi(timeout: float) -> tuple[Optional[str], list[GPU], str]:
         return None, [], "nvidia-smi not on PATH"
     fields = "index,name,compute_cap,memory.total,memory.used,mig.mode.current,uuid,driver_version"
     try:
-        proc = subprocess.run([exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
-                              capture_output=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return None, [], f"nvidia-smi did not answer within {timeout:g} s"
     except OSError as exc:
@@ -132,9 +140,18 @@ def parse_smi_csv(text: str) -> tuple[Optional[str], list[GPU], str]:
         except ValueError:
             continue
         cc = _cc(cols[2])
-        gpus.append(GPU(index, cols[1], cc, _int(cols[3]), _int(cols[4]),
-                        cols[5].lower() == "enabled" if cols[5] not in ("[N/A]", "N/A") else None,
-                        cols[6] or None, "nvidia-smi"))
+        gpus.append(
+            GPU(
+                index,
+                cols[1],
+                cc,
+                _int(cols[3]),
+                _int(cols[4]),
+                cols[5].lower() == "enabled" if cols[5] not in ("[N/A]", "N/A") else None,
+                cols[6] or None,
+                "nvidia-smi",
+            )
+        )
         driver = driver or cols[7]
     return driver, gpus, "nvidia-smi"
 
@@ -151,8 +168,9 @@ def _int(text: str) -> Optional[int]:
         return None
 
 
-def probe_host(root: str = "/", nvml_lib: Optional[str] = None,
-               timeout: float = NVML_TIMEOUT_S) -> HostProbe:
+def probe_host(
+    root: str = "/", nvml_lib: Optional[str] = None, timeout: float = NVML_TIMEOUT_S
+) -> HostProbe:
     """Driver, GPUs and context. `root` and `nvml_lib` exist for tests (fake /proc, fake NVML)."""
     context = host_context(root)
     kmod, kmod_source = module_version(root)
@@ -166,7 +184,9 @@ def probe_host(root: str = "/", nvml_lib: Optional[str] = None,
     nvml_problem = data.get("error") or data.get("load_error")
     version: Union[str, Unknown] = kmod if kmod else Unknown(kmod_source)
     version_source = kmod_source if kmod else ""
-    cuda: Union[str, Unknown] = Unknown(f"NVML: {nvml_problem}" if nvml_problem else "NVML gave none")
+    cuda: Union[str, Unknown] = Unknown(
+        f"NVML: {nvml_problem}" if nvml_problem else "NVML gave none"
+    )
     cuda_source = ""
     gpus: Union[tuple[GPU, ...], Unknown]
     if not nvml_problem:
@@ -198,7 +218,9 @@ def _gpu_from_nvml(d: dict[str, Any]) -> GPU:
     return GPU(
         index=int(d.get("index", 0)),
         name=str(d.get("name") or "unknown"),
-        compute_capability=(int(cc[0]), int(cc[1])) if isinstance(cc, list) and len(cc) == 2 else None,
+        compute_capability=(int(cc[0]), int(cc[1]))
+        if isinstance(cc, list) and len(cc) == 2
+        else None,
         memory_total_mib=d.get("memory_total_mib"),
         memory_used_mib=d.get("memory_used_mib"),
         mig=d.get("mig"),

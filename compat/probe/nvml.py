@@ -48,15 +48,21 @@ def query(lib: Any) -> dict[str, Any]:
         devices = []
         for i in range(count.value):
             handle = ctypes.c_void_p()
-            if lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(i), ctypes.byref(handle)) != NVML_SUCCESS:
+            if (
+                lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(i), ctypes.byref(handle))
+                != NVML_SUCCESS
+            ):
                 devices.append({"index": i, "error": "no handle"})
                 continue
             dev: dict[str, Any] = {"index": i, "name": _text(lib.nvmlDeviceGetName, handle)}
             dev["uuid"] = _text(lib.nvmlDeviceGetUUID, handle)
             major, minor = ctypes.c_int(0), ctypes.c_int(0)
-            if lib.nvmlDeviceGetCudaComputeCapability(
-                handle, ctypes.byref(major), ctypes.byref(minor)
-            ) == NVML_SUCCESS:
+            if (
+                lib.nvmlDeviceGetCudaComputeCapability(
+                    handle, ctypes.byref(major), ctypes.byref(minor)
+                )
+                == NVML_SUCCESS
+            ):
                 dev["cc"] = [major.value, minor.value]
             mem = _Memory()
             if lib.nvmlDeviceGetMemoryInfo(handle, ctypes.byref(mem)) == NVML_SUCCESS:

@@ -55,15 +55,24 @@ def current() -> Interpreter:
 def other(executable: str, timeout: float = 10.0) -> Interpreter:
     """Ask another interpreter for its version and sys.path, without importing its packages."""
     try:
-        proc = subprocess.run([executable, "-c", _CHILD], capture_output=True, timeout=timeout,
-                              check=False, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [executable, "-c", _CHILD],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"cannot run the interpreter {executable}: {exc}",
-                         hint="pass the path of a python executable, e.g. /srv/venv/bin/python") from exc
+        raise UsageError(
+            f"cannot run the interpreter {executable}: {exc}",
+            hint="pass the path of a python executable, e.g. /srv/venv/bin/python",
+        ) from exc
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise UsageError(f"{executable} exited {proc.returncode}: {err[0]}",
-                         hint="pass the path of a python executable, e.g. /srv/venv/bin/python")
+        raise UsageError(
+            f"{executable} exited {proc.returncode}: {err[0]}",
+            hint="pass the path of a python executable, e.g. /srv/venv/bin/python",
+        )
     try:
         data = json.loads(proc.stdout)
     except ValueError as exc:

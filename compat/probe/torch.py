@@ -37,12 +37,18 @@ def probe_torch(dist: Optional[Distribution]) -> Union[TorchBuild, Unknown]:
             fields = parse_version_py(fh.read())
     except OSError:
         local = dist.version.local if dist.version else None
-        return TorchBuild(dist.version, cuda_from_local(local), None,
-                          f"dist-info of torch (no {path})", deps_cuda)
+        return TorchBuild(
+            dist.version, cuda_from_local(local), None, f"dist-info of torch (no {path})", deps_cuda
+        )
     version = parse_version(fields.get("__version__") or "") or dist.version
     try:
-        libs = tuple(sorted(n for n in os.listdir(os.path.join(dist.location, "torch", "lib"))
-                            if n.startswith(("libtorch", "libc10"))))
+        libs = tuple(
+            sorted(
+                n
+                for n in os.listdir(os.path.join(dist.location, "torch", "lib"))
+                if n.startswith(("libtorch", "libc10"))
+            )
+        )
     except OSError:
         libs = ()
     return TorchBuild(version, fields.get("cuda"), fields.get("hip"), path, deps_cuda, libs)
@@ -57,8 +63,14 @@ def arch_list(executable: str, timeout: float = 60.0) -> tuple[tuple[str, ...], 
     import subprocess
 
     try:
-        proc = subprocess.run([executable, "-c", _ARCH_CHILD], capture_output=True, text=True,
-                              timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [executable, "-c", _ARCH_CHILD],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return (), f"could not run torch: {exc}"
     if proc.returncode != 0:
