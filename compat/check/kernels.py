@@ -20,6 +20,7 @@ from compat.check.builds import (
     torch_lib_dir,
     torch_libs,
 )
+from compat.matrix.builtfor import built_for, releases_built_for
 from compat.models import Code, Distribution, Finding, Severity, canonicalize_name
 from compat.probe.distributions import EXTENSIONS
 
@@ -96,7 +97,57 @@ def check(ctx: Context) -> list[Finding]:
             dist = ctx.env.dist(name)
             if dist is not None and dist.version is not None:
                 findings.extend(_deep(ctx, dist, torch_dist, Code.TORCH_COMPANION))
+    findings.extend(_from_build_facts(ctx, {p for f in findings for p in f.packages}))
     return findings
+
+
+def _from_build_facts(ctx: Context, reported: set[str]) -> list[Finding]:
+    """Compiled packages that declare no exact torch pin, judged by their wheel's build facts:
+    the torch symbols it imports against the ones the installed torch release exports."""
+    tb = ctx.torch
+    if tb is None or tb.version is None:
+        return []
+    tv = tb.version
+    out: list[Finding] = []
+    for name in ctx.matrix.build_projects():
+        dist = ctx.env.dist(name)
+        if dist is None or dist.version is None or name in reported or name == "torch":
+            continue
+        pins = [r for r in requires_of(ctx, dist) if canonicalize_name(r.name) == "torch"]
+        if any(s.operator in ("==", "===") for r in pins for s in r.specifier):
+            continue  # its own pin decides, and the checks above report it
+        facts = ctx.matrix.build_facts(name, dist.version)
+        if facts is None:
+            continue
+        exports = ctx.matrix.torch_exports()
+        verdict = built_for(facts, tv, exports)
+        if verdict.answer is not False:
+            continue
+        code = Code.TORCH_COMPANION if name in EXTENSIONS else Code.KERNEL_TORCH
+        strong = verdict.method == "exports"
+        label = f"{name} {dist.version}"
+        built = verdict.built_for or "another torch"
+        message = (f"{label} was built for {built}, but torch {tv} is installed"
+                   + (": its import fails with 'undefined symbol'" if strong else
+                      f" (from a {verdict.method} signal, not from its symbols)"))
+        better = releases_built_for(ctx.matrix.builds(name), tv, exports)
+        fix = (pip_install(f"{name}=={better[0]}") + f"   # built for torch {public(tv)}",) \
+            if better else (f"no {name} release in compat's database is built for torch "
+                            f"{public(tv)}: install the torch it was built for, or build {name} "
+                            "from source against this torch",)
+        method = {"exports": "the torch symbols its wheel imports against torch's exports",
+                  "copin": "a framework release that pins it with another torch",
+                  "local": "its local version tag"}.get(verdict.method, verdict.method)
+        out.append(Finding(
+            code.value, Severity.ERROR if strong else Severity.WARNING, message,
+            evidence=(*verdict.evidence, f"decided by {method} (build facts: compat matrix show "
+                      f"{name}=={dist.version})"),
+            fix=fix, packages=("torch", name)))
+        if ctx.deep:
+            torch_dist = ctx.env.dist("torch")
+            if torch_dist is not None and name not in KERNELS:
+                out.extend(_deep(ctx, dist, torch_dist, code))
+    return out
 
 
 def _split(ctx: Context) -> list[Finding]:

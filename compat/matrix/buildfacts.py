@@ -41,6 +41,7 @@ from compat.matrix.pypi import (
     RangeFile,
     ZipEntry,
 )
+from compat.matrix.schema import decode_ranges, encode_ranges
 from compat.matrix.wheel import MemberRead, read_member, read_wheel
 from compat.models import Unknown
 
@@ -111,43 +112,6 @@ def is_torch_symbol(name: str) -> bool:
 def symbol_hash(name: str) -> str:
     """A symbol's fingerprint: the first 12 hex digits of the sha256 of its mangled name."""
     return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-
-
-def encode_ranges(indices: Iterable[int]) -> str:
-    """{0, 1, 2, 5} -> "0-2,5"."""
-    out: list[str] = []
-    run: list[int] = []
-    for i in sorted(set(indices)):
-        if run and i == run[-1] + 1:
-            run.append(i)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [i]
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(out)
-
-
-_RANGE = re.compile(r"^(\d{1,9})(?:-(\d{1,9}))?$")
-MAX_TRACKED = 1_000_000
-
-
-def decode_ranges(text: str) -> frozenset[int]:
-    """ "0-2,5" -> {0, 1, 2, 5}; ValueError on anything else (or more than MAX_TRACKED)."""
-    out: set[int] = set()
-    if not text:
-        return frozenset()
-    for part in text.split(","):
-        m = _RANGE.match(part)
-        if m is None:
-            raise ValueError(f"not an index range: {part!r}")
-        first = int(m.group(1))
-        last = int(m.group(2) or first)
-        if last < first or last >= MAX_TRACKED or len(out) + last - first > MAX_TRACKED:
-            raise ValueError(f"bad index range: {part!r}")
-        out.update(range(first, last + 1))
-    return frozenset(out)
 
 
 def _iso(when: datetime) -> str:
