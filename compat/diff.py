@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from compat.families import families
+from compat.launch import LaunchConfig
 from compat.models import Environment, Finding, Unknown
 
 DIFF_SCHEMA = "compat.diff/1"
@@ -43,33 +45,6 @@ RANKS: dict[int, str] = {
     8: "the rest",
 }
 
-STACK_PACKAGES = frozenset(
-    {
-        "sglang",
-        "vllm",
-        "torch",
-        "triton",
-        "pytorch-triton",
-        "torchvision",
-        "torchaudio",
-        "xformers",
-        "flashinfer-python",
-        "flashinfer-cubin",
-        "flashinfer-jit-cache",
-        "sgl-kernel",
-        "sglang-kernel",
-        "flash-attn",
-        "flash-attn-3",
-        "deep-gemm",
-        "deep-ep",
-        "cuda-toolkit",
-        "cuda-python",
-        "cuda-bindings",
-        "xgrammar",
-        "transformers",
-        "ray",
-    }
-)
 _DEVICE_ENV_PREFIXES = ("CUDA_", "NCCL_", "NVSHMEM_", "NVIDIA_", "UCX_", "GLOO_")
 _DEVICE_ENV = frozenset(
     {
@@ -206,7 +181,7 @@ def _dist_changes(a: Environment, b: Environment) -> list[Change]:
     out = []
     for key in sorted(set(da) | set(db)):
         x, y = da.get(key), db.get(key)
-        stack = key in STACK_PACKAGES or key.startswith(("nvidia-", "cuda-"))
+        stack = families().is_stack(key)
         rank = 1 if stack else 7
         if x is None or y is None:
             out.append(
@@ -311,15 +286,13 @@ def _gpu_changes(a: Environment, b: Environment) -> list[Change]:
     return out
 
 
-def _launch_of(env: Environment) -> Any:
+def _launch_of(env: Environment) -> Optional[LaunchConfig]:
+    """The launch a snapshot recorded, parsed as `compat check` parses it (None if unreadable)."""
     from compat.errors import CompatError
-    from compat.launch import parse_launch
+    from compat.pipeline import LaunchInput, parse_launch_for
 
-    if not env.launch:
-        return None
-    fw = env.version_of("sglang") or env.version_of("vllm")
     try:
-        return parse_launch(list(env.launch), fw, env=env.env)
+        return parse_launch_for(env, LaunchInput())
     except CompatError:
         return None
 

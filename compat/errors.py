@@ -46,7 +46,18 @@ class NetworkError(CompatError):
     exit_code = 4
 
 
+class OutputError(CompatError):
+    """The report could not be written (disk full, closed pipe end, unwritable file) (exit 74)."""
+
+    exit_code = 74
+
+
 class ResolutionError(CompatError):
     """No tuple satisfies the target (exit 1)."""
 
     exit_code = 1
+
+
+# Not a CompatError: a bug. main() reports it with a short report file and this exit code, so a
+# crash is never read as a verdict (1) or a usage error (2).
+INTERNAL_ERROR_EXIT = 70

@@ -68,6 +68,9 @@ SETTINGS: tuple[str, ...] = (
     "enable_p2p_check",
     "nccl_nvls",
     "enable_torch_compile",
+    "kv_transfer_config",
+    "moe_a2a_backend",
+    "nnodes",
     "under_ray",
 )
 
@@ -183,6 +186,8 @@ SGLANG_FLAGS: tuple[Flag, ...] = (
     _f("--enable-nccl-nvls", "nccl_nvls", "true"),
     _f("--enable-torch-compile", "enable_torch_compile", "true"),
     _f("--use-ray", "distributed_executor_backend", "const", "ray"),
+    _f("--moe-a2a-backend", "moe_a2a_backend", "lower"),
+    _f("--nnodes", "nnodes", "int"),
 )
 
 # vLLM: EngineArgs.add_cli_args (+ FlexibleArgumentParser: `--x.key=value` for JSON args and
@@ -211,6 +216,9 @@ VLLM_FLAGS: tuple[Flag, ...] = (
     _f("--trust-remote-code", "trust_remote_code", "true"),
     _f("--distributed-executor-backend", "distributed_executor_backend", "lower"),
     _f("--enable-sleep-mode", "enable_memory_saver", "true"),
+    # Kept as the raw JSON text so advisories can look for a connector name in it.
+    _f("--kv-transfer-config", "kv_transfer_config", "str"),
+    _f("--nnodes", "nnodes", "int"),
 )
 
 _JSON_FLAGS_VLLM = frozenset(
@@ -775,6 +783,9 @@ def _sglang_settings(
     s["enable_p2p_check"] = _pick(st, "enable_p2p_check", False)
     s["nccl_nvls"] = _pick(st, "nccl_nvls", False)
     s["enable_torch_compile"] = _pick(st, "enable_torch_compile", False)
+    s["kv_transfer_config"] = None
+    s["moe_a2a_backend"] = _pick(st, "moe_a2a_backend", "none")
+    s["nnodes"] = _pick(st, "nnodes", 1)
     return s
 
 
@@ -913,6 +924,10 @@ def _vllm_settings(
     # vLLM leaves NVLS to NCCL (on where NVSwitch multicast is available) unless the env says no.
     s["nccl_nvls"] = "auto"
     s["enable_torch_compile"] = None
+    s["kv_transfer_config"] = _pick(st, "kv_transfer_config", None)
+    s["moe_a2a_backend"] = None
+    # Multi-node vLLM under Ray does not pass --nnodes, so absent means "not known", not 1.
+    s["nnodes"] = _pick(st, "nnodes", None)
     return s
 
 

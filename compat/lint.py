@@ -23,10 +23,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from compat.check import Context, run_checks
 from compat.inputs import apply_overrides, env_from_freeze
 from compat.matrix.load import Matrix
 from compat.models import Code, Environment, Finding, Severity, parse_version
+from compat.pipeline import Database, check
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -425,7 +425,7 @@ def _present(msg: str) -> str:
 
 
 def _check_scope(
-    pins: Sequence[Pin], origin: str, matrix: Matrix, advisories: Sequence[Any], target: Target
+    pins: Sequence[Pin], origin: str, db: Database, target: Target
 ) -> list[LintFinding]:
     live = [p for p in pins if _applies(p, target.python)]
     exact: dict[str, Pin] = {}
@@ -438,12 +438,12 @@ def _check_scope(
             ranges.setdefault(p.key, p)
     if not exact:
         return []
-    env = _environment(exact, origin, matrix, target)
-    found = run_checks(Context(env=env, matrix=matrix), advisories, target.ignore)
+    env = _environment(exact, origin, db.matrix, target)
+    found = check(env, db, ignore=target.ignore)
     pinned = set(exact)
     out = [_place(f, exact) for f in found if _keep(f, pinned, target)]
     for _, pin in sorted(ranges.items()):
-        hit = _judge_range(pin, exact, origin, matrix, target)
+        hit = _judge_range(pin, exact, origin, db.matrix, target)
         if hit is not None:
             out.append(hit)
     return out
@@ -481,7 +481,7 @@ def _judge_range(
         env = _environment(trial, origin, matrix, dataclasses.replace(target, driver=None, gpus=()))
         errors = [
             f
-            for f in run_checks(Context(env=env, matrix=matrix), (), target.ignore)
+            for f in check(env, Database(matrix, ()), ignore=target.ignore)
             if f.severity is Severity.ERROR
             and pin.key in {canonicalize_name(p) for p in f.packages}
             and _keep(f, set(trial), Target())
@@ -513,8 +513,7 @@ def _judge_range(
 
 def lint_files(
     files: Sequence[tuple[str, str]],
-    matrix: Matrix,
-    advisories: Sequence[Any] = (),
+    db: Database,
     target: Optional[Target] = None,
     read: Optional[Callable[[str], str]] = None,
 ) -> LintResult:
@@ -529,7 +528,7 @@ def lint_files(
         problems.extend(pf.problems)
         for scope, pins in pf.scopes:
             origin = f"{path}{scope}"
-            for lf in _check_scope(pins, origin, matrix, advisories, target):
+            for lf in _check_scope(pins, origin, db, target):
                 k = (lf.path, lf.line, lf.finding.code, lf.finding.message)
                 if k not in seen:
                     seen.add(k)
@@ -595,63 +594,11 @@ def format_json(result: LintResult) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
-
-
 def format_sarif(result: LintResult) -> str:
     """SARIF 2.1.0 with each result at its file and line (GitHub code scanning annotates it)."""
-    from compat import __version__
-    from compat.format.sarif import SCHEMA
+    from compat.format.sarif import Located, sarif
 
-    rules: dict[str, dict[str, Any]] = {}
-    results = []
-    for lf in result.findings:
-        f = lf.finding
-        rule_id = f.advisory or f.code
-        rule: dict[str, Any] = {
-            "id": rule_id,
-            "name": f.code,
-            "shortDescription": {"text": f.message if f.advisory else f.code},
-            "defaultConfiguration": {"level": _SARIF_LEVEL[f.severity]},
-        }
-        if f.references:
-            rule["helpUri"] = f.references[0]
-        rules.setdefault(rule_id, rule)
-        text = f.message + ("\nFix: " + "; ".join(f.fix) if f.fix else "")
-        results.append(
-            {
-                "ruleId": rule_id,
-                "level": _SARIF_LEVEL[f.severity],
-                "message": {"text": text},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": lf.path},
-                            "region": {"startLine": lf.line},
-                        }
-                    }
-                ],
-                "properties": {"evidence": list(f.evidence), "packages": list(f.packages)},
-            }
-        )
-    doc = {
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "compat lint",
-                        "version": __version__,
-                        "informationUri": "https://pypi.org/project/compat/",
-                        "rules": sorted(rules.values(), key=lambda r: str(r["id"])),
-                    }
-                },
-                "results": results,
-            }
-        ],
-    }
-    return json.dumps(doc, indent=2) + "\n"
+    return sarif([Located(lf.finding, lf.path, lf.line) for lf in result.findings], "compat lint")
 
 
 def exit_code(result: LintResult, fail_on: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar, Union
 
@@ -116,6 +117,22 @@ class PythonInfo:
 
 
 @dataclass(frozen=True)
+class ObjectFacts:
+    """One compiled object of an installed distribution, read with `--deep` (ELF dynamic info).
+
+    `unresolved` are the libtorch/c10/ATen symbols it imports that the installed torch does not
+    export: the `undefined symbol` its import dies of (the first few; `unresolved_count` all).
+    """
+
+    path: str  # relative to the distribution's location
+    needed: tuple[str, ...] = ()
+    torch_imports: int = 0
+    unresolved: tuple[str, ...] = ()
+    unresolved_count: int = 0
+    error: str = ""  # why it could not be read ("" when it was)
+
+
+@dataclass(frozen=True)
 class Distribution:
     """An installed distribution as its dist-info says; `broken` holds why it could not be read."""
 
@@ -130,6 +147,8 @@ class Distribution:
     # Shared libraries its main extension module needs (ELF DT_NEEDED), for packages built
     # against torch (torchvision/_C.so ...): tells a CUDA build from a CPU one without import.
     needs: tuple[str, ...] = ()
+    # Its compiled objects as read with --deep (empty without it).
+    objects: tuple[ObjectFacts, ...] = ()
 
     @property
     def key(self) -> str:
@@ -232,6 +251,8 @@ class Environment:
     source: str = "live"
     created: str = ""
     launch: tuple[str, ...] = ()
+    # Whether the compiled objects were read (--deep): Distribution.objects, TorchBuild.arch_list.
+    deep: bool = False
 
     def dist(self, name: str) -> Optional[Distribution]:
         key = canonicalize_name(name)
@@ -288,3 +309,56 @@ class Code(str, enum.Enum):
     MEMORY_HEADROOM = "memory-headroom"
     UNKNOWN_COMBINATION = "unknown-combination"
     CLUSTER_MISMATCH = "cluster-mismatch"
+
+
+# Ray clusters (compat check --ray): one report per node -------------------------------------
+class NodeStatus(enum.Enum):
+    OK = "ok"
+    TIMEOUT = "timeout"  # no answer before --ray-timeout (not scheduled, or the probe hung)
+    DIED = "died"  # the node died while its probe ran
+    FAILED = "failed"  # the task raised, or its runtime env could not be set up
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node as the cluster lists it when the check starts."""
+
+    node_id: str
+    address: str
+    hostname: str
+    head: bool = False
+    gpus: float = 0.0  # Ray's GPU resource on the node
+    label: str = ""  # short unique name for reports (hostname, or hostname/id when shared)
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    node: Node
+    status: NodeStatus
+    env: Optional[Environment] = None
+    reason: str = ""
+    # What the task saw of Ray: version, GPU ids it was given, the raylet's CUDA_VISIBLE_DEVICES.
+    facts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterProbe:
+    """One probe per alive node, in a stable order (head first, then by label)."""
+
+    address: str
+    nodes: tuple[NodeReport, ...]
+    runtime_env: Mapping[str, Any] = field(default_factory=dict)
+    timeout_s: float = 60.0
+    elapsed_s: float = 0.0
+    ray_version: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    probe: ClusterProbe
+    per_node: tuple[tuple[NodeReport, tuple[Finding, ...]], ...]
+    cluster: tuple[Finding, ...]
+
+    def all_findings(self) -> list[Finding]:
+        out = [f for _, fs in self.per_node for f in fs]
+        return out + list(self.cluster)

@@ -24,29 +24,25 @@ from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from compat.advisories import Advisory
 from compat.errors import ResolutionError, UsageError
+from compat.families import Family, families
 from compat.matrix.load import Matrix
 from compat.matrix.schema import Release, TorchBuildInfo, WheelIndex, cc_str
 from compat.models import GPU, Distribution, Driver, Environment, TorchBuild, Unknown, cuda_tag
 from compat.nvidia import coverage, driver_floor, driver_runs, driver_span, fmt_driver
 
-FRAMEWORKS = ("sglang", "vllm")
+_FAM = families()
+FRAMEWORKS = _FAM.frameworks
 LEADS = (*FRAMEWORKS, "torch")
-COMPANIONS = ("torchvision", "torchaudio")
-# Compiled against one torch and one CUDA major; their pins come from the framework.
-KERNELS = (
-    "sgl-kernel",
-    "sglang-kernel",
-    "flashinfer-python",
-    "flashinfer-cubin",
-    "flashinfer-jit-cache",
-    "xformers",
-    "flash-attn",
-)
-FLASHINFER_PARTS = ("flashinfer-python", "flashinfer-cubin", "flashinfer-jit-cache")
+COMPANIONS = _FAM.names(Family.COMPANION)
+# Compiled against one torch and one CUDA major, with releases in the database; their pins come
+# from the framework.
+KERNELS = tuple(p.name for p in _FAM.rows if p.family is Family.KERNEL and p.sync)
+FLASHINFER_PARTS = _FAM.groups()["flashinfer"]
 # Projects whose sdist is an installable package (flashinfer-python compiles its kernels at run
 # time); for the others an sdist means compiling CUDA code at install, which a lock must not ask.
-SDIST_OK = frozenset({"flashinfer-python", "sglang"})
+SDIST_OK = frozenset(p.name for p in _FAM.rows if p.sdist_ok)
 # Extras that select another accelerator: never the CUDA tuple's carrier.
 _OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron|gaudi")
 # Advisory severities that make a tuple unacceptable (a hung server is as dead as a crashed one).
@@ -528,7 +524,7 @@ class _Chain:
 
 
 class _Resolver:
-    def __init__(self, target: Target, matrix: Matrix, advisories: Sequence[Any]) -> None:
+    def __init__(self, target: Target, matrix: Matrix, advisories: Sequence[Advisory]) -> None:
         self.t = target
         self.m = matrix
         self.advisories = advisories
@@ -1125,11 +1121,7 @@ class _Resolver:
 
     def _advisories(self, pins: dict[str, Pin], b: TorchBuildInfo) -> list[tuple[str, str, str]]:
         """(id, summary, 'match' | 'pending') for blocking advisories the tuple meets."""
-        blocking = [
-            a
-            for a in self.advisories
-            if getattr(getattr(a, "severity", None), "value", "") in BLOCKING
-        ]
+        blocking = [a for a in self.advisories if a.severity.value in BLOCKING]
         if not blocking:
             return []
         from compat.advisories import match_advisories
@@ -1289,7 +1281,7 @@ def group_rejections(rejected: Sequence[Rejection], target: Target, matrix: Matr
 
 
 def resolve(
-    target: Target, matrix: Matrix, advisories: Sequence[Any] = (), alternatives: bool = True
+    target: Target, matrix: Matrix, advisories: Sequence[Advisory] = (), alternatives: bool = True
 ) -> Resolution:
     """The best tuple for `target`, or NoTupleError (a ResolutionError) saying why, grouped."""
     try:
@@ -1312,7 +1304,7 @@ def _summary(res: Resolution) -> str:
 
 
 def nearest_alternatives(
-    target: Target, matrix: Matrix, advisories: Sequence[Any], rejected: Sequence[Rejection]
+    target: Target, matrix: Matrix, advisories: Sequence[Advisory], rejected: Sequence[Rejection]
 ) -> tuple[str, ...]:
     """What would fit if one thing changed: the framework's version, the driver, or Python."""
     out: list[str] = []

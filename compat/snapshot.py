@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any, Callable, TypeVar, Union
 
 from compat.errors import InputError
@@ -10,10 +12,15 @@ from compat.models import (
     ENV_SCHEMA,
     GPU,
     CacheInfo,
+    ClusterProbe,
     Distribution,
     Driver,
     Environment,
     HostContext,
+    Node,
+    NodeReport,
+    NodeStatus,
+    ObjectFacts,
     PythonInfo,
     TorchBuild,
     Unknown,
@@ -97,6 +104,7 @@ def to_dict(env: Environment) -> dict[str, Any]:
                 "broken": d.broken,
                 "installed_at": d.installed_at,
                 "needs": list(d.needs),
+                **({"objects": [_object(o) for o in d.objects]} if d.objects else {}),
             }
             for d in env.distributions
         ],
@@ -115,6 +123,18 @@ def to_dict(env: Environment) -> dict[str, Any]:
             for c in env.caches
         ],
         "launch": list(env.launch),
+        "deep": env.deep,
+    }
+
+
+def _object(o: ObjectFacts) -> dict[str, Any]:
+    return {
+        "path": o.path,
+        "needed": list(o.needed),
+        "torch_imports": o.torch_imports,
+        "unresolved": list(o.unresolved),
+        "unresolved_count": o.unresolved_count,
+        "error": o.error,
     }
 
 
@@ -273,6 +293,19 @@ def from_dict(data: Any, origin: str = "snapshot") -> Environment:
                 broken,
                 r.get(d, "installed_at", (int, float), p, None),
                 tuple(str(x) for x in r.get(d, "needs", list, p, [])),
+                tuple(
+                    ObjectFacts(
+                        r.get(o, "path", str, f"{p}.objects[{j}]"),
+                        tuple(str(x) for x in r.get(o, "needed", list, f"{p}.objects[{j}]", [])),
+                        r.get(o, "torch_imports", int, f"{p}.objects[{j}]", 0),
+                        tuple(
+                            str(x) for x in r.get(o, "unresolved", list, f"{p}.objects[{j}]", [])
+                        ),
+                        r.get(o, "unresolved_count", int, f"{p}.objects[{j}]", 0),
+                        r.get(o, "error", str, f"{p}.objects[{j}]", ""),
+                    )
+                    for j, o in enumerate(r.get(d, "objects", list, p, []))
+                ),
             )
         )
     caches = []
@@ -303,6 +336,7 @@ def from_dict(data: Any, origin: str = "snapshot") -> Environment:
         source=origin,
         created=r.get(data, "created", str, "", ""),
         launch=tuple(str(x) for x in r.get(data, "launch", list, "", [])),
+        deep=r.get(data, "deep", bool, "", False),
     )
 
 
@@ -335,3 +369,124 @@ def read_text(path: str) -> str:
             f"{path}: not UTF-8 text (byte {exc.start})",
             hint="pass a `compat env --json` snapshot or a pip freeze file",
         ) from exc
+
+
+# Ray clusters: `compat env --ray --json` (schema compat.cluster/1) -------------------------------
+CLUSTER_SCHEMA = "compat.cluster/1"
+
+
+def node_report_from_task(node: Node, data: Any) -> NodeReport:
+    """A node's report from what its task returned (a snapshot that does not read is a failure)."""
+    if not isinstance(data, dict):
+        return NodeReport(node, NodeStatus.FAILED, reason="the probe returned no snapshot")
+    if data.get("hostname") and not node.hostname:
+        node = dataclasses.replace(node, hostname=str(data["hostname"]))
+    try:
+        env = from_dict(data.get("env"), origin=f"ray node {node.label or node.node_id[:8]}")
+    except InputError as exc:
+        return NodeReport(node, NodeStatus.FAILED, reason=exc.message)
+    env = dataclasses.replace(env, source=f"ray node {node.label or node.node_id[:8]}")
+    facts = {str(k): str(v) for k, v in (data.get("facts") or {}).items()}
+    return NodeReport(node, NodeStatus.OK, env=env, facts=facts)
+
+
+def label_nodes(nodes: Sequence[Node]) -> list[Node]:
+    """Short names: the hostname where it is unique, hostname/<node id prefix> where it is not."""
+    base = {n.node_id: n.hostname or n.address or n.node_id[:8] for n in nodes}
+    counts: dict[str, int] = {}
+    for b in base.values():
+        counts[b] = counts.get(b, 0) + 1
+    return [
+        dataclasses.replace(
+            n,
+            label=base[n.node_id]
+            if counts[base[n.node_id]] == 1
+            else f"{base[n.node_id]}/{n.node_id[:6]}",
+        )
+        for n in nodes
+    ]
+
+
+def order(reports: Sequence[NodeReport]) -> list[NodeReport]:
+    return sorted(reports, key=lambda r: (not r.node.head, r.node.label, r.node.node_id))
+
+
+def probe_to_dict(probe: ClusterProbe) -> dict[str, Any]:
+    return {
+        "schema": CLUSTER_SCHEMA,
+        "address": probe.address,
+        "ray": probe.ray_version,
+        "runtime_env": dict(probe.runtime_env),
+        "timeout_s": probe.timeout_s,
+        "elapsed_s": probe.elapsed_s,
+        "nodes": [
+            dict(node_dict(r), env=to_dict(r.env) if r.env is not None else None)
+            for r in probe.nodes
+        ],
+    }
+
+
+def node_dict(r: NodeReport) -> dict[str, Any]:
+    n = r.node
+    return {
+        "node_id": n.node_id,
+        "label": n.label,
+        "hostname": n.hostname,
+        "address": n.address,
+        "head": n.head,
+        "gpus": n.gpus,
+        "status": r.status.value,
+        "reason": r.reason,
+        "facts": dict(sorted(r.facts.items())),
+    }
+
+
+def probe_from_dict(data: Any, origin: str = "cluster snapshot") -> ClusterProbe:
+    """Read `compat env --ray --json` back (InputError naming the key on anything malformed)."""
+
+    def fail(path: str, what: str) -> InputError:
+        return InputError(
+            f"{origin}: {what} at '{path}'", hint="write it with `compat env --ray --json -o FILE`"
+        )
+
+    if not isinstance(data, dict) or data.get("schema") != CLUSTER_SCHEMA:
+        raise fail("schema", f"not a {CLUSTER_SCHEMA} document")
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list):
+        raise fail("nodes", "expected a list")
+    reports = []
+    for i, nd in enumerate(nodes):
+        if not isinstance(nd, dict) or not isinstance(nd.get("node_id"), str):
+            raise fail(f"nodes[{i}].node_id", "missing value")
+        try:
+            status = NodeStatus(nd.get("status"))
+        except ValueError as exc:
+            raise fail(f"nodes[{i}].status", f"unknown status {nd.get('status')!r}") from exc
+        node = Node(
+            node_id=nd["node_id"],
+            address=str(nd.get("address", "")),
+            hostname=str(nd.get("hostname", "")),
+            head=bool(nd.get("head", False)),
+            gpus=float(nd.get("gpus") or 0.0),
+            label=str(nd.get("label") or ""),
+        )
+        if status is NodeStatus.OK:
+            r = node_report_from_task(node, {"env": nd.get("env"), "facts": nd.get("facts")})
+            if r.status is not NodeStatus.OK:
+                raise fail(f"nodes[{i}].env", r.reason)
+        else:
+            r = NodeReport(
+                node,
+                status,
+                reason=str(nd.get("reason", "")),
+                facts={str(k): str(v) for k, v in (nd.get("facts") or {}).items()},
+            )
+        reports.append(r)
+    return ClusterProbe(
+        address=str(data.get("address", "")),
+        nodes=tuple(order(reports)),
+        runtime_env=dict(data.get("runtime_env") or {}),
+        timeout_s=float(data.get("timeout_s") or 60.0),
+        elapsed_s=float(data.get("elapsed_s") or 0.0),
+        ray_version=str(data.get("ray", "")),
+    )

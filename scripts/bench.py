@@ -49,7 +49,9 @@ def load_cost(runs: int) -> list[float]:
     )
     vals = []
     for _ in range(runs):
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         vals.append(float(proc.stdout.strip()))
     return vals
 
@@ -57,7 +59,9 @@ def load_cost(runs: int) -> list[float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=9)
-    ap.add_argument("--python", default=sys.executable, help="interpreter that has compat installed")
+    ap.add_argument(
+        "--python", default=sys.executable, help="interpreter that has compat installed"
+    )
     args = ap.parse_args()
     py = args.python
     # As an install does: byte-compile the package, so runs measure compat, not the compiler.

@@ -33,21 +33,45 @@ LAUNCH = ROOT / "tests" / "assets" / "launch"
 
 
 def env_of(packages: dict[str, str], gpu: GPU) -> Environment:
-    dists = tuple(Distribution(name=n, version=Version(v), raw_version=v) for n, v in packages.items())
-    return Environment(python=Unknown("bench"), distributions=dists, torch=Unknown("bench"),
-                       driver=Unknown("bench"), gpus=(gpu,), context=Unknown("bench"),
-                       env={"CUDA_VISIBLE_DEVICES": "0", "NCCL_DEBUG": "WARN"}, source="bench")
+    dists = tuple(
+        Distribution(name=n, version=Version(v), raw_version=v) for n, v in packages.items()
+    )
+    return Environment(
+        python=Unknown("bench"),
+        distributions=dists,
+        torch=Unknown("bench"),
+        driver=Unknown("bench"),
+        gpus=(gpu,),
+        context=Unknown("bench"),
+        env={"CUDA_VISIBLE_DEVICES": "0", "NCCL_DEBUG": "WARN"},
+        source="bench",
+    )
 
 
 def cases() -> list[tuple[str, Environment, Optional[LaunchConfig], list[Finding]]]:
-    rtx = GPU(index=0, name="NVIDIA GeForce RTX 4070", compute_capability=(8, 9), memory_total_mib=12282)
-    h100 = GPU(index=0, name="NVIDIA H100 80GB HBM3", compute_capability=(9, 0), memory_total_mib=81559)
-    sgl_env = env_of({"sglang": "0.4.6.post1", "flashinfer-python": "0.2.5", "torch": "2.6.0",
-                      "triton": "3.3.1"}, rtx)
-    sgl_launch = parse_launch_text((LAUNCH / "seed000-sglang-rtx4070.sh").read_text(), Version("0.4.6.post1"))
+    rtx = GPU(
+        index=0, name="NVIDIA GeForce RTX 4070", compute_capability=(8, 9), memory_total_mib=12282
+    )
+    h100 = GPU(
+        index=0, name="NVIDIA H100 80GB HBM3", compute_capability=(9, 0), memory_total_mib=81559
+    )
+    sgl_env = env_of(
+        {
+            "sglang": "0.4.6.post1",
+            "flashinfer-python": "0.2.5",
+            "torch": "2.6.0",
+            "triton": "3.3.1",
+        },
+        rtx,
+    )
+    sgl_launch = parse_launch_text(
+        (LAUNCH / "seed000-sglang-rtx4070.sh").read_text(), Version("0.4.6.post1")
+    )
     prior = [Finding(code="torch-triton", severity=Severity.ERROR, message="triton 3.3.1 != 3.2.0")]
     vllm_env = env_of({"vllm": "0.18.2rc1.dev54", "torch": "2.9.0"}, h100)
-    vllm_launch = parse_launch_text((LAUNCH / "seed004-crash.sh").read_text(), Version("0.18.2rc1.dev54"))
+    vllm_launch = parse_launch_text(
+        (LAUNCH / "seed004-crash.sh").read_text(), Version("0.18.2rc1.dev54")
+    )
     return [
         ("seed 000 (sglang, 12 GB GPU)", sgl_env, sgl_launch, prior),
         ("seed 004 (vLLM, H100)", vllm_env, vllm_launch, []),
@@ -67,8 +91,10 @@ def main() -> int:
     pool: list[Advisory] = [
         replace(shipped[i % len(shipped)], id=f"COMPAT-{5000 + i:04d}") for i in range(args.count)
     ]
-    print(f"loaded {len(shipped)} advisories in {load_ms:.1f} ms; matching {len(pool)} per run, "
-          f"{args.runs} runs (Python {sys.version.split()[0]})")
+    print(
+        f"loaded {len(shipped)} advisories in {load_ms:.1f} ms; matching {len(pool)} per run, "
+        f"{args.runs} runs (Python {sys.version.split()[0]})"
+    )
     worst = 0.0
     for name, env, launch, prior in cases():
         match_advisories(env, launch, pool, prior)  # warm-up
@@ -79,8 +105,10 @@ def main() -> int:
             times.append((time.perf_counter() - start) * 1000)
         med = statistics.median(times)
         worst = max(worst, med)
-        print(f"  {name:30s} median {med:6.2f} ms  min {min(times):6.2f}  max {max(times):6.2f}  "
-              f"({len(found)} findings)")
+        print(
+            f"  {name:30s} median {med:6.2f} ms  min {min(times):6.2f}  max {max(times):6.2f}  "
+            f"({len(found)} findings)"
+        )
     ok = worst <= TARGET_MS
     print(f"target <= {TARGET_MS:.0f} ms for {args.count} advisories: {'met' if ok else 'MISSED'}")
     return 0 if ok else 1

@@ -27,7 +27,9 @@ def main(argv: list[str]) -> int:
     args = ns.args or DEFAULT
     cmd = [sys.executable, "-m", "compat", "lock", *args]
     # Offline: any network use would fail fast against a dead proxy.
-    env = dict(os.environ, NO_PROXY="", HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
+    env = dict(
+        os.environ, NO_PROXY="", HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9"
+    )
     # Byte-compile the package as an install does (this machine may set PYTHONDONTWRITEBYTECODE).
     import compat
 
@@ -43,8 +45,10 @@ def main(argv: list[str]) -> int:
             return 2
     median = statistics.median(times)
     print(f"compat lock {' '.join(args)}")
-    print(f"runs: {ns.runs}  median: {median:.0f} ms  min: {min(times):.0f} ms  "
-          f"max: {max(times):.0f} ms  budget: {ns.budget_ms:.0f} ms")
+    print(
+        f"runs: {ns.runs}  median: {median:.0f} ms  min: {min(times):.0f} ms  "
+        f"max: {max(times):.0f} ms  budget: {ns.budget_ms:.0f} ms"
+    )
     return 0 if median <= ns.budget_ms else 1
 
 

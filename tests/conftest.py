@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
 import pytest
 
 ASSETS = Path(__file__).parent / "assets"
+# What compat reads or writes under the user's home: caches, the user data folder, HF caches.
+_HOME_VARS = ("HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "COMPAT_CACHE_DIR")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test reads or writes the real $HOME: compat's caches and data folder, and those of the
+    tools the tests drive (pip, uv, pre-commit), go to a folder of this session. Subprocesses
+    inherit it. Tools' own caches that tests rely on for speed stay where they were."""
+    home = tmp_path_factory.mktemp("home")
+    saved = {k: os.environ.get(k) for k in (*_HOME_VARS, "PIP_CACHE_DIR", "UV_CACHE_DIR")}
+    real = Path.home()
+    # pip and uv keep their download caches (no network in tests: they only save time).
+    os.environ.setdefault("PIP_CACHE_DIR", str(real / ".cache" / "pip"))
+    os.environ.setdefault("UV_CACHE_DIR", str(real / ".cache" / "uv"))
+    os.environ["HOME"] = str(home)
+    os.environ["XDG_CACHE_HOME"] = str(home / ".cache")
+    os.environ["XDG_DATA_HOME"] = str(home / ".local" / "share")
+    os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
+    os.environ.pop("COMPAT_CACHE_DIR", None)
+    try:
+        yield home
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture
@@ -15,8 +45,14 @@ def assets() -> Path:
     return ASSETS
 
 
-def make_dist(site: Path, name: str, version: str, requires: tuple[str, ...] = (),
-              metadata: Optional[str] = None, folder_version: Optional[str] = None) -> Path:
+def make_dist(
+    site: Path,
+    name: str,
+    version: str,
+    requires: tuple[str, ...] = (),
+    metadata: Optional[str] = None,
+    folder_version: Optional[str] = None,
+) -> Path:
     """A dist-info folder as an installer writes it; `metadata` overrides the METADATA text."""
     folder = site / f"{name.replace('-', '_')}-{folder_version or version}.dist-info"
     folder.mkdir(parents=True)

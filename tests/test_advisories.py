@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -47,8 +47,12 @@ LAUNCH = ASSETS / "launch"
 SHIPPED = Path(__file__).resolve().parent.parent / "matrices" / "advisories"
 
 
-def make_env(packages: Optional[dict[str, str]] = None, gpus: Any = None,
-             driver: Optional[str] = None, env: Optional[dict[str, str]] = None) -> Environment:
+def make_env(
+    packages: Optional[dict[str, str]] = None,
+    gpus: Any = None,
+    driver: Optional[str] = None,
+    env: Optional[dict[str, str]] = None,
+) -> Environment:
     dists = tuple(
         Distribution(name=n, version=parse_version(v), raw_version=v)
         for n, v in sorted((packages or {}).items())
@@ -65,14 +69,28 @@ def make_env(packages: Optional[dict[str, str]] = None, gpus: Any = None,
             if "cc" in g:
                 major, minor = g["cc"].split(".")
                 cc = (int(major), int(minor))
-            out.append(GPU(index=g.get("index", i), name=g["name"], compute_capability=cc,
-                           memory_total_mib=g.get("memory_mib")))
+            out.append(
+                GPU(
+                    index=g.get("index", i),
+                    name=g["name"],
+                    compute_capability=cc,
+                    memory_total_mib=g.get("memory_mib"),
+                )
+            )
         gpu_list = tuple(out)
     drv: Any = Unknown("not given")
     if driver:
         drv = Driver(version=driver, cuda=Unknown("not given"))
-    return Environment(python=Unknown("test"), distributions=dists, torch=torch, driver=drv,
-                       gpus=gpu_list, context=Unknown("test"), env=dict(env or {}), source="test")
+    return Environment(
+        python=Unknown("test"),
+        distributions=dists,
+        torch=torch,
+        driver=drv,
+        gpus=gpu_list,
+        context=Unknown("test"),
+        env=dict(env or {}),
+        source="test",
+    )
 
 
 def _framework_version(packages: dict[str, str], launch_text: str) -> Optional[Version]:
@@ -82,7 +100,34 @@ def _framework_version(packages: dict[str, str], launch_text: str) -> Optional[V
     return None
 
 
-def load_fixture(path: Path) -> tuple[dict[str, Any], Environment, Optional[LaunchConfig], list[Finding]]:
+@dataclass(frozen=True)
+class FixtureModel:
+    """Model facts as a fixture states them (what the HF config would tell)."""
+
+    source: str = "fixture"
+    guess: bool = False
+    moe: Optional[bool] = None
+    quantization: Optional[str] = None
+    architectures: tuple[str, ...] = ()
+    model_type: Optional[str] = None
+
+
+def fixture_model(data: dict[str, Any]) -> Optional[FixtureModel]:
+    raw = data.get("model")
+    if raw is None:
+        return None
+    return FixtureModel(
+        moe=raw.get("moe"),
+        quantization=raw.get("quantization"),
+        architectures=tuple(raw.get("architectures", ())),
+        model_type=raw.get("model_type"),
+        guess=bool(raw.get("guess", False)),
+    )
+
+
+def load_fixture(
+    path: Path,
+) -> tuple[dict[str, Any], Environment, Optional[LaunchConfig], list[Finding]]:
     data = tomllib.loads(path.read_text())
     packages = data.get("packages", {})
     text = data.get("launch")
@@ -92,7 +137,10 @@ def load_fixture(path: Path) -> tuple[dict[str, Any], Environment, Optional[Laun
     if text:
         launch = parse_launch_text(text, _framework_version(packages, text), config_dir=LAUNCH)
     env = make_env(packages, data.get("gpus"), data.get("driver"), data.get("env"))
-    prior = [Finding(code=c, severity=Severity.ERROR, message=f"{c} (fixture)") for c in data.get("prior", [])]
+    prior = [
+        Finding(code=c, severity=Severity.ERROR, message=f"{c} (fixture)")
+        for c in data.get("prior", [])
+    ]
     return data, env, launch, prior
 
 
@@ -117,31 +165,47 @@ def test_resources_point_at_the_shipped_folder(shipped: tuple[Advisory, ...]) ->
     assert [a.id for a in load_advisories(advisories_dir())] == [a.id for a in shipped]
 
 
+def match_fixture(
+    path: Path, advisories: tuple[Advisory, ...]
+) -> tuple[dict[str, Any], list[Finding]]:
+    data, env, launch, prior = load_fixture(path)
+    return data, match_advisories(env, launch, advisories, prior, fixture_model(data))
+
+
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=[p.stem for p in FIXTURE_FILES])
 def test_fixture(path: Path, shipped: tuple[Advisory, ...]) -> None:
-    data, env, launch, prior = load_fixture(path)
-    findings = match_advisories(env, launch, shipped, prior)
+    data, findings = match_fixture(path, shipped)
     firing = {f.advisory for f in findings if f.severity > Severity.INFO}
     unsure = {f.advisory for f in findings if f.severity == Severity.INFO}
+    known = {a.id for a in shipped}
+    for key in ("fires", "silent", "misses", "could_not_tell"):
+        assert set(data.get(key, [])) <= known, f"{key} names an advisory that does not exist"
     for adv_id in data.get("fires", []):
         assert adv_id in firing, f"{adv_id} should fire: {[f.message for f in findings]}"
-    for adv_id in data.get("silent", []):
+    for adv_id in [*data.get("silent", []), *data.get("misses", [])]:
         assert adv_id not in firing and adv_id not in unsure, f"{adv_id} should be silent"
     for adv_id in data.get("could_not_tell", []):
         assert adv_id in unsure and adv_id not in firing
 
 
-def test_every_advisory_fires_on_some_fixture(shipped: tuple[Advisory, ...]) -> None:
+def test_every_advisory_fires_is_silenced_and_misses_on_fixtures(
+    shipped: tuple[Advisory, ...],
+) -> None:
+    """Each advisory fires on one fixture, is silent with its workaround on another, and (for
+    those with a confirmed cause) misses on a neighbouring version or GPU."""
     fired: set[str] = set()
     silenced: set[str] = set()
+    missed: set[str] = set()
     for path in FIXTURE_FILES:
-        data, env, launch, prior = load_fixture(path)
-        fired |= {f.advisory or "" for f in match_advisories(env, launch, shipped, prior)
-                  if f.severity > Severity.INFO}
+        data, findings = match_fixture(path, shipped)
+        fired |= {f.advisory or "" for f in findings if f.severity > Severity.INFO}
         silenced |= set(data.get("silent", []))
-    ids = {a.id for a in shipped}
-    assert ids <= fired, f"never fired: {sorted(ids - fired)}"
-    assert ids <= silenced, f"no fixture shows the workaround: {sorted(ids - silenced)}"
+        missed |= set(data.get("misses", []))
+    live = {a.id for a in shipped if not a.is_withdrawn}
+    assert live <= fired, f"never fired: {sorted(live - fired)}"
+    assert live <= silenced, f"no fixture shows the workaround: {sorted(live - silenced)}"
+    confirmed = {a.id for a in shipped if a.confirmed and not a.is_withdrawn}
+    assert confirmed <= missed, f"no neighbouring fixture: {sorted(confirmed - missed)}"
 
 
 def test_seed_findings_carry_evidence_fix_and_references(shipped: tuple[Advisory, ...]) -> None:
@@ -150,8 +214,10 @@ def test_seed_findings_carry_evidence_fix_and_references(shipped: tuple[Advisory
     assert f.code == "known-crash" and f.severity == Severity.ERROR
     assert "vllm 0.18.2rc1.dev54+g73f48ce55 in >=0.18.1rc1.dev266" in f.evidence
     assert "GPU 0 NVIDIA H100 80GB HBM3 is sm_90" in f.evidence
-    assert ("launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend auto picks for "
-            "unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55)") in f.evidence
+    assert (
+        "launch: moe_backend_effective=flashinfer_cutlass (what --moe-backend auto picks for "
+        "unquantized MoE in vllm 0.18.2rc1.dev54+g73f48ce55)"
+    ) in f.evidence
     assert any("--moe-backend triton" in x for x in f.fix)
     assert "https://github.com/vllm-project/vllm/issues/39288" in f.references
     assert f.to_dict()["advisory"] == "COMPAT-0004"
@@ -170,7 +236,9 @@ def test_seed002_ray_rule_uses_launch_env_and_probed_env(shipped: tuple[Advisory
     assert "under Ray (RAY_RAYLET_PID set)" in hit.evidence
 
 
-def test_unknown_gpu_gives_info_only_when_everything_else_matched(shipped: tuple[Advisory, ...]) -> None:
+def test_unknown_gpu_gives_info_only_when_everything_else_matched(
+    shipped: tuple[Advisory, ...],
+) -> None:
     text = (LAUNCH / "seed004-crash.sh").read_text()
     launch = parse_launch_text(text, Version("0.19.0"))
     env = make_env({"vllm": "0.19.0"})
@@ -185,7 +253,9 @@ def test_unknown_gpu_gives_info_only_when_everything_else_matched(shipped: tuple
 
 
 def test_no_launch_command_gives_info_for_launch_advisories(shipped: tuple[Advisory, ...]) -> None:
-    env = make_env({"vllm": "0.19.0"}, [{"name": "NVIDIA H100 80GB HBM3", "cc": "9.0", "memory_mib": 81559}])
+    env = make_env(
+        {"vllm": "0.19.0"}, [{"name": "NVIDIA H100 80GB HBM3", "cc": "9.0", "memory_mib": 81559}]
+    )
     findings = match_advisories(env, None, shipped)
     assert {f.advisory for f in findings} >= {"COMPAT-0004"}
     assert all(f.severity == Severity.INFO for f in findings)
@@ -200,7 +270,9 @@ def test_withdrawn_never_matches(shipped: tuple[Advisory, ...]) -> None:
     assert match_advisories(env, launch, [replace(adv, withdrawn="2026-11-23")], prior) == []
 
 
-def test_workaround_in_command_silences_even_without_a_failing_clause(shipped: tuple[Advisory, ...]) -> None:
+def test_workaround_in_command_silences_even_without_a_failing_clause(
+    shipped: tuple[Advisory, ...],
+) -> None:
     # COMPAT-0016's clauses do not look at custom all-reduce, COMPAT-0018 lists
     # --disable-custom-all-reduce as a workaround: it is honoured through the workaround check.
     adv = find_advisory(shipped, "COMPAT-0018")
@@ -221,8 +293,13 @@ def test_findings_are_sorted_and_deterministic(shipped: tuple[Advisory, ...]) ->
 
 
 def test_severity_mapping_walks_every_member() -> None:
-    expected = {"crash": Severity.ERROR, "hang": Severity.ERROR, "wrong-output": Severity.WARNING,
-                "oom": Severity.WARNING, "perf": Severity.INFO}
+    expected = {
+        "crash": Severity.ERROR,
+        "hang": Severity.ERROR,
+        "wrong-output": Severity.WARNING,
+        "oom": Severity.WARNING,
+        "perf": Severity.INFO,
+    }
     assert {s.value: s.finding_severity for s in AdvisorySeverity} == expected
 
 
@@ -257,7 +334,9 @@ def test_broken_files_report_every_problem_with_file_and_key() -> None:
 def test_duplicate_ids_are_reported(tmp_path: Path) -> None:
     src = (SHIPPED / "COMPAT-0006.toml").read_text()
     (tmp_path / "COMPAT-0006.toml").write_text(src)
-    (tmp_path / "COMPAT-0007.toml").write_text(src.replace('id = "COMPAT-0006"', 'id = "COMPAT-0007"'))
+    (tmp_path / "COMPAT-0007.toml").write_text(
+        src.replace('id = "COMPAT-0006"', 'id = "COMPAT-0007"')
+    )
     assert len(load_advisories(tmp_path)) == 2
     data = tomllib.loads(src)
     adv, errs = parse_advisory(data, "elsewhere/COMPAT-0006.toml")
@@ -298,3 +377,92 @@ def test_matching_one_hundred_advisories_is_fast(shipped: tuple[Advisory, ...]) 
         match_advisories(env, launch, advisories, prior)
         times.append(time.perf_counter() - t0)
     assert statistics.median(times) < 0.020
+
+
+MODEL_ADVISORY = """
+id = "COMPAT-9100"
+summary = "an MoE-kernel crash with FP8 on sm_90"
+details = "test"
+severity = "crash"
+published = "2026-12-01"
+project = "vllm"
+reported = "2026-01-02"
+confirmed = "merged-fix"
+evidence = "a quote"
+source = "test"
+
+[[references]]
+type = "report"
+url = "https://github.com/vllm-project/vllm/issues/1"
+
+[affected]
+framework = "vllm"
+packages = { vllm = ">=0.10" }
+
+[affected.model]
+moe = true
+quantization = ["fp8"]
+
+[[affected.launch]]
+setting = "enable_dbo"
+equals = true
+
+[[workarounds]]
+description = "Triton MoE"
+flags = ["--moe-backend triton"]
+"""
+
+
+def _model_advisory() -> Advisory:
+    adv, errors = parse_advisory(tomllib.loads(MODEL_ADVISORY), "COMPAT-9100.toml")
+    assert errors == [] and adv is not None
+    return adv
+
+
+def test_model_clause_needs_every_part_and_says_when_it_cannot_tell() -> None:
+    adv = _model_advisory()
+    assert adv.project == "vllm" and adv.confirmed == "merged-fix"
+    env = make_env({"vllm": "0.11.0"})
+    launch = parse_launch_text("vllm serve org/m --enable-dbo", Version("0.11.0"))
+    launch = replace(launch, settings={**launch.settings, "enable_dbo": True})
+    moe_fp8 = FixtureModel(moe=True, quantization="fp8", source="config.json")
+    (hit,) = match_advisories(env, launch, [adv], (), moe_fp8)
+    assert hit.severity == Severity.ERROR
+    assert "model: MoE (config.json)" in hit.evidence
+    assert "model: quantization fp8 (config.json)" in hit.evidence
+    # A dense model, or an unquantized one, keeps it silent.
+    assert match_advisories(env, launch, [adv], (), replace(moe_fp8, moe=False)) == []
+    assert match_advisories(env, launch, [adv], (), replace(moe_fp8, quantization=None)) == []
+    # Unknown model, or facts guessed from the name: "may apply", never an error.
+    for model in (None, Unknown("no config.json in the HF cache"), replace(moe_fp8, guess=True)):
+        (maybe,) = match_advisories(env, launch, [adv], (), model)
+        assert maybe.severity == Severity.INFO and "could not tell" in maybe.message
+    # A framework's own argument that the parsed launch does not describe: could not tell.
+    bare = parse_launch_text("vllm serve org/m", Version("0.11.0"))
+    (unsure,) = match_advisories(env, bare, [adv], (), moe_fp8)
+    assert unsure.severity == Severity.INFO
+    assert any("enable_dbo is not known" in e for e in unsure.evidence)
+
+
+def test_model_clause_and_new_fields_are_validated() -> None:
+    bad = MODEL_ADVISORY.replace('confirmed = "merged-fix"', 'confirmed = "hunch"')
+    bad = bad.replace('project = "vllm"', 'project = "tensorrt"').replace(
+        "moe = true", 'moe = "yes"'
+    )
+    bad = bad.replace('reported = "2026-01-02"', 'reported = "yesterday"')
+    adv, errors = parse_advisory(tomllib.loads(bad), "COMPAT-9100.toml")
+    assert adv is None
+    text = "\n".join(errors)
+    for needle in (
+        "confirmed: expected one of",
+        "project: expected one of",
+        "affected.model.moe: expected true or false",
+        "reported: expected a date",
+    ):
+        assert needle in text
+    empty = MODEL_ADVISORY.replace('moe = true\nquantization = ["fp8"]\n', "")
+    _, errors = parse_advisory(tomllib.loads(empty), "COMPAT-9100.toml")
+    assert any("an empty [affected.model] table" in e for e in errors)
+    no_fw = MODEL_ADVISORY.replace('framework = "vllm"\n', "")
+    _, errors = parse_advisory(tomllib.loads(no_fw), "COMPAT-9100.toml")
+    assert any("unknown launch setting 'enable_dbo'" in e for e in errors)

@@ -24,8 +24,13 @@ H100 = str(ASSETS / "envs" / "h100-torch2.11-cu130.json")
 
 
 def compat(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "compat", *args], capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "compat", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_exit_1_on_errors_and_text_report() -> None:
@@ -42,8 +47,17 @@ def test_exit_0_on_a_good_tuple_and_fail_on() -> None:
 
 
 def test_ignore_codes() -> None:
-    p = compat("check", "--from", BAD, "--ignore", "framework-pin", "--ignore", "torch-triton",
-               "--ignore", "torch-companion")
+    p = compat(
+        "check",
+        "--from",
+        BAD,
+        "--ignore",
+        "framework-pin",
+        "--ignore",
+        "torch-triton",
+        "--ignore",
+        "torch-companion",
+    )
     assert p.returncode == 0, p.stdout
 
 
@@ -74,16 +88,19 @@ def test_h100_snapshot_is_clean() -> None:
     assert "ERRORS" not in p.stdout and "WARNINGS" not in p.stdout
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", None),
-    (b"\xff\xfe garbage", "not UTF-8"),
-    (b"torch==2.7.1\nthis is not a requirement !!\n", ":2: not a requirement"),
-    (b"torch>=2.0\n", "not an exact pin"),
-    (b"torch==2.x.y\n", ":1: not a requirement"),
-    (b"torch===weird\n", "invalid version"),
-    (b'{"schema": "compat.env/9"}', "compat.env/9 is not supported"),
-    (b'{"schema": "compat.env/1", "gpus": 5}', "'gpus'"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", None),
+        (b"\xff\xfe garbage", "not UTF-8"),
+        (b"torch==2.7.1\nthis is not a requirement !!\n", ":2: not a requirement"),
+        (b"torch>=2.0\n", "not an exact pin"),
+        (b"torch==2.x.y\n", ":1: not a requirement"),
+        (b"torch===weird\n", "invalid version"),
+        (b'{"schema": "compat.env/9"}', "compat.env/9 is not supported"),
+        (b'{"schema": "compat.env/1", "gpus": 5}', "'gpus'"),
+    ],
+)
 def test_bad_input_is_a_clear_exit_3(tmp_path: Path, content: bytes, message: str | None) -> None:
     f = tmp_path / "in.txt"
     f.write_bytes(content)
@@ -114,10 +131,22 @@ def test_live_check_runs_here() -> None:
 _MATRIX = Matrix()
 _line = st.one_of(
     st.text(max_size=40),
-    st.builds(lambda n, v: f"{n}=={v}", st.sampled_from(["torch", "triton", "sglang", "vllm", "x_y"]),
-              st.text(alphabet="0123456789.+abcdefrcpostdevu", min_size=1, max_size=12)),
-    st.sampled_from(["# comment", "-e .", "--index-url https://x", "torch @ https://x/torch-2.5.1-cp311.whl",
-                     "a==1 \\", "", "   "]),
+    st.builds(
+        lambda n, v: f"{n}=={v}",
+        st.sampled_from(["torch", "triton", "sglang", "vllm", "x_y"]),
+        st.text(alphabet="0123456789.+abcdefrcpostdevu", min_size=1, max_size=12),
+    ),
+    st.sampled_from(
+        [
+            "# comment",
+            "-e .",
+            "--index-url https://x",
+            "torch @ https://x/torch-2.5.1-cp311.whl",
+            "a==1 \\",
+            "",
+            "   ",
+        ]
+    ),
 )
 
 
@@ -130,11 +159,25 @@ def test_freeze_reader_never_crashes(lines: list[str]) -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
-_keys = st.sampled_from(["python", "torch", "driver", "gpus", "context", "distributions", "env",
-                         "caches", "launch", "created"])
+_keys = st.sampled_from(
+    [
+        "python",
+        "torch",
+        "driver",
+        "gpus",
+        "context",
+        "distributions",
+        "env",
+        "caches",
+        "launch",
+        "created",
+    ]
+)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -154,10 +197,22 @@ def test_device_broken_snapshot_reads_back() -> None:
     assert "torchvision 0.21.0 is built for torch==2.6.0, but torch 2.11.0+cu130" in p.stdout
     recorded = (ASSETS / "device" / "broken-check.txt").read_text()
     assert "does not export" in recorded and "libcudart.so.12" in recorded
-    assert "operator torchvision::nms does not exist" in (ASSETS / "device" / "broken-import.txt").read_text()
+    assert (
+        "operator torchvision::nms does not exist"
+        in (ASSETS / "device" / "broken-import.txt").read_text()
+    )
 
 
 def test_launch_after_double_dash_is_parsed() -> None:
-    p = compat("check", "--from", str(ASSETS / "envs" / "h100-torch2.11-cu130.json"), "--",
-               "vllm", "serve", "Qwen/Qwen3-Next-80B-A3B-Instruct", "--tensor-parallel-size", "8")
+    p = compat(
+        "check",
+        "--from",
+        str(ASSETS / "envs" / "h100-torch2.11-cu130.json"),
+        "--",
+        "vllm",
+        "serve",
+        "Qwen/Qwen3-Next-80B-A3B-Instruct",
+        "--tensor-parallel-size",
+        "8",
+    )
     assert p.returncode == 0, p.stdout + p.stderr  # no vllm installed: nothing vLLM-specific fires

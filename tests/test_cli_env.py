@@ -11,8 +11,14 @@ from tests.conftest import make_dist
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "compat", *args], capture_output=True, text=True,
-                          timeout=60, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "compat", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
 
 
 def test_env_text_on_this_machine() -> None:

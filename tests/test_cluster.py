@@ -17,49 +17,55 @@ from typing import Any, Callable, Optional, TypeVar
 import pytest
 from packaging.version import Version
 
-from compat.cluster import (
-    CLUSTER_MISMATCH,
-    SLEEP_VAR,
-    ClusterProbe,
-    Node,
-    NodeReport,
-    NodeStatus,
-    check_cluster,
-    check_options,
-    collect,
-    compare,
-    label_nodes,
-    parse_runtime_env,
-    probe_from_dict,
-    probe_to_dict,
-)
+from compat.check.cluster import CLUSTER_MISMATCH, compare
+from compat.commands.cluster import check_options, parse_runtime_env
 from compat.errors import InputError, UsageError
 from compat.format.cluster import format_cluster_env, format_cluster_findings
 from compat.matrix.load import Matrix
 from compat.models import (
     GPU,
+    ClusterProbe,
     Distribution,
     Driver,
     Environment,
     Finding,
+    Node,
+    NodeReport,
+    NodeStatus,
     Severity,
     TorchBuild,
     Unknown,
 )
-from compat.snapshot import load
+from compat.pipeline import Database, LaunchInput, check_cluster, load_database, parse_launch_for
+from compat.probe.ray import collect, probe_node
+from compat.snapshot import label_nodes, load, probe_from_dict, probe_to_dict
 
 H100 = Path(__file__).parent / "assets" / "envs" / "h100-torch2.11-cu130.json"
 BASE = load(str(H100))
 MATRIX = Matrix()
+NO_ADVISORIES = Database(MATRIX, ())
 
 
 def node(name: str, *, gpus: float = 8.0, head: bool = False) -> Node:
-    return Node(node_id=f"{name}-0123456789abcdef", address=f"10.0.0.{len(name)}", hostname=name,
-                head=head, gpus=gpus, label=name)
+    return Node(
+        node_id=f"{name}-0123456789abcdef",
+        address=f"10.0.0.{len(name)}",
+        hostname=name,
+        head=head,
+        gpus=gpus,
+        label=name,
+    )
 
 
-def report(name: str, env: Optional[Environment] = None, *, gpus: float = 8.0, head: bool = False,
-           facts: Optional[dict[str, str]] = None, **env_vars: str) -> NodeReport:
+def report(
+    name: str,
+    env: Optional[Environment] = None,
+    *,
+    gpus: float = 8.0,
+    head: bool = False,
+    facts: Optional[dict[str, str]] = None,
+    **env_vars: str,
+) -> NodeReport:
     e = env or BASE
     if env_vars:
         e = dataclasses.replace(e, env={**e.env, **env_vars})
@@ -89,25 +95,38 @@ def test_nccl_env_differs_names_the_odd_node() -> None:
     f = only(fs, "NCCL_IB_DISABLE")
     assert f.code == CLUSTER_MISMATCH and f.severity is Severity.WARNING
     assert f.message == "NCCL_IB_DISABLE differs across nodes: unset on a, c; '1' on b"
-    assert f.fix == ("unset NCCL_IB_DISABLE on b (in the environment `ray start` ran with, or the "
-                     "runtime env)",)
+    assert f.fix == (
+        "unset NCCL_IB_DISABLE on b (in the environment `ray start` ran with, or the runtime env)",
+    )
 
 
 def test_seed_002_env_of_the_ray_path() -> None:
     # Seed 002: the Ray path had CUDA_DEVICE_MAX_CONNECTIONS=1, NCCL_NVLS_ENABLE=1 and another
     # LD_LIBRARY_PATH; a node started that way differs from its peers on each of them.
-    odd = report("gpu-2", CUDA_DEVICE_MAX_CONNECTIONS="1", NCCL_NVLS_ENABLE="1",
-                 LD_LIBRARY_PATH="/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib")
+    odd = report(
+        "gpu-2",
+        CUDA_DEVICE_MAX_CONNECTIONS="1",
+        NCCL_NVLS_ENABLE="1",
+        LD_LIBRARY_PATH="/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib",
+    )
     fs = compare([report("gpu-1"), odd, report("gpu-3")])
     assert {f.message.split(" ")[0] for f in fs} == {
-        "CUDA_DEVICE_MAX_CONNECTIONS", "NCCL_NVLS_ENABLE", "LD_LIBRARY_PATH"}
+        "CUDA_DEVICE_MAX_CONNECTIONS",
+        "NCCL_NVLS_ENABLE",
+        "LD_LIBRARY_PATH",
+    }
     f = only(fs, "CUDA_DEVICE_MAX_CONNECTIONS")
     assert "'1' on gpu-2" in f.message and "unset on gpu-1, gpu-3" in f.message
 
 
 def test_set_to_the_majority_value() -> None:
-    fs = compare([report("a", NCCL_SOCKET_IFNAME="eth0"), report("b", NCCL_SOCKET_IFNAME="eth0"),
-                  report("c", NCCL_SOCKET_IFNAME="ib0")])
+    fs = compare(
+        [
+            report("a", NCCL_SOCKET_IFNAME="eth0"),
+            report("b", NCCL_SOCKET_IFNAME="eth0"),
+            report("c", NCCL_SOCKET_IFNAME="ib0"),
+        ]
+    )
     f = only(fs, "NCCL_SOCKET_IFNAME")
     assert f.fix[0].startswith("set NCCL_SOCKET_IFNAME=eth0 on c too")
     assert '--runtime-env \'{"env_vars": {"NCCL_SOCKET_IFNAME": "eth0"}}\'' in f.fix[0]
@@ -119,8 +138,12 @@ def test_no_majority_no_value_in_the_fix() -> None:
 
 
 def test_per_node_env_vars_are_not_compared() -> None:
-    fs = compare([report("a", RAY_RAYLET_PID="11", COMPAT_TEST_PROBE_SLEEP="5", OMP_NUM_THREADS="1"),
-                  report("b", RAY_RAYLET_PID="12", MASTER_PORT="29500")])
+    fs = compare(
+        [
+            report("a", RAY_RAYLET_PID="11", COMPAT_TEST_PROBE_SLEEP="5", OMP_NUM_THREADS="1"),
+            report("b", RAY_RAYLET_PID="12", MASTER_PORT="29500"),
+        ]
+    )
     assert fs == []
     fs = compare([report("a"), report("b", RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES="1")])
     assert "RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES" in only(fs, "NOSET").message
@@ -138,9 +161,13 @@ def test_cuda_visible_devices_assigned_by_ray_is_not_a_difference() -> None:
 
 
 def test_gpu_numbering_of_the_ray_nodes() -> None:
-    fs = compare([report("a", facts={"node_cuda_visible_devices": ""}),
-                  report("b", facts={"node_cuda_visible_devices": "1,2,3,4"}),
-                  report("c", facts={"node_cuda_visible_devices": ""})])
+    fs = compare(
+        [
+            report("a", facts={"node_cuda_visible_devices": ""}),
+            report("b", facts={"node_cuda_visible_devices": "1,2,3,4"}),
+            report("c", facts={"node_cuda_visible_devices": ""}),
+        ]
+    )
     f = only(fs, "GPU numbering")
     assert "1,2,3,4 on b" in f.message and "unset (all GPUs) on a, c" in f.message
 
@@ -194,23 +221,36 @@ def test_python_minor_differs_is_an_error() -> None:
     assert BASE.python.version == "3.12.3"
     py311 = dataclasses.replace(BASE, python=dataclasses.replace(BASE.python, version="3.11.9"))
     f = only(compare([report("a"), report("b", py311)]), "Python")
-    assert f.severity is Severity.ERROR and f.message == "Python differs across nodes: 3.11.9 on b; 3.12.3 on a"
+    assert (
+        f.severity is Severity.ERROR
+        and f.message == "Python differs across nodes: 3.11.9 on b; 3.12.3 on a"
+    )
     patch = dataclasses.replace(BASE, python=dataclasses.replace(BASE.python, version="3.12.11"))
     g = only(compare([report("a"), report("b"), report("c", patch)]), "Python")
-    assert g.severity is Severity.INFO and g.fix == ("use Python 3.12.3 on c too (Ray requires the "
-                                                     "same Python on every node)",)
+    assert g.severity is Severity.INFO and g.fix == (
+        "use Python 3.12.3 on c too (Ray requires the same Python on every node)",
+    )
 
 
 def test_cpu_head_is_not_compared_with_gpu_nodes() -> None:
     # A CPU-only head that runs the driver script carries no torch and no NCCL settings.
-    bare = Environment(python=BASE.python, distributions=(), torch=Unknown("torch is not installed"),
-                       driver=Unknown("no NVIDIA driver"), gpus=(), context=BASE.context)
+    bare = Environment(
+        python=BASE.python,
+        distributions=(),
+        torch=Unknown("torch is not installed"),
+        driver=Unknown("no NVIDIA driver"),
+        gpus=(),
+        context=BASE.context,
+    )
     head = report("head", bare, gpus=0, head=True)
     assert compare([head, report("a", NCCL_IB_HCA="mlx5"), report("b", NCCL_IB_HCA="mlx5")]) == []
     # Without GPU nodes, all nodes are peers.
     cpu_torch = dataclasses.replace(BASE, gpus=())
     f = only(compare([report("x", bare, gpus=0), report("y", cpu_torch, gpus=0)]), "torch build")
-    assert f.message == "torch build differs across nodes: 2.11.0+cu130 (CUDA 13.0) on y; not installed on x"
+    assert (
+        f.message
+        == "torch build differs across nodes: 2.11.0+cu130 (CUDA 13.0) on y; not installed on x"
+    )
 
 
 def test_many_nodes_are_counted_and_listed_in_the_evidence() -> None:
@@ -223,77 +263,98 @@ def test_many_nodes_are_counted_and_listed_in_the_evidence() -> None:
 def test_nodes_that_did_not_report() -> None:
     dead = NodeReport(node("d"), NodeStatus.DIED, reason="Task failed because the node ... is dead")
     slow = NodeReport(node("s"), NodeStatus.TIMEOUT, reason="no answer within 5 s")
-    env_bad = NodeReport(node("e"), NodeStatus.FAILED, reason="the runtime env could not be set up: pip",
-                         facts={"runtime_env_failed": "true"})
+    env_bad = NodeReport(
+        node("e"),
+        NodeStatus.FAILED,
+        reason="the runtime env could not be set up: pip",
+        facts={"runtime_env_failed": "true"},
+    )
     crash = NodeReport(node("c"), NodeStatus.FAILED, reason="the probe raised OSError: x")
     fs = compare([report("a"), dead, slow, env_bad, crash])
     by = {f.message.split(" ")[1].rstrip(":"): f for f in fs}
     assert by["d"].severity is Severity.ERROR and "died during the check" in by["d"].message
-    assert by["s"].severity is Severity.WARNING and by["s"].message == "node s (10.0.0.1) did not report: not checked"
+    assert (
+        by["s"].severity is Severity.WARNING
+        and by["s"].message == "node s (10.0.0.1) did not report: not checked"
+    )
     assert by["e"].severity is Severity.ERROR and "runtime env cannot be set up" in by["e"].message
-    assert by["c"].severity is Severity.WARNING and by["c"].evidence == ("the probe raised OSError: x",)
+    assert by["c"].severity is Severity.WARNING and by["c"].evidence == (
+        "the probe raised OSError: x",
+    )
 
 
 def test_runtime_env_failure_gist() -> None:
-    from compat.cluster import _setup_error
+    from compat.probe.ray import _setup_error
 
     # As Ray 2.60 reports a pip failure: a whole traceback, pip's error last.
-    text = ("Failed to set up runtime environment.\n[Node 10.0.0.3] Traceback (most recent call last):\n"
-            '  File "pip.py", line 264, in _run\n'
-            "ray._private.runtime_env.utils.SubprocessCalledProcessError: Run cmd[17] failed with the "
-            "following details.\nLast 50 lines of stdout:\n"
-            "    ERROR: No matching distribution found for sglang==9.9\n")
-    assert _setup_error(text) == ("SubprocessCalledProcessError: Run cmd[17] failed with the following "
-                                  "details. / ERROR: No matching distribution found for sglang==9.9")
-    assert _setup_error("Failed to set up runtime environment.") == "Failed to set up runtime environment."
+    text = (
+        "Failed to set up runtime environment.\n[Node 10.0.0.3] Traceback (most recent call last):\n"
+        '  File "pip.py", line 264, in _run\n'
+        "ray._private.runtime_env.utils.SubprocessCalledProcessError: Run cmd[17] failed with the "
+        "following details.\nLast 50 lines of stdout:\n"
+        "    ERROR: No matching distribution found for sglang==9.9\n"
+    )
+    assert _setup_error(text) == (
+        "SubprocessCalledProcessError: Run cmd[17] failed with the following "
+        "details. / ERROR: No matching distribution found for sglang==9.9"
+    )
+    assert (
+        _setup_error("Failed to set up runtime environment.")
+        == "Failed to set up runtime environment."
+    )
 
 
 def test_labels_are_unique() -> None:
-    same = [Node("aaaaaa11", "10.0.0.1", "vm"), Node("bbbbbb22", "10.0.0.1", "vm"),
-            Node("cccccc33", "10.0.0.2", "gpu-7")]
+    same = [
+        Node("aaaaaa11", "10.0.0.1", "vm"),
+        Node("bbbbbb22", "10.0.0.1", "vm"),
+        Node("cccccc33", "10.0.0.2", "gpu-7"),
+    ]
     assert [n.label for n in label_nodes(same)] == ["vm/aaaaaa", "vm/bbbbbb", "gpu-7"]
 
 
 # check_cluster, formats, records ------------------------------------------------------------------
 def probe(*reports: NodeReport) -> ClusterProbe:
-    return ClusterProbe(address="auto", nodes=reports, runtime_env={"env_vars": {"X": "1"}},
-                        timeout_s=60, elapsed_s=1.5, ray_version="2.60.0")
+    return ClusterProbe(
+        address="auto",
+        nodes=reports,
+        runtime_env={"env_vars": {"X": "1"}},
+        timeout_s=60,
+        elapsed_s=1.5,
+        ray_version="2.60.0",
+    )
 
 
 def test_check_cluster_runs_each_node_and_compares() -> None:
     old = dataclasses.replace(BASE, driver=Driver("470.57.02", "11.4"))
-    result = check_cluster(probe(report("a"), report("b", old)), MATRIX)
+    result = check_cluster(probe(report("a"), report("b", old)), NO_ADVISORIES)
     (_, fa), (_, fb) = result.per_node
     assert "driver-too-old" in {f.code for f in fb} and "driver-too-old" not in {f.code for f in fa}
     assert [f.code for f in result.cluster] == [CLUSTER_MISMATCH]
     assert len(result.all_findings()) == len(fa) + len(fb) + 1
-    dropped = check_cluster(probe(report("a"), report("b", old)), MATRIX, ignore=(CLUSTER_MISMATCH,))
+    dropped = check_cluster(
+        probe(report("a"), report("b", old)), NO_ADVISORIES, ignore=(CLUSTER_MISMATCH,)
+    )
     assert dropped.cluster == ()
 
 
 def test_check_cluster_parses_the_launch_per_node_under_ray() -> None:
-    result = check_cluster(probe(report("a")), MATRIX,
-                           launch_argv=("python", "-m", "sglang.launch_server", "--model-path", "m"))
+    argv = ("python", "-m", "sglang.launch_server", "--model-path", "m")
+    result = check_cluster(probe(report("a")), NO_ADVISORIES, LaunchInput(argv=argv))
     assert result.per_node[0][0].env is not None  # checked
-    from compat.cluster import _launch
-
-    launch = _launch(BASE, ["python", "-m", "sglang.launch_server", "--model-path", "m"], None)
-    assert launch.settings["under_ray"] is True
+    launch = parse_launch_for(BASE, LaunchInput(argv=argv, under_ray=True))
+    assert launch is not None and launch.settings["under_ray"] is True
 
 
 def test_seed_002_launch_checked_as_the_ray_worker_runs_it() -> None:
     # Seed 002: the launch that works standalone crashes under Ray (COMPAT-0003). Each node's
     # check sees it under Ray, since it is what a Ray worker on that node would start.
-    from compat.advisories import load_advisories
-    from compat.resources import advisories_dir
-
     env = with_dist(BASE, "sglang", "0.5.12")
     launch = (Path(__file__).parent / "assets" / "launch" / "seed002-standalone.sh").read_text()
     # A probe in a Ray worker carries Ray's own variables: that is how the advisory knows.
     a = report("a", env, RAY_JOB_ID="01000000", RAY_RAYLET_PID="4242")
     b = report("b", env, RAY_JOB_ID="01000000", RAY_RAYLET_PID="4243")
-    result = check_cluster(probe(a, b), MATRIX,
-                           load_advisories(advisories_dir()), launch_text=launch)
+    result = check_cluster(probe(a, b), load_database(), LaunchInput(text=launch))
     for _, fs in result.per_node:
         assert "COMPAT-0003" in {f.advisory for f in fs}
 
@@ -301,8 +362,13 @@ def test_seed_002_launch_checked_as_the_ray_worker_runs_it() -> None:
 def test_text_groups_like_nodes_and_shows_the_verdict() -> None:
     dead = NodeReport(node("d"), NodeStatus.DIED, reason="node died")
     text = format_cluster_findings(
-        check_cluster(probe(report("a", head=True), report("b", NCCL_IB_DISABLE="1"), report("c"), dead),
-                      MATRIX), "text", "error")
+        check_cluster(
+            probe(report("a", head=True), report("b", NCCL_IB_DISABLE="1"), report("c"), dead),
+            NO_ADVISORIES,
+        ),
+        "text",
+        "error",
+    )
     assert text.startswith("compat check --ray auto: 4 node(s), 4 with GPUs; 3 reported, 1 did not")
     assert 'runtime env: {"env_vars": {"X": "1"}}' in text
     assert "\n  d (10.0.0.1)        DIED: node died\n" in text
@@ -312,11 +378,13 @@ def test_text_groups_like_nodes_and_shows_the_verdict() -> None:
 
 
 def test_json_and_sarif() -> None:
-    result = check_cluster(probe(report("a"), report("b", NCCL_IB_DISABLE="1")), MATRIX)
+    result = check_cluster(probe(report("a"), report("b", NCCL_IB_DISABLE="1")), NO_ADVISORIES)
     doc = json.loads(format_cluster_findings(result, "json", "warning"))
     assert doc["schema"] == "compat.cluster-findings/1" and doc["fail_on"] == "warning"
     assert [n["label"] for n in doc["nodes"]] == ["a", "b"]
-    assert doc["nodes"][0]["status"] == "ok" and doc["nodes"][0]["subject"].startswith("torch 2.11.0")
+    assert doc["nodes"][0]["status"] == "ok" and doc["nodes"][0]["subject"].startswith(
+        "torch 2.11.0"
+    )
     assert [f["code"] for f in doc["cluster"]] == [CLUSTER_MISMATCH]
     assert doc["summary"]["warning"] >= 1
     sarif = json.loads(format_cluster_findings(result, "sarif", "error"))
@@ -326,13 +394,17 @@ def test_json_and_sarif() -> None:
 
 
 def test_cluster_snapshot_round_trip_and_env_text() -> None:
-    p = probe(report("a", head=True, facts={"gpu_ids": "0", "ray": "2.60.0"}),
-              NodeReport(node("d"), NodeStatus.TIMEOUT, reason="no answer within 60 s"))
+    p = probe(
+        report("a", head=True, facts={"gpu_ids": "0", "ray": "2.60.0"}),
+        NodeReport(node("d"), NodeStatus.TIMEOUT, reason="no answer within 60 s"),
+    )
     doc = probe_to_dict(p)
     assert doc["schema"] == "compat.cluster/1" and doc["nodes"][1]["env"] is None
     back = probe_from_dict(json.loads(json.dumps(doc)))
     assert [r.status for r in back.nodes] == [NodeStatus.OK, NodeStatus.TIMEOUT]
-    assert back.nodes[0].env is not None and back.nodes[0].env.version_of("triton") == Version("3.6.0")
+    assert back.nodes[0].env is not None and back.nodes[0].env.version_of("triton") == Version(
+        "3.6.0"
+    )
     assert probe_to_dict(back)["nodes"][0]["facts"] == {"gpu_ids": "0", "ray": "2.60.0"}
     text = format_cluster_env(back)
     assert "== a (10.0.0.1, head)  [ok]" in text and "Ray           gpu_ids=0, ray=2.60.0" in text
@@ -360,8 +432,9 @@ def test_options() -> None:
         assert exc.value.exit_code == 2 and exc.value.hint and "env_vars" in exc.value.hint
 
 
-def test_without_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_ray_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from compat.cli import main
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
@@ -374,14 +447,20 @@ def test_without_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_ray_is_not_imported_at_start_up() -> None:
-    code = ("import sys, compat.cli, compat.cluster, compat.format.cluster; "
-            "sys.exit('ray' in sys.modules)")
+    code = (
+        "import sys, compat.cli, compat.commands.cluster, compat.format.cluster; "
+        "sys.exit('ray' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
 
 
 # On a real Ray cluster (3 nodes on this machine) ------------------------------------------------
-_NO_RAY = subprocess.run([sys.executable, "-c", "import ray"], capture_output=True,
-                         check=False).returncode != 0
+_NO_RAY = (
+    subprocess.run(
+        [sys.executable, "-c", "import ray"], capture_output=True, check=False
+    ).returncode
+    != 0
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -404,7 +483,9 @@ def cluster() -> Iterator[Any]:
     # A head with no CPUs for tasks, as many clusters start it: the probe asks for none.
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     c.add_node(num_cpus=1, num_gpus=1)
-    c.add_node(num_cpus=1, num_gpus=2, env_vars={"NCCL_IB_DISABLE": "1", "CUDA_VISIBLE_DEVICES": "2,3"})
+    c.add_node(
+        num_cpus=1, num_gpus=2, env_vars={"NCCL_IB_DISABLE": "1", "CUDA_VISIBLE_DEVICES": "2,3"}
+    )
     c.wait_for_nodes()
     try:
         yield c
@@ -419,8 +500,14 @@ def _no_ray_address(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([sys.executable, "-m", "compat", *args], capture_output=True, text=True,
-                          timeout=180, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "compat", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
 
 
 @on_ray
@@ -456,8 +543,17 @@ def test_ray_cli_check_and_env(cluster: Any, tmp_path: Path) -> None:
     make_dist(tmp_path / "site", "sglang", "0.5.12")
     runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(tmp_path / "site")}})
     launch = Path(__file__).parent / "assets" / "launch" / "seed002-standalone.sh"
-    proc = cli("check", "--ray", cluster.address, "--runtime-env", runtime_env, "--format", "json",
-               "--launch-file", str(launch))
+    proc = cli(
+        "check",
+        "--ray",
+        cluster.address,
+        "--runtime-env",
+        runtime_env,
+        "--format",
+        "json",
+        "--launch-file",
+        str(launch),
+    )
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     assert [n["status"] for n in doc["nodes"]] == ["ok"] * 3
@@ -516,16 +612,24 @@ def _probe_running(raylet_pid: str) -> bool:
 
 @on_ray
 def test_ray_node_killed_mid_check_and_node_too_slow(cluster: Any) -> None:
-    # Two more nodes whose probes sleep (test hook): one is killed while it sleeps, the other
-    # outlives --ray-timeout. The first three nodes still report.
-    doomed = cluster.add_node(num_cpus=1, env_vars={SLEEP_VAR: "60"})
-    slow = cluster.add_node(num_cpus=1, env_vars={SLEEP_VAR: "60"})
+    # Two more nodes whose probes sleep (the task below wraps the real probe): one is killed
+    # while it sleeps, the other outlives --ray-timeout. The first three nodes still report.
+    def sleepy(everything: bool, host: bool) -> dict[str, Any]:
+        # Defined in the test so that Ray ships it by value; the raylets of the two extra nodes
+        # carry SLOW_PROBE, their workers inherit it.
+        delay = os.environ.get("SLOW_PROBE")
+        if delay:
+            time.sleep(float(delay))
+        return probe_node(everything, host)
+
+    doomed = cluster.add_node(num_cpus=1, env_vars={"SLOW_PROBE": "60"})
+    slow = cluster.add_node(num_cpus=1, env_vars={"SLOW_PROBE": "60"})
     cluster.wait_for_nodes()
     killer = threading.Thread(target=kill_when_running, args=(cluster, doomed))
     killer.start()
     started = time.monotonic()
     try:
-        p = collect(cluster.address, timeout=15)
+        p = collect(cluster.address, timeout=15, task=sleepy)
         took = time.monotonic() - started
     finally:
         killer.join()
@@ -542,3 +646,16 @@ def test_ray_node_killed_mid_check_and_node_too_slow(cluster: Any) -> None:
     died = only(fs, "died during the check")
     assert died.severity is Severity.ERROR and by_id[doomed.node_id].node.label in died.message
     assert only(fs, "did not report").severity is Severity.WARNING
+
+
+def test_ray_launch_is_parsed_for_the_framework_it_starts_not_the_first_installed() -> None:
+    # A node with both sglang and vLLM installed, checked with a vLLM command: the launch is
+    # vLLM's, with vLLM's release (its MoE default decides COMPAT-0004), not sglang's.
+    env = with_dist(with_dist(BASE, "sglang", "0.5.12"), "vllm", "0.19.0")
+    argv = ("vllm", "serve", "Qwen/Qwen3-Next-80B-A3B-Instruct", "--tensor-parallel-size", "4")
+    launch = parse_launch_for(env, LaunchInput(argv=argv, under_ray=True))
+    assert launch is not None and launch.framework == "vllm"
+    assert launch.framework_version == Version("0.19.0")
+    result = check_cluster(probe(report("a", env)), load_database(), LaunchInput(argv=argv))
+    ((_, found),) = result.per_node
+    assert "COMPAT-0004" in {f.advisory for f in found}

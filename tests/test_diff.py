@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 
 from compat.advisories import load_advisories
-from compat.check import Context, run_checks
-from compat.cli import _launch
 from compat.diff import RANKS, Change, diff_environments, env_rank, format_text
 from compat.matrix.load import Matrix
 from compat.models import GPU, Driver, Environment, Finding, Unknown
+from compat.pipeline import Database, LaunchInput, check, parse_launch_for
 from compat.resources import advisories_dir
 from compat.snapshot import load
 
@@ -32,7 +31,7 @@ ADVISORIES = load_advisories(advisories_dir())
 
 
 def findings(env: Environment) -> list[Finding]:
-    return run_checks(Context(env=env, matrix=MATRIX, launch=_launch(env, None, ())), ADVISORIES)
+    return check(env, Database(MATRIX, ADVISORIES), parse_launch_for(env, LaunchInput()))
 
 
 def keys(changes: tuple[Change, ...]) -> list[str]:
@@ -54,46 +53,92 @@ def test_seed002_points_at_the_ray_launch_environment_first() -> None:
     d = diff_environments(a, b, findings(a), findings(b))
     # the variables the Ray actor adds, CUDA/NCCL ones first, before anything about the launch
     assert keys(d.changes)[:10] == [
-        "CUDA_DEVICE_MAX_CONNECTIONS", "NCCL_NVLS_ENABLE",
-        "PYTHONPATH", "SGLANG_MEMORY_SAVER_CUDA_GRAPH",
-        "under Ray", "MASTER_ADDR", "RAY_ADDRESS", "RAY_JOB_ID", "RAY_NODE_ID", "RAY_RAYLET_PID",
+        "CUDA_DEVICE_MAX_CONNECTIONS",
+        "NCCL_NVLS_ENABLE",
+        "PYTHONPATH",
+        "SGLANG_MEMORY_SAVER_CUDA_GRAPH",
+        "under Ray",
+        "MASTER_ADDR",
+        "RAY_ADDRESS",
+        "RAY_JOB_ID",
+        "RAY_NODE_ID",
+        "RAY_RAYLET_PID",
     ]
     assert [(c.a, c.b) for c in d.changes[:2]] == [(None, "1"), (None, "1")]
     assert all(c.area == "launch" for c in d.changes[10:])
     # the same packages, driver and GPUs: nothing of the stack or the host differs
     assert not [c for c in d.changes if c.rank <= 2]
     # LD_LIBRARY_PATH (with nvidia/cu13/lib) and CUDA_VISIBLE_DEVICES are the same on both
-    assert "LD_LIBRARY_PATH" not in keys(d.changes) and "CUDA_VISIBLE_DEVICES" not in keys(d.changes)
+    assert "LD_LIBRARY_PATH" not in keys(d.changes) and "CUDA_VISIBLE_DEVICES" not in keys(
+        d.changes
+    )
     # and compat check finds the known crash under Ray only
     assert [f.advisory for f in d.only_b] == ["COMPAT-0003"] and d.only_a == ()
     text = format_text(d, "standalone", "under-ray")
     assert "only B: error [known-crash COMPAT-0003]" in text
-    assert text.index("CUDA_DEVICE_MAX_CONNECTIONS") < text.index("RAY_ADDRESS") < text.index("launch chunked")
+    assert (
+        text.index("CUDA_DEVICE_MAX_CONNECTIONS")
+        < text.index("RAY_ADDRESS")
+        < text.index("launch chunked")
+    )
 
 
 def test_seed002_cli_text_json_and_exit_code() -> None:
-    proc = subprocess.run([sys.executable, "-m", "compat", "diff", str(STANDALONE), str(UNDER_RAY),
-                           "--format", "json"], capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compat",
+            "diff",
+            str(STANDALONE),
+            str(UNDER_RAY),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["schema"] == "compat.diff/1" and doc["same"] is False
     first = doc["changes"][0]
-    assert first == {"rank": 3, "area": "env", "key": "CUDA_DEVICE_MAX_CONNECTIONS", "kind": "added",
-                     "a": None, "b": "1", "detail": []}
+    assert first == {
+        "rank": 3,
+        "area": "env",
+        "key": "CUDA_DEVICE_MAX_CONNECTIONS",
+        "kind": "added",
+        "a": None,
+        "b": "1",
+        "detail": [],
+    }
     assert doc["findings"]["only_b"][0]["advisory"] == "COMPAT-0003"
-    same = subprocess.run([sys.executable, "-m", "compat", "diff", str(STANDALONE), str(STANDALONE)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    same = subprocess.run(
+        [sys.executable, "-m", "compat", "diff", str(STANDALONE), str(STANDALONE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert same.returncode == 0 and "No differences" in same.stdout
-    bad = subprocess.run([sys.executable, "-m", "compat", "diff", str(STANDALONE), "missing.json"],
-                         capture_output=True, text=True, timeout=60, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "compat", "diff", str(STANDALONE), "missing.json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode == 3
 
 
 def test_path_lists_are_compared_entry_by_entry() -> None:
     a = load(str(STANDALONE))
-    b = with_env(a, LD_LIBRARY_PATH="/usr/local/nvidia/lib64:/opt/cuda-12.4/lib64:"
-                 "/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib")
+    b = with_env(
+        a,
+        LD_LIBRARY_PATH="/usr/local/nvidia/lib64:/opt/cuda-12.4/lib64:"
+        "/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib",
+    )
     (c,) = diff_environments(a, b).changes
     assert c.key == "LD_LIBRARY_PATH" and c.rank == 3
     assert c.detail == (
@@ -116,19 +161,27 @@ def test_stack_before_host_before_env() -> None:
     a = load(str(STANDALONE))
     torch = a.torch
     assert not isinstance(torch, Unknown) and not isinstance(a.gpus, Unknown)
-    dists = tuple(dataclasses.replace(d, raw_version="3.5.1") if d.key == "triton" else d
-                  for d in a.distributions)
+    dists = tuple(
+        dataclasses.replace(d, raw_version="3.5.1") if d.key == "triton" else d
+        for d in a.distributions
+    )
     b = dataclasses.replace(
         with_env(a, NCCL_P2P_DISABLE="1", HF_HOME="/data/hf"),
         distributions=dists,
         driver=Driver("550.54.15", "12.4", "--driver", ""),
         gpus=(*a.gpus[:4], dataclasses.replace(a.gpus[4], name="NVIDIA H200", memory_used_mib=1)),
-        created="later")
+        created="later",
+    )
     d = diff_environments(a, b)
     assert [(c.rank, c.key) for c in d.changes] == [
         (1, "triton"),
-        (2, "GPU 4 name"), (2, "GPU 5"), (2, "GPU 6"), (2, "GPU 7"), (2, "GPU count"),
-        (2, "driver cuda"), (2, "driver version"),
+        (2, "GPU 4 name"),
+        (2, "GPU 5"),
+        (2, "GPU 6"),
+        (2, "GPU 7"),
+        (2, "GPU count"),
+        (2, "driver cuda"),
+        (2, "driver version"),
         (3, "NCCL_P2P_DISABLE"),
         (8, "HF_HOME"),
     ]
@@ -140,25 +193,43 @@ def test_unknown_sides_and_volatile_facts() -> None:
     assert not isinstance(a.gpus, Unknown)
     busy = tuple(dataclasses.replace(g, memory_used_mib=70000) for g in a.gpus)
     assert diff_environments(a, dataclasses.replace(a, gpus=busy, created="x")).same
-    b = dataclasses.replace(a, gpus=Unknown("no driver in docker build"), driver=Unknown("no driver"))
+    b = dataclasses.replace(
+        a, gpus=Unknown("no driver in docker build"), driver=Unknown("no driver")
+    )
     d = diff_environments(a, b)
     assert [(c.rank, c.key, c.a, c.b) for c in d.changes] == [
         (2, "GPUs", "8 GPU(s)", "unknown (no driver in docker build)"),
-        (2, "driver", "version 580.159.04, cuda 13.0", "unknown (no driver)")]
+        (2, "driver", "version 580.159.04, cuda 13.0", "unknown (no driver)"),
+    ]
 
 
 def test_every_rank_is_documented() -> None:
     assert set(RANKS) == set(range(1, 9))
-    assert [env_rank(n) for n in ("CUDA_VISIBLE_DEVICES", "NCCL_NVLS_ENABLE", "LD_LIBRARY_PATH",
-                                  "PYTHONPATH", "SGLANG_X", "RAY_JOB_ID", "MASTER_ADDR", "PATH",
-                                  "HF_HOME")] == [3, 3, 3, 4, 4, 5, 5, 8, 8]
+    assert [
+        env_rank(n)
+        for n in (
+            "CUDA_VISIBLE_DEVICES",
+            "NCCL_NVLS_ENABLE",
+            "LD_LIBRARY_PATH",
+            "PYTHONPATH",
+            "SGLANG_X",
+            "RAY_JOB_ID",
+            "MASTER_ADDR",
+            "PATH",
+            "HF_HOME",
+        )
+    ] == [3, 3, 3, 4, 4, 5, 5, 8, 8]
 
 
 def test_gpu_entries_compare_by_index() -> None:
     g = GPU(0, "NVIDIA H100 80GB HBM3", (9, 0), 81559)
     a = load(str(STANDALONE))
     one = dataclasses.replace(a, gpus=(g,))
-    two = dataclasses.replace(a, gpus=(g, dataclasses.replace(g, index=1, compute_capability=(8, 0))))
+    two = dataclasses.replace(
+        a, gpus=(g, dataclasses.replace(g, index=1, compute_capability=(8, 0)))
+    )
     d = diff_environments(one, two)
-    assert [(c.key, c.a, c.b) for c in d.changes] == [("GPU 1", None, "NVIDIA H100 80GB HBM3"),
-                                                    ("GPU count", "1", "2")]
+    assert [(c.key, c.a, c.b) for c in d.changes] == [
+        ("GPU 1", None, "NVIDIA H100 80GB HBM3"),
+        ("GPU count", "1", "2"),
+    ]

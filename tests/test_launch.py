@@ -35,15 +35,18 @@ def vllm(*args: str, version: str = "0.19.0") -> LaunchConfig:
     return parse_launch([*VLLM, *args], Version(version))
 
 
-@pytest.mark.parametrize("argv,framework", [
-    (["python", "-m", "sglang.launch_server", "--model-path", "m"], "sglang"),
-    (["python3", "-m", "sglang.launch_server", "--model-path", "m"], "sglang"),
-    (["sglang", "serve", "--model-path", "m"], "sglang"),
-    (["/opt/venv/bin/sglang", "serve", "--model-path", "m"], "sglang"),
-    (["vllm", "serve", "m"], "vllm"),
-    (["python", "-m", "vllm.entrypoints.openai.api_server", "--model", "m"], "vllm"),
-    (["torchrun", "train.py"], "unknown"),
-])
+@pytest.mark.parametrize(
+    "argv,framework",
+    [
+        (["python", "-m", "sglang.launch_server", "--model-path", "m"], "sglang"),
+        (["python3", "-m", "sglang.launch_server", "--model-path", "m"], "sglang"),
+        (["sglang", "serve", "--model-path", "m"], "sglang"),
+        (["/opt/venv/bin/sglang", "serve", "--model-path", "m"], "sglang"),
+        (["vllm", "serve", "m"], "vllm"),
+        (["python", "-m", "vllm.entrypoints.openai.api_server", "--model", "m"], "vllm"),
+        (["torchrun", "train.py"], "unknown"),
+    ],
+)
 def test_entry_points(argv: list[str], framework: str) -> None:
     assert detect_entrypoint(argv)[0] == framework
     lc = parse_launch(argv)
@@ -90,8 +93,14 @@ def test_defaults_when_nothing_given() -> None:
 
 
 def test_booleans_no_prefix_and_switch_values() -> None:
-    lc = sgl("--disable-cuda-graph", "--disable-custom-all-reduce", "--enable-hierarchical-cache",
-             "--trust-remote-code", "--no-trust-remote-code", "--enable-memory-saver=false")
+    lc = sgl(
+        "--disable-cuda-graph",
+        "--disable-custom-all-reduce",
+        "--enable-hierarchical-cache",
+        "--trust-remote-code",
+        "--no-trust-remote-code",
+        "--enable-memory-saver=false",
+    )
     s = lc.settings
     assert s["cuda_graph"] is False and s["custom_all_reduce"] is False and s["hicache"] is True
     assert s["trust_remote_code"] is False and s["enable_memory_saver"] is False
@@ -102,8 +111,16 @@ def test_booleans_no_prefix_and_switch_values() -> None:
 
 
 def test_sglang_backends_and_speculative() -> None:
-    lc = sgl("--attention-backend", "FlashInfer", "--decode-attention-backend", "fa3",
-             "--speculative-algorithm", "nextn", "--moe-runner-backend", "flashinfer-cutlass")
+    lc = sgl(
+        "--attention-backend",
+        "FlashInfer",
+        "--decode-attention-backend",
+        "fa3",
+        "--speculative-algorithm",
+        "nextn",
+        "--moe-runner-backend",
+        "flashinfer-cutlass",
+    )
     s = lc.settings
     assert s["attention_backend"] == "flashinfer"
     assert s["prefill_attention_backend"] == "flashinfer"  # inherits --attention-backend
@@ -129,8 +146,16 @@ def test_sglang_piecewise_default_by_version(version: str, expected: bool) -> No
 
 def test_sglang_piecewise_flags_and_unknown_version() -> None:
     assert sgl("--disable-piecewise-cuda-graph").settings["piecewise_cuda_graph"] is False
-    assert sgl("--enable-piecewise-cuda-graph", version="0.5.5").settings["piecewise_cuda_graph"] is True
-    assert sgl("--cuda-graph-backend-prefill", "tc_piecewise", version="0.5.5").settings["piecewise_cuda_graph"] is True
+    assert (
+        sgl("--enable-piecewise-cuda-graph", version="0.5.5").settings["piecewise_cuda_graph"]
+        is True
+    )
+    assert (
+        sgl("--cuda-graph-backend-prefill", "tc_piecewise", version="0.5.5").settings[
+            "piecewise_cuda_graph"
+        ]
+        is True
+    )
     assert sgl("--cuda-graph-backend-decode", "disabled").settings["cuda_graph"] is False
     unknown = parse_launch([*SGL, "--model-path", "m"]).settings["piecewise_cuda_graph"]
     assert isinstance(unknown, Unknown) and "0.5.10" in unknown.reason
@@ -152,9 +177,14 @@ def test_vllm_cudagraph_mode_defaults_and_overrides() -> None:
 
 
 def test_vllm_dotted_and_attached_compilation_flags() -> None:
-    lc = vllm("m", "-O3", "-O.cudagraph_mode=PIECEWISE", "--compilation-config.max_capture_size", "64")
-    assert lc.settings["compilation_config"] == {"level": 3, "cudagraph_mode": "PIECEWISE",
-                                                 "max_capture_size": 64}
+    lc = vllm(
+        "m", "-O3", "-O.cudagraph_mode=PIECEWISE", "--compilation-config.max_capture_size", "64"
+    )
+    assert lc.settings["compilation_config"] == {
+        "level": 3,
+        "cudagraph_mode": "PIECEWISE",
+        "max_capture_size": 64,
+    }
     assert lc.settings["cuda_graph_max_bs"] == 64
     assert lc.settings["piecewise_cuda_graph"] is True
     zero = vllm("m", "-O0")
@@ -188,8 +218,17 @@ def test_vllm_attention_backend_from_env() -> None:
 
 
 def test_unknown_flags_are_kept_with_their_values() -> None:
-    lc = sgl("--model-path", "m", "--host", "0.0.0.0", "--skip-server-warmup", "--future-flag", "7",
-             "--tp", "2")
+    lc = sgl(
+        "--model-path",
+        "m",
+        "--host",
+        "0.0.0.0",
+        "--skip-server-warmup",
+        "--future-flag",
+        "7",
+        "--tp",
+        "2",
+    )
     assert lc.unknown_flags == ("--host", "--skip-server-warmup", "--future-flag")
     assert lc.settings["tp_size"] == 2
     assert lc.notes == ()
@@ -202,12 +241,15 @@ def test_positional_model_and_leftovers() -> None:
     assert any("extra" in n for n in lc.notes)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--tp", "abc"], "--tp expects an integer, got 'abc'"),
-    (["--mem-fraction-static", "most"], "expects a number"),
-    (["--tp"], "--tp expects a value"),
-    (["--tp", "--disable-cuda-graph"], "--tp expects a value"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--tp", "abc"], "--tp expects an integer, got 'abc'"),
+        (["--mem-fraction-static", "most"], "expects a number"),
+        (["--tp"], "--tp expects a value"),
+        (["--tp", "--disable-cuda-graph"], "--tp expects a value"),
+    ],
+)
 def test_bad_values_are_clear_usage_errors(args: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
         sgl("--model-path", "m", *args)
@@ -234,6 +276,7 @@ def test_negative_numbers_are_values() -> None:
 
 # -- launch files --------------------------------------------------------------------------
 
+
 def test_seed002_standalone_file() -> None:
     lc = parse_launch_text((LAUNCH / "seed002-standalone.sh").read_text(), Version("0.5.12"))
     s = lc.settings
@@ -252,13 +295,17 @@ def test_seed002_under_ray_and_ray_job_wrapper() -> None:
     assert ray.settings["under_ray"] is True and ray.env["RAY_JOB_ID"] == "02000000"
     job = parse_launch_text((LAUNCH / "seed002-miles-ray-job.sh").read_text())
     assert job.framework == "unknown" and job.settings["under_ray"] is True
-    wrapped = parse_launch_text("ray job submit --address http://h:8265 -- "
-                                "python -m sglang.launch_server --model-path m --tp 2")
+    wrapped = parse_launch_text(
+        "ray job submit --address http://h:8265 -- "
+        "python -m sglang.launch_server --model-path m --tp 2"
+    )
     assert wrapped.framework == "sglang" and wrapped.settings["under_ray"] is True
 
 
 def test_seed001_comment_file_with_unexpanded_variables() -> None:
-    lc = parse_launch_text((LAUNCH / "seed001-minimax-hicache-comment.sh").read_text(), Version("0.5.9"))
+    lc = parse_launch_text(
+        (LAUNCH / "seed001-minimax-hicache-comment.sh").read_text(), Version("0.5.9")
+    )
     s = lc.settings
     assert s["tp_size"] == 4 and s["hicache"] is True and s["mem_fraction_static"] == 0.85
     assert s["model"] == "/dev/shm/$MODEL_NAME"
@@ -276,9 +323,13 @@ def test_shell_variables_expand_and_plain_assignments_stay_out_of_env() -> None:
 def test_seed004_files() -> None:
     crash = parse_launch_text((LAUNCH / "seed004-crash.sh").read_text(), Version("0.18.2rc1.dev54"))
     assert crash.framework == "vllm" and crash.settings["tp_size"] == 8
-    assert crash.settings["moe_backend"] == "auto" and crash.settings["piecewise_cuda_graph"] is True
+    assert (
+        crash.settings["moe_backend"] == "auto" and crash.settings["piecewise_cuda_graph"] is True
+    )
     assert crash.settings["dtype"] == "bfloat16" and crash.settings["max_model_len"] == 33020
-    fixed = parse_launch_text((LAUNCH / "seed004-workaround.sh").read_text(), Version("0.18.2rc1.dev54"))
+    fixed = parse_launch_text(
+        (LAUNCH / "seed004-workaround.sh").read_text(), Version("0.18.2rc1.dev54")
+    )
     assert fixed.settings["moe_backend"] == "triton" and "moe_backend" in fixed.explicit
 
 
@@ -291,8 +342,9 @@ def test_prefix_assignments_env_and_separators() -> None:
 
 def test_config_yaml_is_read_and_cli_wins() -> None:
     pytest.importorskip("yaml")
-    lc = parse_launch_text((LAUNCH / "vllm-with-config.sh").read_text(), Version("0.19.0"),
-                           config_dir=LAUNCH)
+    lc = parse_launch_text(
+        (LAUNCH / "vllm-with-config.sh").read_text(), Version("0.19.0"), config_dir=LAUNCH
+    )
     s = lc.settings
     assert s["tp_size"] == 2  # the command line overrides the file
     assert s["gpu_memory_utilization"] == 0.85 and s["moe_backend"] == "triton"
@@ -328,12 +380,36 @@ def test_broken_launch_text_is_a_clear_input_error() -> None:
         parse_launch_text("# only a comment\nexport A=1\n")
 
 
-_TOKENS = st.sampled_from([
-    "--tp", "--tp-size", "-tp", "2", "abc", "--mem-fraction-static", "0.8", "--disable-cuda-graph",
-    "--compilation-config", "{", '{"a":1}', "--speculative-config", "-O3", "-O.x=1", "--no-x",
-    "--config", "=", "--attention-backend=", "--", "-", "$X", "--enable-hierarchical-cache=maybe",
-    "--moe-backend", "é", "--model", "\x00",
-])
+_TOKENS = st.sampled_from(
+    [
+        "--tp",
+        "--tp-size",
+        "-tp",
+        "2",
+        "abc",
+        "--mem-fraction-static",
+        "0.8",
+        "--disable-cuda-graph",
+        "--compilation-config",
+        "{",
+        '{"a":1}',
+        "--speculative-config",
+        "-O3",
+        "-O.x=1",
+        "--no-x",
+        "--config",
+        "=",
+        "--attention-backend=",
+        "--",
+        "-",
+        "$X",
+        "--enable-hierarchical-cache=maybe",
+        "--moe-backend",
+        "é",
+        "--model",
+        "\x00",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from compat.advisories import load_advisories
 from compat.lint import (
     FILE_PATTERN,
     LintResult,
@@ -22,27 +21,34 @@ from compat.lint import (
     read_pyproject,
     read_requirements,
 )
-from compat.matrix.load import Matrix
 from compat.models import Severity
-from compat.resources import advisories_dir
+from compat.pipeline import load_database
 
 LINT = Path(__file__).parent / "assets" / "lint"
-MATRIX = Matrix()
-ADVISORIES = load_advisories(advisories_dir())
+DB = load_database()
 
 
 def lint(*names: str, target: Target | None = None) -> LintResult:
     files = [(str(LINT / n), (LINT / n).read_text()) for n in names]
-    return lint_files(files, MATRIX, ADVISORIES, target, lambda p: Path(p).read_text())
+    return lint_files(files, DB, target, lambda p: Path(p).read_text())
 
 
 def where(result: LintResult) -> list[tuple[str, int, str, Severity]]:
-    return [(Path(lf.path).name, lf.line, lf.finding.code, lf.finding.severity) for lf in result.findings]
+    return [
+        (Path(lf.path).name, lf.line, lf.finding.code, lf.finding.severity)
+        for lf in result.findings
+    ]
 
 
 def run(*args: str, cwd: Path = LINT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "compat", "lint", *args], capture_output=True,
-                          text=True, timeout=60, cwd=cwd, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "compat", "lint", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def test_torch_with_another_triton_is_an_error_on_the_triton_line() -> None:
@@ -50,7 +56,9 @@ def test_torch_with_another_triton_is_an_error_on_the_triton_line() -> None:
     # line 5 starts the continued `triton==3.1.0 \ --hash=...` line; numpy's range is not judged
     assert where(r) == [("requirements-torch-triton.txt", 5, "torch-triton", Severity.ERROR)]
     f = r.findings[0]
-    assert "triton 3.1.0 does not match torch 2.7.1, which requires triton==3.3.1" in f.finding.message
+    assert (
+        "triton 3.1.0 does not match torch 2.7.1, which requires triton==3.3.1" in f.finding.message
+    )
     assert [p.line for p in f.related] == [4]
     assert exit_code(r, "error") == 1
 
@@ -97,7 +105,7 @@ def test_a_range_that_excludes_every_fitting_release_is_an_info() -> None:
 def test_a_range_with_a_fitting_release_is_quiet(tmp_path: Path) -> None:
     f = tmp_path / "requirements.txt"
     f.write_text("sglang[srt]==0.4.6.post1\ntorch>=2.5,<2.8\ntriton\n")
-    r = lint_files([(str(f), f.read_text())], MATRIX, ADVISORIES)
+    r = lint_files([(str(f), f.read_text())], DB)
     assert r.findings == ()
 
 
@@ -105,7 +113,7 @@ def test_missing_packages_are_left_to_the_resolver(tmp_path: Path) -> None:
     # sglang alone: torch, triton... are not pinned here, so nothing is "not installed"
     f = tmp_path / "requirements.txt"
     f.write_text("sglang[srt]==0.4.6.post1\n")
-    assert lint_files([(str(f), f.read_text())], MATRIX, ADVISORIES).findings == ()
+    assert lint_files([(str(f), f.read_text())], DB).findings == ()
 
 
 def test_includes_map_to_the_included_file_and_are_not_reported_twice() -> None:
@@ -120,11 +128,16 @@ def test_includes_map_to_the_included_file_and_are_not_reported_twice() -> None:
 
 
 def test_pyproject_extras_and_self_references() -> None:
-    pf = read_pyproject((LINT / "pyproject-extras" / "pyproject.toml").read_text(), "pyproject.toml")
+    pf = read_pyproject(
+        (LINT / "pyproject-extras" / "pyproject.toml").read_text(), "pyproject.toml"
+    )
     scopes = {name: sorted(p.key for p in pins) for name, pins in pf.scopes}
-    assert scopes == {"": ["requests", "torch"], "[all]": ["requests", "torch", "torchvision", "triton"],
-                      "[legacy]": ["requests", "torch", "triton"],
-                      "[vision]": ["requests", "torch", "torchvision"]}
+    assert scopes == {
+        "": ["requests", "torch"],
+        "[all]": ["requests", "torch", "torchvision", "triton"],
+        "[legacy]": ["requests", "torch", "triton"],
+        "[vision]": ["requests", "torch", "torchvision"],
+    }
     r = lint("pyproject-extras/pyproject.toml")
     # once, although the [legacy] and [all] scopes both hold it
     assert where(r) == [("pyproject.toml", 10, "torch-triton", Severity.ERROR)]
@@ -138,36 +151,46 @@ def test_pylock_lines_and_markers() -> None:
 
 
 def test_requirements_syntax() -> None:
-    text = ("# c\n-i https://pypi.org/simple\n--extra-index-url https://x\n-e ./local\n"
-            "torch @ https://download.pytorch.org/whl/cu124/torch-2.5.1%2Bcu124-cp311-cp311-linux_x86_64.whl\n"
-            "flash-attn==2.7.4.post1 --config-settings=x=y  # inline comment\n"
-            "numpy==1.* \n"
-            "triton===3.1.0\n")
+    text = (
+        "# c\n-i https://pypi.org/simple\n--extra-index-url https://x\n-e ./local\n"
+        "torch @ https://download.pytorch.org/whl/cu124/torch-2.5.1%2Bcu124-cp311-cp311-linux_x86_64.whl\n"
+        "flash-attn==2.7.4.post1 --config-settings=x=y  # inline comment\n"
+        "numpy==1.* \n"
+        "triton===3.1.0\n"
+    )
     pins, problems = read_requirements(text, "r.txt")
     assert problems == []
     assert [(p.key, p.version, p.line) for p in pins] == [
-        ("torch", "2.5.1+cu124", 5), ("flash-attn", "2.7.4.post1", 6), ("numpy", None, 7),
-        ("triton", "3.1.0", 8)]
+        ("torch", "2.5.1+cu124", 5),
+        ("flash-attn", "2.7.4.post1", 6),
+        ("numpy", None, 7),
+        ("triton", "3.1.0", 8),
+    ]
 
 
 def test_unreadable_line_is_exit_3_and_named() -> None:
     r = lint("requirements-broken.txt")
     assert [(Path(p).name, n) for p, n, _ in r.problems] == [("requirements-broken.txt", 2)]
     assert exit_code(r, "error") == 3
-    assert format_text(r).startswith(f"{LINT / 'requirements-broken.txt'}:2: unreadable: not a requirement")
+    assert format_text(r).startswith(
+        f"{LINT / 'requirements-broken.txt'}:2: unreadable: not a requirement"
+    )
 
 
 def test_host_checks_only_when_the_host_is_given(tmp_path: Path) -> None:
     f = tmp_path / "requirements.txt"
     f.write_text("torch==2.7.1\ntriton==3.3.1\n")
     files = [(str(f), f.read_text())]
-    assert lint_files(files, MATRIX, ADVISORIES).findings == ()
+    assert lint_files(files, DB).findings == ()
     # with a target, the host checks run (which ones fire depends on the curated tables)
-    lint_files(files, MATRIX, ADVISORIES, Target(driver="470.57.02", gpus=("sm_90",)))
+    lint_files(files, DB, Target(driver="470.57.02", gpus=("sm_90",)))
 
 
 def test_ignore_drops_a_code() -> None:
-    assert lint("requirements-torch-triton.txt", target=Target(ignore=("torch-triton",))).findings == ()
+    assert (
+        lint("requirements-torch-triton.txt", target=Target(ignore=("torch-triton",))).findings
+        == ()
+    )
 
 
 def test_sarif_has_file_and_line() -> None:
@@ -179,17 +202,20 @@ def test_sarif_has_file_and_line() -> None:
     assert res["ruleId"] == "torch-companion" and res["level"] == "error"
 
 
-@pytest.mark.parametrize(("path", "kind", "hooked"), [
-    ("requirements.txt", "requirements", True),
-    ("deploy/requirements-serve.txt", "requirements", True),
-    ("requirements/gpu.txt", "requirements", True),
-    ("constraints.txt", "requirements", True),
-    ("sub/pyproject.toml", "pyproject", True),
-    ("pylock.toml", "pylock", True),
-    ("pylock.serve.toml", "pylock", True),
-    ("requirements.in", "requirements", False),
-    ("setup.cfg", "requirements", False),
-])
+@pytest.mark.parametrize(
+    ("path", "kind", "hooked"),
+    [
+        ("requirements.txt", "requirements", True),
+        ("deploy/requirements-serve.txt", "requirements", True),
+        ("requirements/gpu.txt", "requirements", True),
+        ("constraints.txt", "requirements", True),
+        ("sub/pyproject.toml", "pyproject", True),
+        ("pylock.toml", "pylock", True),
+        ("pylock.serve.toml", "pylock", True),
+        ("requirements.in", "requirements", False),
+        ("setup.cfg", "requirements", False),
+    ],
+)
 def test_file_names(path: str, kind: str, hooked: bool) -> None:
     assert kind_of(path) == kind
     assert bool(FILE_PATTERN.search(path)) is hooked
@@ -200,9 +226,12 @@ def test_cli_output_and_exit_codes() -> None:
     assert bad.returncode == 1
     assert bad.stdout.splitlines()[0] == (
         "requirements-torch-triton.txt:5: torch-triton error: triton 3.1.0 does not match torch 2.7.1, "
-        "which requires triton==3.3.1")
+        "which requires triton==3.3.1"
+    )
     assert "1 error(s)" in bad.stderr
-    good = run("requirements-good.txt", "pyproject-extras/pyproject.toml", "--ignore", "torch-triton")
+    good = run(
+        "requirements-good.txt", "pyproject-extras/pyproject.toml", "--ignore", "torch-triton"
+    )
     assert (good.returncode, good.stdout, good.stderr) == (0, "", "")
     assert run("requirements-broken.txt").returncode == 3
     assert run().returncode == 2

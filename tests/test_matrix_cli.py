@@ -11,8 +11,13 @@ BROKEN = Path(__file__).parent / "assets" / "matrices" / "broken"
 
 
 def compat(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "compat", *args], capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "compat", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_bundled_database_validates() -> None:

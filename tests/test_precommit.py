@@ -42,8 +42,10 @@ def _needs(names: list[str]) -> list[md.Distribution]:
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
-            pytest.skip(f"{name} is not installed here, so the hook cannot be installed offline "
-                        f"(pip install {name})")
+            pytest.skip(
+                f"{name} is not installed here, so the hook cannot be installed offline "
+                f"(pip install {name})"
+            )
         out[name] = dist
         for text in dist.requires or []:
             req = Requirement(text)
@@ -89,8 +91,12 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     pytest.importorskip("pre_commit", reason="pre-commit is not installed (pip install pre-commit)")
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
-                      check=False).returncode != 0:
+    if (
+        subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, check=False
+        ).returncode
+        != 0
+    ):
         pytest.skip(f"{REPO} is not a git checkout: pre-commit try-repo clones one")
     compat_deps = [Requirement(r) for r in md.requires("compat") or []]
     runtime = [r.name for r in compat_deps if r.marker is None or r.marker.evaluate({"extra": ""})]
@@ -101,13 +107,19 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     for key in list(env):
         if key.startswith(("PIP_", "PRE_COMMIT", "VIRTUALENV_")):
             del env[key]
-    env.update({
-        "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(house), "PIP_CONFIG_FILE": os.devnull,
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PRE_COMMIT_HOME": str(tmp_path_factory.mktemp("pre-commit-home")),
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-    })
+    env.update(
+        {
+            "PIP_NO_INDEX": "1",
+            "PIP_FIND_LINKS": str(house),
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PRE_COMMIT_HOME": str(tmp_path_factory.mktemp("pre-commit-home")),
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        }
+    )
     yield env
 
 
@@ -121,24 +133,46 @@ def _project(tmp: Path, files: dict[str, str], env: dict[str, str]) -> Path:
 
 def _try_repo(project: Path, env: dict[str, str], *files: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "compat-lint", "--files", *files],
-        cwd=project, env=env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pre_commit",
+            "try-repo",
+            str(REPO),
+            "compat-lint",
+            "--files",
+            *files,
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.slow
 def test_hook_fails_a_bad_requirements_file_and_passes_a_good_one(
-        tmp_path: Path, offline: dict[str, str]) -> None:
-    project = _project(tmp_path, {
-        "requirements.txt": (LINT / "requirements-torch-triton.txt").read_text(),
-        "requirements-serve.txt": (LINT / "requirements-good.txt").read_text(),
-        "README.md": "not linted\n",
-    }, offline)
+    tmp_path: Path, offline: dict[str, str]
+) -> None:
+    project = _project(
+        tmp_path,
+        {
+            "requirements.txt": (LINT / "requirements-torch-triton.txt").read_text(),
+            "requirements-serve.txt": (LINT / "requirements-good.txt").read_text(),
+            "README.md": "not linted\n",
+        },
+        offline,
+    )
     bad = _try_repo(project, offline, "requirements.txt", "README.md")
     out = bad.stdout + bad.stderr
     assert bad.returncode == 1, out
     assert "compat lint" in out and "Failed" in out
-    assert ("requirements.txt:5: torch-triton error: triton 3.1.0 does not match torch 2.7.1, "
-            "which requires triton==3.3.1") in out
+    assert (
+        "requirements.txt:5: torch-triton error: triton 3.1.0 does not match torch 2.7.1, "
+        "which requires triton==3.3.1"
+    ) in out
     good = _try_repo(project, offline, "requirements-serve.txt", "README.md")
     assert good.returncode == 0, good.stdout + good.stderr
     assert re.search(r"compat lint .*Passed", good.stdout), good.stdout
@@ -178,18 +212,34 @@ def test_the_documented_local_hook_works_as_written(tmp_path: Path) -> None:
     # `language: system` runs the `compat` on PATH: this interpreter's
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PRE_COMMIT_HOME"] = str(tmp_path / "pre-commit-home")
-    env.update({"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
-    project = _project(tmp_path / "project", {
-        ".pre-commit-config.yaml": config,
-        "requirements.txt": (LINT / "requirements-torch-triton.txt").read_text(),
-        "constraints-serve.txt": (LINT / "requirements-good.txt").read_text(),
-    }, env)
+    env.update(
+        {
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        }
+    )
+    project = _project(
+        tmp_path / "project",
+        {
+            ".pre-commit-config.yaml": config,
+            "requirements.txt": (LINT / "requirements-torch-triton.txt").read_text(),
+            "constraints-serve.txt": (LINT / "requirements-good.txt").read_text(),
+        },
+        env,
+    )
 
     def run(*files: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pre_commit", "run", "--files", *files],
-                              cwd=project, env=env, capture_output=True, text=True, timeout=120,
-                              check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "pre_commit", "run", "--files", *files],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     bad = run("requirements.txt")
     assert bad.returncode == 1, bad.stdout + bad.stderr

@@ -36,11 +36,22 @@ def advisories() -> Any:
     return load_advisories(advisories_dir())
 
 
-def target(matrix: Matrix, *reqs: str, driver: Optional[str] = None, gpus: tuple[str, ...] = (),
-           python: str = "3.11", **kw: Any) -> Target:
+def target(
+    matrix: Matrix,
+    *reqs: str,
+    driver: Optional[str] = None,
+    gpus: tuple[str, ...] = (),
+    python: str = "3.11",
+    **kw: Any,
+) -> Target:
     tg = tuple(TargetGpu(*parse_gpu_arg(g, matrix)) for g in gpus)
-    return Target(parse_targets(reqs), python=python, driver=Version(driver) if driver else None,
-                  gpus=tg, **kw)
+    return Target(
+        parse_targets(reqs),
+        python=python,
+        driver=Version(driver) if driver else None,
+        gpus=tg,
+        **kw,
+    )
 
 
 def versions(res: Resolution) -> dict[str, str]:
@@ -50,27 +61,34 @@ def versions(res: Resolution) -> dict[str, str]:
 def test_seed_tuple_sglang_04_torch_251_triton_310_cu124(matrix: Matrix, advisories: Any) -> None:
     # Seed 003: sglang 0.4.x is one locked tuple with torch 2.5.1+cu124 and triton 3.1.0. Which
     # 0.4.x releases pin torch 2.5.1 is read from the data, not assumed.
-    pinning = sorted(v for v, r in matrix.releases("sglang").items()
-                     if v.release[:2] == (0, 4)
-                     and any(str(p.specifier) == "==2.5.1" for p in r.pins("torch")))
+    pinning = sorted(
+        v
+        for v, r in matrix.releases("sglang").items()
+        if v.release[:2] == (0, 4) and any(str(p.specifier) == "==2.5.1" for p in r.pins("torch"))
+    )
     assert pinning, "some sglang 0.4.x release pins torch==2.5.1"
     newest = pinning[-1]
-    res = resolve(target(matrix, f"sglang=={newest}", driver="550.54.15", gpus=("h100",)),
-                  matrix, advisories)
+    res = resolve(
+        target(matrix, f"sglang=={newest}", driver="550.54.15", gpus=("h100",)), matrix, advisories
+    )
     got = versions(res)
     assert got["torch"] == "2.5.1" and got["triton"] == "3.1.0"
     assert res.cuda == "12.4"
     assert res.pin("torch").index is None  # type: ignore[union-attr]  # PyPI's own build is cu124
     assert res.pin("sglang").extras == ("srt",)  # type: ignore[union-attr]
     # The same tuple for every 0.4.x release that pins torch 2.5.1 (a range target).
-    ranged = resolve(target(matrix, f"sglang>={pinning[0]},<={newest}", driver="550.54.15"),
-                     matrix, advisories)
+    ranged = resolve(
+        target(matrix, f"sglang>={pinning[0]},<={newest}", driver="550.54.15"), matrix, advisories
+    )
     assert versions(ranged)["sglang"] == str(newest)
 
 
 def test_sample_sglang_0461_driver_535_a100(matrix: Matrix, advisories: Any) -> None:
-    res = resolve(target(matrix, "sglang==0.4.6.post1", driver="535.104.05", gpus=("a100",)),
-                  matrix, advisories)
+    res = resolve(
+        target(matrix, "sglang==0.4.6.post1", driver="535.104.05", gpus=("a100",)),
+        matrix,
+        advisories,
+    )
     got = versions(res)
     # The highest CUDA build of torch 2.6.0 a 535 driver runs (12.x minor-version compatibility).
     assert got["torch"] == "2.6.0+cu126" and got["torchvision"] == "0.21.0+cu126"
@@ -79,7 +97,9 @@ def test_sample_sglang_0461_driver_535_a100(matrix: Matrix, advisories: Any) -> 
     assert any("minor-version compatibility" in n for n in res.notes)
 
 
-def test_without_host_facts_the_framework_requirements_alone(matrix: Matrix, advisories: Any) -> None:
+def test_without_host_facts_the_framework_requirements_alone(
+    matrix: Matrix, advisories: Any
+) -> None:
     res = resolve(target(matrix, "sglang==0.4.6.post1"), matrix, advisories)
     assert versions(res)["torch"] == "2.6.0"
     assert res.indexes == () or all(i.url.startswith("https://flashinfer") for i in res.indexes)
@@ -151,13 +171,20 @@ def test_aarch64_uses_pytorch_index_build(matrix: Matrix, advisories: Any) -> No
     res = resolve(target(matrix, "torch==2.7.1", platform=Platform("aarch64")), matrix, advisories)
     assert versions(res)["torch"].startswith("2.7.1+cu")
     with pytest.raises(NoTupleError):  # sgl-kernel 0.1.0 has x86_64 wheels only
-        resolve(target(matrix, "sglang==0.4.6.post1", platform=Platform("aarch64")), matrix, advisories)
+        resolve(
+            target(matrix, "sglang==0.4.6.post1", platform=Platform("aarch64")), matrix, advisories
+        )
 
 
 def _crash(adv_id: str, packages: dict[str, str], gpu_cc: list[str], launch: bool = False) -> Any:
     data: dict[str, Any] = {
-        "id": adv_id, "summary": "test crash", "details": "d", "severity": "crash",
-        "published": "2026-01-01", "evidence": "e", "source": "test",
+        "id": adv_id,
+        "summary": "test crash",
+        "details": "d",
+        "severity": "crash",
+        "published": "2026-01-01",
+        "evidence": "e",
+        "source": "test",
         "references": [{"type": "report", "url": "https://example.com/x"}],
         "affected": {"packages": packages, "gpu_cc": gpu_cc},
         "workarounds": [{"description": "w", "versions": {"torch": "!=2.7.1"}}],
@@ -175,13 +202,16 @@ def test_known_crash_avoided_and_allowed(matrix: Matrix) -> None:
     res = resolve(t, matrix, [adv])
     assert versions(res)["torch"] == "2.7.0"
     assert any(r.rule is Rule.ADVISORY and r.advisory == "COMPAT-9001" for r in res.rejected)
-    allowed = resolve(Target(t.requirements, gpus=t.gpus, allow=frozenset({"COMPAT-9001"})),
-                      matrix, [adv])
+    allowed = resolve(
+        Target(t.requirements, gpus=t.gpus, allow=frozenset({"COMPAT-9001"})), matrix, [adv]
+    )
     assert versions(allowed)["torch"] == "2.7.1"
     assert any("--allow COMPAT-9001" in n for n in allowed.notes)
     # Another GPU: the advisory does not apply.
-    assert versions(resolve(target(matrix, "torch>=2.7,<2.8", gpus=("h100",)), matrix, [adv]))[
-        "torch"] == "2.7.1"
+    assert (
+        versions(resolve(target(matrix, "torch>=2.7,<2.8", gpus=("h100",)), matrix, [adv]))["torch"]
+        == "2.7.1"
+    )
     # Pinned exactly: nothing else fits; the failure says how to accept it.
     with pytest.raises(NoTupleError) as info:
         resolve(target(matrix, "torch==2.7.1", gpus=("a100",)), matrix, [adv])
@@ -201,16 +231,19 @@ def test_resolution_is_deterministic(matrix: Matrix, advisories: Any) -> None:
     assert resolve(t, matrix, advisories) == resolve(t, matrix, advisories)
 
 
-@pytest.mark.parametrize(("tags", "python", "ok"), [
-    ("cp311-cp311-manylinux_2_28_x86_64", "3.11", True),
-    ("cp311-cp311-manylinux_2_28_x86_64", "3.12", False),
-    ("cp39-abi3-manylinux2014_x86_64", "3.12", True),
-    ("cp313-cp313t-manylinux_2_28_x86_64", "3.13", False),
-    ("py3-none-any", "3.9", True),
-    ("cp311-cp311-manylinux_2_28_aarch64", "3.11", False),
-    ("cp311-cp311-win_amd64", "3.11", False),
-    ("cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64", "3.10", True),
-])
+@pytest.mark.parametrize(
+    ("tags", "python", "ok"),
+    [
+        ("cp311-cp311-manylinux_2_28_x86_64", "3.11", True),
+        ("cp311-cp311-manylinux_2_28_x86_64", "3.12", False),
+        ("cp39-abi3-manylinux2014_x86_64", "3.12", True),
+        ("cp313-cp313t-manylinux_2_28_x86_64", "3.13", False),
+        ("py3-none-any", "3.9", True),
+        ("cp311-cp311-manylinux_2_28_aarch64", "3.11", False),
+        ("cp311-cp311-win_amd64", "3.11", False),
+        ("cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64", "3.10", True),
+    ],
+)
 def test_wheel_fits(tags: str, python: str, ok: bool) -> None:
     assert wheel_fits(tags, python, Platform()) is ok
 

@@ -16,13 +16,24 @@ BAD = str(ASSETS / "freeze" / "sglang-0.4.6-torch-2.7.1.txt")
 UNDER_RAY = str(ASSETS / "diff" / "seed002-under-ray.json")
 
 
-def compat(*args: str, env: dict[str, str] | None = None, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "compat", "run", *args], capture_output=True,
-                          text=True, timeout=60, check=False, env=env, **kw)  # type: ignore[call-overload]
+def compat(
+    *args: str, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "compat", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        **kw,
+    )  # type: ignore[call-overload]
 
 
 def test_cmd_exit_code_passes_through() -> None:
-    proc = compat("--from", GOOD, "--", sys.executable, "-c", "import sys; print('up'); sys.exit(7)")
+    proc = compat(
+        "--from", GOOD, "--", sys.executable, "-c", "import sys; print('up'); sys.exit(7)"
+    )
     assert proc.returncode == 7, proc.stderr
     assert proc.stdout == "up\n"  # the report never goes to CMD's stdout
 
@@ -39,20 +50,40 @@ def test_a_failing_check_never_runs_cmd(tmp_path: Path) -> None:
 
 def test_fail_on_and_ignore_let_it_start(tmp_path: Path) -> None:
     code = "import sys; sys.exit(3)"
-    assert compat("--from", BAD, "--fail-on", "never", "--", sys.executable, "-c", code).returncode == 3
-    ignored = compat("--from", BAD, "--ignore", "framework-pin", "--ignore", "torch-triton",
-                     "--ignore", "torch-companion", "--", sys.executable, "-c", code)
+    assert (
+        compat("--from", BAD, "--fail-on", "never", "--", sys.executable, "-c", code).returncode
+        == 3
+    )
+    ignored = compat(
+        "--from",
+        BAD,
+        "--ignore",
+        "framework-pin",
+        "--ignore",
+        "torch-triton",
+        "--ignore",
+        "torch-companion",
+        "--",
+        sys.executable,
+        "-c",
+        code,
+    )
     assert ignored.returncode == 3, ignored.stderr
 
 
 def test_exec_keeps_the_pid_and_cmd_gets_sigterm() -> None:
-    child = ("import os, signal, sys, time\n"
-             "signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n"
-             "print(os.getpid(), flush=True)\n"
-             "time.sleep(30)\n")
-    with subprocess.Popen([sys.executable, "-m", "compat", "run", "--from", GOOD, "--",
-                           sys.executable, "-c", child], stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True) as proc:
+    child = (
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n"
+        "print(os.getpid(), flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "compat", "run", "--from", GOOD, "--", sys.executable, "-c", child],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
@@ -65,9 +96,23 @@ def test_exec_keeps_the_pid_and_cmd_gets_sigterm() -> None:
 
 
 def test_sigterm_default_disposition_kills_cmd() -> None:
-    with subprocess.Popen([sys.executable, "-m", "compat", "run", "--from", GOOD, "--", sys.executable,
-                           "-c", "import time; print('up', flush=True); time.sleep(30)"],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "compat",
+            "run",
+            "--from",
+            GOOD,
+            "--",
+            sys.executable,
+            "-c",
+            "import time; print('up', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
         try:
             assert proc.stdout is not None and proc.stdout.readline() == "up\n"
             os.kill(proc.pid, signal.SIGTERM)
@@ -94,7 +139,7 @@ def fake_python(tmp_path: Path) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "python3"
-    script.write_text("#!/bin/sh\necho \"started: $*\"\nexit 0\n")
+    script.write_text('#!/bin/sh\necho "started: $*"\nexit 0\n')
     script.chmod(0o755)
     env = dict(os.environ)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
@@ -103,13 +148,23 @@ def fake_python(tmp_path: Path) -> dict[str, str]:
 
 def test_the_launch_command_is_checked(fake_python: dict[str, str]) -> None:
     # seed 002: sglang 0.5.12 under Ray, TP 4, memory saver, custom all-reduce on -> COMPAT-0003
-    server = ["python3", "-m", "sglang.launch_server", "--model-path", "M", "--tp-size", "4",
-              "--enable-memory-saver"]
+    server = [
+        "python3",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "M",
+        "--tp-size",
+        "4",
+        "--enable-memory-saver",
+    ]
     blocked = compat("--from", UNDER_RAY, "--", *server, env=fake_python)
     assert blocked.returncode == 1
     assert "COMPAT-0003" in blocked.stderr and "started" not in blocked.stdout
     # with the advisory's workaround in the command, the server starts
     ok = compat("--from", UNDER_RAY, "--", *server, "--disable-custom-all-reduce", env=fake_python)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout == "started: -m sglang.launch_server --model-path M --tp-size 4 " \
-                        "--enable-memory-saver --disable-custom-all-reduce\n"
+    assert (
+        ok.stdout == "started: -m sglang.launch_server --model-path M --tp-size 4 "
+        "--enable-memory-saver --disable-custom-all-reduce\n"
+    )

@@ -16,9 +16,20 @@ LAUNCH = ASSETS / "launch"
 def check(tmp_path: Path, pins: str, *args: str) -> subprocess.CompletedProcess[str]:
     freeze = tmp_path / "freeze.txt"
     freeze.write_text(pins)
-    return subprocess.run([sys.executable, "-m", "compat", "check", "--from", str(freeze),
-                           "--python", "3.11", *args], capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "compat", "check", "--from", str(freeze), "--python", "3.11", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def finished(p: subprocess.CompletedProcess[str]) -> str:
+    """A run that reached its verdict (findings or none): what a negative assertion reads."""
+    assert p.returncode in (0, 1), p.stderr
+    assert p.stdout.startswith("compat check: "), p.stdout + p.stderr
+    return p.stdout
 
 
 SEED000_PINS = "sglang==0.4.6.post1\ntorch==2.6.0\ntriton==3.1.0\nflashinfer-python==0.2.3\n"
@@ -26,8 +37,14 @@ SEED000_PINS = "sglang==0.4.6.post1\ntorch==2.6.0\ntriton==3.1.0\nflashinfer-pyt
 
 def test_seed000_triton_segfault_and_memory(tmp_path: Path) -> None:
     # RTX 4070 12 GB, FlashInfer backend by default, CUDA graphs on, triton off torch's pin.
-    p = check(tmp_path, SEED000_PINS, "--gpu", "rtx4070", "--launch-file",
-              str(LAUNCH / "seed000-sglang-rtx4070.sh"))
+    p = check(
+        tmp_path,
+        SEED000_PINS,
+        "--gpu",
+        "rtx4070",
+        "--launch-file",
+        str(LAUNCH / "seed000-sglang-rtx4070.sh"),
+    )
     assert p.returncode == 1
     assert "[torch-triton] triton 3.1.0 does not match torch 2.6.0" in p.stdout
     assert "[known-crash COMPAT-0001]" in p.stdout
@@ -36,36 +53,81 @@ def test_seed000_triton_segfault_and_memory(tmp_path: Path) -> None:
 
 def test_seed000_quiet_with_the_workarounds(tmp_path: Path) -> None:
     pins = SEED000_PINS.replace("triton==3.1.0", "triton==3.2.0")
-    p = check(tmp_path, pins, "--gpu", "rtx4070", "--", "python", "-m", "sglang.launch_server",
-              "--model-path", "Qwen/Qwen2-1.5B-Instruct", "--mem-fraction-static", "0.80",
-              "--cuda-graph-max-bs", "4")
-    assert "COMPAT-0001" not in p.stdout and "memory-headroom" not in p.stdout, p.stdout
+    p = check(
+        tmp_path,
+        pins,
+        "--gpu",
+        "rtx4070",
+        "--",
+        "python",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "Qwen/Qwen2-1.5B-Instruct",
+        "--mem-fraction-static",
+        "0.80",
+        "--cuda-graph-max-bs",
+        "4",
+    )
+    out = finished(p)
+    assert "COMPAT-0001" not in out and "memory-headroom" not in out, out
 
 
 SEED001_PINS = "sglang==0.5.9\n"
 
 
 def test_seed001_hicache_speculative_cuda_graph(tmp_path: Path) -> None:
-    p = check(tmp_path, SEED001_PINS, "--gpu", "h200", "--launch-file",
-              str(LAUNCH / "seed001-glm5-hicache-eagle.sh"))
+    p = check(
+        tmp_path,
+        SEED001_PINS,
+        "--gpu",
+        "h200",
+        "--launch-file",
+        str(LAUNCH / "seed001-glm5-hicache-eagle.sh"),
+    )
     assert "[known-crash COMPAT-0002]" in p.stdout, p.stdout
-    quiet = check(tmp_path, SEED001_PINS, "--gpu", "h200", "--", "python3", "-m", "sglang.launch_server",
-                  "--model-path", "zai-org/GLM-5-FP8", "--enable-hierarchical-cache",
-                  "--speculative-algorithm", "EAGLE", "--disable-cuda-graph")
-    assert "COMPAT-0002" not in quiet.stdout
+    quiet = check(
+        tmp_path,
+        SEED001_PINS,
+        "--gpu",
+        "h200",
+        "--",
+        "python3",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "zai-org/GLM-5-FP8",
+        "--enable-hierarchical-cache",
+        "--speculative-algorithm",
+        "EAGLE",
+        "--disable-cuda-graph",
+    )
+    assert "COMPAT-0002" not in finished(quiet)
 
 
 SEED002_PINS = "sglang==0.5.12\n"
 
 
 def test_seed002_under_ray_only(tmp_path: Path) -> None:
-    ray = check(tmp_path, SEED002_PINS, "--gpu", "h100", "--launch-file",
-                str(LAUNCH / "seed002-under-ray.sh"))
+    ray = check(
+        tmp_path,
+        SEED002_PINS,
+        "--gpu",
+        "h100",
+        "--launch-file",
+        str(LAUNCH / "seed002-under-ray.sh"),
+    )
     assert "[known-crash COMPAT-0003]" in ray.stdout, ray.stdout
     assert "--disable-custom-all-reduce" in ray.stdout
-    standalone = check(tmp_path, SEED002_PINS, "--gpu", "h100", "--launch-file",
-                       str(LAUNCH / "seed002-standalone.sh"))
-    assert "COMPAT-0003" not in standalone.stdout
+    standalone = check(
+        tmp_path,
+        SEED002_PINS,
+        "--gpu",
+        "h100",
+        "--launch-file",
+        str(LAUNCH / "seed002-standalone.sh"),
+    )
+    assert "COMPAT-0003" not in finished(standalone)
 
 
 def test_seed003_locked_tuple(tmp_path: Path) -> None:
@@ -75,8 +137,9 @@ def test_seed003_locked_tuple(tmp_path: Path) -> None:
     assert "triton 3.1.0 does not match torch 2.7.1, which requires triton==3.3.1" in p.stdout
 
 
-@pytest.mark.parametrize(("script", "fires"), [("seed004-crash.sh", True),
-                                                ("seed004-workaround.sh", False)])
+@pytest.mark.parametrize(
+    ("script", "fires"), [("seed004-crash.sh", True), ("seed004-workaround.sh", False)]
+)
 def test_seed004_flashinfer_cutlass_moe_on_h100(tmp_path: Path, script: str, fires: bool) -> None:
     pins = "vllm==0.19.1rc1.dev45\n"
     p = check(tmp_path, pins, "--gpu", "h100", "--launch-file", str(LAUNCH / script))

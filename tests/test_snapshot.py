@@ -33,6 +33,7 @@ def test_round_trip_is_stable() -> None:
     text = H100.read_text()
     env = loads(text, "h100")
     again = dumps(env)
+
     def pairs(doc: str) -> list[tuple[str, str]]:
         return [(d["name"], d["version"]) for d in json.loads(doc)["distributions"]]
 
@@ -40,15 +41,27 @@ def test_round_trip_is_stable() -> None:
     assert dumps(loads(again, "h100")) == again
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "not valid JSON"),
-    ("[1, 2]", "expected a JSON object"),
-    ('{"schema": "pip-freeze"}', "not a compat environment snapshot"),
-    ('{"schema": "compat.env/2"}', "compat.env/2 is not supported"),
-    ('{"schema": "compat.env/1", "distributions": [{"version": "1.0"}]}', "'distributions[0].name'"),
-    ('{"schema": "compat.env/1", "gpus": [{"compute_capability": "nine"}]}', "'gpus[0].compute_capability'"),
-    ('{"schema": "compat.env/1", "gpus": [{"memory_total_mib": "lots"}]}', "'gpus[0].memory_total_mib'"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"schema": "pip-freeze"}', "not a compat environment snapshot"),
+        ('{"schema": "compat.env/2"}', "compat.env/2 is not supported"),
+        (
+            '{"schema": "compat.env/1", "distributions": [{"version": "1.0"}]}',
+            "'distributions[0].name'",
+        ),
+        (
+            '{"schema": "compat.env/1", "gpus": [{"compute_capability": "nine"}]}',
+            "'gpus[0].compute_capability'",
+        ),
+        (
+            '{"schema": "compat.env/1", "gpus": [{"memory_total_mib": "lots"}]}',
+            "'gpus[0].memory_total_mib'",
+        ),
+    ],
+)
 def test_bad_snapshots_are_input_errors(text: str, message: str) -> None:
     with pytest.raises(InputError) as err:
         loads(text, "snap.json")

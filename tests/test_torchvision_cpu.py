@@ -25,14 +25,26 @@ def test_cpu_torch_with_pypi_torchvision(tmp_path: Path) -> None:
     pip = [py, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "torch==2.13.0"], check=True, timeout=900)
     subprocess.run([*pip, "--no-deps", "torchvision==0.28.0"], check=True, timeout=900)
-    probe = subprocess.run([py, "-c", "import torch; print(torch.version.cuda)"],
-                           capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [py, "-c", "import torch; print(torch.version.cuda)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     if probe.stdout.strip() != "None":
-        pytest.skip("torch==2.13.0 resolved to a CUDA build here, not the CPU build this case needs")
-    imp = subprocess.run([py, "-c", "import torchvision"], capture_output=True, text=True, check=False)
+        pytest.skip(
+            "torch==2.13.0 resolved to a CUDA build here, not the CPU build this case needs"
+        )
+    imp = subprocess.run(
+        [py, "-c", "import torchvision"], capture_output=True, text=True, check=False
+    )
     assert imp.returncode != 0 and "operator torchvision::nms does not exist" in imp.stderr
-    check = subprocess.run([sys.executable, "-m", "compat", "check", "--interpreter", py],
-                           capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        [sys.executable, "-m", "compat", "check", "--interpreter", py],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert check.returncode == 1
     assert "[torch-companion] torchvision 0.28.0 is a CUDA build" in check.stdout
     assert "libtorch_cuda.so" in check.stdout and "torchvision==0.28.0+cpu" in check.stdout

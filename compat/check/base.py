@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import Requirement
@@ -12,6 +12,8 @@ from packaging.version import Version
 from compat.models import Distribution, Environment, TorchBuild, Unknown, canonicalize_name
 
 if TYPE_CHECKING:
+    from compat.advisories import Model
+    from compat.launch import LaunchConfig
     from compat.matrix.load import Matrix
 
 
@@ -21,9 +23,8 @@ class Context:
 
     env: Environment
     matrix: Matrix
-    launch: Any = None  # compat.launch.LaunchConfig, when a launch command was given
-    deep: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    launch: Optional[LaunchConfig] = None  # when a launch command was given
+    model: Model = None  # the served model's facts, when the launch names one
 
     @property
     def torch(self) -> Optional[TorchBuild]:

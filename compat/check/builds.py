@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Optional
 
 from packaging.version import Version
 
-from compat.models import Distribution, cuda_from_local
+from compat.models import cuda_from_local
 
 _LOCAL = re.compile(r"cu(?P<cu>\d{2,3})|torch(?P<torch>\d+\.\d+)|cxx11abi(?P<abi>true|false)", re.I)
 
@@ -44,57 +43,9 @@ def parse_local(version: Optional[Version]) -> LocalTag:
 TORCH_CUDA_LIBS = ("libtorch_cuda.so", "libc10_cuda.so")
 
 
-def torch_lib_dir(torch_dist: Distribution) -> str:
-    return os.path.join(torch_dist.location, "torch", "lib")
-
-
-def torch_libs(torch_dist: Distribution) -> Optional[set[str]]:
-    try:
-        return set(os.listdir(torch_lib_dir(torch_dist)))
-    except OSError:
-        return None
-
-
 def cudart_major(needed: tuple[str, ...]) -> Optional[int]:
     for lib in needed:
         m = re.match(r"^libcudart\.so\.(\d+)", lib)
         if m:
             return int(m.group(1))
     return None
-
-
-def package_objects(dist: Distribution, limit: int = 64) -> list[str]:
-    """Shared objects a distribution installed, from its RECORD (bounded)."""
-    base = f"{dist.name.replace('-', '_')}-{dist.raw_version}.dist-info"
-    record = os.path.join(dist.location, base, "RECORD")
-    if not os.path.isfile(record):
-        lower = dist.name.lower().replace("-", "_")
-        try:
-            hits = [
-                n
-                for n in os.listdir(dist.location)
-                if n.lower().startswith(lower + "-") and n.endswith(".dist-info")
-            ]
-        except OSError:
-            hits = []
-        if not hits:
-            return []
-        record = os.path.join(dist.location, hits[0], "RECORD")
-    out: list[str] = []
-    try:
-        with open(record, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                path = line.split(",", 1)[0]
-                if (
-                    path.endswith(".so")
-                    or ".so." in os.path.basename(path)
-                    or path.endswith(".abi3.so")
-                ):
-                    if "/.libs/" in path or path.startswith("../"):
-                        continue
-                    out.append(os.path.join(dist.location, path))
-                    if len(out) >= limit:
-                        break
-    except OSError:
-        return []
-    return out

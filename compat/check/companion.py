@@ -12,8 +12,8 @@ from typing import Optional
 
 from compat.check.base import Context, public, reinstall_matching_torch, requires_of, satisfied
 from compat.check.builds import TORCH_CUDA_LIBS, cudart_major, parse_local
+from compat.families import families
 from compat.models import Code, Distribution, Finding, Severity, TorchBuild, canonicalize_name
-from compat.probe.distributions import EXTENSIONS
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -21,7 +21,7 @@ def check(ctx: Context) -> list[Finding]:
     if tb is None or tb.version is None:
         return []
     findings: list[Finding] = []
-    for name in EXTENSIONS:
+    for name in families().extensions:
         dist = ctx.env.dist(name)
         if dist is None or dist.version is None:
             continue
@@ -96,7 +96,7 @@ def _build_kind(ctx: Context, dist: Distribution, tb: TorchBuild) -> Optional[Fi
         )
     if not dist.needs or not tb.libs:
         return None  # no tag to go by and no link information recorded
-    ext = EXTENSIONS[dist.key]
+    ext = families().extensions[dist.key]
     missing = [lib for lib in dist.needs if lib in TORCH_CUDA_LIBS and lib not in tb.libs]
     if missing:
         linked = ", ".join(

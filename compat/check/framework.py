@@ -15,40 +15,33 @@ from compat.check.base import (
     requires_of,
     satisfied,
 )
+from compat.families import Family, families
 from compat.models import Code, Finding, Severity, canonicalize_name
-from compat.probe.distributions import is_stack
 
-FRAMEWORKS = ("sglang", "vllm")
-# Missing ones of these are errors; the rest of the stack (ray, transformers, ...) is judged only
-# when installed, since a freeze excerpt may leave it out.
-CORE = frozenset(
-    {
-        "torch",
-        "torchvision",
-        "torchaudio",
-        "triton",
-        "xformers",
-        "flashinfer-python",
-        "flashinfer-cubin",
-        "flashinfer-jit-cache",
-        "sgl-kernel",
-        "sglang-kernel",
-        "vllm",
-        "flash-attn",
+
+def _core() -> frozenset[str]:
+    """Missing ones of these are errors: the framework cannot start without them. The rest of the
+    stack (ray, transformers, ...) is judged only when installed, since a freeze excerpt may
+    leave it out."""
+    fam = families()
+    compiled = {
+        p.name for p in fam.rows if p.family is Family.KERNEL and (p.links_torch or p.group)
     }
-)
+    return frozenset(
+        {*fam.names(Family.FRAMEWORK, Family.TORCH, Family.TRITON, Family.COMPANION), *compiled}
+    )
 
 
 def check(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
-    for fw in FRAMEWORKS:
+    for fw in families().frameworks:
         dist = ctx.env.dist(fw)
         if dist is None or dist.version is None:
             continue
         by_name: dict[str, list[tuple[Requirement, set[str]]]] = {}
         for req in requires_of(ctx, dist):
             key = canonicalize_name(req.name)
-            if not is_stack(key) or key == fw:
+            if not families().is_stack(key) or key == fw:
                 continue
             extras = extras_of(req)
             ok = [applies(req, ctx, e) for e in (extras or {""})]
@@ -85,7 +78,7 @@ def _judge(
     base = [r for r, extras in reqs if not extras]
     label = f"{fw} {fw_version}"
     if have is None:
-        if not base or key not in CORE:
+        if not base or key not in _core():
             return []  # only an optional extra asks for it
         want = str(base[0])
         return [

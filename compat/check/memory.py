@@ -8,6 +8,7 @@ from typing import Optional, Union
 
 from packaging.version import Version
 
+from compat.check.base import Context
 from compat.launch import LaunchConfig
 from compat.models import GPU, Code, Environment, Finding, Severity, Unknown
 
@@ -310,3 +311,7 @@ def check_memory(
             )
         )
     return findings
+
+
+def check(ctx: Context) -> list[Finding]:
+    return check_memory(ctx.env, ctx.launch)

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 from compat.check.base import Context, public
+from compat.families import families
 from compat.models import Code, Finding, Severity
-
-TRACKED = (
-    "sglang",
-    "vllm",
-    "torch",
-    "triton",
-    "flashinfer-python",
-    "sgl-kernel",
-    "sglang-kernel",
-    "xformers",
-    "torchvision",
-    "torchaudio",
-)
 
 
 def check(ctx: Context) -> list[Finding]:
     out = []
-    for name in TRACKED:
+    for name in families().synced:
         v = ctx.env.version_of(name)
         if v is None:
             continue

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import click
 
-from compat.cli import _write
-
-
-def _findings(env: Any, matrix: Any, advisories: Any) -> list[Any]:
-    from compat.check import Context, run_checks
-    from compat.cli import _launch
-
-    ctx = Context(env=env, matrix=matrix, launch=_launch(env, None, ()))
-    return run_checks(ctx, advisories)
+from compat.commands.common import write_report
+from compat.models import Finding
 
 
 @click.command("diff")
@@ -43,18 +36,16 @@ def diff_cmd(
     """
     from compat.diff import diff_environments, dumps
     from compat.inputs import load_from
-    from compat.matrix.load import Matrix
+    from compat.pipeline import LaunchInput, check, load_database, parse_launch_for
 
-    matrix = Matrix()
-    env_a, env_b = load_from(a, matrix), load_from(b, matrix)
-    fa: list[Any] = []
-    fb: list[Any] = []
+    db = load_database()
+    env_a, env_b = load_from(a, db.matrix), load_from(b, db.matrix)
+    fa: list[Finding] = []
+    fb: list[Finding] = []
     if not no_check:
-        from compat.advisories import load_advisories
-        from compat.resources import advisories_dir
-
-        advisories = load_advisories(advisories_dir())
-        fa, fb = _findings(env_a, matrix, advisories), _findings(env_b, matrix, advisories)
+        # Each side with the launch its snapshot recorded, parsed for the framework it starts.
+        fa = check(env_a, db, parse_launch_for(env_a, LaunchInput()))
+        fb = check(env_b, db, parse_launch_for(env_b, LaunchInput()))
     d = diff_environments(env_a, env_b, fa, fb)
-    _write(dumps(d, a, b, fmt), output)
+    write_report(dumps(d, a, b, fmt), output)
     ctx.exit(0 if d.same else 1)

@@ -9,7 +9,7 @@ from typing import Optional
 
 import click
 
-from compat.cli import _FAIL_ON, _write
+from compat.commands.common import FAIL_ON, write_report
 from compat.errors import UsageError
 
 
@@ -75,7 +75,7 @@ from compat.errors import UsageError
 @click.option("--stage", default="stack", show_default=True, help="Name of the build stage.")
 @click.option(
     "--fail-on",
-    type=click.Choice(_FAIL_ON),
+    type=click.Choice(FAIL_ON),
     default="error",
     show_default=True,
     help="The build fails on findings at or above this severity.",
@@ -155,4 +155,4 @@ def dockerfile_cmd(
         stage=stage,
         hashes=hashes,
     )
-    _write(render_dockerfile(res, opts, cuda_images(matrix)), output)
+    write_report(render_dockerfile(res, opts, cuda_images(matrix)), output)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from compat.cli import _FAIL_ON, _write
+from compat.commands.common import FAIL_ON, python_version_or_interpreter, write_report
 from compat.errors import UsageError
 
 
@@ -43,7 +43,7 @@ def _read_include(path: str) -> str:
 )
 @click.option(
     "--fail-on",
-    type=click.Choice(_FAIL_ON),
+    type=click.Choice(FAIL_ON),
     default="error",
     show_default=True,
     help="Exit 1 when a finding at or above this severity is found.",
@@ -87,7 +87,6 @@ def lint_cmd(
 
       compat lint requirements.txt pyproject.toml
     """
-    from compat.advisories import load_advisories
     from compat.lint import (
         Target,
         exit_code,
@@ -97,25 +96,23 @@ def lint_cmd(
         lint_files,
         summary,
     )
-    from compat.matrix.load import Matrix
-    from compat.resources import advisories_dir
+    from compat.pipeline import check_ignore, load_database
 
     if not files:
         raise UsageError("no files to lint", hint="compat lint requirements.txt pyproject.toml")
-    if python_version is not None and not python_version.replace(".", "").isdigit():
-        raise UsageError(f"--python {python_version!r}: expected X.Y such as 3.11")
-    matrix = Matrix()
-    target = Target(python_version, driver, gpus, ignore)
+    python_version = python_version_or_interpreter(python_version, "--python")
+    db = load_database()
+    target = Target(python_version, driver, gpus, check_ignore(ignore, db))
     pairs = [(path, _read(path)) for path in files]
-    result = lint_files(pairs, matrix, load_advisories(advisories_dir()), target, _read_include)
+    result = lint_files(pairs, db, target, _read_include)
     if fmt == "json":
-        _write(format_json(result), output)
+        write_report(format_json(result), output)
     elif fmt == "sarif":
-        _write(format_sarif(result), output)
+        write_report(format_sarif(result), output)
     else:
         text = format_text(result, verbose=not quiet)
         if text or output:
-            _write(text, output)
+            write_report(text, output)
         if result.findings or result.problems:
             click.echo(summary(result), err=True)
     ctx.exit(exit_code(result, fail_on))

@@ -8,12 +8,17 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import click
 from packaging.version import InvalidVersion, Version
 
 from compat.errors import UsageError
+
+if TYPE_CHECKING:
+    from compat.matrix.load import Matrix
+    from compat.probe.driver import HostProbe
+    from compat.resolve import Resolution, Target
 
 _FORMATS = ("requirements", "constraints", "pylock", "uv")
 
@@ -35,7 +40,7 @@ def _version(text: str, flag: str, example: str) -> Version:
         ) from exc
 
 
-def _probe() -> Any:
+def _probe() -> HostProbe:
     from compat.probe.driver import probe_host
 
     return probe_host()
@@ -49,18 +54,18 @@ def build_target(
     python: Optional[str],
     platform: Optional[str],
     allow: Sequence[str],
-    matrix: Any,
-    probe: Any = None,
-) -> Any:
+    matrix: Matrix,
+    probe: Optional[Callable[[], HostProbe]] = None,
+) -> Target:
     """The declared Target; `auto` values read this host through `probe` (probe_host())."""
     from compat.matrix.load import parse_gpu_arg
     from compat.models import Unknown
     from compat.resolve import Platform, Target, TargetGpu, parse_platform, parse_targets
 
     reqs = parse_targets(targets)
-    host: Any = None
+    host: Optional[HostProbe] = None
 
-    def live() -> Any:
+    def live() -> HostProbe:
         nonlocal host
         if host is None:
             host = probe() if probe is not None else _probe()
@@ -72,27 +77,28 @@ def build_target(
     cuda_max: Optional[Version] = None
     if driver == "auto":
         d = live().driver
-        if isinstance(d, Unknown) or isinstance(d.version, Unknown):
-            why = d.reason if isinstance(d, Unknown) else d.version.reason
+        version = d if isinstance(d, Unknown) else d.version
+        if isinstance(version, Unknown) or isinstance(d, Unknown):
+            why = version.reason if isinstance(version, Unknown) else "no driver"
             raise UsageError(
                 f"--driver auto: could not read the driver here: {why}",
                 hint="give the target's driver: --driver 550.54.15",
             )
         drv, drv_source = (
-            _version(d.version, "--driver", "550.54.15"),
+            _version(version, "--driver", "550.54.15"),
             f"this host, {d.version_source}",
         )
     elif driver:
         drv, drv_source = _version(driver, "--driver", "550.54.15"), "--driver"
     if cuda == "auto":
         d = live().driver
-        if isinstance(d, Unknown) or isinstance(d.cuda, Unknown):
-            why = d.reason if isinstance(d, Unknown) else d.cuda.reason
+        dcuda = d if isinstance(d, Unknown) else d.cuda
+        if isinstance(dcuda, Unknown):
             raise UsageError(
-                f"--cuda auto: could not read the driver's CUDA version here: {why}",
+                f"--cuda auto: could not read the driver's CUDA version here: {dcuda.reason}",
                 hint="give --cuda 12.6, or --driver VERSION",
             )
-        cuda_max = _version(d.cuda, "--cuda", "12.6")
+        cuda_max = _version(dcuda, "--cuda", "12.6")
     elif cuda:
         if not re.fullmatch(r"\d{2}(\.\d)?", cuda.strip()):
             raise UsageError(
@@ -134,7 +140,7 @@ def build_target(
     )
 
 
-def explain(res: Any) -> str:
+def explain(res: Resolution) -> str:
     """--explain: the rule, the choice, and every candidate ranked above it with its reason."""
     out = [f"rule: {res.rule}"]
     torch = res.pin("torch")

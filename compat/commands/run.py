@@ -9,7 +9,13 @@ from typing import NoReturn, Optional
 
 import click
 
-from compat.cli import _check_options, _exit_code, _run_check
+from compat.commands.check import run_check
+from compat.commands.common import (
+    CheckRequest,
+    check_options,
+    exit_code,
+    python_version_or_interpreter,
+)
 
 
 def exec_command(argv: list[str]) -> NoReturn:
@@ -28,7 +34,7 @@ def exec_command(argv: list[str]) -> NoReturn:
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
-@_check_options
+@check_options
 @click.option(
     "-q",
     "--quiet",
@@ -67,19 +73,21 @@ def run_cmd(
         argv = argv[1:]
     if not argv:
         raise click.UsageError("no command to run after `--`")
-    env, findings = _run_check(
+    req = CheckRequest(
         from_file,
         interpreter,
         driver,
         gpus,
         env_vars,
-        python_version,
+        python_version_or_interpreter(python_version, "--python"),
         deep,
         launch_file,
+        fail_on,
         ignore,
         tuple(argv),
     )
-    code = _exit_code(findings, fail_on)
+    env, findings = run_check(req)
+    code = exit_code(findings, fail_on)
     if code:
         click.echo(format_findings(findings, env, fail_on), err=True, nl=False)
         click.echo(

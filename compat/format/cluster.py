@@ -8,16 +8,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from compat import __version__
-from compat.cluster import (
-    CLUSTER_FINDINGS_SCHEMA,
+from compat.format.text import subject
+from compat.models import (
     ClusterProbe,
     ClusterResult,
+    Finding,
     NodeReport,
     NodeStatus,
-    node_dict,
+    Severity,
 )
-from compat.format.text import subject
-from compat.models import Environment, Finding, Severity, Unknown
+from compat.snapshot import node_dict
+
+CLUSTER_FINDINGS_SCHEMA = "compat.cluster-findings/1"
 
 _HEAD = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "INFO"}
 
@@ -171,25 +173,16 @@ def _json(result: ClusterResult, fail_on: str) -> str:
 
 
 def _sarif(result: ClusterResult) -> str:
-    from compat.format.sarif import format_findings
+    from compat.format.sarif import Located, sarif
 
+    where = f"ray:{result.probe.address}"
     flat = [
-        dataclasses.replace(f, message=f"node {r.node.label}: {f.message}")
+        Located(dataclasses.replace(f, message=f"node {r.node.label}: {f.message}"), where)
         for r, fs in result.per_node
         for f in fs
     ]
-    flat.extend(result.cluster)
-    why = Unknown("a Ray cluster")
-    env = Environment(
-        python=why,
-        distributions=(),
-        torch=why,
-        driver=why,
-        gpus=why,
-        context=why,
-        source=f"ray:{result.probe.address}",
-    )
-    return format_findings(flat, env)
+    flat.extend(Located(f, where) for f in result.cluster)
+    return sarif(flat)
 
 
 def format_cluster_findings(result: ClusterResult, fmt: str, fail_on: str) -> str:

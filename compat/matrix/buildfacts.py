@@ -1,6 +1,6 @@
 """Build facts of compiled wheels (libraries, CUDA major, torch symbols, archs) and torch's exports.
 
-Part of `compat matrix sync`: for every release of the projects in BUILD_PROJECTS, the wheel the
+Part of `compat matrix sync`: for every release of the projects marked `builds` in packages.toml, the wheel the
 metadata sync reads (manylinux x86_64) is opened by HTTP ranges (compat.matrix.wheel); every
 shared object in it gives the libraries it needs and the torch symbols it imports. The torch
 wheels give the symbols their libraries export. A symbol is stored as a 48-bit fingerprint (the
@@ -32,6 +32,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from compat import elf
+from compat.families import families
 from compat.matrix import toml_write
 from compat.matrix.pypi import (
     FetchError,
@@ -50,34 +51,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
-# Compiled packages that sglang / vLLM stacks install from PyPI, under the names they use today.
-BUILD_PROJECTS = (
-    "sglang-kernel",
-    "sgl-kernel",
-    "vllm",
-    "xformers",
-    "flashinfer-python",
-    "flashinfer-cubin",
-    "torchvision",
-    "torchaudio",
-    "sgl-deep-gemm",
-    "sgl-deep-ep",
-    "sgl-flash-mla",
-    "flash-attn",
-    "torchao",
-    "nixl",
-    "nixl-cu12",
-    "nixl-cu13",
-    "mooncake-transfer-engine",
-    "mooncake-transfer-engine-cuda13",
-    "lmcache",
-    "bitsandbytes",
-    "triton-kernels",
-    "cuda-tile",
-    "cuda-python",
-    "cuda-bindings",
-    "cuda-core",
-)
+
+def build_projects() -> tuple[str, ...]:
+    """The projects whose wheels are read (matrices/curated/packages.toml, `builds = true`)."""
+    return families().built
+
+
 TORCH = "torch"
 EXPORTS_FILE = "torch-exports"
 # Bump when what is read from a wheel changes: cached readings of an older reader are redone.
@@ -358,7 +337,7 @@ def copins(records: Mapping[str, Mapping[str, Record]]) -> dict[tuple[str, str],
         for fw_version, rec in records.get(framework, {}).items():
             lines = [str(x) for x in rec.get("requires", [])]
             torch_pins = [(r, v) for r in _pins(lines, TORCH) if (v := _exact(r)) is not None]
-            for project in BUILD_PROJECTS:
+            for project in build_projects():
                 for req in _pins(lines, project):
                     v = _exact(req)
                     if v is None:

@@ -6,11 +6,6 @@ parses that project's file on first use; curated files are small and read at onc
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -38,66 +33,8 @@ from compat.matrix.schema import (
     read_toolkits,
     read_torch_builds,
 )
+from compat.matrix.tomlfile import read_toml
 from compat.models import canonicalize_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-
-def read_toml(path: Path, cached: bool = False) -> dict[str, Any]:
-    """A TOML file as a dict; with `cached`, through a JSON copy keyed by the file's content.
-
-    TOML parsing of the generated files costs ~30x what JSON does, and `compat check` runs
-    before every launch: the cache makes the second and later runs cheap, and a content hash
-    (not a timestamp) keeps it correct whatever installs or edits the file.
-    """
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    cache_file = _cache_path(raw) if cached else None
-    if cache_file is not None:
-        try:
-            with open(cache_file, encoding="utf-8") as fh:
-                data: dict[str, Any] = json.load(fh)
-            return data
-        except (OSError, ValueError):
-            pass
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(
-            [f"{path}: not valid TOML: {exc}"],
-            hint="run `compat matrix validate` after fixing the file",
-        ) from exc
-    if cache_file is not None:
-        _store(cache_file, data)
-    return data
-
-
-def _cache_path(raw: bytes) -> Optional[Path]:
-    root = os.environ.get("COMPAT_CACHE_DIR")
-    base = (
-        Path(root)
-        if root
-        else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compat"
-    )
-    return base / "index" / f"{hashlib.sha256(raw).hexdigest()[:32]}.json"
-
-
-def _store(path: Path, data: dict[str, Any]) -> None:
-    """Best effort: a read-only home just means no cache."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 class Matrix:

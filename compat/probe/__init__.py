@@ -28,10 +28,14 @@ def probe_environment(
         distributions.scan(interp.path, everything=everything)
     )
     torch_build = torch.probe_torch(distributions.find(dists, "torch"))
-    if deep and not isinstance(torch_build, Unknown) and not torch_build.is_cpu:
-        archs, _ = torch.arch_list(interp.info.executable)
-        if archs:
-            torch_build = dataclasses.replace(torch_build, arch_list=archs)
+    if deep:
+        from compat.probe import deep as deep_probe
+
+        dists = deep_probe.with_objects(dists)
+        if not isinstance(torch_build, Unknown) and not torch_build.is_cpu:
+            archs, _ = torch.arch_list(interp.info.executable)
+            if archs:
+                torch_build = dataclasses.replace(torch_build, arch_list=archs)
     drv: Union[Driver, Unknown]
     gpus: Union[tuple[GPU, ...], Unknown]
     ctx: Union[HostContext, Unknown]
@@ -51,4 +55,5 @@ def probe_environment(
         caches=caches.probe_caches(environ, walk=walk_caches),
         source="live",
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        deep=deep,
     )

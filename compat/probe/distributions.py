@@ -8,46 +8,13 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Optional
 
+from compat.families import families
 from compat.models import Distribution, canonicalize_name, parse_version
-
-# Distributions that make up a serving stack; `nvidia-*` and `cuda-*` are matched by prefix.
-STACK = frozenset(
-    {
-        "sglang",
-        "sglang-kernel",
-        "sgl-kernel",
-        "sglang-router",
-        "vllm",
-        "torch",
-        "triton",
-        "pytorch-triton",
-        "pytorch-triton-rocm",
-        "flashinfer-python",
-        "flashinfer-cubin",
-        "flashinfer-jit-cache",
-        "flashinfer",
-        "xformers",
-        "flash-attn",
-        "flash-attn-3",
-        "torchvision",
-        "torchaudio",
-        "cuda-toolkit",
-        "cuda-python",
-        "cuda-bindings",
-        "ray",
-        "xgrammar",
-        "transformers",
-        "deep-ep",
-        "deep-gemm",
-        "nixl",
-        "apache-tvm-ffi",
-    }
-)
-STACK_PREFIXES = ("nvidia-", "cuda-")
 
 
 def is_stack(key: str) -> bool:
-    return key in STACK or key.startswith(STACK_PREFIXES)
+    """Whether a distribution is part of the serving stack (matrices/curated/packages.toml)."""
+    return families().is_stack(key)
 
 
 _DIST_INFO = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+?)\.(?P<kind>dist-info|egg-info)$")
@@ -167,21 +134,13 @@ def find(dists: Iterable[Distribution], name: str) -> Optional[Distribution]:
     return None
 
 
-# Extension modules that link against libtorch, per distribution (relative to site-packages).
-EXTENSIONS = {
-    "torchvision": "torchvision/_C.so",
-    "torchaudio": "torchaudio/lib/_torchaudio.so",
-    "xformers": "xformers/_C.so",
-}
-
-
 def with_extension_needs(dists: tuple[Distribution, ...]) -> tuple[Distribution, ...]:
     """Record what each torch-linked extension module needs (ELF headers only: cheap)."""
     from compat import elf
 
     out = []
     for d in dists:
-        ext = EXTENSIONS.get(d.key)
+        ext = families().extensions.get(d.key)
         needed = elf.try_needed(os.path.join(d.location, ext)) if ext and not d.broken else None
         out.append(dataclasses.replace(d, needs=needed) if needed else d)
     return tuple(out)

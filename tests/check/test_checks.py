@@ -14,7 +14,6 @@ from typing import Optional
 import pytest
 from packaging.version import Version
 
-from compat.check import Context, run_checks
 from compat.inputs import apply_overrides, load_from
 from compat.matrix.load import Matrix
 from compat.models import (
@@ -29,18 +28,26 @@ from compat.models import (
     TorchBuild,
     Unknown,
 )
+from compat.pipeline import Database, check, load_database
 
 ASSETS = Path(__file__).parents[1] / "assets"
 MATRIX = Matrix()
+NO_ADVISORIES = Database(MATRIX, ())
 H100 = str(ASSETS / "envs" / "h100-torch2.11-cu130.json")
 CPU_TV = str(ASSETS / "envs" / "cpu-torch2.13-pypi-torchvision0.28.json")
 
 
-def findings_for(source: str, *, driver: Optional[str] = None, gpus: tuple[str, ...] = (),
-                 env: tuple[str, ...] = (), python: Optional[str] = None) -> list[Finding]:
+def findings_for(
+    source: str,
+    *,
+    driver: Optional[str] = None,
+    gpus: tuple[str, ...] = (),
+    env: tuple[str, ...] = (),
+    python: Optional[str] = None,
+) -> list[Finding]:
     e = load_from(source if "/" in source else str(ASSETS / "freeze" / source), MATRIX)
     e = apply_overrides(e, MATRIX, driver, gpus, env, python)
-    return run_checks(Context(env=e, matrix=MATRIX))
+    return check(e, NO_ADVISORIES)
 
 
 def codes(fs: list[Finding], at_least: Severity = Severity.WARNING) -> set[str]:
@@ -53,17 +60,32 @@ def one(fs: list[Finding], code: str) -> Finding:
     return hits[0]
 
 
-def env_of(*pins: str, torch_cuda: Optional[str] = None, gpus: tuple[GPU, ...] = (),
-           env: Optional[dict[str, str]] = None, caches: tuple[CacheInfo, ...] = (),
-           installed_at: Optional[float] = None) -> Environment:
+def env_of(
+    *pins: str,
+    torch_cuda: Optional[str] = None,
+    gpus: tuple[GPU, ...] = (),
+    env: Optional[dict[str, str]] = None,
+    caches: tuple[CacheInfo, ...] = (),
+    installed_at: Optional[float] = None,
+) -> Environment:
     dists = []
     for p in pins:
         name, _, version = p.partition("==")
-        dists.append(Distribution(name, Version(version), version, "/site", installed_at=installed_at))
+        dists.append(
+            Distribution(name, Version(version), version, "/site", installed_at=installed_at)
+        )
     tv = next((d.version for d in dists if d.name == "torch"), None)
     torch = TorchBuild(tv, torch_cuda, None, "test") if tv else Unknown("no torch")
-    return Environment(PythonInfo("3.11.7", "cpython", "python", "linux", "x86_64"), tuple(dists),
-                       torch, Driver("580.65.06", "13.0"), gpus, Unknown("test"), env or {}, caches)
+    return Environment(
+        PythonInfo("3.11.7", "cpython", "python", "linux", "x86_64"),
+        tuple(dists),
+        torch,
+        Driver("580.65.06", "13.0"),
+        gpus,
+        Unknown("test"),
+        env or {},
+        caches,
+    )
 
 
 # framework-pin -------------------------------------------------------------------------------
@@ -84,14 +106,14 @@ def test_framework_pin_quiet_on_the_pinned_tuple() -> None:
 def test_vllm_pins_torch_2_7_1() -> None:
     assert codes(findings_for("vllm-0.10.1.1-good.txt", python="3.11")) == set()
     e = env_of("vllm==0.10.1.1", "torch==2.8.0", "triton==3.4.0")
-    fs = run_checks(Context(env=e, matrix=MATRIX))
+    fs = check(e, NO_ADVISORIES)
     (f,) = [f for f in fs if f.code == "framework-pin" and f.packages == ("vllm", "torch")]
     assert "requires torch==2.7.1" in f.message and "torch 2.8.0 is installed" in f.message
 
 
 def test_framework_requirement_missing() -> None:
     e = env_of("vllm==0.10.1.1", "torch==2.7.1", "triton==3.3.1")
-    missing = [f for f in run_checks(Context(env=e, matrix=MATRIX)) if "not installed" in f.message]
+    missing = [f for f in check(e, NO_ADVISORIES) if "not installed" in f.message]
     assert {m.packages[1] for m in missing} >= {"torchvision", "torchaudio"}
 
 
@@ -104,9 +126,11 @@ def test_torch_triton_mismatch() -> None:
 def test_torch_triton_marker_no_triton_on_python_313() -> None:
     # torch 2.5.1 pins triton only for python_version < "3.13": none on 3.13 is fine.
     e = env_of("torch==2.5.1")
-    e313 = dataclasses.replace(e, python=PythonInfo("3.13.1", "cpython", "python", "linux", "x86_64"))
-    assert "torch-triton" not in codes(run_checks(Context(env=e313, matrix=MATRIX)))
-    assert "torch-triton" in codes(run_checks(Context(env=e, matrix=MATRIX)))  # 3.11: missing
+    e313 = dataclasses.replace(
+        e, python=PythonInfo("3.13.1", "cpython", "python", "linux", "x86_64")
+    )
+    assert "torch-triton" not in codes(check(e313, NO_ADVISORIES))
+    assert "torch-triton" in codes(check(e, NO_ADVISORIES))  # 3.11: missing
 
 
 # torch-companion -----------------------------------------------------------------------------
@@ -126,7 +150,7 @@ def test_companion_cuda_torchvision_beside_cpu_torch_real_snapshot() -> None:
 
 def test_companion_local_tag_cuda_vs_cpu() -> None:
     e = env_of("torch==2.5.1+cpu", "torchvision==0.20.1+cu124")
-    f = one(run_checks(Context(env=e, matrix=MATRIX)), "torch-companion")
+    f = one(check(e, NO_ADVISORIES), "torch-companion")
     assert "CUDA 12.4 build, but torch 2.5.1+cpu is a CPU build" in f.message
 
 
@@ -141,16 +165,19 @@ def test_kernel_built_for_other_torch_and_split_flashinfer() -> None:
 
 def test_both_kernel_package_names() -> None:
     e = env_of("torch==2.9.1", "sgl-kernel==0.3.20", "sglang-kernel==0.4.0")
-    f = one(run_checks(Context(env=e, matrix=MATRIX)), "split-package")
+    f = one(check(e, NO_ADVISORIES), "split-package")
     assert f.severity is Severity.WARNING and "sglang-kernel" in f.message
 
 
 # cuda-mix ------------------------------------------------------------------------------------
 def test_cuda_mix_seed_002_library_path() -> None:
     # Seed 002 put .../nvidia/cu13/lib on LD_LIBRARY_PATH; beside a cu12 torch that shadows it.
-    e = env_of("torch==2.9.1+cu128", torch_cuda="12.8",
-               env={"LD_LIBRARY_PATH": "/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib:/x"})
-    f = one(run_checks(Context(env=e, matrix=MATRIX)), "cuda-mix")
+    e = env_of(
+        "torch==2.9.1+cu128",
+        torch_cuda="12.8",
+        env={"LD_LIBRARY_PATH": "/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib:/x"},
+    )
+    f = one(check(e, NO_ADVISORIES), "cuda-mix")
     assert f.severity is Severity.ERROR and "CUDA 13 parts beside a CUDA 12 torch" in f.message
 
 
@@ -161,7 +188,7 @@ def test_cuda_mix_quiet_on_real_h100_image() -> None:
 
 def test_cuda_mix_stray_cu12_wheels_warn() -> None:
     e = env_of("torch==2.11.0+cu130", "nvidia-cublas-cu12==12.6.4.1", torch_cuda="13.0")
-    f = one(run_checks(Context(env=e, matrix=MATRIX)), "cuda-mix")
+    f = one(check(e, NO_ADVISORIES), "cuda-mix")
     assert f.severity is Severity.WARNING and "pip uninstall -y nvidia-cublas-cu12" in f.fix[0]
 
 
@@ -202,35 +229,52 @@ def test_gpu_arch_unknown_without_gpus() -> None:
 
 # stale-cache ---------------------------------------------------------------------------------
 def test_stale_caches() -> None:
-    caches = (CacheInfo("flashinfer", "/root/.cache/flashinfer", True, 10, 3, False, ("0.2.3", "0.2.5")),
-              CacheInfo("triton", "/root/.triton/cache", True, 10, 3, False, (), oldest_mtime=1000.0))
-    e = env_of("torch==2.6.0", "triton==3.2.0", "flashinfer-python==0.2.5", caches=caches,
-               installed_at=5000.0)
-    fs = [f for f in run_checks(Context(env=e, matrix=MATRIX)) if f.code == "stale-cache"]
+    caches = (
+        CacheInfo("flashinfer", "/root/.cache/flashinfer", True, 10, 3, False, ("0.2.3", "0.2.5")),
+        CacheInfo("triton", "/root/.triton/cache", True, 10, 3, False, (), oldest_mtime=1000.0),
+    )
+    e = env_of(
+        "torch==2.6.0",
+        "triton==3.2.0",
+        "flashinfer-python==0.2.5",
+        caches=caches,
+        installed_at=5000.0,
+    )
+    fs = [f for f in check(e, NO_ADVISORIES) if f.code == "stale-cache"]
     assert len(fs) == 2
-    assert any("flashinfer-python 0.2.3" in f.message and f.fix == ("rm -rf /root/.cache/flashinfer/0.2.3",)
-               for f in fs)
+    assert any(
+        "flashinfer-python 0.2.3" in f.message
+        and f.fix == ("rm -rf /root/.cache/flashinfer/0.2.3",)
+        for f in fs
+    )
     assert any("triton cache" in f.message and f.severity is Severity.WARNING for f in fs)
 
 
 def test_fresh_cache_is_quiet() -> None:
     caches = (CacheInfo("triton", "/t", True, 10, 3, False, (), oldest_mtime=9000.0),)
     e = env_of("torch==2.6.0", "triton==3.2.0", caches=caches, installed_at=5000.0)
-    assert "stale-cache" not in codes(run_checks(Context(env=e, matrix=MATRIX)), Severity.INFO)
+    assert "stale-cache" not in codes(check(e, NO_ADVISORIES), Severity.INFO)
 
 
 # env-var -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("value", "expect"), [
-    ("3", "only 1 GPU(s)"), ("", "hides every GPU"), ("0,0", "listed twice"),
-    ("GPU-deadbeef", "no GPU has this UUID"),
-])
+@pytest.mark.parametrize(
+    ("value", "expect"),
+    [
+        ("3", "only 1 GPU(s)"),
+        ("", "hides every GPU"),
+        ("0,0", "listed twice"),
+        ("GPU-deadbeef", "no GPU has this UUID"),
+    ],
+)
 def test_visible_devices(value: str, expect: str) -> None:
     fs = findings_for(H100, env=(f"CUDA_VISIBLE_DEVICES={value}",))
     assert expect in one(fs, "env-var").message
 
 
 def test_visible_devices_ok_and_arch_list() -> None:
-    assert "env-var" not in codes(findings_for(H100, env=("CUDA_VISIBLE_DEVICES=0",)), Severity.INFO)
+    assert "env-var" not in codes(
+        findings_for(H100, env=("CUDA_VISIBLE_DEVICES=0",)), Severity.INFO
+    )
     f = one(findings_for(H100, env=("TORCH_CUDA_ARCH_LIST=8.0;8.6",)), "env-var")
     assert "leaves out GPU 0 (sm_90)" in f.message
 
@@ -243,7 +287,7 @@ def test_cuda_home_other_major() -> None:
 # unknown-combination -------------------------------------------------------------------------
 def test_unknown_release() -> None:
     e = env_of("torch==2.99.0", "triton==3.6.0")
-    f = one(run_checks(Context(env=e, matrix=MATRIX)), "unknown-combination")
+    f = one(check(e, NO_ADVISORIES), "unknown-combination")
     assert f.severity is Severity.INFO and "torch 2.99.0 is not in compat's database" in f.message
 
 
@@ -255,7 +299,7 @@ def test_real_h100_stack_is_clean() -> None:
 
 def test_ignore_drops_codes() -> None:
     e = load_from(str(ASSETS / "freeze" / "sglang-0.4.6-torch-2.7.1.txt"), MATRIX)
-    fs = run_checks(Context(env=e, matrix=MATRIX), ignore=("framework-pin", "torch-triton"))
+    fs = check(e, NO_ADVISORIES, ignore=("framework-pin", "torch-triton"))
     assert not {"framework-pin", "torch-triton"} & {f.code for f in fs}
 
 
@@ -268,26 +312,37 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
     produced: set[str] = set()
     for name in ("sglang-0.4.6-torch-2.7.1.txt", "flashinfer-torch-mismatch.txt"):
         produced |= {f.code for f in findings_for(name, driver="470.57.02")}
-    produced |= {f.code for f in findings_for(H100, gpus=("sm_61",), env=("CUDA_VISIBLE_DEVICES=3",))}
+    produced |= {
+        f.code for f in findings_for(H100, gpus=("sm_61",), env=("CUDA_VISIBLE_DEVICES=3",))
+    }
     produced |= {f.code for f in findings_for(CPU_TV)}
-    produced |= codes(run_checks(Context(env=env_of("torch==2.99.0"), matrix=MATRIX)), Severity.INFO)
-    produced |= {f.code for f in run_checks(Context(env=env_of(
-        "torch==2.9.1+cu128", "triton==3.5.1", torch_cuda="12.8",
-        env={"LD_LIBRARY_PATH": "/opt/nvidia/cu13/lib"},
-        caches=(CacheInfo("triton", "/t", True, 1, 1, False, (), 1.0),), installed_at=100.0),
-        matrix=MATRIX))}
+    produced |= codes(check(env_of("torch==2.99.0"), NO_ADVISORIES), Severity.INFO)
+    produced |= {
+        f.code
+        for f in check(
+            env_of(
+                "torch==2.9.1+cu128",
+                "triton==3.5.1",
+                torch_cuda="12.8",
+                env={"LD_LIBRARY_PATH": "/opt/nvidia/cu13/lib"},
+                caches=(CacheInfo("triton", "/t", True, 1, 1, False, (), 1.0),),
+                installed_at=100.0,
+            ),
+            NO_ADVISORIES,
+        )
+    }
     from compat.launch import parse_launch
 
-    launch = parse_launch(["python", "-m", "sglang.launch_server", "--model-path", "m"],
-                          Version("0.4.6.post1"))
-    e = apply_overrides(env_of("sglang==0.4.6.post1", "torch==2.6.0", "triton==3.1.0",
-                               "flashinfer-python==0.2.3"), MATRIX, gpus=("rtx4070",))
-    from compat.advisories import load_advisories
-    from compat.resources import advisories_dir
-
-    produced |= {f.code for f in run_checks(Context(env=e, matrix=MATRIX, launch=launch),
-                                             load_advisories(advisories_dir()))}
-    from compat.cluster import compare
+    launch = parse_launch(
+        ["python", "-m", "sglang.launch_server", "--model-path", "m"], Version("0.4.6.post1")
+    )
+    e = apply_overrides(
+        env_of("sglang==0.4.6.post1", "torch==2.6.0", "triton==3.1.0", "flashinfer-python==0.2.3"),
+        MATRIX,
+        gpus=("rtx4070",),
+    )
+    produced |= {f.code for f in check(e, load_database(), launch)}
+    from compat.check.cluster import compare
     from tests.test_cluster import report
 
     produced |= {f.code for f in compare([report("a"), report("b", NCCL_IB_DISABLE="1")])}
@@ -297,11 +352,14 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
 def test_gpu_arch_from_torch_arch_list() -> None:
     # --deep records torch.cuda.get_arch_list(); it wins over the curated table.
     def judge(archs: tuple[str, ...], cc: tuple[int, int]) -> list[Finding]:
-        e = env_of("torch==2.7.1+cu126", torch_cuda="12.6",
-                   gpus=(GPU(0, "test GPU", cc, 1000, 0, False, "GPU-x", "test"),))
+        e = env_of(
+            "torch==2.7.1+cu126",
+            torch_cuda="12.6",
+            gpus=(GPU(0, "test GPU", cc, 1000, 0, False, "GPU-x", "test"),),
+        )
         assert not isinstance(e.torch, Unknown)
         e = dataclasses.replace(e, torch=dataclasses.replace(e.torch, arch_list=archs))
-        return [f for f in run_checks(Context(env=e, matrix=MATRIX)) if f.code == "gpu-arch"]
+        return [f for f in check(e, NO_ADVISORIES) if f.code == "gpu-arch"]
 
     assert judge(("sm_80", "sm_90"), (8, 6)) == []  # sm_80 SASS runs on sm_86
     (err,) = judge(("sm_80", "sm_90"), (12, 0))
@@ -311,9 +369,13 @@ def test_gpu_arch_from_torch_arch_list() -> None:
 
 
 def test_cuda_minor_of_kernels() -> None:
-    newer = env_of("torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu126torch2.5", torch_cuda="12.4")
-    (f,) = [f for f in run_checks(Context(env=newer, matrix=MATRIX)) if f.code == "cuda-mix"]
+    newer = env_of(
+        "torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu126torch2.5", torch_cuda="12.4"
+    )
+    (f,) = [f for f in check(newer, NO_ADVISORIES) if f.code == "cuda-mix"]
     assert f.severity is Severity.ERROR and "built for CUDA 12.6, torch 2.5.1+cu124" in f.message
-    older = env_of("torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu121torch2.5", torch_cuda="12.4")
-    (w,) = [f for f in run_checks(Context(env=older, matrix=MATRIX)) if f.code == "cuda-mix"]
+    older = env_of(
+        "torch==2.5.1+cu124", "flashinfer-python==0.2.0.post2+cu121torch2.5", torch_cuda="12.4"
+    )
+    (w,) = [f for f in check(older, NO_ADVISORIES) if f.code == "cuda-mix"]
     assert w.severity is Severity.WARNING

@@ -19,19 +19,29 @@ from compat.launch import LaunchConfig, parse_launch, parse_launch_text
 from compat.models import GPU, Environment, Severity, Unknown
 
 LAUNCH = Path(__file__).resolve().parent.parent / "assets" / "launch"
-RTX4070 = GPU(index=0, name="NVIDIA GeForce RTX 4070", compute_capability=(8, 9), memory_total_mib=12282)
+RTX4070 = GPU(
+    index=0, name="NVIDIA GeForce RTX 4070", compute_capability=(8, 9), memory_total_mib=12282
+)
 H100 = GPU(index=0, name="NVIDIA H100 80GB HBM3", compute_capability=(9, 0), memory_total_mib=81559)
 
 
 def env_with(*gpus: GPU) -> Environment:
     g: Any = tuple(gpus) if gpus else Unknown("no GPU information")
-    return Environment(python=Unknown("t"), distributions=(), torch=Unknown("t"),
-                       driver=Unknown("t"), gpus=g, context=Unknown("t"))
+    return Environment(
+        python=Unknown("t"),
+        distributions=(),
+        torch=Unknown("t"),
+        driver=Unknown("t"),
+        gpus=g,
+        context=Unknown("t"),
+    )
 
 
 def sgl(*args: str, version: Optional[str] = "0.4.6.post1") -> LaunchConfig:
-    return parse_launch(["python", "-m", "sglang.launch_server", "--model-path", "m", *args],
-                        Version(version) if version else None)
+    return parse_launch(
+        ["python", "-m", "sglang.launch_server", "--model-path", "m", *args],
+        Version(version) if version else None,
+    )
 
 
 def test_seed000_small_gpu_default_fraction_warns_with_numbers() -> None:
@@ -40,7 +50,9 @@ def test_seed000_small_gpu_default_fraction_warns_with_numbers() -> None:
     (f,) = check_memory(env_with(RTX4070), launch, model_params_b=1.5)
     assert f.code == "memory-headroom" and f.severity == Severity.WARNING
     assert "~0.94 GiB of 11.99 GiB" in f.message and "CUDA-graph capture" in f.message
-    assert "mem_fraction_static=0.88 (sglang default for tp=1 (rule of sglang < 0.4.7))" in f.evidence
+    assert (
+        "mem_fraction_static=0.88 (sglang default for tp=1 (rule of sglang < 0.4.7))" in f.evidence
+    )
     assert any("left for activations and CUDA-graph capture: ~0.94 GiB" in e for e in f.evidence)
     assert f.fix[0].startswith("--mem-fraction-static 0.79")
     assert any("--cuda-graph-max-bs" in x for x in f.fix)
@@ -102,8 +114,12 @@ def test_vllm_default_utilization_on_small_and_large_gpus() -> None:
 
 
 def test_smallest_gpu_is_judged() -> None:
-    small = GPU(index=1, name="NVIDIA GeForce RTX 4060 Ti", compute_capability=(8, 9), memory_total_mib=8188)
-    big = GPU(index=0, name="NVIDIA GeForce RTX 4090", compute_capability=(8, 9), memory_total_mib=24564)
+    small = GPU(
+        index=1, name="NVIDIA GeForce RTX 4060 Ti", compute_capability=(8, 9), memory_total_mib=8188
+    )
+    big = GPU(
+        index=0, name="NVIDIA GeForce RTX 4090", compute_capability=(8, 9), memory_total_mib=24564
+    )
     (f,) = check_memory(env_with(big, small), sgl())
     assert "GPU 1" in f.message
 

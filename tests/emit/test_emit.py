@@ -26,10 +26,15 @@ def matrix() -> Matrix:
     return Matrix()
 
 
-def lock(matrix: Matrix, *reqs: str, driver: str = "", gpus: tuple[str, ...] = (),
-         python: str = "3.11") -> Resolution:
-    t = Target(parse_targets(reqs), python=python, driver=Version(driver) if driver else None,
-               gpus=tuple(TargetGpu(*parse_gpu_arg(g, matrix)) for g in gpus))
+def lock(
+    matrix: Matrix, *reqs: str, driver: str = "", gpus: tuple[str, ...] = (), python: str = "3.11"
+) -> Resolution:
+    t = Target(
+        parse_targets(reqs),
+        python=python,
+        driver=Version(driver) if driver else None,
+        gpus=tuple(TargetGpu(*parse_gpu_arg(g, matrix)) for g in gpus),
+    )
     return resolve(t, matrix, load_advisories(advisories_dir()))
 
 
@@ -55,8 +60,10 @@ def test_requirements_lock(matrix: Matrix) -> None:
     assert "sglang[srt]==0.4.6.post1" in lines and "triton==3.2.0" in lines
     assert "    # via sglang[srt]==0.4.6.post1" in lines
     assert "# Host: driver 535.104.05 (--driver); GPU A100 SXM4 80GB (sm_80) (--gpu)" in lines
-    assert any(line.startswith("# Note: driver 535.104.05 runs CUDA 12.6 under minor-version")
-               for line in lines)
+    assert any(
+        line.startswith("# Note: driver 535.104.05 runs CUDA 12.6 under minor-version")
+        for line in lines
+    )
 
 
 def test_header_without_host(matrix: Matrix) -> None:
@@ -67,8 +74,11 @@ def test_header_without_host(matrix: Matrix) -> None:
 
 def test_constraints_have_no_extras_and_no_options(matrix: Matrix) -> None:
     res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05")
-    body = [ln for ln in render(LockFormat.CONSTRAINTS, res, OPTS).splitlines()
-            if not ln.startswith("#")]
+    body = [
+        ln
+        for ln in render(LockFormat.CONSTRAINTS, res, OPTS).splitlines()
+        if not ln.startswith("#")
+    ]
     assert "sglang==0.4.6.post1" in body
     assert all("[" not in ln and not ln.startswith("-") for ln in body)
 
@@ -116,7 +126,8 @@ def test_uv_snippet(matrix: Matrix) -> None:
     res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05")
     doc: dict[str, Any] = tomllib.loads(render(LockFormat.UV, res, OPTS))
     uv = doc["tool"]["uv"]
-    assert uv["index"] == [{"name": "pytorch-cu126", "url": "https://download.pytorch.org/whl/cu126",
-                            "explicit": True}]
+    assert uv["index"] == [
+        {"name": "pytorch-cu126", "url": "https://download.pytorch.org/whl/cu126", "explicit": True}
+    ]
     assert uv["sources"]["torch"] == {"index": "pytorch-cu126"}
     assert "torch==2.6.0+cu126" in uv["constraint-dependencies"]

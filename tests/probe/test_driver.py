@@ -29,7 +29,9 @@ def fake_nvml(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(out)
 
 
-def fake_root(tmp_path: Path, proc: str = PROC_VERSION, sys_version: str = "", dev: bool = True) -> Path:
+def fake_root(
+    tmp_path: Path, proc: str = PROC_VERSION, sys_version: str = "", dev: bool = True
+) -> Path:
     (tmp_path / "proc/driver/nvidia").mkdir(parents=True)
     (tmp_path / "proc/driver/nvidia/version").write_text(proc)
     if sys_version:
@@ -51,7 +53,9 @@ def test_module_version_from_sys_then_proc(tmp_path: Path) -> None:
 
 
 def test_proprietary_module_line(tmp_path: Path) -> None:
-    text = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.183.01  Sun May 12 19:39:15 UTC 2024\n"
+    text = (
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.183.01  Sun May 12 19:39:15 UTC 2024\n"
+    )
     root = fake_root(tmp_path, proc=text)
     assert module_version(str(root))[0] == "535.183.01"
 
@@ -65,20 +69,31 @@ def test_no_gpu_host_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert hp.context.device_nodes == ()
 
 
-def test_fake_nvml_two_gpus(tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fake_nvml_two_gpus(
+    tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FAKE_NVML_MODE", "ok")
     hp = probe_host(str(fake_root(tmp_path, sys_version="550.54.15")), nvml_lib=fake_nvml)
     assert not isinstance(hp.driver, Unknown)
-    assert hp.driver.version == "550.54.15" and hp.driver.version_source == "/sys/module/nvidia/version"
+    assert (
+        hp.driver.version == "550.54.15"
+        and hp.driver.version_source == "/sys/module/nvidia/version"
+    )
     assert hp.driver.cuda == "12.4"
     assert not isinstance(hp.gpus, Unknown)
     a100, v100 = hp.gpus
     assert (a100.name, a100.compute_capability, a100.memory_total_mib, a100.mig) == (
-        "NVIDIA A100-SXM4-80GB", (8, 0), 81920, True)
+        "NVIDIA A100-SXM4-80GB",
+        (8, 0),
+        81920,
+        True,
+    )
     assert (v100.index, v100.sm, v100.memory_used_mib, v100.mig) == (1, "sm_70", 1024, False)
 
 
-def test_hung_nvml_is_bounded(tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hung_nvml_is_bounded(
+    tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FAKE_NVML_MODE", "hang")
     start = time.monotonic()
     hp = probe_host(str(fake_root(tmp_path)), nvml_lib=fake_nvml, timeout=0.5)
@@ -89,19 +104,24 @@ def test_hung_nvml_is_bounded(tmp_path: Path, fake_nvml: str, monkeypatch: pytes
     assert isinstance(hp.driver.cuda, Unknown)
 
 
-def test_crashing_nvml_does_not_take_compat_down(tmp_path: Path, fake_nvml: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crashing_nvml_does_not_take_compat_down(
+    tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FAKE_NVML_MODE", "crash")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi fallback either
     hp = probe_host(str(fake_root(tmp_path)), nvml_lib=fake_nvml)
     assert isinstance(hp.gpus, Unknown) and "NVML crashed (signal 11)" in hp.gpus.reason
 
 
-def test_nvml_missing_falls_back_to_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nvml_missing_falls_back_to_nvidia_smi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     smi = bindir / "nvidia-smi"
-    smi.write_text("#!/bin/sh\necho '0, NVIDIA H100 80GB HBM3, 9.0, 81559, 0, Disabled, GPU-5269, 580.159.04'\n")
+    smi.write_text(
+        "#!/bin/sh\necho '0, NVIDIA H100 80GB HBM3, 9.0, 81559, 0, Disabled, GPU-5269, 580.159.04'\n"
+    )
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", str(bindir))
     root = fake_root(tmp_path / "root")

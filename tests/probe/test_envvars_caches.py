@@ -8,15 +8,17 @@ from compat.probe.envvars import REDACTED, probe_env
 
 
 def test_only_variables_that_matter_with_secrets_redacted() -> None:
-    env = probe_env({
-        "HOME": "/root",
-        "NCCL_DEBUG": "INFO",
-        "CUDA_VISIBLE_DEVICES": "1,2,3,4",
-        "HF_TOKEN": "hf_abcdefghijklmnopqrstuvwxyz",
-        "VLLM_API_KEY": "anything",
-        "SGLANG_HOST_URL": "https://user:pa55word@example.org/x",
-        "RAY_ADDRESS": "sk-abcdefghijklmnopqrstuvwx",
-    })
+    env = probe_env(
+        {
+            "HOME": "/root",
+            "NCCL_DEBUG": "INFO",
+            "CUDA_VISIBLE_DEVICES": "1,2,3,4",
+            "HF_TOKEN": "hf_abcdefghijklmnopqrstuvwxyz",
+            "VLLM_API_KEY": "anything",
+            "SGLANG_HOST_URL": "https://user:pa55word@example.org/x",
+            "RAY_ADDRESS": "sk-abcdefghijklmnopqrstuvwx",
+        }
+    )
     assert "HOME" not in env
     assert env["NCCL_DEBUG"] == "INFO" and env["CUDA_VISIBLE_DEVICES"] == "1,2,3,4"
     assert "HF_TOKEN" not in env  # not a stack variable at all
@@ -26,9 +28,16 @@ def test_only_variables_that_matter_with_secrets_redacted() -> None:
 
 
 def test_cache_locations_follow_variables(tmp_path: Path) -> None:
-    kinds = {c.kind: c for c in probe_caches({"TRITON_CACHE_DIR": str(tmp_path / "t"),
-                                              "VLLM_CACHE_ROOT": str(tmp_path / "v"),
-                                              "HOME": str(tmp_path)})}
+    kinds = {
+        c.kind: c
+        for c in probe_caches(
+            {
+                "TRITON_CACHE_DIR": str(tmp_path / "t"),
+                "VLLM_CACHE_ROOT": str(tmp_path / "v"),
+                "HOME": str(tmp_path),
+            }
+        )
+    }
     assert kinds["triton"].path == str(tmp_path / "t") and not kinds["triton"].exists
     assert kinds["flashinfer"].path == str(tmp_path / ".cache" / "flashinfer")
 

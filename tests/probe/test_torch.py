@@ -31,20 +31,27 @@ hip = None
 
 def test_parse_version_py_annotated_and_plain() -> None:
     assert parse_version_py(VERSION_PY_CU130) == {
-        "__version__": "2.11.0+cu130", "cuda": "13.0",
-        "git_version": "70d99e998b4955e0049d13a98d77ae1b14db1f45", "hip": None}
+        "__version__": "2.11.0+cu130",
+        "cuda": "13.0",
+        "git_version": "70d99e998b4955e0049d13a98d77ae1b14db1f45",
+        "hip": None,
+    }
     assert parse_version_py(VERSION_PY_OLD_CPU)["cuda"] is None
 
 
 def test_cuda_from_requirements_cuda12_names() -> None:
-    reqs = ['nvidia-cuda-runtime-cu12==12.6.77; platform_system == "Linux" and platform_machine == "x86_64"',
-            'nvidia-cublas-cu12==12.6.4.1; platform_system == "Linux"']
+    reqs = [
+        'nvidia-cuda-runtime-cu12==12.6.77; platform_system == "Linux" and platform_machine == "x86_64"',
+        'nvidia-cublas-cu12==12.6.4.1; platform_system == "Linux"',
+    ]
     assert cuda_from_requirements(reqs) == "12.6"
 
 
 def test_cuda_from_requirements_cuda13_toolkit() -> None:
-    reqs = ['cuda-toolkit[cublas,cudart]==13.0.2; platform_system == "Linux"',
-            'nvidia-cudnn-cu13==9.19.0.56; platform_system == "Linux"']
+    reqs = [
+        'cuda-toolkit[cublas,cudart]==13.0.2; platform_system == "Linux"',
+        'nvidia-cudnn-cu13==9.19.0.56; platform_system == "Linux"',
+    ]
     assert cuda_from_requirements(reqs) == "13.0"
 
 
@@ -54,13 +61,20 @@ def test_cuda_from_requirements_major_only_and_none() -> None:
 
 
 def test_pypi_default_build_without_local_tag(tmp_path: Path) -> None:
-    make_dist(tmp_path, "torch", "2.11.0", ('cuda-toolkit[cublas]==13.0.2; platform_system == "Linux"',))
+    make_dist(
+        tmp_path, "torch", "2.11.0", ('cuda-toolkit[cublas]==13.0.2; platform_system == "Linux"',)
+    )
     (tmp_path / "torch").mkdir()
     (tmp_path / "torch" / "version.py").write_text(VERSION_PY_CU130)
     build = probe_torch(scan([str(tmp_path)])[0])
     assert not isinstance(build, Unknown)
     assert build.version == Version("2.11.0+cu130")
-    assert (build.cuda, build.hip, build.cuda_from_deps, build.cuda_major) == ("13.0", None, "13.0", 13)
+    assert (build.cuda, build.hip, build.cuda_from_deps, build.cuda_major) == (
+        "13.0",
+        None,
+        "13.0",
+        13,
+    )
 
 
 def test_missing_version_py_falls_back_to_local_tag(tmp_path: Path) -> None:

@@ -1,0 +1,169 @@
+"""`compat check`: will this stack work here? The environment, its launch and model, gathered at
+the edge, then the one pipeline (compat.pipeline.check)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import click
+
+from compat.advisories import Model
+from compat.commands.common import (
+    CheckRequest,
+    check_options,
+    exit_code,
+    python_version_or_interpreter,
+    ray_options,
+    write_report,
+)
+from compat.errors import UsageError
+from compat.launch import LaunchConfig
+from compat.models import Environment, Finding
+from compat.pipeline import (
+    Database,
+    LaunchInput,
+    check,
+    check_ignore,
+    load_database,
+    parse_launch_for,
+)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything the pipeline judges, read once."""
+
+    env: Environment
+    launch: Optional[LaunchConfig]
+    model: Model
+    ignore: tuple[str, ...]
+
+
+def gather(req: CheckRequest, db: Database) -> Inputs:
+    """Read the environment (live, another interpreter, or a file), apply host overrides, parse
+    the launch command for the framework it starts, and read the served model's facts."""
+    from compat.inputs import apply_overrides, load_from
+
+    if req.deep and req.from_file:
+        raise UsageError(
+            "--deep reads the installed files: it needs a live interpreter, not --from",
+            hint="run it where the stack is installed (or with --interpreter PATH)",
+        )
+    ignore = check_ignore(req.ignore, db)
+    if req.from_file:
+        env = load_from(req.from_file, db.matrix)
+    else:
+        from compat.probe import probe_environment
+
+        # A check needs the caches' top level only (who built them, how old): no size walk
+        # on the path that runs before every launch.
+        env = probe_environment(req.interpreter, deep=req.deep, walk_caches=False)
+    env = apply_overrides(env, db.matrix, req.driver, req.gpus, req.env_vars, req.python_version)
+    given = LaunchInput(argv=req.launch_argv)
+    if not req.launch_argv and req.launch_file:
+        from compat.fileio import read_text
+
+        given = LaunchInput(
+            text=read_text(req.launch_file, what="launch file"), origin=req.launch_file
+        )
+    launch = parse_launch_for(env, given)
+    return Inputs(env, launch, None, ignore)
+
+
+def run_check(req: CheckRequest) -> tuple[Environment, list[Finding]]:
+    """The environment and its findings, for `compat check` and `compat run`."""
+    db = load_database()
+    got = gather(req, db)
+    return got.env, check(got.env, db, got.launch, got.model, ignore=got.ignore)
+
+
+@click.command("check", context_settings={"ignore_unknown_options": False})
+@check_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+)
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE.")
+@ray_options
+@click.argument("launch", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def check_cmd(
+    ctx: click.Context,
+    from_file: Optional[str],
+    interpreter: Optional[str],
+    driver: Optional[str],
+    gpus: tuple[str, ...],
+    env_vars: tuple[str, ...],
+    python_version: Optional[str],
+    deep: bool,
+    launch_file: Optional[str],
+    fail_on: str,
+    ignore: tuple[str, ...],
+    fmt: str,
+    output: Optional[str],
+    ray: Optional[str],
+    runtime_env: Optional[str],
+    ray_timeout: Optional[float],
+    launch: tuple[str, ...],
+) -> None:
+    """Will this stack work here? Checks the environment (live, or --from FILE) against the
+    version database and the known-crash advisories; the server launch command goes after `--`:
+
+      compat check -- python -m sglang.launch_server --model-path M --attention-backend flashinfer
+
+    With --ray, every node of the Ray cluster is checked where the server's workers run, and the
+    nodes are compared (docs/cluster.md).
+    """
+    python_version = python_version_or_interpreter(python_version, "--python")
+    if ray is not None or runtime_env is not None or ray_timeout is not None:
+        from compat.commands.cluster import check_options as ray_check_options
+        from compat.commands.cluster import cluster_check
+
+        ray_check_options(
+            ray,
+            runtime_env,
+            ray_timeout,
+            {
+                "--from": from_file,
+                "--interpreter": interpreter,
+                "--driver": driver,
+                "--gpu": gpus,
+                "--python": python_version,
+                "--deep": deep,
+            },
+        )
+        report, found = cluster_check(
+            ray or "auto",
+            runtime_env,
+            ray_timeout,
+            fmt=fmt,
+            fail_on=fail_on,
+            env_vars=env_vars,
+            launch_file=launch_file,
+            launch_argv=launch,
+            ignore=ignore,
+        )
+        write_report(report, output)
+        ctx.exit(exit_code(found, fail_on))
+    from compat.format import Format, render
+
+    req = CheckRequest(
+        from_file,
+        interpreter,
+        driver,
+        gpus,
+        env_vars,
+        python_version,
+        deep,
+        launch_file,
+        fail_on,
+        ignore,
+        launch,
+    )
+    env, findings = run_check(req)
+    write_report(render(Format(fmt), findings, env, fail_on), output)
+    ctx.exit(exit_code(findings, fail_on))

@@ -1,0 +1,115 @@
+"""Bounded file reads and atomic writes: the one place compat opens files it is handed.
+
+A pre-launch gate reads files that users, CI jobs and other machines give it. A FIFO or a
+character device would block or never end, a directory or a huge file is not what was meant:
+each is refused by its type and size before any byte is read, with an error that says which.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Union
+
+from compat.errors import InputError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# Sizes that no legitimate input of each kind reaches (a 300-line freeze is ~10 KiB; the largest
+# generated data file is ~200 KiB; a snapshot of a 500-package env ~300 KiB).
+MAX_INPUT = 16 * 1024 * 1024
+MAX_DATA = 32 * 1024 * 1024
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_bytes(path: PathLike, limit: int = MAX_INPUT, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, or an InputError saying why not."""
+    name = os.fspath(path)
+    if "\0" in name:
+        raise InputError(f"cannot read {name!r}: the path contains a NUL byte")
+    try:
+        # O_NONBLOCK: if the path is swapped for a FIFO between the check and the open, the
+        # open still returns at once and the fstat below refuses it.
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(
+                f"cannot read {name}: it is {_kind(st.st_mode)}, not a {what}",
+                hint=f"pass a regular {what}",
+            )
+        if st.st_size > limit:
+            raise InputError(
+                f"{name}: {st.st_size} bytes is more than compat reads from a {what} "
+                f"({limit // (1024 * 1024)} MiB)",
+                hint=f"pass the {what} itself, not a larger file",
+            )
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            try:
+                chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            except OSError as exc:
+                raise InputError(f"cannot read {name}: {exc.strerror or exc}") from exc
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # the file grew while being read
+                raise InputError(f"{name}: more than {limit} bytes, refused")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_text(path: PathLike, limit: int = MAX_INPUT, what: str = "file", hint: str = "") -> str:
+    """A UTF-8 text file (a BOM is dropped), bounded as read_bytes; lone surrogates cannot occur."""
+    raw = read_bytes(path, limit, what)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{os.fspath(path)}: not UTF-8 text (byte {exc.start})", hint=hint or None
+        ) from exc
+
+
+def is_regular(path: PathLike) -> bool:
+    """Whether `path` is a regular file (following links), without opening it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename.
+
+    A killed writer leaves either the old file or the new one, never half of either, and no
+    temporary file behind on an exception. The mode is set explicitly: mkstemp creates files
+    0600, which other users (a shared data folder, a container user) could not read.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,187 @@
+"""The one check pipeline: an Environment, its launch and model, and the database -> findings.
+
+`compat check`, `run`, `diff`, `lint` and `--ray` all call `check()` here; the launch command is
+parsed by `parse_launch_for()` alone, with the framework taken from the command itself. Nothing
+here reads the machine: the environment, the launch text and the model facts come in as values,
+and the database is loaded by the caller (`load_database`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from packaging.version import Version
+
+from compat.advisories import Advisory, Model, load_advisories, match_advisories
+from compat.check import Context, run_registry, sort_findings
+from compat.codes import CODES
+from compat.errors import UsageError
+from compat.launch import LaunchConfig, detect_entrypoint, parse_launch, parse_launch_text
+from compat.matrix.load import Matrix
+from compat.models import ClusterProbe, ClusterResult, Environment, Finding, NodeReport, Severity
+
+
+@dataclass(frozen=True)
+class Database:
+    """What the checks read besides the environment: versions, curated facts, advisories."""
+
+    matrix: Matrix
+    advisories: tuple[Advisory, ...]
+
+    @property
+    def root(self) -> Path:
+        return self.matrix.root
+
+
+def load_database(root: Optional[Path] = None) -> Database:
+    """The database under `root` (default: the one in use); DataError when it is invalid."""
+    matrix = Matrix(root)
+    return Database(matrix, load_advisories(matrix.root / "advisories"))
+
+
+@dataclass(frozen=True)
+class LaunchInput:
+    """The server command as the user gave it: argv after `--`, or a launch file's text."""
+
+    argv: tuple[str, ...] = ()
+    text: Optional[str] = None
+    origin: str = ""  # the file the text came from (for messages and `--config` paths)
+    under_ray: bool = False  # the server runs in Ray workers (compat check --ray)
+
+    @property
+    def given(self) -> bool:
+        return bool(self.argv) or self.text is not None
+
+
+def framework_version(env: Environment, framework: str) -> Optional[Version]:
+    """The installed release of the framework a command starts (None when not installed)."""
+    return env.version_of(framework) if framework in ("sglang", "vllm") else None
+
+
+def parse_launch_for(env: Environment, given: LaunchInput) -> Optional[LaunchConfig]:
+    """The launch command parsed once, by the framework it starts and that framework's installed
+    release; without one, the command a snapshot recorded; None when there is none at all.
+
+    The server inherits the environment compat sees (the probed or recorded variables), so they
+    are the base of the launch's environment; a launch file's exports come on top.
+    """
+    base = dict(env.env)
+    if given.argv:
+        framework, _ = detect_entrypoint(list(given.argv))
+        return parse_launch(
+            list(given.argv),
+            framework_version(env, framework),
+            env=base,
+            under_ray=given.under_ray,
+        )
+    if given.text is not None:
+        config_dir = Path(given.origin).parent if given.origin else None
+        first = parse_launch_text(given.text, config_dir=config_dir)
+        version = framework_version(env, first.framework)
+        parsed = parse_launch_text(given.text, version, config_dir=config_dir) if version else first
+        return parsed
+    if env.launch:
+        return parse_launch_for(env, LaunchInput(argv=env.launch, under_ray=given.under_ray))
+    return None
+
+
+def check_ignore(ignore: Sequence[str], db: Database) -> tuple[str, ...]:
+    """`--ignore` values: finding codes or advisory ids; anything else is a usage error."""
+    known = {c.code for c in CODES} | {a.id for a in db.advisories}
+    known |= {alias.upper() for a in db.advisories for alias in a.aliases}
+    out = []
+    for item in ignore:
+        key = item.strip()
+        norm = key.upper() if key.upper().startswith("COMPAT-") else key.lower()
+        if norm not in known:
+            close = difflib.get_close_matches(norm, sorted(known), n=3, cutoff=0.6)
+            raise UsageError(
+                f"--ignore {item!r}: not a finding code or advisory id",
+                hint=(f"did you mean {' or '.join(close)}? " if close else "")
+                + "`compat explain` lists the codes and advisories",
+            )
+        out.append(norm)
+    return tuple(out)
+
+
+def check(
+    env: Environment,
+    db: Database,
+    launch: Optional[LaunchConfig] = None,
+    model: Model = None,
+    *,
+    ignore: Sequence[str] = (),
+) -> list[Finding]:
+    """Every check, then the advisories (which may build on the findings), minus ignored ones,
+    worst first. Pure: everything it judges comes in as arguments."""
+    ctx = Context(env=env, matrix=db.matrix, launch=launch, model=model)
+    findings = run_registry(ctx)
+    if db.advisories:
+        matched = match_advisories(env, launch, db.advisories, findings, model)
+        findings.extend(_collapse_launch_unknowns(matched))
+    drop = set(ignore)
+    findings = [f for f in findings if f.code not in drop and (f.advisory or "") not in drop]
+    return sort_findings(findings)
+
+
+def check_cluster(
+    probe: ClusterProbe,
+    db: Database,
+    given: LaunchInput = LaunchInput(),
+    *,
+    env_vars: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+) -> ClusterResult:
+    """Each node's findings (this module's `check` on its Environment, the launch parsed for the
+    framework and release installed on that node), then the cluster's: nodes that did not report,
+    and what differs between the nodes."""
+    from compat.check.cluster import compare
+    from compat.inputs import apply_overrides
+
+    launch_input = LaunchInput(given.argv, given.text, given.origin, under_ray=True)
+    per_node: list[tuple[NodeReport, tuple[Finding, ...]]] = []
+    for r in probe.nodes:
+        if r.env is None:
+            per_node.append((r, ()))
+            continue
+        env = apply_overrides(r.env, db.matrix, env_vars=env_vars)
+        launch = parse_launch_for(env, launch_input)
+        per_node.append((r, tuple(check(env, db, launch, ignore=ignore))))
+    drop = set(ignore)
+    cluster = [f for f in compare(probe.nodes) if f.code not in drop]
+    # Worst first; within a severity, compare()'s order: missing nodes, then stack, host, env.
+    cluster.sort(key=lambda f: -f.severity.rank)
+    return ClusterResult(probe, tuple(per_node), tuple(cluster))
+
+
+def _collapse_launch_unknowns(found: list[Finding]) -> list[Finding]:
+    """Advisories that could only be told with the launch command become one note, not a page."""
+    waiting = [
+        f
+        for f in found
+        if f.severity is Severity.INFO
+        and f.advisory
+        and any("no launch command given" in e for e in f.evidence)
+    ]
+    if len(waiting) < 2:
+        return found
+    rest = [f for f in found if f not in waiting]
+    ids = ", ".join(sorted(f.advisory or "" for f in waiting))
+    return [
+        *rest,
+        Finding(
+            "known-crash",
+            Severity.INFO,
+            f"{len(waiting)} known-crash advisories may apply to this stack; telling needs the "
+            f"launch command: {ids}",
+            evidence=tuple(f"{f.advisory}: {f.message.split(': ', 1)[-1]}" for f in waiting),
+            fix=(
+                "pass the server command after `--` (compat check -- python -m sglang.launch_server "
+                "...) or with --launch-file; `compat explain ID` describes each",
+            ),
+        ),
+    ]
