@@ -37,7 +37,7 @@ def test_broken_database_reports_every_problem_with_file_and_key() -> None:
         "torch.toml: releases.2.7.1.yanked: expected bool",
         "torch.toml: releases.2.7.1.source: missing provenance",
         "torch.toml: releases.not-a-version: invalid version",
-        "releases.not-a-version.source.method: expected pep658, range or none",
+        "releases.not-a-version.source.method: expected pep658, range, sdist or none",
         "cuda.toml: toolkit[0].archs[1]: invalid compute capability",
         "cuda.toml: toolkit[0].source: expected a URL",
         "gpus.toml: gpu[0].memory_gib: expected a number",

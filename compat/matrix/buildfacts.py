@@ -60,7 +60,7 @@ def build_projects() -> tuple[str, ...]:
 TORCH = "torch"
 EXPORTS_FILE = "torch-exports"
 # Bump when what is read from a wheel changes: cached readings of an older reader are redone.
-READER = 1
+READER = 2
 CACHE_KIND = "builds"
 MEMBER_KIND = "members"
 HEADER = (

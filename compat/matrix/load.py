@@ -111,10 +111,9 @@ class Matrix:
         return self._builds[key]
 
     def build_facts(self, name: str, version: Version) -> Optional[BuildFacts]:
-        """What the wheel of `name` `version` links and imports; a local tag (+cu128) falls
-        back to the public release, whose PyPI wheel is the one read."""
-        rows = self.builds(name)
-        return rows.get(version) or (rows.get(Version(version.public)) if version.local else None)
+        """What the PyPI wheel of `name` `version` links and imports. A version with a local
+        tag (+cu126) came from another index: its wheel was not read, so None."""
+        return self.builds(name).get(version)
 
     def torch_exports(self) -> ExportsTable:
         """torch's exports per release, over the tracked symbols (read on first use)."""

@@ -120,6 +120,9 @@ class Release:
     upload_time: str
     yanked: bool
     source: Optional[Provenance]
+    # False for a release with no wheel whose sdist does not state its requirements:
+    # `requires_raw` is then empty because nothing is known, not because nothing is required.
+    requires_known: bool = True
 
     @property
     def requires(self) -> tuple[Requirement, ...]:
@@ -214,8 +217,11 @@ def read_release(
             p.get(src, "method", str, f"{path}.source", "") or "",
             p.get(src, "read_at", str, f"{path}.source", "", required=False) or "",
         )
-        if source.method not in ("pep658", "range", "none"):
-            p.add(f"{path}.source.method", f"expected pep658, range or none, got {source.method!r}")
+        if source.method not in ("pep658", "range", "sdist", "none"):
+            p.add(
+                f"{path}.source.method",
+                f"expected pep658, range, sdist or none, got {source.method!r}",
+            )
     else:
         p.add(f"{path}.source", "missing provenance")
     if version is None:
@@ -231,6 +237,7 @@ def read_release(
         upload_time=p.get(d, "upload_time", str, path, "", required=False) or "",
         yanked=bool(p.get(d, "yanked", bool, path, False, required=False)),
         source=source,
+        requires_known=not p.get(d, "requires_unknown", bool, path, False, required=False),
     )
 
 

@@ -213,6 +213,8 @@ def assemble(index: Record, meta: Record, source: Record) -> Record:
         record["cuda"] = meta["cuda"]
     if "requires" in meta:
         record["requires"] = sorted(meta["requires"])
+    if meta.get("requires_unknown"):
+        record["requires_unknown"] = True
     record["wheels"] = index["wheels"]
     record["sdist"] = index["sdist"]
     record["source"] = {
@@ -471,6 +473,38 @@ def _selected(
 _ReadResult = Union[MetadataRead, FetchError]
 
 
+def _same_kind(previous: Record, sdist_only: bool) -> bool:
+    """Whether an old record was made the way this release is read now: from a wheel's
+    METADATA, or (no wheel) from the sdist's PKG-INFO or with its requirements unknown."""
+    method = previous.get("source", {}).get("method")
+    if not sdist_only:
+        return method in ("pep658", "range")
+    return method == "sdist" or (method == "none" and bool(previous.get("requires_unknown")))
+
+
+def _read_sdist(client: PyPIClient, url: str, sha256: str, filename: str, size: int) -> _ReadResult:
+    try:
+        return client.sdist_pkg_info(url, sha256, filename, size)
+    except FetchError as failure:
+        return failure
+
+
+def states_requirements(pkg_info: bytes) -> bool:
+    """Whether an sdist's PKG-INFO states its requirements: Requires-Dist lines, or metadata
+    2.2+ (PEP 643) that does not mark them dynamic."""
+    if not pkg_info:
+        return False
+    message = HeaderParser().parsestr(pkg_info.decode("utf-8", errors="replace"))
+    if message.get_all("Requires-Dist"):
+        return True
+    try:
+        version = Version(str(message.get("Metadata-Version", "0")).strip())
+    except InvalidVersion:
+        return False
+    dynamic = {str(d).strip().lower() for d in message.get_all("Dynamic") or []}
+    return version >= Version("2.2") and "requires-dist" not in dynamic
+
+
 def _read(client: PyPIClient, url: str, sha256: str, metadata_sha256: Optional[str]) -> _ReadResult:
     try:
         return client.metadata(url, sha256, metadata_sha256)
@@ -536,17 +570,28 @@ def _build_project(
         prev_source = previous.get("source") if isinstance(previous, dict) else None
         if (
             isinstance(prev_source, dict)
+            and isinstance(previous, dict)
             and plan.source["sha256"]
             and prev_source.get("file") == plan.source["file"]
             and prev_source.get("sha256") == plan.source["sha256"]
-            and (prev_source.get("method") == "none") == (wheel is None)
+            and _same_kind(previous, wheel is None)
         ):
             # Same file, same bytes: the old reading stands, read_at included.
-            assert isinstance(previous, dict)
             plan.previous = previous
         elif wheel is None:
-            # No wheel: Requires-Python from the index, nothing to read.
+            # No wheel: Requires-Python from the index; the requirements from the sdist's
+            # PKG-INFO when it states them near its start.
             plan.meta = {"requires_python": str(chosen.get("requires_python") or "")}
+            if chosen.get("packagetype") == "sdist":
+                url = urljoin(page.url, str(chosen["url"]))
+                plan.future = pool.submit(
+                    _read_sdist,
+                    client,
+                    url,
+                    plan.source["sha256"],
+                    str(chosen["filename"]),
+                    int(chosen.get("size") or -1),
+                )
         else:
             url = urljoin(page.url, str(wheel["url"]))
             plan.future = pool.submit(
@@ -566,7 +611,9 @@ def _build_project(
                 kept += 1
                 previous = plan.previous
                 meta: Record = {
-                    k: previous[k] for k in ("requires_python", "cuda", "requires") if k in previous
+                    k: previous[k]
+                    for k in ("requires_python", "cuda", "requires", "requires_unknown")
+                    if k in previous
                 }
                 releases[plan.key] = assemble(plan.index, meta, previous["source"])
             elif plan.future is None:
@@ -583,7 +630,17 @@ def _build_project(
                 else:
                     read += 1
                 source = {**plan.source, "method": result.method}
-                releases[plan.key] = assemble(plan.index, metadata_fields(result.data), source)
+                if result.method == "sdist" and not states_requirements(result.data):
+                    # The sdist does not say (no PKG-INFO near its start, or requirements
+                    # computed at build time): unknown, not "none".
+                    meta = {**plan.meta, "requires_unknown": True}
+                    releases[plan.key] = assemble(plan.index, meta, {**source, "method": "none"})
+                    continue
+                fields = metadata_fields(result.data)
+                fields["requires_python"] = fields["requires_python"] or plan.meta.get(
+                    "requires_python", ""
+                )
+                releases[plan.key] = assemble(plan.index, fields, source)
         report = ProjectReport(
             project=name,
             path=path,

@@ -268,7 +268,7 @@ def read_member(file: RangeFile, entry: ZipEntry, budget: int = MEMBER_BUDGET) -
         try:
             outcome = _read(member)
         except _OverBudget:
-            reason = f"needs more than {budget // 2**20} MiB of ranges"
+            reason = f"needs more than {budget / 2**20:.1f} MiB of ranges"
             outcome = ("ends", Unknown(reason), Unknown("not read"))
     how, info, archs = outcome
     return MemberRead(
@@ -312,14 +312,14 @@ def _read_ends(member: _Member, prefix: _Prefix) -> elf.ElfResult:
     # .dynamic (for DT_NEEDED) may cost this much beyond the symbol tables: past it, the needed
     # libraries come from the library names in .dynstr instead.
     core_spent: Optional[int] = None
+    short = False  # stopped by the budget before the symbol tables were known
     try:
         while True:
             lay = elf.layout(image())
             if isinstance(lay, Unknown):
                 return lay
-            wanted = [("sections", head.shoff, head.shsize)]
-            if lay.sections is not None:
-                wanted = list(lay.tables())
+            # The whole section header table first: a partly known one may lack .dynsym's entry.
+            wanted = [("sections", head.shoff, head.shsize), *lay.tables()]
             missing = [w for w in wanted if image().get(w[1], w[2]) is None]
             if core_spent is None and all(what == "dynamic" for what, _, _ in missing):
                 core_spent = member.spent
@@ -339,13 +339,23 @@ def _read_ends(member: _Member, prefix: _Prefix) -> elf.ElfResult:
             limit = member.budget
             if core_spent is not None:
                 limit = min(limit, core_spent + DYNAMIC_EXTRA)
-            if need <= len(buf) or member.spent + need - len(buf) > limit:
+            if need <= len(buf):
                 break
+            if member.spent + need - len(buf) > limit:
+                short = core_spent is None
+                break
+            if member.spent + need - len(buf) >= entry.compressed and size <= MAX_OUT:
+                # Cheaper to read the rest of the member than to grow the ends.
+                prefix.ensure(size)
+                return elf.parse(elf.BytesImage(bytes(prefix.out)))
             buf = member.fetch(entry.compressed - need, entry.compressed - len(buf)) + buf
             tail = decode_tail(buf, size)
     except _OverBudget:
-        pass
-    return elf.parse(image())
+        short = core_spent is None
+    got = elf.parse(image())
+    if short and isinstance(got, elf.ElfInfo) and not got.symbols_from:
+        return Unknown(f"needs more than {member.budget / 2**20:.1f} MiB of ranges")
+    return got
 
 
 class CountingFile(RangeFile):
