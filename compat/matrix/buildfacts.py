@@ -241,12 +241,33 @@ def release_facts(reading: Mapping[str, Any], tracked: dict[str, int]) -> Record
     for h in hashes:
         tracked.setdefault(h, len(tracked))
     cuda = _cuda_from(members)
+    # Every member that gives a fact (torch symbols, a CUDA library, GPU code) or could not be
+    # read is named; the others (plugins, helpers, vendored system libraries) are counted.
+    named = [
+        m
+        for m in members
+        if "error" in m
+        or m.get("imports")
+        or elf.cuda_majors(m.get("needed", []))
+        or m.get("sass")
+        or m.get("ptx")
+        or not m.get("symbols_from")
+    ]
+    others = [m for m in members if m not in named]
+    lines = [_member_line(m) for m in named]
+    if others:
+        hows = sorted(
+            {f"{m['how']}; {m.get('symbols_from')}; {m.get('needed_from')}" for m in others}
+        )
+        lines.append(
+            f"{len(others)} other members [{' | '.join(hows)}]: no torch symbol, no CUDA library"
+        )
     record: Record = {
         "file": reading["file"],
         "sha256": reading["sha256"],
         "read_at": reading["read_at"],
         "bytes_read": int(reading["bytes_read"]),
-        "members": [_member_line(m) for m in members]
+        "members": lines
         + [f"{s} [not read: over the wheel's budget]" for s in reading.get("skipped", [])],
     }
     if reading.get("copies"):
@@ -515,11 +536,11 @@ def sync_builds(
     out_dir: Path,
     now: datetime,
     progress: Callable[[str], None],
+    choose_wheel: Callable[[list[Mapping[str, Any]]], Optional[Mapping[str, Any]]],
 ) -> BuildsReport:
     """Read the build facts of `projects` (the releases the metadata sync kept, in `records`)
-    and torch's exports, and render builds/*.toml; nothing is written here."""
-    from compat.matrix.sync import choose_wheel
-
+    and torch's exports, and render builds/*.toml; nothing is written here. `choose_wheel` is
+    the metadata sync's rule, so both read the same wheel of a release."""
     started = time.monotonic()
     bytes_before = client.bytes_received
     today = now.astimezone(timezone.utc).date().isoformat()

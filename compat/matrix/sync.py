@@ -819,7 +819,9 @@ def _builds(
             known[name] = _load_old(out_dir / f"{name}.toml").releases
     if TORCH not in pages:
         pages[TORCH] = _page(client, TORCH, pool.submit(client.project, TORCH))
-    return sync_builds(client, pool, pages, known, projects, out_dir / "builds", when, say)
+    return sync_builds(
+        client, pool, pages, known, projects, out_dir / "builds", when, say, choose_wheel
+    )
 
 
 def _page(

@@ -22,12 +22,12 @@ from compat.matrix.pypi import FetchError, RangeFile, ZipEntry, zip_entries
 from compat.models import Unknown
 
 # A member this small (compressed) is read whole: every table and the fatbins are then known.
-WHOLE_MAX = 1024 * 1024
-PREFIX_FIRST = 128 * 1024
-TAIL_FIRST = 192 * 1024
+WHOLE_MAX = 512 * 1024
+PREFIX_FIRST = 64 * 1024
+TAIL_FIRST = 128 * 1024
 # The most one member may cost (compressed bytes fetched) and the most it may inflate to.
 MEMBER_BUDGET = 24 * 1024 * 1024
-MAX_OUT = 96 * 1024 * 1024
+MAX_OUT = 64 * 1024 * 1024
 # What reading .dynamic may add when it lies far from the end (DT_NEEDED has a fallback).
 DYNAMIC_EXTRA = 1024 * 1024
 # How far into a tail to look for a deflate block boundary (zlib writes one every few dozen KiB).
@@ -321,12 +321,18 @@ def _read_ends(member: _Member, prefix: _Prefix) -> elf.ElfResult:
             # The whole section header table first: a partly known one may lack .dynsym's entry.
             wanted = [("sections", head.shoff, head.shsize), *lay.tables()]
             missing = [w for w in wanted if image().get(w[1], w[2]) is None]
-            if core_spent is None and all(what == "dynamic" for what, _, _ in missing):
+            core = [w for w in missing if w[0] != "dynamic"]
+            if core:
+                missing = core  # .dynamic only once the symbol tables are known
+            elif core_spent is None:
                 core_spent = member.spent
             need = 0
+            room = member.budget - member.spent
+            if core_spent is not None:
+                room = min(room, core_spent + DYNAMIC_EXTRA - member.spent)
             for _, offset, length in missing:
                 if offset + length <= size - offset:
-                    if prefix.cost(offset + length) <= member.budget - member.spent:
+                    if prefix.cost(offset + length) <= room:
                         prefix.ensure(offset + length)
                     continue
                 if tail is None:

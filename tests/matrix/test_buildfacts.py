@@ -11,6 +11,7 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 from hypothesis import given
@@ -30,7 +31,7 @@ from compat.matrix.builtfor import built_for, releases_built_for, span
 from compat.matrix.load import Matrix, validate_all
 from compat.matrix.pypi import DiskCache, PyPIClient, RetryPolicy
 from compat.matrix.schema import decode_ranges, encode_ranges
-from compat.matrix.sync import sync
+from compat.matrix.sync import choose_wheel, sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from wheelbytes import make_elf
@@ -421,3 +422,26 @@ def test_span_words() -> None:
     assert span([Version("2.8.0")]) == "torch 2.8.0"
     vs = [Version(v) for v in ("2.4.0", "2.4.1", "2.5.0", "2.5.1")]
     assert span(vs) == "torch 2.4.0 ... 2.5.1 (4 releases)"
+
+
+@pytest.mark.online
+def test_online_real_kernel_wheel_end_to_end(tmp_path: Path) -> None:
+    """sglang-kernel 0.4.10 from PyPI: a ~350 MB wheel read by ranges; CUDA 13, torch symbols."""
+    from compat.matrix.buildfacts import read_release
+
+    with PyPIClient(cache=DiskCache(tmp_path)) as client:
+        page = client.project("sglang-kernel")
+        assert page is not None
+        wheel = choose_wheel(page.data["releases"]["0.4.10"])
+        assert wheel is not None
+        url = urljoin(page.url, str(wheel["url"]))
+        reading, cached = read_release(
+            client, url, wheel["filename"], wheel["digests"]["sha256"], False, T0
+        )
+        assert not cached
+    tracked: dict[str, int] = {}
+    facts = release_facts(reading, tracked)
+    assert facts["cuda"] == "13" and any("libcudart.so.13" in c for c in facts["cuda_from"])
+    assert facts["import_count"] > 100
+    assert "libtorch_cuda.so" in facts["libraries"]
+    assert reading["fetched"] < wheel["size"] / 50  # ranges, never the wheel
