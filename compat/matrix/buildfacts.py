@@ -60,7 +60,7 @@ def build_projects() -> tuple[str, ...]:
 TORCH = "torch"
 EXPORTS_FILE = "torch-exports"
 # Bump when what is read from a wheel changes: cached readings of an older reader are redone.
-READER = 2
+READER = 3
 CACHE_KIND = "builds"
 MEMBER_KIND = "members"
 HEADER = (
@@ -277,6 +277,16 @@ def release_facts(reading: Mapping[str, Any], tracked: dict[str, int]) -> Record
     record["cuda_from"] = list(cuda.values())
     record["imports"] = encode_ranges(tracked[h] for h in hashes)
     record["import_count"] = len(hashes)
+    # Members that import different torch symbols are kept apart too: a wheel may ship one
+    # extension per torch release (mooncake's pg_2_9_0.so, pg_2_10_0.so) and load the one that
+    # matches, so no single torch covers their union.
+    per_member = {
+        str(m["name"]): encode_ranges(tracked[symbol_hash(s)] for s in m["imports"])
+        for m in members
+        if m.get("imports")
+    }
+    if len(set(per_member.values())) > 1:
+        record["member_imports"] = [f"{name}: {r}" for name, r in sorted(per_member.items())]
     record["sass"] = [_cc(a) for a in sorted(sass)]
     record["ptx"] = [_cc(a) for a in sorted(ptx)]
     unread = len(members) - arch_read
@@ -469,6 +479,8 @@ class BuildsReport:
     elapsed_s: float
     agreement: Agreement
     files: tuple[tuple[Path, str, str], ...] = ()  # (path, old text, new text)
+    cuda_changes: tuple[str, ...] = ()  # "vllm: CUDA 12 up to 0.x, CUDA 13 from 0.y"
+    cuda_agreement: tuple[int, int, tuple[str, ...]] = (0, 0, ())  # agree, cases, disagreements
 
     @property
     def failures(self) -> tuple[str, ...]:
@@ -496,6 +508,14 @@ class BuildsReport:
                 f"{len(a.uncovered)} with imports no torch release covers"
             )
         lines.extend(f"disagrees: {d}" for d in a.disagree[:20])
+        agree, cases, odd = self.cuda_agreement
+        if cases:
+            lines.append(
+                f"CUDA: {agree} of {cases} releases whose nvidia-*/cuda-toolkit requirements pull "
+                "a CUDA major link that major's libraries"
+            )
+            lines.extend(f"CUDA differs: {d}" for d in odd[:20])
+        lines.extend(self.cuda_changes)
         lines.extend(self.failures)
         return "\n".join(lines) + "\n"
 
@@ -625,7 +645,9 @@ def sync_builds(
         for version, _, prev, task in plans[name]:
             if prev is not None:
                 kept += 1
-                rows_out[version] = {k: v for k, v in prev.items() if k not in ("torch", "signals")}
+                rows_out[version] = {
+                    k: v for k, v in prev.items() if k not in ("torch", "variants", "signals")
+                }
                 for h in _hashes_of(prev, old_tracked):
                     tracked.setdefault(h, len(tracked))
                 continue
@@ -687,6 +709,12 @@ def sync_builds(
         for version, row in rows_out.items():
             imports = decode_ranges(str(row.get("imports", "")))
             row["torch"] = covering(imports, torch_rows) if imports else []
+            row.pop("variants", None)
+            if imports and not row["torch"] and row.get("member_imports"):
+                variants = member_variants(row["member_imports"], torch_rows)
+                if variants:
+                    row["variants"] = [f"{m}: {_span(v)}" for m, v in variants.items()]
+                    row["torch"] = sorted({x for v in variants.values() for x in v}, key=Version)
             if imports:
                 with_torch += 1
                 covered += bool(row["torch"])
@@ -726,7 +754,62 @@ def sync_builds(
         elapsed_s=time.monotonic() - started,
         agreement=agreement(facts, torch_rows, records, pins),
         files=tuple(texts),
+        cuda_changes=cuda_changes(facts),
+        cuda_agreement=cuda_agreement(facts),
     )
+
+
+def cuda_changes(facts: Mapping[str, Mapping[str, Record]]) -> tuple[str, ...]:
+    """Where a project's PyPI wheels changed the CUDA major they link, in release order."""
+    out = []
+    for project, rows in facts.items():
+        runs: list[tuple[str, str, str]] = []  # (cuda, first, last)
+        for version in sorted(rows, key=Version):
+            cuda = str(rows[version].get("cuda", ""))
+            if not cuda:
+                continue
+            if runs and runs[-1][0] == cuda:
+                runs[-1] = (cuda, runs[-1][1], version)
+            else:
+                runs.append((cuda, version, version))
+        if len(runs) > 1:
+            parts = [f"CUDA {c} {a}" + (f" ... {b}" if b != a else "") for c, a, b in runs]
+            out.append(f"{project}: " + "; ".join(parts))
+    return tuple(out)
+
+
+def cuda_agreement(facts: Mapping[str, Mapping[str, Record]]) -> tuple[int, int, tuple[str, ...]]:
+    """Releases whose requirements pull a CUDA (signals.requires_cuda) against the CUDA majors
+    their libraries link: (agree, cases, the ones that differ)."""
+    agree = cases = 0
+    odd: list[str] = []
+    for project, rows in facts.items():
+        for version, row in rows.items():
+            wanted = str(row.get("signals", {}).get("requires_cuda", ""))
+            linked = [c for c in str(row.get("cuda", "")).split(",") if c]
+            if not wanted or not linked:
+                continue
+            cases += 1
+            if wanted.split(".")[0] in linked:
+                agree += 1
+            else:
+                odd.append(
+                    f"{project} {version}: requirements pull CUDA {wanted}, links CUDA {','.join(linked)}"
+                )
+    return agree, cases, tuple(odd)
+
+
+def member_variants(lines: Sequence[str], torch_rows: Mapping[str, Record]) -> dict[str, list[str]]:
+    """member -> the torch releases covering its imports, when every torch-importing member is
+    covered by some release (one extension per torch); {} otherwise."""
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        name, _, ranges = str(line).rpartition(": ")
+        got = covering(decode_ranges(ranges), torch_rows)
+        if not got:
+            return {}
+        out[name] = got
+    return out
 
 
 def _with(report: ProjectBuilds, **changes: Any) -> ProjectBuilds:

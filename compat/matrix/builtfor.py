@@ -81,6 +81,22 @@ def built_for(facts: BuildFacts, torch: Version, exports: ExportsTable) -> Verdi
         return signal or Verdict(None, "none", "", (f"{label} {why} ({facts.file})",))
     row = exports.releases.get(public)
     imported = f"{label}'s libraries import {facts.import_count} torch symbols ({facts.file})"
+    if row is not None and facts.variants and row.answers(facts.imports):
+        # One extension per torch: built for this torch when one of them is.
+        fits = [m for m, imp in facts.member_imports if imp <= row.provides]
+        where = f"it ships one extension per torch release: {'; '.join(facts.variants)}"
+        if fits:
+            return Verdict(
+                True,
+                "exports",
+                covered,
+                (
+                    imported,
+                    where,
+                    f"torch {public}'s libraries export all that {fits[0]} imports ({row.file})",
+                ),
+            )
+        return Verdict(False, "exports", covered, (imported, where))
     if row is not None and row.answers(facts.imports):
         lacking = facts.imports - row.provides
         if not lacking:

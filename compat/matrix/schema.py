@@ -491,6 +491,11 @@ class BuildFacts:
     ptx: tuple[tuple[int, int], ...]
     archs: str  # which members' fatbins were read
     signals: BuildSignals
+    # Per member, when members import different torch symbols: (member, imports).
+    member_imports: tuple[tuple[str, frozenset[int]], ...] = ()
+    # Set when no torch release covers every member but each member is covered by one: the
+    # wheel ships one extension per torch ("member: torch 2.9.0, 2.9.1"); `torch` is then the union.
+    variants: tuple[str, ...] = ()
 
     @property
     def links_torch(self) -> bool:
@@ -572,6 +577,8 @@ _BUILD_KEYS = frozenset(
         "ptx",
         "archs",
         "signals",
+        "member_imports",
+        "variants",
     }
 )
 _SIGNAL_KEYS = frozenset({"requires_torch", "requires_cuda", "local", "copins"})
@@ -610,6 +617,15 @@ def read_builds(p: Problems, data: dict[str, Any]) -> tuple[str, dict[Version, B
             local=p.get(sig, "local", str, f"{path}.signals", "", required=False) or "",
             copins=p.strings(sig, "copins", f"{path}.signals"),
         )
+        member_imports = []
+        for i, line in enumerate(p.strings(d, "member_imports", path)):
+            member, sep, text = line.rpartition(": ")
+            try:
+                member_imports.append((member, decode_ranges(text)))
+            except ValueError as exc:
+                p.add(f"{path}.member_imports[{i}]", str(exc))
+            if not sep:
+                p.add(f"{path}.member_imports[{i}]", "expected 'member: ranges'")
         imports = _ranges(p, d, "imports", path)
         count_imports = p.get(d, "import_count", int, path, 0) or 0
         if count_imports != len(imports):
@@ -634,6 +650,8 @@ def read_builds(p: Problems, data: dict[str, Any]) -> tuple[str, dict[Version, B
             ptx=_ccs(p, d, "ptx", path),
             archs=p.get(d, "archs", str, path, "", required=False) or "",
             signals=signals,
+            member_imports=tuple(member_imports),
+            variants=p.strings(d, "variants", path),
         )
     return project, out
 

@@ -24,7 +24,7 @@ from compat.models import Unknown
 # A member this small (compressed) is read whole: every table and the fatbins are then known.
 WHOLE_MAX = 512 * 1024
 PREFIX_FIRST = 64 * 1024
-TAIL_FIRST = 128 * 1024
+TAIL_FIRST = 64 * 1024
 # The most one member may cost (compressed bytes fetched) and the most it may inflate to.
 MEMBER_BUDGET = 24 * 1024 * 1024
 MAX_OUT = 64 * 1024 * 1024
@@ -114,6 +114,14 @@ class _Prefix:
             return 0
         ratio = self.pos / max(1, len(self.out))
         return int((length - len(self.out)) * ratio * 1.25) + 1
+
+    def finish(self, tail: bytes) -> None:
+        """Inflate to the end: fetch what lies between the prefix and `tail`, the member's last
+        compressed bytes already fetched."""
+        end = self.member.entry.compressed - len(tail)
+        middle = self.member.fetch(self.pos, end) if end > self.pos else b""
+        self._feed(middle + tail[max(0, self.pos - end) :])
+        self.pos = self.member.entry.compressed
 
     def ensure(self, length: int) -> bool:
         """Inflate until `length` bytes are known; False when the cap or the end comes first."""
@@ -351,8 +359,9 @@ def _read_ends(member: _Member, prefix: _Prefix) -> elf.ElfResult:
                 short = core_spent is None
                 break
             if member.spent + need - len(buf) >= entry.compressed and size <= MAX_OUT:
-                # Cheaper to read the rest of the member than to grow the ends.
-                prefix.ensure(size)
+                # Cheaper to read the rest of the member than to grow the ends: the middle,
+                # then the tail already fetched.
+                prefix.finish(buf)
                 return elf.parse(elf.BytesImage(bytes(prefix.out)))
             buf = member.fetch(entry.compressed - need, entry.compressed - len(buf)) + buf
             tail = decode_tail(buf, size)

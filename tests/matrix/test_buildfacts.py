@@ -22,6 +22,8 @@ from compat.matrix.buildfacts import (
     agreement,
     copins,
     covering,
+    cuda_agreement,
+    cuda_changes,
     is_torch_symbol,
     release_facts,
     symbol_hash,
@@ -445,3 +447,98 @@ def test_online_real_kernel_wheel_end_to_end(tmp_path: Path) -> None:
     assert facts["import_count"] > 100
     assert "libtorch_cuda.so" in facts["libraries"]
     assert reading["fetched"] < wheel["size"] / 50  # ranges, never the wheel
+
+
+def test_cuda_changes_and_agreement() -> None:
+    facts = {
+        "vllm": {
+            "0.9.0": {"cuda": "12", "signals": {"requires_cuda": "12.8"}},
+            "0.9.1": {"cuda": "12"},
+            "0.10.0": {"cuda": "13", "signals": {"requires_cuda": "12.9"}},
+            "0.11.0": {"cuda": ""},
+        },
+        "nixl": {"1.0": {"cuda": "12,13", "signals": {"requires_cuda": "13.0"}}},
+    }
+    assert cuda_changes(facts) == ("vllm: CUDA 12 0.9.0 ... 0.9.1; CUDA 13 0.10.0",)
+    agree, cases, odd = cuda_agreement(facts)
+    assert (agree, cases) == (2, 3)
+    assert odd == ("vllm 0.10.0: requirements pull CUDA 12.9, links CUDA 13",)
+
+
+def test_one_extension_per_torch() -> None:
+    """mooncake ships pg_2_9_0.so and pg_2_10_0.so: no torch covers both, each is covered."""
+    from compat.matrix.buildfacts import member_variants
+    from compat.matrix.schema import BuildFacts, BuildSignals, ExportsTable, TorchExports
+
+    tracked: dict[str, int] = {}
+    member = {
+        "size": 1,
+        "compressed": 1,
+        "how": "whole",
+        "bytes": 1,
+        "needed": [],
+        "symbols_from": "sections",
+        "needed_from": "dynamic",
+    }
+    facts = release_facts(
+        _reading(
+            "m-1.0.whl",
+            [
+                {**member, "name": "m/pg_2_7.so", "imports": [OLD_ABI, STREAM]},
+                {**member, "name": "m/pg_2_8.so", "imports": [NEW_ABI, STREAM]},
+            ],
+        ),
+        tracked,
+    )
+    old, new, stream = (tracked[symbol_hash(x)] for x in (OLD_ABI, NEW_ABI, STREAM))
+    first, second = encode_ranges({old, stream}), encode_ranges({new, stream})
+    assert facts["member_imports"] == [f"m/pg_2_7.so: {first}", f"m/pg_2_8.so: {second}"]
+    rows = {
+        "2.7.1": {"complete": True, "checked": 3, "provides": first},
+        "2.8.0": {"complete": True, "checked": 3, "provides": second},
+    }
+    assert covering(decode_ranges(facts["imports"]), rows) == []
+    assert member_variants(facts["member_imports"], rows) == {
+        "m/pg_2_7.so": ["2.7.1"],
+        "m/pg_2_8.so": ["2.8.0"],
+    }
+    exports = ExportsTable(
+        tuple(tracked),
+        {
+            Version(v): TorchExports(
+                Version(v), "t.whl", "", "", 1, (), 2, 3, decode_ranges(r["provides"]), True
+            )
+            for v, r in rows.items()
+        },
+    )
+    built = BuildFacts(
+        "mooncake-transfer-engine",
+        Version("1.0"),
+        "m-1.0.whl",
+        "",
+        "",
+        1,
+        (),
+        (),
+        (),
+        (),
+        decode_ranges(facts["imports"]),
+        3,
+        (Version("2.7.1"), Version("2.8.0")),
+        (),
+        (),
+        "",
+        BuildSignals(),
+        member_imports=(
+            ("m/pg_2_7.so", frozenset({old, stream})),
+            ("m/pg_2_8.so", frozenset({new, stream})),
+        ),
+        variants=("m/pg_2_7.so: 2.7.1", "m/pg_2_8.so: 2.8.0"),
+    )
+    yes = built_for(built, Version("2.8.0"), exports)
+    assert yes.answer is True and "m/pg_2_8.so" in yes.evidence[-1]
+    # A torch whose exports cover neither extension.
+    exports.releases[Version("2.9.0")] = TorchExports(
+        Version("2.9.0"), "t.whl", "", "", 1, (), 1, 3, frozenset({stream}), True
+    )
+    assert built_for(built, Version("2.9.0"), exports).answer is False

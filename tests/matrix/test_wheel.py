@@ -60,6 +60,32 @@ def test_large_member_read_from_both_ends(strings_at_end: bool) -> None:
     assert isinstance(got.archs, Unknown) and "middle" in got.archs.reason
 
 
+def test_strings_in_the_middle_come_from_the_prefix() -> None:
+    data = make_elf(
+        needed=["libc10.so"],
+        defined=["_ZN3c103fooEv"],
+        middle=400_000,
+        strings_at_end=True,
+        after=400_000,
+    )
+    file, entry = _member_of(data)
+    got = wheel.read_member(file, entry)  # type: ignore[arg-type]
+    assert isinstance(got.info, elf.ElfInfo) and got.info.defined == {"_ZN3c103fooEv"}
+    assert got.bytes_read < entry.compressed  # type: ignore[attr-defined]
+
+
+def test_finishing_a_member_reads_only_its_middle() -> None:
+    data = make_elf(defined=["a"], middle=900_000)
+    file, entry = _member_of(data)
+    member = wheel._Member(file, entry, 10**9)  # type: ignore[arg-type]
+    prefix = wheel._Prefix(member, member.open(50_000))
+    tail = member.fetch(entry.compressed - 80_000, entry.compressed)  # type: ignore[attr-defined]
+    before, start = member.spent, prefix.pos
+    prefix.finish(tail)
+    assert bytes(prefix.out) == data
+    assert member.spent - before == entry.compressed - 80_000 - start  # type: ignore[attr-defined]
+
+
 def test_decode_tail_knows_only_true_bytes() -> None:
     rng = random.Random(7)
     letters = "abcdefghijklmnopqrstuvwxyz"

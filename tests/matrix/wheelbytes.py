@@ -71,13 +71,15 @@ def make_elf(
     weak: Sequence[str] = (),
     middle: int = 0,
     strings_at_end: bool = False,
+    after: int = 0,
     seed: int = 1,
 ) -> bytes:
     """An ELF64 shared object with .dynsym, .dynstr, .dynamic and section headers.
 
     `middle` bytes of incompressible filler sit between the first segment and the tables
     kept at the end, as .text and fatbins do in a real kernel library; `strings_at_end`
-    moves .dynstr past the filler, as patchelf does to torch's libraries.
+    moves .dynstr past the filler, as patchelf does to torch's libraries; `after` bytes of
+    filler follow .dynstr (which then lies in the middle of the file).
     """
     strtab = bytearray(b"\0")
     offsets: dict[str, int] = {}
@@ -111,6 +113,7 @@ def make_elf(
         layout += strtab
         filler_at = len(layout)
         layout += filler
+    layout += random.Random(seed + 1).randbytes(after)
     while len(layout) % 8:
         layout += b"\0"
     dyn_at = len(layout)
