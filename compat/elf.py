@@ -575,7 +575,8 @@ def try_needed(path: str) -> Optional[tuple[str, ...]]:
 
 
 def cuda_majors(needed_libs: Sequence[str]) -> dict[str, int]:
-    """CUDA library -> the CUDA major its soname names (libcudart.so.13 -> 13)."""
+    """CUDA library -> the CUDA major its soname names (libcudart.so.13 -> 13; a copy renamed by
+    auditwheel, libcudart-1b201d85.so.12, counts too)."""
     out: dict[str, int] = {}
     for lib in needed_libs:
         m = _CUDA_SONAME.match(lib)
@@ -588,5 +589,6 @@ def cuda_majors(needed_libs: Sequence[str]) -> dict[str, int]:
 # (libcudnn.so.9), NCCL (libnccl.so.2) and cuSPARSELt number their own releases and are left out;
 # cuFFT (.so.11 on CUDA 12) and cuSOLVER/cuSPARSE (.so.11/.so.12 on CUDA 12) likewise.
 _CUDA_SONAME = re.compile(
-    r"^(libcudart|libnvrtc|libcublas|libcublasLt|libnvJitLink|libcupti|libnvjpeg)\.so\.(\d+)(?:\.\d+)*$"
+    r"^(libcudart|libnvrtc|libcublas|libcublasLt|libnvJitLink|libcupti|libnvjpeg)"
+    r"(?:[-.][0-9a-f]{8})?\.so\.(\d+)(?:\.\d+)*$"
 )

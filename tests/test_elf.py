@@ -176,6 +176,13 @@ def test_installed_file_helpers(tmp_path: Path) -> None:
 
 def test_cuda_majors_of_sonames() -> None:
     got = elf.cuda_majors(
-        ["libcudart.so.11.0", "libcublasLt.so.13", "libcudnn.so.9", "libnccl.so.2", "libc.so.6"]
+        [
+            "libcudart.so.11.0",
+            "libcublasLt.so.13",
+            "libcudart-1b201d85.so.12",
+            "libcudnn.so.9",
+            "libnccl.so.2",
+            "libc.so.6",
+        ]
     )
-    assert got == {"libcudart.so.11.0": 11, "libcublasLt.so.13": 13}
+    assert got == {"libcudart.so.11.0": 11, "libcublasLt.so.13": 13, "libcudart-1b201d85.so.12": 12}

@@ -43,7 +43,7 @@ from compat.matrix.pypi import (
     ZipEntry,
 )
 from compat.matrix.schema import decode_ranges, encode_ranges
-from compat.matrix.wheel import MemberRead, read_member, read_wheel
+from compat.matrix.wheel import MAX_MEMBERS, MemberRead, read_member, read_wheel
 from compat.models import Unknown
 
 if sys.version_info >= (3, 11):
@@ -60,7 +60,9 @@ def build_projects() -> tuple[str, ...]:
 TORCH = "torch"
 EXPORTS_FILE = "torch-exports"
 # Bump when what is read from a wheel changes: cached readings of an older reader are redone.
-READER = 3
+# MEMBER_READER for how one member is read (the member cache), READER for which members are.
+READER = 4
+MEMBER_READER = 3
 CACHE_KIND = "builds"
 MEMBER_KIND = "members"
 HEADER = (
@@ -144,7 +146,7 @@ def _member_key(entry: ZipEntry, torch_wheel: bool) -> str:
     # CRC, sizes and the kind of reading: the same bytes in another release (a vendored
     # library, an unchanged extension) are not read again.
     kind = "t" if torch_wheel else "k"
-    return f"{entry.crc:08x}{entry.uncompressed:012x}{entry.compressed:012x}{kind}{READER}"
+    return f"{entry.crc:08x}{entry.uncompressed:012x}{entry.compressed:012x}{kind}{MEMBER_READER}"
 
 
 def read_release(
@@ -204,6 +206,13 @@ def _member_line(m: Mapping[str, Any]) -> str:
     symbols = str(m.get("symbols_from") or "none")
     needed = str(m.get("needed_from") or "none")
     return f"{m['name']} [{m['how']}; {symbols}; {needed}]"
+
+
+def _skipped(names: Sequence[str]) -> list[str]:
+    if not names:
+        return []
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return [f"{len(names)} members not read (past {MAX_MEMBERS} members or the budget): {shown}"]
 
 
 def _cuda_from(members: Sequence[Mapping[str, Any]]) -> dict[int, str]:
@@ -267,8 +276,7 @@ def release_facts(reading: Mapping[str, Any], tracked: dict[str, int]) -> Record
         "sha256": reading["sha256"],
         "read_at": reading["read_at"],
         "bytes_read": int(reading["bytes_read"]),
-        "members": lines
-        + [f"{s} [not read: over the wheel's budget]" for s in reading.get("skipped", [])],
+        "members": lines + _skipped(reading.get("skipped", [])),
     }
     if reading.get("copies"):
         record["copies"] = len(reading["copies"])
@@ -511,8 +519,8 @@ class BuildsReport:
         agree, cases, odd = self.cuda_agreement
         if cases:
             lines.append(
-                f"CUDA: {agree} of {cases} releases whose nvidia-*/cuda-toolkit requirements pull "
-                "a CUDA major link that major's libraries"
+                f"CUDA: {agree} of {cases} releases link the CUDA major of PyPI's build of the "
+                "torch they were built against (or that their own requirements pull)"
             )
             lines.extend(f"CUDA differs: {d}" for d in odd[:20])
         lines.extend(self.cuda_changes)
@@ -755,7 +763,7 @@ def sync_builds(
         agreement=agreement(facts, torch_rows, records, pins),
         files=tuple(texts),
         cuda_changes=cuda_changes(facts),
-        cuda_agreement=cuda_agreement(facts),
+        cuda_agreement=cuda_agreement(facts, records.get(TORCH, {})),
     )
 
 
@@ -778,23 +786,34 @@ def cuda_changes(facts: Mapping[str, Mapping[str, Record]]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def cuda_agreement(facts: Mapping[str, Mapping[str, Record]]) -> tuple[int, int, tuple[str, ...]]:
-    """Releases whose requirements pull a CUDA (signals.requires_cuda) against the CUDA majors
-    their libraries link: (agree, cases, the ones that differ)."""
+def cuda_agreement(
+    facts: Mapping[str, Mapping[str, Record]], torch_records: Mapping[str, Record]
+) -> tuple[int, int, tuple[str, ...]]:
+    """The CUDA major a release links against the CUDA of PyPI's build of the torch it was
+    built against (generated/torch.toml), and against the CUDA its own requirements pull:
+    (agree, cases, the ones that differ)."""
     agree = cases = 0
     odd: list[str] = []
     for project, rows in facts.items():
         for version, row in rows.items():
-            wanted = str(row.get("signals", {}).get("requires_cuda", ""))
             linked = [c for c in str(row.get("cuda", "")).split(",") if c]
-            if not wanted or not linked:
+            if not linked:
+                continue
+            torch_cuda = {
+                str(torch_records.get(t, {}).get("cuda", "")).split(".")[0]
+                for t in row.get("torch", [])
+            } - {""}
+            own = str(row.get("signals", {}).get("requires_cuda", "")).split(".")[0]
+            wanted = torch_cuda | ({own} if own else set())
+            if not wanted:
                 continue
             cases += 1
-            if wanted.split(".")[0] in linked:
+            if wanted & set(linked):
                 agree += 1
             else:
                 odd.append(
-                    f"{project} {version}: requirements pull CUDA {wanted}, links CUDA {','.join(linked)}"
+                    f"{project} {version}: links CUDA {','.join(linked)}, its torch build "
+                    f"(or requirements) CUDA {','.join(sorted(wanted))}"
                 )
     return agree, cases, tuple(odd)
 

@@ -410,7 +410,7 @@ class WheelRead(Generic[R]):
 
     members: tuple[R, ...]
     copies: tuple[tuple[str, str], ...]  # (member, the identical member read instead)
-    skipped: tuple[str, ...]  # compiled members left unread (over the wheel's budget)
+    skipped: tuple[str, ...]  # compiled members left unread (past MAX_MEMBERS or the budget)
     bytes_read: int
 
 
@@ -430,7 +430,11 @@ def read_wheel(
     counted = CountingFile(file)
     entries = zip_entries(counted)
     keep = select or compiled_member
-    chosen = sorted((e for e in entries if keep(e.name)), key=lambda e: e.name)
+    # The package's own objects first, then what auditwheel vendored (`<pkg>.libs/`), so a cap
+    # on members drops vendored helpers, not the extensions.
+    chosen = sorted(
+        (e for e in entries if keep(e.name)), key=lambda e: (".libs/" in e.name, e.name)
+    )
     members: list[R] = []
     copies: list[tuple[str, str]] = []
     skipped: list[str] = []

@@ -452,17 +452,19 @@ def test_online_real_kernel_wheel_end_to_end(tmp_path: Path) -> None:
 def test_cuda_changes_and_agreement() -> None:
     facts = {
         "vllm": {
-            "0.9.0": {"cuda": "12", "signals": {"requires_cuda": "12.8"}},
+            "0.9.0": {"cuda": "12", "torch": ["2.7.0"]},
             "0.9.1": {"cuda": "12"},
-            "0.10.0": {"cuda": "13", "signals": {"requires_cuda": "12.9"}},
+            "0.10.0": {"cuda": "13", "torch": ["2.8.0"]},
             "0.11.0": {"cuda": ""},
         },
         "nixl": {"1.0": {"cuda": "12,13", "signals": {"requires_cuda": "13.0"}}},
     }
     assert cuda_changes(facts) == ("vllm: CUDA 12 0.9.0 ... 0.9.1; CUDA 13 0.10.0",)
-    agree, cases, odd = cuda_agreement(facts)
+    agree, cases, odd = cuda_agreement(
+        facts, {"2.7.0": {"cuda": "12.6"}, "2.8.0": {"cuda": "12.8"}}
+    )
     assert (agree, cases) == (2, 3)
-    assert odd == ("vllm 0.10.0: requirements pull CUDA 12.9, links CUDA 13",)
+    assert odd == ("vllm 0.10.0: links CUDA 13, its torch build (or requirements) CUDA 12",)
 
 
 def test_one_extension_per_torch() -> None:
