@@ -1034,7 +1034,7 @@ class _Resolver:
             if why:
                 reasons.append(why)
                 continue
-            if rel is not newest and rule is Rule.KERNEL and exact is None:
+            if rel is not newest and rule is Rule.KERNEL and exact is None and chain.releases:
                 notes.append(
                     f"{name} {rel.version} chosen for {asked}: the newest release "
                     f"uploaded before {chain.releases[0][0].project}'s next release"

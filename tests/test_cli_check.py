@@ -57,6 +57,9 @@ def test_ignore_codes() -> None:
         "torch-triton",
         "--ignore",
         "torch-companion",
+        # sgl-kernel 0.1.0 in this freeze is built for torch 2.4-2.6 (build facts).
+        "--ignore",
+        "kernel-torch",
     )
     assert p.returncode == 0, p.stdout
 
@@ -216,3 +219,14 @@ def test_launch_after_double_dash_is_parsed() -> None:
         "8",
     )
     assert p.returncode == 0, p.stdout + p.stderr  # no vllm installed: nothing vLLM-specific fires
+
+
+def test_kernel_without_a_torch_pin_judged_by_its_build_facts() -> None:
+    """The seed freeze: sgl-kernel 0.1.0 declares no torch pin; its wheel imports symbols that
+    torch 2.7.1 does not export, and 0.2.9 is the newest release built for 2.7.1."""
+    p = compat("check", "--from", BAD, "--format", "json")
+    assert p.returncode == 1, p.stderr
+    found = [f for f in json.loads(p.stdout)["findings"] if f["code"] == "kernel-torch"]
+    assert len(found) == 1 and found[0]["severity"] == "error"
+    assert found[0]["message"].startswith("sgl-kernel 0.1.0 was built for torch 2.4.0 ... 2.6.0")
+    assert "pip install 'sgl-kernel==0.2.9'" in found[0]["fix"][0]

@@ -287,10 +287,10 @@ def test_kernel_range_takes_the_newest_release_built_for_torch(
 
 def test_exact_kernel_built_for_another_torch_is_refused(matrix: Matrix, advisories: Any) -> None:
     with pytest.raises(NoTupleError) as err:
-        resolve(target(matrix, "torch==2.8.0", "sglang-kernel==0.4.10"), matrix, advisories)
+        resolve(target(matrix, "torch==2.8.0", "sgl-kernel==0.3.21"), matrix, advisories)
     assert any(
         r.rule is Rule.KERNEL
-        and "sglang-kernel 0.4.10 is built for torch 2.14.0" in r.reason
+        and "sgl-kernel 0.3.21 is built for torch 2.9.0, 2.9.1" in r.reason
         and "torch 2.8.0 lacks" in r.reason
         for r in err.value.rejected
     )
