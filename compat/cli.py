@@ -29,6 +29,7 @@ COMMANDS = {
     "dockerfile": "compat.commands.dockerfile:dockerfile_cmd",
     "lint": "compat.commands.lint:lint_cmd",
     "explain": "compat.commands.explain:explain_cmd",
+    "advisories": "compat.commands.advisories:advisories_cmd",
     "matrix": "compat.commands.matrix:matrix_cmd",
     "diff": "compat.commands.diff:diff_cmd",
 }
@@ -58,17 +59,27 @@ def cli() -> None:
 
 def _crash(exc: BaseException) -> NoReturn:
     """An unexpected exception: a one-line message, the traceback in a report file, exit 70."""
+    from compat.redact import redact_text
+
     report = ""
     try:
         fd, path = tempfile.mkstemp(prefix="compat-crash-", suffix=".txt")
         with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(f"compat {__version__} crashed at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
-            fh.write(f"argv: {sys.argv!r}\n\n")
-            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            fh.write(redact_text(f"argv: {sys.argv!r}\n\n"))
+            fh.write(
+                redact_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            )
         report = path
     except OSError:
         pass
-    what = f"{type(exc).__name__}: {exc}".encode("utf-8", "backslashreplace").decode("utf-8")
+    from compat.redact import redact_text
+
+    what = (
+        redact_text(f"{type(exc).__name__}: {exc}")
+        .encode("utf-8", "backslashreplace")
+        .decode("utf-8")
+    )
     sys.stderr.write(f"compat: internal error: {what[:300]}\n")
     if report:
         sys.stderr.write(
@@ -96,9 +107,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         if isinstance(rv, int) and rv:
             sys.exit(rv)
     except CompatError as exc:
-        click.echo(f"compat: error: {exc.message}", err=True)
+        from compat.jsondoc import printable
+        from compat.redact import redact_text
+
+        click.echo(f"compat: error: {printable(redact_text(exc.message))}", err=True)
         if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+            click.echo(f"hint: {printable(redact_text(exc.hint))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -131,13 +131,18 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         ),
     ),
     "driver-too-old": CodeText(
-        "the driver cannot run the CUDA build",
-        "the driver cannot run the CUDA build of torch or a kernel",
+        "the driver cannot run the CUDA build or the GPU",
+        "the driver cannot run the CUDA build of torch or a kernel, or the GPU itself",
         "NVIDIA's rules with the figures of `matrices/curated/cuda.toml`: a build for CUDA X.Y runs "
-        "on a driver that reports CUDA >= X.Y; under minor-version compatibility also on a driver "
-        "of the same major at or above the major's floor (CUDA 12.x: 525.60.13) — then an info, "
-        "because PTX built by the newer toolkit cannot be JIT-compiled by that driver. Otherwise an "
-        "error naming both floors.",
+        "on a driver that reports CUDA >= X.Y (NVML's answer, else the CUDA its branch reports: "
+        "R535 -> 12.2, `matrices/curated/drivers.toml`); under minor-version compatibility also on "
+        "a driver of the same major at or above the major's floor (CUDA 12.x: 525.60.13, 13.x: "
+        "580) — then an info, because PTX built by the newer toolkit cannot be JIT-compiled by that "
+        "driver. Below the floor it is an error, also for parts that name only a CUDA major "
+        "(nvidia-*-cu13 wheels). Separately, each GPU architecture needs the driver branch of its "
+        "first CUDA toolkit (Hopper R520, Blackwell R570) and old ones lose support after a last "
+        "branch (Volta, Pascal, Maxwell: R580): a driver outside that range is an error whatever "
+        "the CUDA build.",
         (
             "upgrade the NVIDIA driver to the floor the finding names",
             "or install builds for a CUDA the driver runs: `compat lock TARGET --driver VERSION`",
@@ -145,6 +150,7 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         (
             "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/",
             "https://docs.nvidia.com/deploy/cuda-compatibility/",
+            "https://docs.nvidia.com/datacenter/tesla/drivers/cuda-toolkit-driver-and-architecture-matrix.html",
         ),
     ),
     "gpu-arch": CodeText(
@@ -153,7 +159,9 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "Every GPU against the build's arch list (`matrices/curated/torch_builds.toml`): SASS for "
         "sm_XY runs on the same major with minor >= Y; PTX compute_XY is JIT-compiled for any GPU "
         "of capability >= X.Y (a warning: slow first start, needs a new enough driver); neither is "
-        "an error.",
+        "an error. For vLLM also the model's quantization method (`--quantization`, else the "
+        "checkpoint's `quantization_config`) against the lowest compute capability vLLM accepts for "
+        "it (`matrices/curated/memory.toml`, where a source gives one): below it is an error.",
         (
             "install a build whose arch list covers the GPU: newer GPUs need newer CUDA builds, older "
             "GPUs builds that still list them: `compat lock TARGET --gpu NAME`",
@@ -181,7 +189,10 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "an environment variable hides GPUs, shadows the stack's libraries or breaks builds",
         "`CUDA_VISIBLE_DEVICES` that hides every GPU or names devices that do not exist (CUDA stops "
         "at the first bad entry); `CUDA_HOME` of another major than torch; `TORCH_CUDA_ARCH_LIST` "
-        "without the GPU's arch; `CUDA_LAUNCH_BLOCKING`; `LD_PRELOAD` of CUDA/NCCL libraries.",
+        "without the GPU's arch; `CUDA_LAUNCH_BLOCKING`; `LD_PRELOAD` of CUDA/NCCL libraries. A "
+        "SGLANG_*/VLLM_* variable the installed release no longer reads (its env-var registry, "
+        "vllm/envs.py or sglang/srt/environ.py, dropped it) is a warning that it is ignored, with "
+        "the flag that took its place.",
         (
             "unset the variable, or set it as the finding says",
             "compare with a machine where the server works: `compat diff works.json fails.json`",
@@ -206,17 +217,15 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
     "memory-headroom": CodeText(
         "too little GPU memory left for CUDA-graph capture",
         "the launch leaves too little GPU memory for CUDA-graph capture",
-        "With GPU memory and a launch command, compat estimates what the static pool leaves for "
-        "activations and CUDA-graph capture — `total x (1 - fraction) - 0.5 GiB` (the 0.5 GiB for "
-        "the CUDA context and library buffers is an assumption) — and warns below 1.5 GiB for "
-        "sglang and 0.75 GiB for vLLM. For sglang without `--mem-fraction-static` it applies the "
-        "default of the installed release. It is a guard against plainly tight settings, not a "
-        "prediction.",
+        "From the memory estimate of memory-fit: what stays free when CUDA graphs are captured (sglang: the free memory at start x (1 - mem_fraction_static), minus its request-to-token table and the attention backend's buffers; vLLM: the CUDA total minus the requested budget, the CUDA context and other processes) against what is needed there (sglang: the graphs of the captured batch sizes and one prefill chunk's activations; vLLM before 0.21: its CUDA graphs), plus the largest error the estimate showed on real startup logs. When the model cannot be read, an sglang launch is compared with what sglang's own current sizing rule leaves on that GPU, and warned below half of it. docs/fit.md has the figures and their sources.",
         (
-            "lower --mem-fraction-static (sglang) or --gpu-memory-utilization (vLLM)",
+            "lower --mem-fraction-static (sglang) or --gpu-memory-utilization (vLLM) to the value the finding names",
             "capture fewer batch sizes: --cuda-graph-max-bs (sglang), --max-num-seqs (vLLM)",
         ),
-        ("https://docs.sglang.io/advanced_features/hyperparameter_tuning.html",),
+        (
+            "https://docs.sglang.io/advanced_features/hyperparameter_tuning.html",
+            "https://docs.vllm.ai/en/latest/configuration/conserving_memory.html",
+        ),
     ),
     "unknown-combination": CodeText(
         "tuple not in compat's database",
@@ -229,6 +238,17 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         ),
         (),
     ),
+    "launch-flag": CodeText(
+        "a launch flag or value the installed release refuses",
+        "a launch flag or value the installed release's own parser refuses: unknown, removed, retired or ambiguous flag, or a value outside its choices",
+        "The launch command is parsed as the installed release's argparse parser would parse it, with that release's flags, aliases, types and choices as read from its own sources (generated/launch/<framework>.toml). A flag the release does not have is an error with the nearest flag names; one other releases have says in which release it was removed or added (and what replaced it); a value outside the release's choices, an abbreviation that matches several flags, or a value given to a switch is an error; a deprecated flag a warning (an error when the release refuses it with a message). Without the version, flags are judged against every release: a flag that never existed is still an error, one that exists in some releases is info.",
+        (
+            "fix the flag as the finding says (did-you-mean, the replacement, or the release that "
+            "has it)",
+            "see the release's flags: `python -m sglang.launch_server --help` / `vllm serve --help`",
+        ),
+        ("https://docs.python.org/3/library/argparse.html#allow-abbrev",),
+    ),
     "cluster-mismatch": CodeText(
         "nodes of a Ray cluster differ",
         "the nodes of a Ray cluster differ in what the stack depends on, or a node could not be checked",
@@ -239,6 +259,45 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
             "for nodes that did not report: `ray status`, their raylet.out, then run again",
         ),
         ("https://docs.ray.io/en/latest/ray-core/handling-dependencies.html",),
+    ),
+    "parallelism": CodeText(
+        "parallelism does not fit the GPUs or the model's heads",
+        "the launch's parallelism needs more GPUs than this process sees, or tensor parallelism does not split the model's attention heads",
+        'GPUs one node needs: tp x pp x dp (sglang with --enable-dp-attention: tp x pp), divided by --nnodes, against the GPUs this process sees: the probed or --gpu GPUs filtered by CUDA_VISIBLE_DEVICES (indices and UUIDs; CUDA stops at the first index that does not exist; MIG instances or values compat cannot parse give "could not tell"). More than visible is an error (a warning for vLLM on Ray, whose ranks may run on other nodes). With the model\'s config.json, tp must divide the attention heads, and the KV heads must divide by tp or tp by them, as both frameworks assert when they load the model.',
+        (
+            "lower --tp / --tensor-parallel-size to the GPUs this process sees, or make more GPUs visible (CUDA_VISIBLE_DEVICES)",
+            "pick a tp that divides the heads; keep the GPUs with pipeline parallelism",
+        ),
+        ("https://docs.vllm.ai/en/latest/serving/parallelism_scaling.html",),
+    ),
+    "memory-fit": CodeText(
+        "weights or KV cache do not fit the GPU memory",
+        "the weights do not fit the GPU memory the launch allows, the KV cache cannot hold one sequence of the maximum length, or vLLM's requested memory is not free when it starts",
+        "compat reads the model where the server would (a local folder, or the Hugging Face cache named by HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE or HF_HOME: config.json, the safetensors index's total_size or the safetensors headers; never the network) and estimates the smallest visible GPU: the driver's reserve, the CUDA context, NCCL buffers, the static fraction (--mem-fraction-static or sglang's default for the release; --gpu-memory-utilization), the weights per GPU (split by tp and pp, experts by expert parallelism), vLLM's activation peak and non-torch memory, and the KV cache left, in tokens from the model's KV heads, head size, layers and --kv-cache-dtype. Weights that leave no KV cache are an error; a KV cache smaller than one sequence of --max-model-len / --context-length (else the config's max_position_embeddings) is an error for vLLM, which refuses to start, and a warning for sglang, which caps requests; vLLM V1 asking for more than is free at start is an error. Figures and sources: matrices/curated/memory.toml; the model and its calibration on real startup logs: docs/fit.md. When the model's files cannot be read, an info says what could not be told; a size read from the name (\"72B\") is labelled a guess.",
+        (
+            "more GPUs (--tp), a quantized checkpoint, or a larger --mem-fraction-static / --gpu-memory-utilization",
+            "a shorter --max-model-len / --context-length, or --kv-cache-dtype fp8",
+        ),
+        (
+            "https://docs.vllm.ai/en/latest/configuration/conserving_memory.html",
+            "https://docs.sglang.io/advanced_features/hyperparameter_tuning.html",
+        ),
+    ),
+    "broken-dist": CodeText(
+        "a stack package's dist-info cannot be read",
+        "a package of the stack is installed but its dist-info cannot be read (no METADATA, no or an invalid Version)",
+        "Each distribution of the stack whose dist-info folder has no METADATA, no Version, or a version that is not PEP 440. pip, importlib.metadata and the frameworks' import-time version checks see such a package as missing or fail, even when its files are there; compat still judges the version it can tell (from the folder name, or torch/version.py for torch). An error for the framework, torch, triton, kernels and companions; a warning for the rest of the stack.",
+        ("reinstall it: pip install --force-reinstall --no-deps 'NAME==VERSION'",),
+        ("https://packaging.python.org/en/latest/specifications/recording-installed-packages/",),
+    ),
+    "stack-pin": CodeText(
+        "a requirement on a stack package is not met",
+        "an installed distribution's requirement on a package of the stack is not met (what `pip check` reports, judged with what compat knows of each build)",
+        "Every Requires-Dist of every installed distribution that names a package of the stack, with its marker evaluated for the checked Python and Linux (extras left out, as pip check does): torch's pins of its CUDA runtime wheels (nvidia-cuda-runtime-cu12==12.6.77 against 12.4.127 installed), an RL framework or a cache connector pinning vllm, a library pinning torch. The installed version is the one compat knows best (torch's from its files, a broken dist-info's from its folder). For a freeze file without the distribution's metadata, the database's record of that release is read (a build from another index keeps only its non-CUDA pins). What a more specific check judges is left to it: the framework's pins (framework-pin), torch's triton (torch-triton), a kernel's or companion's torch (kernel-torch, torch-companion). A version that does not satisfy the requirement is an error; a required package that is missing a warning, when the environment is complete (not a freeze excerpt).",
+        (
+            "install what the requirement asks for (the finding names it), or a release of the requiring package that supports the installed version",
+        ),
+        ("https://pip.pypa.io/en/stable/cli/pip_check/",),
     ),
 }
 

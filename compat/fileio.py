@@ -8,10 +8,12 @@ each is refused by its type and size before any byte is read, with an error that
 from __future__ import annotations
 
 import os
+import select
 import stat
 import tempfile
+import time
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from compat.errors import InputError
 
@@ -35,20 +37,41 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_bytes(path: PathLike, limit: int = MAX_INPUT, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most `limit` bytes, or an InputError saying why not."""
+# Pseudo-filesystems: their "files" are the kernel's tables (a process's environment, with its
+# secrets, among them), never inputs.
+_PSEUDO = ("/proc/", "/sys/")
+# A pipe (`--from <(pip freeze)`, /dev/stdin) is read until it closes, but not forever.
+STREAM_DEADLINE_S = 30.0
+
+
+def read_bytes(
+    path: PathLike, limit: int = MAX_INPUT, what: str = "file", stream: bool = False
+) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, or an InputError saying why not.
+
+    With `stream`, a pipe or character device (/dev/stdin, `<(cmd)`) is accepted too and read
+    until it closes, up to `limit` bytes and STREAM_DEADLINE_S seconds (/dev/zero is refused by
+    the limit, a FIFO nobody writes by the deadline). Directories, sockets, block devices and
+    files under /proc and /sys are refused.
+    """
     name = os.fspath(path)
     if "\0" in name:
         raise InputError(f"cannot read {name!r}: the path contains a NUL byte")
+    real = os.path.realpath(name)
+    if real.startswith(_PSEUDO) and stat.S_ISREG(_mode(name)):
+        raise InputError(
+            f"cannot read {name}: files under /proc and /sys are not a {what}",
+            hint=f"pass the {what} itself",
+        )
     try:
-        # O_NONBLOCK: if the path is swapped for a FIFO between the check and the open, the
-        # open still returns at once and the fstat below refuses it.
+        # O_NONBLOCK: opening a FIFO does not wait for a writer; regular files are unaffected.
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise InputError(f"cannot read {name}: {exc.strerror or exc}") from exc
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        piped = stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)
+        if not stat.S_ISREG(st.st_mode) and not (stream and piped):
             raise InputError(
                 f"cannot read {name}: it is {_kind(st.st_mode)}, not a {what}",
                 hint=f"pass a regular {what}",
@@ -59,27 +82,59 @@ def read_bytes(path: PathLike, limit: int = MAX_INPUT, what: str = "file") -> by
                 f"({limit // (1024 * 1024)} MiB)",
                 hint=f"pass the {what} itself, not a larger file",
             )
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            try:
-                chunk = os.read(fd, min(1 << 20, limit + 1 - total))
-            except OSError as exc:
-                raise InputError(f"cannot read {name}: {exc.strerror or exc}") from exc
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > limit:  # the file grew while being read
-                raise InputError(f"{name}: more than {limit} bytes, refused")
-        return b"".join(chunks)
+        return _read_all(fd, name, limit, what, STREAM_DEADLINE_S if piped else None)
     finally:
         os.close(fd)
 
 
-def read_text(path: PathLike, limit: int = MAX_INPUT, what: str = "file", hint: str = "") -> str:
-    """A UTF-8 text file (a BOM is dropped), bounded as read_bytes; lone surrogates cannot occur."""
-    raw = read_bytes(path, limit, what)
+def _mode(name: str) -> int:
+    try:
+        return os.stat(name).st_mode
+    except (OSError, ValueError):
+        return 0
+
+
+def _read_all(fd: int, name: str, limit: int, what: str, deadline_s: Optional[float]) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    end = time.monotonic() + deadline_s if deadline_s is not None else None
+    while True:
+        if end is not None:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise InputError(
+                    f"{name}: nothing more came within {deadline_s:g} s",
+                    hint=f"pass a {what} that ends (is the writer still running?)",
+                )
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+        try:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise InputError(f"cannot read {name}: {exc.strerror or exc}") from exc
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:  # grew while read, or an endless device
+            raise InputError(
+                f"{name}: more than {limit} bytes, refused",
+                hint=f"pass the {what} itself, not a larger file",
+            )
+
+
+def read_text(
+    path: PathLike,
+    limit: int = MAX_INPUT,
+    what: str = "file",
+    hint: str = "",
+    stream: bool = False,
+) -> str:
+    """A UTF-8 text file (a BOM is dropped), bounded as read_bytes."""
+    raw = read_bytes(path, limit, what, stream)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

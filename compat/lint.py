@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import sys
 import urllib.parse
@@ -23,10 +24,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from compat.errors import CompatError
 from compat.inputs import apply_overrides, env_from_freeze
+from compat.jsondoc import printable
 from compat.matrix.load import Matrix
 from compat.models import Code, Environment, Finding, Severity, parse_version
 from compat.pipeline import Database, check
+from compat.redact import quote_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +54,8 @@ _HOST_CODES = frozenset(
         Code.STALE_CACHE.value,
         Code.ENV_VAR.value,
         Code.MEMORY_HEADROOM.value,
+        Code.PARALLELISM.value,
+        Code.MEMORY_FIT.value,
     }
 )
 # Infos worth showing for a file: a release the database does not know.
@@ -159,15 +165,31 @@ def _join_continuations(text: str) -> list[tuple[int, str]]:
     return out
 
 
+# Bounds on `-r`/`-c` includes: pip itself nests a few levels; a loop or a fan-out is refused.
+MAX_INCLUDE_DEPTH = 16
+MAX_INCLUDED_FILES = 256
+MAX_LINE = 64 * 1024
+
+
+def _key(path: str) -> str:
+    """One name per file, however it was spelled (./a.txt, a.txt, dir/../a.txt, a link)."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return os.path.normpath(path)
+
+
 def read_requirements(
     text: str,
     path: str,
     read: Optional[Callable[[str], str]] = None,
     _seen: Optional[set[str]] = None,
+    _depth: int = 0,
 ) -> tuple[list[Pin], list[tuple[str, int, str]]]:
-    """Pins of a requirements/constraints file, following `-r`/`-c` includes through `read`."""
+    """Pins of a requirements/constraints file, following `-r`/`-c` includes through `read`
+    (each file once, at most MAX_INCLUDE_DEPTH deep and MAX_INCLUDED_FILES in all)."""
     seen = _seen if _seen is not None else set()
-    seen.add(path)
+    seen.add(_key(path))
     pins: list[Pin] = []
     problems: list[tuple[str, int, str]] = []
     for n, raw in _join_continuations(text):
@@ -177,16 +199,29 @@ def read_requirements(
         line = re.split(r"\s#", line, maxsplit=1)[0].strip()
         if not line:
             continue
+        if len(line) > MAX_LINE:
+            problems.append((path, n, f"a line of {len(line)} characters, not a requirement"))
+            continue
         if line.startswith("-"):
             m = _OPTION_WITH_FILE.match(line)
             if m and read is not None and "://" not in m.group(2):
                 inc = _relative(path, m.group(2))
-                if inc in seen:
+                if _key(inc) in seen:
+                    continue  # already read (an include loop, or the same file twice)
+                if _depth >= MAX_INCLUDE_DEPTH or len(seen) >= MAX_INCLUDED_FILES:
+                    problems.append(
+                        (path, n, f"-r {printable(m.group(2))}: includes nest too deep")
+                    )
                     continue
                 try:
-                    sub, sub_problems = read_requirements(read(inc), inc, read, seen)
+                    sub, sub_problems = read_requirements(read(inc), inc, read, seen, _depth + 1)
+                except CompatError as exc:
+                    problems.append((path, n, printable(exc.message)))
+                    continue
                 except OSError as exc:
-                    problems.append((path, n, f"cannot read {inc}: {exc.strerror or exc}"))
+                    problems.append(
+                        (path, n, f"cannot read {printable(inc)}: {exc.strerror or exc}")
+                    )
                     continue
                 pins.extend(sub)
                 problems.extend(sub_problems)
@@ -195,7 +230,9 @@ def read_requirements(
         try:
             req = Requirement(line)
         except InvalidRequirement as exc:
-            problems.append((path, n, f"not a requirement: {line!r} ({_first_line(exc)})"))
+            problems.append(
+                (path, n, f"not a requirement: {quote_line(line)} ({_first_line(exc)})")
+            )
             continue
         pins.append(_pin_from_requirement(req, path, n, line))
     return pins, problems

@@ -73,12 +73,28 @@ def canonicalize_name(name: str) -> str:
     return _NAME_SEP.sub("-", name).lower()
 
 
-def parse_version(text: str) -> Optional[Version]:
-    """`Version(text)`, or None when the text is not PEP 440."""
+# No real version is longer; a longer text (a 5,000-digit "999...") would also exceed Python's
+# int-conversion limit inside packaging.
+MAX_VERSION_LENGTH = 128
+
+
+def parse_version(text: object) -> Optional[Version]:
+    """`Version(text)`, or None when the text is not a PEP 440 version of sane length."""
+    if not isinstance(text, str) or len(text) > MAX_VERSION_LENGTH:
+        return None
     try:
         return Version(text)
-    except (InvalidVersion, TypeError):
+    except (InvalidVersion, ValueError, TypeError, OverflowError):
         return None
+
+
+def small_int(text: str, digits: int = 9) -> Optional[int]:
+    """An ASCII decimal of at most `digits` digits ("-1" allowed), else None: str.isdigit() is
+    true for "²" and "٣", which int() refuses or reads as another number."""
+    body = text[1:] if text.startswith("-") else text
+    if not body or len(body) > digits or not (body.isascii() and body.isdigit()):
+        return None
+    return int(text)
 
 
 _CU_TAG = re.compile(r"^cu(\d{2,3})$")
@@ -149,6 +165,9 @@ class Distribution:
     needs: tuple[str, ...] = ()
     # Its compiled objects as read with --deep (empty without it).
     objects: tuple[ObjectFacts, ...] = ()
+    # Installed from source (PEP 610 direct_url: a VCS URL, a local path, an archive URL), "" when
+    # from an index: its version may be a development one and its pins those of that checkout.
+    direct_url: str = ""
 
     @property
     def key(self) -> str:
@@ -253,6 +272,9 @@ class Environment:
     launch: tuple[str, ...] = ()
     # Whether the compiled objects were read (--deep): Distribution.objects, TorchBuild.arch_list.
     deep: bool = False
+    # A list of pins that may leave packages out (a freeze excerpt, a requirements file): a
+    # package missing from it is not known to be missing from the environment.
+    partial: bool = False
 
     def dist(self, name: str) -> Optional[Distribution]:
         key = canonicalize_name(name)
@@ -308,7 +330,12 @@ class Code(str, enum.Enum):
     KNOWN_CRASH = "known-crash"
     MEMORY_HEADROOM = "memory-headroom"
     UNKNOWN_COMBINATION = "unknown-combination"
+    LAUNCH_FLAG = "launch-flag"
     CLUSTER_MISMATCH = "cluster-mismatch"
+    PARALLELISM = "parallelism"
+    MEMORY_FIT = "memory-fit"
+    BROKEN_DIST = "broken-dist"
+    STACK_PIN = "stack-pin"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------

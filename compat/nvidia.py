@@ -9,13 +9,10 @@ from typing import Optional
 
 from packaging.version import InvalidVersion, Version
 
+from compat.hardware import nvidia_text as fmt_driver
 from compat.matrix.load import Matrix
 
-
-def fmt_driver(v: Version) -> str:
-    """NVIDIA writes the third field with two digits (535.104.05); Version drops the zero."""
-    r = v.release
-    return f"{r[0]}.{r[1]}.{r[2]:02d}" if len(r) == 3 else str(v)
+__all__ = ["coverage", "driver_floor", "driver_runs", "driver_span", "fmt_driver", "sass_runs"]
 
 
 def driver_runs(matrix: Matrix, driver: Version, cuda: str) -> tuple[str, str]:

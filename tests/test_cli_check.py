@@ -94,7 +94,10 @@ def test_h100_snapshot_is_clean() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", None),
+        (b"", "no installed packages"),
+        (b"# only a comment\n\n", "no installed packages"),
+        (b"torch==" + b"9" * 5000 + b"\n", "invalid version"),
+        (b"x" * 70_000 + b"\n", "is not a requirement"),
         (b"\xff\xfe garbage", "not UTF-8"),
         (b"torch==2.7.1\nthis is not a requirement !!\n", ":2: not a requirement"),
         (b"torch>=2.0\n", "not an exact pin"),
@@ -104,14 +107,11 @@ def test_h100_snapshot_is_clean() -> None:
         (b'{"schema": "compat.env/1", "gpus": 5}', "'gpus'"),
     ],
 )
-def test_bad_input_is_a_clear_exit_3(tmp_path: Path, content: bytes, message: str | None) -> None:
+def test_bad_input_is_a_clear_exit_3(tmp_path: Path, content: bytes, message: str) -> None:
     f = tmp_path / "in.txt"
     f.write_bytes(content)
     p = compat("check", "--from", str(f))
     assert "Traceback" not in p.stderr
-    if message is None:  # an empty file is an empty environment, not an error
-        assert p.returncode == 0, p.stderr
-        return
     assert p.returncode == 3, (p.returncode, p.stderr)
     assert message in p.stderr and "compat: error:" in p.stderr
 
@@ -218,7 +218,57 @@ def test_launch_after_double_dash_is_parsed() -> None:
         "--tensor-parallel-size",
         "8",
     )
-    assert p.returncode == 0, p.stdout + p.stderr  # no vllm installed: nothing vLLM-specific fires
+    # No vllm installed: no version check fires; the snapshot's one H100 cannot hold tp 8.
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "[parallelism] the launch needs 8 GPUs (tp=8 x pp=1) but this process sees 1" in p.stdout
+
+
+def test_unknown_ignore_code_is_a_usage_error_with_close_matches() -> None:
+    p = compat("check", "--from", GOOD, "--ignore", "torch-trition")
+    assert p.returncode == 2
+    assert "--ignore 'torch-trition': not a finding code or advisory id" in p.stderr
+    assert "did you mean torch-triton" in p.stderr
+    ok = compat("check", "--from", BAD, "--ignore", "FRAMEWORK-PIN", "--ignore", "compat-0001")
+    assert ok.returncode in (0, 1) and "[framework-pin]" not in ok.stdout, ok.stderr
+
+
+def test_launch_command_without_the_separator_gets_a_hint() -> None:
+    p = compat("check", "--from", GOOD, "python", "-m", "sglang.launch_server", "--tp", "2")
+    assert p.returncode == 2
+    assert "hint: put the server launch command after `--`" in p.stderr
+
+
+def test_deep_with_from_says_it_needs_a_live_interpreter() -> None:
+    p = compat("check", "--from", GOOD, "--deep")
+    assert p.returncode == 2
+    assert "--deep reads the installed files: it needs a live interpreter" in p.stderr
+
+
+def test_installs_from_source_are_reported_not_dropped(tmp_path: Path) -> None:
+    freeze = tmp_path / "freeze.txt"
+    freeze.write_text(
+        "-e git+https://github.com/sgl-project/sglang.git@abc123#egg=sglang&subdirectory=python\n"
+        "torch==2.7.1\ntriton==3.3.1\n"
+    )
+    p = compat("check", "--from", str(freeze))
+    assert p.returncode == 0, p.stderr
+    assert (
+        "sglang is installed from source (git+https://github.com/sgl-project/sglang.git" in p.stdout
+    )
+    assert "its pins are not checked" in p.stdout
+    noted = tmp_path / "noted.txt"
+    noted.write_text(
+        "# Editable install with no version control (vllm==0.10.1.1)\n-e /src/vllm\ntorch==2.7.0\n"
+    )
+    q = compat("check", "--from", str(noted))
+    assert q.returncode == 1 and "vllm 0.10.1.1 requires torch==2.7.1" in q.stdout, q.stdout
+
+
+def test_a_launch_of_a_framework_that_is_not_installed_says_so() -> None:
+    p = compat("check", "--from", GOOD, "--", "vllm", "serve", "Qwen/Qwen3-8B")
+    assert p.returncode == 0, p.stderr
+    assert "[launch-flag] the launch command starts vllm, which is not installed" in p.stdout
+    assert "OK: no findings" not in p.stdout
 
 
 def test_kernel_without_a_torch_pin_judged_by_its_build_facts() -> None:

@@ -44,14 +44,38 @@ def test_env_of_another_interpreter_sees_its_packages(tmp_path: Path) -> None:
     make_dist(site, "torch", "2.5.1+cu124")
     make_dist(site, "sglang", "0.4.6.post1")
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
-    proc = run("env", "--json", "--python", sys.executable, "--no-host", env=env)
+    proc = run("env", "--json", "--interpreter", sys.executable, "--no-host", env=env)
     assert proc.returncode == 0, proc.stderr
     names = {d["name"]: d["version"] for d in json.loads(proc.stdout)["distributions"]}
     assert names["torch"] == "2.5.1+cu124" and names["sglang"] == "0.4.6.post1"
+    # The old spelling still works, and says which to use: --python means a version elsewhere.
+    old = run("env", "--json", "--python", sys.executable, "--no-host", env=env)
+    assert old.returncode == 0 and json.loads(old.stdout) | {"created": ""} == json.loads(
+        proc.stdout
+    ) | {"created": ""}
+    assert "--python PATH is deprecated; use --interpreter PATH" in old.stderr
+
+
+def test_check_python_takes_a_version_and_points_paths_to_interpreter() -> None:
+    bad = run(
+        "check", "--from", "tests/assets/freeze/sglang-0.4.6-good.txt", "--python", sys.executable
+    )
+    assert bad.returncode == 2
+    assert "expected a Python version such as 3.11" in bad.stderr
+    assert "use --interpreter PATH" in bad.stderr
+    # Digits of other scripts are not a version (they made every marker false before).
+    arabic = run(
+        "check",
+        "--from",
+        "tests/assets/freeze/sglang-0.4.6-good.txt",
+        "--python",
+        "\u0663.\u0661\u0661",
+    )
+    assert arabic.returncode == 2
 
 
 def test_env_bad_python_is_usage_error(tmp_path: Path) -> None:
-    proc = run("env", "--python", str(tmp_path / "nope"))
+    proc = run("env", "--interpreter", str(tmp_path / "nope"))
     assert proc.returncode == 2
     assert "cannot run the interpreter" in proc.stderr and "hint:" in proc.stderr
     assert "Traceback" not in proc.stderr

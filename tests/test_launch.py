@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -20,7 +21,7 @@ from compat.launch import (
     vllm_default_cudagraph_mode,
     vllm_default_unquantized_moe_backend,
 )
-from compat.models import Unknown
+from compat.models import Severity, Unknown
 
 LAUNCH = Path(__file__).parent / "assets" / "launch"
 SGL = ["python", "-m", "sglang.launch_server"]
@@ -57,21 +58,41 @@ def test_entry_points(argv: list[str], framework: str) -> None:
         assert set(SETTINGS) == set(lc.settings)
 
 
-@pytest.mark.parametrize("flag", ["--tp", "--tp-size", "--tensor-parallel-size", "-tp"])
+# `--tp` works in sglang through argparse's abbreviations (the only flag starting with it is
+# --tp-size); `-tp` is no sglang flag. vLLM has -tp as an alias and no flag starting with --tp.
+@pytest.mark.parametrize("flag", ["--tp", "--tp-size", "--tensor-parallel-size", "--tp-s"])
 def test_tp_aliases_sglang(flag: str) -> None:
     lc = sgl(flag, "4")
     assert lc.settings["tp_size"] == 4
     assert "tp_size" in lc.explicit
     assert lc.origin("tp_size") == flag
+    assert lc.problems == ()
 
 
-@pytest.mark.parametrize("flag", ["--tp", "--tp-size", "--tensor-parallel-size", "-tp"])
+@pytest.mark.parametrize("flag", ["--tensor-parallel-size", "-tp", "--tensor-parallel"])
 def test_tp_aliases_vllm(flag: str) -> None:
-    assert vllm("m", flag, "8").settings["tp_size"] == 8
+    lc = vllm("m", flag, "8")
+    assert lc.settings["tp_size"] == 8 and lc.problems == ()
+
+
+@pytest.mark.parametrize(
+    "call,flag,fix",
+    [
+        (lambda: sgl("-tp", "4"), "-tp", "did you mean --tp-size?"),
+        (lambda: vllm("m", "--tp", "8"), "--tp", "did you mean -tp?"),
+    ],
+)
+def test_other_frameworks_spellings_are_errors_with_the_right_one(
+    call: Any, flag: str, fix: str
+) -> None:
+    lc = call()
+    assert lc.settings["tp_size"] == 1 and lc.unknown_flags == (flag,)
+    (p,) = lc.problems
+    assert p.kind == "unknown-flag" and p.severity is Severity.ERROR and fix in p.fix
 
 
 def test_equals_values_and_other_parallel_sizes() -> None:
-    lc = sgl("--tp-size=2", "--dp=2", "--pp-size=1", "--ep-size=2", "--mem-fraction=0.7")
+    lc = sgl("--tp-size=2", "--dp-size=2", "--pp-size=1", "--ep-size=2", "--mem-fraction=0.7")
     assert (lc.settings["tp_size"], lc.settings["dp_size"], lc.settings["ep_size"]) == (2, 2, 2)
     assert lc.settings["mem_fraction_static"] == 0.7
     assert lc.settings["enable_expert_parallel"] is True
@@ -98,14 +119,18 @@ def test_booleans_no_prefix_and_switch_values() -> None:
         "--disable-custom-all-reduce",
         "--enable-hierarchical-cache",
         "--trust-remote-code",
-        "--no-trust-remote-code",
         "--enable-memory-saver=false",
     )
     s = lc.settings
     assert s["cuda_graph"] is False and s["custom_all_reduce"] is False and s["hicache"] is True
-    assert s["trust_remote_code"] is False and s["enable_memory_saver"] is False
+    assert s["trust_remote_code"] is True and s["enable_memory_saver"] is False
+    # argparse refuses a value on a store_true switch ("ignored explicit argument").
+    (bad,) = lc.problems
+    assert bad.kind == "bad-value" and bad.subject == "--enable-memory-saver"
+    # vLLM's booleans are BooleanOptionalAction: --no-X exists; sglang's store_true have none.
     v = vllm("m", "--enforce-eager", "--no-enforce-eager")
-    assert v.settings["cuda_graph"] is True
+    assert v.settings["cuda_graph"] is True and v.problems == ()
+    assert sgl("--no-trust-remote-code").unknown_flags == ("--no-trust-remote-code",)
     with pytest.raises(UsageError, match="is a switch"):
         sgl("--disable-cuda-graph=maybe")
 
@@ -113,13 +138,13 @@ def test_booleans_no_prefix_and_switch_values() -> None:
 def test_sglang_backends_and_speculative() -> None:
     lc = sgl(
         "--attention-backend",
-        "FlashInfer",
+        "flashinfer",
         "--decode-attention-backend",
         "fa3",
         "--speculative-algorithm",
-        "nextn",
+        "NEXTN",
         "--moe-runner-backend",
-        "flashinfer-cutlass",
+        "flashinfer_cutlass",
     )
     s = lc.settings
     assert s["attention_backend"] == "flashinfer"
@@ -134,14 +159,29 @@ def test_sglang_backends_and_speculative() -> None:
 def test_torch_native_attention_implies_no_cuda_graph() -> None:
     lc = sgl("--attention-backend", "torch_native")
     assert lc.settings["cuda_graph"] is False
-    assert lc.origin("cuda_graph") == "implied by --attention-backend torch_native"
+    assert lc.origin("cuda_graph").startswith(
+        "implied by --attention-backend torch_native (sglang-torch-native-disables-cuda-graph: "
+    )
 
 
-@pytest.mark.parametrize("version,expected", [("0.5.9", False), ("0.5.10", True), ("0.5.12", True)])
-def test_sglang_piecewise_default_by_version(version: str, expected: bool) -> None:
+# Read from each release's flags: --enable-piecewise-cuda-graph (off) up to 0.5.9,
+# --disable-piecewise-cuda-graph (on) from 0.5.10; from 0.5.14 a curated rule with its source line.
+@pytest.mark.parametrize(
+    "version,expected,why",
+    [
+        ("0.5.2", False, "no piecewise CUDA graphs in that release"),
+        ("0.5.9", False, "it has --enable-piecewise-cuda-graph, off"),
+        ("0.5.10", True, "it has --disable-piecewise-cuda-graph"),
+        ("0.5.12", True, "it has --disable-piecewise-cuda-graph"),
+        ("0.5.14", True, "sglang-prefill-graph-tc-piecewise"),
+        ("0.5.23", False, "sglang-prefill-graph-breakable"),
+    ],
+)
+def test_sglang_piecewise_default_by_version(version: str, expected: bool, why: str) -> None:
     lc = sgl("--model-path", "m", version=version)
     assert lc.settings["piecewise_cuda_graph"] is expected
-    assert "0.5.10" in lc.origin("piecewise_cuda_graph")
+    assert why in lc.origin("piecewise_cuda_graph")
+    assert "piecewise_cuda_graph" not in lc.explicit
 
 
 def test_sglang_piecewise_flags_and_unknown_version() -> None:
@@ -150,13 +190,16 @@ def test_sglang_piecewise_flags_and_unknown_version() -> None:
         sgl("--enable-piecewise-cuda-graph", version="0.5.5").settings["piecewise_cuda_graph"]
         is True
     )
+    pre = sgl("--cuda-graph-backend-prefill", "tc_piecewise", version="0.5.14")
+    assert pre.settings["piecewise_cuda_graph"] is True and pre.problems == ()
     assert (
-        sgl("--cuda-graph-backend-prefill", "tc_piecewise", version="0.5.5").settings[
-            "piecewise_cuda_graph"
-        ]
-        is True
+        sgl("--cuda-graph-backend-decode", "disabled", version="0.5.14").settings["cuda_graph"]
+        is False
     )
-    assert sgl("--cuda-graph-backend-decode", "disabled").settings["cuda_graph"] is False
+    # A flag of a later release: an error that names the release which added it.
+    early = sgl("--cuda-graph-backend-prefill", "tc_piecewise", version="0.5.5")
+    (p,) = early.problems
+    assert p.kind == "removed-flag" and "added in sglang 0.5.14" in p.message
     unknown = parse_launch([*SGL, "--model-path", "m"]).settings["piecewise_cuda_graph"]
     assert isinstance(unknown, Unknown) and "0.5.10" in unknown.reason
 
@@ -172,13 +215,23 @@ def test_vllm_cudagraph_mode_defaults_and_overrides() -> None:
     eager = vllm("m", "--enforce-eager")
     assert eager.settings["cudagraph_mode"] == "NONE"
     assert eager.settings["piecewise_cuda_graph"] is False and eager.settings["cuda_graph"] is False
-    none = vllm("m", "-O", '{"cudagraph_mode": "NONE"}')
+    none = vllm(
+        "m", "-O", '{"cudagraph_mode": "NONE"}', version="0.11.0"
+    )  # -O: --compilation-config
     assert none.settings["cuda_graph"] is False
+    cc = vllm("m", "-cc", '{"cudagraph_mode": "NONE"}')  # from 0.12 the alias is -cc
+    assert cc.settings["cuda_graph"] is False and cc.problems == ()
 
 
 def test_vllm_dotted_and_attached_compilation_flags() -> None:
+    # Up to 0.10 -O is --compilation-config: -O3 is a level, -O.key sets one key.
     lc = vllm(
-        "m", "-O3", "-O.cudagraph_mode=PIECEWISE", "--compilation-config.max_capture_size", "64"
+        "m",
+        "-O3",
+        "-O.cudagraph_mode=PIECEWISE",
+        "--compilation-config.max_capture_size",
+        "64",
+        version="0.10.2",
     )
     assert lc.settings["compilation_config"] == {
         "level": 3,
@@ -187,7 +240,12 @@ def test_vllm_dotted_and_attached_compilation_flags() -> None:
     }
     assert lc.settings["cuda_graph_max_bs"] == 64
     assert lc.settings["piecewise_cuda_graph"] is True
-    zero = vllm("m", "-O0")
+    # From 0.19 FlexibleArgumentParser turns -O3 into --optimization-level 3.
+    new = vllm("m", "-O3", "--compilation-config.max_capture_size", "64", "--max_model_len", "32k")
+    assert new.values["optimization_level"] == "3"
+    assert new.settings["compilation_config"] == {"max_capture_size": 64}
+    assert new.settings["max_model_len"] == 32000  # human_readable_int: k = 1000
+    zero = vllm("m", "-O0", version="0.10.2")
     assert isinstance(zero.settings["cudagraph_mode"], Unknown)
 
 
@@ -223,14 +281,15 @@ def test_unknown_flags_are_kept_with_their_values() -> None:
         "m",
         "--host",
         "0.0.0.0",
-        "--skip-server-warmup",
+        "--skip-bogus-warmup",
         "--future-flag",
         "7",
         "--tp",
         "2",
     )
-    assert lc.unknown_flags == ("--host", "--skip-server-warmup", "--future-flag")
+    assert lc.unknown_flags == ("--skip-bogus-warmup", "--future-flag")
     assert lc.settings["tp_size"] == 2
+    assert lc.values["host"] == "0.0.0.0"
     assert lc.notes == ()
 
 
@@ -287,7 +346,7 @@ def test_seed002_standalone_file() -> None:
     assert s["custom_all_reduce"] is True and s["under_ray"] is False
     assert lc.env["CUDA_VISIBLE_DEVICES"] == "1,2,3,4"
     assert lc.env["LD_LIBRARY_PATH"].endswith("tvm_ffi/lib:$LD_LIBRARY_PATH")
-    assert "--skip-server-warmup" in lc.unknown_flags
+    assert lc.unknown_flags == () and lc.values["skip_server_warmup"] is True
 
 
 def test_seed002_under_ray_and_ray_job_wrapper() -> None:
@@ -309,7 +368,7 @@ def test_seed001_comment_file_with_unexpanded_variables() -> None:
     s = lc.settings
     assert s["tp_size"] == 4 and s["hicache"] is True and s["mem_fraction_static"] == 0.85
     assert s["model"] == "/dev/shm/$MODEL_NAME"
-    assert "--hicache-storage-backend" in lc.unknown_flags
+    assert lc.values["hicache_storage_backend"] == "mooncake" and lc.unknown_flags == ()
     assert any("$EXTRA_ARGS" in n for n in lc.notes)
 
 
@@ -432,7 +491,11 @@ def test_garbage_text_never_escapes_as_a_traceback(text: str) -> None:
         assert str(exc)
 
 
-def test_unknown_list_flags_take_all_their_values_in_sglang() -> None:
+def test_list_flags_take_all_their_values() -> None:
     lc = sgl("--cuda-graph-bs", "1", "2", "4", "8", "--tp", "2")
-    assert lc.unknown_flags == ("--cuda-graph-bs",) and lc.notes == ()
+    assert lc.values["cuda_graph_bs"] == [1, 2, 4, 8] and lc.unknown_flags == ()
     assert lc.settings["tp_size"] == 2
+    # An unknown flag in sglang (no positional arguments) takes every value that follows.
+    odd = sgl("--future-list", "1", "2", "4", "--tp", "2")
+    assert odd.unknown_flags == ("--future-list",) and odd.notes == ()
+    assert odd.settings["tp_size"] == 2

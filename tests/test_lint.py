@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -241,3 +242,25 @@ def test_cli_output_and_exit_codes() -> None:
     doc = json.loads(js.stdout)
     assert doc["schema"] == "compat.lint/1"
     assert doc["findings"][0]["line"] == 2 and doc["findings"][0]["severity"] == "info"
+
+
+def test_includes_loop_nul_and_proc_are_bounded_and_quiet(tmp_path: Path) -> None:
+    """`-r ./requirements.txt` inside itself, `-r a\\0b`, `-r /proc/self/environ`: each a problem
+    line (exit 3), never a hang, traceback, or the included file's lines echoed with secrets."""
+    req = tmp_path / "requirements.txt"
+    req.write_text(
+        "-r ./requirements.txt\n-r ../" + tmp_path.name + "/requirements.txt\n"
+        "-r a\x00b\n-r /proc/self/environ\ntorch==2.7.1\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-m", "compat", "lint", str(req)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "VLLM_API_KEY": "sk-leakleakleakleak1234"},
+    )
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr and "internal error" not in p.stderr
+    out = p.stdout + p.stderr
+    assert "NUL byte" in out and "files under /proc and /sys are not a requirements file" in out
+    assert "sk-leakleakleakleak1234" not in out

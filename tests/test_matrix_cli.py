@@ -40,7 +40,8 @@ def test_broken_database_reports_every_problem_with_file_and_key() -> None:
         "releases.not-a-version.source.method: expected pep658, range, sdist or none",
         "cuda.toml: toolkit[0].archs[1]: invalid compute capability",
         "cuda.toml: toolkit[0].source: expected a URL",
-        "gpus.toml: gpu[0].memory_gib: expected a number",
+        "gpus.toml: gpu[0].memory_gib: expected a positive number",
+        "gpus.toml: meta.pci_ids_version: missing or empty",
         "COMPAT-9998.toml: invalid TOML",
         "COMPAT-9999.toml",
     ):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -8,9 +9,10 @@ from packaging.version import Version
 
 from compat.errors import InputError
 from compat.models import Unknown
-from compat.snapshot import dumps, load, loads
+from compat.snapshot import dumps, from_dict, load, loads
 
-H100 = Path(__file__).parent / "assets" / "envs" / "h100-torch2.11-cu130.json"
+ASSETS = Path(__file__).parent / "assets"
+H100 = ASSETS / "envs" / "h100-torch2.11-cu130.json"
 
 
 def test_h100_snapshot_reads_back() -> None:
@@ -81,3 +83,96 @@ def test_non_utf8_file(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(InputError, match="not UTF-8"):
         load(str(bad))
+
+
+# Hostile snapshots: every problem is an InputError with its key path, never another exception.
+_VALUES: list[object] = [
+    None,
+    True,
+    0,
+    -1,
+    2**70,
+    1.5,
+    "",
+    "x" * 70_000,
+    "\ud800",
+    [],
+    [None],
+    {},
+    {"unknown": 1},
+]
+
+
+def _paths(value: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    out = [path]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(value, list) and value:
+        out += _paths(value[0], (*path, 0))
+    return out
+
+
+def _replace(doc: object, path: tuple[object, ...], new: object) -> object:
+    if not path:
+        return new
+    clone = copy.deepcopy(doc)
+    target = clone
+    for key in path[:-1]:
+        target = target[key]  # type: ignore[index]
+    target[path[-1]] = new  # type: ignore[index]
+    return clone
+
+
+def test_every_field_given_every_json_type_reads_or_is_an_input_error() -> None:
+    base = json.loads((ASSETS / "envs" / "h100-torch2.11-cu130.json").read_text())
+    tried = 0
+    for path in _paths(base):
+        if path and path[0] == "schema":
+            continue
+        for value in _VALUES:
+            doc = _replace(base, path, value)
+            tried += 1
+            try:
+                env = from_dict(doc, "fuzz.json")
+            except InputError as exc:
+                assert "fuzz.json" in exc.message
+                continue
+            # What was read can be written back and printed (no surrogate slipped through).
+            dumps(env).encode("utf-8")
+    assert tried > 500  # every key path of the real snapshot, each with 13 values
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"schema": "compat.env/1", "gpus": [{"name": "H100\\ud800"}]}', "lone surrogate"),
+        ('{"schema": "compat.env/1", "torch": {"version": "2.7", "cuda": "12.x"}}', "12.x"),
+        (
+            '{"schema": "compat.env/1", "env": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "nested more than",
+        ),
+        (
+            '{"schema": "compat.env/1", "caches": [{"kind": "t", "path": "p", "oldest_mtime": NaN}]}',
+            "NaN",
+        ),
+    ],
+)
+def test_hostile_snapshot_shapes(text: str, needle: str) -> None:
+    with pytest.raises(InputError) as info:
+        loads(text, "x.json")
+    assert needle in info.value.message
+
+
+def test_a_five_thousand_digit_version_is_not_a_version() -> None:
+    text = json.dumps(
+        {"schema": "compat.env/1", "distributions": [{"name": "torch", "version": "9" * 5000}]}
+    )
+    with pytest.raises(InputError) as info:
+        loads(text, "x.json")  # longer than any version string may be
+    assert "distributions[0].version" in info.value.message
+    ok = json.dumps(
+        {"schema": "compat.env/1", "distributions": [{"name": "torch", "version": "9" * 200}]}
+    )
+    (d,) = loads(ok, "x.json").distributions
+    assert d.version is None and d.broken is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional, Protocol, Union
 
@@ -21,6 +21,7 @@ from compat.advisories.schema import (
     show_value,
 )
 from compat.errors import UsageError
+from compat.families import families
 from compat.launch import RAY_MARKERS, LaunchConfig, settings_for
 from compat.models import GPU, Code, Environment, Finding, Severity, Unknown, parse_version
 
@@ -36,6 +37,8 @@ class ModelView(Protocol):
     def moe(self) -> Optional[bool]: ...
     @property
     def quantization(self) -> Optional[str]: ...
+    @property
+    def quant_format(self) -> Optional[str]: ...
     @property
     def architectures(self) -> tuple[str, ...]: ...
     @property
@@ -64,10 +67,14 @@ class _Facts:
         launch: Optional[LaunchConfig],
         prior: Sequence[Finding],
         model: Model = None,
+        implied: Optional[Mapping[str, tuple[str, Version, str]]] = None,
     ) -> None:
         self.env = env
         self.launch = launch
         self.model = model
+        # Versions not installed as distributions but fixed by another's pin (the NCCL, cuDNN,
+        # cuBLAS wheels torch pins, for a freeze file that does not list them).
+        self.implied = dict(implied or {})
         self.versions: dict[str, tuple[str, Optional[Version]]] = {}
         for d in env.distributions:
             if d.broken is None and d.key not in self.versions:
@@ -148,6 +155,12 @@ def _check_package(rng: PackageRange, facts: _Facts) -> _Outcome:
             if rng.specifier.contains(ver, prereleases=True):
                 return _Outcome(_MATCH, f"{name} {ver} in {rng.specifier}")
             return _Outcome(_MISS, f"{name} {ver} not in {rng.specifier}")
+    for n in rng.names:
+        if n in facts.implied:
+            name, ver, why = facts.implied[n]
+            inside = rng.specifier.contains(ver, prereleases=True)
+            seen = f"{name} {ver} ({why}) {'in' if inside else 'not in'} {rng.specifier}"
+            return _Outcome(_MATCH if inside else _MISS, seen)
     return _Outcome(_MISS, f"{rng.label} not installed")
 
 
@@ -200,7 +213,10 @@ def _check_memory(limit: float, facts: _Facts) -> _Outcome:
             return _Outcome(_MATCH, f"{_gpu_label(g)} has {gib:.2f} GiB (<= {limit:g} GiB)")
     if unknown is not None:
         return _Outcome(
-            _UNKNOWN, f"memory of {_gpu_label(unknown)} unknown", "give the GPU with --gpu NAME"
+            _UNKNOWN,
+            f"memory of {_gpu_label(unknown)} unknown",
+            "give the GPU with --gpu NAME, with its size for a GPU made in several "
+            "(--gpu 'a100 80gb')",
         )
     return _Outcome(_MISS, f"every GPU has more than {limit:g} GiB")
 
@@ -258,11 +274,9 @@ def _check_launch(clause: LaunchClause, facts: _Facts) -> _Outcome:
         )
     if launch.framework == "unknown":
         return _Outcome(_UNKNOWN, f"{clause.describe()}: the launch command is not sglang or vLLM")
-    if clause.setting in launch.settings:
-        actual = launch.settings[clause.setting]
-    else:
-        # A framework's own argument that this release's data does not describe.
-        actual = Unknown(f"{clause.setting} is not known for {launch.framework} here")
+    # A normalized setting, else the framework's own argparse dest with the release's default
+    # (Unknown when the release's launch data does not describe it).
+    actual = launch.get(clause.setting)
     if isinstance(actual, Unknown):
         return _Outcome(
             _UNKNOWN,
@@ -307,10 +321,18 @@ def _check_model(clause: ModelClause, facts: _Facts) -> list[_Outcome]:
             seen,
         )
     if clause.quantization:
+        # The method (fp8, awq, modelopt, compressed-tensors) or, for methods that carry several,
+        # the format of the weights (nvfp4, mxfp4, int4); an explicit --quantization counts.
         launch_q = facts.launch.settings.get("quantization") if facts.launch else None
         quant = launch_q if isinstance(launch_q, str) and launch_q else model.quantization
-        seen = f"quantization {quant}" if quant else "not quantized"
-        judge("quantization", bool(quant) and str(quant).lower() in clause.quantization, seen)
+        names = {str(quant).lower()} if quant else set()
+        if model.quant_format and not (isinstance(launch_q, str) and launch_q):
+            names.add(model.quant_format.lower())
+        shown = "/".join(sorted(names))
+        seen = f"quantization {shown}" if names else "not quantized"
+        # "none" in the clause stands for an unquantized model (no quant_method, no --quantization).
+        q_ok = bool(names & set(clause.quantization)) if names else "none" in clause.quantization
+        judge("quantization", q_ok, seen)
     if clause.architectures:
         archs = model.architectures
         seen = "architecture " + ("/".join(archs) if archs else "not told")
@@ -342,9 +364,15 @@ def _workaround_settings(
         parsed = settings_for(framework, tokens)
     except UsageError:
         return None
-    if parsed.unknown_flags or not parsed.explicit:
+    if parsed.unknown_flags:
         return None
-    return tuple(sorted((k, parsed.settings[k]) for k in parsed.explicit))
+    # Normalized settings the flags set, and the release's own dests they give (a workaround
+    # flag with no normalized setting, `--fp4-gemm-backend X`, is compared as its dest).
+    wanted = [("setting:" + k, parsed.settings[k]) for k in sorted(parsed.explicit)]
+    wanted += [
+        ("dest:" + k, v) for k, v in sorted(parsed.values.items()) if k not in parsed.settings
+    ]
+    return tuple(wanted) or None
 
 
 def _workaround_applied(w: Workaround, facts: _Facts) -> bool:
@@ -352,13 +380,17 @@ def _workaround_applied(w: Workaround, facts: _Facts) -> bool:
         return False
     launch = facts.launch
     if w.flags:
-        if launch is None or launch.framework not in ("sglang", "vllm"):
+        if launch is None or launch.framework not in families().frameworks:
             return False
         wanted = _workaround_settings(launch.framework, w.flags)
         if wanted is None:
             return False
-        for k, v in wanted:
-            if k not in launch.explicit or not _same(launch.settings.get(k), v):
+        for key, v in wanted:
+            kind, k = key.split(":", 1)
+            if kind == "setting":
+                if k not in launch.explicit or not _same(launch.settings.get(k), v):
+                    return False
+            elif k not in launch.values or not _same(launch.values[k], v):
                 return False
     return all(facts.environ.get(k) == v for k, v in w.env)
 
@@ -398,6 +430,7 @@ def match_advisories(
     advisories: Sequence[Advisory],
     prior: Sequence[Finding] = (),
     model: Model = None,
+    implied: Optional[Mapping[str, tuple[str, Version, str]]] = None,
 ) -> list[Finding]:
     """Findings for the advisories that apply (pure; no I/O).
 
@@ -406,7 +439,7 @@ def match_advisories(
     INFO "could not tell" finding instead. An advisory whose workaround is already in the
     command or env, or that is withdrawn, never fires.
     """
-    facts = _Facts(env, launch, prior, model)
+    facts = _Facts(env, launch, prior, model, implied)
     findings: list[Finding] = []
     for adv in advisories:
         if adv.is_withdrawn:

@@ -6,14 +6,18 @@ from collections.abc import Sequence
 from typing import Callable, Optional
 
 from compat.check import (
+    broken,
     caches,
     companion,
     cuda,
+    driver_gpu,
     envvars,
+    fit,
     framework,
     gpu,
     kernels,
-    memory,
+    launch_flags,
+    requirements,
     torch_triton,
     unknown,
 )
@@ -26,18 +30,24 @@ CheckFn = Callable[[Context], list[Finding]]
 
 # Order is the order of the report within a severity.
 REGISTRY: tuple[tuple[str, CheckFn], ...] = (
+    ("broken-dist", broken.check),
     ("framework-pin", framework.check),
+    ("stack-pin", requirements.check),
     ("torch-triton", torch_triton.check),
     ("torch-companion", companion.check),
     ("kernel-torch", kernels.check),
     ("cuda-mix", cuda.check_mix),
     ("cuda-mix", cuda.check_minor),
     ("driver-too-old", cuda.check_driver),
+    ("driver-too-old", driver_gpu.check),
     ("gpu-arch", gpu.check),
+    ("gpu-arch", fit.check_quantization),
+    ("parallelism", fit.check_parallelism),
+    ("memory-fit", fit.check_memory),
     ("stale-cache", caches.check),
     ("env-var", envvars.check),
+    ("launch-flag", launch_flags.check),
     ("unknown-combination", unknown.check),
-    ("memory-headroom", memory.check),
 )
 
 

@@ -9,7 +9,14 @@ from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvir
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from compat.models import Distribution, Environment, TorchBuild, Unknown, canonicalize_name
+from compat.models import (
+    Distribution,
+    Environment,
+    TorchBuild,
+    Unknown,
+    canonicalize_name,
+    cuda_from_local,
+)
 
 if TYPE_CHECKING:
     from compat.advisories import Model
@@ -79,7 +86,13 @@ def installed_version(ctx: Context, name: str) -> Optional[Version]:
     """The version as installed; for torch the build's version (with local tag) when known."""
     if canonicalize_name(name) == "torch" and ctx.torch and ctx.torch.version is not None:
         return ctx.torch.version
-    return ctx.env.version_of(name)
+    got = ctx.env.version_of(name)
+    if got is None:
+        # A broken dist-info with a version that can still be told (its folder name): judge
+        # it (broken-dist reports the breakage itself).
+        key = canonicalize_name(name)
+        got = next((d.version for d in ctx.env.distributions if d.key == key and d.version), None)
+    return got
 
 
 def requires_of(ctx: Context, dist: Distribution) -> tuple[Requirement, ...]:
@@ -97,7 +110,14 @@ def requires_of(ctx: Context, dist: Distribution) -> tuple[Requirement, ...]:
     if dist.version is None:
         return ()
     rel = ctx.matrix.release(dist.name, dist.version)
-    return rel.requires if rel else ()
+    if rel is None:
+        return ()
+    local = cuda_from_local(dist.version.local)
+    if local and rel.cuda and local != rel.cuda:
+        # A build from another index (torch 2.7.1+cu118): the database records PyPI's build,
+        # whose CUDA runtime pins are not this build's.
+        return tuple(r for r in rel.requires if not canonicalize_name(r.name).startswith("nvidia-"))
+    return rel.requires
 
 
 def satisfied(req: Requirement, version: Version) -> bool:

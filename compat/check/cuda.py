@@ -16,7 +16,7 @@ from packaging.version import Version
 from compat.check.base import Context
 from compat.check.builds import parse_local
 from compat.models import Code, Finding, Severity, Unknown, parse_version
-from compat.nvidia import driver_runs
+from compat.nvidia import driver_runs, fmt_driver
 
 # Unsuffixed nvidia-* wheels whose version is the CUDA version (cuFFT, cuBLAS... have their own).
 _CUDA_VERSIONED = (
@@ -179,7 +179,8 @@ def check_minor(ctx: Context) -> list[Finding]:
 
 
 def driver_cuda(ctx: Context) -> tuple[Optional[Version], str]:
-    """The highest CUDA the driver runs: NVML's answer, else the toolkit table by driver version."""
+    """The highest CUDA the driver runs: NVML's answer, else the CUDA its branch reports
+    (curated/drivers.toml), else the toolkit table by driver version."""
     drv = ctx.env.driver
     if isinstance(drv, Unknown):
         return None, drv.reason
@@ -194,6 +195,11 @@ def driver_cuda(ctx: Context) -> tuple[Optional[Version], str]:
         dv = Version(drv.version)
     except ValueError:
         return None, f"driver version {drv.version!r} is not a version"
+    branch_cuda = ctx.matrix.driver_catalog.cuda_of(dv)
+    if branch_cuda is not None:
+        return Version(branch_cuda), (
+            f"driver {drv.version} (R{dv.major}) reports CUDA {branch_cuda} (curated/drivers.toml)"
+        )
     best = None
     for t in ctx.matrix.toolkits:
         if t.driver_min <= dv and (best is None or t.cuda > best):
@@ -212,7 +218,7 @@ def driver_cuda(ctx: Context) -> tuple[Optional[Version], str]:
         floor, major = majors[-1]
         return Version(f"{major}.0"), (
             f"driver {drv.version} runs CUDA {major}.x only "
-            f"(minor-version compatibility floor {floor})"
+            f"(minor-version compatibility floor {fmt_driver(floor)})"
         )
     return None, f"driver {drv.version} is older than every CUDA toolkit compat knows"
 
@@ -233,13 +239,41 @@ def needed_cuda(ctx: Context) -> list[tuple[Version, str]]:
     return out
 
 
+def needed_majors(ctx: Context, needs: list[tuple[Version, str]]) -> list[tuple[int, str]]:
+    """Installed parts that name only a CUDA major (nvidia-*-cu13 and CUDA 13 runtime wheels, a
+    torch whose deps give only the major), beyond those needed_cuda already has."""
+    named = {who.split()[0] for _, who in needs}
+    out: list[tuple[int, str]] = []
+    for major, who in cuda_sources(ctx):
+        if who.startswith("LD_LIBRARY_PATH") or who.split()[0] in named:
+            continue
+        out.append((major, who))
+    return out
+
+
+def _major_floor(ctx: Context, major: int) -> Optional[Version]:
+    """The lowest driver that runs any CUDA of a major (its minor-version compatibility floor)."""
+    floors = [
+        t.minor_compat_driver_min or t.driver_min
+        for t in ctx.matrix.toolkits
+        if t.cuda.major == major
+    ]
+    return min(floors) if floors else None
+
+
 def check_driver(ctx: Context) -> list[Finding]:
     needs = needed_cuda(ctx)
-    if not needs:
+    majors = needed_majors(ctx, needs)
+    if not needs and not majors:
         return []
-    top = max(v for v, _ in needs)
+    top = max([v for v, _ in needs] + [Version(f"{m}.0") for m, _ in majors])
     have, why = driver_cuda(ctx)
-    if have is None:
+    drv = ctx.env.driver
+    drv_version = (
+        None if isinstance(drv, Unknown) or isinstance(drv.version, Unknown) else drv.version
+    )
+    dv = parse_version(drv_version) if drv_version else None
+    if have is None and dv is None:
         return [
             Finding(
                 Code.DRIVER_TOO_OLD.value,
@@ -248,49 +282,59 @@ def check_driver(ctx: Context) -> list[Finding]:
                 fix=("give the target's driver: compat check --driver 550.54.15",),
             )
         ]
-    drv = ctx.env.driver
-    drv_version = (
-        None if isinstance(drv, Unknown) or isinstance(drv.version, Unknown) else drv.version
-    )
     compat_ok: list[tuple[Version, str]] = []
-    too_old: list[tuple[Version, str]] = []
+    too_old: list[tuple[Version, str, str]] = []
     for need, who in sorted(needs, reverse=True):
-        if have >= Version(f"{need.major}.{need.minor}"):
+        if have is not None and have >= Version(f"{need.major}.{need.minor}"):
             continue  # the driver says it runs this CUDA (NVML), or its floor is met
         mode = "no"
-        if drv_version is not None and parse_version(drv_version) is not None:
-            mode, _ = driver_runs(ctx.matrix, Version(drv_version), f"{need.major}.{need.minor}")
+        if dv is not None:
+            mode, _ = driver_runs(ctx.matrix, dv, f"{need.major}.{need.minor}")
         if mode == "minor":
             compat_ok.append((need, who))
         elif mode != "full":
-            too_old.append((need, who))
+            too_old.append((need, who, f"CUDA {need}"))
+    for major, who in sorted(majors, reverse=True):
+        floor = _major_floor(ctx, major)
+        if have is not None and have.major >= major:
+            continue
+        if dv is not None and floor is not None and dv >= floor:
+            continue
+        too_old.append((Version(f"{major}.0"), who, f"CUDA {major}.x"))
     out = []
     if too_old:
-        need = max(v for v, _ in too_old)
+        need = max(v for v, _, _ in too_old)
         tk = ctx.matrix.toolkit(str(need))
         floor = tk.minor_compat_driver_min if tk else None
         own = tk.driver_min if tk else None
         floors = (
-            f"driver >= {floor} (any CUDA {need.major}.x under minor-version compatibility)"
+            f"driver >= {fmt_driver(floor)} (any CUDA {need.major}.x under minor-version "
+            "compatibility)"
             if floor
             else f"a driver for CUDA {need.major}.x"
         )
-        if own:
-            floors += f", >= {own} for CUDA {need} itself"
-        parts = ", ".join(f"{who} (CUDA {v})" for v, who in too_old)
+        if own and any(label == f"CUDA {need}" for _, _, label in too_old):
+            floors += f", >= {fmt_driver(own)} for CUDA {need} itself"
+        parts = ", ".join(f"{who} ({label})" for _, who, label in too_old)
+        best = floor or own
         out.append(
             Finding(
                 Code.DRIVER_TOO_OLD.value,
                 Severity.ERROR,
                 f"the driver is too old for {parts}: {why}; needs {floors}",
-                evidence=(why, *tuple(f"{who} is built for CUDA {v}" for v, who in too_old)),
+                evidence=(why, *tuple(f"{who} is built for {label}" for _, who, label in too_old)),
                 fix=(
-                    f"upgrade the NVIDIA driver to >= {floor or own}",
+                    f"upgrade the NVIDIA driver to >= {fmt_driver(best)}"
+                    if best
+                    else "upgrade the NVIDIA driver",
                     f"or install builds for CUDA <= {have}: compat lock <target> --driver "
+                    f"{drv_version or '<version>'}"
+                    if have is not None
+                    else f"or install builds for an older CUDA: compat lock <target> --driver "
                     f"{drv_version or '<version>'}",
                 ),
                 references=(tk.source,) if tk else (),
-                packages=tuple(who.split()[0] for _, who in too_old),
+                packages=tuple(who.split()[0] for _, who, _ in too_old),
             )
         )
     if compat_ok:
@@ -301,11 +345,13 @@ def check_driver(ctx: Context) -> list[Finding]:
             Finding(
                 Code.DRIVER_TOO_OLD.value,
                 Severity.INFO,
-                f"{parts} run on this CUDA {have} driver under minor-version compatibility; PTX built "
-                f"by CUDA {need} cannot be JIT-compiled by it (GPUs covered only by PTX would fail, and "
-                "so can Triton kernels built with a newer bundled ptxas)",
+                f"{parts} run on this CUDA {have} driver under minor-version compatibility; PTX "
+                f"built by CUDA {need} cannot be JIT-compiled by it (GPUs covered only by PTX "
+                "would fail, and so can Triton kernels built with a newer bundled ptxas)",
                 evidence=(why,),
-                fix=(f"for full support upgrade the driver to >= {tk.driver_min}",) if tk else (),
+                fix=(f"for full support upgrade the driver to >= {fmt_driver(tk.driver_min)}",)
+                if tk
+                else (),
                 references=(tk.source,) if tk else (),
             )
         )

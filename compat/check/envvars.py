@@ -6,7 +6,7 @@ import re
 
 from compat.check.base import Context
 from compat.matrix.schema import parse_cc
-from compat.models import Code, Finding, Severity, Unknown
+from compat.models import Code, Finding, Severity, Unknown, small_int
 
 _CUDA_HOME_VERSION = re.compile(r"cuda-(\d+)\.(\d+)")
 
@@ -110,8 +110,9 @@ def _visible_devices(ctx: Context, value: str | None) -> list[Finding]:
         if item in seen:
             bad.append(f"{item} (listed twice)")
         seen.add(item)
-        if item.isdigit():
-            if int(item) >= len(gpus):
+        n = small_int(item)
+        if n is not None:
+            if n < 0 or n >= len(gpus):
                 bad.append(f"{item} (only {len(gpus)} GPU(s): 0..{len(gpus) - 1})")
         elif item.startswith("GPU-"):
             if uuids and not any(u.startswith(item) for u in uuids):

@@ -36,6 +36,8 @@ def check(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
     for fw in families().frameworks:
         dist = ctx.env.dist(fw)
+        if dist is not None and dist.version is None and dist.direct_url:
+            findings.append(_from_source(dist.name, dist.direct_url))
         if dist is None or dist.version is None:
             continue
         by_name: dict[str, list[tuple[Requirement, set[str]]]] = {}
@@ -54,6 +56,20 @@ def check(ctx: Context) -> list[Finding]:
 
 
 _OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron")
+
+
+def _from_source(name: str, url: str) -> Finding:
+    return Finding(
+        Code.FRAMEWORK_PIN.value,
+        Severity.INFO,
+        f"{name} is installed from source ({url}) with no version stated: its pins are not checked",
+        evidence=(f"{name} @ {url}",),
+        fix=(
+            "check the environment itself (compat check where it is installed reads the "
+            "checkout's own metadata), or a `compat env --json` snapshot of it",
+        ),
+        packages=(name,),
+    )
 
 
 def relevant(

@@ -19,7 +19,7 @@ from compat.commands.common import (
 )
 from compat.errors import UsageError
 from compat.launch import LaunchConfig
-from compat.models import Environment, Finding
+from compat.models import Environment, Finding, Unknown
 from compat.pipeline import (
     Database,
     LaunchInput,
@@ -60,15 +60,21 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
         # on the path that runs before every launch.
         env = probe_environment(req.interpreter, deep=req.deep, walk_caches=False)
     env = apply_overrides(env, db.matrix, req.driver, req.gpus, req.env_vars, req.python_version)
+    drv = env.driver
+    if req.driver and not isinstance(drv, Unknown) and drv.version_source != "--driver":
+        click.echo(f"note: {drv.version_source}", err=True)  # a branch: say what was assumed
     given = LaunchInput(argv=req.launch_argv)
     if not req.launch_argv and req.launch_file:
         from compat.fileio import read_text
 
         given = LaunchInput(
-            text=read_text(req.launch_file, what="launch file"), origin=req.launch_file
+            text=read_text(req.launch_file, what="launch file", stream=True),
+            origin=req.launch_file,
         )
     launch = parse_launch_for(env, given)
-    return Inputs(env, launch, None, ignore)
+    from compat.probe.model import model_of_launch
+
+    return Inputs(env, launch, model_of_launch(launch, env.env), ignore)
 
 
 def run_check(req: CheckRequest) -> tuple[Environment, list[Finding]]:

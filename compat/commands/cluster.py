@@ -108,7 +108,9 @@ def cluster_check(
     if launch_file and not launch_argv:
         from compat.fileio import read_text
 
-        given = LaunchInput(text=read_text(launch_file, what="launch file"), origin=launch_file)
+        given = LaunchInput(
+            text=read_text(launch_file, what="launch file", stream=True), origin=launch_file
+        )
     db = load_database()
     ignore = check_ignore(ignore, db)
     probe = collect(address, env, timeout or DEFAULT_TIMEOUT)

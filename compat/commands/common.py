@@ -11,13 +11,16 @@ import click
 
 from compat.errors import OutputError, UsageError
 from compat.models import Finding, Severity
+from compat.redact import redact_text
 
 FAIL_ON = ("error", "warning", "info", "never")
 F = TypeVar("F", bound=Callable[..., object])
 
 
 def write_report(text: str, output: Optional[str]) -> None:
-    """The report to stdout, or to FILE (opened only now, so a failed run leaves no empty file)."""
+    """The report to stdout, or to FILE (opened only now, so a failed run leaves no empty file).
+    Every report goes out through here, with the secrets in it scrubbed."""
+    text = redact_text(text)
     if output and output != "-":
         try:
             with open(output, "w", encoding="utf-8") as fh:

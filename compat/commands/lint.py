@@ -18,11 +18,9 @@ def _read(path: str) -> str:
 
 
 def _read_include(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            return fh.read()
-    except UnicodeDecodeError as exc:
-        raise OSError(f"not UTF-8 text (byte {exc.start})") from exc
+    from compat.fileio import read_text
+
+    return read_text(path, what="requirements file")
 
 
 @click.command("lint")

@@ -14,6 +14,7 @@ import click
 from packaging.version import InvalidVersion, Version
 
 from compat.errors import UsageError
+from compat.families import families
 
 if TYPE_CHECKING:
     from compat.matrix.load import Matrix
@@ -89,7 +90,11 @@ def build_target(
             f"this host, {d.version_source}",
         )
     elif driver:
-        drv, drv_source = _version(driver, "--driver", "550.54.15"), "--driver"
+        from compat.hardware import parse_driver
+
+        spec = parse_driver(driver, matrix.driver_catalog)
+        drv = spec.version
+        drv_source = spec.source
     if cuda == "auto":
         d = live().driver
         dcuda = d if isinstance(d, Unknown) else d.cuda
@@ -145,7 +150,7 @@ def explain(res: Resolution) -> str:
     out = [f"rule: {res.rule}"]
     torch = res.pin("torch")
     out.append(
-        f"chosen: {', '.join(p.constraint for p in res.pins if p.name in ('sglang', 'vllm'))}"
+        f"chosen: {', '.join(p.constraint for p in res.pins if p.name in families().frameworks)}"
         f"{', ' if res.framework else ''}torch {torch.version if torch else '?'} (CUDA {res.cuda})"
     )
     if res.rejected:
@@ -173,14 +178,18 @@ def _command(argv: Sequence[str]) -> str:
     "auto: at most what this host's driver reports.",
 )
 @click.option(
-    "--driver", metavar="VERSION|auto", help="The target's NVIDIA driver (auto: this host's)."
+    "--driver",
+    metavar="VERSION|auto",
+    help="The target's NVIDIA driver: 550.54.15, a branch (535 or R535: judged at its lowest "
+    "known release), or auto (this host's).",
 )
 @click.option(
     "--gpu",
     "gpus",
     multiple=True,
     metavar="sm_XY|NAME|auto",
-    help="A target GPU (repeatable): sm_90, h100, or auto for this host's.",
+    help="Target GPUs (repeatable): a name (h100, 'RTX 4090', 8xH100), sm_90, or auto for "
+    "this host's.",
 )
 @click.option(
     "--python",

@@ -80,8 +80,37 @@ def sync_cmd(
     click.echo(report.summary(), nl=False)
     if show_diff:
         click.echo(report.unified_diff(), nl=False)
+    # Then each framework release's flags and env vars (only releases not read yet).
+    from compat.matrix.launchsync import FRAMEWORKS, run_launch_sync
+
+    wanted = [p.project for p in report.projects if p.project in FRAMEWORKS and p.found]
+    if wanted:
+        launch = run_launch_sync(
+            out_dir or resources.generated_dir(),
+            cache_dir,
+            write,
+            wanted,
+            {p.project: _release_keys(p.new_text) for p in report.projects if p.project in wanted},
+            concurrency,
+            index_url,
+            progress,
+        )
+        summary = report.summary()
+        click.echo(("" if summary.endswith("\n") else "\n") + launch.summary(), nl=False)
+        if show_diff:
+            click.echo(launch.unified_diff(), nl=False)
+        if not launch.ok:
+            raise click.exceptions.Exit(1)
     if not report.ok:
         raise click.exceptions.Exit(1)
+
+
+def _release_keys(text: str) -> list[str]:
+    """The releases a generated project file (as the pins sync renders it) lists."""
+    from compat.matrix.tomlfile import parse_toml
+
+    releases = parse_toml(text.encode("utf-8"), "generated file").get("releases", {})
+    return list(releases) if isinstance(releases, dict) else []
 
 
 @matrix_cmd.command("validate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from compat.families import families
 from compat.models import Environment, Finding, Severity, Unknown
 
 _HEAD = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: "INFO"}
@@ -12,7 +13,7 @@ _HEAD = {Severity.ERROR: "ERRORS", Severity.WARNING: "WARNINGS", Severity.INFO: 
 def subject(env: Environment) -> str:
     """One line naming the stack: framework, torch, triton, driver, GPUs."""
     parts = []
-    for name in ("sglang", "vllm"):
+    for name in families().frameworks:
         v = env.version_of(name)
         if v is not None:
             parts.append(f"{name} {v}")

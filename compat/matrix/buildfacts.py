@@ -40,7 +40,7 @@ from compat.matrix.pypi import (
     ProjectPage,
     PyPIClient,
     RangeFile,
-    ZipEntry,
+    ZipMember,
 )
 from compat.matrix.schema import decode_ranges, encode_ranges
 from compat.matrix.wheel import MAX_MEMBERS, MemberRead, read_member, read_wheel
@@ -142,7 +142,7 @@ def _torch_member(name: str) -> bool:
     return _TORCH_LIBRARY.match(name) is not None
 
 
-def _member_key(entry: ZipEntry, torch_wheel: bool) -> str:
+def _member_key(entry: ZipMember, torch_wheel: bool) -> str:
     # CRC, sizes and the kind of reading: the same bytes in another release (a vendored
     # library, an unchanged extension) are not read again.
     kind = "t" if torch_wheel else "k"
@@ -161,7 +161,7 @@ def read_release(
     ):
         return cached, True
 
-    def reader(file: RangeFile, entry: ZipEntry, budget: int) -> Record:
+    def reader(file: RangeFile, entry: ZipMember, budget: int) -> Record:
         key = _member_key(entry, torch_wheel)
         hit = client.cache.get_record(MEMBER_KIND, key)
         if isinstance(hit, dict) and hit.get("size") == entry.uncompressed:

@@ -12,24 +12,30 @@ from typing import Any, Optional
 from packaging.version import Version
 
 from compat import resources
-from compat.errors import DataError, InputError
+from compat.errors import DataError
+from compat.hardware import DriverCatalog, GpuCatalog, parse_gpu
 from compat.matrix.schema import (
     BuildFacts,
     CudaImage,
+    DriverTables,
     ExportsTable,
+    GpuFamilies,
     GpuModel,
+    MemoryData,
     Problems,
     Release,
     Toolkit,
     TorchBuildInfo,
     WheelIndex,
-    parse_cc,
     read_builds,
+    read_drivers,
     read_exports,
     read_generated,
+    read_gpu_families,
     read_gpus,
     read_images,
     read_indexes,
+    read_memory,
     read_toolkits,
     read_torch_builds,
 )
@@ -46,14 +52,13 @@ class Matrix:
         self._builds: dict[str, dict[Version, BuildFacts]] = {}
         self._exports: Optional[ExportsTable] = None
         self._curated: Optional[
-            tuple[
-                list[Toolkit],
-                list[TorchBuildInfo],
-                list[GpuModel],
-                list[WheelIndex],
-                list[CudaImage],
-            ]
+            tuple[list[Toolkit], list[TorchBuildInfo], list[WheelIndex], list[CudaImage]]
         ] = None
+        self._hardware: Optional[tuple[list[GpuModel], GpuFamilies]] = None
+        self._drivers: Optional[DriverTables] = None
+        self._gpu_catalog: Optional[GpuCatalog] = None
+        self._driver_catalog: Optional[DriverCatalog] = None
+        self._memory: Optional[MemoryData] = None
 
     # Generated data -------------------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -129,33 +134,66 @@ class Matrix:
         return self._exports
 
     # Curated data ---------------------------------------------------------------------------
+    def _read(self, name: str, fn: Any, empty: Any, problems: list[str]) -> Any:
+        path = self.root / "curated" / name
+        if not path.is_file():
+            return empty
+        p = Problems(str(path))
+        out = fn(p, read_toml(path, cached=True))
+        problems.extend(p.items)
+        return out
+
     def _load_curated(
         self,
-    ) -> tuple[
-        list[Toolkit], list[TorchBuildInfo], list[GpuModel], list[WheelIndex], list[CudaImage]
-    ]:
+    ) -> tuple[list[Toolkit], list[TorchBuildInfo], list[WheelIndex], list[CudaImage]]:
         if self._curated is None:
-            folder = self.root / "curated"
             problems: list[str] = []
-
-            def read(name: str, fn: Any) -> list[Any]:
-                path = folder / name
-                if not path.is_file():
-                    return []
-                p = Problems(str(path))
-                rows: list[Any] = fn(p, read_toml(path, cached=True))
-                problems.extend(p.items)
-                return rows
-
-            toolkits = read("cuda.toml", read_toolkits)
-            builds = read("torch_builds.toml", read_torch_builds)
-            gpus = read("gpus.toml", read_gpus)
-            indexes = read("indexes.toml", read_indexes)
-            images = read("images.toml", read_images)
+            toolkits = self._read("cuda.toml", read_toolkits, [], problems)
+            builds = self._read("torch_builds.toml", read_torch_builds, [], problems)
+            indexes = self._read("indexes.toml", read_indexes, [], problems)
+            images = self._read("images.toml", read_images, [], problems)
             if problems:
                 raise DataError(problems, hint="run `compat matrix validate`")
-            self._curated = (toolkits, builds, gpus, indexes, images)
+            self._curated = (toolkits, builds, indexes, images)
         return self._curated
+
+    def _load_hardware(self) -> tuple[list[GpuModel], GpuFamilies]:
+        """GPU names and chip families: read only when a GPU name is matched (gpus.toml is the
+        largest curated file)."""
+        if self._hardware is None:
+            problems: list[str] = []
+            gpus = self._read("gpus.toml", read_gpus, [], problems)
+            families = self._read(
+                "gpu_families.toml", read_gpu_families, GpuFamilies((), (), (), (), ()), problems
+            )
+            if problems:
+                raise DataError(problems, hint="run `compat matrix validate`")
+            self._hardware = (gpus, families)
+        return self._hardware
+
+    def _load_drivers(self) -> DriverTables:
+        if self._drivers is None:
+            problems: list[str] = []
+            drivers = self._read("drivers.toml", read_drivers, DriverTables((), (), ()), problems)
+            if problems:
+                raise DataError(problems, hint="run `compat matrix validate`")
+            self._drivers = drivers
+        return self._drivers
+
+    @property
+    def memory(self) -> MemoryData:
+        """memory.toml (the fit check's figures), read when a check first needs it."""
+        if self._memory is None:
+            path = self.root / "curated" / "memory.toml"
+            if not path.is_file():
+                self._memory = MemoryData()
+            else:
+                p = Problems(str(path))
+                mem = read_memory(p, read_toml(path, cached=True))
+                if p.items:
+                    raise DataError(p.items, hint="run `compat matrix validate`")
+                self._memory = mem
+        return self._memory
 
     @property
     def toolkits(self) -> list[Toolkit]:
@@ -167,15 +205,32 @@ class Matrix:
 
     @property
     def gpus(self) -> list[GpuModel]:
-        return self._load_curated()[2]
+        return self._load_hardware()[0]
 
     @property
     def indexes(self) -> list[WheelIndex]:
-        return self._load_curated()[3]
+        return self._load_curated()[2]
 
     @property
     def images(self) -> list[CudaImage]:
-        return self._load_curated()[4]
+        return self._load_curated()[3]
+
+    @property
+    def gpu_catalog(self) -> GpuCatalog:
+        """GPU names to match --gpu values against; compute capabilities of families and of
+        every toolkit's targets count as known."""
+        if self._gpu_catalog is None:
+            gpus, families = self._load_hardware()
+            known = {f.compute_capability for f in families.families}
+            known |= {cc for t in self.toolkits for cc in t.archs}
+            self._gpu_catalog = GpuCatalog(gpus, families.vendors, known)
+        return self._gpu_catalog
+
+    @property
+    def driver_catalog(self) -> DriverCatalog:
+        if self._driver_catalog is None:
+            self._driver_catalog = DriverCatalog(self._load_drivers())
+        return self._driver_catalog
 
     def toolkit(self, cuda: str) -> Optional[Toolkit]:
         """The curated row for a CUDA version ('12.4'), or for the nearest lower one of that major."""
@@ -211,39 +266,19 @@ class Matrix:
         return None
 
     def gpu(self, text: str) -> Optional[GpuModel]:
-        """A curated GPU by alias ('h100'), by a substring of its NVML name, or None."""
-        t = text.strip().lower()
-        for g in self.gpus:
-            if t in g.aliases or t == g.name.lower():
-                return g
-        # The longest match string wins: "NVIDIA L4" is inside "NVIDIA L40S", "H20" inside "H200".
-        best: Optional[tuple[int, GpuModel]] = None
-        for g in self.gpus:
-            for m in g.match:
-                if m.lower() in t and (best is None or len(m) > best[0]):
-                    best = (len(m), g)
-        return best[1] if best else None
+        """The curated GPU a name means (NVML's 'NVIDIA H100 80GB HBM3', 'rtx 4090'), or None when
+        it is unknown or names GPUs of different compute capabilities."""
+        rows = self.gpu_catalog.lookup(text)
+        if not rows or len({r.compute_capability for r in rows}) > 1:
+            return None
+        return rows[0]
 
 
 def parse_gpu_arg(text: str, matrix: Matrix) -> tuple[str, tuple[int, int], Optional[float]]:
-    """`--gpu` value: 'sm_90', '9.0' or a curated name -> (name, compute capability, memory GiB)."""
-    t = text.strip()
-    if t.lower().startswith("sm_") or t.replace(".", "", 1).isdigit():
-        try:
-            cc = parse_cc(t)
-        except ValueError as exc:
-            raise InputError(f"--gpu {text!r}: {exc}") from exc
-        return t, cc, None
-    model = matrix.gpu(t)
-    if model is None:
-        from compat.errors import UsageError
-
-        known = ", ".join(sorted({a for g in matrix.gpus for a in g.aliases[:1]}))
-        raise UsageError(
-            f"--gpu {text!r}: not a GPU compat knows",
-            hint=f"give a compute capability such as sm_90, or one of: {known}",
-        )
-    return model.name, model.compute_capability, model.memory_gib
+    """`--gpu` value -> (name, compute capability, memory GiB); compat.hardware.parse_gpu reads it
+    (a count, if any, is left to the caller)."""
+    spec = parse_gpu(text, matrix.gpu_catalog)
+    return spec.name, spec.compute_capability, spec.memory_gib
 
 
 def validate_all(root: Optional[Path] = None) -> list[str]:
@@ -262,10 +297,36 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
         problems.extend(p.items)
     problems.extend(_validate_builds(root / "generated" / "builds"))
     m = Matrix(root)
-    try:
-        m._load_curated()
-    except DataError as exc:
-        problems.extend(exc.problems)
+    for load in (m._load_curated, m._load_hardware, m._load_drivers, lambda: m.memory):
+        try:
+            load()
+        except DataError as exc:
+            problems.extend(exc.problems)
+    packages = root / "curated" / "packages.toml"
+    if packages.is_file():
+        from compat.families import read_packages
+
+        try:
+            _, found = read_packages(read_toml(packages), packages.name)
+        except DataError as exc:
+            found = exc.problems
+        problems.extend(found)
+    else:
+        problems.append(f"{packages}: missing (the stack's package families)")
+    from compat.matrix.launchdata import validate_launch_files
+
+    problems.extend(validate_launch_files(root))
+    rules = root / "curated" / "launch_rules.toml"
+    if rules.is_file():
+        from compat.launch.model import SETTINGS
+        from compat.launch.rules import read_rules
+
+        p = Problems(str(rules))
+        try:
+            read_rules(p, read_toml(rules), SETTINGS)
+        except DataError as exc:
+            problems.extend(exc.problems)
+        problems.extend(p.items)
     adv = root / "advisories"
     if adv.is_dir():
         try:

@@ -474,7 +474,7 @@ class BytesRangeFile(RangeFile):
 
 
 class HttpRangeFile(RangeFile):
-    """A file on the index read by HTTP range requests; the tail read also learns its size."""
+    """A file on the index read by HTTP range requests through the client."""
 
     def __init__(self, client: PyPIClient, url: str, size: int = -1) -> None:
         self.client = client
@@ -508,8 +508,8 @@ _LOCAL = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
-class ZipEntry:
-    """One member as the central directory describes it."""
+class ZipMember:
+    """One member of a zip as its central directory describes it."""
 
     name: str
     method: int
@@ -533,14 +533,12 @@ def read_zip_metadata(file: RangeFile, tail_bytes: int = TAIL_BYTES) -> bytes:
     Reads the tail (end of central directory, ZIP64 aware), the central directory, then the
     member's local header and data; inflates and checks its CRC.
     """
-    entries = zip_entries(file, tail_bytes)
-    with _zip_errors():
-        return _member(file, _pick_metadata(iter(entries)))
+    entry = _pick_metadata(iter(read_zip_directory(file, tail_bytes)))
+    return read_zip_member(file, entry, MAX_METADATA)
 
 
-def zip_entries(file: RangeFile, tail_bytes: int = TAIL_BYTES) -> list[ZipEntry]:
-    """Every member of the zip behind `file`, from its central directory, read by ranges only
-    (the tail, ZIP64 aware, then the directory when the tail does not hold it)."""
+def read_zip_directory(file: RangeFile, tail_bytes: int = TAIL_BYTES) -> list[ZipMember]:
+    """Every member of the zip behind `file` (names, sizes, offsets), from its central directory."""
     with _zip_errors():
         tail_start, tail = file.tail(tail_bytes)
         cd_offset, cd_size = _find_central_directory(file, tail_start, tail)
@@ -553,6 +551,61 @@ def zip_entries(file: RangeFile, tail_bytes: int = TAIL_BYTES) -> list[ZipEntry]
         else:
             directory = file.read(cd_offset, cd_offset + cd_size)
         return list(_central_entries(directory))
+
+
+def read_zip_members(
+    file: RangeFile, entries: list[ZipMember], limit: int, gap: int = 256 * 1024
+) -> dict[str, bytes]:
+    """Several members at once: neighbours closer than `gap` bytes come in one range read.
+
+    The members of a package folder sit next to each other in a wheel, so a dozen source
+    files usually cost one request instead of twelve.
+    """
+    out: dict[str, bytes] = {}
+    ordered = sorted(entries, key=lambda entry: entry.offset)
+    group: list[ZipMember] = []
+
+    def span_end(entry: ZipMember) -> int:
+        return min(
+            entry.offset + 30 + len(entry.name.encode()) + 1024 + entry.compressed, file.size
+        )
+
+    def flush() -> None:
+        if not group:
+            return
+        start, end = group[0].offset, max(span_end(entry) for entry in group)
+        window = _Window(file, start, file.read(start, end))
+        for entry in group:
+            out[entry.name] = read_zip_member(window, entry, limit)
+        group.clear()
+
+    for entry in ordered:
+        if group and (
+            entry.offset - span_end(group[-1]) > gap
+            or span_end(entry) - group[0].offset > MAX_CENTRAL_DIRECTORY
+        ):
+            flush()
+        group.append(entry)
+    flush()
+    return out
+
+
+class _Window(RangeFile):
+    """A block already read, in front of the file it came from (reads outside go through)."""
+
+    def __init__(self, base: RangeFile, start: int, data: bytes) -> None:
+        self.base = base
+        self.start = start
+        self.data = data
+        self.size = base.size
+
+    def tail(self, length: int) -> tuple[int, bytes]:
+        return self.base.tail(length)
+
+    def read(self, start: int, end: int) -> bytes:
+        if start >= self.start and end <= self.start + len(self.data):
+            return self.data[start - self.start : end - self.start]
+        return self.base.read(start, end)
 
 
 def _bytes_at(file: RangeFile, tail_start: int, tail: bytes, start: int, length: int) -> bytes:
@@ -584,7 +637,7 @@ def _find_central_directory(file: RangeFile, tail_start: int, tail: bytes) -> tu
     return int(cd_offset64), int(cd_size64)
 
 
-def _central_entries(directory: bytes) -> Iterator[ZipEntry]:
+def _central_entries(directory: bytes) -> Iterator[ZipMember]:
     pos = 0
     while pos + 46 <= len(directory):
         if directory[pos : pos + 4] != _CENTRAL:
@@ -599,7 +652,7 @@ def _central_entries(directory: bytes) -> Iterator[ZipEntry]:
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         if 0xFFFFFFFF in (compressed, uncompressed, offset):
             uncompressed, compressed, offset = _zip64_extra(extra, uncompressed, compressed, offset)
-        yield ZipEntry(name, method, crc, compressed, uncompressed, offset)
+        yield ZipMember(name, method, crc, compressed, uncompressed, offset)
         pos += 46 + name_len + extra_len + comment_len
 
 
@@ -621,7 +674,7 @@ def _zip64_extra(extra: bytes, uncompressed: int, compressed: int, offset: int) 
     raise FetchError("corrupt zip: ZIP64 sizes missing")
 
 
-def _pick_metadata(entries: Iterator[ZipEntry]) -> ZipEntry:
+def _pick_metadata(entries: Iterator[ZipMember]) -> ZipMember:
     found = [
         entry
         for entry in entries
@@ -632,26 +685,33 @@ def _pick_metadata(entries: Iterator[ZipEntry]) -> ZipEntry:
     return min(found, key=lambda entry: entry.name)
 
 
-def _member(file: RangeFile, entry: ZipEntry) -> bytes:
-    if entry.compressed > MAX_METADATA or entry.uncompressed > MAX_METADATA:
-        raise FetchError(f"METADATA of {entry.uncompressed} bytes is too large")
+def read_zip_member(file: RangeFile, entry: ZipMember, limit: int) -> bytes:
+    """The inflated bytes of one member, CRC-checked; refused when larger than `limit`."""
+    with _zip_errors():
+        return _member(file, entry, limit)
+
+
+def _member(file: RangeFile, entry: ZipMember, limit: int) -> bytes:
+    what = entry.name.rsplit("/", 1)[-1]
+    if entry.compressed > limit or entry.uncompressed > limit:
+        raise FetchError(f"{what} of {entry.uncompressed} bytes is too large")
     # One read for the header, the name, a typical extra field and the data; a second only when
     # the local extra field is larger than guessed.
     guess = 30 + len(entry.name.encode()) + 1024 + entry.compressed
     end = min(entry.offset + guess, file.size)
     block = file.read(entry.offset, end)
     if len(block) < 30 or block[:4] != _LOCAL:
-        raise FetchError("truncated or corrupt zip: no local header for METADATA")
+        raise FetchError(f"truncated or corrupt zip: no local header for {what}")
     name_len, extra_len = struct.unpack("<HH", block[26:30])
     data_start = 30 + name_len + extra_len
     data_end = data_start + entry.compressed
     if entry.offset + data_end > file.size:
-        raise FetchError("truncated zip: METADATA runs past the end of the file")
+        raise FetchError(f"truncated zip: {what} runs past the end of the file")
     if data_end > len(block):
         block += file.read(entry.offset + len(block), entry.offset + data_end)
     raw = block[data_start:data_end]
     if len(raw) != entry.compressed:
-        raise FetchError("truncated zip: METADATA cut short")
+        raise FetchError(f"truncated zip: {what} cut short")
     if entry.method == 0:
         data = raw
     elif entry.method == 8:
@@ -659,11 +719,11 @@ def _member(file: RangeFile, entry: ZipEntry) -> bytes:
         try:
             data = inflater.decompress(raw, entry.uncompressed + 1)
         except zlib.error as exc:
-            raise FetchError(f"corrupt METADATA deflate stream: {exc}") from None
+            raise FetchError(f"corrupt {what} deflate stream: {exc}") from None
     else:
-        raise FetchError(f"METADATA uses unsupported compression method {entry.method}")
+        raise FetchError(f"{what} uses unsupported compression method {entry.method}")
     if len(data) != entry.uncompressed or zlib.crc32(data) != entry.crc:
-        raise FetchError("corrupt METADATA: size or CRC does not match the central directory")
+        raise FetchError(f"corrupt {what}: size or CRC does not match the central directory")
     return data
 
 
@@ -680,11 +740,11 @@ def read_sdist_pkg_info(file: RangeFile, filename: str) -> bytes:
     """The PKG-INFO of the sdist behind `file` (.tar.gz from its first bytes, .zip from its
     central directory); b"" when it is not within SDIST_MAX bytes of the start."""
     if filename.endswith(".zip"):
-        found = [e for e in zip_entries(file) if _PKG_INFO.match(e.name.encode())]
+        found = [e for e in read_zip_directory(file) if _PKG_INFO.match(e.name.encode())]
         if not found:
             return b""
         with _zip_errors():
-            return _member(file, min(found, key=lambda e: e.name))
+            return _member(file, min(found, key=lambda e: e.name), MAX_METADATA)
     if not filename.endswith((".tar.gz", ".tgz")):
         return b""
     return _TarHead(file).pkg_info()

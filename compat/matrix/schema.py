@@ -168,12 +168,119 @@ class TorchBuildInfo:
 
 @dataclass(frozen=True)
 class GpuModel:
+    """One NVIDIA GPU name of curated/gpus.toml (derived from pci.ids by scripts/derive_gpus.py)."""
+
     name: str
-    match: tuple[str, ...]
-    aliases: tuple[str, ...]
+    chip: str
+    architecture: str
     compute_capability: tuple[int, int]
     memory_gib: Optional[float]
     source: str
+    pci_ids: tuple[str, ...] = ()
+    origin: str = "pci.ids"
+    verified: bool = True
+    memory_source: str = ""
+
+
+@dataclass(frozen=True)
+class GpuFamily:
+    """A GPU chip (GH100, AD102 ...) with its architecture and compute capability."""
+
+    chip: str
+    architecture: str
+    compute_capability: tuple[int, int]
+    evidence: tuple[str, ...]
+    source: str
+    pci: bool = True
+    verified: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class GpuExtra:
+    """A GPU name pci.ids lacks (an integrated Jetson GPU), with its chip."""
+
+    name: str
+    chip: str
+    source: str
+
+
+@dataclass(frozen=True)
+class GpuNameAlias:
+    """A name NVML or people use that pci.ids spells differently, tied to a device id."""
+
+    name: str
+    pci_id: str
+    source: str
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    pci_id: str
+    memory_gib: float
+    source: str
+
+
+@dataclass(frozen=True)
+class OtherVendor:
+    """Accelerators of another vendor: words and patterns that name them, and their stack."""
+
+    vendor: str
+    stack: str
+    words: tuple[str, ...]
+    patterns: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class GpuFamilies:
+    families: tuple[GpuFamily, ...]
+    extras: tuple[GpuExtra, ...]
+    aliases: tuple[GpuNameAlias, ...]
+    memory: tuple[GpuMemory, ...]
+    vendors: tuple[OtherVendor, ...]
+
+
+@dataclass(frozen=True)
+class DriverRelease:
+    """A CUDA toolkit release and the Linux driver its runfile bundles (its name says so)."""
+
+    cuda: Version
+    driver: str
+    source: str
+
+
+@dataclass(frozen=True)
+class DriverBranch:
+    """A driver branch (R535) and the CUDA version its drivers report."""
+
+    branch: int
+    cuda: str
+    first: str
+    source: str
+    verified: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ArchSupport:
+    """The drivers that support a GPU architecture: from the driver branch of its first CUDA
+    toolkit to the last branch that still supports it (last_branch, None: ongoing)."""
+
+    architecture: str
+    compute_capabilities: tuple[tuple[int, int], ...]
+    first_cuda: Version
+    last_branch: Optional[int]
+    source: str
+    verified: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DriverTables:
+    releases: tuple[DriverRelease, ...]
+    branches: tuple[DriverBranch, ...]
+    architectures: tuple[ArchSupport, ...]
 
 
 @dataclass(frozen=True)
@@ -262,8 +369,10 @@ def _source(p: Problems, d: dict[str, Any], path: str) -> str:
     return src
 
 
-def _rows(p: Problems, data: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
-    rows = p.get(data, key, list, "", []) or []
+def _rows(
+    p: Problems, data: dict[str, Any], key: str, required: bool = True
+) -> list[tuple[str, dict[str, Any]]]:
+    rows = p.get(data, key, list, "", [], required) or []
     out = []
     for i, row in enumerate(rows):
         path = f"{key}[{i}]"
@@ -338,33 +447,201 @@ def read_torch_builds(p: Problems, data: dict[str, Any]) -> list[TorchBuildInfo]
     return out
 
 
+def _keys(p: Problems, row: dict[str, Any], path: str, allowed: tuple[str, ...]) -> None:
+    for key in sorted(set(row) - set(allowed)):
+        p.add(f"{path}.{key}", "unknown key")
+
+
+_DRIVER_TEXT = re.compile(r"^\d{3}\.\d{1,3}(\.\d{2,3})?$")
+_PCI_ID = re.compile(r"^[0-9a-f]{4}$")
+
+
+def _cc_field(p: Problems, row: dict[str, Any], path: str) -> Optional[tuple[int, int]]:
+    return p.convert(
+        p.get(row, "compute_capability", str, path),
+        parse_cc,
+        f"{path}.compute_capability",
+        "compute capability",
+    )
+
+
+def _verified(p: Problems, row: dict[str, Any], path: str) -> tuple[bool, str]:
+    verified = bool(p.get(row, "verified", bool, path, True, required=False))
+    note = p.get(row, "note", str, path, "", required=False) or ""
+    if not verified and not note:
+        p.add(f"{path}.note", "missing: a row with verified = false says what is unverified")
+    return verified, note
+
+
 def read_gpus(p: Problems, data: dict[str, Any]) -> list[GpuModel]:
+    """curated/gpus.toml: the derived GPU names."""
+    meta = p.get(data, "meta", dict, "", {}) or {}
+    for key in ("source", "pci_ids_version", "pci_ids_date", "families"):
+        if not isinstance(meta.get(key), str) or not meta[key]:
+            p.add(f"meta.{key}", "missing or empty")
+    _keys(p, data, "", ("meta", "gpu"))
     out = []
+    allowed = (
+        "name", "chip", "architecture", "compute_capability", "pci_ids", "memory_gib",
+        "memory_source", "origin", "source", "verified", "note",
+    )  # fmt: skip
     for path, row in _rows(p, data, "gpu"):
+        _keys(p, row, path, allowed)
         name = p.get(row, "name", str, path) or ""
-        cc = p.convert(
-            p.get(row, "compute_capability", str, path),
-            parse_cc,
-            f"{path}.compute_capability",
-            "compute capability",
-        )
+        if not name.strip():
+            p.add(f"{path}.name", "empty")
+        cc = _cc_field(p, row, path)
         mem = row.get("memory_gib")
-        if mem is not None and (not isinstance(mem, (int, float)) or isinstance(mem, bool)):
-            p.add(f"{path}.memory_gib", "expected a number")
+        if mem is not None and (
+            not isinstance(mem, (int, float)) or isinstance(mem, bool) or mem <= 0
+        ):
+            p.add(f"{path}.memory_gib", "expected a positive number")
             mem = None
+        if mem is not None and not row.get("memory_source"):
+            p.add(f"{path}.memory_source", "missing: where the memory size comes from")
+        ids = p.strings(row, "pci_ids", path)
+        for i, pid in enumerate(ids):
+            if not _PCI_ID.match(pid):
+                p.add(f"{path}.pci_ids[{i}]", f"expected a 4-digit hex device id, got {pid!r}")
+        origin = p.get(row, "origin", str, path, "pci.ids", required=False) or "pci.ids"
+        if origin not in ("pci.ids", "pci.ids subsystem", "alias", "curated"):
+            p.add(f"{path}.origin", f"unknown origin {origin!r}")
         src = _source(p, row, path)
+        verified, _ = _verified(p, row, path)
         if cc:
             out.append(
                 GpuModel(
-                    name,
-                    p.strings(row, "match", path),
-                    tuple(a.lower() for a in p.strings(row, "aliases", path)),
-                    cc,
-                    float(mem) if mem is not None else None,
-                    src,
+                    name=name,
+                    chip=p.get(row, "chip", str, path) or "",
+                    architecture=p.get(row, "architecture", str, path) or "",
+                    compute_capability=cc,
+                    memory_gib=float(mem) if mem is not None else None,
+                    source=src,
+                    pci_ids=ids,
+                    origin=origin,
+                    verified=verified,
+                    memory_source=p.get(row, "memory_source", str, path, "", required=False) or "",
                 )
             )
     return out
+
+
+def read_gpu_families(p: Problems, data: dict[str, Any]) -> GpuFamilies:
+    """curated/gpu_families.toml: chip families and the curated rows around them."""
+    _keys(p, data, "", ("meta", "family", "extra", "alias", "memory", "other_vendor"))
+    families: list[GpuFamily] = []
+    seen: set[str] = set()
+    for path, row in _rows(p, data, "family"):
+        _keys(p, row, path, ("chip", "architecture", "compute_capability", "evidence", "pci",
+                             "source", "verified", "note"))  # fmt: skip
+        chip = p.get(row, "chip", str, path) or ""
+        if chip in seen:
+            p.add(f"{path}.chip", f"duplicate chip {chip!r}")
+        seen.add(chip)
+        cc = _cc_field(p, row, path)
+        verified, note = _verified(p, row, path)
+        evidence = p.strings(row, "evidence", path)
+        pci = bool(p.get(row, "pci", bool, path, True, required=False))
+        src = _source(p, row, path)
+        arch = p.get(row, "architecture", str, path) or ""
+        if cc and chip:
+            families.append(GpuFamily(chip, arch, cc, evidence, src, pci, verified, note))
+    extras = []
+    for path, row in _rows(p, data, "extra", required=False):
+        _keys(p, row, path, ("name", "chip", "source"))
+        chip = p.get(row, "chip", str, path) or ""
+        if chip and chip not in seen:
+            p.add(f"{path}.chip", f"{chip!r} is not a [[family]] chip")
+        extras.append(GpuExtra(p.get(row, "name", str, path) or "", chip, _source(p, row, path)))
+    aliases = []
+    for path, row in _rows(p, data, "alias", required=False):
+        _keys(p, row, path, ("name", "pci_id", "source"))
+        pid = p.get(row, "pci_id", str, path) or ""
+        if not _PCI_ID.match(pid):
+            p.add(f"{path}.pci_id", f"expected a 4-digit hex device id, got {pid!r}")
+        aliases.append(
+            GpuNameAlias(p.get(row, "name", str, path) or "", pid, _source(p, row, path))
+        )
+    memory = []
+    for path, row in _rows(p, data, "memory", required=False):
+        _keys(p, row, path, ("pci_id", "memory_gib", "source"))
+        pid = p.get(row, "pci_id", str, path) or ""
+        if not _PCI_ID.match(pid):
+            p.add(f"{path}.pci_id", f"expected a 4-digit hex device id, got {pid!r}")
+        mem = row.get("memory_gib")
+        if not isinstance(mem, (int, float)) or isinstance(mem, bool) or mem <= 0:
+            p.add(f"{path}.memory_gib", "expected a positive number")
+            continue
+        memory.append(GpuMemory(pid, float(mem), _source(p, row, path)))
+    vendors = []
+    for path, row in _rows(p, data, "other_vendor", required=False):
+        _keys(p, row, path, ("vendor", "stack", "words", "patterns", "source"))
+        patterns = p.strings(row, "patterns", path, required=True)
+        for i, pat in enumerate(patterns):
+            try:
+                re.compile(pat)
+            except re.error as exc:
+                p.add(f"{path}.patterns[{i}]", f"not a regular expression: {exc}")
+        vendors.append(
+            OtherVendor(
+                p.get(row, "vendor", str, path) or "",
+                p.get(row, "stack", str, path) or "",
+                tuple(w.lower() for w in p.strings(row, "words", path, required=True)),
+                patterns,
+                _source(p, row, path),
+            )
+        )
+    return GpuFamilies(
+        tuple(families), tuple(extras), tuple(aliases), tuple(memory), tuple(vendors)
+    )
+
+
+def read_drivers(p: Problems, data: dict[str, Any]) -> DriverTables:
+    """curated/drivers.toml: toolkit releases and their drivers, branches, architecture support."""
+    _keys(p, data, "", ("meta", "release", "branch", "architecture"))
+    releases = []
+    for path, row in _rows(p, data, "release"):
+        _keys(p, row, path, ("cuda", "driver", "source"))
+        cuda = p.convert(p.get(row, "cuda", str, path), Version, f"{path}.cuda", "version")
+        drv = p.get(row, "driver", str, path) or ""
+        if not _DRIVER_TEXT.match(drv):
+            p.add(f"{path}.driver", f"expected a driver version such as 535.104.05, got {drv!r}")
+        src = _source(p, row, path)
+        if cuda and _DRIVER_TEXT.match(drv):
+            releases.append(DriverRelease(cuda, drv, src))
+    branches = []
+    for path, row in _rows(p, data, "branch", required=False):
+        _keys(p, row, path, ("branch", "cuda", "first", "source", "verified", "note"))
+        branch = p.get(row, "branch", int, path) or 0
+        if not 100 <= branch <= 999:
+            p.add(f"{path}.branch", f"expected a branch number such as 535, got {branch!r}")
+        reported = p.get(row, "cuda", str, path) or ""
+        p.convert(reported, Version, f"{path}.cuda", "version")
+        lowest = p.get(row, "first", str, path) or ""
+        if not _DRIVER_TEXT.match(lowest) or not lowest.startswith(f"{branch}."):
+            p.add(f"{path}.first", f"expected a release of R{branch}, got {lowest!r}")
+        verified, note = _verified(p, row, path)
+        branches.append(
+            DriverBranch(branch, reported, lowest, _source(p, row, path), verified, note)
+        )
+    archs = []
+    for path, row in _rows(p, data, "architecture"):
+        _keys(p, row, path, ("name", "compute_capabilities", "first_cuda", "last_branch",
+                             "source", "verified", "note"))  # fmt: skip
+        name = p.get(row, "name", str, path) or ""
+        ccs = _ccs(p, row, "compute_capabilities", path)
+        if not ccs:
+            p.add(f"{path}.compute_capabilities", "missing or empty")
+        first_cuda = p.convert(
+            p.get(row, "first_cuda", str, path), Version, f"{path}.first_cuda", "version"
+        )
+        hi = p.get(row, "last_branch", int, path, None, required=False)
+        verified, note = _verified(p, row, path)
+        if first_cuda is not None:
+            archs.append(
+                ArchSupport(name, ccs, first_cuda, hi, _source(p, row, path), verified, note)
+            )
+    return DriverTables(tuple(releases), tuple(branches), tuple(archs))
 
 
 def read_indexes(p: Problems, data: dict[str, Any]) -> list[WheelIndex]:
@@ -418,6 +695,196 @@ def read_images(p: Problems, data: dict[str, Any]) -> list[CudaImage]:
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A named number of the GPU memory model (memory.toml), with where it applies and its source."""
+
+    name: str
+    value: float
+    unit: str
+    framework: Optional[str]
+    versions: Optional[SpecifierSet]
+    cuda: Optional[SpecifierSet]
+    source: str
+    evidence: str = ""
+
+    def applies(
+        self, framework: Optional[str], version: Optional[Version], cuda: Optional[Version]
+    ) -> bool:
+        if self.framework is not None and self.framework != framework:
+            return False
+        if self.versions is not None and (
+            version is None or not self.versions.contains(version, prereleases=True)
+        ):
+            return False
+        return self.cuda is None or (
+            cuda is not None and self.cuda.contains(cuda, prereleases=True)
+        )
+
+
+@dataclass(frozen=True)
+class QuantMethod:
+    method: str
+    bits: float
+    vllm_min_cc: Optional[tuple[int, int]]
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MemoryData:
+    """memory.toml: figures, KV-cache element sizes and quantization methods."""
+
+    figures: tuple[Figure, ...] = ()
+    kv_dtypes: tuple[tuple[str, float, str], ...] = ()
+    quantizations: tuple[QuantMethod, ...] = ()
+
+    def figure(
+        self,
+        name: str,
+        framework: Optional[str] = None,
+        version: Optional[Version] = None,
+        cuda: Optional[Version] = None,
+    ) -> Optional[Figure]:
+        """The first row of `name` that applies (narrower rows come first in the file)."""
+        for f in self.figures:
+            if f.name == name and f.applies(framework, version, cuda):
+                return f
+        return None
+
+    def kv_bytes(self, dtype: str) -> Optional[float]:
+        key = dtype.lower()
+        for name, size, _ in self.kv_dtypes:
+            if name == key:
+                return size
+        return None
+
+    def quant(self, method: Optional[str]) -> Optional[QuantMethod]:
+        for q in self.quantizations:
+            if method is not None and q.method == method.lower():
+                return q
+        return None
+
+
+#: Figures the fit check reads; `compat matrix validate` reports any that memory.toml lacks.
+MEMORY_FIGURES: tuple[tuple[str, Optional[str]], ...] = (
+    ("driver_reserve", None),
+    ("cuda_context", None),
+    ("cuda_context_eager", None),
+    ("distributed", "sglang"),
+    ("non_torch", "vllm"),
+    ("non_torch_single", "vllm"),
+    ("pre_capture", "sglang"),
+    ("pre_capture_other", "sglang"),
+    ("graph_per_batch", "sglang"),
+    ("graph_per_batch_moe", "sglang"),
+    ("sampler_copies", "vllm"),
+    ("default_max_num_seqs", "vllm"),
+    ("default_max_num_seqs_large", "vllm"),
+    ("graph", "vllm"),
+    ("graph_in_budget", "vllm"),
+    ("v1_engine", "vllm"),
+    ("capture_error", "sglang"),
+    ("capture_error", "vllm"),
+    ("kv_error", "sglang"),
+    ("kv_error", "vllm"),
+    ("fa3_default_hopper", "sglang"),
+    ("vlm_fraction_factor", "sglang"),
+)
+_UNITS = ("GiB", "MiB", "count", "factor")
+
+
+def _number(p: Problems, d: dict[str, Any], key: str, path: str) -> Optional[float]:
+    v = d.get(key)
+    if v is None:
+        p.add(f"{path}.{key}", "missing")
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        p.add(f"{path}.{key}", f"expected a number, got {type(v).__name__}")
+        return None
+    if v < 0:
+        p.add(f"{path}.{key}", "expected a number >= 0")
+        return None
+    return float(v)
+
+
+def read_memory(p: Problems, data: dict[str, Any]) -> MemoryData:
+    from compat.families import families
+
+    figures = []
+    for path, row in _rows(p, data, "figure"):
+        name = p.get(row, "name", str, path) or ""
+        value = _number(p, row, "value", path)
+        unit = p.get(row, "unit", str, path) or ""
+        if unit and unit not in _UNITS:
+            p.add(f"{path}.unit", f"expected one of {', '.join(_UNITS)}, got {unit!r}")
+        fw = p.get(row, "framework", str, path, None, required=False)
+        if fw is not None and fw not in families().frameworks:
+            p.add(f"{path}.framework", f"expected sglang or vllm, got {fw!r}")
+        versions = p.convert(
+            p.get(row, "versions", str, path, None, required=False),
+            SpecifierSet,
+            f"{path}.versions",
+            "specifier",
+        )
+        cuda = p.convert(
+            p.get(row, "cuda", str, path, None, required=False),
+            SpecifierSet,
+            f"{path}.cuda",
+            "specifier",
+        )
+        src = _source(p, row, path)
+        if value is not None and name:
+            figures.append(
+                Figure(
+                    name,
+                    value,
+                    unit,
+                    fw,
+                    versions,
+                    cuda,
+                    src,
+                    p.get(row, "evidence", str, path, "", required=False) or "",
+                )
+            )
+    kv = []
+    for path, row in _rows(p, data, "kv_cache_dtype"):
+        size = _number(p, row, "bytes", path)
+        src = _source(p, row, path)
+        for n in p.strings(row, "names", path, required=True):
+            if size is not None:
+                kv.append((n.lower(), size, src))
+    quants = []
+    for path, row in _rows(p, data, "quantization"):
+        method = p.get(row, "method", str, path) or ""
+        bits = _number(p, row, "bits", path)
+        cc = p.convert(
+            p.get(row, "vllm_min_cc", str, path, None, required=False),
+            parse_cc,
+            f"{path}.vllm_min_cc",
+            "compute capability",
+        )
+        src = _source(p, row, path)
+        if method and bits is not None:
+            quants.append(
+                QuantMethod(
+                    method.lower(),
+                    bits,
+                    cc,
+                    src,
+                    p.get(row, "note", str, path, "", required=False) or "",
+                )
+            )
+    mem = MemoryData(tuple(figures), tuple(kv), tuple(quants))
+    if figures or kv or quants:
+        for name, fw in MEMORY_FIGURES:
+            if not any(
+                f.name == name and (fw is None or f.framework in (fw, None)) for f in figures
+            ):
+                p.add("figure", f"no row for {name!r}" + (f" ({fw})" if fw else ""))
+    return mem
 
 
 # -- build facts (generated/builds/*.toml) ------------------------------------------------------

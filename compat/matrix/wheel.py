@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Generic, Optional, TypeVar, Union
 
 from compat import elf
-from compat.matrix.pypi import FetchError, RangeFile, ZipEntry, zip_entries
+from compat.matrix.pypi import FetchError, RangeFile, ZipMember, read_zip_directory
 from compat.models import Unknown
 
 # A member this small (compressed) is read whole: every table and the fatbins are then known.
@@ -56,7 +56,7 @@ class MemberRead:
 
 
 class _Member:
-    def __init__(self, file: RangeFile, entry: ZipEntry, budget: int) -> None:
+    def __init__(self, file: RangeFile, entry: ZipMember, budget: int) -> None:
         self.file = file
         self.entry = entry
         self.budget = budget
@@ -265,7 +265,7 @@ def decode_tail(buf: bytes, size: int) -> Optional[_Tail]:
 _Outcome = tuple[str, elf.ElfResult, Union[elf.FatbinArchs, Unknown]]
 
 
-def read_member(file: RangeFile, entry: ZipEntry, budget: int = MEMBER_BUDGET) -> MemberRead:
+def read_member(file: RangeFile, entry: ZipMember, budget: int = MEMBER_BUDGET) -> MemberRead:
     """Read a compiled member as little as its dynamic tables allow. What is only too large,
     unreadable or malformed is an Unknown in the result; FetchError is for the network."""
     member = _Member(file, entry, budget)
@@ -420,7 +420,7 @@ MAX_MEMBERS = 64
 
 def read_wheel(
     file: RangeFile,
-    reader: Callable[[RangeFile, ZipEntry, int], R],
+    reader: Callable[[RangeFile, ZipMember, int], R],
     select: Optional[Callable[[str], bool]] = None,
     budget: int = WHEEL_BUDGET,
 ) -> WheelRead[R]:
@@ -428,7 +428,7 @@ def read_wheel(
     `reader` (read_member, or one that first asks a cache), within `budget` bytes in all.
     Identical members (same CRC and size: sonames copied into the wheel) are read once."""
     counted = CountingFile(file)
-    entries = zip_entries(counted)
+    entries = read_zip_directory(counted)
     keep = select or compiled_member
     # The package's own objects first, then what auditwheel vendored (`<pkg>.libs/`), so a cap
     # on members drops vendored helpers, not the extensions.

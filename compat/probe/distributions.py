@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from typing import Optional
 
@@ -20,13 +22,29 @@ def is_stack(key: str) -> bool:
 _DIST_INFO = re.compile(r"^(?P<name>.+?)-(?P<version>[^-]+?)\.(?P<kind>dist-info|egg-info)$")
 
 
+# A METADATA header block is a few KiB (torch's, with ~30 Requires-Dist, is ~5 KiB); the long
+# description follows a blank line. Only this much is read, and only this many requirements kept.
+MAX_HEADER_BYTES = 1024 * 1024
+MAX_HEADER_LINE = 8192
+MAX_REQUIRES = 4096
+
+
 def _read_headers(path: str, want_requires: bool) -> tuple[dict[str, str], list[str]]:
-    """Name/Version (and Requires-Dist) from a METADATA header block; stops at the body."""
+    """Name/Version (and Requires-Dist) from a METADATA header block; stops at the body.
+
+    Bounded: a FIFO or device is refused by type, at most MAX_HEADER_BYTES are read, an
+    overlong header line is skipped (a 20 MB `Name:` is not a name)."""
     headers: dict[str, str] = {}
     requires: list[str] = []
-    with open(path, "rb") as fh:
-        for raw in fh:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        block = fh.read(MAX_HEADER_BYTES)
+        for raw in block.split(b"\n"):
+            if len(raw) > MAX_HEADER_LINE:
+                continue
+            line = raw.decode("utf-8", "replace").rstrip("\r")
             if not line:
                 break
             if line[0] in " \t":
@@ -37,7 +55,7 @@ def _read_headers(path: str, want_requires: bool) -> tuple[dict[str, str], list[
             key = key.strip().lower()
             value = value.strip()
             if key == "requires-dist":
-                if want_requires:
+                if want_requires and len(requires) < MAX_REQUIRES:
                     requires.append(value)
             elif key in ("name", "version") and key not in headers:
                 headers[key] = value
@@ -46,12 +64,40 @@ def _read_headers(path: str, want_requires: bool) -> tuple[dict[str, str], list[
     return headers, requires
 
 
-def read_dist_info(folder: str, want_requires: bool = True) -> Distribution:
+def read_dist_info(folder: str, want_requires: bool = True, source: bool = True) -> Distribution:
     dist = _read_dist_info(folder, want_requires)
+    if want_requires and source:  # a stack package: was it installed from source?
+        url = _direct_url(folder)
+        if url:
+            dist = dataclasses.replace(dist, direct_url=url)
     try:
         return dataclasses.replace(dist, installed_at=os.stat(folder).st_mtime)
     except OSError:
         return dist
+
+
+def _direct_url(folder: str) -> str:
+    """PEP 610 direct_url.json: the URL a distribution was installed from (VCS, local path or
+    archive), or "" for an install from an index (pip writes no such file then)."""
+    path = os.path.join(folder, "direct_url.json")
+    if not os.path.exists(path):
+        return ""
+    from compat.errors import CompatError
+    from compat.fileio import read_text
+    from compat.jsondoc import Reader, parse
+
+    try:
+        doc = parse(read_text(path, limit=64 * 1024, what="direct_url.json"), path)
+        r = Reader(path)
+        d = r.obj(doc, "$")
+        url = r.get_text(d, "url", "", "", 4096)
+        vcs = d.get("vcs_info")
+        if isinstance(vcs, dict) and isinstance(vcs.get("vcs"), str):
+            commit = vcs.get("commit_id")
+            url = f"{vcs['vcs']}+{url}" + (f"@{commit}" if isinstance(commit, str) else "")
+        return url
+    except CompatError:
+        return ""
 
 
 def _read_dist_info(folder: str, want_requires: bool) -> Distribution:
@@ -94,7 +140,9 @@ def _read_dist_info(folder: str, want_requires: bool) -> Distribution:
 def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, ...]:
     """Distributions found on `paths` (like sys.path); the first one of a name wins, as for import.
 
-    Only stack distributions are read unless `everything` is set, which keeps `compat env` fast.
+    The stack's distributions, and those that require a package of the stack (an RL framework
+    pinning vllm, a library pinning torch: what `pip check` would judge against the stack),
+    with only those requirements kept; with `everything`, every distribution.
     """
     seen: set[str] = set()
     found: list[Distribution] = []
@@ -103,9 +151,15 @@ def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, 
             base = os.path.basename(folder)
             m = _DIST_INFO.match(base)
             key = canonicalize_name(m.group("name") if m else base.rsplit(".", 1)[0])
-            if key in seen or not (everything or is_stack(key)):
+            if key in seen:
                 continue
-            dist = read_dist_info(folder, want_requires=is_stack(key))
+            stack = is_stack(key)
+            dist = read_dist_info(folder, want_requires=True, source=stack)
+            if not stack:
+                on_stack = tuple(r for r in dist.requires if _names_stack(r))
+                if not everything and not on_stack:
+                    continue
+                dist = dataclasses.replace(dist, requires=on_stack)
             real_key = dist.key if dist.broken is None else key
             if real_key in seen:
                 continue
@@ -113,6 +167,14 @@ def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, 
             seen.add(real_key)
             found.append(dist)
     return tuple(sorted(found, key=lambda d: d.key))
+
+
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _names_stack(requirement: str) -> bool:
+    m = _REQ_NAME.match(requirement)
+    return m is not None and is_stack(m.group(1))
 
 
 def _dist_folders(entry: str) -> Iterable[str]:

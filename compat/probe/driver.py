@@ -7,16 +7,17 @@ Order: kernel module files (/sys, /proc) -> NVML in a child process (timeout) ->
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from compat.models import GPU, Driver, HostContext, Unknown
+from compat.models import GPU, Driver, HostContext, Unknown, small_int
+from compat.probe import bounded
 
 NVML_TIMEOUT_S = 2.0
 _NVML_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nvml.py")
@@ -87,14 +88,11 @@ def _nvml(lib: Optional[str], timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, "-I", "-S", _NVML_SCRIPT]
     if lib:
         cmd.append(lib)
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"NVML did not answer within {timeout:g} s"}
-    except OSError as exc:
-        return {"error": f"could not start the NVML probe: {exc.strerror}"}
+    proc = bounded.run(cmd, timeout)
+    if proc.returncode is None:
+        if "within" in proc.problem:
+            return {"error": f"NVML did not answer within {timeout:g} s"}
+        return {"error": f"the NVML probe {proc.problem}"}
     if proc.returncode < 0:
         return {"error": f"NVML crashed (signal {-proc.returncode})"}
     if proc.returncode != 0:
@@ -111,18 +109,9 @@ def _smi(timeout: float) -> tuple[Optional[str], list[GPU], str]:
     if not exe:
         return None, [], "nvidia-smi not on PATH"
     fields = "index,name,compute_cap,memory.total,memory.used,mig.mode.current,uuid,driver_version"
-    try:
-        proc = subprocess.run(
-            [exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        return None, [], f"nvidia-smi did not answer within {timeout:g} s"
-    except OSError as exc:
-        return None, [], f"nvidia-smi could not run: {exc.strerror}"
+    proc = bounded.run([exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"], timeout)
+    if proc.returncode is None:
+        return None, [], f"nvidia-smi {proc.problem}"
     if proc.returncode != 0:
         return None, [], f"nvidia-smi exited {proc.returncode}"
     return parse_smi_csv(proc.stdout.decode("utf-8", "replace"))
@@ -135,9 +124,8 @@ def parse_smi_csv(text: str) -> tuple[Optional[str], list[GPU], str]:
         cols = [c.strip() for c in line.split(",")]
         if len(cols) < 8:
             continue
-        try:
-            index = int(cols[0])
-        except ValueError:
+        index = small_int(cols[0], 4)
+        if index is None or index < 0:
             continue
         cc = _cc(cols[2])
         gpus.append(
@@ -157,15 +145,19 @@ def parse_smi_csv(text: str) -> tuple[Optional[str], list[GPU], str]:
 
 
 def _cc(text: str) -> Optional[tuple[int, int]]:
-    m = re.match(r"^(\d+)\.(\d+)$", text.strip())
+    m = re.match(r"^(\d{1,2})\.(\d{1,2})$", text.strip(), re.ASCII)
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def _int(text: str) -> Optional[int]:
+    """A MiB figure nvidia-smi printed; "[N/A]", "inf", "nan" or absurd values are unknown."""
     try:
-        return int(float(text))
+        value = float(text)
     except ValueError:
         return None
+    if not math.isfinite(value) or not 0 <= value < 2**40:
+        return None
+    return int(value)
 
 
 def probe_host(
@@ -190,12 +182,12 @@ def probe_host(
     cuda_source = ""
     gpus: Union[tuple[GPU, ...], Unknown]
     if not nvml_problem:
-        if kmod is None and data.get("driver"):
-            version, version_source = str(data["driver"]), "NVML nvmlSystemGetDriverVersion"
-        if data.get("cuda"):
-            cuda, cuda_source = str(data["cuda"]), "NVML nvmlSystemGetCudaDriverVersion_v2"
-        if "devices" in data:
-            gpus = tuple(_gpu_from_nvml(d) for d in data["devices"])
+        if kmod is None and isinstance(data.get("driver"), str) and data["driver"]:
+            version, version_source = data["driver"][:64], "NVML nvmlSystemGetDriverVersion"
+        if isinstance(data.get("cuda"), str) and re.fullmatch(r"\d{1,2}\.\d{1,2}", data["cuda"]):
+            cuda, cuda_source = data["cuda"], "NVML nvmlSystemGetCudaDriverVersion_v2"
+        if isinstance(data.get("devices"), list):
+            gpus = tuple(_gpu_from_nvml(d, i) for i, d in enumerate(data["devices"][:1024]))
         else:
             gpus = Unknown(f"NVML: {data.get('devices_error', 'no device list')}")
     elif "within" in str(nvml_problem):
@@ -213,17 +205,29 @@ def probe_host(
     return HostProbe(Driver(version, cuda, version_source, cuda_source), gpus, context)
 
 
-def _gpu_from_nvml(d: dict[str, Any]) -> GPU:
+def _gpu_from_nvml(d: object, i: int) -> GPU:
+    """One device of the NVML child's JSON; values of the wrong type are unknown, not errors."""
+    d = d if isinstance(d, dict) else {}
     cc = d.get("cc")
+    cc_ok = (
+        isinstance(cc, list) and len(cc) == 2 and all(type(x) is int and 0 <= x < 100 for x in cc)
+    )
+
+    def mib(key: str) -> Optional[int]:
+        v = d.get(key)
+        return v if type(v) is int and 0 <= v < 2**40 else None
+
+    index = d.get("index")
+    name = d.get("name")
+    uuid = d.get("uuid")
+    mig = d.get("mig")
     return GPU(
-        index=int(d.get("index", 0)),
-        name=str(d.get("name") or "unknown"),
-        compute_capability=(int(cc[0]), int(cc[1]))
-        if isinstance(cc, list) and len(cc) == 2
-        else None,
-        memory_total_mib=d.get("memory_total_mib"),
-        memory_used_mib=d.get("memory_used_mib"),
-        mig=d.get("mig"),
-        uuid=d.get("uuid"),
+        index=index if type(index) is int and 0 <= index < 1024 else i,
+        name=name[:256] if isinstance(name, str) and name else "unknown",
+        compute_capability=(cc[0], cc[1]) if cc_ok else None,  # type: ignore[index]
+        memory_total_mib=mib("memory_total_mib"),
+        memory_used_mib=mib("memory_used_mib"),
+        mig=mig if isinstance(mig, bool) else None,
+        uuid=uuid[:128] if isinstance(uuid, str) else None,
         source="NVML",
     )

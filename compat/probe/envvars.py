@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
+
+from compat.redact import redact_value
 
 EXACT = frozenset(
     {
@@ -68,25 +69,10 @@ PREFIXES = (
     "GLOO_",
 )
 
-_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|CREDENTIAL|PRIVATE|AUTH)", re.I)
-_SECRET_VALUE = re.compile(
-    r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|"
-    r"xox[baprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{20,}\..*)$"
-)
-_URL_CREDS = re.compile(r"(://[^/\s:@]+):[^@/\s]+@")
-REDACTED = "<redacted>"
-
 
 def matters(name: str) -> bool:
     return name in EXACT or name.startswith(PREFIXES)
 
 
-def redact(name: str, value: str) -> str:
-    """Hide values that look like credentials: by name, by value shape, or inside URLs."""
-    if _SECRET_NAME.search(name) or _SECRET_VALUE.match(value):
-        return REDACTED
-    return _URL_CREDS.sub(r"\1:" + REDACTED + "@", value)
-
-
 def probe_env(environ: Mapping[str, str]) -> dict[str, str]:
-    return {k: redact(k, v) for k, v in sorted(environ.items()) if matters(k)}
+    return {k: redact_value(k, v) for k, v in sorted(environ.items()) if matters(k)}

@@ -3,26 +3,77 @@
 from __future__ import annotations
 
 import itertools
-import json
 import platform
-import subprocess
+import re
 import sys
 from dataclasses import dataclass
 from typing import Optional
 
-from compat.errors import UsageError
+from compat.errors import CompatError, UsageError
 from compat.models import PythonInfo
 
-# Runs inside the other interpreter: stdlib only, imports none of its packages.
+# Runs inside the other interpreter with -S: no `site`, so none of its .pth import lines,
+# sitecustomize or usercustomize run. The site folders `site` would add are computed here instead
+# (venv by pyvenv.cfg, system site-packages when the venv includes them, the user's site outside
+# a venv), with the plain path lines of their .pth files. Stdlib only; imports none of its packages.
 _CHILD = r"""
-import json, platform, sys, sysconfig
+import json, os, platform, sys, sysconfig
+exe = os.path.abspath(sys.executable)
+here = os.path.dirname(exe)
+cfg = next((c for c in (os.path.join(here, "pyvenv.cfg"),
+                        os.path.join(os.path.dirname(here), "pyvenv.cfg")) if os.path.isfile(c)), None)
+prefixes, system = [], True
+if cfg:
+    vals = {}
+    with open(cfg, encoding="utf-8", errors="replace") as fh:
+        for line in fh.read(65536).splitlines():
+            k, sep, v = line.partition("=")
+            if sep:
+                vals[k.strip().lower()] = v.strip()
+    prefixes.append(os.path.dirname(cfg))
+    system = vals.get("include-system-site-packages", "false").lower() == "true"
+if system:
+    prefixes.append(sys.base_prefix)
+sites = []
+for prefix in prefixes:
+    for key in ("purelib", "platlib"):
+        d = sysconfig.get_path(key, vars={"base": prefix, "platbase": prefix})
+        if d and d not in sites and os.path.isdir(d):
+            sites.append(d)
+if not cfg and not os.environ.get("PYTHONNOUSERSITE"):
+    try:
+        user = sysconfig.get_path("purelib", os.name + "_user")
+    except KeyError:
+        user = None
+    if user and os.path.isdir(user):
+        sites.insert(0, user)
+extra = []
+for d in sites:
+    try:
+        names = sorted(n for n in os.listdir(d) if n.endswith(".pth"))
+    except OSError:
+        continue
+    for n in names[:256]:
+        try:
+            with open(os.path.join(d, n), encoding="utf-8", errors="replace") as fh:
+                lines = fh.read(65536).splitlines()
+        except OSError:
+            continue
+        for line in lines[:1024]:
+            line = line.rstrip()
+            if not line or line.startswith("#") or line.startswith(("import ", "import	")):
+                continue
+            p = os.path.join(d, line)
+            if os.path.isdir(p) and p not in extra:
+                extra.append(p)
+path = [p for p in sys.path if p] + sites + extra
 print(json.dumps({
     "version": platform.python_version(),
     "implementation": sys.implementation.name,
     "executable": sys.executable,
     "platform": sysconfig.get_platform(),
     "machine": platform.machine(),
-    "path": [p for p in sys.path if p],
+    "path": path,
     "soabi": sysconfig.get_config_var("SOABI") or "",
 }))
 """
@@ -53,39 +104,42 @@ def current() -> Interpreter:
 
 
 def other(executable: str, timeout: float = 10.0) -> Interpreter:
-    """Ask another interpreter for its version and sys.path, without importing its packages."""
-    try:
-        proc = subprocess.run(
-            [executable, "-c", _CHILD],
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(
-            f"cannot run the interpreter {executable}: {exc}",
-            hint="pass the path of a python executable, e.g. /srv/venv/bin/python",
-        ) from exc
+    """Ask another interpreter for its version and import path without running its site hooks
+    (python -S, from an empty folder so nothing in the current one shadows the stdlib); its
+    answer is bounded in time and size and checked before use."""
+    import tempfile
+
+    from compat.jsondoc import Reader, parse
+    from compat.probe import bounded
+
+    hint = "pass the path of a python executable, e.g. /srv/venv/bin/python"
+    with tempfile.TemporaryDirectory(prefix="compat-") as empty:
+        proc = bounded.run([executable, "-S", "-c", _CHILD], timeout, 4 * 1024 * 1024, cwd=empty)
+    if proc.returncode is None:
+        raise UsageError(f"cannot run the interpreter {executable}: it {proc.problem}", hint=hint)
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise UsageError(
-            f"{executable} exited {proc.returncode}: {err[0]}",
-            hint="pass the path of a python executable, e.g. /srv/venv/bin/python",
-        )
+        raise UsageError(f"{executable} exited {proc.returncode}: {err[0][:300]}", hint=hint)
+    what = f"{executable} did not answer like a Python interpreter"
     try:
-        data = json.loads(proc.stdout)
-    except ValueError as exc:
-        raise UsageError(f"{executable} did not answer like a Python interpreter") from exc
-    info = PythonInfo(
-        version=data["version"],
-        implementation=data["implementation"],
-        executable=data["executable"],
-        platform=data["platform"],
-        machine=data["machine"],
-        tags=_other_tags(data["version"], data["soabi"]),
-    )
-    return Interpreter(info, tuple(data["path"]))
+        data = parse(proc.stdout.decode("utf-8", "replace"), what, hint)
+        r = Reader(what, hint)
+        doc = r.obj(data, "$")
+        version = r.get_text(doc, "version", "", limit=32)
+        if not re.fullmatch(r"\d{1,2}\.\d{1,3}(\.\d{1,4})?\S{0,16}", version, re.ASCII):
+            raise r.fail("version", f"not a Python version: {version!r}")
+        info = PythonInfo(
+            version=version,
+            implementation=r.get_text(doc, "implementation", "", "", 64),
+            executable=r.get_text(doc, "executable", "", executable, 4096),
+            platform=r.get_text(doc, "platform", "", "", 256),
+            machine=r.get_text(doc, "machine", "", "", 64),
+            tags=_other_tags(version, r.get_text(doc, "soabi", "", "", 256)),
+        )
+        path = r.texts(doc, "path", "", 10_000, 4096)
+    except CompatError as exc:
+        raise UsageError(f"{what}: {exc.message}", hint=hint) from None
+    return Interpreter(info, path)
 
 
 def _other_tags(version: str, soabi: str, limit: int = 4) -> tuple[str, ...]:

@@ -7,6 +7,8 @@ import re
 from typing import Optional, Union
 
 from compat.cudareq import cuda_from_requirements
+from compat.errors import InputError
+from compat.fileio import read_text
 from compat.models import Distribution, TorchBuild, Unknown, cuda_from_local, parse_version
 
 _ASSIGN = re.compile(r"^(__version__|cuda|hip|git_version)\s*(?::\s*[^=]+)?=\s*(.+?)\s*$", re.M)
@@ -28,19 +30,25 @@ def probe_torch(dist: Optional[Distribution]) -> Union[TorchBuild, Unknown]:
     """torch's build from its version.py, falling back to the distribution's metadata."""
     if dist is None:
         return Unknown("torch is not installed")
-    if dist.broken:
-        return Unknown(f"torch's dist-info is broken: {dist.broken}")
     deps_cuda = cuda_from_requirements(dist.requires)
     path = os.path.join(dist.location, "torch", "version.py")
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            fields = parse_version_py(fh.read())
-    except OSError:
+        # version.py is a few hundred bytes; a FIFO or a huge file is not torch's.
+        text = read_text(path, limit=64 * 1024, what="torch/version.py")
+        fields = parse_version_py(text)
+    except InputError:
+        if dist.broken:
+            return Unknown(f"torch's dist-info is broken ({dist.broken}) and {path} unreadable")
         local = dist.version.local if dist.version else None
         return TorchBuild(
             dist.version, cuda_from_local(local), None, f"dist-info of torch (no {path})", deps_cuda
         )
     version = parse_version(fields.get("__version__") or "") or dist.version
+    if dist.broken and version is None:
+        return Unknown(f"torch's dist-info is broken: {dist.broken}")
+    cuda = fields.get("cuda")
+    if cuda is not None and not re.fullmatch(r"\d{1,2}(\.\d{1,2})?", cuda):
+        cuda = None  # not a CUDA version torch writes: unknown rather than wrong
     try:
         libs = tuple(
             sorted(
@@ -51,7 +59,8 @@ def probe_torch(dist: Optional[Distribution]) -> Union[TorchBuild, Unknown]:
         )
     except OSError:
         libs = ()
-    return TorchBuild(version, fields.get("cuda"), fields.get("hip"), path, deps_cuda, libs)
+    source = path if not dist.broken else f"{path} (torch's dist-info is broken: {dist.broken})"
+    return TorchBuild(version, cuda, fields.get("hip"), source, deps_cuda, libs)
 
 
 _ARCH_CHILD = "import json, torch; print(json.dumps(torch.cuda.get_arch_list()))"

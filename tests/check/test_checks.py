@@ -333,8 +333,11 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
     }
     from compat.launch import parse_launch
 
+    # DeepEP normal mode with CUDA graphs on sglang 0.4.6.post1: COMPAT-0204 (known-crash).
+    deepep = ["--enable-deepep-moe", "--deepep-mode", "normal"]
     launch = parse_launch(
-        ["python", "-m", "sglang.launch_server", "--model-path", "m"], Version("0.4.6.post1")
+        ["python", "-m", "sglang.launch_server", "--model-path", "m", *deepep],
+        Version("0.4.6.post1"),
     )
     e = apply_overrides(
         env_of("sglang==0.4.6.post1", "torch==2.6.0", "triton==3.1.0", "flashinfer-python==0.2.3"),
@@ -342,10 +345,27 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
         gpus=("rtx4070",),
     )
     produced |= {f.code for f in check(e, load_database(), launch)}
+    mistyped = parse_launch(
+        ["python", "-m", "sglang.launch_server", "--model-path", "m", "--tp-szie", "2"],
+        Version("0.4.6.post1"),
+    )
+    produced |= {f.code for f in check(e, NO_ADVISORIES, mistyped)}
+    fit_env = apply_overrides(env_of(), MATRIX, gpus=("h100",))
+    fit_launch = parse_launch(["vllm", "serve", "m", "-tp", "2"])
+    produced |= {
+        f.code
+        for f in check(fit_env, load_database(), fit_launch, Unknown("m is not in the HF cache"))
+    }
     from compat.check.cluster import compare
     from tests.test_cluster import report
 
     produced |= {f.code for f in compare([report("a"), report("b", NCCL_IB_DISABLE="1")])}
+    broken = env_of("torch==2.7.1")
+    broken = dataclasses.replace(
+        broken,
+        distributions=(dataclasses.replace(broken.distributions[0], broken="no METADATA"),),
+    )
+    produced |= {f.code for f in check(broken, NO_ADVISORIES)}
     assert documented and documented <= produced, documented - produced
 
 

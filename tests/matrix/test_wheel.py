@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from compat import elf
 from compat.matrix import wheel
-from compat.matrix.pypi import zip_entries
+from compat.matrix.pypi import read_zip_directory
 from compat.models import Unknown
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,7 +34,7 @@ def test_recorded_whole_read_asks_only_for_the_member() -> None:
 
 def _member_of(data: bytes, name: str = "pkg/lib.so") -> tuple[BytesFile, object]:
     file = BytesFile(make_zip({name: data}))
-    entry = next(e for e in zip_entries(file) if e.name == name)
+    entry = next(e for e in read_zip_directory(file) if e.name == name)
     return file, entry
 
 
@@ -126,7 +126,7 @@ def test_not_elf_and_bad_crc_are_values() -> None:
     at = raw.find(b"\x7fELF")
     raw[at + 200] ^= 0xFF  # flip a byte of the stored member: its CRC no longer matches
     file = BytesFile(bytes(raw))
-    entry = next(e for e in zip_entries(file) if e.name == "pkg/lib.so")
+    entry = next(e for e in read_zip_directory(file) if e.name == "pkg/lib.so")
     got = wheel.read_member(file, entry)
     assert isinstance(got.info, Unknown) and "CRC" in got.info.reason
 
@@ -136,7 +136,7 @@ def test_stored_member_is_read() -> None:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as z:
         z.writestr("pkg/lib.so", make_elf(needed=["libc10.so"], defined=["a"]))
     file = BytesFile(out.getvalue())
-    entry = next(iter(zip_entries(file)))
+    entry = next(iter(read_zip_directory(file)))
     got = wheel.read_member(file, entry)
     assert isinstance(got.info, elf.ElfInfo) and got.info.needed == ("libc10.so",)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compat.matrix.pypi import RangeFile, ZipEntry
+from compat.matrix.pypi import RangeFile, ZipMember
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "wheels"
 
@@ -37,10 +37,10 @@ class ReplayFile(RangeFile):
         raise AssertionError(f"bytes {start}-{end} were not recorded")
 
 
-def recorded(case: str) -> tuple[dict[str, Any], ZipEntry, ReplayFile]:
+def recorded(case: str) -> tuple[dict[str, Any], ZipMember, ReplayFile]:
     doc = json.loads((ASSETS / f"{case}.json").read_text(encoding="utf-8"))
     reads = [(int(at), base64.b64decode(data)) for at, data in doc["reads"]]
-    return doc, ZipEntry(**doc["entry"]), ReplayFile(int(doc["size"]), reads)
+    return doc, ZipMember(**doc["entry"]), ReplayFile(int(doc["size"]), reads)
 
 
 class BytesFile(RangeFile):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -151,3 +152,34 @@ def test_nvml_script_is_stdlib_only() -> None:
     # It runs with `python -I -S`: importing compat or packaging there would fail.
     text = Path(driver._NVML_SCRIPT).read_text()
     assert "import compat" not in text and "packaging" not in text
+
+
+@pytest.mark.parametrize(
+    ("body", "gpus", "why"),
+    [
+        # "inf" and "[N/A]" figures are unknown, not a crash; an index that is not a number skips the row.
+        (
+            'echo "0, NVIDIA H100 80GB HBM3, 9.0, inf, [N/A], Disabled, GPU-1, 580.65.06"\n'
+            'echo "x, junk, 9.0, 1, 1, Disabled, GPU-2, 580.65.06"',
+            1,
+            "nvidia-smi",
+        ),
+        ("yes '0, x, 9.0, 1, 1, Disabled, GPU-1, 580'", 0, "printed more than"),
+        ("sleep 30", 0, "did not answer within"),
+    ],
+)
+def test_nvidia_smi_junk_floods_and_hangs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, gpus: int, why: str
+) -> None:
+    from compat.probe.driver import _smi
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n" + body + "\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    started = time.monotonic()
+    _driver, found, text = _smi(1.5)
+    assert time.monotonic() - started < 5
+    assert len(found) == gpus and why in text
+    if gpus:
+        assert found[0].memory_total_mib is None and found[0].compute_capability == (9, 0)

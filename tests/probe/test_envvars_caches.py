@@ -4,7 +4,8 @@ import os
 from pathlib import Path
 
 from compat.probe.caches import measure, probe_caches
-from compat.probe.envvars import REDACTED, probe_env
+from compat.probe.envvars import probe_env
+from compat.redact import REDACTED
 
 
 def test_only_variables_that_matter_with_secrets_redacted() -> None:
@@ -23,7 +24,7 @@ def test_only_variables_that_matter_with_secrets_redacted() -> None:
     assert env["NCCL_DEBUG"] == "INFO" and env["CUDA_VISIBLE_DEVICES"] == "1,2,3,4"
     assert "HF_TOKEN" not in env  # not a stack variable at all
     assert env["VLLM_API_KEY"] == REDACTED
-    assert env["SGLANG_HOST_URL"] == f"https://user:{REDACTED}@example.org/x"
+    assert env["SGLANG_HOST_URL"] == f"https://{REDACTED}@example.org/x"
     assert env["RAY_ADDRESS"] == REDACTED
 
 

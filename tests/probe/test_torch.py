@@ -92,3 +92,34 @@ def test_cpu_build_and_absent_torch(tmp_path: Path) -> None:
     build = probe_torch(scan([str(tmp_path)])[0])
     assert not isinstance(build, Unknown) and build.is_cpu
     assert probe_torch(None) == Unknown("torch is not installed")
+
+
+def test_torch_with_no_metadata_but_its_files_is_judged_and_reported(tmp_path: Path) -> None:
+    """torch's METADATA gone, torch/version.py intact: torch is not dropped; the framework's pin
+    is judged on the version torch's files give, and the broken dist-info is an error."""
+    from compat.matrix.load import Matrix
+    from compat.models import Environment, PythonInfo
+    from compat.pipeline import Database, check
+    from compat.probe.distributions import scan
+    from compat.probe.torch import probe_torch
+
+    make_dist(tmp_path, "torch", "2.7.1", metadata="")  # the folder, no METADATA
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "version.py").write_text("__version__ = '2.7.1+cu126'\ncuda = '12.6'\n")
+    make_dist(tmp_path, "sglang", "0.4.6.post1", ("torch==2.6.0; extra == 'srt'",))
+    dists = scan([str(tmp_path)])
+    tb = probe_torch(next(d for d in dists if d.key == "torch"))
+    assert not isinstance(tb, Unknown) and str(tb.version) == "2.7.1+cu126"
+    env = Environment(
+        PythonInfo("3.11.7", "cpython", "python", "linux", "x86_64"),
+        dists,
+        tb,
+        Unknown("t"),
+        Unknown("t"),
+        Unknown("t"),
+    )
+    found = check(env, Database(Matrix(), ()))
+    codes = {(f.code, f.severity.value) for f in found}
+    assert ("broken-dist", "error") in codes
+    pin = next(f for f in found if f.code == "framework-pin" and "torch" in f.packages)
+    assert "but torch 2.7.1+cu126 is installed" in pin.message

@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
 from compat.matrix import wheel  # noqa: E402
-from compat.matrix.pypi import HttpRangeFile, PyPIClient, RangeFile, zip_entries  # noqa: E402
+from compat.matrix.pypi import HttpRangeFile, PyPIClient, RangeFile, read_zip_directory  # noqa: E402
 
 # case -> (project, version, wheel file name prefix, member, settings for the reader). Reads
 # from both ends of large members are tested on generated ELF files and online.
@@ -65,7 +65,7 @@ def main() -> None:
             assert page is not None
             f = next(f for f in page.data["releases"][version] if f["filename"].startswith(prefix))
             http = HttpRangeFile(client, urljoin(page.url, f["url"]), int(f["size"]))
-            entry = next(e for e in zip_entries(http) if e.name == member)
+            entry = next(e for e in read_zip_directory(http) if e.name == member)
             saved = {k: getattr(wheel, k) for k in settings}
             for k, v in settings.items():
                 setattr(wheel, k, v)

@@ -1,0 +1,95 @@
+"""Child processes the probes run (nvidia-smi, the NVML child, another interpreter), bounded in
+time and in what they may print: a hung driver costs the timeout, a flooding one the limit, and
+neither can hang compat or fill its memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+# What a probe child legitimately prints is a few KiB (nvidia-smi's CSV for 72 GPUs ~10 KiB).
+DEFAULT_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: Optional[int]  # None when killed (timeout or flood)
+    stdout: bytes
+    stderr: bytes
+    problem: str = ""  # why it was killed or could not run ("" when it exited by itself)
+
+
+def run(
+    argv: Sequence[str],
+    timeout: float,
+    limit: int = DEFAULT_LIMIT,
+    env: Optional[dict[str, str]] = None,
+    cwd: Optional[str] = None,
+) -> Outcome:
+    """Run `argv` with no stdin; kill it (and its process group) past `timeout` seconds or once
+    its output passes `limit` bytes."""
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # its children go with it when it is killed
+        )
+    except OSError as exc:
+        return Outcome(None, b"", b"", f"could not run: {exc.strerror or exc}")
+    assert proc.stdout is not None and proc.stderr is not None
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    out: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
+    open_fds = list(out)
+    total = 0
+    end = time.monotonic() + timeout
+    problem = ""
+    try:
+        while open_fds:
+            left = end - time.monotonic()
+            if left <= 0:
+                problem = f"did not answer within {timeout:g} s"
+                break
+            ready, _, _ = select.select(open_fds, [], [], left)
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    open_fds.remove(fd)
+                    continue
+                out[fd].append(chunk)
+                total += len(chunk)
+            if total > limit:
+                problem = f"printed more than {limit} bytes"
+                break
+        if not problem:
+            try:
+                proc.wait(max(0.0, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                problem = f"did not exit within {timeout:g} s"
+    finally:
+        if problem or proc.poll() is None:
+            _kill(proc)
+        proc.stdout.close()
+        proc.stderr.close()
+    stdout, stderr = b"".join(out[out_fd]), b"".join(out[err_fd])
+    return Outcome(None if problem else proc.returncode, stdout[:limit], stderr[:limit], problem)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        with contextlib.suppress(OSError):
+            proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)

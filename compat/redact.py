@@ -1,0 +1,118 @@
+"""Secrets never leave compat: one function scrubs every text it writes (reports, snapshots,
+diffs, SARIF, cluster reports, error messages, crash reports), and env values are scrubbed when
+they are recorded.
+
+What counts as a secret: credentials in URLs (whatever characters the password holds, a token
+used as the user), values of options and variables named like secrets (`--api-key`, `HF_TOKEN=`,
+`Authorization:`), bearer/basic credentials, and token shapes that are secrets wherever they
+appear (Hugging Face, OpenAI-style, GitHub, Slack, AWS access keys, JWTs).
+"""
+
+from __future__ import annotations
+
+import re
+
+REDACTED = "<redacted>"
+
+# Words that make a name a secret's name, as whole parts of it (HF_TOKEN, api-key, DB_PASSWORD,
+# AWS_SECRET_ACCESS_KEY, auth_token), so `--tokenizer-mode` or `max_num_batched_tokens` are not.
+_SECRET_PARTS = frozenset(
+    {
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "passphrase",
+        "apikey",
+        "auth",
+        "credential",
+        "credentials",
+        "pat",
+    }
+)
+_KEY_QUALIFIERS = frozenset({"api", "access", "private", "secret", "signing", "encryption"})
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable, option or key name says its value is a secret."""
+    parts = [p for p in re.split(r"[^A-Za-z0-9]+", name.lower()) if p]
+    if any(p in _SECRET_PARTS for p in parts):
+        return True
+    return any(p == "key" and i and parts[i - 1] in _KEY_QUALIFIERS for i, p in enumerate(parts))
+
+
+# Characters a value runs over: up to whitespace, quotes, or JSON/shell punctuation.
+_V = r"[^\s\"'`,;\\]+"
+
+_TOKEN_SHAPES = re.compile(
+    r"(?<![A-Za-z0-9])(?:"
+    r"hf_[A-Za-z0-9]{20,}"
+    r"|sk-[A-Za-z0-9_-]{16,}"
+    r"|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|github_pat_[A-Za-z0-9_]{20,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|AKIA[0-9A-Z]{16}"
+    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"
+    r")"
+)
+# `--api-key X`, `--api-key=X`, `--hf-token X`: a flag and its value (kept when not a secret).
+_FLAG = re.compile(r"(--?[A-Za-z][A-Za-z0-9_-]*)(\s*=\s*|\s+)(?!-)(" + _V + ")")
+# `HF_TOKEN=value`, `"api_key": "value"`, `password: value`.
+_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*)(\"?\s*[:=]\s*\"?)(" + _V + ")")
+_AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", REDACTED.lower()})
+_SCHEME_AUTH = re.compile(r"\b(Bearer|Basic|Token)\s+(" + _V + ")", re.I)
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)(" + _V + ")")
+_HOST = re.compile(r"[A-Za-z0-9.-]+(?::\d+)?(?:[/?#]|$)")
+
+
+def _url(m: re.Match[str]) -> str:
+    """`scheme://user:pa/ss@word@host/path` -> `scheme://<redacted>@host/path`: the userinfo ends
+    at the last `@` that is followed by a host name, so `/` and `@` in a password do not stop it."""
+    scheme, rest = m.group(1), m.group(2)
+    naive = rest.split("/", 1)[0]
+    if "@" not in naive and not re.search(r":[^0-9]", naive):
+        return m.group(0)  # a plain host[:port]: a later `@` is a VCS revision (repo.git@v1.2)
+    cut = -1
+    for i, ch in enumerate(rest):
+        if ch == "@" and _HOST.match(rest, i + 1):
+            cut = i
+    if cut < 0:
+        return m.group(0)
+    return f"{scheme}{REDACTED}{rest[cut:]}"
+
+
+def redact_text(text: str) -> str:
+    """`text` with every secret this module knows replaced by <redacted>."""
+    if not text:
+        return text
+    text = _URL.sub(_url, text)
+    text = _SCHEME_AUTH.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _FLAG.sub(_named, text)
+    text = _ASSIGN.sub(_named, text)
+    return _TOKEN_SHAPES.sub(REDACTED, text)
+
+
+def _named(m: re.Match[str]) -> str:
+    name, sep, value = m.group(1), m.group(2), m.group(3)
+    if not is_secret_name(name) or value.lower() in _AUTH_SCHEMES or value.startswith(REDACTED):
+        return m.group(0)
+    return f"{name}{sep}{REDACTED}"
+
+
+def redact_value(name: str, value: str) -> str:
+    """An environment variable's value as compat records it: all of it when the name says it is
+    a secret, else with the secrets inside it scrubbed."""
+    if is_secret_name(name):
+        return REDACTED
+    return redact_text(value)
+
+
+def quote_line(line: str, limit: int = 120) -> str:
+    """A line of an input file for a message: secrets scrubbed, control characters escaped,
+    cut to `limit` characters."""
+    from compat.jsondoc import printable
+
+    shown = printable(redact_text(line))
+    if len(shown) > limit:
+        shown = shown[: limit - 3] + "..."
+    return f"'{shown}'" if "'" not in shown else f'"{shown}"'
