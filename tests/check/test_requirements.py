@@ -64,3 +64,15 @@ def test_packages_outside_the_stack_that_pin_it_are_read_and_judged(tmp_path: Pa
     )
     assert "openrlhf 0.8.0 requires ray>=2.40, which is not installed" in found["stack-pin"]
     assert not any("accelerate" in m for m in found["stack-pin"])  # torch>=2.0.0 holds
+
+
+def test_other_platform_extras_never_apply_to_a_cuda_stack() -> None:
+    """sglang 0.4.6.post1 pins vllm==0.6.7.dev2 only in its [srt-hip] extra: a CUDA stack with
+    another vllm is not judged by it (in check, and in lint through the same pipeline)."""
+    text = (
+        "sglang==0.4.6.post1\ntorch==2.6.0\ntriton==3.2.0\ntorchvision==0.21.0\n"
+        "vllm==0.8.4\nflashinfer-python==0.2.3\n"
+    )
+    env = env_from_freeze(text, "f.txt", DB.matrix)
+    messages = [m for ms in _codes(env).values() for m in ms]
+    assert not any("srt-hip" in m or "0.6.7.dev2" in m for m in messages), messages
