@@ -70,9 +70,20 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "compiled kernel package built for another torch, CUDA or C++ ABI",
         "a compiled kernel package (flashinfer, sgl-kernel, flash-attn, vllm _C) built for another "
         "torch, CUDA or C++ ABI",
-        "Local tags (`+cu124torch2.5`, `cxx11abiFALSE`), the kernel's torch pin, and with `--deep` "
-        "the shared objects themselves: libtorch/c10 libraries they need that torch lacks, their "
-        "libcudart major, and libtorch/c10 symbols they import that torch's libraries do not export.",
+        "Local tags (`+cu124torch2.5`, `cxx11abiFALSE`), the kernel's torch pin, and with "
+        "`--deep` the shared objects themselves: libtorch/c10 libraries they need that torch "
+        "lacks, their libcudart major, and libtorch/c10 symbols they import that torch's "
+        "libraries do not export. Packages that declare no exact torch pin (sgl-kernel / "
+        "sglang-kernel, sgl-deep-gemm, torchao, lmcache, mooncake, ...) are also judged offline "
+        "by their **build facts** (`matrices/generated/builds/`): the torch symbols their PyPI "
+        "wheel imports, read from the wheel, against the symbols the installed torch release's "
+        "libraries export. A wheel that imports a symbol the installed torch lacks is an error "
+        "(its import fails with `undefined symbol`); the message names the torch it was built "
+        "against and the fix names the newest release of the package built for the installed "
+        "torch. When torch's exports are not in the database, a framework release that pinned "
+        "the package together with another torch (a co-pin) or a `+...torchX.Y` tag gives a "
+        "warning instead. A locally tagged install (`+cu126`) came from another index: its "
+        "wheel was not read, and build facts are not used for it.",
         (
             "install the kernel build made for the installed torch and CUDA (flashinfer publishes one "
             "index per CUDA and torch; sgl-kernel and vLLM: the release the framework pins)",
@@ -101,12 +112,14 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "more than one CUDA major in the stack",
         "more than one CUDA major among torch, nvidia-* wheels, kernels and LD_LIBRARY_PATH",
         "The CUDA major of torch's build, of `-cu12`/`-cu13` wheels, of the unsuffixed wheels "
-        "versioned like CUDA (`nvidia-cuda-runtime`, `cuda-toolkit`, ...; cuFFT/cuBLAS carry their "
-        "own version numbers and are not read), of kernels' local tags, and of CUDA folders on "
-        "LD_LIBRARY_PATH. Folders on LD_LIBRARY_PATH and kernels of another major are errors (they "
-        "load before torch's); stray wheels a warning. Within one major, a kernel tagged for a "
-        "newer CUDA minor than torch (+cu126 beside a +cu124 torch) is an error (it may need "
-        "runtime APIs torch's runtime lacks), an older minor a warning.",
+        "versioned like CUDA (`nvidia-cuda-runtime`, `cuda-toolkit`, ...; cuFFT/cuBLAS carry "
+        "their own version numbers and are not read), of kernels' local tags, and of CUDA "
+        "folders on LD_LIBRARY_PATH, and, for a kernel without a CUDA tag, the `libcudart.so.N` "
+        "(or `libnvrtc`, `libcublas`, ...) its PyPI wheel links (build facts; only when it "
+        "links one major). Folders on LD_LIBRARY_PATH and kernels of another major are errors "
+        "(they load before torch's); stray wheels a warning. Within one major, a kernel tagged "
+        "for a newer CUDA minor than torch (+cu126 beside a +cu124 torch) is an error (it may "
+        "need runtime APIs torch's runtime lacks), an older minor a warning.",
         (
             "take torch, its companions and the kernels from one CUDA index: `compat lock --cuda X.Y`",
             "drop folders of another CUDA from LD_LIBRARY_PATH; uninstall stray nvidia-*-cuNN wheels "

@@ -39,10 +39,11 @@ class Package:
     extension: str = ""
     sdist_ok: bool = False
     cluster: bool = False
+    builds: bool = False
     source: str = ""
 
 
-_BOOLS = ("sync", "prefix", "links_torch", "sdist_ok", "cluster")
+_BOOLS = ("sync", "prefix", "links_torch", "sdist_ok", "cluster", "builds")
 _STRS = ("group", "successor", "extension")
 _KEYS = frozenset({"name", "family", "source", *_BOOLS, *_STRS})
 
@@ -128,6 +129,11 @@ class Families:
     @property
     def synced(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.rows if p.sync)
+
+    @property
+    def built(self) -> tuple[str, ...]:
+        """Projects whose wheels' shared objects the sync reads (generated/builds/)."""
+        return tuple(p.name for p in self.rows if p.builds and not p.prefix)
 
     @property
     def extensions(self) -> dict[str, str]:
