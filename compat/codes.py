@@ -277,6 +277,15 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         ("reinstall it: pip install --force-reinstall --no-deps 'NAME==VERSION'",),
         ("https://packaging.python.org/en/latest/specifications/recording-installed-packages/",),
     ),
+    "stack-pin": CodeText(
+        "a requirement on a stack package is not met",
+        "an installed distribution's requirement on a package of the stack is not met (what `pip check` reports, judged with what compat knows of each build)",
+        "Every Requires-Dist of every installed distribution that names a package of the stack, with its marker evaluated for the checked Python and Linux (extras left out, as pip check does): torch's pins of its CUDA runtime wheels (nvidia-cuda-runtime-cu12==12.6.77 against 12.4.127 installed), an RL framework or a cache connector pinning vllm, a library pinning torch. The installed version is the one compat knows best (torch's from its files, a broken dist-info's from its folder). For a freeze file without the distribution's metadata, the database's record of that release is read (a build from another index keeps only its non-CUDA pins). What a more specific check judges is left to it: the framework's pins (framework-pin), torch's triton (torch-triton), a kernel's or companion's torch (kernel-torch, torch-companion). A version that does not satisfy the requirement is an error; a required package that is missing a warning, when the environment is complete (not a freeze excerpt).",
+        (
+            "install what the requirement asks for (the finding names it), or a release of the requiring package that supports the installed version",
+        ),
+        ("https://pip.pypa.io/en/stable/cli/pip_check/",),
+    ),
 }
 
 

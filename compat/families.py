@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,15 @@ def load(path: Optional[Path] = None) -> Families:
     if problems:
         raise DataError(problems, hint="run `compat matrix validate`")
     return Families(rows)
+
+
+# Extras that select another accelerator than NVIDIA's (sglang[srt-hip], [srt-xpu], [srt-npu],
+# vllm's rocm/tpu variants, [cpu]): their requirements never apply to a CUDA stack.
+_OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron|gaudi")
+
+
+def other_platform_extra(extra: str) -> bool:
+    return _OTHER_PLATFORM.search(extra.lower()) is not None
 
 
 @functools.lru_cache(maxsize=1)

@@ -272,6 +272,9 @@ class Environment:
     launch: tuple[str, ...] = ()
     # Whether the compiled objects were read (--deep): Distribution.objects, TorchBuild.arch_list.
     deep: bool = False
+    # A list of pins that may leave packages out (a freeze excerpt, a requirements file): a
+    # package missing from it is not known to be missing from the environment.
+    partial: bool = False
 
     def dist(self, name: str) -> Optional[Distribution]:
         key = canonicalize_name(name)
@@ -332,6 +335,7 @@ class Code(str, enum.Enum):
     PARALLELISM = "parallelism"
     MEMORY_FIT = "memory-fit"
     BROKEN_DIST = "broken-dist"
+    STACK_PIN = "stack-pin"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------

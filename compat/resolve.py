@@ -26,7 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from compat.advisories import Advisory
 from compat.errors import ResolutionError, UsageError
-from compat.families import Family, families
+from compat.families import Family, families, other_platform_extra
 from compat.matrix.load import Matrix
 from compat.matrix.schema import Release, TorchBuildInfo, WheelIndex, cc_str
 from compat.models import GPU, Distribution, Driver, Environment, TorchBuild, Unknown, cuda_tag
@@ -43,8 +43,6 @@ FLASHINFER_PARTS = _FAM.groups()["flashinfer"]
 # Projects whose sdist is an installable package (flashinfer-python compiles its kernels at run
 # time); for the others an sdist means compiling CUDA code at install, which a lock must not ask.
 SDIST_OK = frozenset(p.name for p in _FAM.rows if p.sdist_ok)
-# Extras that select another accelerator: never the CUDA tuple's carrier.
-_OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron|gaudi")
 # Advisory severities that make a tuple unacceptable (a hung server is as dead as a crashed one).
 BLOCKING = frozenset({"crash", "hang"})
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -453,7 +451,7 @@ def carrier_extras(rel: Release) -> tuple[str, ...]:
             continue
         if key == "torch" and not str(r.marker).count("extra"):
             return ()
-        on_torch |= {e for e in _extras_of(r) if not _OTHER_PLATFORM.search(e)}
+        on_torch |= {e for e in _extras_of(r) if not other_platform_extra(e)}
     if any(_key(r.name) == "torch" and r.marker is None for r in rel.requires):
         return ()
     if "srt" in on_torch:

@@ -184,6 +184,8 @@ def _crash(adv_id: str, packages: dict[str, str], gpu_cc: list[str], launch: boo
         "details": "d",
         "severity": "crash",
         "published": "2026-01-01",
+        "project": "pytorch",
+        "confirmed": "maintainer",
         "evidence": "e",
         "source": "test",
         "references": [{"type": "report", "url": "https://example.com/x"}],

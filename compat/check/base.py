@@ -9,7 +9,14 @@ from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvir
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from compat.models import Distribution, Environment, TorchBuild, Unknown, canonicalize_name
+from compat.models import (
+    Distribution,
+    Environment,
+    TorchBuild,
+    Unknown,
+    canonicalize_name,
+    cuda_from_local,
+)
 
 if TYPE_CHECKING:
     from compat.advisories import Model
@@ -103,7 +110,14 @@ def requires_of(ctx: Context, dist: Distribution) -> tuple[Requirement, ...]:
     if dist.version is None:
         return ()
     rel = ctx.matrix.release(dist.name, dist.version)
-    return rel.requires if rel else ()
+    if rel is None:
+        return ()
+    local = cuda_from_local(dist.version.local)
+    if local and rel.cuda and local != rel.cuda:
+        # A build from another index (torch 2.7.1+cu118): the database records PyPI's build,
+        # whose CUDA runtime pins are not this build's.
+        return tuple(r for r in rel.requires if not canonicalize_name(r.name).startswith("nvidia-"))
+    return rel.requires
 
 
 def satisfied(req: Requirement, version: Version) -> bool:
