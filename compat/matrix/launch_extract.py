@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
@@ -1670,51 +1670,98 @@ def _unset_tests(test: ast.AST) -> set[str]:
     return out
 
 
-def _assigned_in(body: Sequence[ast.AST]) -> set[str]:
+def _set_tests(test: ast.AST) -> set[str]:
+    """Dests a condition finds set: `X`, `X is not None`, `X != None`, `isinstance(X, ...)`,
+    `len(X)`, through `and`."""
     out: set[str] = set()
-    for stmt in body:
-        for node in ast.walk(stmt):
-            targets: list[ast.AST] = []
-            if isinstance(node, ast.Assign):
-                targets = list(node.targets)
-            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
-                targets = [node.target]
-            for t in targets:
-                dest = _dest_of(t)
-                if dest:
-                    out.add(dest)
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        for v in test.values:
+            out |= _set_tests(v)
+        return out
+    dest = _dest_of(test)
+    if dest:
+        out.add(dest)
+    elif isinstance(test, ast.Compare) and len(test.ops) == 1:
+        right = test.comparators[0]
+        if (
+            isinstance(test.ops[0], (ast.IsNot, ast.NotEq))
+            and isinstance(right, ast.Constant)
+            and right.value is None
+        ):
+            dest = _dest_of(test.left)
+            if dest:
+                out.add(dest)
+    elif (
+        isinstance(test, ast.Call)
+        and isinstance(test.func, ast.Name)
+        and test.func.id in ("isinstance", "len")
+        and test.args
+    ):
+        dest = _dest_of(test.args[0])
+        if dest:
+            out.add(dest)
     return out
 
 
+def _empty(value: ast.AST) -> bool:
+    """`[]`, `{}`, `()`, `""`, `None`: a fill-in that leaves the setting as good as unset."""
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return not value.elts
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+        return value.func.id in ("list", "dict", "tuple", "set") and not value.args
+    return isinstance(value, ast.Constant) and value.value in (None, "")
+
+
+def _reads(node: ast.AST, dest: str) -> bool:
+    return any(_dest_of(n) == dest for n in ast.walk(node))
+
+
+def _falls_back(dest: str, value: ast.AST) -> bool:
+    """`X = X or ...`, `X = ... if X is None else X`, `X = X if X is not None else ...`."""
+    if isinstance(value, ast.BoolOp) and isinstance(value.op, ast.Or):
+        return any(_dest_of(v) == dest for v in value.values[:-1])
+    if isinstance(value, ast.IfExp):
+        return dest in _unset_tests(value.test) or dest in _set_tests(value.test)
+    return False
+
+
 def _filled_when_unset(tree: ast.AST) -> set[str]:
-    """Dests the code gives a value when the user left them unset: an assignment under a
-    condition that finds the dest unset (`if self.X is None: self.X = ...`), or one that falls
-    back on itself (`self.X = self.X or ...`, `self.X = ... if self.X is None else self.X`).
-    An assignment that only reshapes a given value (`if self.X: self.X = normalize(self.X)`)
-    does not count: an unset X stays unset."""
+    """Dests the code may give a value when the user left them unset (their None default is
+    then decided at startup). Every assignment to `self.X` counts except those that only
+    reshape a given value: under a condition that finds X set (`if self.X: self.X = {...}`,
+    `if isinstance(self.X, list): ...`) or computed from X itself without a fallback
+    (`self.X = normalize(self.X)`), and those that leave it empty (`self.X = []`). An
+    assignment under `if self.X is None:`, or one that
+    falls back (`self.X = self.X or ...`), always counts. Unsure cases count: an unknown
+    default is shown as such, a wrong None would silence what depends on it."""
     out: set[str] = set()
-    for node in ast.walk(tree):
+
+    def visit(node: ast.AST, set_here: frozenset[str]) -> None:
         if isinstance(node, ast.If):
-            unset = _unset_tests(node.test)
-            if unset:
-                out |= unset & _assigned_in(node.body)
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-            dest = _dest_of(node.targets[0])
-            value = node.value
-            if dest is None:
+            sets = _set_tests(node.test)
+            for child in node.body:
+                visit(child, set_here | sets)
+            for child in node.orelse:
+                visit(child, set_here)
+            return
+        targets: list[ast.AST] = []
+        value: Optional[ast.AST] = None
+        if isinstance(node, ast.Assign):
+            targets, value = list(node.targets), node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        for t in targets:
+            dest = _dest_of(t)
+            if dest is None or value is None or _empty(value):
                 continue
-            if isinstance(value, ast.BoolOp) and isinstance(value.op, ast.Or):
-                if any(_dest_of(v) == dest for v in value.values[:-1]):
-                    out.add(dest)
-            elif isinstance(value, ast.IfExp) and dest in _unset_tests(value.test):
+            if _falls_back(dest, value) or (dest not in set_here and not _reads(value, dest)):
                 out.add(dest)
-            elif (
-                isinstance(value, ast.IfExp)
-                and isinstance(value.test, ast.Compare)
-                and _dest_of(value.test.left) == dest
-                and any(isinstance(op, (ast.IsNot, ast.NotEq)) for op in value.test.ops)
-            ):
-                out.add(dest)  # self.X = self.X if self.X is not None else ...
+        for child in ast.iter_child_nodes(node):
+            visit(child, set_here)
+
+    visit(tree, frozenset())
     return out
 
 
