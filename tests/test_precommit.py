@@ -170,7 +170,7 @@ def test_hook_fails_a_bad_requirements_file_and_passes_a_good_one(
     assert bad.returncode == 1, out
     assert "compat lint" in out and "Failed" in out
     assert (
-        "requirements.txt:5: torch-triton error: triton 3.1.0 does not match torch 2.7.1, "
+        "requirements.txt:5: torch-triton error: triton 3.1.0 does not match torch 2.7.1+cu126, "
         "which requires triton==3.3.1"
     ) in out
     good = _try_repo(project, offline, "requirements-serve.txt", "README.md")
