@@ -332,6 +332,8 @@ class Code(str, enum.Enum):
     PARALLELISM = "parallelism"
     MEMORY_FIT = "memory-fit"
     BROKEN_DIST = "broken-dist"
+    UNPINNED = "unpinned"
+    PIN_CONFLICT = "pin-conflict"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------

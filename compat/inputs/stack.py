@@ -207,12 +207,15 @@ def environment_of(
         said = torch_pin.cuda
         how = f"{origin} (pinned version)"
         if cuda is None and said:
-            if "." in said:
+            if said == "cpu":
+                how = f"{origin} (pinned version; a CPU build as the file states)"
+            elif "." in said:
                 cuda = said
             else:
                 deps = said
-            how = f"{origin} (pinned version; CUDA {said} as the file states)"
-        if cuda is None and deps is None and not tv.local:
+            if said != "cpu":
+                how = f"{origin} (pinned version; CUDA {said} as the file states)"
+        if cuda is None and deps is None and not tv.local and said != "cpu":
             rel = matrix.release("torch", tv)
             deps = rel.cuda if rel else None
         hip = tv.local[4:] if tv.local and tv.local.startswith("rocm") else None
