@@ -29,7 +29,7 @@ from compat.inputs.stack import environment_of
 from compat.jsondoc import printable
 from compat.matrix.load import Matrix
 from compat.models import Code, Environment, Finding, Severity
-from compat.pipeline import Database, check
+from compat.pipeline import Database, LaunchInput, check, parse_launch_for
 
 __all__ = [
     "FILE_PATTERN",
@@ -133,6 +133,7 @@ class _Scope:
     python: Optional[str] = None
     machine: Optional[str] = None
     settings: dict[str, Setting] = field(default_factory=dict)
+    launch_line: int = 0
 
 
 def _environment(
@@ -206,7 +207,9 @@ def _check_scope(
     if not exact and not scope.env:
         return []
     env = _environment(exact, scope, db.matrix, target)
-    found = check(env, db, ignore=target.ignore)
+    # A Dockerfile's ENTRYPOINT/CMD is the server command: parsed by the release it starts.
+    launch = parse_launch_for(env, LaunchInput()) if env.launch else None
+    found = check(env, db, launch, ignore=target.ignore)
     pinned = set(exact)
     out = [_place(f, exact, scope) for f in found if _keep(f, pinned, target, scope)]
     for _, pin in sorted(ranges.items()):
@@ -223,6 +226,9 @@ def _place(f: Finding, pinned: dict[str, Pin], scope: _Scope) -> LintFinding:
         f, message=_present(f.message), evidence=tuple(_present(e) for e in f.evidence)
     )
     names = _names_in(f, pinned)
+    if f.code == Code.LAUNCH_FLAG.value and scope.launch_line:
+        related = tuple(pinned[k] for k in names)
+        return LintFinding(scope.origin.split("[", 1)[0], scope.launch_line, shown, related)
     if names:
         subject = pinned[names[-1]]
         return LintFinding(subject.path, subject.line, shown, tuple(pinned[k] for k in names[:-1]))
@@ -345,6 +351,7 @@ def lint_files(
                 pf.python,
                 pf.machine,
                 {s.key: s for s in pf.env},
+                pf.launch_line,
             )
             for lf in _check_scope(pins, scope, db, target):
                 add(lf)

@@ -92,6 +92,7 @@ class PinFile:
     machine: Optional[str] = None  # the platform the file names (`FROM --platform=linux/arm64`)
     launch: tuple[str, ...] = ()  # the server command it runs (a Dockerfile's ENTRYPOINT + CMD)
     kind: str = ""
+    launch_line: int = 0  # the line that states the server command
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,8 @@ def implied(
             extras |= more
         for req in rel.requires:
             key = canonicalize_name(req.name)
-            if key in have or not table.is_stack(key):
+            # NVIDIA's runtime wheels are left out: the checks derive them from torch's own pins.
+            if key in have or not table.is_stack(key) or table.family(key) is Family.RUNTIME:
                 continue
             if not any(holds(req.marker, marker_env(python, machine, x)) for x in {"", *extras}):
                 continue
