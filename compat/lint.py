@@ -57,7 +57,8 @@ LINT_SCHEMA = "compat.lint/1"
 FILE_PATTERN = re.compile(
     r"(^|/)(requirements[^/]*\.txt|requirements/[^/]+\.txt|constraints[^/]*\.txt|pyproject\.toml"
     r"|pylock(\.[^/.]+)?\.toml|uv\.lock|environment[^/]*\.ya?ml"
-    r"|(Dockerfile|Containerfile)([._-][^/]*)?|[^/]+\.(dockerfile|Dockerfile|containerfile))$"
+    r"|(Dockerfile|Containerfile)(?![^/]*\.dockerignore$)([._-][^/]*)?"
+    r"|[^/]+\.(dockerfile|Dockerfile|containerfile))$"
 )
 
 # Codes whose findings are about the host (driver, GPUs, caches, env vars): in a pinned file

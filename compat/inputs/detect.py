@@ -31,7 +31,8 @@ READS = (
 # Only the head of a file is looked at to tell its format: enough for any header.
 _SNIFF = 64 * 1024
 _DOCKERFILE_NAME = re.compile(
-    r"^(?:(?:Dockerfile|Containerfile)(?:[._-][^/]*)?|[^/]+\.(?:[Dd]ockerfile|[Cc]ontainerfile))$"
+    r"^(?:(?:Dockerfile|Containerfile)(?![^/]*\.dockerignore$)(?:[._-][^/]*)?"
+    r"|[^/]+\.(?:[Dd]ockerfile|[Cc]ontainerfile))$"
 )
 _REQUIREMENTS_NAME = re.compile(
     r"^(?:requirements|constraints)[^/]*$|\.(?:txt|in|pip)$", re.IGNORECASE
