@@ -240,7 +240,7 @@ def _parse_env_yml(text: str, path: str, problems: list[Problem]) -> _EnvYml:
             in_pip, pip_indent = True, indent
             continue
         entry = _scalar(item)
-        if entry is None or re.match(r"^[A-Za-z0-9_.-]+\s*:", item):
+        if entry is None or re.match(r"^[A-Za-z0-9_.-]+\s*:(\s|$)", item):
             problems.append((path, n, f"{section}: not understood: {quote_line(item)}"))
             continue
         (doc.channels if section == "channels" else doc.conda).append(_Item(entry, n))

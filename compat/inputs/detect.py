@@ -8,6 +8,7 @@ import re
 from typing import Optional
 
 from compat.errors import InputError
+from compat.jsondoc import printable
 
 
 class Kind(str, enum.Enum):
@@ -117,7 +118,11 @@ def detect(path: str, text: str) -> Kind:
     head = text[:_SNIFF]
     stripped = head.lstrip()
     if stripped.startswith("{"):
-        return Kind.SNAPSHOT
+        if "compat" in head:  # a snapshot names its schema, compat.env/1
+            return Kind.SNAPSHOT
+        raise InputError(
+            f"{printable(path)}: JSON that is not a compat snapshot; compat reads {READS}"
+        )
     if _conda_list(head):
         return Kind.CONDA_LIST
     if _YAML_DEPENDENCIES.search(head):
@@ -136,4 +141,4 @@ def detect(path: str, text: str) -> Kind:
         return Kind.REQUIREMENTS
     if body and _requirement_like(body[0]):
         return Kind.REQUIREMENTS
-    raise InputError(f"{path}: not a format compat reads; it reads {READS}")
+    raise InputError(f"{printable(path)}: not a format compat reads; it reads {READS}")

@@ -62,17 +62,29 @@ def index_rows(url: str, matrix: Matrix) -> list[WheelIndex]:
     return best
 
 
-def _admits(row: WheelIndex, pin: Pin, version: Version, torch: Optional[Version]) -> bool:
-    """Whether the row's `when` admits the pinned release (judged on torch's version when the
-    row names torch and the pin is a companion); unknown counts as admitted."""
+def _admits(
+    row: WheelIndex, pin: Pin, version: Version, torch: Optional[Version], matrix: Matrix
+) -> bool:
+    """Whether the row's `when` admits the pinned release. A row that names torch judges a
+    companion by the torch release it is built for (torchvision 0.20.1 is torch 2.5.1's, not on
+    an index that starts at torch 2.6), else by the torch pinned beside it; unknown admits."""
     when = row.when
     if when is None:
         return True
     subject = canonicalize_name(when.name)
     if subject == pin.key:
         return when.specifier.contains(Version(version.public), prereleases=True)
-    if subject == "torch" and torch is not None:
-        return when.specifier.contains(Version(torch.public), prereleases=True)
+    if subject == "torch":
+        rel = matrix.release(pin.key, Version(version.public))
+        built = [
+            parse_version(s.version)
+            for r in (rel.pins("torch") if rel else [])
+            for s in r.specifier
+            if s.operator in ("==", "===")
+        ]
+        target = next((v for v in built if v is not None), None) or torch
+        if target is not None:
+            return when.specifier.contains(Version(target.public), prereleases=True)
     return True
 
 
@@ -93,7 +105,7 @@ def index_local(
             for r in index_rows(url, matrix)
             if pin.key in {canonicalize_name(p) for p in r.projects}
             and r.local
-            and _admits(r, pin, version, torch)
+            and _admits(r, pin, version, torch, matrix)
         ]
         tags = {r.local for r in rows}
         if len(tags) == 1:
