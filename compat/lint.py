@@ -21,8 +21,9 @@ from typing import Any, Callable, Optional
 from packaging.utils import canonicalize_name
 
 from compat.errors import CompatError
+from compat.hardware import parse_driver
 from compat.inputs import apply_overrides, read_pins
-from compat.inputs.base import Pin, PinFile, ReadOptions, Setting, holds, marker_env
+from compat.inputs.base import Note, Pin, PinFile, ReadOptions, Setting, holds, marker_env
 from compat.inputs.detect import Kind, kind_by_name, requirements_name
 from compat.inputs.requirements import read_pylock, read_pyproject, read_requirements
 from compat.inputs.stack import environment_of
@@ -295,10 +296,14 @@ def _judge_range(
     )
 
 
-def _keep_note(f: Finding, target: Target) -> bool:
+def _keep_note(note: Note, target: Target, matrix: Matrix) -> bool:
     """A note of a reader, shown unless ignored or about a host nobody gave."""
+    f = note.finding
     if f.code in target.ignore or (f.advisory or "") in target.ignore:
         return False
+    if note.below_cuda is not None:
+        cuda = parse_driver(target.driver, matrix.driver_catalog).cuda if target.driver else None
+        return note.applies(cuda, bool(target.driver))
     return f.code not in _HOST_CODES or bool(target.driver or target.gpus)
 
 
@@ -342,7 +347,7 @@ def lint_files(
         pf = read_file(text, path, read, db.matrix, target)
         problems.extend(pf.problems)
         for note in pf.notes:
-            if _keep_note(note.finding, target):
+            if _keep_note(note, target, db.matrix):
                 add(LintFinding(note.path, note.line, note.finding))
         for name, pins in pf.scopes:
             scope = _Scope(

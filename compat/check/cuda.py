@@ -132,7 +132,9 @@ def check_mix(ctx: Context) -> list[Finding]:
             f"CUDA {'/'.join(sorted({str(m) for m, _ in odd}))} parts beside a CUDA {ref} torch",
             evidence=tuple(s for m, s in sources if m == ref)[:1] + tuple(s for _, s in odd),
             fix=tuple(fixes),
-            packages=tuple(sorted({s.split()[0] for _, s in odd if not s.startswith(_SYSTEM)})),
+            packages=tuple(
+                sorted({s.split()[0] for _, s in odd if not s.startswith((_SYSTEM, "LD_"))})
+            ),
         )
     ]
 

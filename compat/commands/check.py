@@ -44,7 +44,7 @@ class Inputs:
 def gather(req: CheckRequest, db: Database) -> Inputs:
     """Read the environment (live, another interpreter, or a file), apply host overrides, parse
     the launch command for the framework it starts, and read the served model's facts."""
-    from compat.inputs import ReadOptions, apply_overrides, load_input
+    from compat.inputs import Note, ReadOptions, apply_overrides, load_input
 
     if req.deep and req.from_file:
         raise UsageError(
@@ -52,7 +52,7 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
             hint="run it where the stack is installed (or with --interpreter PATH)",
         )
     ignore = check_ignore(req.ignore, db)
-    notes: tuple[Finding, ...] = ()
+    notes: tuple[Note, ...] = ()
     if req.from_file:
         loaded = load_input(
             req.from_file, db.matrix, ReadOptions(req.python_version, req.machine or "x86_64")
@@ -79,10 +79,12 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
     launch = parse_launch_for(env, given)
     from compat.probe.model import model_of_launch
 
-    if isinstance(env.driver, Unknown):
-        # notes about the driver an image needs say nothing until a driver is declared
-        notes = tuple(n for n in notes if n.code != "driver-too-old")
-    return Inputs(env, launch, model_of_launch(launch, env.env), ignore, notes)
+    drv = env.driver
+    driver_cuda = None if isinstance(drv, Unknown) or isinstance(drv.cuda, Unknown) else drv.cuda
+    findings = tuple(
+        n.finding for n in notes if n.applies(driver_cuda, not isinstance(drv, Unknown))
+    )
+    return Inputs(env, launch, model_of_launch(launch, env.env), ignore, findings)
 
 
 def run_check(req: CheckRequest) -> tuple[Environment, list[Finding]]:

@@ -82,7 +82,7 @@ class Loaded:
     package) as findings."""
 
     env: Environment
-    notes: tuple[Finding, ...] = ()
+    notes: tuple[Note, ...] = ()
     kind: Kind = Kind.REQUIREMENTS
 
 
@@ -129,15 +129,19 @@ def load_input(path: str, matrix: Matrix, opts: Optional[ReadOptions] = None) ->
         machine=machine,
         launch=pf.launch,
     )
-    notes = [n.finding for n in pf.notes]
+    notes = list(pf.notes)
     others = [name for name, _ in pf.scopes[1:]]
     if others:
         notes.append(
-            Finding(
-                "unknown-combination",
-                Severity.INFO,
-                f"{path}: checked without its extras ({', '.join(others)}); "
-                "`compat lint` checks each",
+            Note(
+                path,
+                1,
+                Finding(
+                    "unknown-combination",
+                    Severity.INFO,
+                    f"{path}: checked without its extras ({', '.join(others)}); "
+                    "`compat lint` checks each",
+                ),
             )
         )
     return Loaded(env, tuple(notes), kind)

@@ -76,6 +76,19 @@ class Note:
     path: str
     line: int
     finding: Finding
+    # A note about the driver an image needs (its NVIDIA_REQUIRE_CUDA is not recorded): it says
+    # something only for a declared driver that reports an older CUDA than this.
+    below_cuda: Optional[str] = None
+
+    def applies(self, driver_cuda: Optional[str], driver_given: bool) -> bool:
+        if self.below_cuda is None:
+            return True
+        if not driver_given:
+            return False
+        from compat.models import parse_version
+
+        have, need = parse_version(driver_cuda or ""), parse_version(self.below_cuda)
+        return have is None or need is None or have < need
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def parse(text: str, path: str = "Dockerfile") -> tuple[list[Instruction], list[
                 keyword,
                 rest.strip(),
                 start + 1,
-                i if heredocs else start + len(parts),
+                i,
                 tuple(heredocs),
             )
         )
@@ -388,6 +388,7 @@ def _facts(
                         "cannot be told",
                         references=(image.source,) if image else (),
                     ),
+                    below_cuda=cuda,
                 )
             )
     return BaseFacts(tuple(pins), tuple(env), py, tuple(notes), known=True)
