@@ -178,6 +178,38 @@ def test_hook_fails_a_bad_requirements_file_and_passes_a_good_one(
     assert re.search(r"compat lint .*Passed", good.stdout), good.stdout
 
 
+INPUTS = REPO / "tests" / "assets" / "inputs"
+
+
+@pytest.mark.slow
+def test_hook_reads_dockerfiles_uv_locks_and_conda_files(
+    tmp_path: Path, offline: dict[str, str]
+) -> None:
+    """The hook on a repository holding each kind of file, broken and then fixed."""
+    docker = INPUTS / "docker"
+    bad = {
+        "Dockerfile": (docker / "cuda12-base-cu13-torch.Dockerfile").read_text(),
+        "uv.lock": (INPUTS / "uvlock" / "bad" / "uv.lock").read_text(),
+        "environment.yml": (INPUTS / "conda" / "environment-broken.yml").read_text(),
+        "notes.md": "not linted\n",
+    }
+    project = _project(tmp_path, bad, offline)
+    run = _try_repo(project, offline, *bad)
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    assert "Dockerfile:11: cuda-mix error: CUDA 12 parts beside a CUDA 13 torch" in out
+    assert "uv.lock:29: framework-pin error: sglang 0.4.6.post1 requires torch==2.6.0" in out
+    assert "environment.yml:9: pin-conflict error: pytorch-cuda=12.1" in out
+    assert "notes.md" not in out
+    (project / "Dockerfile").write_text((docker / "cuda12-base-cu12-torch.Dockerfile").read_text())
+    (project / "uv.lock").write_text((INPUTS / "uvlock" / "good" / "uv.lock").read_text())
+    (project / "environment.yml").write_text((INPUTS / "conda" / "environment.yml").read_text())
+    subprocess.run(["git", "add", "."], cwd=project, check=True, env=offline)
+    good = _try_repo(project, offline, *bad)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert re.search(r"compat lint .*Passed", good.stdout), good.stdout
+
+
 def test_hook_manifest_is_valid_and_matches_the_linted_names() -> None:
     pytest.importorskip("pre_commit", reason="pre-commit is not installed (pip install pre-commit)")
     from pre_commit.clientlib import load_manifest

@@ -85,7 +85,7 @@ def parse_spec(text: str, line: int) -> Optional[CondaSpec]:
         spec = rest
     elif rest:
         words = rest.split()
-        if len(words) > 2:
+        if len(words) > 2 or not re.match(r"^[0-9*<>=!~]", words[0]):
             return None
         spec = words[0]
         build = words[1] if len(words) > 1 else ""
@@ -475,7 +475,7 @@ def read_environment_yml(
     return PinFile(
         path,
         (("", tuple(pip + mapped.pins)),),
-        tuple(problems),
+        tuple(sorted(problems, key=lambda p: p[1])),
         env=env,
         notes=tuple(notes),
         python=mapped.python,
