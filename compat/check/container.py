@@ -156,7 +156,7 @@ def check(ctx: Context) -> list[Finding]:
                 Code.DRIVER_TOO_OLD.value,
                 Severity.ERROR,
                 f"the container runtime refuses to start this image on driver {drv.version}: "
-                f"its {summary.split(' (')[0]} does not hold ({why})",
+                f"its {summary} does not hold ({why})",
                 evidence=(summary, why),
                 fix=fixes,
                 references=(_DOCS,),
