@@ -221,11 +221,28 @@ def _check_scope(
     return out
 
 
+_PIP_PIN = re.compile(r"^pip install '?([A-Za-z0-9][A-Za-z0-9._-]*)([<>=!~][^' ]*)'?$")
+
+
+def _edit(fix: str, pinned: dict[str, Pin]) -> str:
+    """A fix that installs a pinned package, said as the line to change: a lint fix is an edit."""
+    m = _PIP_PIN.match(fix.strip())
+    if not m:
+        return fix
+    pin = pinned.get(canonicalize_name(m.group(1)))
+    if pin is None or pin.via:
+        return fix  # a pin the file does not state (a base image's, one pulled in): no line to edit
+    return f"{pin.where}: change `{pin.text}` to `{m.group(1)}{m.group(2)}`"
+
+
 def _place(f: Finding, pinned: dict[str, Pin], scope: _Scope) -> LintFinding:
     """At the line of the last pin the finding names (the others are related), else at the line
     of a variable it names, else at the first pin."""
     shown = dataclasses.replace(
-        f, message=_present(f.message), evidence=tuple(_present(e) for e in f.evidence)
+        f,
+        message=_present(f.message),
+        evidence=tuple(_present(e) for e in f.evidence),
+        fix=tuple(_edit(x, pinned) for x in f.fix),
     )
     names = _names_in(f, pinned)
     if f.code == Code.LAUNCH_FLAG.value and scope.launch_line:

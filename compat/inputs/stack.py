@@ -193,10 +193,12 @@ def environment_of(
     python: Optional[str] = None,
     machine: str = "x86_64",
     launch: Sequence[str] = (),
+    partial: bool = True,
 ) -> Environment:
     """An Environment of the exact pins (the first pin of a name wins): versions with the local
     tag of the index each comes from, torch's CUDA from its local tag, the CUDA the file states,
-    or the database's record of the PyPI build."""
+    or the database's record of the PyPI build. A file of pins is `partial`: a package it does
+    not name is not known to be missing."""
     exact: dict[str, Pin] = {}
     for p in pins:
         if p.version is not None and parse_version(p.version) is not None:
@@ -249,6 +251,7 @@ def environment_of(
         env=dict(env or {}),
         source=origin,
         launch=tuple(launch),
+        partial=partial,
     )
 
 
