@@ -107,6 +107,9 @@ def _summary(require: str) -> str:
         {int(m.group(1)) for a in alts for m in [re.search(r"driver>=(\d+)", a)] if m}
     )
     text = " ".join(cuda) or alts[0]
+    from compat.redact import quote_line
+
+    text = quote_line(text, 120).strip("'\"")  # a value from a file: bounded and printable
     if branches:
         text += f" (or a driver of branch {', '.join(map(str, branches))} on the brands it names)"
     return f"NVIDIA_REQUIRE_CUDA={text}"

@@ -450,8 +450,9 @@ def _pip_over_conda(pip: list[Pin], conda: list[Pin], path: str) -> list[Note]:
                 Finding(
                     Code.PIN_CONFLICT.value,
                     Severity.WARNING,
-                    f"pip installs {p.text} over the conda package on line {c.line} "
-                    f"({c.text}): pip's files replace conda's, which conda still lists",
+                    f"pip installs {quote_line(p.text)} over the conda package on line "
+                    f"{c.line} ({quote_line(c.text)}): pip's files replace conda's, which conda "
+                    "still lists",
                     fix=(f"install {p.name} from one of them only",),
                     packages=(p.name,),
                 ),

@@ -276,6 +276,7 @@ def base_facts(
     ref = image_ref(text)
     if ref is None:
         return BaseFacts()
+    text = quote_line(text).strip("'\"")  # the reference as messages show it
     repos = [r for r in matrix.image_repositories if r.name == ref.repository]
     if not repos:
         return BaseFacts()
@@ -949,7 +950,7 @@ class _Reader:
                         p.line if p.path == self.path else ins.start,
                         Code.UNPINNED,
                         Severity.WARNING,
-                        f"`{p.text}` leaves {p.name} unpinned: each rebuild of the image installs "
+                        f"{quote_line(p.text)} leaves {p.name} unpinned: each rebuild of the image installs "
                         "whatever is newest then",
                         fix=(f"pin it: {p.name}==<version> (compat lock writes the whole tuple)",),
                     )

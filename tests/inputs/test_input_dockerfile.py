@@ -276,7 +276,7 @@ def test_unpinned_stack_packages_are_warnings_at_their_run_line() -> None:
         ("unpinned.Dockerfile", 4, "unpinned", Severity.WARNING),
         ("unpinned.Dockerfile", 4, "unpinned", Severity.WARNING),
     ]
-    assert sorted(f.finding.message.split("`")[1] for f in r.findings) == [
+    assert sorted(f.finding.message.split("'")[1] for f in r.findings) == [
         "flashinfer-python>=0.2",
         "vllm",
     ]
@@ -412,3 +412,17 @@ def test_bounds_refuse_floods_quickly() -> None:
     assert len(pf.scopes[0][1]) <= 20_000
     _, problems = parse("FROM x\n" + "RUN a \\\n" * 200_000)
     assert problems and problems[0][2].startswith("more than")
+
+
+def test_input_lines_are_echoed_redacted_and_printable(tmp_path: Path) -> None:
+    token = "ghp_" + "a1" * 12
+    f = tmp_path / "Dockerfile"
+    f.write_text(
+        "FROM nvidia/cuda:12.4.1-\x1b[31mdevel\n"
+        f'RUN pip install "vllm @ git+https://{token}@github.com/org/vllm.git"\n'
+        f"RUN pip install 'sglang[srt] @ https://user:{token}@example.com/sglang.tar.gz'\n"
+    )
+    p = run("lint", str(f))
+    out = p.stdout + p.stderr
+    assert token not in out and "\x1b" not in out
+    assert "unpinned" in out and "Traceback" not in out
