@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
@@ -1546,7 +1546,9 @@ def extract(framework: str, members: Mapping[str, str]) -> ReleaseFacts:
 
     program.apply = apply  # type: ignore[method-assign]
     _entry(program, framework)
-    assigned = frozenset(n for mod in program.modules.values() for n in _ASSIGNED.findall(mod.text))
+    assigned = frozenset(
+        n for mod in program.modules.values() for n in _filled_when_unset(mod.tree)
+    )
     args = [_computed(fact, assigned) for fact in _dedupe(program.args)]
     env, registry = env_vars(program, framework)
     table = _mem_fraction_table(program) if framework == "sglang" else None
@@ -1629,12 +1631,96 @@ def _assigned_fraction(body: list[ast.stmt]) -> Optional[str]:
     return None
 
 
-_ASSIGNED = re.compile(r"\b(?:self|args|server_args)\.([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
+_RECEIVERS = frozenset({"self", "args", "server_args"})
+
+
+def _dest_of(node: ast.AST) -> Optional[str]:
+    """`self.X` / `args.X` / `server_args.X` -> X."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in _RECEIVERS
+    ):
+        return node.attr
+    return None
+
+
+def _unset_tests(test: ast.AST) -> set[str]:
+    """Dests a condition finds unset: `X is None`, `X == None`, `not X`, `X in (None, ...)`,
+    through `and`/`or`."""
+    out: set[str] = set()
+    if isinstance(test, ast.BoolOp):
+        for v in test.values:
+            out |= _unset_tests(v)
+    elif isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        dest = _dest_of(test.operand)
+        if dest:
+            out.add(dest)
+    elif isinstance(test, ast.Compare) and len(test.ops) == 1:
+        dest = _dest_of(test.left)
+        op, right = test.ops[0], test.comparators[0]
+        none = isinstance(right, ast.Constant) and right.value is None
+        none_in = isinstance(right, (ast.Tuple, ast.List, ast.Set)) and any(
+            isinstance(e, ast.Constant) and e.value is None for e in right.elts
+        )
+        if dest and (
+            (isinstance(op, (ast.Is, ast.Eq)) and none) or (isinstance(op, ast.In) and none_in)
+        ):
+            out.add(dest)
+    return out
+
+
+def _assigned_in(body: Sequence[ast.AST]) -> set[str]:
+    out: set[str] = set()
+    for stmt in body:
+        for node in ast.walk(stmt):
+            targets: list[ast.AST] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+                targets = [node.target]
+            for t in targets:
+                dest = _dest_of(t)
+                if dest:
+                    out.add(dest)
+    return out
+
+
+def _filled_when_unset(tree: ast.AST) -> set[str]:
+    """Dests the code gives a value when the user left them unset: an assignment under a
+    condition that finds the dest unset (`if self.X is None: self.X = ...`), or one that falls
+    back on itself (`self.X = self.X or ...`, `self.X = ... if self.X is None else self.X`).
+    An assignment that only reshapes a given value (`if self.X: self.X = normalize(self.X)`)
+    does not count: an unset X stays unset."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If):
+            unset = _unset_tests(node.test)
+            if unset:
+                out |= unset & _assigned_in(node.body)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            dest = _dest_of(node.targets[0])
+            value = node.value
+            if dest is None:
+                continue
+            if isinstance(value, ast.BoolOp) and isinstance(value.op, ast.Or):
+                if any(_dest_of(v) == dest for v in value.values[:-1]):
+                    out.add(dest)
+            elif isinstance(value, ast.IfExp) and dest in _unset_tests(value.test):
+                out.add(dest)
+            elif (
+                isinstance(value, ast.IfExp)
+                and isinstance(value.test, ast.Compare)
+                and _dest_of(value.test.left) == dest
+                and any(isinstance(op, (ast.IsNot, ast.NotEq)) for op in value.test.ops)
+            ):
+                out.add(dest)  # self.X = self.X if self.X is not None else ...
+    return out
 
 
 def _computed(fact: ArgFact, assigned: frozenset[str]) -> ArgFact:
-    """A None default that the release's code assigns later is decided at startup (by GPU,
-    model or other flags): `mem_fraction_static`, `attention_backend`, ..."""
+    """A None default that the release's code fills in when unset is decided at startup (by
+    GPU, model or other flags): `mem_fraction_static`, `attention_backend`, ..."""
     if (
         fact.default is not None
         or fact.default_unknown

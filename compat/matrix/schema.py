@@ -292,6 +292,10 @@ class WheelIndex:
     when: Optional[Requirement]
     local: str
     source: str
+    # false where the row comes from docs only and no listing confirmed the releases it serves
+    verified: bool = True
+    # an index of development builds (pre-release versions), never of a final release
+    prereleases: bool = False
 
 
 def read_release(
@@ -662,6 +666,8 @@ def read_indexes(p: Problems, data: dict[str, Any]) -> list[WheelIndex]:
                 when=when,
                 local=p.get(row, "local", str, path, "", required=False) or "",
                 source=_source(p, row, path),
+                verified=p.get(row, "verified", bool, path, True, required=False) is not False,
+                prereleases=p.get(row, "prereleases", bool, path, False, required=False) is True,
             )
         )
     return out
