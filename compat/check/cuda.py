@@ -33,6 +33,7 @@ _LD_PATTERNS = (
     re.compile(r"/cu(\d{2})(?:/|$)"),
     re.compile(r"/nvidia/cu(\d{2})/"),
 )
+_SYSTEM = "CUDA_VERSION"
 KERNEL_TAGGED = (
     "flashinfer-python",
     "flashinfer-jit-cache",
@@ -76,6 +77,11 @@ def cuda_sources(ctx: Context) -> list[tuple[int, str]]:
                         f"{d.name} {d.raw_version}: links {facts.cuda_from[0]} (build facts)",
                     )
                 )
+    # nvidia/cuda images (and those built on them) set CUDA_VERSION to their toolkit's version.
+    system = ctx.env.env.get("CUDA_VERSION", "").strip()
+    m = re.match(r"^(\d{1,2})\.\d+", system)
+    if m:
+        out.append((int(m.group(1)), f"{_SYSTEM}={system} (the image's CUDA toolkit)"))
     for entry in ctx.env.env.get("LD_LIBRARY_PATH", "").split(":"):
         for pat in _LD_PATTERNS:
             m = pat.search(entry + "/")
@@ -104,9 +110,17 @@ def check_mix(ctx: Context) -> list[Finding]:
         ]
     odd = [(m, s) for m, s in sources if m != ref]
     shadowing = [s for _, s in odd if s.startswith("LD_LIBRARY_PATH")]
-    kernels = [s for _, s in odd if not s.startswith(("LD_LIBRARY_PATH", "nvidia-"))]
-    severity = Severity.ERROR if shadowing or kernels else Severity.WARNING
+    system = [m for m, s in odd if s.startswith(_SYSTEM)]
+    kernels = [s for _, s in odd if not s.startswith(("LD_LIBRARY_PATH", "nvidia-", _SYSTEM))]
+    severity = Severity.ERROR if shadowing or kernels or system else Severity.WARNING
     fixes = []
+    if system:
+        # torch.utils.cpp_extension refuses a toolkit of another major than torch's build, so
+        # every kernel compiled in the image (flashinfer JIT, DeepGEMM, extensions) fails.
+        fixes.append(
+            f"build the image on a CUDA {ref} base (nvidia/cuda:{ref}.x-...), or install torch's "
+            f"CUDA {system[0]} build: kernels compiled at run time need the toolkit of torch's major"
+        )
     if shadowing:
         fixes.append(
             "remove the CUDA "
@@ -127,7 +141,9 @@ def check_mix(ctx: Context) -> list[Finding]:
             f"CUDA {'/'.join(sorted({str(m) for m, _ in odd}))} parts beside a CUDA {ref} torch",
             evidence=tuple(s for m, s in sources if m == ref)[:1] + tuple(s for _, s in odd),
             fix=tuple(fixes),
-            packages=tuple(sorted({s.split()[0] for _, s in odd})),
+            packages=tuple(
+                sorted({s.split()[0] for _, s in odd if not s.startswith((_SYSTEM, "LD_"))})
+            ),
         )
     ]
 
@@ -291,7 +307,7 @@ def needed_majors(ctx: Context, needs: list[tuple[Version, str]]) -> list[tuple[
     named = {who.split()[0] for _, who in needs}
     out: list[tuple[int, str]] = []
     for major, who in cuda_sources(ctx):
-        if who.startswith("LD_LIBRARY_PATH") or who.split()[0] in named:
+        if who.startswith(("LD_LIBRARY_PATH", _SYSTEM)) or who.split()[0] in named:
             continue
         out.append((major, who))
     return out
