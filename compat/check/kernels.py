@@ -65,7 +65,7 @@ def _from_build_facts(ctx: Context, tb: TorchBuild, reported: set[str]) -> list[
         label = f"{name} {dist.version}"
         message = f"{label} was built for {verdict.built_for or 'another torch'}, but torch {tv} is installed"
         message += (
-            ": its import fails with 'undefined symbol'"
+            ": its compiled libraries fail to load with 'undefined symbol'"
             if strong
             else f" (a {verdict.method} signal, not its symbols)"
         )
@@ -273,7 +273,7 @@ def _objects(dist: Distribution, tb: TorchBuild, code: Code) -> list[Finding]:
                     Severity.ERROR,
                     f"{dist.key} {dist.version}: {obj.path} imports {obj.unresolved_count} "
                     f"libtorch/c10 symbol(s) that torch {tb.version} does not export{abi}: "
-                    "import fails with 'undefined symbol'",
+                    "loading it fails with 'undefined symbol'",
                     evidence=tuple(f"undefined: {s}" for s in obj.unresolved[:3]),
                     fix=(
                         f"install the {dist.key} build made for torch "
