@@ -29,6 +29,7 @@ COMMANDS = {
     "dockerfile": "compat.commands.dockerfile:dockerfile_cmd",
     "lint": "compat.commands.lint:lint_cmd",
     "explain": "compat.commands.explain:explain_cmd",
+    "advisories": "compat.commands.advisories:advisories_cmd",
     "matrix": "compat.commands.matrix:matrix_cmd",
     "diff": "compat.commands.diff:diff_cmd",
 }

@@ -8,6 +8,7 @@ and the database is loaded by the caller (`load_database`).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,18 @@ from compat.errors import UsageError
 from compat.families import families
 from compat.launch import LaunchConfig, detect_entrypoint, parse_launch, parse_launch_text
 from compat.matrix.load import Matrix
-from compat.models import ClusterProbe, ClusterResult, Environment, Finding, NodeReport, Severity
+from compat.models import (
+    ClusterProbe,
+    ClusterResult,
+    Code,
+    Environment,
+    Finding,
+    NodeReport,
+    Severity,
+    Unknown,
+    canonicalize_name,
+    parse_version,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,64 @@ def parse_launch_for(env: Environment, given: LaunchInput) -> Optional[LaunchCon
     return None
 
 
+def torch_pinned_runtime(env: Environment, matrix: Matrix) -> dict[str, tuple[str, Version, str]]:
+    """The CUDA runtime wheels (nvidia-nccl, -cudnn, -cublas, ...) the installed torch pins, for
+    those not installed as distributions: a freeze file often lists torch alone, and its NCCL is
+    still the one torch pulls. From torch's own metadata, else the database's record of that
+    release when the torch build is the one PyPI serves."""
+    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+
+    from compat.matrix.schema import requirement
+    from compat.models import TorchBuild, cuda_from_local
+
+    tb = env.torch
+    if not isinstance(tb, TorchBuild) or tb.version is None:
+        return {}
+    dist = env.dist("torch")
+    reqs = []
+    if dist is not None and dist.requires:
+        for text in dist.requires:
+            try:
+                reqs.append(requirement(text))
+            except ValueError:
+                continue
+    else:
+        rel = matrix.release("torch", tb.version)
+        local = cuda_from_local(tb.version.local)
+        if rel is None or (tb.version.local and local != rel.cuda):
+            return {}  # another CUDA build than PyPI's: its pins are not in the database
+        reqs = list(rel.requires)
+    py = env.python
+    version = py.major_minor if not isinstance(py, Unknown) else "3.11"
+    marker_env = {
+        "platform_system": "Linux",
+        "sys_platform": "linux",
+        "os_name": "posix",
+        "platform_machine": "x86_64",
+        "python_version": version,
+        "python_full_version": f"{version}.0",
+        "platform_python_implementation": "CPython",
+        "implementation_name": "cpython",
+        "extra": "",
+    }
+    installed = {d.key for d in env.distributions}
+    out: dict[str, tuple[str, Version, str]] = {}
+    for r in reqs:
+        name = canonicalize_name(r.name)
+        if not name.startswith("nvidia-") or name in installed:
+            continue
+        try:
+            if r.marker is not None and not r.marker.evaluate(marker_env):
+                continue
+        except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            continue
+        pins = [s for s in r.specifier if s.operator == "=="]
+        v = parse_version(pins[0].version) if len(pins) == 1 else None
+        if v is not None:
+            out[name] = (r.name, v, f"pinned by torch {tb.version}; not listed")
+    return out
+
+
 def check_ignore(ignore: Sequence[str], db: Database) -> tuple[str, ...]:
     """`--ignore` values: finding codes or advisory ids; anything else is a usage error."""
     known = {c.code for c in CODES} | {a.id for a in db.advisories}
@@ -119,14 +189,18 @@ def check(
 ) -> list[Finding]:
     """Every check, then the advisories (which may build on the findings), minus ignored ones,
     worst first. Pure: everything it judges comes in as arguments."""
+    from compat.check.target import compose
+
     ctx = Context(env=env, matrix=db.matrix, launch=launch, model=model)
+    ctx = dataclasses.replace(ctx, target=compose(ctx))
     findings = run_registry(ctx)
     if db.advisories:
-        matched = match_advisories(env, launch, db.advisories, findings, model)
-        findings.extend(_collapse_launch_unknowns(matched))
+        implied = torch_pinned_runtime(env, db.matrix)
+        matched = match_advisories(env, launch, db.advisories, findings, model, implied)
+        findings.extend(matched)
     drop = set(ignore)
     findings = [f for f in findings if f.code not in drop and (f.advisory or "") not in drop]
-    return sort_findings(findings)
+    return sort_findings(collapse_unknowns(findings))
 
 
 def check_cluster(
@@ -159,30 +233,47 @@ def check_cluster(
     return ClusterResult(probe, tuple(per_node), tuple(cluster))
 
 
-def _collapse_launch_unknowns(found: list[Finding]) -> list[Finding]:
-    """Advisories that could only be told with the launch command become one note, not a page."""
-    waiting = [
-        f
-        for f in found
-        if f.severity is Severity.INFO
-        and f.advisory
-        and any("no launch command given" in e for e in f.evidence)
-    ]
-    if len(waiting) < 2:
-        return found
-    rest = [f for f in found if f not in waiting]
-    ids = ", ".join(sorted(f.advisory or "" for f in waiting))
-    return [
-        *rest,
-        Finding(
-            "known-crash",
-            Severity.INFO,
-            f"{len(waiting)} known-crash advisories may apply to this stack; telling needs the "
-            f"launch command: {ids}",
-            evidence=tuple(f"{f.advisory}: {f.message.split(': ', 1)[-1]}" for f in waiting),
-            fix=(
-                "pass the server command after `--` (compat check -- python -m sglang.launch_server "
-                "...) or with --launch-file; `compat explain ID` describes each",
-            ),
-        ),
-    ]
+# The host facts a check can lack, the option that gives each, and how to name it.
+_FACTS: dict[str, tuple[str, str]] = {
+    "launch": ("the launch command", "pass the server command after `--` (or --launch-file FILE)"),
+    "gpu": (
+        "the GPUs",
+        "give them: --gpu NAME (with the size for a GPU made in several), or --gpu 8xH100",
+    ),
+    "driver": ("the driver", "give it: --driver 550.54.15 (or a branch: --driver 550)"),
+    "model": (
+        "the model's config.json",
+        "run compat where the model's files are (the HF cache or the --model-path folder)",
+    ),
+}
+
+
+def collapse_unknowns(found: list[Finding]) -> list[Finding]:
+    """Infos that could only say "could not tell" for want of one host fact become one line per
+    fact, naming what each would have judged: a report, not a page of "could not tell"."""
+    groups: dict[str, list[Finding]] = {}
+    for f in found:
+        if f.severity is Severity.INFO and f.missing in _FACTS:
+            groups.setdefault(f.missing, []).append(f)
+    merged = {fact for fact, items in groups.items() if len(items) > 1}
+    out = [f for f in found if not (f.severity is Severity.INFO and f.missing in merged)]
+    for fact in sorted(merged):
+        items = groups[fact]
+        what, how = _FACTS[fact]
+        names = sorted({f.advisory or f.code for f in items})
+        advisories = [n for n in names if n.startswith("COMPAT-")]
+        codes = [n for n in names if not n.startswith("COMPAT-")]
+        listed = codes + ([f"{len(advisories)} known-crash advisories"] if advisories else [])
+        out.append(
+            Finding(
+                Code.MISSING_FACT.value,
+                Severity.INFO,
+                f"without {what} compat could not tell: {', '.join(listed)}",
+                evidence=tuple(
+                    f"{f.advisory or f.code}: {f.message.split(': ', 1)[-1]}" for f in items
+                ),
+                fix=(how, "`compat explain ID` describes each advisory"),
+                missing=fact,
+            )
+        )
+    return out

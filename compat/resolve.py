@@ -26,7 +26,8 @@ from packaging.version import InvalidVersion, Version
 
 from compat.advisories import Advisory
 from compat.errors import ResolutionError, UsageError
-from compat.families import Family, families
+from compat.families import Family, families, other_platform_extra
+from compat.matrix.builtfor import Verdict, built_for
 from compat.matrix.load import Matrix
 from compat.matrix.schema import Release, TorchBuildInfo, WheelIndex, cc_str
 from compat.models import GPU, Distribution, Driver, Environment, TorchBuild, Unknown, cuda_tag
@@ -43,8 +44,6 @@ FLASHINFER_PARTS = _FAM.groups()["flashinfer"]
 # Projects whose sdist is an installable package (flashinfer-python compiles its kernels at run
 # time); for the others an sdist means compiling CUDA code at install, which a lock must not ask.
 SDIST_OK = frozenset(p.name for p in _FAM.rows if p.sdist_ok)
-# Extras that select another accelerator: never the CUDA tuple's carrier.
-_OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron|gaudi")
 # Advisory severities that make a tuple unacceptable (a hung server is as dead as a crashed one).
 BLOCKING = frozenset({"crash", "hang"})
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -453,7 +452,7 @@ def carrier_extras(rel: Release) -> tuple[str, ...]:
             continue
         if key == "torch" and not str(r.marker).count("extra"):
             return ()
-        on_torch |= {e for e in _extras_of(r) if not _OTHER_PLATFORM.search(e)}
+        on_torch |= {e for e in _extras_of(r) if not other_platform_extra(e)}
     if any(_key(r.name) == "torch" and r.marker is None for r in rel.requires):
         return ()
     if "srt" in on_torch:
@@ -664,8 +663,19 @@ class _Resolver:
                 )
                 continue
             out.append(b)
-        if t.driver is not None or t.cuda_max is not None:
-            # Rank: the highest CUDA the driver allows (those it does not are rejected later).
+        if t.driver is not None:
+            # Rank: a build the driver runs natively before one that needs minor-version
+            # compatibility (under which PTX from the newer toolkit cannot be JIT-compiled), a
+            # build compat verified at its source before an unverified one, then the highest
+            # CUDA (builds the driver cannot run are rejected later).
+            driver = t.driver
+
+            def rank(b: TorchBuildInfo) -> tuple[bool, bool, Version]:
+                mode, _ = driver_runs(self.m, driver, b.cuda)
+                return (mode == "full", b.verified, Version(b.cuda))
+
+            return sorted(out, key=rank, reverse=True)
+        if t.cuda_max is not None:
             return sorted(out, key=lambda b: Version(b.cuda), reverse=True)
         # No driver named: the framework's requirements alone, i.e. PyPI's own build first.
         return sorted(out, key=lambda b: (b.pypi_default, Version(b.cuda)), reverse=True)
@@ -744,6 +754,35 @@ class _Resolver:
                 notes.append(why + "; PTX built by a newer toolkit cannot be JIT-compiled by it")
             if mode == "unknown":
                 notes.append(why + ": driver not checked")
+            if mode == "full":
+                newer = [
+                    o.cuda
+                    for o in self.builds(rel_t)
+                    if Version(o.cuda) > Version(b.cuda)
+                    and driver_runs(self.m, t.driver, o.cuda)[0] == "minor"
+                ]
+                if newer:
+                    notes.append(
+                        f"CUDA {b.cuda} chosen: driver {fmt_driver(t.driver)} runs it natively; "
+                        f"the CUDA {', '.join(sorted(newer))} build(s) would need minor-version "
+                        "compatibility (no JIT of newer PTX)"
+                    )
+        elif t.gpus:
+            floor = self.m.toolkit(b.cuda)
+            notes.append(
+                f"the driver was not judged (no --driver): CUDA {b.cuda} needs driver >= "
+                f"{fmt_driver(floor.driver_min)}"
+                + (
+                    f", or >= {fmt_driver(floor.minor_compat_driver_min)} under minor-version "
+                    "compatibility"
+                    if floor
+                    and floor.minor_compat_driver_min
+                    and floor.minor_compat_driver_min != floor.driver_min
+                    else ""
+                )
+                if floor is not None
+                else f"the driver was not judged (no --driver); compat has no floor for CUDA {b.cuda}"
+            )
         # GPUs.
         for g in t.gpus:
             cov = coverage(b.sass, b.ptx, g.cc)
@@ -1020,6 +1059,7 @@ class _Resolver:
                 return None
             cands = dated if cutoff else cands
         reasons: list[str] = []
+        other_torch: list[str] = []
         for rel in cands:
             torch_pins = [r for r in rel.requires if _key(r.name) == "torch" and applies(r, self.t)]
             bad = [
@@ -1032,7 +1072,7 @@ class _Resolver:
             if why:
                 reasons.append(why)
                 continue
-            if rel is not newest and rule is Rule.KERNEL and exact is None:
+            if rel is not newest and rule is Rule.KERNEL and exact is None and chain.releases:
                 notes.append(
                     f"{name} {rel.version} chosen for {asked}: the newest release "
                     f"uploaded before {chain.releases[0][0].project}'s next release"
@@ -1044,10 +1084,30 @@ class _Resolver:
             if name in COMPANIONS and torch_index is not None:
                 reasons.append(f"{name} {rel.version}: no {b.cuda} build on {torch_index.url}")
                 continue
+            # PyPI's wheel: its build facts say which torch it was built against.
+            verdict = self._built_for(name, rel, rel_t)
+            if verdict is not None and verdict.answer is False and verdict.method == "exports":
+                reasons.append(
+                    f"{name} {rel.version} is built for {verdict.built_for or 'another torch'} "
+                    f"(its wheel imports torch symbols torch {rel_t.version} lacks)"
+                )
+                other_torch.append(str(rel.version))
+                continue
+            if other_torch:
+                notes.append(
+                    f"{name} {rel.version} chosen: built for torch {rel_t.version} (its wheel's "
+                    f"torch symbols); {', '.join(other_torch)} are built for another torch"
+                )
             return Pin(name, rel.version, (), None, via, rel, not has_fitting_wheel(rel, self.t))
         shown = reasons[0] if len(reasons) == 1 else f"{reasons[0]} (and {len(reasons) - 1} more)"
         self.reject(rule, cand, f"{asked}: {shown}", **ctx)
         return None
+
+    def _built_for(self, name: str, rel: Release, rel_t: Release) -> Optional[Verdict]:
+        facts = self.m.build_facts(name, rel.version)
+        if facts is None or not facts.import_count:
+            return None
+        return built_for(facts, rel_t.version, self.m.torch_exports())
 
     def _kernel_index(
         self,

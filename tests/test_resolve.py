@@ -90,10 +90,23 @@ def test_sample_sglang_0461_driver_535_a100(matrix: Matrix, advisories: Any) -> 
         advisories,
     )
     got = versions(res)
-    # The highest CUDA build of torch 2.6.0 a 535 driver runs (12.x minor-version compatibility).
+    # The build a 535 driver (CUDA 12.2) runs natively wins over the 12.4/12.6 builds, which it
+    # runs only under minor-version compatibility (no JIT of newer PTX).
+    assert got["torch"] == "2.6.0+cu118" and got["torchvision"] == "0.21.0+cu118"
+    assert got["triton"] == "3.2.0"
+    assert res.pin("torch").index.url == "https://download.pytorch.org/whl/cu118"  # type: ignore[union-attr]
+    assert any(
+        n.startswith("CUDA 11.8 chosen: driver 535.104.05 runs it natively") for n in res.notes
+    )
+    # Asked for explicitly, the 12.6 build is given, with the minor-compatibility note.
+    res = resolve(
+        target(matrix, "sglang==0.4.6.post1", driver="535.104.05", gpus=("a100",), cuda="12.6"),
+        matrix,
+        advisories,
+    )
+    got = versions(res)
     assert got["torch"] == "2.6.0+cu126" and got["torchvision"] == "0.21.0+cu126"
-    assert got["triton"] == "3.2.0" and got["sgl-kernel"] == "0.1.0"
-    assert res.pin("torch").index.url == "https://download.pytorch.org/whl/cu126"  # type: ignore[union-attr]
+    assert got["sgl-kernel"] == "0.1.0"
     assert any("minor-version compatibility" in n for n in res.notes)
 
 
@@ -136,7 +149,8 @@ def test_driver_too_old_for_every_candidate(matrix: Matrix, advisories: Any) -> 
     assert "every torch that sglang>=0.5 pins" in msg and "is built for CUDA 12.6 or newer" in msg
     assert {r.rule for r in info.value.rejected} == {Rule.DRIVER}
     alts = "\n".join(info.value.alternatives)
-    assert "sglang 0.4.10.post2" in alts and "CUDA 11.8" in alts  # newest that fits that driver
+    # Newest that fits that driver: 0.4.10.x pins sgl-kernel 0.2.x, which needs R550 (COMPAT-0207).
+    assert "sglang 0.4.9.post2" in alts and "CUDA 11.8" in alts
     assert "with a driver >= 580" in alts
     assert info.value.exit_code == 1
 
@@ -183,6 +197,8 @@ def _crash(adv_id: str, packages: dict[str, str], gpu_cc: list[str], launch: boo
         "details": "d",
         "severity": "crash",
         "published": "2026-01-01",
+        "project": "pytorch",
+        "confirmed": "maintainer",
         "evidence": "e",
         "source": "test",
         "references": [{"type": "report", "url": "https://example.com/x"}],
@@ -271,3 +287,26 @@ def test_coverage_rules(matrix: Matrix) -> None:
 
     ptx_only = replace(b, sass=((8, 0),), ptx=((8, 0),))
     assert coverage(ptx_only.sass, ptx_only.ptx, (9, 0)) == "ptx"
+
+
+# Build facts: kernels built for the chosen torch -----------------------------------------------
+
+
+def test_kernel_range_takes_the_newest_release_built_for_torch(
+    matrix: Matrix, advisories: Any
+) -> None:
+    # sgl-kernel 0.3.18.post1 and later import symbols torch 2.8 does not export.
+    res = resolve(target(matrix, "torch==2.8.0", "sgl-kernel"), matrix, advisories)
+    assert versions(res)["sgl-kernel"] == "0.3.18"
+    assert any("sgl-kernel 0.3.18 chosen: built for torch 2.8.0" in n for n in res.notes)
+
+
+def test_exact_kernel_built_for_another_torch_is_refused(matrix: Matrix, advisories: Any) -> None:
+    with pytest.raises(NoTupleError) as err:
+        resolve(target(matrix, "torch==2.8.0", "sgl-kernel==0.3.21"), matrix, advisories)
+    assert any(
+        r.rule is Rule.KERNEL
+        and "sgl-kernel 0.3.21 is built for torch 2.9.0, 2.9.1" in r.reason
+        and "torch 2.8.0 lacks" in r.reason
+        for r in err.value.rejected
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional, Protocol, Union
 
@@ -56,6 +56,7 @@ class _Outcome:
     state: str
     text: str
     hint: str = ""
+    fact: str = ""  # for an unknown: the host fact it lacked (gpu, driver, launch, model, ...)
 
 
 class _Facts:
@@ -67,10 +68,14 @@ class _Facts:
         launch: Optional[LaunchConfig],
         prior: Sequence[Finding],
         model: Model = None,
+        implied: Optional[Mapping[str, tuple[str, Version, str]]] = None,
     ) -> None:
         self.env = env
         self.launch = launch
         self.model = model
+        # Versions not installed as distributions but fixed by another's pin (the NCCL, cuDNN,
+        # cuBLAS wheels torch pins, for a freeze file that does not list them).
+        self.implied = dict(implied or {})
         self.versions: dict[str, tuple[str, Optional[Version]]] = {}
         for d in env.distributions:
             if d.broken is None and d.key not in self.versions:
@@ -151,6 +156,12 @@ def _check_package(rng: PackageRange, facts: _Facts) -> _Outcome:
             if rng.specifier.contains(ver, prereleases=True):
                 return _Outcome(_MATCH, f"{name} {ver} in {rng.specifier}")
             return _Outcome(_MISS, f"{name} {ver} not in {rng.specifier}")
+    for n in rng.names:
+        if n in facts.implied:
+            name, ver, why = facts.implied[n]
+            inside = rng.specifier.contains(ver, prereleases=True)
+            seen = f"{name} {ver} ({why}) {'in' if inside else 'not in'} {rng.specifier}"
+            return _Outcome(_MATCH if inside else _MISS, seen)
     return _Outcome(_MISS, f"{rng.label} not installed")
 
 
@@ -161,7 +172,7 @@ def _gpu_label(g: GPU) -> str:
 def _check_gpu_cc(ccs: tuple[tuple[int, int], ...], facts: _Facts) -> _Outcome:
     gpus = facts.gpus
     if isinstance(gpus, Unknown):
-        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME")
+        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME", "gpu")
     unknown = []
     for g in gpus:
         if g.compute_capability is None:
@@ -173,6 +184,7 @@ def _check_gpu_cc(ccs: tuple[tuple[int, int], ...], facts: _Facts) -> _Outcome:
             _UNKNOWN,
             f"compute capability of {_gpu_label(unknown[0])} unknown",
             "give the GPU with --gpu NAME",
+            "gpu",
         )
     wanted = ", ".join(f"sm_{a}{b}" for a, b in ccs)
     return _Outcome(_MISS, f"no GPU is {wanted}")
@@ -181,7 +193,7 @@ def _check_gpu_cc(ccs: tuple[tuple[int, int], ...], facts: _Facts) -> _Outcome:
 def _check_gpu_names(names: tuple[str, ...], facts: _Facts) -> _Outcome:
     gpus = facts.gpus
     if isinstance(gpus, Unknown):
-        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME")
+        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME", "gpu")
     for g in gpus:
         for n in names:
             if n.lower() in g.name.lower():
@@ -192,7 +204,7 @@ def _check_gpu_names(names: tuple[str, ...], facts: _Facts) -> _Outcome:
 def _check_memory(limit: float, facts: _Facts) -> _Outcome:
     gpus = facts.gpus
     if isinstance(gpus, Unknown):
-        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME")
+        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME", "gpu")
     unknown = None
     for g in gpus:
         if g.memory_total_mib is None:
@@ -207,6 +219,7 @@ def _check_memory(limit: float, facts: _Facts) -> _Outcome:
             f"memory of {_gpu_label(unknown)} unknown",
             "give the GPU with --gpu NAME, with its size for a GPU made in several "
             "(--gpu 'a100 80gb')",
+            "gpu",
         )
     return _Outcome(_MISS, f"every GPU has more than {limit:g} GiB")
 
@@ -214,10 +227,15 @@ def _check_memory(limit: float, facts: _Facts) -> _Outcome:
 def _check_driver(spec: SpecifierSet, facts: _Facts) -> _Outcome:
     drv = facts.env.driver
     if isinstance(drv, Unknown):
-        return _Outcome(_UNKNOWN, f"driver: {drv}", "give the driver with --driver VERSION")
+        return _Outcome(
+            _UNKNOWN, f"driver: {drv}", "give the driver with --driver VERSION", "driver"
+        )
     if isinstance(drv.version, Unknown):
         return _Outcome(
-            _UNKNOWN, f"driver version: {drv.version}", "give the driver with --driver VERSION"
+            _UNKNOWN,
+            f"driver version: {drv.version}",
+            "give the driver with --driver VERSION",
+            "driver",
         )
     ver = parse_version(drv.version)
     if ver is None:
@@ -241,6 +259,7 @@ def _check_ray(want: bool, facts: _Facts) -> _Outcome:
             _UNKNOWN,
             "cannot tell whether the server runs under Ray",
             "give the launch file, or the env of the Ray actor (--env RAY_ADDRESS=...)",
+            "launch",
         )
     state = _MISS if want else _MATCH
     return _Outcome(state, "not under Ray (no " + "/".join(sorted(RAY_MARKERS)) + " set)")
@@ -261,6 +280,7 @@ def _check_launch(clause: LaunchClause, facts: _Facts) -> _Outcome:
             _UNKNOWN,
             f"{clause.describe()}: no launch command given",
             "pass the server command after `--` (or a launch file)",
+            "launch",
         )
     if launch.framework == "unknown":
         return _Outcome(_UNKNOWN, f"{clause.describe()}: the launch command is not sglang or vLLM")
@@ -290,15 +310,18 @@ def _check_model(clause: ModelClause, facts: _Facts) -> list[_Outcome]:
     if model is None or isinstance(model, Unknown):
         why = "no launch command" if model is None and facts.launch is None else str(model or "")
         text = f"model facts: {why or 'the served model is not known'}"
-        return [_Outcome(_UNKNOWN, f"{part} ({text})", hint) for part in clause.describe()]
+        return [
+            _Outcome(_UNKNOWN, f"{part} ({text})", hint, "launch" if model is None else "model")
+            for part in clause.describe()
+        ]
     out: list[_Outcome] = []
     label = f"{model.source}{' (a guess from the name)' if model.guess else ''}"
 
     def judge(part: str, ok: Optional[bool], seen: str) -> None:
         if ok is None:
-            out.append(_Outcome(_UNKNOWN, f"{part}: {seen}", hint))
+            out.append(_Outcome(_UNKNOWN, f"{part}: {seen}", hint, "model"))
         elif model.guess:
-            out.append(_Outcome(_UNKNOWN, f"{part}: {seen}, from {label}", hint))
+            out.append(_Outcome(_UNKNOWN, f"{part}: {seen}, from {label}", hint, "model"))
         else:
             out.append(_Outcome(_MATCH if ok else _MISS, f"model: {seen} ({label})"))
 
@@ -320,7 +343,9 @@ def _check_model(clause: ModelClause, facts: _Facts) -> list[_Outcome]:
             names.add(model.quant_format.lower())
         shown = "/".join(sorted(names))
         seen = f"quantization {shown}" if names else "not quantized"
-        judge("quantization", bool(names & set(clause.quantization)), seen)
+        # "none" in the clause stands for an unquantized model (no quant_method, no --quantization).
+        q_ok = bool(names & set(clause.quantization)) if names else "none" in clause.quantization
+        judge("quantization", q_ok, seen)
     if clause.architectures:
         archs = model.architectures
         seen = "architecture " + ("/".join(archs) if archs else "not told")
@@ -352,9 +377,15 @@ def _workaround_settings(
         parsed = settings_for(framework, tokens)
     except UsageError:
         return None
-    if parsed.unknown_flags or not parsed.explicit:
+    if parsed.unknown_flags:
         return None
-    return tuple(sorted((k, parsed.settings[k]) for k in parsed.explicit))
+    # Normalized settings the flags set, and the release's own dests they give (a workaround
+    # flag with no normalized setting, `--fp4-gemm-backend X`, is compared as its dest).
+    wanted = [("setting:" + k, parsed.settings[k]) for k in sorted(parsed.explicit)]
+    wanted += [
+        ("dest:" + k, v) for k, v in sorted(parsed.values.items()) if k not in parsed.settings
+    ]
+    return tuple(wanted) or None
 
 
 def _workaround_applied(w: Workaround, facts: _Facts) -> bool:
@@ -367,8 +398,12 @@ def _workaround_applied(w: Workaround, facts: _Facts) -> bool:
         wanted = _workaround_settings(launch.framework, w.flags)
         if wanted is None:
             return False
-        for k, v in wanted:
-            if k not in launch.explicit or not _same(launch.settings.get(k), v):
+        for key, v in wanted:
+            kind, k = key.split(":", 1)
+            if kind == "setting":
+                if k not in launch.explicit or not _same(launch.settings.get(k), v):
+                    return False
+            elif k not in launch.values or not _same(launch.values[k], v):
                 return False
     return all(facts.environ.get(k) == v for k, v in w.env)
 
@@ -408,6 +443,7 @@ def match_advisories(
     advisories: Sequence[Advisory],
     prior: Sequence[Finding] = (),
     model: Model = None,
+    implied: Optional[Mapping[str, tuple[str, Version, str]]] = None,
 ) -> list[Finding]:
     """Findings for the advisories that apply (pure; no I/O).
 
@@ -416,7 +452,7 @@ def match_advisories(
     INFO "could not tell" finding instead. An advisory whose workaround is already in the
     command or env, or that is withdrawn, never fires.
     """
-    facts = _Facts(env, launch, prior, model)
+    facts = _Facts(env, launch, prior, model, implied)
     findings: list[Finding] = []
     for adv in advisories:
         if adv.is_withdrawn:
@@ -431,6 +467,12 @@ def match_advisories(
         unknown = [o for o in outcomes if o.state == _UNKNOWN]
         if unknown:
             hints = tuple(dict.fromkeys(o.hint for o in unknown if o.hint))
+            # The fact to name when several advisories lack the same one: launch first (it
+            # decides the most), then the GPU, the driver, the model.
+            facts_missing = {o.fact for o in unknown if o.fact}
+            missing = next(
+                (f for f in ("launch", "gpu", "driver", "model") if f in facts_missing), ""
+            )
             findings.append(
                 Finding(
                     code=Code.KNOWN_CRASH.value,
@@ -442,6 +484,7 @@ def match_advisories(
                     references=refs,
                     packages=pkgs,
                     advisory=adv.id,
+                    missing=missing,
                 )
             )
             continue

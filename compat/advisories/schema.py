@@ -150,7 +150,12 @@ class ModelClause:
         if self.moe is not None:
             out.append("the model is " + ("MoE" if self.moe else "dense (not MoE)"))
         if self.quantization:
-            out.append("the model is quantized with " + " or ".join(self.quantization))
+            kinds = [q for q in self.quantization if q != "none"]
+            text = " or ".join(
+                (["quantized with " + " or ".join(kinds)] if kinds else [])
+                + (["not quantized"] if "none" in self.quantization else [])
+            )
+            out.append("the model is " + text)
         if self.architectures:
             out.append("the model architecture is " + " or ".join(self.architectures))
         if self.model_types:
@@ -380,6 +385,15 @@ def parse_advisory(data: Mapping[str, Any], source: str) -> tuple[Optional[Advis
     confirmed = _str(p, data, "confirmed", "", required=False)
     if confirmed and confirmed not in CONFIRMATIONS:
         p.add("confirmed", f"expected one of {', '.join(sorted(CONFIRMATIONS))}, got {confirmed!r}")
+    if not withdrawn:
+        # A live advisory says where its report is and what confirms the cause.
+        if not project:
+            p.add("project", "missing: the tracker of the primary report is required")
+        if not confirmed:
+            p.add(
+                "confirmed",
+                "missing: what confirms the cause (maintainer, merged-fix, bisect, reproduced)",
+            )
 
     fixed: list[tuple[str, str]] = []
     fixed_raw = data.get("fixed_in", {})
@@ -559,7 +573,7 @@ def _parse_affected(p: Problems, raw: object) -> Optional[Affected]:
         name = _str(p, c, "name", path + ".")
         op, value = _clause_op(p, c, ENV_OPS, path)
         envc.append(EnvClause(name, op, value))
-    return Affected(
+    affected = Affected(
         framework=framework,
         packages=tuple(packages),
         gpu_cc=tuple(ccs),
@@ -572,6 +586,13 @@ def _parse_affected(p: Problems, raw: object) -> Optional[Affected]:
         env=tuple(envc),
         model=_parse_model(p, raw.get("model")),
     )
+    if affected == Affected(framework=framework):
+        p.add(
+            "affected",
+            "no testable condition: give package ranges, GPUs, a driver range, launch settings, "
+            "env, model facts or prior findings (the framework alone is every server)",
+        )
+    return affected
 
 
 def _parse_model(p: Problems, raw: object) -> Optional[ModelClause]:
@@ -630,9 +651,35 @@ def load_advisories(directory: Path) -> tuple[Advisory, ...]:
             continue
         seen[adv.id] = path.name
         out.append(adv)
+    problems.extend(same_thing(out))
     if problems:
         raise DataError(
             problems,
             hint="fix the advisory files named above; `compat matrix validate` re-checks them",
         )
     return tuple(sorted(out, key=lambda a: a.id))
+
+
+def same_thing(advisories: list[Advisory]) -> list[str]:
+    """Two live advisories that say the same thing: the same primary report, or the same
+    conditions. One root cause is one advisory; more reports of it are more references."""
+    out: list[str] = []
+    by_report: dict[str, str] = {}
+    by_conditions: dict[str, str] = {}
+    for adv in sorted(advisories, key=lambda a: a.id):
+        if adv.is_withdrawn:
+            continue
+        primary = adv.references[0].url.rstrip("/")
+        if primary in by_report:
+            out.append(
+                f"{adv.file}: references[0]: {adv.id} has the same primary report as "
+                f"{by_report[primary]} ({primary}): one root cause, one advisory"
+            )
+        by_report.setdefault(primary, adv.id)
+        key = repr(adv.affected)
+        if key in by_conditions:
+            out.append(
+                f"{adv.file}: affected: {adv.id} has the same conditions as {by_conditions[key]}"
+            )
+        by_conditions.setdefault(key, adv.id)
+    return out

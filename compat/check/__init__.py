@@ -9,6 +9,7 @@ from compat.check import (
     broken,
     caches,
     companion,
+    container,
     cuda,
     driver_gpu,
     envvars,
@@ -17,6 +18,7 @@ from compat.check import (
     gpu,
     kernels,
     launch_flags,
+    requirements,
     torch_triton,
     unknown,
 )
@@ -31,6 +33,7 @@ CheckFn = Callable[[Context], list[Finding]]
 REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("broken-dist", broken.check),
     ("framework-pin", framework.check),
+    ("stack-pin", requirements.check),
     ("torch-triton", torch_triton.check),
     ("torch-companion", companion.check),
     ("kernel-torch", kernels.check),
@@ -38,6 +41,7 @@ REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("cuda-mix", cuda.check_minor),
     ("driver-too-old", cuda.check_driver),
     ("driver-too-old", driver_gpu.check),
+    ("driver-too-old", container.check),
     ("gpu-arch", gpu.check),
     ("gpu-arch", fit.check_quantization),
     ("parallelism", fit.check_parallelism),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compat.check.base import Context
+from compat.families import families
 from compat.models import Code, Finding, Severity
 
 
@@ -11,8 +12,35 @@ def check(ctx: Context) -> list[Finding]:
     value outside the choices, ambiguous abbreviation, env var the release does not read), plus
     the framework's variables in the probed environment that the release does not read."""
     launch = ctx.launch
-    if launch is None or launch.framework not in ("sglang", "vllm"):
+    if launch is None or launch.framework not in families().frameworks:
         return []
+    out: list[Finding] = []
+    if ctx.env.dist(launch.framework) is None and not any(
+        d.key == launch.framework for d in ctx.env.distributions
+    ):
+        out.append(
+            Finding(
+                Code.LAUNCH_FLAG.value,
+                Severity.WARNING,
+                f"the launch command starts {launch.framework}, which is not installed in the "
+                "checked environment: its flags and defaults are judged without its release",
+                evidence=(
+                    f"environment: {ctx.env.source}",
+                    f"launch: {' '.join(launch.argv[:3])} ...",
+                ),
+                fix=(
+                    f"check the environment the server runs in (compat check --interpreter PATH, "
+                    f"or --from its `compat env --json` snapshot), or install {launch.framework}",
+                ),
+                packages=(launch.framework,),
+            )
+        )
+    # What the parse could not read (a --config file without PyYAML, with aliases, unreadable).
+    out.extend(
+        Finding(Code.LAUNCH_FLAG.value, Severity.INFO, note, evidence=("launch command",))
+        for note in launch.notes
+        if note.startswith("--config")
+    )
     problems = list(launch.problems)
     basis = launch.basis
     if basis is not None:
@@ -22,7 +50,6 @@ def check(ctx: Context) -> list[Finding]:
         probed = {k: v for k, v in ctx.env.env.items() if k not in launch.env and k not in seen}
         problems.extend(env_problems(basis, probed))
     release = basis.label if basis is not None else launch.framework
-    out: list[Finding] = []
     for p in problems:
         env = p.kind == "env-ignored"
         code = Code.ENV_VAR if env else Code.LAUNCH_FLAG

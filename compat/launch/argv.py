@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from compat.errors import UsageError
+from compat.errors import InputError, UsageError
+from compat.fileio import read_text
 from compat.launch.data import Basis
 from compat.launch.model import LaunchProblem
 from compat.matrix.launchdata import FlagState
@@ -566,16 +567,29 @@ def load_config_file(
         )
         return
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        # A config file is a flat mapping of a few dozen options.
+        text = read_text(path, limit=1024 * 1024, what="config file")
+    except InputError as exc:
         out.unknown.append("--config")
         out.notes.append(
-            f"--config {path_text}: cannot read ({getattr(exc, 'strerror', None) or exc}); "
-            "its settings are not known to compat"
+            f"--config {path_text}: {exc.message}; its settings are not known to compat"
         )
         return
     try:
+        # Aliases are refused before anything is built: a few hundred bytes of nested aliases
+        # (a "billion laughs") expand to gigabytes once walked.
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                out.unknown.append("--config")
+                out.notes.append(
+                    f"--config {path_text}: uses YAML aliases, which compat does not expand; "
+                    "its settings are not known to compat"
+                )
+                return
         data = yaml.safe_load(text)
+    except RecursionError:
+        out.notes.append(f"--config {path_text}: nested too deeply; its settings are ignored")
+        return
     except Exception as exc:  # yaml.YAMLError; PyYAML is optional so it is not imported by name
         out.notes.append(f"--config {path_text}: not valid YAML ({exc}); its settings are ignored")
         return

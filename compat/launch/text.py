@@ -105,34 +105,88 @@ def _expand(token: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(sub, token)
 
 
+# A launch file is a few dozen lines; shlex is quadratic in a token's length, so a logical
+# line (continuations joined) longer than this is refused rather than lexed for minutes.
+MAX_LAUNCH_TEXT = 1024 * 1024
+MAX_LOGICAL_LINE = 64 * 1024
+
+
+def _quote_state(line: str, state: str) -> str:
+    """The quote open at the end of `line` given the one open at its start ("", "'" or '"'),
+    as sh reads it: backslash escapes outside single quotes, `#` starts a comment outside
+    quotes. Linear, so an unbalanced quote costs one pass, not a re-lex per following line."""
+    i = 0
+    n = len(line)
+    while i < n:
+        ch = line[i]
+        if state == "'":
+            if ch == "'":
+                state = ""
+        elif state == '"':
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                state = ""
+        elif ch == "\\":
+            i += 1
+        elif ch in "'\"":
+            state = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t;&|"):
+            break
+        i += 1
+    return state
+
+
 def _logical_lines(text: str) -> list[tuple[int, list[str]]]:
     """Shell-ish lines: backslash continuations joined, comments dropped, tokens via shlex."""
+    if len(text) > MAX_LAUNCH_TEXT:
+        raise InputError(
+            f"launch text of {len(text)} characters: more than a launch file holds",
+            hint="pass the file that starts the server",
+        )
     raw_lines = text.replace("\r\n", "\n").split("\n")
     out: list[tuple[int, list[str]]] = []
-    buf = ""
+    buf: list[str] = []
+    size = 0
     start = 0
+    state = ""
     for no, line in enumerate(raw_lines, 1):
         if not buf:
             start = no
         stripped = line.rstrip()
-        if stripped.endswith("\\") and not stripped.endswith("\\\\"):
-            buf += stripped[:-1] + " "
+        continued = not state and stripped.endswith("\\") and not stripped.endswith("\\\\")
+        piece = stripped[:-1] + " " if continued else line
+        state = _quote_state(piece, state)
+        buf.append(piece)
+        size += len(piece) + 1
+        if size > MAX_LOGICAL_LINE:
+            why = " (a quote opened there is never closed?)" if state else ""
+            raise InputError(
+                f"launch text, line {start}: a command of more than {MAX_LOGICAL_LINE} "
+                f"characters{why}",
+                hint="check the quoting of that command",
+            )
+        if continued or state:
+            if state and no < len(raw_lines):
+                buf.append("\n")
             continue
-        buf += line
+        joined = "".join(buf)
+        buf, size = [], 0
         try:
-            lex = shlex.shlex(buf, posix=True, punctuation_chars=";&|")
+            lex = shlex.shlex(joined, posix=True, punctuation_chars=";&|")
             lex.whitespace_split = True
             lex.commenters = "#"
             tokens = list(lex)
         except ValueError as exc:
-            if no < len(raw_lines):
-                buf += "\n"
-                continue
             raise InputError(
                 f"launch text, line {start}: {exc}", hint="check the quoting of that command"
             ) from None
         out.append((start, tokens))
-        buf = ""
+    if buf:
+        raise InputError(
+            f"launch text, line {start}: No closing quotation",
+            hint="check the quoting of that command",
+        )
     return out
 
 

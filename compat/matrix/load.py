@@ -15,23 +15,31 @@ from compat import resources
 from compat.errors import DataError
 from compat.hardware import DriverCatalog, GpuCatalog, parse_gpu
 from compat.matrix.schema import (
+    BuildFacts,
+    CondaPackage,
     CudaImage,
     DriverTables,
+    ExportsTable,
     GpuFamilies,
     GpuModel,
+    ImageRepository,
     MemoryData,
     Problems,
     Release,
     Toolkit,
     TorchBuildInfo,
     WheelIndex,
+    read_builds,
+    read_conda,
     read_drivers,
+    read_exports,
     read_generated,
     read_gpu_families,
     read_gpus,
     read_images,
     read_indexes,
     read_memory,
+    read_repositories,
     read_toolkits,
     read_torch_builds,
 )
@@ -45,6 +53,8 @@ class Matrix:
     def __init__(self, root: Optional[Path] = None) -> None:
         self.root = root or resources.matrices_dir()
         self._releases: dict[str, dict[Version, Release]] = {}
+        self._builds: dict[str, dict[Version, BuildFacts]] = {}
+        self._exports: Optional[ExportsTable] = None
         self._curated: Optional[
             tuple[list[Toolkit], list[TorchBuildInfo], list[WheelIndex], list[CudaImage]]
         ] = None
@@ -53,6 +63,7 @@ class Matrix:
         self._gpu_catalog: Optional[GpuCatalog] = None
         self._driver_catalog: Optional[DriverCatalog] = None
         self._memory: Optional[MemoryData] = None
+        self._inputs: dict[str, Any] = {}
 
     # Generated data -------------------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -86,6 +97,46 @@ class Matrix:
 
     def knows(self, name: str) -> bool:
         return bool(self.releases(name))
+
+    # Build facts (generated/builds/) ------------------------------------------------------------
+    def build_projects(self) -> list[str]:
+        """Projects whose compiled wheels have build facts."""
+        folder = self.root / "generated" / "builds"
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.toml") if p.stem != "torch-exports")
+
+    def builds(self, name: str) -> dict[Version, BuildFacts]:
+        """Every release of `name` whose compiled wheel was read (read on first use)."""
+        key = canonicalize_name(name)
+        if key not in self._builds:
+            path = self.root / "generated" / "builds" / f"{key}.toml"
+            rows: dict[Version, BuildFacts] = {}
+            if path.is_file():
+                p = Problems(str(path))
+                _, rows = read_builds(p, read_toml(path, cached=True))
+                if p.items:
+                    raise DataError(p.items, hint="run `compat matrix validate`")
+            self._builds[key] = rows
+        return self._builds[key]
+
+    def build_facts(self, name: str, version: Version) -> Optional[BuildFacts]:
+        """What the PyPI wheel of `name` `version` links and imports. A version with a local
+        tag (+cu126) came from another index: its wheel was not read, so None."""
+        return self.builds(name).get(version)
+
+    def torch_exports(self) -> ExportsTable:
+        """torch's exports per release, over the tracked symbols (read on first use)."""
+        if self._exports is None:
+            path = self.root / "generated" / "builds" / "torch-exports.toml"
+            table = ExportsTable((), {})
+            if path.is_file():
+                p = Problems(str(path))
+                table = read_exports(p, read_toml(path, cached=True))
+                if p.items:
+                    raise DataError(p.items, hint="run `compat matrix validate`")
+            self._exports = table
+        return self._exports
 
     # Curated data ---------------------------------------------------------------------------
     def _read(self, name: str, fn: Any, empty: Any, problems: list[str]) -> Any:
@@ -148,6 +199,29 @@ class Matrix:
                     raise DataError(p.items, hint="run `compat matrix validate`")
                 self._memory = mem
         return self._memory
+
+    def _curated_rows(self, name: str, fn: Any) -> Any:
+        """Rows a reader takes from a curated file, read on first use ([] when it is absent)."""
+        key = f"{name}:{getattr(fn, '__name__', '')}"
+        if key not in self._inputs:
+            problems: list[str] = []
+            rows = self._read(name, fn, [], problems)
+            if problems:
+                raise DataError(problems, hint="run `compat matrix validate`")
+            self._inputs[key] = rows
+        return self._inputs[key]
+
+    @property
+    def conda_packages(self) -> list[CondaPackage]:
+        """curated/conda.toml: conda packages that are packages of the stack or state a CUDA."""
+        rows: list[CondaPackage] = self._curated_rows("conda.toml", read_conda)
+        return rows
+
+    @property
+    def image_repositories(self) -> list[ImageRepository]:
+        """curated/images.toml [[repository]]: framework and PyTorch images by tag."""
+        rows: list[ImageRepository] = self._curated_rows("images.toml", read_repositories)
+        return rows
 
     @property
     def toolkits(self) -> list[Toolkit]:
@@ -249,8 +323,16 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
         if project and project != path.stem:
             p.add("meta.project", f"{project!r} does not match the file name {path.stem!r}")
         problems.extend(p.items)
+    problems.extend(_validate_builds(root / "generated" / "builds"))
     m = Matrix(root)
-    for load in (m._load_curated, m._load_hardware, m._load_drivers, lambda: m.memory):
+    for load in (
+        m._load_curated,
+        m._load_hardware,
+        m._load_drivers,
+        lambda: m.memory,
+        lambda: m.conda_packages,
+        lambda: m.image_repositories,
+    ):
         try:
             load()
         except DataError as exc:
@@ -288,4 +370,36 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
             load_advisories(adv)
         except DataError as exc:
             problems.extend(exc.problems)
+    return problems
+
+
+def _validate_builds(folder: Path) -> list[str]:
+    """builds/*.toml against their schema, and every import index against the tracked list."""
+    if not folder.is_dir():
+        return []
+    problems: list[str] = []
+    tracked = 0
+    exports = folder / "torch-exports.toml"
+    if exports.is_file():
+        p = Problems(str(exports))
+        try:
+            tracked = len(read_exports(p, read_toml(exports)).tracked)
+        except DataError as exc:
+            problems.extend(exc.problems)
+        problems.extend(p.items)
+    for path in sorted(folder.glob("*.toml")):
+        if path == exports:
+            continue
+        p = Problems(str(path))
+        try:
+            project, rows = read_builds(p, read_toml(path))
+        except DataError as exc:
+            problems.extend(exc.problems)
+            continue
+        if project and project != path.stem:
+            p.add("meta.project", f"{project!r} does not match the file name {path.stem!r}")
+        for version, facts in rows.items():
+            if any(i >= tracked for i in facts.imports):
+                p.add(f"releases.{version}.imports", f"indices past the {tracked} tracked symbols")
+        problems.extend(p.items)
     return problems
