@@ -8,9 +8,6 @@ from __future__ import annotations
 
 KNOWN_SMOKE: dict[str, str] = {
     "snapshot:h100-torch2.11-cu130:.env.CUDA_VISIBLE_DEVICES=secret": "leak: secret printed back: URL password (part after '/' or '@'), URL password (part before '/' or '@')",
-    "lint:pyproject.toml:line11:vision=deep-table": "crash: RecursionError in compat/lint.py:_toml -> tomllib/_parser.py:parse_inline_table",
-    "elf:sec6:sh_link=2147483648": "crash: IndexError in compat/elf.py:needed",
-    "elf:sec6:sh_link=4294967295": "crash: IndexError in compat/elf.py:needed",
     "dist-info:torch/version.py cuda-arabic": "crash: InvalidVersion in compat/check/cuda.py:check_minor -> site-packages/packaging/version.py:__init__",
     "cli:diff with secrets": "leak: secret printed back: --api-key value, Bearer token, URL password (part after '/' or '@'), URL password (part before '/' or '@'), hf_ token, token as URL user",
 }

@@ -218,8 +218,8 @@ def test_harness_classifies_cli_outcomes(tmp_path: Path) -> None:
     assert usage.outcome is Outcome.CLEAN_ERROR and usage.rc == 2, usage.short()
     # A crash: the command module made to fail from inside (a bug, exit 70 with a report).
     (tmp_path / "sitecustomize.py").write_text(
-        "import compat.inputs\ndef boom(*a, **k):\n    raise ZeroDivisionError('planted')\n"
-        "compat.inputs.load_from = boom\n"
+        "import compat.pipeline\ndef boom(*a, **k):\n    raise ZeroDivisionError('planted')\n"
+        "compat.pipeline.check = boom\n"
     )
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     crash = run_cli(("check", "--from", snap), env=env)

@@ -166,9 +166,6 @@ def test_lint_python_non_ascii_digits_is_a_usage_error(tmp_path: Path) -> None:
     assert res.outcome is Outcome.CLEAN_ERROR and res.rc == 2, res.short()
 
 
-@known(
-    "an unquoted TOML datetime in pyproject/pylock values crashes lint (int-digit and deep tables too)"
-)
 def test_lint_pyproject_5000_digit_integer(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "x"\nversion = ' + "9" * 5000 + "\n"
@@ -176,7 +173,6 @@ def test_lint_pyproject_5000_digit_integer(tmp_path: Path) -> None:
     passes(run_inproc(targets.lint_paths, [str(tmp_path / "pyproject.toml")]))
 
 
-@known("deep TOML nesting in a pinned file gives RecursionError (lint)")
 def test_lint_toml_deep_array(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("x = " + "[" * DEEP + "]" * DEEP + "\n")
     passes(run_inproc(targets.lint_paths, [str(tmp_path / "pyproject.toml")]))
@@ -291,21 +287,10 @@ def _elf(tmp_path: Path, raw: bytes) -> str:
 @pytest.mark.parametrize(
     "mutation",
     [
-        pytest.param(
-            "sec6:sh_link=4294967295", marks=known("an ELF sh_link out of range raises IndexError")
-        ),
-        pytest.param(
-            "e_shoff=18446744073709551615",
-            marks=known("an ELF e_shoff past 2^63 raises ValueError"),
-        ),
-        pytest.param(
-            "sec6:sh_offset=18446744073709551615",
-            marks=known("an ELF section offset past 2^63 raises ValueError"),
-        ),
-        pytest.param(
-            "sec11:sh_size=18446744073709551615",
-            marks=known("an ELF section size past 2^63 raises OverflowError"),
-        ),
+        "sec6:sh_link=4294967295",
+        "e_shoff=18446744073709551615",
+        "sec6:sh_offset=18446744073709551615",
+        "sec11:sh_size=18446744073709551615",
     ],
 )
 def test_malformed_elf(tmp_path: Path, elf_seed: bytes, mutation: str) -> None:
@@ -438,7 +423,6 @@ def test_diff_redacts(tmp_path: Path) -> None:
 
 
 @pytest.mark.fuzz
-@known("a 306-byte YAML alias bomb in --config takes > 10 s and gigabytes")
 def test_config_alias_bomb(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(str(gen.YAML_CONFIGS[0][1]))
     passes(
@@ -451,7 +435,6 @@ def test_config_alias_bomb(tmp_path: Path) -> None:
 
 
 @pytest.mark.fuzz
-@known("a launch file with an unbalanced quote is re-lexed quadratically")
 def test_launch_file_unbalanced_quote(tmp_path: Path) -> None:
     (tmp_path / "run.sh").write_text("echo 'x\n" + "ls -l /tmp\n" * 4000 + "vllm serve m\n")
     freeze = str(ASSETS / "freeze" / "vllm-0.10.1.1-good.txt")
@@ -463,7 +446,6 @@ def test_launch_file_unbalanced_quote(tmp_path: Path) -> None:
 
 
 @pytest.mark.fuzz
-@known("one 2 MB token in a launch file takes tens of seconds")
 def test_launch_file_2mb_token(tmp_path: Path) -> None:
     (tmp_path / "run.sh").write_text("vllm serve " + "m" * 2_000_000 + "\n")
     freeze = str(ASSETS / "freeze" / "vllm-0.10.1.1-good.txt")
@@ -509,10 +491,8 @@ def test_metadata_20mb_header(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "what",
     [
-        pytest.param("fifo", marks=known("a FIFO as --config blocks")),
-        pytest.param(
-            "dev-zero", marks=known("/dev/zero as --config is read until memory runs out")
-        ),
+        "fifo",
+        "dev-zero",
     ],
 )
 def test_config_file_that_never_ends(tmp_path: Path, what: str) -> None:
