@@ -1241,7 +1241,8 @@ def _db_case(surface: str, name: str, replace: str, content: FileSpec, example: 
         target="database_root",
         args=(f"{WD}/db",),
         cli=("matrix", "validate", "--path", f"{WD}/db"),
-        env={"COMPAT_CACHE_DIR": f"{WD}/cache"},
+        # Every reader (launch data, package families, rules) reads this folder.
+        env={"COMPAT_CACHE_DIR": f"{WD}/cache", "COMPAT_MATRICES": f"{WD}/db"},
         example=example,
     )
 
@@ -1254,7 +1255,7 @@ def data_cases(rng: random.Random) -> Iterator[Case]:
         rel = path.relative_to(MATRICES).as_posix()
         text = path.read_text(encoding="utf-8")
         curated = path.parent.name == "curated"
-        per = 6 if curated else 2
+        per = 5 if curated else 1
         for i, (name, mutated, what) in enumerate(
             _toml_mutants(rng, text, every=False, per_file=per)
         ):

@@ -70,6 +70,18 @@ def warm() -> None:
         _PARENT_CACHE.append(cache_root() / "index")
 
 
+def fresh_process_state() -> None:
+    """Forget what this process read of the database (the parent warmed it before forking): the
+    package families, the launch data and rules are then read again, from $COMPAT_MATRICES and
+    through the cache, as a new `compat` process reads them."""
+    from compat import families
+    from compat.launch import data, rules
+
+    families.families.cache_clear()
+    data._LOADED.clear()
+    rules._CACHE.clear()
+
+
 def seed_cache() -> None:
     """Link the parent's good cache entries into this input's cache folder ($COMPAT_CACHE_DIR)
     where it has none of its own: only the file a case changed (or the entry it tampered with)
@@ -271,6 +283,7 @@ def database_root(root: str, env_name: str = "h100", validate: bool = True) -> s
     from compat.pipeline import LaunchInput, check, load_database, parse_launch_for
 
     seed_cache()
+    fresh_process_state()
     d = load_database(Path(root))
     env = base_env(env_name)
     argv = ("vllm", "serve", "m", "--tensor-parallel-size", "2")
@@ -303,11 +316,20 @@ def cache_baseline() -> str:
 def cached_database(root: str, expected: str) -> str:
     """The bundled data read through a cache that was tampered with: the answer must be the one
     the untouched data gives (`expected`), and the cache must not stop later runs."""
+    from compat.errors import CompatError
     from tests.fuzz.harness import WrongAnswer
 
     seed_cache()
-    # The second run reads what the first left in the cache.
-    outs = [_cached_report(root) for _ in range(2)]
+    outs = []
+    for run in range(2):  # the second run reads what the first left in the cache
+        fresh_process_state()
+        try:
+            outs.append(_cached_report(root))
+        except CompatError:  # the data is the bundled, valid one: only the cache differs
+            # One class whichever file's entry it was (the case name says which).
+            raise WrongAnswer(
+                f"run {run + 1}: a cache entry of the wrong shape makes the valid database fail"
+            ) from None
 
     for out in outs:
         if _stable(out) != _stable(expected):
