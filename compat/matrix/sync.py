@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,10 +21,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from compat.cudareq import cuda_of
-from compat.errors import NetworkError
+from compat.errors import CompatError, NetworkError
 from compat.families import families
 from compat.matrix import toml_write
 from compat.matrix.buildfacts import TORCH, BuildsReport, build_projects, sync_builds
+from compat.matrix.progress import tracked
 from compat.matrix.pypi import (
     DEFAULT_INDEX_URL,
     DiskCache,
@@ -366,7 +365,8 @@ class SyncReport:
             )
         return out
 
-    def summary(self) -> str:
+    def summary(self, final: bool = True) -> str:
+        """The table of projects, what changed, and (with `final`) what was or would be written."""
         lines = [
             f"sync from {self.index_url}: {len(self.projects)} projects, {self.requests} requests, "
             f"{self.bytes_received / 2**20:.1f} MiB, {self.elapsed_s:.1f} s",
@@ -376,8 +376,7 @@ class SyncReport:
         ]
         for p in self.projects:
             if not p.found:
-                lines.append(f"{p.project:<22}{'-':>9}  {p.note}")
-                continue
+                continue  # one note below, not a row of dashes
             lines.append(
                 f"{p.project:<22}{p.releases:>9}{p.via_pep658:>8}{p.via_range:>7}"
                 f"{p.via_none:>6}{p.read:>6}{p.cached:>8}{p.kept:>6}{len(p.added):>7}"
@@ -392,8 +391,11 @@ class SyncReport:
                 if items:
                     lines.append(f"{p.project}: {label} {_versions(items)}")
             lines.extend(f"{p.project}: failed {failure}" for failure in p.failures)
+        lines.extend(f"note: {p.project}: {p.note}" for p in self.projects if not p.found)
         if self.builds is not None:
             lines.append(self.builds.summary().rstrip("\n"))
+        if not final:
+            return "\n".join(lines)
         changed = [p for p in self.projects if p.changes_file]
         if self.builds is not None:
             built = [
@@ -545,7 +547,12 @@ def _build_project(
             project=name,
             path=path,
             found=False,
-            note="not on the index (HTTP 404); no file written",
+            note="not on this index (HTTP 404), nothing to read"
+            + (
+                f"; its wheels are on its own index ({', '.join(own)})"
+                if (own := _own_indexes(name))
+                else ""
+            ),
             old_text=old.text,
             new_text=old.text,
         )
@@ -597,6 +604,9 @@ def _build_project(
             plan.future = pool.submit(
                 _read, client, url, plan.source["sha256"], _metadata_sha256(wheel)
             )
+        if plan.future is not None and (bar := tracked(progress)) is not None:
+            bar.add(1)
+            plan.future.add_done_callback(bar.step)
         plans.append(plan)
 
     to_read = sum(plan.future is not None for plan in plans)
@@ -615,6 +625,18 @@ def _build_project(
                     for k in ("requires_python", "cuda", "requires", "requires_unknown")
                     if k in previous
                 }
+                # The same wheel: its METADATA, when cached, is read again with today's table
+                # of the stack, so a kept record says what a full sync would (a package that
+                # joined the table, such as cuda-tile, gets its lines); without it the old
+                # record stands whole (lines are never dropped for want of a read).
+                hit = client.cache.get_metadata(plan.source["sha256"])
+                method = previous["source"].get("method")
+                if hit is not None and hit[0] == method and method in ("pep658", "range"):
+                    fields = metadata_fields(hit[1])
+                    fields["requires_python"] = fields["requires_python"] or meta.get(
+                        "requires_python", ""
+                    )
+                    meta = fields
                 releases[plan.key] = assemble(plan.index, meta, previous["source"])
             elif plan.future is None:
                 releases[plan.key] = assemble(plan.index, plan.meta, plan.source)
@@ -654,6 +676,16 @@ def _build_project(
     return collect
 
 
+def _own_indexes(name: str) -> list[str]:
+    """The curated extra indexes that serve `name` (matrices/curated/indexes.toml)."""
+    from compat.matrix.load import Matrix
+
+    try:
+        return sorted({i.name for i in Matrix().indexes if name in i.projects})[:3]
+    except CompatError:
+        return []
+
+
 def _finish(build: _Build, name: str, index_url: str, old: _Old, today: str) -> ProjectReport:
     releases = dict(sorted(build.releases.items(), key=lambda item: Version(item[0])))
 
@@ -686,27 +718,11 @@ def _version_or_zero(text: str) -> Version:
         return Version("0")
 
 
-def write_all(files: Iterable[tuple[Path, str]]) -> None:
-    """Write every file or none: all go to temp files beside their targets first, then each
-    temp file replaces its target (os.replace is atomic), so a failure while writing leaves
-    every old file as it was."""
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, text in files:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            staged.append((tmp, path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-        while staged:
-            tmp, path = staged[0]
-            os.replace(tmp, path)
-            staged.pop(0)
-    finally:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
+def write_all(root: Path, files: Iterable[tuple[Path, str]]) -> None:
+    """Write every file or none (compat.matrix.commit: staged files, a journal, renames)."""
+    from compat.matrix.commit import commit
+
+    commit(root, files)
 
 
 def sync(
@@ -754,6 +770,10 @@ def sync(
                         merged.setdefault(project, set()).update(versions)
                 return merged
 
+            bar = tracked(progress)
+            if bar is not None:
+                bar.watch(lambda: (client.requests, client.bytes_received))
+
             def run(group: list[str]) -> None:
                 current = pins()
                 collectors = [
@@ -769,6 +789,8 @@ def sync(
                     build = collect()
                     records[n] = build.releases
                     reports[n] = _finish(build, n, client.index_url, olds[n], today)
+                    if bar is not None:
+                        bar.stage(n, len(reports), len(names))
                     say(f"{n}: done")
 
             for framework in FRAMEWORKS:
@@ -787,7 +809,12 @@ def sync(
     ordered = [reports[n] for n in names]
     build_files = [(p, new) for p, old, new in (facts.files if facts else ()) if old != new]
     if write:
-        write_all([*((r.path, r.new_text) for r in ordered if r.changes_file), *build_files])
+        from compat.matrix.commit import database_root
+
+        write_all(
+            database_root(out_dir),
+            [*((r.path, r.new_text) for r in ordered if r.changes_file), *build_files],
+        )
         ordered = [replace(r, written=True) if r.changes_file else r for r in ordered]
     return SyncReport(
         projects=tuple(ordered),

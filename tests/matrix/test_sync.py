@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import importlib.util
 import io
+import os
 import sys
-import tempfile
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -356,17 +356,16 @@ def test_failure_while_writing_leaves_every_file_untouched(
 ) -> None:
     (tmp_path / "torch.toml").write_text("old torch\n", encoding="utf-8")
     (tmp_path / "sgl-kernel.toml").write_text("old sgl-kernel\n", encoding="utf-8")
-    real_mkstemp = tempfile.mkstemp
+    real_fsync = os.fsync
     calls: list[int] = []
 
-    def failing_mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+    def failing_fsync(fd: int) -> None:
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 2:  # the second staged file: the disk is full
             raise OSError(28, "No space left on device")
-        fd, name = real_mkstemp(*args, **kwargs)
-        return fd, str(name)
+        real_fsync(fd)
 
-    monkeypatch.setattr(tempfile, "mkstemp", failing_mkstemp)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="No space"):
         run(index, tmp_path, projects=("torch", "sgl-kernel"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sgl-kernel.toml", "torch.toml"]
