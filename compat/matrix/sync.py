@@ -69,6 +69,22 @@ _LINUX_X86_64 = [
 Record = dict[str, Any]
 
 
+# How `requires` is derived from METADATA; bumped when metadata_fields changes its rule, so the
+# next sync reads every release again instead of keeping records made by the old rule.
+DERIVATION = 2
+
+
+def stack_fingerprint() -> str:
+    """The rule `requires` was filtered by: the stack table's names and the derivation. A kept
+    record made under another table would lack the lines of a package that joined it since
+    (torchao, cuda-tile): the sync reads every release again when it differs."""
+    import hashlib
+
+    rows = sorted(f"{p.name}{'*' if p.prefix else ''}" for p in families().rows)
+    text = f"{DERIVATION}:" + ",".join(rows)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def is_stack_requirement(name: str) -> bool:
     """Whether a Requires-Dist name is one `requires` keeps: any package of the stack
     (matrices/curated/packages.toml), `nvidia-*` and `cuda-*` included."""
@@ -155,6 +171,7 @@ def metadata_fields(data: bytes) -> Record:
     message = HeaderParser().parsestr(data.decode("utf-8", errors="replace"))
     requires: set[str] = set()
     cuda: list[tuple[int, str]] = []
+    own = canonicalize_name(str(message.get("Name", "") or ""))
     for line in message.get_all("Requires-Dist") or []:
         try:
             requirement = Requirement(str(line).strip())
@@ -162,6 +179,8 @@ def metadata_fields(data: bytes) -> Record:
             continue  # not PEP 508; pip would refuse it as well
         if not is_stack_requirement(requirement.name):
             continue
+        if own and canonicalize_name(requirement.name) == own:
+            continue  # `sglang[srt]; extra == "all"`: an extra naming others, not a pin
         requires.add(str(requirement))
         if _on_linux_x86_64(requirement):
             implied = cuda_of(requirement)
@@ -423,6 +442,7 @@ class SyncReport:
 class _Old:
     text: str = ""
     synced: str = ""
+    stack: str = ""
     releases: dict[str, Record] = field(default_factory=dict)
 
 
@@ -442,6 +462,7 @@ def _load_old(path: Path) -> _Old:
     return _Old(
         text=text,
         synced=str(meta.get("synced", "")) if isinstance(meta, dict) else "",
+        stack=str(meta.get("stack", "")) if isinstance(meta, dict) else "",
         releases=releases if isinstance(releases, dict) else {},
     )
 
@@ -559,6 +580,7 @@ def _build_project(
         return lambda: _Build(report, {})
 
     read_at = _iso(now)
+    stack = stack_fingerprint()
     plans: list[_Plan] = []
     for key, _, files in _selected(name, page, pins):
         wheel = choose_wheel(files)
@@ -582,6 +604,7 @@ def _build_project(
             and prev_source.get("file") == plan.source["file"]
             and prev_source.get("sha256") == plan.source["sha256"]
             and _same_kind(previous, wheel is None)
+            and old.stack == stack
         ):
             # Same file, same bytes: the old reading stands, read_at included.
             plan.previous = previous
@@ -625,18 +648,6 @@ def _build_project(
                     for k in ("requires_python", "cuda", "requires", "requires_unknown")
                     if k in previous
                 }
-                # The same wheel: its METADATA, when cached, is read again with today's table
-                # of the stack, so a kept record says what a full sync would (a package that
-                # joined the table, such as cuda-tile, gets its lines); without it the old
-                # record stands whole (lines are never dropped for want of a read).
-                hit = client.cache.get_metadata(plan.source["sha256"])
-                method = previous["source"].get("method")
-                if hit is not None and hit[0] == method and method in ("pep658", "range"):
-                    fields = metadata_fields(hit[1])
-                    fields["requires_python"] = fields["requires_python"] or meta.get(
-                        "requires_python", ""
-                    )
-                    meta = fields
                 releases[plan.key] = assemble(plan.index, meta, previous["source"])
             elif plan.future is None:
                 releases[plan.key] = assemble(plan.index, plan.meta, plan.source)
@@ -690,7 +701,12 @@ def _finish(build: _Build, name: str, index_url: str, old: _Old, today: str) -> 
     releases = dict(sorted(build.releases.items(), key=lambda item: Version(item[0])))
 
     def render(synced: str) -> str:
-        meta = {"project": name, "index": f"{index_url}/{name}/json", "synced": synced}
+        meta = {
+            "project": name,
+            "index": f"{index_url}/{name}/json",
+            "synced": synced,
+            "stack": stack_fingerprint(),
+        }
         return toml_write.dumps({"meta": meta, "releases": releases}, header=HEADER)
 
     text = render(old.synced or today)

@@ -26,6 +26,7 @@ from compat.matrix.sync import (
     choose_wheel,
     metadata_fields,
     run_sync,
+    stack_fingerprint,
     sync,
 )
 
@@ -229,6 +230,7 @@ def test_sync_builds_records(index: Any, tmp_path: Path) -> None:
         "project": "torch",
         "index": f"{index.index_url}/torch/json",
         "synced": "2026-11-22",
+        "stack": stack_fingerprint(),
     }
     assert list(torch["releases"]) == ["2.7.1", "2.11.0"]  # 1.x left out, version order
     r271 = torch["releases"]["2.7.1"]
