@@ -76,6 +76,8 @@ def recover(root: Path) -> Optional[str]:
         _finish(root, pairs)
         return "completed"
     stray = [p for p in _walk(root) if p.name.endswith(STAGED)]
+    # atomic_write's temporary file of a journal never committed.
+    stray += [p for p in root.glob(f".{JOURNAL}.*.tmp") if p.is_file()]
     for path in stray:
         path.unlink(missing_ok=True)
     return "rolled back" if stray else None
