@@ -242,3 +242,117 @@ def test_what_is_written_is_readable_by_everyone_whatever_the_umask(
     finally:
         os.umask(old)
     assert _modes(home) == {("d", 0o755), ("f", 0o644)}
+
+
+# -- end to end: a fresh clone installed read-only, updated from the local index ----------------
+
+
+def _as(user: int) -> Any:
+    def drop() -> None:
+        os.setgid(user)
+        os.setuid(user)
+
+    return drop
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        str(p.relative_to(root)): (stat.S_IMODE(p.stat().st_mode), p.read_bytes() if p.is_file() else b"")
+        for p in sorted(root.rglob("*"))
+        if "__pycache__" not in p.parts
+    }
+
+
+@pytest.mark.slow
+def test_fresh_clone_install_update_check(wheels: dict[str, Path], index: SimpleIndex) -> None:
+    """git clone, build and install compat into a read-only target, `compat data update` against
+    the local index, and `compat check` reads the new data. Run as root (as CI runs), the checks
+    and a second update run as `nobody`, so the read-only site-packages and the reading of
+    root's data folder by another user are real, not assumed."""
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout: nothing to clone")
+    import shutil
+    import tempfile
+
+    other = 65534 if os.geteuid() == 0 else None
+    top = Path(tempfile.mkdtemp(prefix="compat-e2e-"))
+    try:
+        top.chmod(0o755)
+        clone = top / "clone"
+        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(top / "dist")],
+            cwd=clone,
+            check=True,
+            capture_output=True,
+        )
+        (wheel,) = (top / "dist").glob("compat-*.whl")
+        site = top / "site"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(["chmod", "-R", "a-w", str(site)], check=True)
+        installed = _snapshot(site)
+        index.publish(wheels[N])
+        index.publish(wheels[N1])
+        home = top / "home"
+        home.mkdir(mode=0o755)
+        base_env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "COMPAT_"))},
+            "PYTHONPATH": str(site),
+            "HOME": str(home),
+            "PIP_CONFIG_FILE": os.devnull,
+            "XDG_DATA_HOME": str(home / "share"),
+            "XDG_CACHE_HOME": str(home / "cache"),
+        }
+
+        def run(args: list[str], user: int | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "compat", *args],
+                env={**base_env, **extra},
+                cwd=top,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                preexec_fn=_as(user) if user is not None else None,
+            )
+
+        def check(user: int | None = None, **extra: str) -> tuple[dict[str, Any], set[str]]:
+            done = run(["check", "--from", str(FREEZE), "--format", "json"], user, **extra)
+            assert done.returncode in (0, 1), done.stderr
+            doc = json.loads(done.stdout)
+            return doc["data"], {f["advisory"] for f in doc["findings"] if f.get("advisory")}
+
+        where = run(["data", "show", "--json"])
+        assert json.loads(where.stdout)["in_use"]["path"].startswith(str(site)), where.stderr
+        data, found = check()
+        assert data["source"] == "bundled with compat" and "COMPAT-0401" in found
+
+        old = os.umask(0o077)  # root's umask does not decide who can read the data
+        try:
+            done = run(["data", "update", "--index-url", index.url])
+        finally:
+            os.umask(old)
+        assert done.returncode == 0 and f"-> {N1}" in done.stdout, done.stderr
+        data, found = check()
+        assert data["source"] == "user folder" and data["version"] == N1
+        assert "COMPAT-0991" in found and "COMPAT-0401" not in found
+        assert _snapshot(site) == installed  # nothing under site-packages was written
+
+        if other is None:
+            return
+        # Another user reads root's data folder ...
+        data, found = check(other)
+        assert data["source"] == "user folder" and data["version"] == N1 and "COMPAT-0991" in found
+        # ... and updates into its own, with site-packages it cannot write.
+        own = top / "other"
+        own.mkdir(mode=0o755)
+        os.chown(own, other, other)
+        done = run(["data", "update", "--index-url", index.url], other, HOME=str(own), XDG_DATA_HOME=str(own / "share"))
+        assert done.returncode == 0 and f"-> {N1}" in done.stdout, done.stderr
+        assert _snapshot(site) == installed
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(top)], check=False)
+        shutil.rmtree(top, ignore_errors=True)
