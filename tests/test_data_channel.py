@@ -343,14 +343,33 @@ def test_fresh_clone_install_update_check(wheels: dict[str, Path], index: Simple
 
         if other is None:
             return
-        # Another user reads root's data folder ...
+        # Another user reads every folder and file root's update wrote ...
+        data_dir = home / "share" / "compat" / "data"
+        files = [p for p in data_dir.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        read = subprocess.run(
+            ["find", str(data_dir), "-type", "f", "!", "-name", ".*", "-exec", "cat", "{}", "+"],
+            capture_output=True,
+            preexec_fn=_as(other),
+        )
+        assert read.returncode == 0, read.stderr
+        assert len(read.stdout) == sum(p.stat().st_size for p in files) > 1_000_000
+        # ... and, where that user may run this interpreter, uses it and updates into its own
+        # folder with a site-packages it cannot write.
+        try:
+            subprocess.run([sys.executable, "-c", "pass"], preexec_fn=_as(other), check=True)
+        except (OSError, subprocess.CalledProcessError):
+            return  # the interpreter lives where that user cannot reach (e.g. under /root)
         data, found = check(other)
         assert data["source"] == "user folder" and data["version"] == N1 and "COMPAT-0991" in found
-        # ... and updates into its own, with site-packages it cannot write.
         own = top / "other"
         own.mkdir(mode=0o755)
         os.chown(own, other, other)
-        done = run(["data", "update", "--index-url", index.url], other, HOME=str(own), XDG_DATA_HOME=str(own / "share"))
+        done = run(
+            ["data", "update", "--index-url", index.url],
+            other,
+            HOME=str(own),
+            XDG_DATA_HOME=str(own / "share"),
+        )
         assert done.returncode == 0 and f"-> {N1}" in done.stdout, done.stderr
         assert _snapshot(site) == installed
     finally:
