@@ -55,6 +55,7 @@ def run_cmd(
     ignore: tuple[str, ...],
     quiet: bool,
     command: tuple[str, ...],
+    machine: Optional[str] = None,
 ) -> None:
     """Check this environment with CMD as the server launch command, then run CMD in compat's
     place when nothing at or above --fail-on is found; otherwise print the findings on stderr
@@ -85,6 +86,7 @@ def run_cmd(
         fail_on,
         ignore,
         tuple(argv),
+        machine,
     )
     env, findings = run_check(req)
     code = exit_code(findings, fail_on)
