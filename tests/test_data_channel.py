@@ -257,7 +257,10 @@ def _as(user: int) -> Any:
 
 def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
     return {
-        str(p.relative_to(root)): (stat.S_IMODE(p.stat().st_mode), p.read_bytes() if p.is_file() else b"")
+        str(p.relative_to(root)): (
+            stat.S_IMODE(p.stat().st_mode),
+            p.read_bytes() if p.is_file() else b"",
+        )
         for p in sorted(root.rglob("*"))
         if "__pycache__" not in p.parts
     }
@@ -289,7 +292,18 @@ def test_fresh_clone_install_update_check(wheels: dict[str, Path], index: Simple
         (wheel,) = (top / "dist").glob("compat-*.whl")
         site = top / "site"
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-index",
+                "--target",
+                str(site),
+                str(wheel),
+            ],
             check=True,
             capture_output=True,
         )
@@ -308,7 +322,9 @@ def test_fresh_clone_install_update_check(wheels: dict[str, Path], index: Simple
             "XDG_CACHE_HOME": str(home / "cache"),
         }
 
-        def run(args: list[str], user: int | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
+        def run(
+            args: list[str], user: int | None = None, **extra: str
+        ) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [sys.executable, "-m", "compat", *args],
                 env={**base_env, **extra},
@@ -375,3 +391,52 @@ def test_fresh_clone_install_update_check(wheels: dict[str, Path], index: Simple
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(top)], check=False)
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_old_data_adds_one_note_naming_the_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    tree = tmp_path / "db"
+    shutil.copytree(REPO / "matrices", tree)
+    (tree / "DATA.toml").write_text(DataInfo(Version("2026.1.1"), date(2026, 1, 1)).to_toml())
+    monkeypatch.setenv("COMPAT_MATRICES", str(tree))
+    code, out, err = run_main(["check", "--from", str(FREEZE)], capsys)
+    assert code in (0, 1) and err.count("compat data update") == 1 and "synced" in err
+    assert "compat data update" not in out  # the report itself stays as it was
+    code, out, err = run_main(["check", "--from", str(FREEZE), "--format", "json"], capsys)
+    data = json.loads(out)["data"]
+    assert data["source"] == "COMPAT_MATRICES" and data["stale"] and data["version"] == "2026.1.1"
+    code, out, _ = run_main(["env", "--no-host"], capsys)
+    assert (
+        code == 0 and f"Data          2026.1.1, synced 2026-01-01 (COMPAT_MATRICES: {tree})" in out
+    )
+
+
+def test_progress_is_one_line_on_a_terminal_and_lines_in_a_log() -> None:
+    import io
+
+    from compat.matrix.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Tty()
+    with Progress(term, interval=0.01) as bar:
+        bar.watch(lambda: (12, 3 * 2**20))
+        bar.add(4)
+        bar.step()
+        bar.stage("vllm", 1, 2)
+        time.sleep(0.1)
+        bar("vllm: done")
+    text = term.getvalue()
+    assert "[1/2] 1/4 reads 12 requests, 3.0 MiB" in text and "vllm" in text
+    assert "\r" in text and text.count("\n") == 1  # the milestone alone ends a line
+    log = io.StringIO()
+    with Progress(log) as bar:
+        bar.add(3)
+        bar("torch: done")
+        bar("vllm: done")
+    assert log.getvalue() == "torch: done\nvllm: done\n"

@@ -689,12 +689,16 @@ def _build_project(
 
 def _own_indexes(name: str) -> list[str]:
     """The curated extra indexes that serve `name` (matrices/curated/indexes.toml)."""
-    from compat.matrix.load import Matrix
+    from compat import resources
+    from compat.matrix.schema import Problems, read_indexes
+    from compat.matrix.tomlfile import read_toml
 
+    path = resources.curated_dir() / "indexes.toml"
     try:
-        return sorted({i.name for i in Matrix().indexes if name in i.projects})[:3]
+        rows = read_indexes(Problems(str(path)), read_toml(path, cached=True))
     except CompatError:
         return []
+    return sorted({i.name for i in rows if name in i.projects})[:3]
 
 
 def _finish(build: _Build, name: str, index_url: str, old: _Old, today: str) -> ProjectReport:

@@ -17,7 +17,9 @@ from compat.pipeline import check, load_database
     ("driver", "severity", "floor"),
     [("450.80.02", Severity.INFO, "515.43.04"), ("418.39", Severity.ERROR, "450.80.02")],
 )
-def test_torch_2_0_on_old_drivers(tmp_path: Path, driver: str, severity: Severity, floor: str) -> None:
+def test_torch_2_0_on_old_drivers(
+    tmp_path: Path, driver: str, severity: Severity, floor: str
+) -> None:
     freeze = tmp_path / "requirements.txt"
     freeze.write_text("torch==2.0.1\ntriton==2.0.0\n", encoding="utf-8")
     db = load_database()
@@ -29,6 +31,11 @@ def test_torch_2_0_on_old_drivers(tmp_path: Path, driver: str, severity: Severit
 
 def test_every_cuda_the_generated_data_pulls_has_a_toolkit_row() -> None:
     m = Matrix()
-    pulled = {r.cuda for name in m.projects() for r in m.releases(name).values() if r.cuda and "." in r.cuda}
+    pulled = {
+        r.cuda
+        for name in m.projects()
+        for r in m.releases(name).values()
+        if r.cuda and "." in r.cuda
+    }
     rows = {f"{t.cuda.major}.{t.cuda.minor}" for t in m.toolkits}
     assert pulled - rows == set()
