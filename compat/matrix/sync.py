@@ -528,6 +528,19 @@ def states_requirements(pkg_info: bytes) -> bool:
     return version >= Version("2.2") and "requires-dist" not in dynamic
 
 
+def _same_reading(record: Record, previous: Any) -> Record:
+    """A release read again (the stack table changed) that says what it said before keeps its
+    old provenance, read_at included: the diff shows what changed, not when it was re-read."""
+    if not isinstance(previous, dict) or not isinstance(previous.get("source"), dict):
+        return record
+    old_source = previous["source"]
+    same_file = all(old_source.get(k) == record["source"][k] for k in ("file", "sha256", "method"))
+    rest = {k: v for k, v in record.items() if k != "source"}
+    if same_file and rest == {k: v for k, v in previous.items() if k != "source"}:
+        return {**record, "source": {**record["source"], "read_at": old_source.get("read_at")}}
+    return record
+
+
 def _read(client: PyPIClient, url: str, sha256: str, metadata_sha256: Optional[str]) -> _ReadResult:
     try:
         return client.metadata(url, sha256, metadata_sha256)
@@ -650,7 +663,8 @@ def _build_project(
                 }
                 releases[plan.key] = assemble(plan.index, meta, previous["source"])
             elif plan.future is None:
-                releases[plan.key] = assemble(plan.index, plan.meta, plan.source)
+                record = assemble(plan.index, plan.meta, plan.source)
+                releases[plan.key] = _same_reading(record, old.releases.get(plan.key))
             else:
                 result = plan.future.result()
                 if isinstance(result, FetchError):
@@ -667,13 +681,15 @@ def _build_project(
                     # The sdist does not say (no PKG-INFO near its start, or requirements
                     # computed at build time): unknown, not "none".
                     meta = {**plan.meta, "requires_unknown": True}
-                    releases[plan.key] = assemble(plan.index, meta, {**source, "method": "none"})
+                    record = assemble(plan.index, meta, {**source, "method": "none"})
+                    releases[plan.key] = _same_reading(record, old.releases.get(plan.key))
                     continue
                 fields = metadata_fields(result.data)
                 fields["requires_python"] = fields["requires_python"] or plan.meta.get(
                     "requires_python", ""
                 )
-                releases[plan.key] = assemble(plan.index, fields, source)
+                record = assemble(plan.index, fields, source)
+                releases[plan.key] = _same_reading(record, old.releases.get(plan.key))
         report = ProjectReport(
             project=name,
             path=path,

@@ -463,3 +463,25 @@ def test_online_sync_of_a_small_project(tmp_path: Path) -> None:
     assert project.found and project.releases > 0 and not project.failures
     data = load(tmp_path / "flashinfer-cubin.toml")
     assert {r["source"]["method"] for r in data["releases"].values()} <= {"pep658", "range"}
+
+
+def test_an_incremental_sync_refreshes_yanked_flags(index: Any, tmp_path: Path) -> None:
+    """A kept record (same file, same sha256: nothing read again) still takes what the index
+    says now: a release yanked upstream after it was read is marked, un-yanked is cleared."""
+    # A framework release that pins torch 2.7.1 (so a yanked 2.7.1 stays in the data).
+    (tmp_path / "sglang.toml").write_text('[releases."9.0"]\nrequires = ["torch==2.7.1"]\n')
+    run(index, tmp_path, projects=("torch",))
+    assert load(tmp_path / "torch.toml")["releases"]["2.7.1"]["yanked"] is False
+    torch = fakeindex.load_json("torch")
+    for f in torch["releases"]["2.7.1"]:
+        f["yanked"] = True
+    index.add_project("torch", torch)
+    report = run(index, tmp_path, projects=("torch",))
+    (got,) = report.projects
+    assert got.read == 0 and got.changed == ("2.7.1",)  # kept (same bytes), not read again
+    assert load(tmp_path / "torch.toml")["releases"]["2.7.1"]["yanked"] is True
+    for f in torch["releases"]["2.7.1"]:
+        f["yanked"] = False
+    index.add_project("torch", torch)
+    run(index, tmp_path, projects=("torch",))
+    assert load(tmp_path / "torch.toml")["releases"]["2.7.1"]["yanked"] is False
