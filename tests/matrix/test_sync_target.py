@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from compat.channel.info import read_info
 from compat.channel.source import JOURNAL, Kind, locate
 from compat.channel.store import Store
 from compat.errors import DataError
@@ -85,7 +86,9 @@ def test_default_target_is_the_user_folder(index: Any, env: dict[str, str]) -> N
     assert "to the user folder" not in done.stdout and "wrote generated/" in done.stdout
     src = locate()
     assert src.kind is Kind.USER and src.info.origin == "sync"
-    assert src.info.version is not None and src.info.version.local and src.info.base == "2026.12.1"
+    base = read_info(ROOT / "matrices").version
+    assert base is not None and src.info.version is not None and src.info.version > base
+    assert src.info.version.local and src.info.base == str(base)
     assert tree(ROOT / "matrices") == repo_before  # the installed data is never written
     check = compat(sync_args(index, "--check"), env)
     assert check.returncode == 0 and "nothing to change" in check.stdout, check.stderr
@@ -186,7 +189,11 @@ def test_ctrl_c_while_reading_exits_130_and_changes_nothing(
     shutil.copytree(ROOT / "matrices", out)
     before = tree(out)
     extra = ["--out", str(out)] if target == "out" else []
-    # An empty cache: METADATA is read, and the first read is interrupted.
+    # A re-uploaded wheel (new sha256): its METADATA is read, and that read is interrupted.
+    torch = fakeindex.load_json("torch")
+    for f in torch["releases"]["2.11.0"]:
+        f["digests"]["sha256"] = "e" * 64
+    index.add_project("torch", torch)
     run = compat(sync_args(index, "--write", *extra), env, "int-at-read")
     assert run.returncode == 130, (run.returncode, run.stderr)
     assert "interrupted" in run.stderr
