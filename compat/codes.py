@@ -78,7 +78,7 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "by their **build facts** (`matrices/generated/builds/`): the torch symbols their PyPI "
         "wheel imports, read from the wheel, against the symbols the installed torch release's "
         "libraries export. A wheel that imports a symbol the installed torch lacks is an error "
-        "(its import fails with `undefined symbol`); the message names the torch it was built "
+        "(its compiled libraries fail to load with `undefined symbol`); the message names the torch it was built "
         "against and the fix names the newest release of the package built for the installed "
         "torch. When torch's exports are not in the database, a framework release that pinned "
         "the package together with another torch (a co-pin) or a `+...torchX.Y` tag gives a "

@@ -422,6 +422,10 @@ def _neutral(env: Environment) -> Environment:
 
 
 def _finding_key(f: Finding, source: str) -> tuple[str, str, str]:
+    # "Could not tell" on both sides for want of the same fact is not a difference, whatever
+    # version it was asked about: the fact is missing on both.
+    if f.missing:
+        return (f.code, f.advisory or "", f"missing {f.missing}")
     return (f.code, f.advisory or "", _unsourced(f.message, source))
 
 

@@ -135,6 +135,7 @@ def check_cmd(
     """Will this stack work here? Checks the environment (live, or --from FILE) against the
     version database and the known-crash advisories; the server launch command goes after `--`:
 
+    \b
       compat check -- python -m sglang.launch_server --model-path M --attention-backend flashinfer
 
     With --ray, every node of the Ray cluster is checked where the server's workers run, and the

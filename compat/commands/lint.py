@@ -100,6 +100,7 @@ def lint_cmd(
     Exit 1 on findings at or above --fail-on, 3 on unreadable lines or a format compat does not
     read.
 
+    \b
       compat lint requirements.txt pyproject.toml uv.lock environment.yml Dockerfile
     """
     from compat.lint import (

@@ -62,6 +62,7 @@ def run_cmd(
     and exit 1 without running it. CMD's signals and exit code are its own (exec), so this fits
     a container ENTRYPOINT:
 
+    \b
       compat run -- python -m sglang.launch_server --model-path M --tp-size 4
 
     A command that is not an sglang/vLLM server is checked without launch settings.

@@ -1758,8 +1758,8 @@ def _filled_when_unset(tree: ast.AST) -> set[str]:
                 continue
             if _falls_back(dest, value) or (dest not in set_here and not _reads(value, dest)):
                 out.add(dest)
-        for inner in ast.iter_child_nodes(node):
-            visit(inner, set_here)
+        for sub in ast.iter_child_nodes(node):
+            visit(sub, set_here)
 
     visit(tree, frozenset())
     return out

@@ -100,6 +100,17 @@ def test_framework_pin_seed_003_tuple() -> None:
     assert "pip install 'torch==2.6.0' 'triton==3.2.0'" in f.fix
 
 
+def test_every_fix_of_a_report_aims_at_one_tuple() -> None:
+    """Seed 003's report: framework-pin, torch-triton, torch-companion and kernel-torch each fix
+    by moving to sglang's tuple (torch 2.6.0), never one of them toward the torch about to be
+    replaced (an sgl-kernel built for torch 2.7.1)."""
+    fs = findings_for("sglang-0.4.6-torch-2.7.1.txt")
+    installs = [fx for f in fs for fx in f.fix if fx.startswith("pip install")]
+    assert {one(fs, c).code for c in ("kernel-torch", "torch-companion", "torch-triton")}
+    assert installs and all("'torch==2.6.0' 'triton==3.2.0'" in fx for fx in installs), installs
+    assert not any("sgl-kernel==" in fx for fx in installs)
+
+
 def test_framework_pin_quiet_on_the_pinned_tuple() -> None:
     fs = findings_for("sglang-0.4.6-good.txt", python="3.11")
     assert codes(fs) == set(), [f.message for f in fs if f.severity >= Severity.WARNING]
