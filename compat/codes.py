@@ -70,9 +70,20 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "compiled kernel package built for another torch, CUDA or C++ ABI",
         "a compiled kernel package (flashinfer, sgl-kernel, flash-attn, vllm _C) built for another "
         "torch, CUDA or C++ ABI",
-        "Local tags (`+cu124torch2.5`, `cxx11abiFALSE`), the kernel's torch pin, and with `--deep` "
-        "the shared objects themselves: libtorch/c10 libraries they need that torch lacks, their "
-        "libcudart major, and libtorch/c10 symbols they import that torch's libraries do not export.",
+        "Local tags (`+cu124torch2.5`, `cxx11abiFALSE`), the kernel's torch pin, and with "
+        "`--deep` the shared objects themselves: libtorch/c10 libraries they need that torch "
+        "lacks, their libcudart major, and libtorch/c10 symbols they import that torch's "
+        "libraries do not export. Packages that declare no exact torch pin (sgl-kernel / "
+        "sglang-kernel, sgl-deep-gemm, torchao, lmcache, mooncake, ...) are also judged offline "
+        "by their **build facts** (`matrices/generated/builds/`): the torch symbols their PyPI "
+        "wheel imports, read from the wheel, against the symbols the installed torch release's "
+        "libraries export. A wheel that imports a symbol the installed torch lacks is an error "
+        "(its import fails with `undefined symbol`); the message names the torch it was built "
+        "against and the fix names the newest release of the package built for the installed "
+        "torch. When torch's exports are not in the database, a framework release that pinned "
+        "the package together with another torch (a co-pin) or a `+...torchX.Y` tag gives a "
+        "warning instead. A locally tagged install (`+cu126`) came from another index: its "
+        "wheel was not read, and build facts are not used for it.",
         (
             "install the kernel build made for the installed torch and CUDA (flashinfer publishes one "
             "index per CUDA and torch; sgl-kernel and vLLM: the release the framework pins)",
@@ -101,12 +112,14 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "more than one CUDA major in the stack",
         "more than one CUDA major among torch, nvidia-* wheels, kernels and LD_LIBRARY_PATH",
         "The CUDA major of torch's build, of `-cu12`/`-cu13` wheels, of the unsuffixed wheels "
-        "versioned like CUDA (`nvidia-cuda-runtime`, `cuda-toolkit`, ...; cuFFT/cuBLAS carry their "
-        "own version numbers and are not read), of kernels' local tags, and of CUDA folders on "
-        "LD_LIBRARY_PATH. Folders on LD_LIBRARY_PATH and kernels of another major are errors (they "
-        "load before torch's); stray wheels a warning. Within one major, a kernel tagged for a "
-        "newer CUDA minor than torch (+cu126 beside a +cu124 torch) is an error (it may need "
-        "runtime APIs torch's runtime lacks), an older minor a warning.",
+        "versioned like CUDA (`nvidia-cuda-runtime`, `cuda-toolkit`, ...; cuFFT/cuBLAS carry "
+        "their own version numbers and are not read), of kernels' local tags, and of CUDA "
+        "folders on LD_LIBRARY_PATH, and, for a kernel without a CUDA tag, the `libcudart.so.N` "
+        "(or `libnvrtc`, `libcublas`, ...) its PyPI wheel links (build facts; only when it "
+        "links one major). Folders on LD_LIBRARY_PATH and kernels of another major are errors "
+        "(they load before torch's); stray wheels a warning. Within one major, a kernel tagged "
+        "for a newer CUDA minor than torch (+cu126 beside a +cu124 torch) is an error (it may "
+        "need runtime APIs torch's runtime lacks), an older minor a warning.",
         (
             "take torch, its companions and the kernels from one CUDA index: `compat lock --cuda X.Y`",
             "drop folders of another CUDA from LD_LIBRARY_PATH; uninstall stray nvidia-*-cuNN wheels "
@@ -276,6 +289,24 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "Each distribution of the stack whose dist-info folder has no METADATA, no Version, or a version that is not PEP 440. pip, importlib.metadata and the frameworks' import-time version checks see such a package as missing or fail, even when its files are there; compat still judges the version it can tell (from the folder name, or torch/version.py for torch). An error for the framework, torch, triton, kernels and companions; a warning for the rest of the stack.",
         ("reinstall it: pip install --force-reinstall --no-deps 'NAME==VERSION'",),
         ("https://packaging.python.org/en/latest/specifications/recording-installed-packages/",),
+    ),
+    "stack-pin": CodeText(
+        "a requirement on a stack package is not met",
+        "an installed distribution's requirement on a package of the stack is not met (what `pip check` reports, judged with what compat knows of each build)",
+        "Every Requires-Dist of every installed distribution that names a package of the stack, with its marker evaluated for the checked Python and Linux (extras left out, as pip check does): torch's pins of its CUDA runtime wheels (nvidia-cuda-runtime-cu12==12.6.77 against 12.4.127 installed), an RL framework or a cache connector pinning vllm, a library pinning torch. The installed version is the one compat knows best (torch's from its files, a broken dist-info's from its folder). For a freeze file without the distribution's metadata, the database's record of that release is read (a build from another index keeps only its non-CUDA pins). What a more specific check judges is left to it: the framework's pins (framework-pin), torch's triton (torch-triton), a kernel's or companion's torch (kernel-torch, torch-companion). A version that does not satisfy the requirement is an error; a required package that is missing a warning, when the environment is complete (not a freeze excerpt).",
+        (
+            "install what the requirement asks for (the finding names it), or a release of the requiring package that supports the installed version",
+        ),
+        ("https://pip.pypa.io/en/stable/cli/pip_check/",),
+    ),
+    "missing-fact": CodeText(
+        "findings compat could not tell without a host fact",
+        "several checks or advisories could not tell without one host fact (the launch command, the GPUs, the driver, the model's config.json); they are reported together",
+        'An info that only says "could not tell" names the host fact it lacked. When two or more lack the same fact, they become one line per fact, listing what each would have judged (the evidence lines keep each one\'s own words), with the option that gives that fact. A single one stays as it is.',
+        (
+            "give the fact named: the launch command after `--`, --gpu NAME, --driver VERSION, or run compat where the model's files are",
+        ),
+        (),
     ),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +39,11 @@ class Package:
     extension: str = ""
     sdist_ok: bool = False
     cluster: bool = False
+    builds: bool = False
     source: str = ""
 
 
-_BOOLS = ("sync", "prefix", "links_torch", "sdist_ok", "cluster")
+_BOOLS = ("sync", "prefix", "links_torch", "sdist_ok", "cluster", "builds")
 _STRS = ("group", "successor", "extension")
 _KEYS = frozenset({"name", "family", "source", *_BOOLS, *_STRS})
 
@@ -129,6 +131,11 @@ class Families:
         return tuple(p.name for p in self.rows if p.sync)
 
     @property
+    def built(self) -> tuple[str, ...]:
+        """Projects whose wheels' shared objects the sync reads (generated/builds/)."""
+        return tuple(p.name for p in self.rows if p.builds and not p.prefix)
+
+    @property
     def extensions(self) -> dict[str, str]:
         return {p.name: p.extension for p in self.rows if p.extension}
 
@@ -156,6 +163,15 @@ def load(path: Optional[Path] = None) -> Families:
     if problems:
         raise DataError(problems, hint="run `compat matrix validate`")
     return Families(rows)
+
+
+# Extras that select another accelerator than NVIDIA's (sglang[srt-hip], [srt-xpu], [srt-npu],
+# vllm's rocm/tpu variants, [cpu]): their requirements never apply to a CUDA stack.
+_OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron|gaudi")
+
+
+def other_platform_extra(extra: str) -> bool:
+    return _OTHER_PLATFORM.search(extra.lower()) is not None
 
 
 @functools.lru_cache(maxsize=1)

@@ -166,6 +166,7 @@ def env_from_freeze(text: str, origin: str, matrix: Matrix) -> Environment:
         gpus=Unknown(why),
         context=Unknown(why),
         source=origin,
+        partial=True,
     )
 
 

@@ -236,7 +236,7 @@ def printable(text: str) -> str:
     escaped, so echoing a bad value cannot drive the terminal or fail the output."""
     out = []
     for ch in text:
-        if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF:
+        if (ch.isprintable() or ch in "\n\t") and not 0xD800 <= ord(ch) <= 0xDFFF:
             out.append(ch)
         else:
             out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))

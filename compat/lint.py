@@ -486,12 +486,29 @@ def _check_scope(
     return out
 
 
+_PIP_PIN = re.compile(r"^pip install '?([A-Za-z0-9][A-Za-z0-9._-]*)([<>=!~][^' ]*)'?$")
+
+
+def _edit(fix: str, pinned: dict[str, Pin]) -> str:
+    """A fix that installs a pinned package, said as the line to change: a lint fix is an edit."""
+    m = _PIP_PIN.match(fix.strip())
+    if not m:
+        return fix
+    pin = pinned.get(canonicalize_name(m.group(1)))
+    if pin is None:
+        return fix
+    return f"{pin.where}: change `{pin.text}` to `{m.group(1)}{m.group(2)}`"
+
+
 def _place(f: Finding, pinned: dict[str, Pin]) -> LintFinding:
     names = _names_in(f, pinned)
     subject = pinned[names[-1]] if names else next(iter(pinned.values()))
     related = tuple(pinned[k] for k in names[:-1])
     shown = dataclasses.replace(
-        f, message=_present(f.message), evidence=tuple(_present(e) for e in f.evidence)
+        f,
+        message=_present(f.message),
+        evidence=tuple(_present(e) for e in f.evidence),
+        fix=tuple(_edit(x, pinned) for x in f.fix),
     )
     return LintFinding(subject.path, subject.line, shown, related)
 

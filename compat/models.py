@@ -272,6 +272,9 @@ class Environment:
     launch: tuple[str, ...] = ()
     # Whether the compiled objects were read (--deep): Distribution.objects, TorchBuild.arch_list.
     deep: bool = False
+    # A list of pins that may leave packages out (a freeze excerpt, a requirements file): a
+    # package missing from it is not known to be missing from the environment.
+    partial: bool = False
 
     def dist(self, name: str) -> Optional[Distribution]:
         key = canonicalize_name(name)
@@ -295,6 +298,9 @@ class Finding:
     references: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     advisory: Optional[str] = None
+    # For an info that could not tell: the host fact it lacked ("driver", "gpu", "launch",
+    # "model"); findings lacking the same fact are reported together.
+    missing: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -332,6 +338,8 @@ class Code(str, enum.Enum):
     PARALLELISM = "parallelism"
     MEMORY_FIT = "memory-fit"
     BROKEN_DIST = "broken-dist"
+    STACK_PIN = "stack-pin"
+    MISSING_FACT = "missing-fact"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------

@@ -8,6 +8,7 @@ and the database is loaded by the caller (`load_database`).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from compat.matrix.load import Matrix
 from compat.models import (
     ClusterProbe,
     ClusterResult,
+    Code,
     Environment,
     Finding,
     NodeReport,
@@ -187,15 +189,18 @@ def check(
 ) -> list[Finding]:
     """Every check, then the advisories (which may build on the findings), minus ignored ones,
     worst first. Pure: everything it judges comes in as arguments."""
+    from compat.check.target import compose
+
     ctx = Context(env=env, matrix=db.matrix, launch=launch, model=model)
+    ctx = dataclasses.replace(ctx, target=compose(ctx))
     findings = run_registry(ctx)
     if db.advisories:
         implied = torch_pinned_runtime(env, db.matrix)
         matched = match_advisories(env, launch, db.advisories, findings, model, implied)
-        findings.extend(_collapse_launch_unknowns(matched))
+        findings.extend(matched)
     drop = set(ignore)
     findings = [f for f in findings if f.code not in drop and (f.advisory or "") not in drop]
-    return sort_findings(findings)
+    return sort_findings(collapse_unknowns(findings))
 
 
 def check_cluster(
@@ -228,30 +233,47 @@ def check_cluster(
     return ClusterResult(probe, tuple(per_node), tuple(cluster))
 
 
-def _collapse_launch_unknowns(found: list[Finding]) -> list[Finding]:
-    """Advisories that could only be told with the launch command become one note, not a page."""
-    waiting = [
-        f
-        for f in found
-        if f.severity is Severity.INFO
-        and f.advisory
-        and any("no launch command given" in e for e in f.evidence)
-    ]
-    if len(waiting) < 2:
-        return found
-    rest = [f for f in found if f not in waiting]
-    ids = ", ".join(sorted(f.advisory or "" for f in waiting))
-    return [
-        *rest,
-        Finding(
-            "known-crash",
-            Severity.INFO,
-            f"{len(waiting)} known-crash advisories may apply to this stack; telling needs the "
-            f"launch command: {ids}",
-            evidence=tuple(f"{f.advisory}: {f.message.split(': ', 1)[-1]}" for f in waiting),
-            fix=(
-                "pass the server command after `--` (compat check -- python -m sglang.launch_server "
-                "...) or with --launch-file; `compat explain ID` describes each",
-            ),
-        ),
-    ]
+# The host facts a check can lack, the option that gives each, and how to name it.
+_FACTS: dict[str, tuple[str, str]] = {
+    "launch": ("the launch command", "pass the server command after `--` (or --launch-file FILE)"),
+    "gpu": (
+        "the GPUs",
+        "give them: --gpu NAME (with the size for a GPU made in several), or --gpu 8xH100",
+    ),
+    "driver": ("the driver", "give it: --driver 550.54.15 (or a branch: --driver 550)"),
+    "model": (
+        "the model's config.json",
+        "run compat where the model's files are (the HF cache or the --model-path folder)",
+    ),
+}
+
+
+def collapse_unknowns(found: list[Finding]) -> list[Finding]:
+    """Infos that could only say "could not tell" for want of one host fact become one line per
+    fact, naming what each would have judged: a report, not a page of "could not tell"."""
+    groups: dict[str, list[Finding]] = {}
+    for f in found:
+        if f.severity is Severity.INFO and f.missing in _FACTS:
+            groups.setdefault(f.missing, []).append(f)
+    merged = {fact for fact, items in groups.items() if len(items) > 1}
+    out = [f for f in found if not (f.severity is Severity.INFO and f.missing in merged)]
+    for fact in sorted(merged):
+        items = groups[fact]
+        what, how = _FACTS[fact]
+        names = sorted({f.advisory or f.code for f in items})
+        advisories = [n for n in names if n.startswith("COMPAT-")]
+        codes = [n for n in names if not n.startswith("COMPAT-")]
+        listed = codes + ([f"{len(advisories)} known-crash advisories"] if advisories else [])
+        out.append(
+            Finding(
+                Code.MISSING_FACT.value,
+                Severity.INFO,
+                f"without {what} compat could not tell: {', '.join(listed)}",
+                evidence=tuple(
+                    f"{f.advisory or f.code}: {f.message.split(': ', 1)[-1]}" for f in items
+                ),
+                fix=(how, "`compat explain ID` describes each advisory"),
+                missing=fact,
+            )
+        )
+    return out

@@ -26,7 +26,8 @@ from packaging.version import InvalidVersion, Version
 
 from compat.advisories import Advisory
 from compat.errors import ResolutionError, UsageError
-from compat.families import Family, families
+from compat.families import Family, families, other_platform_extra
+from compat.matrix.builtfor import Verdict, built_for
 from compat.matrix.load import Matrix
 from compat.matrix.schema import Release, TorchBuildInfo, WheelIndex, cc_str
 from compat.models import GPU, Distribution, Driver, Environment, TorchBuild, Unknown, cuda_tag
@@ -43,8 +44,6 @@ FLASHINFER_PARTS = _FAM.groups()["flashinfer"]
 # Projects whose sdist is an installable package (flashinfer-python compiles its kernels at run
 # time); for the others an sdist means compiling CUDA code at install, which a lock must not ask.
 SDIST_OK = frozenset(p.name for p in _FAM.rows if p.sdist_ok)
-# Extras that select another accelerator: never the CUDA tuple's carrier.
-_OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron|gaudi")
 # Advisory severities that make a tuple unacceptable (a hung server is as dead as a crashed one).
 BLOCKING = frozenset({"crash", "hang"})
 _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -453,7 +452,7 @@ def carrier_extras(rel: Release) -> tuple[str, ...]:
             continue
         if key == "torch" and not str(r.marker).count("extra"):
             return ()
-        on_torch |= {e for e in _extras_of(r) if not _OTHER_PLATFORM.search(e)}
+        on_torch |= {e for e in _extras_of(r) if not other_platform_extra(e)}
     if any(_key(r.name) == "torch" and r.marker is None for r in rel.requires):
         return ()
     if "srt" in on_torch:
@@ -1020,6 +1019,7 @@ class _Resolver:
                 return None
             cands = dated if cutoff else cands
         reasons: list[str] = []
+        other_torch: list[str] = []
         for rel in cands:
             torch_pins = [r for r in rel.requires if _key(r.name) == "torch" and applies(r, self.t)]
             bad = [
@@ -1032,7 +1032,7 @@ class _Resolver:
             if why:
                 reasons.append(why)
                 continue
-            if rel is not newest and rule is Rule.KERNEL and exact is None:
+            if rel is not newest and rule is Rule.KERNEL and exact is None and chain.releases:
                 notes.append(
                     f"{name} {rel.version} chosen for {asked}: the newest release "
                     f"uploaded before {chain.releases[0][0].project}'s next release"
@@ -1044,10 +1044,30 @@ class _Resolver:
             if name in COMPANIONS and torch_index is not None:
                 reasons.append(f"{name} {rel.version}: no {b.cuda} build on {torch_index.url}")
                 continue
+            # PyPI's wheel: its build facts say which torch it was built against.
+            verdict = self._built_for(name, rel, rel_t)
+            if verdict is not None and verdict.answer is False and verdict.method == "exports":
+                reasons.append(
+                    f"{name} {rel.version} is built for {verdict.built_for or 'another torch'} "
+                    f"(its wheel imports torch symbols torch {rel_t.version} lacks)"
+                )
+                other_torch.append(str(rel.version))
+                continue
+            if other_torch:
+                notes.append(
+                    f"{name} {rel.version} chosen: built for torch {rel_t.version} (its wheel's "
+                    f"torch symbols); {', '.join(other_torch)} are built for another torch"
+                )
             return Pin(name, rel.version, (), None, via, rel, not has_fitting_wheel(rel, self.t))
         shown = reasons[0] if len(reasons) == 1 else f"{reasons[0]} (and {len(reasons) - 1} more)"
         self.reject(rule, cand, f"{asked}: {shown}", **ctx)
         return None
+
+    def _built_for(self, name: str, rel: Release, rel_t: Release) -> Optional[Verdict]:
+        facts = self.m.build_facts(name, rel.version)
+        if facts is None or not facts.import_count:
+            return None
+        return built_for(facts, rel_t.version, self.m.torch_exports())
 
     def _kernel_index(
         self,

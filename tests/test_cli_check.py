@@ -57,6 +57,9 @@ def test_ignore_codes() -> None:
         "torch-triton",
         "--ignore",
         "torch-companion",
+        # sgl-kernel 0.1.0 in this freeze is built for torch 2.4-2.6 (build facts).
+        "--ignore",
+        "kernel-torch",
     )
     assert p.returncode == 0, p.stdout
 
@@ -266,3 +269,14 @@ def test_a_launch_of_a_framework_that_is_not_installed_says_so() -> None:
     assert p.returncode == 0, p.stderr
     assert "[launch-flag] the launch command starts vllm, which is not installed" in p.stdout
     assert "OK: no findings" not in p.stdout
+
+
+def test_kernel_without_a_torch_pin_judged_by_its_build_facts() -> None:
+    """The seed freeze: sgl-kernel 0.1.0 declares no torch pin; its wheel imports symbols that
+    torch 2.7.1 does not export, and 0.2.9 is the newest release built for 2.7.1."""
+    p = compat("check", "--from", BAD, "--format", "json")
+    assert p.returncode == 1, p.stderr
+    found = [f for f in json.loads(p.stdout)["findings"] if f["code"] == "kernel-torch"]
+    assert len(found) == 1 and found[0]["severity"] == "error"
+    assert found[0]["message"].startswith("sgl-kernel 0.1.0 was built for torch 2.4.0 ... 2.6.0")
+    assert "pip install 'sgl-kernel==0.2.9'" in found[0]["fix"][0]

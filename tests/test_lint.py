@@ -233,7 +233,16 @@ def test_cli_output_and_exit_codes() -> None:
     good = run(
         "requirements-good.txt", "pyproject-extras/pyproject.toml", "--ignore", "torch-triton"
     )
-    assert (good.returncode, good.stdout, good.stderr) == (0, "", "")
+    # A clean run says so in one line.
+    assert (good.returncode, good.stdout, good.stderr) == (
+        0,
+        "compat lint: 2 file(s) checked, no findings\n",
+        "",
+    )
+    assert (
+        "fix: requirements-torch-triton.txt:5: change `triton==3.1.0` to `triton==3.3.1`"
+        in bad.stdout
+    )
     assert run("requirements-broken.txt").returncode == 3
     assert run().returncode == 2
     assert run("no-such-file.txt").returncode == 3

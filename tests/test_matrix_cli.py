@@ -37,7 +37,7 @@ def test_broken_database_reports_every_problem_with_file_and_key() -> None:
         "torch.toml: releases.2.7.1.yanked: expected bool",
         "torch.toml: releases.2.7.1.source: missing provenance",
         "torch.toml: releases.not-a-version: invalid version",
-        "releases.not-a-version.source.method: expected pep658, range or none",
+        "releases.not-a-version.source.method: expected pep658, range, sdist or none",
         "cuda.toml: toolkit[0].archs[1]: invalid compute capability",
         "cuda.toml: toolkit[0].source: expected a URL",
         "gpus.toml: gpu[0].memory_gib: expected a positive number",
@@ -58,3 +58,23 @@ def test_show_release_and_project() -> None:
     assert "0.10.1.1" in p.stdout
     p = compat("matrix", "show", "torch==9.9.9")
     assert p.returncode == 2 and "not in the database" in p.stderr
+
+
+def test_show_build_facts_with_their_methods() -> None:
+    p = compat("matrix", "show", "sglang-kernel==0.4.10")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "build facts      sglang_kernel-0.4.10-" in out
+    assert "libcudart.so.13 in sgl_kernel/" in out and "[DT_NEEDED" in out
+    assert "torch ABI      imports " in out and "built against torch 2.14.0" in out
+    assert "[the torch symbols its .dynsym imports" in out
+    p = compat("matrix", "show", "sglang-kernel==0.4.10", "--json")
+    facts = json.loads(p.stdout)["build_facts"]
+    assert facts["cuda"]["majors"] == [13]
+    assert "2.14.0" in facts["torch"]["built_against"]
+    assert facts["bytes_read"] < 5 * 2**20  # ranges of a ~350 MB wheel
+    # A pure-Python release has no build facts.
+    assert (
+        json.loads(compat("matrix", "show", "sglang==0.5.2", "--json").stdout)["build_facts"]
+        is None
+    )

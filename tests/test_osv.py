@@ -120,3 +120,16 @@ def test_filters() -> None:
     assert not any(a.is_withdrawn for a in select(advs))
     assert any(a.is_withdrawn for a in select(advs, withdrawn=True))
     assert all("graph" in (a.summary + a.details).lower() for a in select(advs, text="graph"))
+
+
+def test_advisories_list_page_is_rendered_from_the_data() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "advisories_doc.py"
+    spec = importlib.util.spec_from_file_location("advisories_doc", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.render() == mod.DOC.read_text(encoding="utf-8"), (
+        "run scripts/advisories_doc.py --write"
+    )

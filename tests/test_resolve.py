@@ -184,6 +184,8 @@ def _crash(adv_id: str, packages: dict[str, str], gpu_cc: list[str], launch: boo
         "details": "d",
         "severity": "crash",
         "published": "2026-01-01",
+        "project": "pytorch",
+        "confirmed": "maintainer",
         "evidence": "e",
         "source": "test",
         "references": [{"type": "report", "url": "https://example.com/x"}],
@@ -272,3 +274,26 @@ def test_coverage_rules(matrix: Matrix) -> None:
 
     ptx_only = replace(b, sass=((8, 0),), ptx=((8, 0),))
     assert coverage(ptx_only.sass, ptx_only.ptx, (9, 0)) == "ptx"
+
+
+# Build facts: kernels built for the chosen torch -----------------------------------------------
+
+
+def test_kernel_range_takes_the_newest_release_built_for_torch(
+    matrix: Matrix, advisories: Any
+) -> None:
+    # sgl-kernel 0.3.18.post1 and later import symbols torch 2.8 does not export.
+    res = resolve(target(matrix, "torch==2.8.0", "sgl-kernel"), matrix, advisories)
+    assert versions(res)["sgl-kernel"] == "0.3.18"
+    assert any("sgl-kernel 0.3.18 chosen: built for torch 2.8.0" in n for n in res.notes)
+
+
+def test_exact_kernel_built_for_another_torch_is_refused(matrix: Matrix, advisories: Any) -> None:
+    with pytest.raises(NoTupleError) as err:
+        resolve(target(matrix, "torch==2.8.0", "sgl-kernel==0.3.21"), matrix, advisories)
+    assert any(
+        r.rule is Rule.KERNEL
+        and "sgl-kernel 0.3.21 is built for torch 2.9.0, 2.9.1" in r.reason
+        and "torch 2.8.0 lacks" in r.reason
+        for r in err.value.rejected
+    )

@@ -63,6 +63,9 @@ def test_fail_on_and_ignore_let_it_start(tmp_path: Path) -> None:
         "torch-triton",
         "--ignore",
         "torch-companion",
+        # sgl-kernel 0.1.0 in this freeze is built for torch 2.4-2.6 (build facts).
+        "--ignore",
+        "kernel-torch",
         "--",
         sys.executable,
         "-c",

@@ -3,9 +3,12 @@ the described environment and launch command give the finding; the workaround ma
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -13,7 +16,9 @@ ASSETS = Path(__file__).parent / "assets"
 LAUNCH = ASSETS / "launch"
 
 
-def check(tmp_path: Path, pins: str, *args: str) -> subprocess.CompletedProcess[str]:
+def check(
+    tmp_path: Path, pins: str, *args: str, env: Optional[dict[str, str]] = None
+) -> subprocess.CompletedProcess[str]:
     freeze = tmp_path / "freeze.txt"
     freeze.write_text(pins)
     return subprocess.run(
@@ -22,7 +27,31 @@ def check(tmp_path: Path, pins: str, *args: str) -> subprocess.CompletedProcess[
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **(env or {})},
     )
+
+
+def hf_cache(tmp_path: Path, name: str, config: dict[str, object]) -> dict[str, str]:
+    """A Hugging Face cache holding one model's config.json, as the server host would have it."""
+    org, model = name.split("/")
+    snap = tmp_path / "hub" / f"models--{org}--{model}" / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text(json.dumps(config))
+    refs = snap.parents[1] / "refs"
+    refs.mkdir()
+    (refs / "main").write_text("0" * 40)
+    return {"HF_HUB_CACHE": str(tmp_path / "hub")}
+
+
+# The keys of Qwen3-Next-80B-A3B-Instruct's published config.json that say what kind of model it
+# is (https://huggingface.co/Qwen/Qwen3-Next-80B-A3B-Instruct): 512 experts, 10 per token.
+QWEN3_NEXT = {
+    "architectures": ["Qwen3NextForCausalLM"],
+    "model_type": "qwen3_next",
+    "num_experts": 512,
+    "num_experts_per_tok": 10,
+    "torch_dtype": "bfloat16",
+}
 
 
 def finished(p: subprocess.CompletedProcess[str]) -> str:
@@ -143,7 +172,10 @@ def test_seed003_locked_tuple(tmp_path: Path) -> None:
 )
 def test_seed004_flashinfer_cutlass_moe_on_h100(tmp_path: Path, script: str, fires: bool) -> None:
     pins = "vllm==0.19.1rc1.dev45\n"
-    p = check(tmp_path, pins, "--gpu", "h100", "--launch-file", str(LAUNCH / script))
+    cache = hf_cache(tmp_path, "Qwen/Qwen3-Next-80B-A3B-Instruct", QWEN3_NEXT)
+    p = check(
+        tmp_path, pins, "--gpu", "8xh100 80gb", "--launch-file", str(LAUNCH / script), env=cache
+    )
     assert ("[known-crash COMPAT-0004]" in p.stdout) is fires, p.stdout
     if fires:
         assert "--moe-backend triton" in p.stdout

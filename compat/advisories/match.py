@@ -56,6 +56,7 @@ class _Outcome:
     state: str
     text: str
     hint: str = ""
+    fact: str = ""  # for an unknown: the host fact it lacked (gpu, driver, launch, model, ...)
 
 
 class _Facts:
@@ -171,7 +172,7 @@ def _gpu_label(g: GPU) -> str:
 def _check_gpu_cc(ccs: tuple[tuple[int, int], ...], facts: _Facts) -> _Outcome:
     gpus = facts.gpus
     if isinstance(gpus, Unknown):
-        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME")
+        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME", "gpu")
     unknown = []
     for g in gpus:
         if g.compute_capability is None:
@@ -183,6 +184,7 @@ def _check_gpu_cc(ccs: tuple[tuple[int, int], ...], facts: _Facts) -> _Outcome:
             _UNKNOWN,
             f"compute capability of {_gpu_label(unknown[0])} unknown",
             "give the GPU with --gpu NAME",
+            "gpu",
         )
     wanted = ", ".join(f"sm_{a}{b}" for a, b in ccs)
     return _Outcome(_MISS, f"no GPU is {wanted}")
@@ -191,7 +193,7 @@ def _check_gpu_cc(ccs: tuple[tuple[int, int], ...], facts: _Facts) -> _Outcome:
 def _check_gpu_names(names: tuple[str, ...], facts: _Facts) -> _Outcome:
     gpus = facts.gpus
     if isinstance(gpus, Unknown):
-        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME")
+        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME", "gpu")
     for g in gpus:
         for n in names:
             if n.lower() in g.name.lower():
@@ -202,7 +204,7 @@ def _check_gpu_names(names: tuple[str, ...], facts: _Facts) -> _Outcome:
 def _check_memory(limit: float, facts: _Facts) -> _Outcome:
     gpus = facts.gpus
     if isinstance(gpus, Unknown):
-        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME")
+        return _Outcome(_UNKNOWN, f"GPU: {gpus}", "give the GPU with --gpu NAME", "gpu")
     unknown = None
     for g in gpus:
         if g.memory_total_mib is None:
@@ -217,6 +219,7 @@ def _check_memory(limit: float, facts: _Facts) -> _Outcome:
             f"memory of {_gpu_label(unknown)} unknown",
             "give the GPU with --gpu NAME, with its size for a GPU made in several "
             "(--gpu 'a100 80gb')",
+            "gpu",
         )
     return _Outcome(_MISS, f"every GPU has more than {limit:g} GiB")
 
@@ -224,10 +227,15 @@ def _check_memory(limit: float, facts: _Facts) -> _Outcome:
 def _check_driver(spec: SpecifierSet, facts: _Facts) -> _Outcome:
     drv = facts.env.driver
     if isinstance(drv, Unknown):
-        return _Outcome(_UNKNOWN, f"driver: {drv}", "give the driver with --driver VERSION")
+        return _Outcome(
+            _UNKNOWN, f"driver: {drv}", "give the driver with --driver VERSION", "driver"
+        )
     if isinstance(drv.version, Unknown):
         return _Outcome(
-            _UNKNOWN, f"driver version: {drv.version}", "give the driver with --driver VERSION"
+            _UNKNOWN,
+            f"driver version: {drv.version}",
+            "give the driver with --driver VERSION",
+            "driver",
         )
     ver = parse_version(drv.version)
     if ver is None:
@@ -251,6 +259,7 @@ def _check_ray(want: bool, facts: _Facts) -> _Outcome:
             _UNKNOWN,
             "cannot tell whether the server runs under Ray",
             "give the launch file, or the env of the Ray actor (--env RAY_ADDRESS=...)",
+            "launch",
         )
     state = _MISS if want else _MATCH
     return _Outcome(state, "not under Ray (no " + "/".join(sorted(RAY_MARKERS)) + " set)")
@@ -271,6 +280,7 @@ def _check_launch(clause: LaunchClause, facts: _Facts) -> _Outcome:
             _UNKNOWN,
             f"{clause.describe()}: no launch command given",
             "pass the server command after `--` (or a launch file)",
+            "launch",
         )
     if launch.framework == "unknown":
         return _Outcome(_UNKNOWN, f"{clause.describe()}: the launch command is not sglang or vLLM")
@@ -300,15 +310,18 @@ def _check_model(clause: ModelClause, facts: _Facts) -> list[_Outcome]:
     if model is None or isinstance(model, Unknown):
         why = "no launch command" if model is None and facts.launch is None else str(model or "")
         text = f"model facts: {why or 'the served model is not known'}"
-        return [_Outcome(_UNKNOWN, f"{part} ({text})", hint) for part in clause.describe()]
+        return [
+            _Outcome(_UNKNOWN, f"{part} ({text})", hint, "launch" if model is None else "model")
+            for part in clause.describe()
+        ]
     out: list[_Outcome] = []
     label = f"{model.source}{' (a guess from the name)' if model.guess else ''}"
 
     def judge(part: str, ok: Optional[bool], seen: str) -> None:
         if ok is None:
-            out.append(_Outcome(_UNKNOWN, f"{part}: {seen}", hint))
+            out.append(_Outcome(_UNKNOWN, f"{part}: {seen}", hint, "model"))
         elif model.guess:
-            out.append(_Outcome(_UNKNOWN, f"{part}: {seen}, from {label}", hint))
+            out.append(_Outcome(_UNKNOWN, f"{part}: {seen}, from {label}", hint, "model"))
         else:
             out.append(_Outcome(_MATCH if ok else _MISS, f"model: {seen} ({label})"))
 
@@ -454,6 +467,12 @@ def match_advisories(
         unknown = [o for o in outcomes if o.state == _UNKNOWN]
         if unknown:
             hints = tuple(dict.fromkeys(o.hint for o in unknown if o.hint))
+            # The fact to name when several advisories lack the same one: launch first (it
+            # decides the most), then the GPU, the driver, the model.
+            facts_missing = {o.fact for o in unknown if o.fact}
+            missing = next(
+                (f for f in ("launch", "gpu", "driver", "model") if f in facts_missing), ""
+            )
             findings.append(
                 Finding(
                     code=Code.KNOWN_CRASH.value,
@@ -465,6 +484,7 @@ def match_advisories(
                     references=refs,
                     packages=pkgs,
                     advisory=adv.id,
+                    missing=missing,
                 )
             )
             continue

@@ -385,6 +385,15 @@ def parse_advisory(data: Mapping[str, Any], source: str) -> tuple[Optional[Advis
     confirmed = _str(p, data, "confirmed", "", required=False)
     if confirmed and confirmed not in CONFIRMATIONS:
         p.add("confirmed", f"expected one of {', '.join(sorted(CONFIRMATIONS))}, got {confirmed!r}")
+    if not withdrawn:
+        # A live advisory says where its report is and what confirms the cause.
+        if not project:
+            p.add("project", "missing: the tracker of the primary report is required")
+        if not confirmed:
+            p.add(
+                "confirmed",
+                "missing: what confirms the cause (maintainer, merged-fix, bisect, reproduced)",
+            )
 
     fixed: list[tuple[str, str]] = []
     fixed_raw = data.get("fixed_in", {})

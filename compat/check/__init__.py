@@ -17,6 +17,7 @@ from compat.check import (
     gpu,
     kernels,
     launch_flags,
+    requirements,
     torch_triton,
     unknown,
 )
@@ -31,6 +32,7 @@ CheckFn = Callable[[Context], list[Finding]]
 REGISTRY: tuple[tuple[str, CheckFn], ...] = (
     ("broken-dist", broken.check),
     ("framework-pin", framework.check),
+    ("stack-pin", requirements.check),
     ("torch-triton", torch_triton.check),
     ("torch-companion", companion.check),
     ("kernel-torch", kernels.check),

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from compat.models import Distribution, Environment, TorchBuild, Unknown, canonicalize_name
+from compat.models import (
+    Distribution,
+    Environment,
+    TorchBuild,
+    Unknown,
+    canonicalize_name,
+    cuda_from_local,
+)
 
 if TYPE_CHECKING:
     from compat.advisories import Model
     from compat.launch import LaunchConfig
     from compat.matrix.load import Matrix
+
+
+@dataclass(frozen=True)
+class TargetTuple:
+    """Exact versions by package (public versions: the build's index comes with the fix)."""
+
+    pins: dict[str, Version] = field(default_factory=dict)
+    # Where each pin comes from, in words ("sglang 0.4.6.post1 pins it").
+    why: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> Optional[Version]:
+        return self.pins.get(canonicalize_name(name))
+
+    def spec(self, name: str) -> Optional[str]:
+        v = self.get(name)
+        return f"{canonicalize_name(name)}=={v}" if v is not None else None
 
 
 @dataclass(frozen=True)
@@ -25,6 +48,7 @@ class Context:
     matrix: Matrix
     launch: Optional[LaunchConfig] = None  # when a launch command was given
     model: Model = None  # the served model's facts, when the launch names one
+    target: Optional[TargetTuple] = None  # the tuple every fix aims at (compat.check.target)
 
     @property
     def torch(self) -> Optional[TorchBuild]:
@@ -103,7 +127,24 @@ def requires_of(ctx: Context, dist: Distribution) -> tuple[Requirement, ...]:
     if dist.version is None:
         return ()
     rel = ctx.matrix.release(dist.name, dist.version)
-    return rel.requires if rel else ()
+    if rel is None:
+        return ()
+    tag = (dist.version.local or "").lower()
+    if tag.startswith("cpu"):
+        # PyTorch's CPU builds declare no CUDA runtime wheels and no triton.
+        return tuple(
+            r
+            for r in rel.requires
+            if not canonicalize_name(r.name).startswith(
+                ("nvidia-", "cuda-", "triton", "pytorch-triton")
+            )
+        )
+    local = cuda_from_local(tag)
+    if local and rel.cuda and local != rel.cuda:
+        # A build from another index (torch 2.7.1+cu118): the database records PyPI's build,
+        # whose CUDA runtime pins are not this build's.
+        return tuple(r for r in rel.requires if not canonicalize_name(r.name).startswith("nvidia-"))
+    return rel.requires
 
 
 def satisfied(req: Requirement, version: Version) -> bool:

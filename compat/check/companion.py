@@ -12,6 +12,7 @@ from typing import Optional
 
 from compat.check.base import Context, public, reinstall_matching_torch, requires_of, satisfied
 from compat.check.builds import TORCH_CUDA_LIBS, cudart_major, parse_local
+from compat.check.target import install_target
 from compat.families import families
 from compat.models import Code, Distribution, Finding, Severity, TorchBuild, canonicalize_name
 
@@ -49,7 +50,8 @@ def _pin(ctx: Context, dist: Distribution, tb: TorchBuild) -> Optional[Finding]:
         f"{label} is built for {bad[0].name}{bad[0].specifier}, but torch {tb.version} is installed",
         evidence=(f"{label} requires {bad[0]}", f"installed: torch {tb.version}"),
         fix=(
-            f"install the {dist.key} release built for torch {public(tb.version)} "
+            install_target(ctx)
+            or f"install the {dist.key} release built for torch {public(tb.version)} "
             f"(`compat lock 'torch=={public(tb.version)}'` names it)",
         ),
         packages=("torch", dist.key),

@@ -54,18 +54,28 @@ def cuda_sources(ctx: Context) -> list[tuple[int, str]]:
         out.append(
             (tb.cuda_major, f"torch {tb.version} is built for CUDA {tb.cuda or tb.cuda_from_deps}")
         )
+    built = set(ctx.matrix.build_projects())
     for d in ctx.env.distributions:
         if d.broken or d.version is None:
             continue
         m = _SUFFIX.match(d.key)
+        tag = parse_local(d.version)
         if m:
             out.append((int(m.group(1)), f"{d.name} {d.raw_version}"))
         elif d.key in _CUDA_VERSIONED:
             out.append((d.version.major, f"{d.name} {d.raw_version}"))
-        elif d.key in KERNEL_TAGGED:
-            tag = parse_local(d.version)
-            if tag.cuda:
-                out.append((int(tag.cuda.split(".")[0]), f"{d.name} {d.raw_version}"))
+        elif d.key in KERNEL_TAGGED and tag.cuda:
+            out.append((int(tag.cuda.split(".")[0]), f"{d.name} {d.raw_version}"))
+        elif d.key in built and not tag.cpu:
+            # No tag: the CUDA runtime its wheel links (build facts), when it links one only.
+            facts = ctx.matrix.build_facts(d.key, d.version)
+            if facts is not None and len(facts.cuda) == 1:
+                out.append(
+                    (
+                        facts.cuda[0],
+                        f"{d.name} {d.raw_version} links {facts.cuda_from[0]} (build facts)",
+                    )
+                )
     for entry in ctx.env.env.get("LD_LIBRARY_PATH", "").split(":"):
         for pat in _LD_PATTERNS:
             m = pat.search(entry + "/")
@@ -270,6 +280,7 @@ def check_driver(ctx: Context) -> list[Finding]:
                 Severity.INFO,
                 f"could not tell whether the driver runs CUDA {top}: {why}",
                 fix=("give the target's driver: compat check --driver 550.54.15",),
+                missing="driver",
             )
         ]
     compat_ok: list[tuple[Version, str]] = []

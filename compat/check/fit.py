@@ -103,6 +103,7 @@ def check_parallelism(ctx: Context) -> list[Finding]:
                     f"the launch needs {need} GPUs ({how}); could not tell how many this "
                     f"process sees: {vis.reason}",
                     fix=("give the GPUs with --gpu NAME (repeat it per GPU)",),
+                    missing="gpu",
                 )
             )
     else:
@@ -442,6 +443,7 @@ def _no_estimate(reason: str) -> Finding:
             "give the GPU with --gpu NAME, with its size for a GPU made in several "
             "(--gpu 'a100 80gb'), or check a snapshot taken on the machine",
         ),
+        missing="gpu",
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from packaging.requirements import Requirement
 
 from compat.check.base import (
@@ -15,7 +13,8 @@ from compat.check.base import (
     requires_of,
     satisfied,
 )
-from compat.families import Family, families
+from compat.check.target import install_target
+from compat.families import Family, families, other_platform_extra
 from compat.models import Code, Finding, Severity, canonicalize_name
 
 
@@ -55,9 +54,6 @@ def check(ctx: Context) -> list[Finding]:
     return findings
 
 
-_OTHER_PLATFORM = re.compile(r"hip|rocm|cpu|xpu|npu|hpu|musa|tpu|neuron")
-
-
 def _from_source(name: str, url: str) -> Finding:
     return Finding(
         Code.FRAMEWORK_PIN.value,
@@ -77,19 +73,20 @@ def relevant(
 ) -> list[tuple[Requirement, set[str]]]:
     """The requirements that decide: pinned ones over bare names (`torch; extra == "blackwell"`
     says nothing), and, next to a CUDA torch, not those of ROCm/CPU/XPU extras."""
-    pinned = [(r, ex) for r, ex in reqs if str(r.specifier)]
-    reqs = pinned or reqs
     tb = ctx.torch
     if tb is None or (not tb.is_cpu and not tb.hip):
-        cuda_side = [(r, ex) for r, ex in reqs if not any(_OTHER_PLATFORM.search(e) for e in ex)]
-        reqs = cuda_side or reqs
-    return reqs
+        # Requirements of the ROCm/CPU/XPU extras never apply to a CUDA stack, whatever is left.
+        reqs = [(r, ex) for r, ex in reqs if not any(other_platform_extra(e) for e in ex)]
+    pinned = [(r, ex) for r, ex in reqs if str(r.specifier)]
+    return pinned or reqs
 
 
 def _judge(
     ctx: Context, fw: str, fw_version: str, key: str, reqs: list[tuple[Requirement, set[str]]]
 ) -> list[Finding]:
     reqs = relevant(ctx, reqs)
+    if not reqs:
+        return []  # only another platform's extras ask for it
     have = installed_version(ctx, key)
     base = [r for r, extras in reqs if not extras]
     label = f"{fw} {fw_version}"
@@ -103,7 +100,10 @@ def _judge(
                 Severity.ERROR,
                 f"{label} requires {base[0].name}{base[0].specifier}, which is not installed",
                 evidence=(f"{label} requires {want}", f"{key}: not installed"),
-                fix=(pip_install(f"{base[0].name}{base[0].specifier}"),),
+                fix=(
+                    install_target(ctx, (key,))
+                    or pip_install(f"{base[0].name}{base[0].specifier}"),
+                ),
                 packages=(fw, key),
             )
         ]
@@ -120,7 +120,7 @@ def _judge(
             f"{label} requires {shown.name}{shown.specifier} ({via}), but {key} {have} is installed",
             evidence=evidence,
             fix=(
-                pip_install(f"{shown.name}{shown.specifier}"),
+                install_target(ctx, (key,)) or pip_install(f"{shown.name}{shown.specifier}"),
                 f"or install the whole tuple it pins: compat lock {fw}=={fw_version} -o lock/ && "
                 "pip install -r lock/requirements.lock",
             ),

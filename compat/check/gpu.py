@@ -23,6 +23,7 @@ def check(ctx: Context) -> list[Finding]:
                 Severity.INFO,
                 f"could not tell whether torch {tb.version} has kernels for the GPUs: {gpus.reason}",
                 fix=("name the target GPUs: compat check --gpu h100 (or --gpu sm_90)",),
+                missing="gpu",
             )
         ]
     if tb.hip:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from compat.check.base import Context, pip_install, public, requires_of, satisfied
 from compat.check.builds import cudart_major, parse_local
 from compat.families import Family, families
+from compat.matrix.builtfor import built_for, releases_built_for
 from compat.models import Code, Distribution, Finding, Severity, TorchBuild, canonicalize_name
 
 _TORCH_LIB_PREFIXES = ("libtorch", "libc10", "libshm")
@@ -33,7 +34,70 @@ def check(ctx: Context) -> list[Finding]:
         if not companion:
             findings.extend(_metadata(ctx, d, tb, torch_mm))
         findings.extend(_objects(d, tb, Code.TORCH_COMPANION if companion else Code.KERNEL_TORCH))
+    findings.extend(_from_build_facts(ctx, tb, {p for f in findings for p in f.packages}))
     return findings
+
+
+def _from_build_facts(ctx: Context, tb: TorchBuild, reported: set[str]) -> list[Finding]:
+    """Compiled packages with no exact torch pin, judged by their wheel's build facts (the
+    torch symbols it imports against those the installed torch release exports)."""
+    assert tb.version is not None
+    tv = tb.version
+    fam = families()
+    out: list[Finding] = []
+    for name in ctx.matrix.build_projects():
+        dist = ctx.env.dist(name)
+        if dist is None or dist.version is None or name in reported:
+            continue
+        pins = [r for r in requires_of(ctx, dist) if canonicalize_name(r.name) == "torch"]
+        if any(s.operator in ("==", "===") for r in pins for s in r.specifier):
+            continue  # its own exact pin decides (framework-pin, torch-companion, above)
+        facts = ctx.matrix.build_facts(name, dist.version)
+        if facts is None:
+            continue
+        exports = ctx.matrix.torch_exports()
+        verdict = built_for(facts, tv, exports)
+        if verdict.answer is not False:
+            continue
+        strong = verdict.method == "exports"
+        label = f"{name} {dist.version}"
+        message = f"{label} was built for {verdict.built_for or 'another torch'}, but torch {tv} is installed"
+        message += (
+            ": its import fails with 'undefined symbol'"
+            if strong
+            else f" (a {verdict.method} signal, not its symbols)"
+        )
+        better = releases_built_for(ctx.matrix.builds(name), tv, exports)
+        fix = (
+            (pip_install(f"{name}=={better[0]}") + f"   # built for torch {public(tv)}",)
+            if better
+            else (
+                f"no {name} release in compat's database is built for torch {public(tv)}: install "
+                f"the torch it was built for, or build {name} from source against this torch",
+            )
+        )
+        how = _METHODS.get(verdict.method, verdict.method)
+        out.append(
+            Finding(
+                (Code.TORCH_COMPANION if name in fam.extensions else Code.KERNEL_TORCH).value,
+                Severity.ERROR if strong else Severity.WARNING,
+                message,
+                evidence=(
+                    *verdict.evidence,
+                    f"decided by {how} (compat matrix show {name}=={facts.version})",
+                ),
+                fix=fix,
+                packages=("torch", name),
+            )
+        )
+    return out
+
+
+_METHODS = {
+    "exports": "the torch symbols its wheel imports against those torch's libraries export",
+    "copin": "a framework release that pins it together with another torch",
+    "local": "its local version tag",
+}
 
 
 def _metadata(ctx: Context, dist: Distribution, tb: TorchBuild, torch_mm: str) -> list[Finding]:

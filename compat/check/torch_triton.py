@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compat.check.base import Context, applies, pip_install, requires_of, satisfied
+from compat.check.target import install_target
 from compat.models import Code, Finding, Severity, canonicalize_name
 
 TRITONS = ("triton", "pytorch-triton", "pytorch-triton-rocm")
@@ -34,7 +35,7 @@ def check(ctx: Context) -> list[Finding]:
                 sev,
                 f"{torch_label} requires {req.name}{req.specifier}, which is not installed{extra}",
                 evidence=(f"{torch_label} requires {req}",),
-                fix=(pip_install(f"{req.name}{req.specifier}"),),
+                fix=(install_target(ctx) or pip_install(f"{req.name}{req.specifier}"),),
                 packages=("torch", name),
             )
         ]
@@ -47,7 +48,7 @@ def check(ctx: Context) -> list[Finding]:
             f"{name} {have} does not match {torch_label}, which requires {req.name}{req.specifier}",
             evidence=(f"{torch_label} requires {req}", f"installed: {name} {have}"),
             fix=(
-                pip_install(f"{req.name}{req.specifier}"),
+                install_target(ctx) or pip_install(f"{req.name}{req.specifier}"),
                 "then clear the Triton cache: rm -rf ~/.triton/cache",
             ),
             packages=("torch", name),

@@ -109,8 +109,9 @@ def lint_cmd(
         write_report(format_sarif(result), output)
     else:
         text = format_text(result, verbose=not quiet)
-        if text or output:
-            write_report(text, output)
+        if not text:
+            text = f"compat lint: {len(result.files)} file(s) checked, no findings\n"
+        write_report(text, output)
         if result.findings or result.problems:
             click.echo(summary(result), err=True)
     ctx.exit(exit_code(result, fail_on))

@@ -35,6 +35,11 @@ def matrix_cmd() -> None:
 )
 @click.option("--index-url", default="https://pypi.org/pypi", show_default=True)
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 16))
+@click.option(
+    "--no-builds",
+    is_flag=True,
+    help="Skip the build facts (libraries, CUDA, torch symbols of the compiled wheels).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def sync_cmd(
     projects: tuple[str, ...],
@@ -44,10 +49,13 @@ def sync_cmd(
     cache_dir: Optional[Path],
     index_url: str,
     concurrency: int,
+    no_builds: bool,
     quiet: bool,
 ) -> None:
     """Read every release's metadata from PyPI (PEP 658 files, else HTTP range reads of the
-    wheel) and rebuild matrices/generated/*.toml deterministically. Needs `compat[sync]` (httpx)."""
+    wheel) and rebuild matrices/generated/*.toml deterministically; then the build facts of the
+    compiled wheels (generated/builds/*.toml, from range reads of their shared objects). Needs
+    `compat[sync]` (httpx)."""
     try:
         import httpx  # noqa: F401
     except ImportError as exc:
@@ -67,6 +75,7 @@ def sync_cmd(
         concurrency,
         index_url,
         progress,
+        builds=not no_builds,
     )
     click.echo(report.summary(), nl=False)
     if show_diff:
@@ -159,11 +168,14 @@ def show_cmd(spec: str, as_json: bool) -> None:
             f"{canonicalize_name(name)} {version} is not in the database",
             hint=f"newest known: {near}",
         )
+    facts = matrix.build_facts(name, rel.version)
     doc = _summary(rel) | {
         "requires": list(rel.requires_raw),
         "wheels": list(rel.wheels),
         "sdist": rel.sdist,
+        "requires_known": rel.requires_known,
         "source": vars(rel.source) if rel.source else None,
+        "build_facts": _facts_doc(facts, matrix) if facts else None,
     }
     if as_json:
         click.echo(json.dumps(doc, indent=2))
@@ -175,7 +187,12 @@ def show_cmd(spec: str, as_json: bool) -> None:
         f"  CUDA             {rel.cuda or '(none pulled)'}",
     ]
     lines.append("  requires")
-    lines += [f"    {r}" for r in rel.requires_raw] or ["    (none of the stack)"]
+    none = (
+        "    (none of the stack)"
+        if rel.requires_known
+        else "    (unknown: no wheel, and its sdist does not state its requirements)"
+    )
+    lines += [f"    {r}" for r in rel.requires_raw] or [none]
     lines.append(f"  wheels           {len(rel.wheels)}" + (" + sdist" if rel.sdist else ""))
     lines += [f"    {w}" for w in rel.wheels[:12]]
     if len(rel.wheels) > 12:
@@ -185,7 +202,87 @@ def show_cmd(spec: str, as_json: bool) -> None:
         lines.append(
             f"  source           {s.file} (sha256 {s.sha256[:16]}…, {s.method}, {s.read_at})"
         )
+    if facts is not None:
+        lines += _facts_lines(_facts_doc(facts, matrix))
     click.echo("\n".join(lines))
+
+
+def _facts_doc(facts: Any, matrix: Any) -> dict[str, Any]:
+    """The build facts of one release, each with the method that derived it."""
+    from compat.matrix.builtfor import span
+
+    exports = matrix.torch_exports()
+    checked = sorted(v for v, row in exports.releases.items() if row.answers(facts.imports))
+    sig = facts.signals
+    return {
+        "file": facts.file,
+        "sha256": facts.sha256,
+        "read_at": facts.read_at,
+        "bytes_read": facts.bytes_read,
+        "cuda": {
+            "majors": list(facts.cuda),
+            "from": list(facts.cuda_from),
+            "method": "DT_NEEDED (or .dynstr library names) of the wheel's shared objects",
+        },
+        "libraries": list(facts.libraries),
+        "torch": {
+            "imports": facts.import_count,
+            "built_against": [str(v) for v in facts.torch],
+            "in_words": span(facts.torch),
+            "checked": [str(v) for v in checked],
+            "method": "the torch symbols its .dynsym imports against each torch release's "
+            "exports (builds/torch-exports.toml)",
+        },
+        "archs": {
+            "sass": [f"{a}.{b}" for a, b in facts.sass],
+            "ptx": [f"{a}.{b}" for a, b in facts.ptx],
+            "read": facts.archs,
+            "method": "fatbin headers of members read whole",
+        },
+        "signals": {
+            "requires_torch": list(sig.requires_torch),
+            "requires_cuda": sig.requires_cuda,
+            "local": sig.local,
+            "copins": list(sig.copins),
+        },
+        "members": list(facts.members),
+    }
+
+
+def _facts_lines(doc: dict[str, Any]) -> list[str]:
+    t, c, a, sig = doc["torch"], doc["cuda"], doc["archs"], doc["signals"]
+    mib = doc["bytes_read"] / 2**20
+    lines = [
+        f"  build facts      {doc['file']} (sha256 {doc['sha256'][:16]}…, "
+        f"{mib:.1f} MiB of ranges, {doc['read_at']})",
+        "    CUDA           "
+        + (", ".join(c["from"]) if c["from"] else "no CUDA runtime library needed")
+        + f"  [{c['method']}]",
+        "    libraries      " + (", ".join(doc["libraries"]) or "(none beyond the C/C++ runtime)"),
+    ]
+    if t["imports"]:
+        built = t["in_words"] or (
+            f"no torch release of the {len(t['checked'])} checked exports them all"
+        )
+        lines.append(
+            f"    torch ABI      imports {t['imports']} torch symbols; built against {built}"
+        )
+        lines.append(f"                   [{t['method']}]")
+    else:
+        lines.append("    torch ABI      imports no torch symbol")
+    sass = ", ".join(a["sass"]) or "none read"
+    ptx = ", ".join(a["ptx"]) or "none"
+    lines.append(f"    GPU archs      SASS {sass}; PTX {ptx}  [{a['method']}: {a['read']}]")
+    signals = [f"co-pin {p}" for p in sig["copins"]]
+    signals += [f"requires {r}" for r in sig["requires_torch"]]
+    if sig["requires_cuda"]:
+        signals.append(f"its nvidia-*/cuda-toolkit requirements pull CUDA {sig['requires_cuda']}")
+    if sig["local"]:
+        signals.append(f"local tag +{sig['local']}")
+    lines.append("    signals        " + ("; ".join(signals) or "(none in the metadata)"))
+    lines.append("    members        [how read; symbol table from; needed libraries from]")
+    lines += [f"      {m}" for m in doc["members"]]
+    return lines
 
 
 def _summary(rel: Any) -> dict[str, Any]:

@@ -15,8 +15,10 @@ from compat import resources
 from compat.errors import DataError
 from compat.hardware import DriverCatalog, GpuCatalog, parse_gpu
 from compat.matrix.schema import (
+    BuildFacts,
     CudaImage,
     DriverTables,
+    ExportsTable,
     GpuFamilies,
     GpuModel,
     MemoryData,
@@ -25,7 +27,9 @@ from compat.matrix.schema import (
     Toolkit,
     TorchBuildInfo,
     WheelIndex,
+    read_builds,
     read_drivers,
+    read_exports,
     read_generated,
     read_gpu_families,
     read_gpus,
@@ -45,6 +49,8 @@ class Matrix:
     def __init__(self, root: Optional[Path] = None) -> None:
         self.root = root or resources.matrices_dir()
         self._releases: dict[str, dict[Version, Release]] = {}
+        self._builds: dict[str, dict[Version, BuildFacts]] = {}
+        self._exports: Optional[ExportsTable] = None
         self._curated: Optional[
             tuple[list[Toolkit], list[TorchBuildInfo], list[WheelIndex], list[CudaImage]]
         ] = None
@@ -86,6 +92,46 @@ class Matrix:
 
     def knows(self, name: str) -> bool:
         return bool(self.releases(name))
+
+    # Build facts (generated/builds/) ------------------------------------------------------------
+    def build_projects(self) -> list[str]:
+        """Projects whose compiled wheels have build facts."""
+        folder = self.root / "generated" / "builds"
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.toml") if p.stem != "torch-exports")
+
+    def builds(self, name: str) -> dict[Version, BuildFacts]:
+        """Every release of `name` whose compiled wheel was read (read on first use)."""
+        key = canonicalize_name(name)
+        if key not in self._builds:
+            path = self.root / "generated" / "builds" / f"{key}.toml"
+            rows: dict[Version, BuildFacts] = {}
+            if path.is_file():
+                p = Problems(str(path))
+                _, rows = read_builds(p, read_toml(path, cached=True))
+                if p.items:
+                    raise DataError(p.items, hint="run `compat matrix validate`")
+            self._builds[key] = rows
+        return self._builds[key]
+
+    def build_facts(self, name: str, version: Version) -> Optional[BuildFacts]:
+        """What the PyPI wheel of `name` `version` links and imports. A version with a local
+        tag (+cu126) came from another index: its wheel was not read, so None."""
+        return self.builds(name).get(version)
+
+    def torch_exports(self) -> ExportsTable:
+        """torch's exports per release, over the tracked symbols (read on first use)."""
+        if self._exports is None:
+            path = self.root / "generated" / "builds" / "torch-exports.toml"
+            table = ExportsTable((), {})
+            if path.is_file():
+                p = Problems(str(path))
+                table = read_exports(p, read_toml(path, cached=True))
+                if p.items:
+                    raise DataError(p.items, hint="run `compat matrix validate`")
+            self._exports = table
+        return self._exports
 
     # Curated data ---------------------------------------------------------------------------
     def _read(self, name: str, fn: Any, empty: Any, problems: list[str]) -> Any:
@@ -249,6 +295,7 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
         if project and project != path.stem:
             p.add("meta.project", f"{project!r} does not match the file name {path.stem!r}")
         problems.extend(p.items)
+    problems.extend(_validate_builds(root / "generated" / "builds"))
     m = Matrix(root)
     for load in (m._load_curated, m._load_hardware, m._load_drivers, lambda: m.memory):
         try:
@@ -288,4 +335,36 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
             load_advisories(adv)
         except DataError as exc:
             problems.extend(exc.problems)
+    return problems
+
+
+def _validate_builds(folder: Path) -> list[str]:
+    """builds/*.toml against their schema, and every import index against the tracked list."""
+    if not folder.is_dir():
+        return []
+    problems: list[str] = []
+    tracked = 0
+    exports = folder / "torch-exports.toml"
+    if exports.is_file():
+        p = Problems(str(exports))
+        try:
+            tracked = len(read_exports(p, read_toml(exports)).tracked)
+        except DataError as exc:
+            problems.extend(exc.problems)
+        problems.extend(p.items)
+    for path in sorted(folder.glob("*.toml")):
+        if path == exports:
+            continue
+        p = Problems(str(path))
+        try:
+            project, rows = read_builds(p, read_toml(path))
+        except DataError as exc:
+            problems.extend(exc.problems)
+            continue
+        if project and project != path.stem:
+            p.add("meta.project", f"{project!r} does not match the file name {path.stem!r}")
+        for version, facts in rows.items():
+            if any(i >= tracked for i in facts.imports):
+                p.add(f"releases.{version}.imports", f"indices past the {tracked} tracked symbols")
+        problems.extend(p.items)
     return problems

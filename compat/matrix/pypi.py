@@ -6,6 +6,7 @@ import email.utils
 import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -131,7 +132,7 @@ class DiskCache:
         _atomic_write(path, json.dumps(entry).encode("utf-8"))
 
     def get_metadata(self, sha256: str) -> Optional[tuple[str, bytes]]:
-        for method in ("pep658", "range"):
+        for method in ("pep658", "range", "sdist"):
             path = self._metadata_path(sha256, method)
             if path is not None and path.is_file():
                 try:
@@ -144,6 +145,26 @@ class DiskCache:
         path = self._metadata_path(sha256, method)
         if path is not None:
             _atomic_write(path, data)
+
+    def _record_path(self, kind: str, key: str) -> Optional[Path]:
+        if self.root is None or not key:
+            return None
+        return self.root / kind / key[:2] / f"{key}.json"
+
+    def get_record(self, kind: str, key: str) -> Optional[Any]:
+        """A JSON record stored under `kind` by an immutable key (a wheel's sha256)."""
+        path = self._record_path(kind, key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # a damaged entry is a miss
+
+    def put_record(self, kind: str, key: str, record: Any) -> None:
+        path = self._record_path(kind, key)
+        if path is not None:
+            _atomic_write(path, json.dumps(record, sort_keys=True).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -161,7 +182,7 @@ class MetadataRead:
     """A wheel's METADATA and how it was obtained."""
 
     data: bytes
-    method: str  # "pep658" or "range"
+    method: str  # "pep658", "range" or "sdist" (PKG-INFO from an sdist's head; b"" if absent)
     cached: bool
 
 
@@ -388,6 +409,15 @@ class PyPIClient:
         self.cache.put_metadata(sha256, method, data)
         return MetadataRead(data=data, method=method, cached=False)
 
+    def sdist_pkg_info(self, url: str, sha256: str, filename: str, size: int) -> MetadataRead:
+        """The PKG-INFO of an sdist (b"" when not near its start), read by ranges and cached."""
+        hit = self.cache.get_metadata(sha256)
+        if hit is not None and hit[0] == "sdist":
+            return MetadataRead(data=hit[1], method="sdist", cached=True)
+        data = read_sdist_pkg_info(HttpRangeFile(self, url, size), filename)
+        self.cache.put_metadata(sha256, "sdist", data)
+        return MetadataRead(data=data, method="sdist", cached=False)
+
     def _pep658(self, url: str, expected_sha256: Optional[str]) -> Optional[bytes]:
         # The JSON's "core-metadata" flag is not trusted: mirrors differ from what it says.
         try:
@@ -446,10 +476,10 @@ class BytesRangeFile(RangeFile):
 class HttpRangeFile(RangeFile):
     """A file on the index read by HTTP range requests through the client."""
 
-    def __init__(self, client: PyPIClient, url: str) -> None:
+    def __init__(self, client: PyPIClient, url: str, size: int = -1) -> None:
         self.client = client
         self.url = url
-        self.size = -1
+        self.size = size  # known from the index, else learnt from the first tail read
         self._tail_start = 0
         self._tail = b""
 
@@ -695,3 +725,110 @@ def _member(file: RangeFile, entry: ZipMember, limit: int) -> bytes:
     if len(data) != entry.uncompressed or zlib.crc32(data) != entry.crc:
         raise FetchError(f"corrupt {what}: size or CRC does not match the central directory")
     return data
+
+
+# -- sdists: PKG-INFO from the head of the archive ----------------------------------------
+
+SDIST_FIRST = 128 * 1024
+# How much of an sdist (compressed) may be read looking for PKG-INFO: setuptools may put it
+# after the sources, and past this it is recorded as not found rather than downloaded.
+SDIST_MAX = 2 * 1024 * 1024
+_PKG_INFO = re.compile(rb"^(?:\./)?[^/]+/PKG-INFO$")
+
+
+def read_sdist_pkg_info(file: RangeFile, filename: str) -> bytes:
+    """The PKG-INFO of the sdist behind `file` (.tar.gz from its first bytes, .zip from its
+    central directory); b"" when it is not within SDIST_MAX bytes of the start."""
+    if filename.endswith(".zip"):
+        found = [e for e in read_zip_directory(file) if _PKG_INFO.match(e.name.encode())]
+        if not found:
+            return b""
+        with _zip_errors():
+            return _member(file, min(found, key=lambda e: e.name), MAX_METADATA)
+    if not filename.endswith((".tar.gz", ".tgz")):
+        return b""
+    return _TarHead(file).pkg_info()
+
+
+class _TarHead:
+    """A gzip'd tar read from its start, entry by entry, keeping only what is not yet passed."""
+
+    def __init__(self, file: RangeFile) -> None:
+        self.file = file
+        self.inflater = zlib.decompressobj(31)
+        self.buf = bytearray()
+        self.base = 0  # tar offset of buf[0]
+        self.pos = 0  # compressed bytes fetched
+        self.size = file.size  # -1 when not known
+
+    def _more(self) -> bool:
+        step = SDIST_FIRST if self.pos == 0 else self.pos
+        end = min(self.pos + step, SDIST_MAX)
+        if self.size >= 0:
+            end = min(end, self.size)
+        if end <= self.pos or self.inflater.eof:
+            return False
+        data = self.file.read(self.pos, end)
+        if not data:
+            return False
+        self.pos += len(data)
+        try:
+            self.buf += self.inflater.decompress(data, 64 * 1024 * 1024)
+        except zlib.error as exc:
+            raise FetchError(f"corrupt sdist gzip stream: {exc}") from None
+        return True
+
+    def _ensure(self, end: int) -> bool:
+        while self.base + len(self.buf) < end:
+            if not self._more():
+                return False
+        return True
+
+    def _bytes(self, start: int, length: int) -> bytes:
+        return bytes(self.buf[start - self.base : start - self.base + length])
+
+    def pkg_info(self) -> bytes:
+        at = 0
+        long_name: Optional[bytes] = None
+        while self._ensure(at + 512):
+            header = self._bytes(at, 512)
+            if not header.strip(b"\0"):
+                return b""  # end of archive
+            name = header[:100].split(b"\0", 1)[0]
+            if header[257:262] == b"ustar":
+                prefix = header[345:500].split(b"\0", 1)[0]
+                if prefix:
+                    name = prefix + b"/" + name
+            try:
+                size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+            except ValueError:
+                return b""  # not a tar header this reader understands
+            kind = header[156:157]
+            data_at = at + 512
+            nxt = data_at + (size + 511) // 512 * 512
+            if long_name is not None:
+                name, long_name = long_name, None
+            if kind in (b"x", b"L") and size <= 1024 * 1024:
+                if not self._ensure(data_at + size):
+                    return b""
+                body = self._bytes(data_at, size)
+                long_name = _pax_path(body) if kind == b"x" else body.split(b"\0", 1)[0]
+            elif kind in (b"0", b"\0") and _PKG_INFO.match(name):
+                if size > MAX_METADATA or not self._ensure(data_at + size):
+                    return b""
+                return self._bytes(data_at, size)
+            # Drop what lies before the next header: the buffer stays small.
+            drop = min(nxt, self.base + len(self.buf)) - self.base
+            del self.buf[:drop]
+            self.base += drop
+            at = nxt
+        return b""
+
+
+def _pax_path(body: bytes) -> Optional[bytes]:
+    for record in body.split(b"\n"):
+        _, _, kv = record.partition(b" ")
+        key, _, value = kv.partition(b"=")
+        if key == b"path":
+            return value
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
 
@@ -119,6 +120,9 @@ class Release:
     upload_time: str
     yanked: bool
     source: Optional[Provenance]
+    # False for a release with no wheel whose sdist does not state its requirements:
+    # `requires_raw` is then empty because nothing is known, not because nothing is required.
+    requires_known: bool = True
 
     @property
     def requires(self) -> tuple[Requirement, ...]:
@@ -320,8 +324,11 @@ def read_release(
             p.get(src, "method", str, f"{path}.source", "") or "",
             p.get(src, "read_at", str, f"{path}.source", "", required=False) or "",
         )
-        if source.method not in ("pep658", "range", "none"):
-            p.add(f"{path}.source.method", f"expected pep658, range or none, got {source.method!r}")
+        if source.method not in ("pep658", "range", "sdist", "none"):
+            p.add(
+                f"{path}.source.method",
+                f"expected pep658, range, sdist or none, got {source.method!r}",
+            )
     else:
         p.add(f"{path}.source", "missing provenance")
     if version is None:
@@ -337,6 +344,7 @@ def read_release(
         upload_time=p.get(d, "upload_time", str, path, "", required=False) or "",
         yanked=bool(p.get(d, "yanked", bool, path, False, required=False)),
         source=source,
+        requires_known=not p.get(d, "requires_unknown", bool, path, False, required=False),
     )
 
 
@@ -877,3 +885,279 @@ def read_memory(p: Problems, data: dict[str, Any]) -> MemoryData:
             ):
                 p.add("figure", f"no row for {name!r}" + (f" ({fw})" if fw else ""))
     return mem
+
+
+# -- build facts (generated/builds/*.toml) ------------------------------------------------------
+
+
+def encode_ranges(indices: Iterable[int]) -> str:
+    """{0, 1, 2, 5} -> "0-2,5"."""
+    out: list[str] = []
+    run: list[int] = []
+    for i in sorted(set(indices)):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [i]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+_RANGE = re.compile(r"^(\d{1,9})(?:-(\d{1,9}))?$")
+MAX_TRACKED = 1_000_000
+
+
+def decode_ranges(text: str) -> frozenset[int]:
+    """ "0-2,5" -> {0, 1, 2, 5}; ValueError on anything else (or more than MAX_TRACKED)."""
+    out: set[int] = set()
+    if not text:
+        return frozenset()
+    for part in text.split(","):
+        m = _RANGE.match(part)
+        if m is None:
+            raise ValueError(f"not an index range: {part!r}")
+        first = int(m.group(1))
+        last = int(m.group(2) or first)
+        if last < first or last >= MAX_TRACKED or len(out) + last - first > MAX_TRACKED:
+            raise ValueError(f"bad index range: {part!r}")
+        out.update(range(first, last + 1))
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
+class BuildSignals:
+    """What package metadata says a release was built for, each from where it was read."""
+
+    requires_torch: tuple[str, ...] = ()  # the release's own torch requirements
+    requires_cuda: Optional[str] = None  # the CUDA its nvidia-*/cuda-toolkit requirements pull
+    local: str = ""  # its local version tag
+    copins: tuple[str, ...] = ()  # "torch==2.8.0 (sglang 0.5.2)": pinned together by a framework
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    """What one release's compiled wheel links and imports, read from the wheel itself."""
+
+    project: str
+    version: Version
+    file: str
+    sha256: str
+    read_at: str
+    bytes_read: int
+    members: tuple[str, ...]  # "name [how; symbol table from; needed libraries from]"
+    libraries: tuple[str, ...]  # needed libraries (C/C++ runtimes left out)
+    cuda: tuple[int, ...]  # CUDA majors its libraries name (libcudart.so.12 -> 12)
+    cuda_from: tuple[str, ...]  # "libcudart.so.12 in sgl_kernel/common_ops.abi3.so", one per major
+    imports: frozenset[int]  # tracked torch symbols it imports (indices, torch-exports.toml)
+    import_count: int
+    torch: tuple[Version, ...]  # torch releases whose exports cover every import
+    sass: tuple[tuple[int, int], ...]
+    ptx: tuple[tuple[int, int], ...]
+    archs: str  # which members' fatbins were read
+    signals: BuildSignals
+    # Per member, when members import different torch symbols: (member, imports).
+    member_imports: tuple[tuple[str, frozenset[int]], ...] = ()
+    # Set when no torch release covers every member but each member is covered by one: the
+    # wheel ships one extension per torch ("member: torch 2.9.0, 2.9.1"); `torch` is then the union.
+    variants: tuple[str, ...] = ()
+
+    @property
+    def links_torch(self) -> bool:
+        return self.import_count > 0 or any(
+            lib.startswith(("libtorch", "libc10")) for lib in self.libraries
+        )
+
+
+@dataclass(frozen=True)
+class TorchExports:
+    """One torch release's exports, as a fingerprint over the tracked symbols."""
+
+    version: Version
+    file: str
+    sha256: str
+    read_at: str
+    bytes_read: int
+    members: tuple[str, ...]
+    exports: int  # torch symbols its libraries export (all, counted)
+    checked: int  # tracked symbols known when it was read: indices below this are answered
+    provides: frozenset[int]  # tracked symbols it exports
+    complete: bool  # every library's symbol table was read
+
+    def answers(self, imports: frozenset[int]) -> bool:
+        return self.complete and all(i < self.checked for i in imports)
+
+
+@dataclass(frozen=True)
+class ExportsTable:
+    tracked: tuple[str, ...]
+    releases: dict[Version, TorchExports]
+
+
+def _ranges(p: Problems, d: dict[str, Any], key: str, path: str) -> frozenset[int]:
+    text = p.get(d, key, str, path, "", required=False) or ""
+    try:
+        return decode_ranges(text)
+    except ValueError as exc:
+        p.add(f"{path}.{key}", str(exc))
+        return frozenset()
+
+
+def _versions(p: Problems, d: dict[str, Any], key: str, path: str) -> tuple[Version, ...]:
+    out = []
+    for i, text in enumerate(p.strings(d, key, path)):
+        v = p.convert(text, Version, f"{path}.{key}[{i}]", "version")
+        if v is not None:
+            out.append(v)
+    return tuple(sorted(out))
+
+
+def _provenance(p: Problems, d: dict[str, Any], path: str) -> tuple[str, str, str, int]:
+    file = p.get(d, "file", str, path, "") or ""
+    sha = p.get(d, "sha256", str, path, "") or ""
+    if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        p.add(f"{path}.sha256", "expected 64 lowercase hex digits")
+    read_at = p.get(d, "read_at", str, path, "") or ""
+    count = p.get(d, "bytes_read", int, path, 0) or 0
+    if count < 0:
+        p.add(f"{path}.bytes_read", "negative")
+    return file, sha, read_at, count
+
+
+_BUILD_KEYS = frozenset(
+    {
+        "file",
+        "sha256",
+        "read_at",
+        "bytes_read",
+        "members",
+        "copies",
+        "libraries",
+        "cuda",
+        "cuda_from",
+        "imports",
+        "import_count",
+        "torch",
+        "sass",
+        "ptx",
+        "archs",
+        "signals",
+        "member_imports",
+        "variants",
+    }
+)
+_SIGNAL_KEYS = frozenset({"requires_torch", "requires_cuda", "local", "copins"})
+
+
+def read_builds(p: Problems, data: dict[str, Any]) -> tuple[str, dict[Version, BuildFacts]]:
+    """A builds/<project>.toml file."""
+    meta = p.get(data, "meta", dict, "", {}) or {}
+    project = p.get(meta, "project", str, "meta", "") or ""
+    out: dict[Version, BuildFacts] = {}
+    for key, d in (p.get(data, "releases", dict, "", {}) or {}).items():
+        path = f"releases.{key}"
+        if not isinstance(d, dict):
+            p.add(path, "expected a table")
+            continue
+        for extra in sorted(set(d) - _BUILD_KEYS):
+            p.add(f"{path}.{extra}", "unknown key")
+        version = p.convert(key, Version, path, "version")
+        file, sha, read_at, count = _provenance(p, d, path)
+        cuda_text = p.get(d, "cuda", str, path, "") or ""
+        cuda: list[int] = []
+        for part in filter(None, cuda_text.split(",")):
+            if part.isdigit() and len(part) <= 3:
+                cuda.append(int(part))
+            else:
+                p.add(
+                    f"{path}.cuda",
+                    f"expected CUDA majors such as '12' or '12,13', got {cuda_text!r}",
+                )
+        sig = p.get(d, "signals", dict, path, {}, required=False) or {}
+        for extra in sorted(set(sig) - _SIGNAL_KEYS):
+            p.add(f"{path}.signals.{extra}", "unknown key")
+        signals = BuildSignals(
+            requires_torch=p.strings(sig, "requires_torch", f"{path}.signals"),
+            requires_cuda=p.get(sig, "requires_cuda", str, f"{path}.signals", None, required=False),
+            local=p.get(sig, "local", str, f"{path}.signals", "", required=False) or "",
+            copins=p.strings(sig, "copins", f"{path}.signals"),
+        )
+        member_imports = []
+        for i, line in enumerate(p.strings(d, "member_imports", path)):
+            member, sep, text = line.rpartition(": ")
+            try:
+                member_imports.append((member, decode_ranges(text)))
+            except ValueError as exc:
+                p.add(f"{path}.member_imports[{i}]", str(exc))
+            if not sep:
+                p.add(f"{path}.member_imports[{i}]", "expected 'member: ranges'")
+        imports = _ranges(p, d, "imports", path)
+        count_imports = p.get(d, "import_count", int, path, 0) or 0
+        if count_imports != len(imports):
+            p.add(f"{path}.import_count", f"{count_imports} but imports lists {len(imports)}")
+        if version is None:
+            continue
+        out[version] = BuildFacts(
+            project=project,
+            version=version,
+            file=file,
+            sha256=sha,
+            read_at=read_at,
+            bytes_read=count,
+            members=p.strings(d, "members", path, required=True),
+            libraries=p.strings(d, "libraries", path),
+            cuda=tuple(cuda),
+            cuda_from=p.strings(d, "cuda_from", path),
+            imports=imports,
+            import_count=count_imports,
+            torch=_versions(p, d, "torch", path),
+            sass=_ccs(p, d, "sass", path),
+            ptx=_ccs(p, d, "ptx", path),
+            archs=p.get(d, "archs", str, path, "", required=False) or "",
+            signals=signals,
+            member_imports=tuple(member_imports),
+            variants=p.strings(d, "variants", path),
+        )
+    return project, out
+
+
+def read_exports(p: Problems, data: dict[str, Any]) -> ExportsTable:
+    """builds/torch-exports.toml: the tracked symbols and each torch release's fingerprint."""
+    tracked_table = p.get(data, "tracked", dict, "", {}) or {}
+    tracked = p.strings(tracked_table, "symbols", "tracked", required=True)
+    seen: set[str] = set()
+    for i, h in enumerate(tracked):
+        if len(h) != 12 or any(c not in "0123456789abcdef" for c in h):
+            p.add(f"tracked.symbols[{i}]", f"expected 12 lowercase hex digits, got {h!r}")
+        elif h in seen:
+            p.add(f"tracked.symbols[{i}]", f"duplicate fingerprint {h}")
+        seen.add(h)
+    releases: dict[Version, TorchExports] = {}
+    for key, d in (p.get(data, "releases", dict, "", {}) or {}).items():
+        path = f"releases.{key}"
+        if not isinstance(d, dict):
+            p.add(path, "expected a table")
+            continue
+        version = p.convert(key, Version, path, "version")
+        file, sha, read_at, count = _provenance(p, d, path)
+        provides = _ranges(p, d, "provides", path)
+        checked = p.get(d, "checked", int, path, 0) or 0
+        if checked > len(tracked) or any(i >= checked for i in provides):
+            p.add(f"{path}.checked", f"{checked} does not fit {len(tracked)} tracked symbols")
+        if version is None:
+            continue
+        releases[version] = TorchExports(
+            version=version,
+            file=file,
+            sha256=sha,
+            read_at=read_at,
+            bytes_read=count,
+            members=p.strings(d, "members", path, required=True),
+            exports=p.get(d, "exports", int, path, 0) or 0,
+            checked=checked,
+            provides=provides,
+            complete=bool(p.get(d, "complete", bool, path, False)),
+        )
+    return ExportsTable(tracked, releases)

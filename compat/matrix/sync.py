@@ -26,6 +26,7 @@ from compat.cudareq import cuda_of
 from compat.errors import NetworkError
 from compat.families import families
 from compat.matrix import toml_write
+from compat.matrix.buildfacts import TORCH, BuildsReport, build_projects, sync_builds
 from compat.matrix.pypi import (
     DEFAULT_INDEX_URL,
     DiskCache,
@@ -212,6 +213,8 @@ def assemble(index: Record, meta: Record, source: Record) -> Record:
         record["cuda"] = meta["cuda"]
     if "requires" in meta:
         record["requires"] = sorted(meta["requires"])
+    if meta.get("requires_unknown"):
+        record["requires_unknown"] = True
     record["wheels"] = index["wheels"]
     record["sdist"] = index["sdist"]
     record["source"] = {
@@ -313,6 +316,9 @@ class ProjectReport:
         )
 
 
+_BUILT = ProjectReport(project="", path=Path())
+
+
 def _versions(items: tuple[str, ...], limit: int = 8) -> str:
     if len(items) <= limit:
         return ", ".join(items)
@@ -329,6 +335,7 @@ class SyncReport:
     elapsed_s: float = 0.0
     requests: int = 0
     bytes_received: int = 0
+    builds: Optional[BuildsReport] = None
 
     @property
     def failures(self) -> tuple[tuple[str, Failure], ...]:
@@ -336,14 +343,28 @@ class SyncReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not (self.builds and self.builds.failures)
 
     @property
     def changed_files(self) -> tuple[Path, ...]:
-        return tuple(p.path for p in self.projects if p.changes_file)
+        own = tuple(p.path for p in self.projects if p.changes_file)
+        return own + tuple(
+            p for p, old, new in (self.builds.files if self.builds else ()) if old != new
+        )
 
     def unified_diff(self) -> str:
-        return "".join(p.unified_diff() for p in self.projects)
+        out = "".join(p.unified_diff() for p in self.projects)
+        for path, old, new in self.builds.files if self.builds else ():
+            name = f"generated/builds/{path.name}"
+            out += "".join(
+                difflib.unified_diff(
+                    old.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    fromfile=f"a/{name}",
+                    tofile=f"b/{name}",
+                )
+            )
+        return out
 
     def summary(self) -> str:
         lines = [
@@ -371,7 +392,17 @@ class SyncReport:
                 if items:
                     lines.append(f"{p.project}: {label} {_versions(items)}")
             lines.extend(f"{p.project}: failed {failure}" for failure in p.failures)
+        if self.builds is not None:
+            lines.append(self.builds.summary().rstrip("\n"))
         changed = [p for p in self.projects if p.changes_file]
+        if self.builds is not None:
+            built = [
+                replace(
+                    _BUILT, project=p.name, path=p, old_text=old, new_text=new, written=self.write
+                )
+                for p, old, new in self.builds.files
+            ]
+            changed += [b for b in built if b.changes_file]
         if not changed:
             lines.append("nothing to change")
         elif self.write:
@@ -442,6 +473,38 @@ def _selected(
 _ReadResult = Union[MetadataRead, FetchError]
 
 
+def _same_kind(previous: Record, sdist_only: bool) -> bool:
+    """Whether an old record was made the way this release is read now: from a wheel's
+    METADATA, or (no wheel) from the sdist's PKG-INFO or with its requirements unknown."""
+    method = previous.get("source", {}).get("method")
+    if not sdist_only:
+        return method in ("pep658", "range")
+    return method == "sdist" or (method == "none" and bool(previous.get("requires_unknown")))
+
+
+def _read_sdist(client: PyPIClient, url: str, sha256: str, filename: str, size: int) -> _ReadResult:
+    try:
+        return client.sdist_pkg_info(url, sha256, filename, size)
+    except FetchError as failure:
+        return failure
+
+
+def states_requirements(pkg_info: bytes) -> bool:
+    """Whether an sdist's PKG-INFO states its requirements: Requires-Dist lines, or metadata
+    2.2+ (PEP 643) that does not mark them dynamic."""
+    if not pkg_info:
+        return False
+    message = HeaderParser().parsestr(pkg_info.decode("utf-8", errors="replace"))
+    if message.get_all("Requires-Dist"):
+        return True
+    try:
+        version = Version(str(message.get("Metadata-Version", "0")).strip())
+    except InvalidVersion:
+        return False
+    dynamic = {str(d).strip().lower() for d in message.get_all("Dynamic") or []}
+    return version >= Version("2.2") and "requires-dist" not in dynamic
+
+
 def _read(client: PyPIClient, url: str, sha256: str, metadata_sha256: Optional[str]) -> _ReadResult:
     try:
         return client.metadata(url, sha256, metadata_sha256)
@@ -507,17 +570,28 @@ def _build_project(
         prev_source = previous.get("source") if isinstance(previous, dict) else None
         if (
             isinstance(prev_source, dict)
+            and isinstance(previous, dict)
             and plan.source["sha256"]
             and prev_source.get("file") == plan.source["file"]
             and prev_source.get("sha256") == plan.source["sha256"]
-            and (prev_source.get("method") == "none") == (wheel is None)
+            and _same_kind(previous, wheel is None)
         ):
             # Same file, same bytes: the old reading stands, read_at included.
-            assert isinstance(previous, dict)
             plan.previous = previous
         elif wheel is None:
-            # No wheel: Requires-Python from the index, nothing to read.
+            # No wheel: Requires-Python from the index; the requirements from the sdist's
+            # PKG-INFO when it states them near its start.
             plan.meta = {"requires_python": str(chosen.get("requires_python") or "")}
+            if chosen.get("packagetype") == "sdist":
+                url = urljoin(page.url, str(chosen["url"]))
+                plan.future = pool.submit(
+                    _read_sdist,
+                    client,
+                    url,
+                    plan.source["sha256"],
+                    str(chosen["filename"]),
+                    int(chosen.get("size") or -1),
+                )
         else:
             url = urljoin(page.url, str(wheel["url"]))
             plan.future = pool.submit(
@@ -537,7 +611,9 @@ def _build_project(
                 kept += 1
                 previous = plan.previous
                 meta: Record = {
-                    k: previous[k] for k in ("requires_python", "cuda", "requires") if k in previous
+                    k: previous[k]
+                    for k in ("requires_python", "cuda", "requires", "requires_unknown")
+                    if k in previous
                 }
                 releases[plan.key] = assemble(plan.index, meta, previous["source"])
             elif plan.future is None:
@@ -554,7 +630,17 @@ def _build_project(
                 else:
                     read += 1
                 source = {**plan.source, "method": result.method}
-                releases[plan.key] = assemble(plan.index, metadata_fields(result.data), source)
+                if result.method == "sdist" and not states_requirements(result.data):
+                    # The sdist does not say (no PKG-INFO near its start, or requirements
+                    # computed at build time): unknown, not "none".
+                    meta = {**plan.meta, "requires_unknown": True}
+                    releases[plan.key] = assemble(plan.index, meta, {**source, "method": "none"})
+                    continue
+                fields = metadata_fields(result.data)
+                fields["requires_python"] = fields["requires_python"] or plan.meta.get(
+                    "requires_python", ""
+                )
+                releases[plan.key] = assemble(plan.index, fields, source)
         report = ProjectReport(
             project=name,
             path=path,
@@ -630,8 +716,10 @@ def sync(
     write: bool = False,
     progress: Optional[Callable[[str], None]] = None,
     now: Optional[Callable[[], datetime]] = None,
+    builds: bool = False,
 ) -> SyncReport:
     """Rebuild the generated files of `projects` through `client`; write only when asked.
+    With `builds`, also the build facts of the compiled ones (builds/*.toml).
 
     Everything is read before anything is written, so a failure part-way (NetworkError)
     leaves every file as it was; each file is replaced atomically.
@@ -687,13 +775,19 @@ def sync(
                 if framework in names:
                     run([framework])
             run([n for n in names if n not in FRAMEWORKS])
+            facts = (
+                _builds(client, pool, names, fetched, records, out_dir, when, say)
+                if builds
+                else None
+            )
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
 
     ordered = [reports[n] for n in names]
+    build_files = [(p, new) for p, old, new in (facts.files if facts else ()) if old != new]
     if write:
-        write_all((r.path, r.new_text) for r in ordered if r.changes_file)
+        write_all([*((r.path, r.new_text) for r in ordered if r.changes_file), *build_files])
         ordered = [replace(r, written=True) if r.changes_file else r for r in ordered]
     return SyncReport(
         projects=tuple(ordered),
@@ -702,6 +796,31 @@ def sync(
         elapsed_s=time.monotonic() - started,
         requests=client.requests,
         bytes_received=client.bytes_received,
+        builds=facts,
+    )
+
+
+def _builds(
+    client: PyPIClient,
+    pool: ThreadPoolExecutor,
+    names: list[str],
+    fetched: dict[str, Optional[ProjectPage]],
+    records: dict[str, dict[str, Record]],
+    out_dir: Path,
+    when: datetime,
+    say: Callable[[str], None],
+) -> BuildsReport:
+    """The build-facts step: the tracked projects among `names`, and torch's exports."""
+    projects = [n for n in build_projects() if n in names]
+    pages = dict(fetched)
+    known = dict(records)
+    for name in (TORCH, *FRAMEWORKS):
+        if name not in known:
+            known[name] = _load_old(out_dir / f"{name}.toml").releases
+    if TORCH not in pages:
+        pages[TORCH] = _page(client, TORCH, pool.submit(client.project, TORCH))
+    return sync_builds(
+        client, pool, pages, known, projects, out_dir / "builds", when, say, choose_wheel
     )
 
 
@@ -726,6 +845,7 @@ def run_sync(
     concurrency: int = 8,
     index_url: str = DEFAULT_INDEX_URL,
     progress: Optional[Callable[[str], None]] = None,
+    builds: bool = True,
 ) -> SyncReport:
     """Sync `projects` (default: all of DEFAULT_PROJECTS) from `index_url` into `out_dir`.
 
@@ -734,4 +854,6 @@ def run_sync(
     """
     cache = DiskCache(cache_dir if cache_dir is not None else default_cache_dir())
     with PyPIClient(index_url=index_url, cache=cache, concurrency=concurrency) as client:
-        return sync(client, projects or list(DEFAULT_PROJECTS), out_dir, write, progress)
+        return sync(
+            client, projects or list(DEFAULT_PROJECTS), out_dir, write, progress, builds=builds
+        )

@@ -64,9 +64,9 @@ def _read_headers(path: str, want_requires: bool) -> tuple[dict[str, str], list[
     return headers, requires
 
 
-def read_dist_info(folder: str, want_requires: bool = True) -> Distribution:
+def read_dist_info(folder: str, want_requires: bool = True, source: bool = True) -> Distribution:
     dist = _read_dist_info(folder, want_requires)
-    if want_requires:  # a stack package: was it installed from source?
+    if want_requires and source:  # a stack package: was it installed from source?
         url = _direct_url(folder)
         if url:
             dist = dataclasses.replace(dist, direct_url=url)
@@ -140,7 +140,9 @@ def _read_dist_info(folder: str, want_requires: bool) -> Distribution:
 def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, ...]:
     """Distributions found on `paths` (like sys.path); the first one of a name wins, as for import.
 
-    Only stack distributions are read unless `everything` is set, which keeps `compat env` fast.
+    The stack's distributions, and those that require a package of the stack (an RL framework
+    pinning vllm, a library pinning torch: what `pip check` would judge against the stack),
+    with only those requirements kept; with `everything`, every distribution.
     """
     seen: set[str] = set()
     found: list[Distribution] = []
@@ -149,9 +151,15 @@ def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, 
             base = os.path.basename(folder)
             m = _DIST_INFO.match(base)
             key = canonicalize_name(m.group("name") if m else base.rsplit(".", 1)[0])
-            if key in seen or not (everything or is_stack(key)):
+            if key in seen:
                 continue
-            dist = read_dist_info(folder, want_requires=is_stack(key))
+            stack = is_stack(key)
+            dist = read_dist_info(folder, want_requires=True, source=stack)
+            if not stack:
+                on_stack = tuple(r for r in dist.requires if _names_stack(r))
+                if not everything and not on_stack:
+                    continue
+                dist = dataclasses.replace(dist, requires=on_stack)
             real_key = dist.key if dist.broken is None else key
             if real_key in seen:
                 continue
@@ -159,6 +167,14 @@ def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, 
             seen.add(real_key)
             found.append(dist)
     return tuple(sorted(found, key=lambda d: d.key))
+
+
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _names_stack(requirement: str) -> bool:
+    m = _REQ_NAME.match(requirement)
+    return m is not None and is_stack(m.group(1))
 
 
 def _dist_folders(entry: str) -> Iterable[str]:

@@ -95,7 +95,8 @@ def test_framework_pin_seed_003_tuple() -> None:
     f = one(fs, "framework-pin")
     assert f.severity is Severity.ERROR
     assert "requires torch==2.6.0 ([srt])" in f.message and "torch 2.7.1 is installed" in f.message
-    assert "pip install 'torch==2.6.0'" in f.fix
+    # The fix moves the whole torch side to the framework's tuple: torch 2.6.0 with its triton.
+    assert "pip install 'torch==2.6.0' 'triton==3.2.0'" in f.fix
 
 
 def test_framework_pin_quiet_on_the_pinned_tuple() -> None:
@@ -360,6 +361,11 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
     from tests.test_cluster import report
 
     produced |= {f.code for f in compare([report("a"), report("b", NCCL_IB_DISABLE="1")])}
+    # Two infos that lack the GPU: reported together.
+    produced |= {
+        f.code
+        for f in check(env_of("torch==2.7.1", "triton==3.3.1", "vllm==0.19.0"), load_database())
+    }
     broken = env_of("torch==2.7.1")
     broken = dataclasses.replace(
         broken,

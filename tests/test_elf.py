@@ -1,0 +1,188 @@
+"""The bounded ELF reader: real shared objects from wheels, generated ones, and hostile bytes."""
+
+from __future__ import annotations
+
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compat import elf
+from compat.models import Unknown
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "matrix"))
+from wheelbytes import make_elf, recorded
+
+
+def _member(case: str) -> bytes:
+    """The inflated bytes of a member recorded whole."""
+    _, entry, file = recorded(case)
+    data = file.reads[0][1]
+    name_len, extra_len = struct.unpack("<HH", data[26:30])
+    raw = data[30 + name_len + extra_len : 30 + name_len + extra_len + entry.compressed]
+    out = zlib.decompressobj(-15).decompress(raw)
+    assert zlib.crc32(out) == entry.crc
+    return out
+
+
+LIBSHM = "torch-2.8.0-libshm"
+SPATIAL = "sglang-kernel-0.4.1-spatial-ops"
+
+
+def test_real_torch_library() -> None:
+    info = elf.parse(elf.BytesImage(_member(LIBSHM)))
+    assert isinstance(info, elf.ElfInfo)
+    assert info.symbols_from == "sections" and info.needed_from == "dynamic"
+    assert info.needed[:3] == ("libtorch_cpu.so", "librt.so.1", "libc10.so")
+    # libshm imports c10's allocator API from libc10.so.
+    assert any(s.startswith("_ZN3c10") for s in info.undefined)
+    assert info.soname == "libshm.so"
+
+
+def test_real_kernel_library_and_its_fatbin() -> None:
+    image = elf.BytesImage(_member(SPATIAL))
+    info = elf.parse(image)
+    assert isinstance(info, elf.ElfInfo)
+    assert "libcudart.so.12" in info.needed and "libtorch_cuda.so" in info.needed
+    assert elf.cuda_majors(info.needed) == {"libcudart.so.12": 12, "libnvrtc.so.12": 12}
+    archs = elf.fatbin_archs(image)
+    assert isinstance(archs, elf.FatbinArchs)
+    assert archs.sass == (80, 89, 90, 100, 120) and archs.ptx == () and archs.fatbins == 1
+
+
+def test_without_section_headers_the_dynamic_segment_is_used() -> None:
+    data = bytearray(_member(LIBSHM))
+    struct.pack_into("<Q", data, 40, 0)  # e_shoff = 0: no section headers
+    info = elf.parse(elf.BytesImage(bytes(data)))
+    assert isinstance(info, elf.ElfInfo)
+    assert info.symbols_from == "dynamic" and info.needed_from == "dynamic"
+    whole = elf.parse(elf.BytesImage(_member(LIBSHM)))
+    assert isinstance(whole, elf.ElfInfo)
+    assert info.undefined == whole.undefined and info.defined == whole.defined
+
+
+def test_generated_elf_round_trips() -> None:
+    data = make_elf(
+        needed=["libcudart.so.13", "libtorch.so"],
+        defined=["mine"],
+        undefined=["_ZN3c104impl3fooEv", "THPVariableClass"],
+        weak=["__gmon_start__"],
+    )
+    info = elf.parse(elf.BytesImage(data))
+    assert isinstance(info, elf.ElfInfo)
+    assert info.needed == ("libcudart.so.13", "libtorch.so")
+    assert info.defined == {"mine"}
+    assert info.undefined == {"_ZN3c104impl3fooEv", "THPVariableClass"}
+    assert info.weak_undefined == {"__gmon_start__"}
+
+
+def test_sparse_image_answers_only_what_it_has() -> None:
+    image = elf.SparseImage(100, [(0, b"abcd"), (90, b"0123456789")])
+    assert image.get(0, 4) == b"abcd" and image.get(92, 3) == b"234"
+    assert image.get(2, 4) is None and image.get(50, 1) is None and image.get(95, 10) is None
+
+
+def test_strings_only_at_the_end_of_a_sparse_view() -> None:
+    """torch's layout after patchelf: .dynsym first, .dynstr and the section headers last."""
+    data = make_elf(
+        needed=["libc10.so"], defined=["_ZN3c103fooEv"], middle=200_000, strings_at_end=True
+    )
+    head, tail_at = data[:4096], len(data) - 4096
+    image = elf.SparseImage(len(data), [(0, head), (tail_at, data[tail_at:])])
+    info = elf.parse(image)
+    assert isinstance(info, elf.ElfInfo)
+    assert info.defined == {"_ZN3c103fooEv"} and info.needed == ("libc10.so",)
+
+
+def test_dynamic_unreadable_needed_from_dynstr_names() -> None:
+    data = make_elf(needed=["libcudart.so.12", "libc.so.6"], defined=["x"], middle=100_000)
+    lay = elf.layout(elf.BytesImage(data))
+    assert isinstance(lay, elf.Layout)
+    dyn = next(s for s in lay.sections or () if s.type == elf.SHT_DYNAMIC)
+    # Everything but .dynamic (and the program header pointing at it).
+    image = elf.SparseImage(
+        len(data), [(0, data[: dyn.offset]), (dyn.offset + dyn.size, data[dyn.offset + dyn.size :])]
+    )
+    info = elf.parse(image)
+    assert isinstance(info, elf.ElfInfo)
+    assert info.needed_from == "dynstr"
+    assert set(info.needed) == {"libcudart.so.12", "libc.so.6"}
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "shorter than an ELF header"),
+        (b"MZ" + bytes(100), "not an ELF file"),
+        (b"\x7fELF\x01\x01" + bytes(100), "not a 64-bit ELF file"),
+        (b"\x7fELF\x02\x01" + bytes(10), "truncated ELF header"),
+    ],
+)
+def test_not_elf_is_a_value(data: bytes, reason: str) -> None:
+    got = elf.parse(elf.BytesImage(data))
+    assert isinstance(got, Unknown) and got.reason == reason
+
+
+def test_huge_counts_are_refused_not_allocated() -> None:
+    data = bytearray(make_elf(defined=["a"]))
+    struct.pack_into("<H", data, 56, 0xFFFF)  # e_phnum
+    got = elf.parse(elf.BytesImage(bytes(data)))
+    assert isinstance(got, Unknown) and "program header" in got.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=60_000))
+def test_any_truncation_of_a_real_library_is_a_value(cut: int) -> None:
+    data = _member(LIBSHM)[:cut]
+    got = elf.parse(elf.BytesImage(data, size=len(_member(LIBSHM))))
+    assert isinstance(got, (elf.ElfInfo, Unknown))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_corruption_is_a_value(data: st.DataObject) -> None:
+    raw = bytearray(make_elf(needed=["libc.so.6"], defined=["a", "b"], undefined=["c"]))
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    got = elf.parse(elf.BytesImage(bytes(raw)))
+    assert isinstance(got, (elf.ElfInfo, Unknown))
+    archs = elf.fatbin_archs(elf.BytesImage(bytes(raw)))
+    assert isinstance(archs, (elf.FatbinArchs, Unknown))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=4096))
+def test_random_bytes_after_a_valid_magic_are_a_value(tail: bytes) -> None:
+    got = elf.parse(elf.BytesImage(b"\x7fELF\x02\x01\x01\x00" + tail))
+    assert isinstance(got, (elf.ElfInfo, Unknown))
+
+
+def test_installed_file_helpers(tmp_path: Path) -> None:
+    path = tmp_path / "lib.so"
+    path.write_bytes(make_elf(needed=["libtorch.so"], defined=["d"], undefined=["u"]))
+    assert elf.needed(str(path)) == ("libtorch.so",)
+    assert elf.dynamic_symbols(str(path)) == ({"d"}, {"u"})
+    (tmp_path / "bad.so").write_bytes(b"not elf")
+    assert elf.try_needed(str(tmp_path / "bad.so")) is None
+    with pytest.raises(elf.ElfError):
+        elf.needed(str(tmp_path / "bad.so"))
+    assert isinstance(elf.parse_file(str(tmp_path / "missing.so")), Unknown)
+
+
+def test_cuda_majors_of_sonames() -> None:
+    got = elf.cuda_majors(
+        [
+            "libcudart.so.11.0",
+            "libcublasLt.so.13",
+            "libcudart-1b201d85.so.12",
+            "libcudnn.so.9",
+            "libnccl.so.2",
+            "libc.so.6",
+        ]
+    )
+    assert got == {"libcudart.so.11.0": 11, "libcublasLt.so.13": 13, "libcudart-1b201d85.so.12": 12}
