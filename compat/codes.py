@@ -78,7 +78,7 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
         "by their **build facts** (`matrices/generated/builds/`): the torch symbols their PyPI "
         "wheel imports, read from the wheel, against the symbols the installed torch release's "
         "libraries export. A wheel that imports a symbol the installed torch lacks is an error "
-        "(its import fails with `undefined symbol`); the message names the torch it was built "
+        "(its compiled libraries fail to load with `undefined symbol`); the message names the torch it was built "
         "against and the fix names the newest release of the package built for the installed "
         "torch. When torch's exports are not in the database, a framework release that pinned "
         "the package together with another torch (a co-pin) or a `+...torchX.Y` tag gives a "
@@ -307,6 +307,24 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
             "give the fact named: the launch command after `--`, --gpu NAME, --driver VERSION, or run compat where the model's files are",
         ),
         (),
+    ),
+    "unpinned": CodeText(
+        "a stack package an image build installs without a version",
+        "a Dockerfile installs a package of the stack without an exact version: each rebuild gets whatever is newest then",
+        "A `pip install` / `uv pip install` in the stage that runs (or a stage it copies from) names a package of the stack (packages.toml) without `==` or `===`, and neither a constraints file of the same command nor an earlier install of the build pins it: the next `docker build` resolves it again, and the tuple can change under a cached image tag. A warning; nothing about the package can be checked.",
+        (
+            "pin it: `pip install 'vllm==0.10.1.1'`, or install a lock: `compat lock TARGET -o lock/` and `pip install -r lock/requirements.lock`",
+        ),
+        ("https://docs.docker.com/build/building/best-practices/#pin-base-image-versions",),
+    ),
+    "pin-conflict": CodeText(
+        "a package pinned twice, or pins that no installer can satisfy together",
+        "a file pins one package twice to different versions or CUDA builds, or pins a CUDA build that its own CUDA constraint rules out",
+        "Within one install command two exact pins of one package (pip refuses the command: an error); in a Dockerfile a later install that replaces an earlier pin (a warning naming both lines); in a conda file a `pytorch` build string, `pytorch-cuda=X.Y` and `cuda-version`/`cudatoolkit` that name different CUDA builds (a build for CUDA X.Y needs `cuda-version >=X.Y` of the same major: the solver refuses, an error), one package listed twice with different versions, or a `pip:` entry that installs over a conda package of the stack (a warning).",
+        (
+            "keep one pin per package; for conda, one CUDA: `pytorch=*=cuda126*` with `cuda-version=12.6`",
+        ),
+        ("https://docs.conda.io/projects/conda-build/en/stable/resources/package-spec.html",),
     ),
 }
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from compat.families import families
@@ -386,8 +386,47 @@ def _cache_changes(a: Environment, b: Environment) -> list[Change]:
     return out
 
 
-def _finding_key(f: Finding) -> tuple[str, str, str]:
-    return (f.code, f.advisory or "", f.message)
+# Where a fact came from is provenance, not a difference: a freeze file's own path shows in its
+# Unknown reasons, dist locations and finding texts, and two copies of one file must not differ.
+_INPUT = "the input"
+
+
+def _unsourced(text: str, source: str) -> str:
+    return text.replace(source, _INPUT) if source and source != "live" else text
+
+
+def _neutral(env: Environment) -> Environment:
+    """The environment with its own source path replaced by a neutral word (see _INPUT)."""
+    src = env.source
+    if not src or src == "live":
+        return env
+
+    def fact(v: Any) -> Any:
+        return Unknown(_unsourced(v.reason, src)) if isinstance(v, Unknown) else v
+
+    dists = tuple(
+        replace(d, location=_INPUT) if d.location == src else d for d in env.distributions
+    )
+    torch = env.torch
+    if not isinstance(torch, Unknown):
+        torch = replace(torch, source=_unsourced(torch.source, src))
+    return replace(
+        env,
+        python=fact(env.python),
+        distributions=dists,
+        torch=fact(torch),
+        driver=fact(env.driver),
+        gpus=fact(env.gpus),
+        context=fact(env.context),
+    )
+
+
+def _finding_key(f: Finding, source: str) -> tuple[str, str, str]:
+    # "Could not tell" on both sides for want of the same fact is not a difference, whatever
+    # version it was asked about: the fact is missing on both.
+    if f.missing:
+        return (f.code, f.advisory or "", f"missing {f.missing}")
+    return (f.code, f.advisory or "", _unsourced(f.message, source))
 
 
 def diff_environments(
@@ -397,6 +436,8 @@ def diff_environments(
     findings_b: Sequence[Finding] = (),
 ) -> EnvDiff:
     """Every difference between A and B, ranked; findings on one side only, when given."""
+    src_a, src_b = a.source, b.source
+    a, b = _neutral(a), _neutral(b)
     changes = (
         _dist_changes(a, b)
         + _host_changes(a, b)
@@ -405,12 +446,12 @@ def diff_environments(
         + _cache_changes(a, b)
     )
     changes.sort(key=lambda c: (c.rank, c.area != "context" or c.key != "under Ray", c.key))
-    ka = {_finding_key(f) for f in findings_a}
-    kb = {_finding_key(f) for f in findings_b}
+    ka = {_finding_key(f, src_a) for f in findings_a}
+    kb = {_finding_key(f, src_b) for f in findings_b}
     return EnvDiff(
         tuple(changes),
-        tuple(f for f in findings_a if _finding_key(f) not in kb),
-        tuple(f for f in findings_b if _finding_key(f) not in ka),
+        tuple(f for f in findings_a if _finding_key(f, src_a) not in kb),
+        tuple(f for f in findings_b if _finding_key(f, src_b) not in ka),
     )
 
 

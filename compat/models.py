@@ -340,6 +340,8 @@ class Code(str, enum.Enum):
     BROKEN_DIST = "broken-dist"
     STACK_PIN = "stack-pin"
     MISSING_FACT = "missing-fact"
+    UNPINNED = "unpinned"
+    PIN_CONFLICT = "pin-conflict"
 
 
 # Ray clusters (compat check --ray): one report per node -------------------------------------

@@ -56,11 +56,30 @@ _TOKEN_SHAPES = re.compile(
     r")"
 )
 # `--api-key X`, `--api-key=X`, `--hf-token X`: a flag and its value (kept when not a secret).
-_FLAG = re.compile(r"(--?[A-Za-z][A-Za-z0-9_-]*)(\s*=\s*|\s+)(?!-)(" + _V + ")")
+_FLAG = re.compile(r"(?<![A-Za-z0-9_-])(--?[A-Za-z][A-Za-z0-9_-]*)(\s*=\s*|\s+)(?!-)(" + _V + ")")
 # `HF_TOKEN=value`, `"api_key": "value"`, `password: value`.
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*)(\"?\s*[:=]\s*\"?)(" + _V + ")")
 _AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", REDACTED.lower()})
 _SCHEME_AUTH = re.compile(r"\b(Bearer|Basic|Token)\s+(" + _V + ")", re.I)
+# A credential after a scheme word, not prose ("token table", "Bearer tokens"): at least 8
+# characters with a digit or a character words do not hold, or 20 of any; for Basic, base64 of
+# `user:password`.
+_CREDENTIAL = re.compile(r"(?=.{8,})(?=.*[0-9+/=._~-])|(?=.{20,})")
+
+
+def _credential(scheme: str, value: str) -> bool:
+    if scheme.lower() == "basic":
+        import base64
+        import binascii
+
+        try:
+            decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return b":" in decoded
+    return _CREDENTIAL.match(value) is not None
+
+
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)(" + _V + ")")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(?::\d+)?(?:[/?#]|$)")
 
@@ -86,7 +105,10 @@ def redact_text(text: str) -> str:
     if not text:
         return text
     text = _URL.sub(_url, text)
-    text = _SCHEME_AUTH.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _SCHEME_AUTH.sub(
+        lambda m: f"{m.group(1)} {REDACTED}" if _credential(m.group(1), m.group(2)) else m.group(0),
+        text,
+    )
     text = _FLAG.sub(_named, text)
     text = _ASSIGN.sub(_named, text)
     return _TOKEN_SHAPES.sub(REDACTED, text)

@@ -663,8 +663,19 @@ class _Resolver:
                 )
                 continue
             out.append(b)
-        if t.driver is not None or t.cuda_max is not None:
-            # Rank: the highest CUDA the driver allows (those it does not are rejected later).
+        if t.driver is not None:
+            # Rank: a build the driver runs natively before one that needs minor-version
+            # compatibility (under which PTX from the newer toolkit cannot be JIT-compiled), a
+            # build compat verified at its source before an unverified one, then the highest
+            # CUDA (builds the driver cannot run are rejected later).
+            driver = t.driver
+
+            def rank(b: TorchBuildInfo) -> tuple[bool, bool, Version]:
+                mode, _ = driver_runs(self.m, driver, b.cuda)
+                return (mode == "full", b.verified, Version(b.cuda))
+
+            return sorted(out, key=rank, reverse=True)
+        if t.cuda_max is not None:
             return sorted(out, key=lambda b: Version(b.cuda), reverse=True)
         # No driver named: the framework's requirements alone, i.e. PyPI's own build first.
         return sorted(out, key=lambda b: (b.pypi_default, Version(b.cuda)), reverse=True)
@@ -743,6 +754,35 @@ class _Resolver:
                 notes.append(why + "; PTX built by a newer toolkit cannot be JIT-compiled by it")
             if mode == "unknown":
                 notes.append(why + ": driver not checked")
+            if mode == "full":
+                newer = [
+                    o.cuda
+                    for o in self.builds(rel_t)
+                    if Version(o.cuda) > Version(b.cuda)
+                    and driver_runs(self.m, t.driver, o.cuda)[0] == "minor"
+                ]
+                if newer:
+                    notes.append(
+                        f"CUDA {b.cuda} chosen: driver {fmt_driver(t.driver)} runs it natively; "
+                        f"the CUDA {', '.join(sorted(newer))} build(s) would need minor-version "
+                        "compatibility (no JIT of newer PTX)"
+                    )
+        elif t.gpus:
+            floor = self.m.toolkit(b.cuda)
+            notes.append(
+                f"the driver was not judged (no --driver): CUDA {b.cuda} needs driver >= "
+                f"{fmt_driver(floor.driver_min)}"
+                + (
+                    f", or >= {fmt_driver(floor.minor_compat_driver_min)} under minor-version "
+                    "compatibility"
+                    if floor
+                    and floor.minor_compat_driver_min
+                    and floor.minor_compat_driver_min != floor.driver_min
+                    else ""
+                )
+                if floor is not None
+                else f"the driver was not judged (no --driver); compat has no floor for CUDA {b.cuda}"
+            )
         # GPUs.
         for g in t.gpus:
             cov = coverage(b.sass, b.ptx, g.cc)

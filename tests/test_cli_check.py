@@ -271,12 +271,18 @@ def test_a_launch_of_a_framework_that_is_not_installed_says_so() -> None:
     assert "OK: no findings" not in p.stdout
 
 
-def test_kernel_without_a_torch_pin_judged_by_its_build_facts() -> None:
+def test_kernel_without_a_torch_pin_judged_by_its_build_facts(tmp_path: Path) -> None:
     """The seed freeze: sgl-kernel 0.1.0 declares no torch pin; its wheel imports symbols that
-    torch 2.7.1 does not export, and 0.2.9 is the newest release built for 2.7.1."""
+    torch 2.7.1 does not export. sglang pins torch 2.6.0, for which it is built: the fix is the
+    report's one tuple. Without a framework, 0.2.9 is the newest release built for 2.7.1."""
     p = compat("check", "--from", BAD, "--format", "json")
     assert p.returncode == 1, p.stderr
     found = [f for f in json.loads(p.stdout)["findings"] if f["code"] == "kernel-torch"]
     assert len(found) == 1 and found[0]["severity"] == "error"
     assert found[0]["message"].startswith("sgl-kernel 0.1.0 was built for torch 2.4.0 ... 2.6.0")
+    assert found[0]["fix"][0].startswith("pip install 'torch==2.6.0' 'triton==3.2.0'")
+    alone = tmp_path / "freeze.txt"
+    alone.write_text("torch==2.7.1\ntriton==3.3.1\nsgl-kernel==0.1.0\n")
+    p = compat("check", "--from", str(alone), "--format", "json")
+    found = [f for f in json.loads(p.stdout)["findings"] if f["code"] == "kernel-torch"]
     assert "pip install 'sgl-kernel==0.2.9'" in found[0]["fix"][0]

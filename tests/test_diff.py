@@ -233,3 +233,19 @@ def test_gpu_entries_compare_by_index() -> None:
         ("GPU 1", None, "NVIDIA H100 80GB HBM3"),
         ("GPU count", "1", "2"),
     ]
+
+
+def test_two_copies_of_one_freeze_file_do_not_differ(tmp_path: Path) -> None:
+    """Where a fact came from (the file's path) is not a difference: two copies of one freeze
+    file give no change and no one-sided finding; a real change shows alone."""
+    from compat.inputs import env_from_freeze
+
+    pins = "torch==2.6.0\ntriton==3.1.0\nsglang==0.4.6.post1\nflashinfer-python==0.2.3\n"
+    a = env_from_freeze(pins, str(tmp_path / "a.txt"), MATRIX)
+    b = env_from_freeze(pins, str(tmp_path / "b.txt"), MATRIX)
+    d = diff_environments(a, b, findings(a), findings(b))
+    assert d.same and d.changes == () and d.only_a == () and d.only_b == ()
+    fixed = env_from_freeze(pins.replace("3.1.0", "3.2.0"), str(tmp_path / "c.txt"), MATRIX)
+    d = diff_environments(a, fixed, findings(a), findings(fixed))
+    assert [(c.key, c.a, c.b) for c in d.changes] == [("triton", "3.1.0", "3.2.0")]
+    assert [f.code for f in d.only_a] == ["torch-triton"] and d.only_b == ()

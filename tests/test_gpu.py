@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +67,102 @@ def test_live_stack_check_is_clean() -> None:
     p = compat("check", "--deep")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "ERRORS" not in p.stdout and "WARNINGS" not in p.stdout, p.stdout
+
+
+# Wheels of compiled packages built for another torch than this machine's (carried to the GPU
+# machine in .whl/, or named by COMPAT_WHEELS): compat's offline verdict from build facts, its
+# --deep verdict from the installed objects, and the dynamic loader's own answer must agree.
+WHEELS = Path(os.environ.get("COMPAT_WHEELS", Path(__file__).resolve().parents[1] / ".whl"))
+ROOT = Path(__file__).resolve().parents[1]
+KERNELS = ("torchaudio", "lmcache", "sgl_deep_gemm", "torchao")
+
+
+def _wheels() -> list[Path]:
+    if not WHEELS.is_dir():
+        return []
+    return sorted(p for p in WHEELS.glob("*.whl") if p.name.split("-")[0] in KERNELS)
+
+
+def _compat_in(site: Path, *args: str) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{site}")
+    p = subprocess.run(
+        [sys.executable, "-m", "compat", "check", "--format", "json", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert p.returncode in (0, 1), p.stderr
+    doc: dict[str, Any] = json.loads(p.stdout)
+    return doc
+
+
+LOADER = """
+import ctypes, json, os, sys
+import torch  # its libraries first, as the package's own import would have them
+site, rels = sys.argv[1], sys.argv[2:]
+out = {}
+for rel in rels:
+    try:
+        ctypes.CDLL(os.path.join(site, rel), mode=ctypes.RTLD_GLOBAL)
+        out[rel] = ""
+    except OSError as exc:
+        out[rel] = str(exc)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("wheel", _wheels(), ids=lambda p: p.name.split("-")[0])
+def test_a_kernel_for_another_torch_fails_where_compat_says(wheel: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    from compat import elf
+    from compat.models import Distribution
+    from compat.probe.deep import TORCH_SYMBOL_PREFIXES, package_objects, torch_exports
+
+    torch = pytest.importorskip("torch")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)  # what pip --target lays out: the package and its dist-info
+    name, version = wheel.name.split("-")[:2]
+    key = name.replace("_", "-")
+
+    offline = _compat_in(site)
+    said = [f for f in offline["findings"] if key in f.get("packages", [])]
+    assert any(f["severity"] == "error" for f in said), offline["findings"]
+    deep = _compat_in(site, "--deep")
+    deep_said = " ".join(f["message"] for f in deep["findings"] if key in f.get("packages", []))
+
+    dist = Distribution(key, None, version, str(site))
+    rels = package_objects(dist)
+    assert rels, "the wheel installs no shared object"
+    torch_dist = Distribution(
+        "torch", None, torch.__version__, str(Path(torch.__file__).parents[1])
+    )
+    exports = torch_exports(torch_dist) or frozenset()
+    loaded = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", LOADER, str(site), *rels],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
+    )
+    failures = {rel: why for rel, why in loaded.items() if why}
+    assert failures, f"every object of {wheel.name} loaded: compat said {said}"
+    for rel, why in failures.items():
+        _, undefined = elf.dynamic_symbols(str(site / rel))
+        absent = {s for s in undefined if s.startswith(TORCH_SYMBOL_PREFIXES)} - exports
+        needed = elf.needed(str(site / rel))
+        if "undefined symbol: " in why:
+            symbol = why.split("undefined symbol: ", 1)[1].strip()
+            # the loader's first unresolved torch symbol is one compat found absent
+            assert symbol in absent or not symbol.startswith(TORCH_SYMBOL_PREFIXES), why
+            assert "undefined symbol" in deep_said or "does not export" in deep_said, deep_said
+        else:
+            # a library it needs is not there (another CUDA major): compat named it too
+            missing = [n for n in needed if n in why]
+            assert missing, why
+            assert any(f["code"] == "cuda-mix" for f in offline["findings"] + deep["findings"]), why

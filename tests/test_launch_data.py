@@ -267,3 +267,44 @@ def test_json_default_round_trip() -> None:
     assert data is not None
     state = data.view(len(data) - 1).options["--allowed-origins"]
     assert json.loads(json.dumps(state.default)) == state.default
+
+
+def test_a_default_is_decided_at_startup_only_when_the_code_fills_it_in() -> None:
+    """The extractor reads the release's own code: a None default filled in while unset
+    (`if self.X is None: self.X = ...`, `self.X = self.X or ...`) or by any plain assignment is
+    decided at startup; one only reshaped once given (`if isinstance(self.X, list): ...`,
+    `self.X = f(self.X)`) or left empty (`self.X = []`) stays unset."""
+    import ast
+
+    from compat.matrix.launch_extract import _filled_when_unset
+
+    src = """
+class ServerArgs:
+    def __post_init__(self):
+        if self.tokenizer_path is None:
+            self.tokenizer_path = self.model_path
+        if is_hopper():
+            if self.attention_backend is None and self.x:
+                self.attention_backend = "fa3"
+        if self.enable_double_sparsity:
+            self.sampling_backend = "triton"
+        self.served_model_name = self.served_model_name or self.model_path
+        self.device = "cuda" if self.device is None else self.device
+        if not self.chunked_prefill_size:
+            self.chunked_prefill_size = 8192
+        if isinstance(self.lora_paths, list):
+            self.lora_paths = {p: p for p in self.lora_paths}
+        elif self.lora_paths is None:
+            self.lora_paths = []
+        if self.json_model_override_args:
+            self.json_model_override_args = json.loads(self.json_model_override_args)
+        self.tool_call_parser = normalize(self.tool_call_parser)
+"""
+    assert _filled_when_unset(ast.parse(src)) == {
+        "tokenizer_path",
+        "attention_backend",
+        "sampling_backend",
+        "served_model_name",
+        "device",
+        "chunked_prefill_size",
+    }

@@ -58,7 +58,8 @@ def test_torch_with_another_triton_is_an_error_on_the_triton_line() -> None:
     assert where(r) == [("requirements-torch-triton.txt", 5, "torch-triton", Severity.ERROR)]
     f = r.findings[0]
     assert (
-        "triton 3.1.0 does not match torch 2.7.1, which requires triton==3.3.1" in f.finding.message
+        "triton 3.1.0 does not match torch 2.7.1+cu126, which requires triton==3.3.1"
+        in f.finding.message
     )
     assert [p.line for p in f.related] == [4]
     assert exit_code(r, "error") == 1
@@ -214,10 +215,18 @@ def test_sarif_has_file_and_line() -> None:
         ("pylock.toml", "pylock", True),
         ("pylock.serve.toml", "pylock", True),
         ("requirements.in", "requirements", False),
-        ("setup.cfg", "requirements", False),
+        ("setup.cfg", None, False),
+        ("uv.lock", "uv.lock", True),
+        ("deploy/Dockerfile", "dockerfile", True),
+        ("Dockerfile.cuda", "dockerfile", True),
+        ("docker/serve.Dockerfile", "dockerfile", True),
+        ("Containerfile", "dockerfile", True),
+        ("environment.yml", None, True),
+        ("envs/environment-gpu.yaml", None, True),
+        ("docker-compose.yml", None, False),
     ],
 )
-def test_file_names(path: str, kind: str, hooked: bool) -> None:
+def test_file_names(path: str, kind: str | None, hooked: bool) -> None:
     assert kind_of(path) == kind
     assert bool(FILE_PATTERN.search(path)) is hooked
 
@@ -226,7 +235,7 @@ def test_cli_output_and_exit_codes() -> None:
     bad = run("requirements-torch-triton.txt")
     assert bad.returncode == 1
     assert bad.stdout.splitlines()[0] == (
-        "requirements-torch-triton.txt:5: torch-triton error: triton 3.1.0 does not match torch 2.7.1, "
+        "requirements-torch-triton.txt:5: torch-triton error: triton 3.1.0 does not match torch 2.7.1+cu126, "
         "which requires triton==3.3.1"
     )
     assert "1 error(s)" in bad.stderr

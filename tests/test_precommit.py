@@ -170,10 +170,42 @@ def test_hook_fails_a_bad_requirements_file_and_passes_a_good_one(
     assert bad.returncode == 1, out
     assert "compat lint" in out and "Failed" in out
     assert (
-        "requirements.txt:5: torch-triton error: triton 3.1.0 does not match torch 2.7.1, "
+        "requirements.txt:5: torch-triton error: triton 3.1.0 does not match torch 2.7.1+cu126, "
         "which requires triton==3.3.1"
     ) in out
     good = _try_repo(project, offline, "requirements-serve.txt", "README.md")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert re.search(r"compat lint .*Passed", good.stdout), good.stdout
+
+
+INPUTS = REPO / "tests" / "assets" / "inputs"
+
+
+@pytest.mark.slow
+def test_hook_reads_dockerfiles_uv_locks_and_conda_files(
+    tmp_path: Path, offline: dict[str, str]
+) -> None:
+    """The hook on a repository holding each kind of file, broken and then fixed."""
+    docker = INPUTS / "docker"
+    bad = {
+        "Dockerfile": (docker / "cuda12-base-cu13-torch.Dockerfile").read_text(),
+        "uv.lock": (INPUTS / "uvlock" / "bad" / "uv.lock").read_text(),
+        "environment.yml": (INPUTS / "conda" / "environment-broken.yml").read_text(),
+        "notes.md": "not linted\n",
+    }
+    project = _project(tmp_path, bad, offline)
+    run = _try_repo(project, offline, *bad)
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    assert "Dockerfile:11: cuda-mix error: CUDA 12 parts beside a CUDA 13 torch" in out
+    assert "uv.lock:29: framework-pin error: sglang 0.4.6.post1 requires torch==2.6.0" in out
+    assert "environment.yml:9: pin-conflict error: pytorch-cuda=12.1" in out
+    assert "notes.md" not in out
+    (project / "Dockerfile").write_text((docker / "cuda12-base-cu12-torch.Dockerfile").read_text())
+    (project / "uv.lock").write_text((INPUTS / "uvlock" / "good" / "uv.lock").read_text())
+    (project / "environment.yml").write_text((INPUTS / "conda" / "environment.yml").read_text())
+    subprocess.run(["git", "add", "."], cwd=project, check=True, env=offline)
+    good = _try_repo(project, offline, *bad)
     assert good.returncode == 0, good.stdout + good.stderr
     assert re.search(r"compat lint .*Passed", good.stdout), good.stdout
 

@@ -135,3 +135,16 @@ def test_no_secret_comes_back_from_env_check_diff_or_lint(tmp_path: Path) -> Non
     for text in outputs:
         for secret in LEAKS:
             assert secret not in text, (secret, text[:2000])
+
+
+def test_prose_around_secret_words_is_kept() -> None:
+    """compat's own sentences name tokens and schemes: only credentials are scrubbed."""
+    for prose in (
+        "the request-to-token table (needs the model's context length)",
+        "Bearer tokens are sent per request",
+        "Basic usage: compat check",
+        "max-num-batched-tokens 8192",
+    ):
+        assert redact_text(prose) == prose
+    assert redact_text("Authorization: Basic dXNlcjpwYXNz") == "Authorization: Basic <redacted>"
+    assert redact_text("Authorization: Token 9f8e7d6c5b4a") == "Authorization: Token <redacted>"

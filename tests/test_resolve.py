@@ -90,10 +90,23 @@ def test_sample_sglang_0461_driver_535_a100(matrix: Matrix, advisories: Any) -> 
         advisories,
     )
     got = versions(res)
-    # The highest CUDA build of torch 2.6.0 a 535 driver runs (12.x minor-version compatibility).
+    # The build a 535 driver (CUDA 12.2) runs natively wins over the 12.4/12.6 builds, which it
+    # runs only under minor-version compatibility (no JIT of newer PTX).
+    assert got["torch"] == "2.6.0+cu118" and got["torchvision"] == "0.21.0+cu118"
+    assert got["triton"] == "3.2.0"
+    assert res.pin("torch").index.url == "https://download.pytorch.org/whl/cu118"  # type: ignore[union-attr]
+    assert any(
+        n.startswith("CUDA 11.8 chosen: driver 535.104.05 runs it natively") for n in res.notes
+    )
+    # Asked for explicitly, the 12.6 build is given, with the minor-compatibility note.
+    res = resolve(
+        target(matrix, "sglang==0.4.6.post1", driver="535.104.05", gpus=("a100",), cuda="12.6"),
+        matrix,
+        advisories,
+    )
+    got = versions(res)
     assert got["torch"] == "2.6.0+cu126" and got["torchvision"] == "0.21.0+cu126"
-    assert got["triton"] == "3.2.0" and got["sgl-kernel"] == "0.1.0"
-    assert res.pin("torch").index.url == "https://download.pytorch.org/whl/cu126"  # type: ignore[union-attr]
+    assert got["sgl-kernel"] == "0.1.0"
     assert any("minor-version compatibility" in n for n in res.notes)
 
 

@@ -33,6 +33,7 @@ _LD_PATTERNS = (
     re.compile(r"/cu(\d{2})(?:/|$)"),
     re.compile(r"/nvidia/cu(\d{2})/"),
 )
+_SYSTEM = "CUDA_VERSION"
 KERNEL_TAGGED = (
     "flashinfer-python",
     "flashinfer-jit-cache",
@@ -73,9 +74,14 @@ def cuda_sources(ctx: Context) -> list[tuple[int, str]]:
                 out.append(
                     (
                         facts.cuda[0],
-                        f"{d.name} {d.raw_version} links {facts.cuda_from[0]} (build facts)",
+                        f"{d.name} {d.raw_version}: links {facts.cuda_from[0]} (build facts)",
                     )
                 )
+    # nvidia/cuda images (and those built on them) set CUDA_VERSION to their toolkit's version.
+    system = ctx.env.env.get("CUDA_VERSION", "").strip()
+    m = re.match(r"^(\d{1,2})\.\d+", system)
+    if m:
+        out.append((int(m.group(1)), f"{_SYSTEM}={system} (the image's CUDA toolkit)"))
     for entry in ctx.env.env.get("LD_LIBRARY_PATH", "").split(":"):
         for pat in _LD_PATTERNS:
             m = pat.search(entry + "/")
@@ -104,9 +110,17 @@ def check_mix(ctx: Context) -> list[Finding]:
         ]
     odd = [(m, s) for m, s in sources if m != ref]
     shadowing = [s for _, s in odd if s.startswith("LD_LIBRARY_PATH")]
-    kernels = [s for _, s in odd if not s.startswith(("LD_LIBRARY_PATH", "nvidia-"))]
-    severity = Severity.ERROR if shadowing or kernels else Severity.WARNING
+    system = [m for m, s in odd if s.startswith(_SYSTEM)]
+    kernels = [s for _, s in odd if not s.startswith(("LD_LIBRARY_PATH", "nvidia-", _SYSTEM))]
+    severity = Severity.ERROR if shadowing or kernels or system else Severity.WARNING
     fixes = []
+    if system:
+        # torch.utils.cpp_extension refuses a toolkit of another major than torch's build, so
+        # every kernel compiled in the image (flashinfer JIT, DeepGEMM, extensions) fails.
+        fixes.append(
+            f"build the image on a CUDA {ref} base (nvidia/cuda:{ref}.x-...), or install torch's "
+            f"CUDA {system[0]} build: kernels compiled at run time need the toolkit of torch's major"
+        )
     if shadowing:
         fixes.append(
             "remove the CUDA "
@@ -114,10 +128,9 @@ def check_mix(ctx: Context) -> list[Finding]:
             + " folders from LD_LIBRARY_PATH: libraries found there are loaded before torch's"
         )
     if kernels:
-        fixes.append(
-            f"install the CUDA {ref} builds of: "
-            + ", ".join(sorted({s.split()[0] for s in kernels}))
-        )
+        names = sorted({s.split()[0] for s in kernels})
+        fixes.append(f"install the CUDA {ref} builds of: " + ", ".join(names))
+        fixes.extend(_variant_fixes(ctx, names, ref, sorted({m for m, s in odd if s in kernels})))
     wheels = sorted({s.split()[0] for _, s in odd if s.startswith("nvidia-")})
     if wheels:
         fixes.append("pip uninstall -y " + " ".join(wheels) + "   # if nothing else needs them")
@@ -128,9 +141,58 @@ def check_mix(ctx: Context) -> list[Finding]:
             f"CUDA {'/'.join(sorted({str(m) for m, _ in odd}))} parts beside a CUDA {ref} torch",
             evidence=tuple(s for m, s in sources if m == ref)[:1] + tuple(s for _, s in odd),
             fix=tuple(fixes),
-            packages=tuple(sorted({s.split()[0] for _, s in odd})),
+            packages=tuple(
+                sorted({s.split()[0] for _, s in odd if not s.startswith((_SYSTEM, "LD_"))})
+            ),
         )
     ]
+
+
+def _variant_fixes(ctx: Context, names: list[str], ref: int, majors: list[int]) -> list[str]:
+    """Where the builds named by a cuda-mix fix are: the project's variant for torch's CUDA
+    (else its major) among the known indexes (curated/indexes.toml), worded as sure as the row
+    is; and torch's own build for the odd CUDA major (the other way to one CUDA)."""
+    out: list[str] = []
+    tb = ctx.torch
+    torch_cuda = (tb.cuda or tb.cuda_from_deps or "") if tb is not None else ""
+    for name in names:
+        d = ctx.env.dist(name)
+        ver = d.version if d is not None else None
+        rows = [
+            ix
+            for ix in ctx.matrix.indexes
+            if name in ix.projects
+            and ix.cuda
+            and ix.cuda.startswith(f"{ref}.")
+            and not (ix.prereleases and (ver is None or not ver.is_prerelease))
+            and (ix.when is None or (ver is not None and ix.when.specifier.contains(ver, True)))
+        ]
+        exact = [ix for ix in rows if ix.cuda == torch_cuda]
+        what = f"{name} {ver.public}" if ver is not None else name
+        for ix in exact or rows:
+            if ix.when is not None and ix.verified:
+                out.append(f"the CUDA {ix.cuda} build of {what} is at {ix.url} ({ix.name})")
+            else:
+                out.append(
+                    f"{name} publishes CUDA {ix.cuda} builds at {ix.url} ({ix.name}); "
+                    f"compat has not confirmed one for {what}"
+                )
+    have, _ = driver_cuda(ctx)
+    if tb is not None and tb.version is not None:
+        for b in ctx.matrix.builds_of(tb.version):
+            if not b.is_cuda or int(b.cuda.split(".")[0]) not in majors:
+                continue
+            if have is not None and Version(b.cuda).major > have.major:
+                out.append(
+                    f"or, with a driver for CUDA {b.cuda}, move torch to its CUDA {b.cuda} "
+                    f"build: pip install 'torch=={b.torch}+{b.local}' --extra-index-url {b.index}"
+                )
+            else:
+                out.append(
+                    f"or move torch to its CUDA {b.cuda} build: pip install "
+                    f"'torch=={b.torch}+{b.local}' --extra-index-url {b.index}"
+                )
+    return out
 
 
 def check_minor(ctx: Context) -> list[Finding]:
@@ -245,10 +307,15 @@ def needed_majors(ctx: Context, needs: list[tuple[Version, str]]) -> list[tuple[
     named = {who.split()[0] for _, who in needs}
     out: list[tuple[int, str]] = []
     for major, who in cuda_sources(ctx):
-        if who.startswith("LD_LIBRARY_PATH") or who.split()[0] in named:
+        if who.startswith(("LD_LIBRARY_PATH", _SYSTEM)) or who.split()[0] in named:
             continue
         out.append((major, who))
     return out
+
+
+def _who(source: str) -> str:
+    """The part a CUDA source names ("vllm 0.20.0" of "vllm 0.20.0: links ... (build facts)")."""
+    return source.split(": ", 1)[0]
 
 
 def _major_floor(ctx: Context, major: int) -> Optional[Version]:
@@ -316,14 +383,20 @@ def check_driver(ctx: Context) -> list[Finding]:
         )
         if own and any(label == f"CUDA {need}" for _, _, label in too_old):
             floors += f", >= {fmt_driver(own)} for CUDA {need} itself"
-        parts = ", ".join(f"{who} ({label})" for _, who, label in too_old)
+        parts = ", ".join(f"{_who(who)} ({label})" for _, who, label in too_old)
         best = floor or own
         out.append(
             Finding(
                 Code.DRIVER_TOO_OLD.value,
                 Severity.ERROR,
                 f"the driver is too old for {parts}: {why}; needs {floors}",
-                evidence=(why, *tuple(f"{who} is built for {label}" for _, who, label in too_old)),
+                evidence=(
+                    why,
+                    *tuple(
+                        who if ": " in who else f"{who} is built for {label}"
+                        for _, who, label in too_old
+                    ),
+                ),
                 fix=(
                     f"upgrade the NVIDIA driver to >= {fmt_driver(best)}"
                     if best

@@ -9,6 +9,8 @@ dies of).
 
 from __future__ import annotations
 
+from packaging.version import Version
+
 from compat.check.base import Context, pip_install, public, requires_of, satisfied
 from compat.check.builds import cudart_major, parse_local
 from compat.families import Family, families
@@ -63,12 +65,13 @@ def _from_build_facts(ctx: Context, tb: TorchBuild, reported: set[str]) -> list[
         label = f"{name} {dist.version}"
         message = f"{label} was built for {verdict.built_for or 'another torch'}, but torch {tv} is installed"
         message += (
-            ": its import fails with 'undefined symbol'"
+            ": its compiled libraries fail to load with 'undefined symbol'"
             if strong
             else f" (a {verdict.method} signal, not its symbols)"
         )
         better = releases_built_for(ctx.matrix.builds(name), tv, exports)
-        fix = (
+        toward = _toward_target(ctx, name, dist.version, tv)
+        fix = toward or (
             (pip_install(f"{name}=={better[0]}") + f"   # built for torch {public(tv)}",)
             if better
             else (
@@ -91,6 +94,28 @@ def _from_build_facts(ctx: Context, tb: TorchBuild, reported: set[str]) -> list[
             )
         )
     return out
+
+
+def _toward_target(ctx: Context, name: str, have: Version, tv: Version) -> tuple[str, ...]:
+    """When the report's tuple moves torch (the framework pins another), the kernel release of
+    that tuple is judged against that torch: if it is built for it, the one composed install
+    line is the fix (no kernel for the torch about to be replaced)."""
+    from compat.check.target import install_target, target_of
+
+    target = target_of(ctx)
+    tt = target.get("torch")
+    if tt is None or tt == public(tv):
+        return ()
+    kv = target.get(name) or public(have)
+    facts = ctx.matrix.build_facts(name, kv)
+    if facts is None or built_for(facts, tt, ctx.matrix.torch_exports()).answer is not True:
+        return ()
+    line = install_target(ctx, (name,) if kv != public(have) else ())
+    if line is None:
+        return ()
+    return (
+        f"{line}   # {target.why.get('torch', 'the tuple')}: torch {tt}; {name} {kv} is built for it",
+    )
 
 
 _METHODS = {
@@ -248,7 +273,7 @@ def _objects(dist: Distribution, tb: TorchBuild, code: Code) -> list[Finding]:
                     Severity.ERROR,
                     f"{dist.key} {dist.version}: {obj.path} imports {obj.unresolved_count} "
                     f"libtorch/c10 symbol(s) that torch {tb.version} does not export{abi}: "
-                    "import fails with 'undefined symbol'",
+                    "loading it fails with 'undefined symbol'",
                     evidence=tuple(f"undefined: {s}" for s in obj.unresolved[:3]),
                     fix=(
                         f"install the {dist.key} build made for torch "

@@ -98,6 +98,7 @@ def advisories_cmd(
 ) -> None:
     """The known-crash advisories, filtered; `compat advisories export` writes them as OSV.
 
+    \b
     compat advisories --package vllm --gpu h100 --severity crash
     compat advisories --text "cuda graph" --project sglang
     """

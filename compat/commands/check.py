@@ -38,12 +38,13 @@ class Inputs:
     launch: Optional[LaunchConfig]
     model: Model
     ignore: tuple[str, ...]
+    notes: tuple[Finding, ...] = ()  # the input file's own findings (a Dockerfile's unpinned pins)
 
 
 def gather(req: CheckRequest, db: Database) -> Inputs:
     """Read the environment (live, another interpreter, or a file), apply host overrides, parse
     the launch command for the framework it starts, and read the served model's facts."""
-    from compat.inputs import apply_overrides, load_from
+    from compat.inputs import Note, ReadOptions, apply_overrides, load_input
 
     if req.deep and req.from_file:
         raise UsageError(
@@ -51,8 +52,12 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
             hint="run it where the stack is installed (or with --interpreter PATH)",
         )
     ignore = check_ignore(req.ignore, db)
+    notes: tuple[Note, ...] = ()
     if req.from_file:
-        env = load_from(req.from_file, db.matrix)
+        loaded = load_input(
+            req.from_file, db.matrix, ReadOptions(req.python_version, req.machine or "x86_64")
+        )
+        env, notes = loaded.env, loaded.notes
     else:
         from compat.probe import probe_environment
 
@@ -74,14 +79,24 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
     launch = parse_launch_for(env, given)
     from compat.probe.model import model_of_launch
 
-    return Inputs(env, launch, model_of_launch(launch, env.env), ignore)
+    drv = env.driver
+    driver_cuda = None if isinstance(drv, Unknown) or isinstance(drv.cuda, Unknown) else drv.cuda
+    findings = tuple(
+        n.finding for n in notes if n.applies(driver_cuda, not isinstance(drv, Unknown))
+    )
+    return Inputs(env, launch, model_of_launch(launch, env.env), ignore, findings)
 
 
 def run_check(req: CheckRequest) -> tuple[Environment, list[Finding]]:
     """The environment and its findings, for `compat check` and `compat run`."""
+    from compat.check import sort_findings
+
     db = load_database()
     got = gather(req, db)
-    return got.env, check(got.env, db, got.launch, got.model, ignore=got.ignore)
+    found = check(got.env, db, got.launch, got.model, ignore=got.ignore)
+    drop = set(got.ignore)
+    notes = [n for n in got.notes if n.code not in drop and (n.advisory or "") not in drop]
+    return got.env, sort_findings([*found, *notes]) if notes else found
 
 
 @click.command("check", context_settings={"ignore_unknown_options": False})
@@ -115,10 +130,12 @@ def check_cmd(
     runtime_env: Optional[str],
     ray_timeout: Optional[float],
     launch: tuple[str, ...],
+    machine: Optional[str] = None,
 ) -> None:
     """Will this stack work here? Checks the environment (live, or --from FILE) against the
     version database and the known-crash advisories; the server launch command goes after `--`:
 
+    \b
       compat check -- python -m sglang.launch_server --model-path M --attention-backend flashinfer
 
     With --ray, every node of the Ray cluster is checked where the server's workers run, and the
@@ -169,6 +186,7 @@ def check_cmd(
         fail_on,
         ignore,
         launch,
+        machine,
     )
     env, findings = run_check(req)
     write_report(render(Format(fmt), findings, env, fail_on), output)

@@ -98,6 +98,11 @@ class CheckRequest:
     fail_on: str = "error"
     ignore: tuple[str, ...] = ()
     launch_argv: tuple[str, ...] = ()
+    machine: Optional[str] = None
+
+
+#: The Linux machines a lock or Dockerfile is read for (platform_machine).
+MACHINES = ("x86_64", "aarch64")
 
 
 def check_options(fn: F) -> F:
@@ -109,7 +114,9 @@ def check_options(fn: F) -> F:
                 "--from",
                 "from_file",
                 metavar="FILE",
-                help="Check a snapshot (compat env --json) or a pip freeze file instead of this host.",
+                help="Check a file instead of this host: a snapshot (compat env --json), pip freeze "
+                "or requirements output, pylock.toml, uv.lock, a conda environment.yml or "
+                "`conda list` file, or a Dockerfile.",
             ),
             click.option(
                 "--interpreter",
@@ -140,6 +147,12 @@ def check_options(fn: F) -> F:
                 "python_version",
                 metavar="X.Y",
                 help="The target's Python version (an interpreter goes to --interpreter).",
+            ),
+            click.option(
+                "--machine",
+                type=click.Choice(MACHINES),
+                help="The target's CPU architecture, for the markers of a --from file "
+                "(default x86_64).",
             ),
             click.option(
                 "--deep",

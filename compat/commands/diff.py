@@ -32,6 +32,7 @@ def diff_cmd(
     the stack first, and the findings `compat check` makes on one side only. Exit 0 when they
     do not differ, 1 when they do.
 
+    \b
       compat diff works.json fails.json
     """
     from compat.diff import diff_environments, dumps

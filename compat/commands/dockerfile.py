@@ -105,6 +105,7 @@ def dockerfile_cmd(
     host (--driver, --gpu) that fails the build on errors. --full adds a serve stage whose
     ENTRYPOINT is `compat run`.
 
+    \b
       compat dockerfile sglang==0.4.6.post1 --driver 550.54.15 --gpu h100 --python 3.10 --full
     """
     from compat import __version__

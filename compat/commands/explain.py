@@ -94,6 +94,7 @@ def explain_cmd(ident: Optional[str], output: Optional[str]) -> None:
     """What a finding code means, how compat decides it, how to fix it and where the facts come
     from; or a known-crash advisory in full. Without an argument, lists both.
 
+    \b
       compat explain torch-triton
       compat explain COMPAT-0003
     """

@@ -1,5 +1,6 @@
-"""`compat lint FILES`: pins in requirements/constraints/pyproject/pylock files that cannot live
-together, as `file:line: code severity: message` (the pre-commit hook)."""
+"""`compat lint FILES`: pins in the files users keep (requirements, constraints, pyproject.toml,
+pylock.toml, uv.lock, conda files, Dockerfiles) that cannot live together, as
+`file:line: code severity: message` (the pre-commit hook)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from typing import Optional
 
 import click
 
-from compat.commands.common import FAIL_ON, python_version_or_interpreter, write_report
+from compat.commands.common import (
+    FAIL_ON,
+    MACHINES,
+    python_version_or_interpreter,
+    write_report,
+)
 from compat.errors import UsageError
 
 
@@ -30,6 +36,13 @@ def _read_include(path: str) -> str:
     "python_version",
     metavar="X.Y",
     help="The target's Python version (markers; default 3.11).",
+)
+@click.option(
+    "--machine",
+    type=click.Choice(MACHINES),
+    default="x86_64",
+    show_default=True,
+    help="The target's CPU architecture (markers of locks and requirements).",
 )
 @click.option("--driver", metavar="VERSION", help="The target's NVIDIA driver: also check it.")
 @click.option(
@@ -66,6 +79,7 @@ def lint_cmd(
     ctx: click.Context,
     files: tuple[str, ...],
     python_version: Optional[str],
+    machine: str,
     driver: Optional[str],
     gpus: tuple[str, ...],
     fail_on: str,
@@ -74,16 +88,20 @@ def lint_cmd(
     quiet: bool,
     output: Optional[str],
 ) -> None:
-    """Check pinned files offline against the database: requirements*.txt, constraints*.txt,
-    pyproject.toml ([project] dependencies and optional-dependencies) and pylock.toml.
+    """Check pinned files offline against the database: requirements*.txt, constraints*.txt
+    (pip-compile output too), pyproject.toml ([project] dependencies and extras, [tool.uv.sources]),
+    pylock.toml, uv.lock, conda environment.yml and `conda list` files, and Dockerfiles (the
+    stage that runs: base image, pip/uv/conda installs, ENV, CMD).
 
     Exact pins are checked together (torch==2.7.1 beside triton==3.1.0, sglang pinning another
-    torch, a +cu124 torch beside +cu126 kernels, torchvision built for another torch); a range
-    gives an info when none of the releases it admits fits them. Driver and GPU checks run when
-    --driver/--gpu name the target. Exit 1 on findings at or above --fail-on, 3 on unreadable
-    lines.
+    torch, a +cu124 torch beside +cu126 kernels, a CUDA 12 base image under a CUDA 13 torch); a
+    range gives an info when none of the releases it admits fits them; a Dockerfile's unpinned
+    stack package is a warning. Driver and GPU checks run when --driver/--gpu name the target.
+    Exit 1 on findings at or above --fail-on, 3 on unreadable lines or a format compat does not
+    read.
 
-      compat lint requirements.txt pyproject.toml
+    \b
+      compat lint requirements.txt pyproject.toml uv.lock environment.yml Dockerfile
     """
     from compat.lint import (
         Target,
@@ -100,7 +118,7 @@ def lint_cmd(
         raise UsageError("no files to lint", hint="compat lint requirements.txt pyproject.toml")
     python_version = python_version_or_interpreter(python_version, "--python")
     db = load_database()
-    target = Target(python_version, driver, gpus, check_ignore(ignore, db))
+    target = Target(python_version, driver, gpus, check_ignore(ignore, db), machine)
     pairs = [(path, _read(path)) for path in files]
     result = lint_files(pairs, db, target, _read_include)
     if fmt == "json":

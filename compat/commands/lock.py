@@ -247,6 +247,7 @@ def lock_cmd(
     --gpu, --cuda, --python) or read from this host with `auto`; without them the lock is for the
     framework's requirements alone.
 
+    \b
       compat lock sglang==0.4.6.post1 --driver 535.104.05 --gpu a100 -o lock/
     """
     from compat import __version__

@@ -55,12 +55,14 @@ def run_cmd(
     ignore: tuple[str, ...],
     quiet: bool,
     command: tuple[str, ...],
+    machine: Optional[str] = None,
 ) -> None:
     """Check this environment with CMD as the server launch command, then run CMD in compat's
     place when nothing at or above --fail-on is found; otherwise print the findings on stderr
     and exit 1 without running it. CMD's signals and exit code are its own (exec), so this fits
     a container ENTRYPOINT:
 
+    \b
       compat run -- python -m sglang.launch_server --model-path M --tp-size 4
 
     A command that is not an sglang/vLLM server is checked without launch settings.
@@ -85,6 +87,7 @@ def run_cmd(
         fail_on,
         ignore,
         tuple(argv),
+        machine,
     )
     env, findings = run_check(req)
     code = exit_code(findings, fail_on)

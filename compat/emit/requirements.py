@@ -13,9 +13,7 @@ def _index_lines(res: Resolution) -> list[str]:
 
 def render_requirements(res: Resolution, opts: EmitOptions) -> str:
     lines = header_lines(res, opts, "requirements.lock: the stack, pinned")
-    lines.append(
-        "# Install: pip install -r requirements.lock   (or: uv pip install -r requirements.lock)"
-    )
+    install_at = len(lines)
     covered: list[str] = []
     uncovered: list[str] = []
     body: list[str] = []
@@ -56,6 +54,19 @@ def render_requirements(res: Resolution, opts: EmitOptions) -> str:
                 "#   `pip-compile --generate-hashes` or `uv pip compile --generate-hashes` "
                 "before --require-hashes."
             )
+    if not opts.hashes:
+        install = "# Install: pip install -r requirements.lock   (or: uv pip install -r requirements.lock)"
+    elif not uncovered:
+        install = "# Install: pip install --require-hashes -r requirements.lock   (every pin has its hash)"
+    else:
+        # One --hash puts pip in hash-checking mode for the whole file: as written it would
+        # refuse the pins without one. Say so where the install line is read.
+        install = (
+            "# Install: as written pip refuses this file (a hash on some pins turns hash-checking "
+            "on for all);\n#   complete the hashes first (below), then: pip install "
+            "--require-hashes -r requirements.lock"
+        )
+    lines.insert(install_at, install)
     lines.extend(_index_lines(res))
     lines.extend(body)
     return "\n".join(lines) + "\n"

@@ -1546,7 +1546,9 @@ def extract(framework: str, members: Mapping[str, str]) -> ReleaseFacts:
 
     program.apply = apply  # type: ignore[method-assign]
     _entry(program, framework)
-    assigned = frozenset(n for mod in program.modules.values() for n in _ASSIGNED.findall(mod.text))
+    assigned = frozenset(
+        n for mod in program.modules.values() for n in _filled_when_unset(mod.tree)
+    )
     args = [_computed(fact, assigned) for fact in _dedupe(program.args)]
     env, registry = env_vars(program, framework)
     table = _mem_fraction_table(program) if framework == "sglang" else None
@@ -1629,12 +1631,143 @@ def _assigned_fraction(body: list[ast.stmt]) -> Optional[str]:
     return None
 
 
-_ASSIGNED = re.compile(r"\b(?:self|args|server_args)\.([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)")
+_RECEIVERS = frozenset({"self", "args", "server_args"})
+
+
+def _dest_of(node: ast.AST) -> Optional[str]:
+    """`self.X` / `args.X` / `server_args.X` -> X."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in _RECEIVERS
+    ):
+        return node.attr
+    return None
+
+
+def _unset_tests(test: ast.AST) -> set[str]:
+    """Dests a condition finds unset: `X is None`, `X == None`, `not X`, `X in (None, ...)`,
+    through `and`/`or`."""
+    out: set[str] = set()
+    if isinstance(test, ast.BoolOp):
+        for v in test.values:
+            out |= _unset_tests(v)
+    elif isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        dest = _dest_of(test.operand)
+        if dest:
+            out.add(dest)
+    elif isinstance(test, ast.Compare) and len(test.ops) == 1:
+        dest = _dest_of(test.left)
+        op, right = test.ops[0], test.comparators[0]
+        none = isinstance(right, ast.Constant) and right.value is None
+        none_in = isinstance(right, (ast.Tuple, ast.List, ast.Set)) and any(
+            isinstance(e, ast.Constant) and e.value is None for e in right.elts
+        )
+        if dest and (
+            (isinstance(op, (ast.Is, ast.Eq)) and none) or (isinstance(op, ast.In) and none_in)
+        ):
+            out.add(dest)
+    return out
+
+
+def _set_tests(test: ast.AST) -> set[str]:
+    """Dests a condition finds set: `X`, `X is not None`, `X != None`, `isinstance(X, ...)`,
+    `len(X)`, through `and`."""
+    out: set[str] = set()
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        for v in test.values:
+            out |= _set_tests(v)
+        return out
+    dest = _dest_of(test)
+    if dest:
+        out.add(dest)
+    elif isinstance(test, ast.Compare) and len(test.ops) == 1:
+        right = test.comparators[0]
+        if (
+            isinstance(test.ops[0], (ast.IsNot, ast.NotEq))
+            and isinstance(right, ast.Constant)
+            and right.value is None
+        ):
+            dest = _dest_of(test.left)
+            if dest:
+                out.add(dest)
+    elif (
+        isinstance(test, ast.Call)
+        and isinstance(test.func, ast.Name)
+        and test.func.id in ("isinstance", "len")
+        and test.args
+    ):
+        dest = _dest_of(test.args[0])
+        if dest:
+            out.add(dest)
+    return out
+
+
+def _empty(value: ast.AST) -> bool:
+    """`[]`, `{}`, `()`, `""`, `None`: a fill-in that leaves the setting as good as unset."""
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return not value.elts
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+        return value.func.id in ("list", "dict", "tuple", "set") and not value.args
+    return isinstance(value, ast.Constant) and value.value in (None, "")
+
+
+def _reads(node: ast.AST, dest: str) -> bool:
+    return any(_dest_of(n) == dest for n in ast.walk(node))
+
+
+def _falls_back(dest: str, value: ast.AST) -> bool:
+    """`X = X or ...`, `X = ... if X is None else X`, `X = X if X is not None else ...`."""
+    if isinstance(value, ast.BoolOp) and isinstance(value.op, ast.Or):
+        return any(_dest_of(v) == dest for v in value.values[:-1])
+    if isinstance(value, ast.IfExp):
+        return dest in _unset_tests(value.test) or dest in _set_tests(value.test)
+    return False
+
+
+def _filled_when_unset(tree: ast.AST) -> set[str]:
+    """Dests the code may give a value when the user left them unset (their None default is
+    then decided at startup). Every assignment to `self.X` counts except those that only
+    reshape a given value: under a condition that finds X set (`if self.X: self.X = {...}`,
+    `if isinstance(self.X, list): ...`) or computed from X itself without a fallback
+    (`self.X = normalize(self.X)`), and those that leave it empty (`self.X = []`). An
+    assignment under `if self.X is None:`, or one that
+    falls back (`self.X = self.X or ...`), always counts. Unsure cases count: an unknown
+    default is shown as such, a wrong None would silence what depends on it."""
+    out: set[str] = set()
+
+    def visit(node: ast.AST, set_here: frozenset[str]) -> None:
+        if isinstance(node, ast.If):
+            sets = _set_tests(node.test)
+            for child in node.body:
+                visit(child, set_here | sets)
+            for child in node.orelse:
+                visit(child, set_here)
+            return
+        targets: list[ast.AST] = []
+        value: Optional[ast.AST] = None
+        if isinstance(node, ast.Assign):
+            targets, value = list(node.targets), node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        for t in targets:
+            dest = _dest_of(t)
+            if dest is None or value is None or _empty(value):
+                continue
+            if _falls_back(dest, value) or (dest not in set_here and not _reads(value, dest)):
+                out.add(dest)
+        for sub in ast.iter_child_nodes(node):
+            visit(sub, set_here)
+
+    visit(tree, frozenset())
+    return out
 
 
 def _computed(fact: ArgFact, assigned: frozenset[str]) -> ArgFact:
-    """A None default that the release's code assigns later is decided at startup (by GPU,
-    model or other flags): `mem_fraction_static`, `attention_backend`, ..."""
+    """A None default that the release's code fills in when unset is decided at startup (by
+    GPU, model or other flags): `mem_fraction_static`, `attention_backend`, ..."""
     if (
         fact.default is not None
         or fact.default_unknown

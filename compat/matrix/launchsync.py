@@ -184,7 +184,7 @@ def read_sdist_sources(
 
 # Bumped when the extractor reads sources differently: every release is then read again
 # (from the member cache when it has them, so without the network).
-EXTRACTOR = 1
+EXTRACTOR = 2
 
 
 @dataclass(frozen=True)

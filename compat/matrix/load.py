@@ -16,11 +16,13 @@ from compat.errors import DataError
 from compat.hardware import DriverCatalog, GpuCatalog, parse_gpu
 from compat.matrix.schema import (
     BuildFacts,
+    CondaPackage,
     CudaImage,
     DriverTables,
     ExportsTable,
     GpuFamilies,
     GpuModel,
+    ImageRepository,
     MemoryData,
     Problems,
     Release,
@@ -28,6 +30,7 @@ from compat.matrix.schema import (
     TorchBuildInfo,
     WheelIndex,
     read_builds,
+    read_conda,
     read_drivers,
     read_exports,
     read_generated,
@@ -36,6 +39,7 @@ from compat.matrix.schema import (
     read_images,
     read_indexes,
     read_memory,
+    read_repositories,
     read_toolkits,
     read_torch_builds,
 )
@@ -59,6 +63,7 @@ class Matrix:
         self._gpu_catalog: Optional[GpuCatalog] = None
         self._driver_catalog: Optional[DriverCatalog] = None
         self._memory: Optional[MemoryData] = None
+        self._inputs: dict[str, Any] = {}
 
     # Generated data -------------------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -195,6 +200,29 @@ class Matrix:
                 self._memory = mem
         return self._memory
 
+    def _curated_rows(self, name: str, fn: Any) -> Any:
+        """Rows a reader takes from a curated file, read on first use ([] when it is absent)."""
+        key = f"{name}:{getattr(fn, '__name__', '')}"
+        if key not in self._inputs:
+            problems: list[str] = []
+            rows = self._read(name, fn, [], problems)
+            if problems:
+                raise DataError(problems, hint="run `compat matrix validate`")
+            self._inputs[key] = rows
+        return self._inputs[key]
+
+    @property
+    def conda_packages(self) -> list[CondaPackage]:
+        """curated/conda.toml: conda packages that are packages of the stack or state a CUDA."""
+        rows: list[CondaPackage] = self._curated_rows("conda.toml", read_conda)
+        return rows
+
+    @property
+    def image_repositories(self) -> list[ImageRepository]:
+        """curated/images.toml [[repository]]: framework and PyTorch images by tag."""
+        rows: list[ImageRepository] = self._curated_rows("images.toml", read_repositories)
+        return rows
+
     @property
     def toolkits(self) -> list[Toolkit]:
         return self._load_curated()[0]
@@ -297,7 +325,14 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
         problems.extend(p.items)
     problems.extend(_validate_builds(root / "generated" / "builds"))
     m = Matrix(root)
-    for load in (m._load_curated, m._load_hardware, m._load_drivers, lambda: m.memory):
+    for load in (
+        m._load_curated,
+        m._load_hardware,
+        m._load_drivers,
+        lambda: m.memory,
+        lambda: m.conda_packages,
+        lambda: m.image_repositories,
+    ):
         try:
             load()
         except DataError as exc:

@@ -292,6 +292,10 @@ class WheelIndex:
     when: Optional[Requirement]
     local: str
     source: str
+    # false where the row comes from docs only and no listing confirmed the releases it serves
+    verified: bool = True
+    # an index of development builds (pre-release versions), never of a final release
+    prereleases: bool = False
 
 
 def read_release(
@@ -662,6 +666,8 @@ def read_indexes(p: Problems, data: dict[str, Any]) -> list[WheelIndex]:
                 when=when,
                 local=p.get(row, "local", str, path, "", required=False) or "",
                 source=_source(p, row, path),
+                verified=p.get(row, "verified", bool, path, True, required=False) is not False,
+                prereleases=p.get(row, "prereleases", bool, path, False, required=False) is True,
             )
         )
     return out
@@ -676,6 +682,9 @@ class CudaImage:
     os: tuple[str, ...]
     source: str
     verified: bool = True
+    # The image's NVIDIA_REQUIRE_CUDA as the container runtime reads it ("" when not recorded):
+    # `cuda>=X.Y`, or one of the driver branches (and GPU brands) it exempts.
+    require: str = ""
 
 
 def read_images(p: Problems, data: dict[str, Any]) -> list[CudaImage]:
@@ -692,9 +701,26 @@ def read_images(p: Problems, data: dict[str, Any]) -> list[CudaImage]:
                 p.strings(row, "os", path, required=True),
                 _source(p, row, path),
                 bool(p.get(row, "verified", bool, path, True, required=False)),
+                _require(p, row, path, cuda),
             )
         )
     return out
+
+
+def _require(p: Problems, row: dict[str, Any], path: str, cuda: str) -> str:
+    """NVIDIA_REQUIRE_CUDA from `require_branches` and `require_brands`: `cuda>=X.Y`, or a driver
+    of one of the branches on a GPU of one of the brands (the form NVIDIA's images write)."""
+    if "require_branches" not in row:
+        return ""
+    branches = p.get(row, "require_branches", list, path, [], required=False) or []
+    brands = p.strings(row, "require_brands", path, required=True)
+    if not all(isinstance(b, int) and not isinstance(b, bool) for b in branches):
+        p.add(f"{path}.require_branches", "expected driver branch numbers")
+        return ""
+    alternatives = [f"cuda>={cuda}"] + [
+        f"brand={brand},driver>={b},driver<{b + 1}" for b in sorted(branches) for brand in brands
+    ]
+    return " ".join(alternatives)
 
 
 @dataclass(frozen=True)
@@ -885,6 +911,145 @@ def read_memory(p: Problems, data: dict[str, Any]) -> MemoryData:
             ):
                 p.add("figure", f"no row for {name!r}" + (f" ({fw})" if fw else ""))
     return mem
+
+
+# Framework and PyTorch images (images.toml [[repository]]), conda packages (conda.toml) --------
+
+
+@dataclass(frozen=True)
+class ImageTag:
+    """A tag shape of a repository: `{version}`, `{cuda}` (12.4 or 12.4.1), `{cu}` (124) and
+    `{any}` are read from the tag; `cuda_image`: built on nvidia/cuda (its CUDA toolkit and its
+    NVIDIA_REQUIRE_CUDA are in the image)."""
+
+    pattern: str
+    cuda_image: bool
+
+
+@dataclass(frozen=True)
+class ImageCuda:
+    """The CUDA an image of a repository is built with, for the releases `when` admits."""
+
+    when: Requirement
+    cuda: str
+    source: str
+    verified: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ImageRepository:
+    """A published image repository: which stack package its tag names (`installs`), installed
+    from the PyTorch index of the image's CUDA with what that release pins."""
+
+    name: str
+    installs: Optional[Requirement]
+    python: Optional[str]
+    tags: tuple[ImageTag, ...]
+    cuda: tuple[ImageCuda, ...]
+    source: str
+    verified: bool = True
+    note: str = ""
+
+
+_TAG_FIELDS = re.compile(r"\{([a-z_]+)\}")
+
+
+def read_repositories(p: Problems, data: dict[str, Any]) -> list[ImageRepository]:
+    out = []
+    for path, row in _rows(p, data, "repository", required=False):
+        _keys(
+            p,
+            row,
+            path,
+            ("name", "installs", "python", "tag", "cuda", "source", "verified", "note"),
+        )
+        installs = p.convert(
+            p.get(row, "installs", str, path, None, required=False),
+            requirement,
+            f"{path}.installs",
+            "requirement",
+        )
+        tags = []
+        for i, t in enumerate(p.get(row, "tag", list, path, [], required=True) or []):
+            tp = f"{path}.tag[{i}]"
+            if not isinstance(t, dict):
+                p.add(tp, "expected a table")
+                continue
+            _keys(p, t, tp, ("pattern", "cuda_image"))
+            pattern = p.get(t, "pattern", str, tp) or ""
+            bad = set(_TAG_FIELDS.findall(pattern)) - {"version", "cuda", "cu", "any"}
+            if bad:
+                p.add(f"{tp}.pattern", f"unknown field(s) {sorted(bad)}")
+            tags.append(ImageTag(pattern, bool(p.get(t, "cuda_image", bool, tp, False))))
+        cudas = []
+        for i, c in enumerate(p.get(row, "cuda", list, path, [], required=False) or []):
+            cp = f"{path}.cuda[{i}]"
+            if not isinstance(c, dict):
+                p.add(cp, "expected a table")
+                continue
+            _keys(p, c, cp, ("when", "cuda", "source", "verified", "note"))
+            when = p.convert(p.get(c, "when", str, cp), requirement, f"{cp}.when", "requirement")
+            verified, note = _verified(p, c, cp)
+            cuda = p.get(c, "cuda", str, cp) or ""
+            if when is not None and cuda:
+                cudas.append(ImageCuda(when, cuda, _source(p, c, cp), verified, note))
+        verified, note = _verified(p, row, path)
+        out.append(
+            ImageRepository(
+                p.get(row, "name", str, path) or "",
+                installs,
+                p.get(row, "python", str, path, None, required=False),
+                tuple(tags),
+                tuple(cudas),
+                _source(p, row, path),
+                verified,
+                note,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class CondaPackage:
+    """A conda package that is a package of the stack (`pypi`), or that states a CUDA (`cuda`:
+    "build" or "limit")."""
+
+    conda: str
+    pypi: str
+    cuda: str
+    build_cuda: bool
+    source: str
+    verified: bool = True
+
+
+def read_conda(p: Problems, data: dict[str, Any]) -> list[CondaPackage]:
+    out = []
+    seen: set[str] = set()
+    for path, row in _rows(p, data, "package"):
+        _keys(p, row, path, ("conda", "pypi", "cuda", "build_cuda", "source", "verified", "note"))
+        name = p.get(row, "conda", str, path) or ""
+        pypi = p.get(row, "pypi", str, path, "", required=False) or ""
+        cuda = p.get(row, "cuda", str, path, "", required=False) or ""
+        if cuda not in ("", "build", "limit"):
+            p.add(f"{path}.cuda", f"expected build or limit, got {cuda!r}")
+        if bool(pypi) == bool(cuda):
+            p.add(path, "one of pypi and cuda is required")
+        if name in seen:
+            p.add(f"{path}.conda", f"{name!r} is listed twice")
+        seen.add(name)
+        verified, _ = _verified(p, row, path)
+        out.append(
+            CondaPackage(
+                name,
+                pypi,
+                cuda,
+                bool(p.get(row, "build_cuda", bool, path, False, required=False)),
+                _source(p, row, path),
+                verified,
+            )
+        )
+    return out
 
 
 # -- build facts (generated/builds/*.toml) ------------------------------------------------------

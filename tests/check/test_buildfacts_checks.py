@@ -129,7 +129,7 @@ def test_kernel_linking_another_cuda_major(db: Database) -> None:
     fs = check(env_of("2.8.0+cu128", "12.8", "sgl-kernel==1.1"), db)
     [f] = by_code(fs, "cuda-mix")
     assert f.severity is Severity.ERROR
-    assert "sgl-kernel 1.1 links libcudart.so.13 in sgl_kernel/common_ops.abi3.so" in " ".join(
+    assert "sgl-kernel 1.1: links libcudart.so.13 in sgl_kernel/common_ops.abi3.so" in " ".join(
         f.evidence
     )
     assert by_code(fs, "kernel-torch") == []
@@ -139,3 +139,32 @@ def test_local_tagged_build_is_not_judged_by_the_pypi_wheel(db: Database) -> Non
     # +cu126 came from another index: its wheel was not read, so the PyPI wheel says nothing.
     fs = check(env_of("2.8.0+cu128", "12.8", "sgl-kernel==1.0+cu126"), db)
     assert by_code(fs, "kernel-torch") == []
+
+
+@pytest.mark.parametrize(
+    ("driver", "move"),
+    [("580.65.06", "or move torch"), ("570.124.06", "or, with a driver for CUDA 13.0, move torch")],
+)
+def test_framework_wheel_of_another_cuda_major_is_the_odd_one(driver: str, move: str) -> None:
+    """vLLM's PyPI wheel links CUDA 13 from 0.20.0 (its build facts): beside a +cu128 torch the
+    framework is what differs. The fixes name its variant for torch's CUDA only as sure as the
+    index row is, never a nightly index for a final release, and torch's CUDA 13 build, which
+    needs a driver for CUDA 13."""
+    from compat.inputs import apply_overrides, env_from_freeze
+    from compat.pipeline import LaunchInput, load_database, parse_launch_for
+
+    db = load_database()
+    env = env_from_freeze("vllm==0.20.0\ntorch==2.11.0+cu128\ntriton==3.6.0\n", "f", db.matrix)
+    env = apply_overrides(env, db.matrix, driver=driver, gpus=("h100",))
+    (mix,) = [
+        f for f in check(env, db, parse_launch_for(env, LaunchInput())) if f.code == "cuda-mix"
+    ]
+    assert mix.severity is Severity.ERROR and mix.packages == ("vllm",)
+    assert any("vllm 0.20.0: links libcudart.so.13" in e for e in mix.evidence)
+    assert any(
+        "(vllm-release-cu128); compat has not confirmed one for vllm 0.20.0" in f for f in mix.fix
+    )
+    assert not any("nightly" in f for f in mix.fix)
+    assert any(
+        f.startswith(move) and "'torch==2.11.0+cu130' --extra-index-url" in f for f in mix.fix
+    )

@@ -16,6 +16,7 @@ from packaging.version import Version
 
 from compat.inputs import apply_overrides, load_from
 from compat.matrix.load import Matrix
+from compat.model import ModelFacts
 from compat.models import (
     GPU,
     CacheInfo,
@@ -97,6 +98,17 @@ def test_framework_pin_seed_003_tuple() -> None:
     assert "requires torch==2.6.0 ([srt])" in f.message and "torch 2.7.1 is installed" in f.message
     # The fix moves the whole torch side to the framework's tuple: torch 2.6.0 with its triton.
     assert "pip install 'torch==2.6.0' 'triton==3.2.0'" in f.fix
+
+
+def test_every_fix_of_a_report_aims_at_one_tuple() -> None:
+    """Seed 003's report: framework-pin, torch-triton, torch-companion and kernel-torch each fix
+    by moving to sglang's tuple (torch 2.6.0), never one of them toward the torch about to be
+    replaced (an sgl-kernel built for torch 2.7.1)."""
+    fs = findings_for("sglang-0.4.6-torch-2.7.1.txt")
+    installs = [fx for f in fs for fx in f.fix if fx.startswith("pip install")]
+    assert {one(fs, c).code for c in ("kernel-torch", "torch-companion", "torch-triton")}
+    assert installs and all("'torch==2.6.0' 'triton==3.2.0'" in fx for fx in installs), installs
+    assert not any("sgl-kernel==" in fx for fx in installs)
 
 
 def test_framework_pin_quiet_on_the_pinned_tuple() -> None:
@@ -345,7 +357,10 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
         MATRIX,
         gpus=("rtx4070",),
     )
-    produced |= {f.code for f in check(e, load_database(), launch)}
+    # The model's facts are given: with them unknown, every MoE advisory of this release that
+    # could not tell would be folded into one missing-fact line instead of a known-crash.
+    moe = ModelFacts(source="test", moe=True, architectures=("DeepseekV3ForCausalLM",))
+    produced |= {f.code for f in check(e, load_database(), launch, moe)}
     mistyped = parse_launch(
         ["python", "-m", "sglang.launch_server", "--model-path", "m", "--tp-szie", "2"],
         Version("0.4.6.post1"),
@@ -372,6 +387,11 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
         distributions=(dataclasses.replace(broken.distributions[0], broken="no METADATA"),),
     )
     produced |= {f.code for f in check(broken, NO_ADVISORIES)}
+    # Codes about an input file itself come from its reader.
+    from compat.inputs import read_pins
+
+    docker = "FROM python:3.11\nRUN pip install vllm torch==2.6.0 torch==2.7.1\n"
+    produced |= {n.finding.code for n in read_pins("Dockerfile", docker, MATRIX).notes}
     assert documented and documented <= produced, documented - produced
 
 

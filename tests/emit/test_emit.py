@@ -27,39 +27,51 @@ def matrix() -> Matrix:
 
 
 def lock(
-    matrix: Matrix, *reqs: str, driver: str = "", gpus: tuple[str, ...] = (), python: str = "3.11"
+    matrix: Matrix,
+    *reqs: str,
+    driver: str = "",
+    gpus: tuple[str, ...] = (),
+    python: str = "3.11",
+    cuda: str | None = None,
 ) -> Resolution:
     t = Target(
         parse_targets(reqs),
         python=python,
         driver=Version(driver) if driver else None,
         gpus=tuple(TargetGpu(*parse_gpu_arg(g, matrix)) for g in gpus),
+        cuda=cuda,
     )
     return resolve(t, matrix, load_advisories(advisories_dir()))
 
 
-OPTS = EmitOptions(command="compat lock sglang==0.4.6.post1 --driver 535.104.05 --gpu a100")
+OPTS = EmitOptions(
+    command="compat lock sglang==0.4.6.post1 --driver 535.104.05 --gpu a100 --cuda 12.6"
+)
 
 
 @pytest.mark.parametrize("fmt", list(LockFormat))
 def test_every_format_renders(matrix: Matrix, fmt: LockFormat) -> None:
-    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05", gpus=("a100",))
+    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05", gpus=("a100",), cuda="12.6")
     text = render(fmt, res, OPTS)
-    assert "# Reproduce: compat lock sglang==0.4.6.post1 --driver 535.104.05 --gpu a100" in text
+    assert OPTS.command and f"# Reproduce: {OPTS.command}" in text
     assert fmt.filename
     if fmt in (LockFormat.PYLOCK, LockFormat.UV):
         tomllib.loads(text)  # valid TOML
 
 
 def test_requirements_lock(matrix: Matrix) -> None:
-    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05", gpus=("a100",))
+    # --cuda 12.6 asks for the build a 535 driver runs only under minor-version compatibility.
+    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05", gpus=("a100",), cuda="12.6")
     text = render(LockFormat.REQUIREMENTS, res, OPTS)
     lines = text.splitlines()
     assert "--extra-index-url https://download.pytorch.org/whl/cu126" in lines
     assert "torch==2.6.0+cu126" in lines and "torchvision==0.21.0+cu126" in lines
     assert "sglang[srt]==0.4.6.post1" in lines and "triton==3.2.0" in lines
     assert "    # via sglang[srt]==0.4.6.post1" in lines
-    assert "# Host: driver 535.104.05 (--driver); GPU A100 (sm_80) (--gpu)" in lines
+    assert (
+        "# Host: driver 535.104.05 (--driver); GPU A100 (sm_80) (--gpu); CUDA 12.6 (--cuda)"
+        in lines
+    )
     assert any(
         line.startswith("# Note: driver 535.104.05 runs CUDA 12.6 under minor-version")
         for line in lines
@@ -96,7 +108,7 @@ def test_hashes_only_where_the_recorded_wheel_is_the_one_installed(matrix: Matri
     text = render(LockFormat.REQUIREMENTS, res, EmitOptions(hashes=True))
     assert "--hash" not in text and "Not covered: torch, triton" in text
     # An index build (+cu126) never has a recorded hash.
-    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05", python="3.12")
+    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05", python="3.12", cuda="12.6")
     assert recorded_wheel(res.pin("torch"), res) is None  # type: ignore[arg-type]
 
 
@@ -114,7 +126,7 @@ def test_pylock_round_trips_through_packaging(matrix: Matrix) -> None:
 
 
 def test_pylock_lists_what_it_could_not_hash(matrix: Matrix) -> None:
-    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05", python="3.11")
+    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05", python="3.11", cuda="12.6")
     _, missing = pylock_dict(res, OPTS)
     assert "torch==2.6.0+cu126" in missing
     text = render(LockFormat.PYLOCK, res, OPTS)
@@ -123,7 +135,7 @@ def test_pylock_lists_what_it_could_not_hash(matrix: Matrix) -> None:
 
 
 def test_uv_snippet(matrix: Matrix) -> None:
-    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05")
+    res = lock(matrix, "sglang==0.4.6.post1", driver="535.104.05", cuda="12.6")
     doc: dict[str, Any] = tomllib.loads(render(LockFormat.UV, res, OPTS))
     uv = doc["tool"]["uv"]
     assert uv["index"] == [

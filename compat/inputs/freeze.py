@@ -1,30 +1,21 @@
-"""Environments from files (snapshot JSON, pip freeze / requirements with exact pins) and the host
-overrides that win over probes (`--driver`, `--gpu`, `--env`, `--python`)."""
+"""Environments from `pip freeze` output and requirements files with exact pins."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 import urllib.parse
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from compat.errors import InputError, UsageError
-from compat.hardware import parse_driver, parse_gpu
+from compat.errors import InputError
 from compat.matrix.load import Matrix
 from compat.models import (
-    GPU,
     Distribution,
-    Driver,
     Environment,
-    PythonInfo,
-    TorchBuild,
-    Unknown,
     canonicalize_name,
-    cuda_from_local,
     parse_version,
 )
 from compat.redact import quote_line
@@ -136,97 +127,41 @@ def _editable(line: str, n: int, note: Optional[re.Match[str]]) -> Optional[Free
     return None  # a path with nothing that names it: nothing to check
 
 
+_INDEX_LINE = re.compile(
+    r"^\s*(?:-i|--index-url|--extra-index-url|-f|--find-links)(?:\s*=\s*|\s+)(\S+)", re.I
+)
+
+
+def index_lines(text: str) -> tuple[str, ...]:
+    """The index URLs a freeze/requirements file names (`--index-url`, `--extra-index-url`,
+    `--find-links`): pip applies them to every pin of the file."""
+    urls = (m.group(1) for m in map(_INDEX_LINE.match, text.splitlines()[:MAX_LINES]) if m)
+    return tuple(dict.fromkeys(urls))
+
+
 def env_from_freeze(text: str, origin: str, matrix: Matrix) -> Environment:
-    """An Environment from pinned lines; torch's CUDA from its local tag or the database."""
-    seen: dict[str, Distribution] = {}
+    """An Environment from pinned lines; torch's CUDA from its local tag, the CUDA index the file
+    names (a `torch==2.5.1` beside `--index-url .../whl/cu121` is installed as 2.5.1+cu121), or
+    the database's record of the PyPI build."""
+    from packaging.specifiers import SpecifierSet
+
+    from compat.inputs.base import Pin
+    from compat.inputs.stack import environment_of
+
+    seen: dict[str, FreezeEntry] = {}
     for e in parse_freeze(text, origin):
-        v = parse_version(e.version) if e.version else None
-        seen[canonicalize_name(e.name)] = Distribution(
-            e.name, v, e.version, origin, direct_url=e.source
-        )
-    dists = tuple(sorted(seen.values(), key=lambda d: d.key))
-    torch: Union[TorchBuild, Unknown] = Unknown("torch is not in the file")
-    t = seen.get("torch")
-    if t is not None and t.version is not None:
-        cuda = cuda_from_local(t.version.local)
-        deps = None
-        if not t.version.local:
-            rel = matrix.release("torch", t.version)
-            deps = rel.cuda if rel else None
-        hip = (
-            t.version.local[4:] if t.version.local and t.version.local.startswith("rocm") else None
-        )
-        torch = TorchBuild(t.version, cuda, hip, f"{origin} (pinned version)", deps)
-    why = f"not in {origin}: give --driver/--gpu for host checks"
-    return Environment(
-        python=Unknown(f"not in {origin}: give --python X.Y"),
-        distributions=dists,
-        torch=torch,
-        driver=Unknown(why),
-        gpus=Unknown(why),
-        context=Unknown(why),
-        source=origin,
-        partial=True,
-    )
-
-
-def load_from(path: str, matrix: Matrix) -> Environment:
-    """A snapshot (JSON) or a freeze file, told apart by content."""
-    from compat.snapshot import loads, read_text
-
-    text = read_text(path)
-    if text.lstrip().startswith("{"):
-        return loads(text, path)
-    return env_from_freeze(text, path, matrix)
-
-
-def apply_overrides(
-    env: Environment,
-    matrix: Matrix,
-    driver: Optional[str] = None,
-    gpus: Sequence[str] = (),
-    env_vars: Sequence[str] = (),
-    python: Optional[str] = None,
-) -> Environment:
-    """Host facts given on the command line replace what was probed or read."""
-    changes: dict[str, object] = {}
-    if driver:
-        spec = parse_driver(driver, matrix.driver_catalog)
-        cuda: Union[str, Unknown] = Unknown("derived from the driver version")
-        cuda_source = ""
-        if spec.cuda:
-            cuda, cuda_source = (
-                spec.cuda,
-                f"R{spec.branch} drivers report it (curated/drivers.toml)",
-            )
-        changes["driver"] = Driver(spec.text, cuda, spec.source, cuda_source)
-    if gpus:
-        out: list[GPU] = []
-        for text in gpus:
-            g = parse_gpu(text, matrix.gpu_catalog)
-            mib = int(g.memory_gib * 1024) if g.memory_gib else None
-            first = len(out)
-            out.extend(
-                GPU(first + i, g.name, g.compute_capability, mib, None, None, None, "--gpu")
-                for i in range(g.count)
-            )
-        changes["gpus"] = tuple(out)
-    if env_vars:
-        merged = dict(env.env)
-        for kv in env_vars:
-            key, sep, value = kv.partition("=")
-            if not sep or not key:
-                raise UsageError(f"--env {kv!r}: expected KEY=VALUE")
-            merged[key] = value
-        changes["env"] = merged
-    if python:
-        if not re.match(r"^\d+\.\d+(\.\d+)?$", python):
-            raise UsageError(f"--python {python!r}: expected X.Y such as 3.11")
-        old = env.python
-        base = (
-            old
-            if not isinstance(old, Unknown)
-            else PythonInfo(python, "cpython", "", "linux", "x86_64")
-        )
-        changes["python"] = dataclasses.replace(base, version=python)
-    return dataclasses.replace(env, **changes) if changes else env  # type: ignore[arg-type]
+        seen[canonicalize_name(e.name)] = e
+    indexes = index_lines(text)
+    pins = [
+        Pin(e.name, SpecifierSet(), e.version, None, origin, e.line, e.name, indexes=indexes)
+        for e in seen.values()
+        if e.version and parse_version(e.version) is not None
+    ]
+    env = environment_of(pins, origin, matrix)
+    from_source = [
+        Distribution(e.name, None, e.version, origin, direct_url=e.source)
+        for e in seen.values()
+        if not e.version or parse_version(e.version) is None
+    ]
+    dists = tuple(sorted((*env.distributions, *from_source), key=lambda d: d.key))
+    return dataclasses.replace(env, distributions=dists)
