@@ -1060,6 +1060,7 @@ class _Resolver:
             cands = dated if cutoff else cands
         reasons: list[str] = []
         other_torch: list[str] = []
+        fallback: Optional[tuple[Release, str]] = None
         for rel in cands:
             torch_pins = [r for r in rel.requires if _key(r.name) == "torch" and applies(r, self.t)]
             bad = [
@@ -1087,10 +1088,27 @@ class _Resolver:
             # PyPI's wheel: its build facts say which torch it was built against.
             verdict = self._built_for(name, rel, rel_t)
             if verdict is not None and verdict.answer is False and verdict.method == "exports":
-                reasons.append(
+                skipped = (
                     f"{name} {rel.version} is built for {verdict.built_for or 'another torch'} "
                     f"(its wheel imports torch symbols torch {rel_t.version} lacks)"
                 )
+                if families().ops_optional(name):
+                    # It imports without the ops it cannot load (packages.toml): the release
+                    # the framework pins stays; otherwise one built for this torch is preferred.
+                    optional = f"{skipped}: it imports without its custom kernels"
+                    if exact is not None:
+                        notes.append(optional)
+                        return Pin(
+                            name,
+                            rel.version,
+                            (),
+                            None,
+                            via,
+                            rel,
+                            not has_fitting_wheel(rel, self.t),
+                        )
+                    fallback = fallback or (rel, optional)
+                reasons.append(skipped)
                 other_torch.append(str(rel.version))
                 continue
             if other_torch:
@@ -1098,6 +1116,10 @@ class _Resolver:
                     f"{name} {rel.version} chosen: built for torch {rel_t.version} (its wheel's "
                     f"torch symbols); {', '.join(other_torch)} are built for another torch"
                 )
+            return Pin(name, rel.version, (), None, via, rel, not has_fitting_wheel(rel, self.t))
+        if fallback is not None:
+            rel, why = fallback
+            notes.append(why)
             return Pin(name, rel.version, (), None, via, rel, not has_fitting_wheel(rel, self.t))
         shown = reasons[0] if len(reasons) == 1 else f"{reasons[0]} (and {len(reasons) - 1} more)"
         self.reject(rule, cand, f"{asked}: {shown}", **ctx)

@@ -120,11 +120,19 @@ def test_without_host_facts_the_framework_requirements_alone(
 
 
 def test_sglang_053_is_plain_and_vllm_newest(matrix: Matrix, advisories: Any) -> None:
-    # sglang 0.5.3 pins torch plainly (no [srt]). Its tuple is not resolved here: it also pins
-    # torchao==0.9.0, whose wheel imports torch symbols torch 2.8.0 lacks (a line its record
-    # has had since the sync read it under today's stack table), so the lock refuses it.
+    # sglang 0.5.3 pins torch plainly (no [srt]), and torchao==0.9.0, whose wheel imports torch
+    # symbols torch 2.8.0 lacks. torchao skips ops it cannot load (packages.toml ops_optional),
+    # so the framework's own pin stays, with a note; the lock is not refused.
     assert carrier_extras(matrix.releases("sglang")[Version("0.5.3")]) == ()
     assert carrier_extras(matrix.releases("sglang")[Version("0.5.2")]) == ("srt",)
+    res = resolve(target(matrix, "sglang==0.5.3"), matrix, advisories)
+    got = versions(res)
+    assert got["torch"] == "2.8.0" and got["torchao"] == "0.9.0"
+    assert any(
+        n.startswith("torchao 0.9.0 is built for torch 2.6.0")
+        and n.endswith("it imports without its custom kernels")
+        for n in res.notes
+    ), res.notes
     newest = max(matrix.releases("vllm"))
     assert versions(resolve(target(matrix, "vllm"), matrix, advisories))["vllm"] == str(newest)
 

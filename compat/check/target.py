@@ -86,7 +86,10 @@ def compose(ctx: Context) -> TargetTuple:
 
 
 def _built_for(ctx: Context, name: str, torch: Version) -> Optional[Version]:
-    """The newest release of `name` whose metadata pins exactly this torch."""
+    """The newest release of `name` whose metadata pins exactly this torch; for releases that
+    pin none (torchaudio from 2.10), the newest whose wheel's torch symbols say so."""
+    from compat.matrix.builtfor import releases_built_for
+
     best: Optional[Version] = None
     for v, rel in ctx.matrix.releases(name).items():
         if rel.yanked or v.is_prerelease:
@@ -96,6 +99,9 @@ def _built_for(ctx: Context, name: str, torch: Version) -> Optional[Version]:
                 if best is None or v > best:
                     best = v
                 break
+    if best is None:
+        built = releases_built_for(ctx.matrix.builds(name), torch, ctx.matrix.torch_exports())
+        best = built[0] if built else None
     return best
 
 
