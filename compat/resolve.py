@@ -727,10 +727,24 @@ class _Resolver:
                     torch=rel_t.version,
                 )
                 continue
+            passed_over: list[str] = []
             for b in self.order_builds(builds, label):
+                before = len(self.rejected)
                 got = self._evaluate(chain, rel_t, b, label)
                 if got is not None:
+                    if passed_over and self.t.driver is not None:
+                        # Builds the driver runs natively ranked first: say why they lost.
+                        got = replace(got, notes=(*passed_over, *got.notes))
                     return got
+                if (
+                    self.t.driver is not None
+                    and driver_runs(self.m, self.t.driver, b.cuda)[0] == "full"
+                ):
+                    why = "; ".join(r.reason for r in self.rejected[before:][:1])
+                    passed_over.append(
+                        f"CUDA {b.cuda} (which driver {fmt_driver(self.t.driver)} runs natively) "
+                        f"not chosen: {why or 'rejected'}"
+                    )
         return None
 
     # -- one candidate ---------------------------------------------------------------------
@@ -873,7 +887,17 @@ class _Resolver:
                 and not p.sdist_only
             ):
                 built = p.release.cuda_major or pypi_major
-                if built is not None and built != Version(b.cuda).major:
+                if (
+                    built is not None
+                    and built != Version(b.cuda).major
+                    and _FAM.ops_optional(p.name)
+                ):
+                    # It imports without the ops it cannot load (packages.toml ops_optional).
+                    notes.append(
+                        f"{p.name} {p.version} on PyPI is a CUDA {built} build beside CUDA "
+                        f"{b.cuda}: it imports without its custom kernels"
+                    )
+                elif built is not None and built != Version(b.cuda).major:
                     self.reject(
                         Rule.INDEX,
                         cand,
@@ -1060,7 +1084,7 @@ class _Resolver:
             cands = dated if cutoff else cands
         reasons: list[str] = []
         other_torch: list[str] = []
-        fallback: Optional[tuple[Release, str]] = None
+        fallback: Optional[tuple[Release, str, list[str]]] = None
         for rel in cands:
             torch_pins = [r for r in rel.requires if _key(r.name) == "torch" and applies(r, self.t)]
             bad = [
@@ -1073,14 +1097,19 @@ class _Resolver:
             if why:
                 reasons.append(why)
                 continue
-            if rel is not newest and rule is Rule.KERNEL and exact is None and chain.releases:
-                notes.append(
+            # said only of the release that is pinned (a later test may still skip this one)
+            dated_note = (
+                [
                     f"{name} {rel.version} chosen for {asked}: the newest release "
                     f"uploaded before {chain.releases[0][0].project}'s next release"
-                )
+                ]
+                if rel is not newest and rule is Rule.KERNEL and exact is None and chain.releases
+                else []
+            )
             index = self._kernel_index(name, rel, b, torch_index, versions)
             if index is not None:
                 version = Version(f"{rel.version.public}+{index[1]}") if index[1] else rel.version
+                notes.extend(dated_note)
                 return Pin(name, version, (), index[0], via, rel)
             if name in COMPANIONS and torch_index is not None:
                 reasons.append(f"{name} {rel.version}: no {b.cuda} build on {torch_index.url}")
@@ -1098,6 +1127,7 @@ class _Resolver:
                     optional = f"{skipped}: it imports without its custom kernels"
                     if exact is not None:
                         notes.append(optional)
+                        notes.extend(dated_note)
                         return Pin(
                             name,
                             rel.version,
@@ -1107,10 +1137,11 @@ class _Resolver:
                             rel,
                             not has_fitting_wheel(rel, self.t),
                         )
-                    fallback = fallback or (rel, optional)
+                    fallback = fallback or (rel, optional, dated_note)
                 reasons.append(skipped)
                 other_torch.append(str(rel.version))
                 continue
+            notes.extend(dated_note)
             if other_torch:
                 notes.append(
                     f"{name} {rel.version} chosen: built for torch {rel_t.version} (its wheel's "
@@ -1118,8 +1149,9 @@ class _Resolver:
                 )
             return Pin(name, rel.version, (), None, via, rel, not has_fitting_wheel(rel, self.t))
         if fallback is not None:
-            rel, why = fallback
+            rel, why, dated_notes = fallback
             notes.append(why)
+            notes.extend(dated_notes)
             return Pin(name, rel.version, (), None, via, rel, not has_fitting_wheel(rel, self.t))
         shown = reasons[0] if len(reasons) == 1 else f"{reasons[0]} (and {len(reasons) - 1} more)"
         self.reject(rule, cand, f"{asked}: {shown}", **ctx)
@@ -1362,10 +1394,38 @@ def group_rejections(rejected: Sequence[Rejection], target: Target, matrix: Matr
     return lines or ["no candidate in the database"]
 
 
+def _check_extras(target: Target, matrix: Matrix) -> None:
+    """An extra that no matching release declares (Provides-Extra) is a usage error naming
+    the extras there are: pip would only warn and install the project without it."""
+    from compat.errors import UsageError
+
+    for req in target.requirements:
+        if not req.extras:
+            continue
+        rels = [
+            r
+            for v, r in matrix.releases(req.name).items()
+            if req.specifier.contains(v, prereleases=True) and r.extras
+        ]
+        if not rels:
+            continue  # not in the database, or records that predate Provides-Extra
+        wanted = {canonicalize_name(e) for e in req.extras}
+        if any(wanted <= set(r.extras) for r in rels):
+            continue
+        newest = max(rels, key=lambda r: r.version)
+        missing = ", ".join(sorted(wanted - set(newest.extras)))
+        raise UsageError(
+            f"{req.name} {newest.version} has no extra {missing!r}"
+            + (" (nor has any release that matches)" if len(rels) > 1 else ""),
+            hint=f"its extras: {', '.join(newest.extras)}",
+        )
+
+
 def resolve(
     target: Target, matrix: Matrix, advisories: Sequence[Advisory] = (), alternatives: bool = True
 ) -> Resolution:
     """The best tuple for `target`, or NoTupleError (a ResolutionError) saying why, grouped."""
+    _check_extras(target, matrix)
     try:
         return _Resolver(target, matrix, advisories).resolve()
     except NoTupleError as exc:

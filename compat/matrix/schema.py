@@ -16,6 +16,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from compat.matrix.extras import flatten
 from compat.models import canonicalize_name
 
 T = TypeVar("T")
@@ -123,6 +124,17 @@ class Release:
     # False for a release with no wheel whose sdist does not state its requirements:
     # `requires_raw` is then empty because nothing is known, not because nothing is required.
     requires_known: bool = True
+    # Provides-Extra, normalized (empty when the record predates it: not known, not none)
+    extras: tuple[str, ...] = ()
+    # extra -> the extras it installs too (from the release's requirements on itself)
+    includes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def smallest_extras(self, extras: Iterable[str]) -> list[str]:
+        """`extras` without those that only carry another one of them (sglang's `all` and
+        `dev` install `srt`): the extras a requirement is really declared under."""
+        given = {canonicalize_name(e): e for e in extras}
+        inc = {k: set(v) for k, v in self.includes}
+        return sorted(e for k, e in given.items() if not (inc.get(k, set()) & set(given)))
 
     @property
     def requires(self) -> tuple[Requirement, ...]:
@@ -308,7 +320,7 @@ def read_release(
         p.add(path, "expected a table")
         return None
     version = p.convert(key, Version, path, "version")
-    requires = p.strings(d, "requires", path)
+    requires, includes = flatten(project, p.strings(d, "requires", path))
     if strict:
         for i, r in enumerate(requires):
             p.convert(r, requirement, f"{path}.requires[{i}]", "requirement")
@@ -349,6 +361,8 @@ def read_release(
         yanked=bool(p.get(d, "yanked", bool, path, False, required=False)),
         source=source,
         requires_known=not p.get(d, "requires_unknown", bool, path, False, required=False),
+        extras=p.strings(d, "extras", path) if "extras" in d else (),
+        includes=includes,
     )
 
 

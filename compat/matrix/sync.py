@@ -71,7 +71,8 @@ Record = dict[str, Any]
 
 # How `requires` is derived from METADATA; bumped when metadata_fields changes its rule, so the
 # next sync reads every release again instead of keeping records made by the old rule.
-DERIVATION = 2
+# 3: self-referencing extras kept, Provides-Extra recorded as `extras`.
+DERIVATION = 3
 
 
 def stack_fingerprint() -> str:
@@ -177,10 +178,14 @@ def metadata_fields(data: bytes) -> Record:
             requirement = Requirement(str(line).strip())
         except InvalidRequirement:
             continue  # not PEP 508; pip would refuse it as well
+        if own and canonicalize_name(requirement.name) == own:
+            # `sglang[srt]; extra == "all"`: an extra that installs others; kept as written,
+            # the loader flattens it (compat.matrix.extras)
+            if requirement.extras:
+                requires.add(str(requirement))
+            continue
         if not is_stack_requirement(requirement.name):
             continue
-        if own and canonicalize_name(requirement.name) == own:
-            continue  # `sglang[srt]; extra == "all"`: an extra naming others, not a pin
         requires.add(str(requirement))
         if _on_linux_x86_64(requirement):
             implied = cuda_of(requirement)
@@ -190,6 +195,15 @@ def metadata_fields(data: bytes) -> Record:
     if cuda:
         fields["cuda"] = min(cuda, key=lambda item: (item[0], Version(item[1])))[1]
     fields["requires"] = sorted(requires)
+    extras = sorted(
+        {
+            canonicalize_name(str(e).strip())
+            for e in message.get_all("Provides-Extra") or []
+            if str(e).strip()
+        }
+    )
+    if extras:
+        fields["extras"] = extras
     return fields
 
 
@@ -231,6 +245,8 @@ def assemble(index: Record, meta: Record, source: Record) -> Record:
         record["cuda"] = meta["cuda"]
     if "requires" in meta:
         record["requires"] = sorted(meta["requires"])
+    if meta.get("extras"):
+        record["extras"] = sorted(meta["extras"])
     if meta.get("requires_unknown"):
         record["requires_unknown"] = True
     record["wheels"] = index["wheels"]
@@ -658,7 +674,7 @@ def _build_project(
                 previous = plan.previous
                 meta: Record = {
                     k: previous[k]
-                    for k in ("requires_python", "cuda", "requires", "requires_unknown")
+                    for k in ("requires_python", "cuda", "requires", "extras", "requires_unknown")
                     if k in previous
                 }
                 releases[plan.key] = assemble(plan.index, meta, previous["source"])
