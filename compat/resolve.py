@@ -248,6 +248,9 @@ class Resolution:
     rejected: tuple[Rejection, ...] = ()
     rule: str = ""
     pending: tuple[str, ...] = ()  # advisories that depend on the launch or env
+    # what works less well in this tuple (an ops_optional kernel without its ops): a tuple
+    # without any is preferred
+    degraded: tuple[str, ...] = ()
 
     @property
     def cuda(self) -> str:
@@ -728,12 +731,20 @@ class _Resolver:
                 )
                 continue
             passed_over: list[str] = []
+            fallback: Optional[Resolution] = None
             for b in self.order_builds(builds, label):
                 before = len(self.rejected)
                 got = self._evaluate(chain, rel_t, b, label)
+                if got is not None and got.degraded:
+                    fallback = fallback or got
+                    passed_over.append(
+                        f"CUDA {b.cuda} not chosen while another build works fully: "
+                        + "; ".join(got.degraded)
+                    )
+                    continue
                 if got is not None:
-                    if passed_over and self.t.driver is not None:
-                        # Builds the driver runs natively ranked first: say why they lost.
+                    if passed_over:
+                        # Builds ranked first (the driver runs them natively): why they lost.
                         got = replace(got, notes=(*passed_over, *got.notes))
                     return got
                 if (
@@ -745,6 +756,8 @@ class _Resolver:
                         f"CUDA {b.cuda} (which driver {fmt_driver(self.t.driver)} runs natively) "
                         f"not chosen: {why or 'rejected'}"
                     )
+            if fallback is not None:
+                return fallback
         return None
 
     # -- one candidate ---------------------------------------------------------------------
@@ -878,6 +891,7 @@ class _Resolver:
         # The kernels' CUDA major: PyPI wheels carry no tag; they are built like the torch they
         # pin (the PyPI build's CUDA).
         pypi_major = Version(rel_t.cuda).major if rel_t.cuda else None
+        degraded: list[str] = []
         for p in pins.values():
             if (
                 p.name in (*KERNELS, *FRAMEWORKS)
@@ -892,8 +906,9 @@ class _Resolver:
                     and built != Version(b.cuda).major
                     and _FAM.ops_optional(p.name)
                 ):
-                    # It imports without the ops it cannot load (packages.toml ops_optional).
-                    notes.append(
+                    # It imports without the ops it cannot load (packages.toml ops_optional): a
+                    # tuple to fall back on, after every one where its ops load.
+                    degraded.append(
                         f"{p.name} {p.version} on PyPI is a CUDA {built} build beside CUDA "
                         f"{b.cuda}: it imports without its custom kernels"
                     )
@@ -944,10 +959,11 @@ class _Resolver:
             target=t,
             pins=tuple(sorted(pins.values(), key=lambda p: p.name)),
             build=b,
-            notes=tuple(dict.fromkeys(self.notes + notes)),
+            notes=tuple(dict.fromkeys(self.notes + notes + degraded)),
             rejected=tuple(self.rejected),
             rule=self.rule_text(),
             pending=tuple(pending),
+            degraded=tuple(degraded),
         )
 
     def rule_text(self) -> str:

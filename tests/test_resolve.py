@@ -90,13 +90,27 @@ def test_sample_sglang_0461_driver_535_a100(matrix: Matrix, advisories: Any) -> 
         advisories,
     )
     got = versions(res)
-    # The build a 535 driver (CUDA 12.2) runs natively wins over the 12.4/12.6 builds, which it
-    # runs only under minor-version compatibility (no JIT of newer PTX).
-    assert got["torch"] == "2.6.0+cu118" and got["torchvision"] == "0.21.0+cu118"
-    assert got["triton"] == "3.2.0"
-    assert res.pin("torch").index.url == "https://download.pytorch.org/whl/cu118"  # type: ignore[union-attr]
+    # A 535 driver (CUDA 12.2) runs the CUDA 11.8 build natively, but sglang[srt] brings
+    # torchao, whose PyPI wheel is a CUDA 12 build: beside CUDA 11.8 it would import without
+    # its kernels, so the build where everything loads wins, under minor-version compatibility.
+    assert got["torch"] == "2.6.0" and got["torchvision"] == "0.21.0"
+    assert got["triton"] == "3.2.0" and got["torchao"] == "0.9.0"
+    assert res.cuda == "12.4" and not res.degraded
     assert any(
-        n.startswith("CUDA 11.8 chosen: driver 535.104.05 runs it natively") for n in res.notes
+        n.startswith("CUDA 11.8 not chosen while another build works fully: torchao")
+        for n in res.notes
+    )
+    assert any("minor-version compatibility" in n for n in res.notes)
+    # Without such a package the build the driver runs natively wins.
+    plain = resolve(
+        target(matrix, "torch==2.6.0", "torchvision", driver="535.104.05", gpus=("a100",)),
+        matrix,
+        advisories,
+    )
+    assert versions(plain)["torch"] == "2.6.0+cu118"
+    assert plain.pin("torch").index.url == "https://download.pytorch.org/whl/cu118"  # type: ignore[union-attr]
+    assert any(
+        n.startswith("CUDA 11.8 chosen: driver 535.104.05 runs it natively") for n in plain.notes
     )
     # Asked for explicitly, the 12.6 build is given, with the minor-compatibility note.
     res = resolve(

@@ -118,10 +118,13 @@ def _judge(
         ]
     if any(satisfied(r, have) for r, _ in reqs) and all(satisfied(r, have) for r in base):
         return []
-    failing = [r for r, _ in reqs if not satisfied(r, have)]
-    shown = failing[0]
     extras = {e for _, es in reqs for e in es}
     named = rel.smallest_extras(extras) if rel is not None else sorted(extras)
+    # the lines under extras that only carry another one (sglang's all, dev) repeat it
+    failing = [r for r, es in reqs if not satisfied(r, have) and (not es or es & set(named))] or [
+        r for r, _ in reqs if not satisfied(r, have)
+    ]
+    shown = failing[0]
     via = ", ".join(f"[{e}]" for e in named) or "its base requirements"
     evidence = (*tuple(f"{label} requires {r}" for r in failing[:3]), f"installed: {key} {have}")
     return [
