@@ -186,8 +186,10 @@ class TorchBuild:
     cuda_from_deps: Optional[str] = None
     # libtorch*/libc10* files in torch/lib (a CPU build has no libtorch_cuda.so).
     libs: tuple[str, ...] = ()
-    # torch.cuda.get_arch_list() ('sm_90', 'compute_90'), read only with --deep (imports torch).
+    # The arch list torch.cuda.get_arch_list() reports ('sm_90', 'compute_90'), read only with
+    # --deep: from the fatbin headers of torch/lib/libtorch_cuda.so, else by importing torch.
     arch_list: tuple[str, ...] = ()
+    arch_source: str = ""  # where arch_list was read, or why it is empty
 
     @property
     def cuda_major(self) -> Optional[int]:

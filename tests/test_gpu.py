@@ -63,6 +63,18 @@ def test_torch_build_matches_import(snapshot: dict[str, object]) -> None:
     assert isinstance(gpus, list) and gpus[0]["compute_capability"] == f"{cc[0]}.{cc[1]}"
 
 
+def test_arch_list_from_fatbin_headers_matches_torch() -> None:
+    """--deep reads torch's arch list from the fatbin headers of libtorch_cuda.so, not importing
+    torch: the same list torch.cuda.get_arch_list() reports (sm_90a read as sm_90)."""
+    torch = pytest.importorskip("torch")
+    from compat.probe.deepcache import FactCache
+    from compat.probe.torch import fatbin_arch_list
+
+    got = fatbin_arch_list(str(Path(torch.__file__).parent / "lib"), FactCache(None))
+    want = {a.rstrip("af") for a in torch.cuda.get_arch_list()}
+    assert got.archs and set(got.archs) == want, (got, torch.cuda.get_arch_list())
+
+
 def test_live_stack_check_is_clean() -> None:
     p = compat("check", "--deep")
     assert p.returncode == 0, p.stdout + p.stderr
