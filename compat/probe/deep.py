@@ -8,6 +8,7 @@ these facts; only this module opens the files.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Iterable
 from typing import Any, Optional, Union
@@ -33,9 +34,10 @@ MAX_OBJECTS = 64
 MAX_RECORD = 8 * 1024 * 1024
 KEEP_SYMBOLS = 8
 MAX_EXPORTS = 2_000_000  # names in one cached exports entry (elf.MAX_SYMBOLS)
-# Cache entry kinds.
-OBJECT = "object"
-EXPORTS = "exports"
+# Cache entry kinds; the names kept depend on the prefixes, so another list reads files again.
+_PREFIXES = hashlib.sha256("\0".join(TORCH_SYMBOL_PREFIXES).encode()).hexdigest()[:8]
+OBJECT = f"object-{_PREFIXES}"
+EXPORTS = f"exports-{_PREFIXES}"
 
 
 def torch_lib_dir(torch_dist: Distribution) -> str:

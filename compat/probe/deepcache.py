@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from compat import __version__
 from compat.errors import CompatError
 from compat.fileio import atomic_write, read_bytes
 from compat.matrix.tomlfile import cache_root
@@ -54,16 +55,18 @@ def key_of_fd(real: str, fd: int) -> Optional[FileKey]:
 
 
 class FactCache:
-    """One JSON file per (kind, file): {format, kind, path, size, mtime_ns, value}.
+    """One JSON file per (kind, file): {format, reader, kind, path, size, mtime_ns, value}.
 
-    An entry is used only when all of format, kind, path, size and mtime match the file as it
-    is now; anything else (unreadable, not JSON, another file's, an older format) is ignored
-    and rewritten after the file is read again. Writes are atomic and best effort: a read-only
-    home just means no cache. `folder` None reads and writes nothing.
+    An entry is used only when all of format, reader (the compat release that read the file),
+    kind, path, size and mtime match; anything else (unreadable, not JSON, another file's, an
+    older format or release) is ignored and rewritten after the file is read again. Writes are
+    atomic and best effort: a read-only home just means no cache. `folder` None reads and
+    writes nothing.
     """
 
-    def __init__(self, folder: Optional[Path]) -> None:
+    def __init__(self, folder: Optional[Path], reader: str = __version__) -> None:
         self.folder = folder
+        self.reader = reader
         self.hits = 0
         self.misses = 0
         self._pruned = False
@@ -82,7 +85,7 @@ class FactCache:
             doc = json.loads(read_bytes(path, MAX_ENTRY, "cache entry"))
         except (CompatError, ValueError, RecursionError):
             doc = None  # absent, unreadable, not a regular file, too large, not JSON
-        expected = {"format": FORMAT, "kind": kind, "path": key.path}
+        expected = {"format": FORMAT, "reader": self.reader, "kind": kind, "path": key.path}
         if (
             not isinstance(doc, dict)
             or any(doc.get(k) != v for k, v in expected.items())
@@ -102,6 +105,7 @@ class FactCache:
             return
         doc = {
             "format": FORMAT,
+            "reader": self.reader,
             "kind": kind,
             "path": key.path,
             "size": key.size,

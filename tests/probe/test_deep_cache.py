@@ -318,26 +318,45 @@ def _entries(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.json"))
 
 
+def _foreign(entries: list[Path]) -> None:
+    """Each entry replaced by another file's (valid, but not this file's)."""
+    texts = [e.read_bytes() for e in entries]
+    for e, text in zip(entries, texts[1:] + texts[:1]):
+        e.write_bytes(text)
+
+
+def _other_release(entries: list[Path]) -> None:
+    for e in entries:
+        doc = json.loads(e.read_bytes())
+        doc["reader"] = "0.0.1"
+        e.write_text(json.dumps(doc))
+
+
 @pytest.mark.parametrize(
     "damage",
     [
         b"",
         b"{not json",
         b"[1, 2, 3]",
-        b'{"format": 1, "kind": "object", "path": "/elsewhere", "size": 1, "mtime_ns": 1, "value": {}}',
         b"\xff\xfe garbage",
         b'{"format": 99}',
+        b'{"format": 1, "kind": "archs", "path": "/x", "size": 1, "mtime_ns": 1, "value": {}}',
+        _foreign,
+        _other_release,
     ],
 )
 def test_a_corrupt_or_foreign_entry_is_ignored_and_rewritten(
-    site: Path, counted: list[tuple[str, int]], damage: bytes
+    site: Path, counted: list[tuple[str, int]], damage: Any
 ) -> None:
     folder = site.parent / "cache"
     first = _deep(site, FactCache(folder))
     entries = _entries(folder)
     assert len(entries) == 4  # the object, torch's two libraries' exports, the arch list
-    for e in entries:
-        e.write_bytes(damage)
+    if callable(damage):
+        damage(entries)
+    else:
+        for e in entries:
+            e.write_bytes(damage)
     counted.clear()
     cache = FactCache(folder)
     assert _deep(site, cache) == first
