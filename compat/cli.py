@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tempfile
 import time
 import traceback
 from typing import NoReturn, Optional
@@ -60,6 +59,8 @@ def cli() -> None:
 
 def _crash(exc: BaseException) -> NoReturn:
     """An unexpected exception: a one-line message, the traceback in a report file, exit 70."""
+    import tempfile
+
     from compat.redact import redact_text
 
     report = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -169,7 +170,7 @@ class Distribution:
     # from an index: its version may be a development one and its pins those of that checkout.
     direct_url: str = ""
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return canonicalize_name(self.name)
 
@@ -278,12 +279,16 @@ class Environment:
     # package missing from it is not known to be missing from the environment.
     partial: bool = False
 
-    def dist(self, name: str) -> Optional[Distribution]:
-        key = canonicalize_name(name)
+    @functools.cached_property
+    def _by_key(self) -> dict[str, Distribution]:
+        out: dict[str, Distribution] = {}
         for d in self.distributions:
-            if d.key == key and d.broken is None:
-                return d
-        return None
+            if d.broken is None:
+                out.setdefault(d.key, d)
+        return out
+
+    def dist(self, name: str) -> Optional[Distribution]:
+        return self._by_key.get(canonicalize_name(name))
 
     def version_of(self, name: str) -> Optional[Version]:
         d = self.dist(name)

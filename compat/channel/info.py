@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -12,11 +11,6 @@ from typing import Any, Optional
 from packaging.version import InvalidVersion, Version
 
 from compat.errors import DataError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DATA_FILE = "DATA.toml"
 # The layout of matrices/ this compat reads. A data release of another format is never switched
@@ -67,10 +61,10 @@ def _escape(text: str) -> str:
 
 def parse_info(raw: bytes, origin: str) -> DataInfo:
     """DATA.toml's bytes as a DataInfo; a DataError naming every problem."""
-    try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DataError([f"{origin}: not valid TOML: {exc}"]) from exc
+    from compat.matrix.tomlfile import parse_toml_cached
+
+    # through the JSON cache: a check reads this on every run
+    doc = parse_toml_cached(raw, origin)
     problems: list[str] = []
     data = doc.get("data")
     if not isinstance(data, dict):

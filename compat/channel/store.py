@@ -19,7 +19,6 @@ import contextlib
 import os
 import re
 import secrets
-import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,6 +107,8 @@ class Store:
 
     def clean_stages(self) -> None:
         """Remove what killed writers left (call under lock(): no live writer owns them)."""
+        import shutil
+
         if not self.root.is_dir():
             return
         for entry in self.root.iterdir():
@@ -119,6 +120,8 @@ class Store:
     def publish(self, tree: Path, version: str) -> str:
         """Move the complete database `tree` (inside a stage folder) into generations/ and switch
         `current` to it; then drop every generation but the new one and the one it replaces."""
+        import shutil
+
         name = f"{version}-{secrets.token_hex(4)}"
         if not _NAME.fullmatch(name):
             raise CompatError(f"{version!r} cannot name a data generation")
@@ -153,6 +156,8 @@ def make_dirs(path: Path) -> None:
 def copy_tree(src: Path, dst: Path, skip: frozenset[str] = frozenset()) -> None:
     """The database files under `src` into `dst` (0644 files, 0755 folders): dotfiles, caches
     and the names in `skip` (relative paths) left out."""
+    import shutil
+
     make_dirs(dst)
     for dirpath, dirnames, filenames in os.walk(src):
         here = Path(dirpath)

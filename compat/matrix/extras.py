@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 _EXTRA = re.compile(r"""extra\s*==\s*(["'])([^"']+)\1""")
@@ -60,10 +59,6 @@ def _extra_clause(marker: str) -> tuple[str, str]:
     return _norm(extras[0].group(2)), " and ".join(f"({c})" for c in rest)
 
 
-def _under(line: str, extra: str) -> bool:
-    return any(_norm(m.group(2)) == extra for m in _EXTRA.finditer(line.partition(";")[2]))
-
-
 def _move(line: str, extra: str, under: str, rest: str) -> str:
     """`line` with `extra == "<extra>"` read as `extra == "<under>"`, and `rest` added."""
     head, _, marker = line.partition(";")
@@ -72,10 +67,12 @@ def _move(line: str, extra: str, under: str, rest: str) -> str:
     ).strip()
     if rest:
         marker = f"({marker}) and {rest}"
-    try:
-        return str(Requirement(f"{head.strip()}; {marker}"))
-    except InvalidRequirement:
-        return f"{head.strip()}; {marker}"
+    return f"{head.strip()}; {marker}"
+
+
+# `name[extra, ...]` with an optional `; marker`, as Requires-Dist writes a requirement on a
+# project (no version: the lines on the project itself name only extras).
+_SELF = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*\[([^\]]*)\]\s*(?:;\s*(.*))?$")
 
 
 def expand_self_extras(project: str, requires: Sequence[str]) -> tuple[str, ...]:
@@ -87,28 +84,31 @@ def expand_self_extras(project: str, requires: Sequence[str]) -> tuple[str, ...]
 def flatten(
     project: str, requires: Sequence[str]
 ) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
-    """(the flat lines, each extra -> the extras it installs too, transitively)."""
+    """(the flat lines, each extra -> the extras it installs too, transitively). Text only:
+    this runs on every release a check loads, so nothing here parses a requirement."""
     key = canonicalize_name(project)
     own: list[tuple[str, tuple[str, ...], str]] = []  # (under extra, includes, other markers)
     plain: list[str] = []
     for line in requires:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
+        m = _SELF.match(line)
+        if m is None or canonicalize_name(m.group(1)) != key:
             plain.append(line)
             continue
-        if canonicalize_name(req.name) != key:
-            plain.append(line)
-            continue
-        under, rest = _extra_clause(str(req.marker)) if req.marker is not None else ("", "")
-        if under and req.extras:
-            own.append((under, tuple(sorted(_norm(e) for e in req.extras)), rest))
+        includes = tuple(sorted({_norm(e) for e in m.group(2).split(",") if e.strip()}))
+        under, rest = _extra_clause(m.group(3) or "") if m.group(3) else ("", "")
+        if under and includes:
+            own.append((under, includes, rest))
         # a self-reference not under one extra (no marker, `or`) adds nothing it could pin
     if not own:
         return (tuple(requires) if len(plain) == len(requires) else tuple(plain)), ()
     out = list(plain)
     seen = set(out)
     included: dict[str, set[str]] = {}
+    # lines by the extras they are under, so each extra's lines are found once
+    by_extra: dict[str, list[str]] = {}
+    for line in plain:
+        for em in _EXTRA.finditer(line.partition(";")[2]):
+            by_extra.setdefault(_norm(em.group(2)), []).append(line)
     for under, includes, rest in own:
         stack = [(e, 1) for e in includes]
         visited: set[str] = set()
@@ -118,9 +118,7 @@ def flatten(
                 continue
             visited.add(extra)
             included.setdefault(under, set()).add(extra)
-            for line in plain:
-                if not _under(line, extra):
-                    continue
+            for line in by_extra.get(extra, ()):
                 moved = _move(line, extra, under, rest)
                 if moved not in seen:
                     seen.add(moved)

@@ -126,8 +126,17 @@ class Release:
     requires_known: bool = True
     # Provides-Extra, normalized (empty when the record predates it: not known, not none)
     extras: tuple[str, ...] = ()
-    # extra -> the extras it installs too (from the release's requirements on itself)
-    includes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @functools.cached_property
+    def _flat(self) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+        # Lines on the project itself (`sglang[srt]; extra == "all"`) become the lines they
+        # stand for; done for the releases a run looks at, not for every release loaded.
+        return flatten(self.project, self.requires_raw)
+
+    @property
+    def includes(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """extra -> the extras it installs too (from the release's requirements on itself)."""
+        return self._flat[1]
 
     def smallest_extras(self, extras: Iterable[str]) -> list[str]:
         """`extras` without those that only carry another one of them (sglang's `all` and
@@ -138,7 +147,8 @@ class Release:
 
     @property
     def requires(self) -> tuple[Requirement, ...]:
-        return tuple(requirement(r) for r in self.requires_raw)
+        """Every requirement, extras that install other extras flattened."""
+        return tuple(requirement(r) for r in self._flat[0])
 
     def pins(self, name: str) -> list[Requirement]:
         """The requirements of this release on `name` (all extras and markers)."""
@@ -320,7 +330,7 @@ def read_release(
         p.add(path, "expected a table")
         return None
     version = p.convert(key, Version, path, "version")
-    requires, includes = flatten(project, p.strings(d, "requires", path))
+    requires = p.strings(d, "requires", path)
     if strict:
         for i, r in enumerate(requires):
             p.convert(r, requirement, f"{path}.requires[{i}]", "requirement")
@@ -362,7 +372,6 @@ def read_release(
         source=source,
         requires_known=not p.get(d, "requires_unknown", bool, path, False, required=False),
         extras=p.strings(d, "extras", path) if "extras" in d else (),
-        includes=includes,
     )
 
 
