@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
-from compat import elf
 from compat.cudareq import cuda_from_requirements
 from compat.errors import InputError
 from compat.fileio import read_text
 from compat.models import Distribution, TorchBuild, Unknown, cuda_from_local, parse_version
-from compat.probe import bounded
-from compat.probe.deepcache import FactCache, FileKey, default_cache, file_key, ints, key_of_fd
+
+if TYPE_CHECKING:  # the arch list is read only with --deep: its modules are imported there
+    from compat import elf
+    from compat.probe.deepcache import FactCache, FileKey
 
 _ASSIGN = re.compile(r"^(__version__|cuda|hip|git_version)\s*(?::\s*[^=]+)?=\s*(.+?)\s*$", re.M)
 
@@ -92,6 +92,11 @@ def _fatbins(path: str, key: FileKey) -> tuple[Union[elf.FatbinArchs, Unknown], 
     """The fatbin headers of one library, walked under the bounds, and how the walk ended:
     "read" (worth caching), "bounded" (stopped by a bound) or "volatile" (an I/O error, or the
     file changed while read)."""
+    import contextlib
+
+    from compat import elf
+    from compat.probe.deepcache import key_of_fd
+
     try:
         with open(path, "rb") as handle:
             fd = handle.fileno()
@@ -114,6 +119,9 @@ def _fatbins(path: str, key: FileKey) -> tuple[Union[elf.FatbinArchs, Unknown], 
 def _lib_archs(
     path: str, key: FileKey, cache: FactCache
 ) -> tuple[Union[elf.FatbinArchs, Unknown], str]:
+    from compat import elf
+    from compat.probe.deepcache import ints
+
     hit = cache.get(ARCHS, key)
     if hit is not None:
         sass, ptx, count = ints(hit, "sass"), ints(hit, "ptx"), hit.get("fatbins")
@@ -135,6 +143,8 @@ def fatbin_arch_list(lib_dir: str, cache: Optional[FactCache] = None) -> ArchRea
     TORCH_CUDA_ARCH_LIST torch was built with. Arch-specific targets (sm_90a) read as sm_90.
     Only the headers are read, at their offsets; the result is cached per library file.
     """
+    from compat.probe.deepcache import default_cache, file_key
+
     cache = cache if cache is not None else default_cache()
     sass: set[int] = set()
     ptx: set[int] = set()
@@ -168,6 +178,8 @@ def arch_list(executable: str, timeout: float = 60.0) -> tuple[tuple[str, ...], 
     """torch.cuda.get_arch_list() of the target interpreter: imports torch, seconds; the
     fallback when torch's CUDA library cannot be read."""
     import json
+
+    from compat.probe import bounded
 
     got = bounded.run([executable, "-c", _ARCH_CHILD], timeout=timeout, limit=64 * 1024)
     if got.problem:
