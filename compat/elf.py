@@ -592,6 +592,11 @@ class FatbinArchs:
     sass: tuple[int, ...]  # sm numbers with machine code (90 = sm_90)
     ptx: tuple[int, ...]  # sm numbers with PTX
     fatbins: int  # fatbin headers found
+    # The archs most of the fatbins carry (a quarter of those with that kind of entry or more):
+    # the list a library was built for, without the few kernels built for one GPU more
+    # (torch 2.11's libtorch_cuda.so has sm_89/sm_103/sm_121 kernels beside its arch list).
+    common_sass: tuple[int, ...] = ()
+    common_ptx: tuple[int, ...] = ()
 
 
 def fatbin_archs(image: Image) -> Union[FatbinArchs, Unknown]:
@@ -609,6 +614,10 @@ def fatbin_archs(image: Image) -> Union[FatbinArchs, Unknown]:
     ptx: set[int] = set()
     found = 0
     entries = 0
+    # per fatbin: which archs it carries, to tell the common ones from the few
+    sass_in: dict[int, int] = {}
+    ptx_in: dict[int, int] = {}
+    with_sass = with_ptx = 0
     for sec in lay.sections:
         if sec.type != SHT_PROGBITS or sec.size < 16:
             continue
@@ -631,6 +640,8 @@ def fatbin_archs(image: Image) -> Union[FatbinArchs, Unknown]:
             entry, entry_end = pos + header_size, pos + header_size + fat_size
             if header_size < 16 or entry_end > stop:
                 return Unknown("fatbin header out of bounds")
+            here_sass: set[int] = set()
+            here_ptx: set[int] = set()
             while entry + 32 <= entry_end:
                 fields = _unpack(lay.endian + "HHIQIIHHI", image.get(entry, 32))
                 if fields is None:
@@ -640,12 +651,26 @@ def fatbin_archs(image: Image) -> Union[FatbinArchs, Unknown]:
                 if entries > MAX_FATBIN_ENTRIES or ehead < 32:
                     return Unknown("implausible fatbin entry")
                 if kind == 1:
-                    ptx.add(arch)
+                    here_ptx.add(arch)
                 elif kind == 2:
-                    sass.add(arch)
+                    here_sass.add(arch)
                 entry += ehead + payload
+            sass |= here_sass
+            ptx |= here_ptx
+            with_sass += bool(here_sass)
+            with_ptx += bool(here_ptx)
+            for a in here_sass:
+                sass_in[a] = sass_in.get(a, 0) + 1
+            for a in here_ptx:
+                ptx_in[a] = ptx_in.get(a, 0) + 1
             pos = entry_end
-    return FatbinArchs(tuple(sorted(sass)), tuple(sorted(ptx)), found)
+    return FatbinArchs(
+        tuple(sorted(sass)),
+        tuple(sorted(ptx)),
+        found,
+        tuple(sorted(a for a, n in sass_in.items() if 4 * n >= with_sass)),
+        tuple(sorted(a for a, n in ptx_in.items() if 4 * n >= with_ptx)),
+    )
 
 
 # -- installed files ---------------------------------------------------------------------

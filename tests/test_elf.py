@@ -329,3 +329,42 @@ def test_cuda_majors_of_sonames() -> None:
         ]
     )
     assert got == {"libcudart.so.11.0": 11, "libcublasLt.so.13": 13, "libcudart-1b201d85.so.12": 12}
+
+
+def _fatbin(entries: list[tuple[int, int]]) -> bytes:
+    """One fatbin container: its 16-byte header, then (kind, arch) entries with empty payloads
+    (kind 1 PTX, 2 SASS), each a 64-byte entry header."""
+    body = b"".join(
+        struct.pack("<HHIQIIHHI", kind, 0, 64, 0, 0, 0, 0, 0, arch) + b"\0" * 32
+        for kind, arch in entries
+    )
+    return struct.pack("<IHHQ", elf.FATBIN_MAGIC, 1, 16, len(body)) + body
+
+
+def _elf_with_section(data: bytes) -> bytes:
+    """A minimal ELF64: header, one PROGBITS section holding `data`, the section-name table."""
+    names = b"\0.nv_fatbin\0.shstrtab\0"
+    data_off = 64
+    names_off = data_off + len(data)
+    shoff = (names_off + len(names) + 7) // 8 * 8
+    header = (
+        b"\x7fELF\x02\x01\x01"
+        + b"\0" * 9
+        + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 0, shoff, 0, 64, 56, 0, 64, 3, 2)
+    )
+    null = b"\0" * 64
+    fat = struct.pack("<IIQQQQIIQQ", 1, 1, 0, 0, data_off, len(data), 0, 0, 8, 0)
+    strtab = struct.pack("<IIQQQQIIQQ", 11, 3, 0, 0, names_off, len(names), 0, 0, 1, 0)
+    body = header + data + names
+    return body + b"\0" * (shoff - len(body)) + null + fat + strtab
+
+
+def test_the_archs_most_fatbins_carry_are_told_from_a_few_kernels_built_for_more() -> None:
+    """libtorch_cuda.so of torch 2.11 has a few kernels for sm_89/sm_103/sm_121 beside the
+    arch list every kernel is built for: the common archs are that list."""
+    common = [(2, 80), (2, 90), (1, 90)]
+    data = b"".join(_fatbin(common) for _ in range(7)) + _fatbin([(2, 89), (2, 121)])
+    got = elf.fatbin_archs(elf.BytesImage(_elf_with_section(data)))
+    assert isinstance(got, elf.FatbinArchs), got
+    assert got.sass == (80, 89, 90, 121) and got.ptx == (90,) and got.fatbins == 8
+    assert got.common_sass == (80, 90) and got.common_ptx == (90,)

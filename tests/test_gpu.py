@@ -142,7 +142,11 @@ def test_a_kernel_for_another_torch_fails_where_compat_says(wheel: Path, tmp_pat
 
     offline = _compat_in(site)
     said = [f for f in offline["findings"] if key in f.get("packages", [])]
-    assert any(f["severity"] == "error" for f in said), offline["findings"]
+    # an error, or a warning for a package that skips ops it cannot load (ops_optional: torchao)
+    from compat.families import families
+
+    wanted = "warning" if families().ops_optional(key) else "error"
+    assert any(f["severity"] == wanted for f in said), offline["findings"]
     deep = _compat_in(site, "--deep")
     deep_said = " ".join(f["message"] for f in deep["findings"] if key in f.get("packages", []))
 

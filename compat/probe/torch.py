@@ -125,12 +125,28 @@ def _lib_archs(
     hit = cache.get(ARCHS, key)
     if hit is not None:
         sass, ptx, count = ints(hit, "sass"), ints(hit, "ptx"), hit.get("fatbins")
-        if sass is not None and ptx is not None and isinstance(count, int) and count > 0:
-            return elf.FatbinArchs(sass, ptx, count), "cache"
+        common_sass, common_ptx = ints(hit, "common_sass"), ints(hit, "common_ptx")
+        if (
+            sass is not None
+            and ptx is not None
+            and common_sass is not None
+            and common_ptx is not None
+            and isinstance(count, int)
+            and count > 0
+        ):
+            return elf.FatbinArchs(sass, ptx, count, common_sass, common_ptx), "cache"
     got, how = _fatbins(path, key)
     if how == "read" and isinstance(got, elf.FatbinArchs) and got.fatbins:
         cache.put(
-            ARCHS, key, {"sass": list(got.sass), "ptx": list(got.ptx), "fatbins": got.fatbins}
+            ARCHS,
+            key,
+            {
+                "sass": list(got.sass),
+                "ptx": list(got.ptx),
+                "fatbins": got.fatbins,
+                "common_sass": list(got.common_sass),
+                "common_ptx": list(got.common_ptx),
+            },
         )
     return got, how
 
@@ -160,8 +176,10 @@ def fatbin_arch_list(lib_dir: str, cache: Optional[FactCache] = None) -> ArchRea
             # A walk stopped by its bounds is an answer: importing torch would cost more still.
             return ArchRead((), f"{name}: {got.reason}", final=how == "bounded")
         if got.fatbins:
-            sass.update(got.sass)
-            ptx.update(got.ptx)
+            # the archs most of its kernels are built for: torch's arch list (a few kernels
+            # built for one GPU more are not in it)
+            sass.update(got.common_sass or got.sass)
+            ptx.update(got.common_ptx or got.ptx)
             read.append(name)
         else:
             why.append(f"{name} holds no fatbin")
