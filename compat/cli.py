@@ -1,4 +1,4 @@
-"""Command line: `compat env | check | run | lock | dockerfile | lint | explain | matrix | diff`.
+"""Command line: `compat env | check | run | lock | dockerfile | lint | explain | matrix | data | diff`.
 
 Each command lives in compat/commands/ and is imported when it runs, so `compat check` pays only
 for its own path. Reports go to stdout, chatter to stderr; exit codes come from compat.errors,
@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tempfile
 import time
 import traceback
 from typing import NoReturn, Optional
@@ -31,6 +30,7 @@ COMMANDS = {
     "explain": "compat.commands.explain:explain_cmd",
     "advisories": "compat.commands.advisories:advisories_cmd",
     "matrix": "compat.commands.matrix:matrix_cmd",
+    "data": "compat.commands.data:data_cmd",
     "diff": "compat.commands.diff:diff_cmd",
 }
 
@@ -59,6 +59,8 @@ def cli() -> None:
 
 def _crash(exc: BaseException) -> NoReturn:
     """An unexpected exception: a one-line message, the traceback in a report file, exit 70."""
+    import tempfile
+
     from compat.redact import redact_text
 
     report = ""
@@ -114,11 +116,16 @@ def main(argv: Optional[list[str]] = None) -> None:
         if exc.hint:
             click.echo(f"hint: {printable(redact_text(exc.hint))}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        from compat.matrix.progress import Terminated
+
+        # Ctrl-C: 130; SIGTERM during a sync or an update: 143 (128 + the signal), both after
+        # every temporary file was removed on the way out. click turns both into Abort.
+        cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
+        if isinstance(cause, Terminated):
+            click.echo("terminated", err=True)
+            sys.exit(143)
+        click.echo("interrupted" if isinstance(cause, KeyboardInterrupt) else "aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

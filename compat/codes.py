@@ -156,7 +156,8 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
     "gpu-arch": CodeText(
         "GPU compute capability not covered by the build",
         "a GPU's compute capability is not covered by the build's SASS or PTX",
-        "Every GPU against the build's arch list (`matrices/curated/torch_builds.toml`): SASS for "
+        "Every GPU against the build's arch list (`matrices/curated/torch_builds.toml`; with "
+        "`--deep`, the one read from the fatbin headers of torch's own libtorch_cuda.so): SASS for "
         "sm_XY runs on the same major with minor >= Y; PTX compute_XY is JIT-compiled for any GPU "
         "of capability >= X.Y (a warning: slow first start, needs a new enough driver); neither is "
         "an error. For vLLM also the model's quantization method (`--quantization`, else the "

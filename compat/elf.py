@@ -10,11 +10,16 @@ the inflated prefix and tail of a wheel member (`SparseImage`, built by compat.m
 from __future__ import annotations
 
 import bisect
+import io
+import os
 import re
 import struct
+import sys
+import time
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO, Callable, Optional, Union
 
 from compat.models import Unknown
 
@@ -97,18 +102,71 @@ class SparseImage(Image):
 
 
 class FileImage(Image):
-    """An installed file, read by seeks (never whole)."""
+    """An installed file, read at offsets (never whole): exactly the bytes asked for, by pread."""
 
     def __init__(self, handle: BinaryIO, size: int) -> None:
         self.handle = handle
         self.size = size
+        try:
+            self._fd: Optional[int] = handle.fileno() if hasattr(os, "pread") else None
+        except (OSError, io.UnsupportedOperation):
+            self._fd = None
 
     def get(self, offset: int, length: int) -> Optional[bytes]:
         if offset < 0 or length < 0 or offset + length > self.size:
             return None
-        self.handle.seek(offset)
-        data = self.handle.read(length)
+        if self._fd is None:
+            self.handle.seek(offset)
+            data = self.handle.read(length)
+        else:
+            # A buffered read would fetch a whole buffer for each 32-byte fatbin header.
+            parts = []
+            got = 0
+            while got < length:
+                part = os.pread(self._fd, length - got, offset + got)
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+            data = b"".join(parts)
         return data if len(data) == length else None
+
+
+class BoundedImage(Image):
+    """Another image read under a budget of bytes and a deadline; past either it answers None,
+    and `exceeded` says which bound stopped it."""
+
+    def __init__(
+        self,
+        inner: Image,
+        max_bytes: int,
+        deadline_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.size = inner.size
+        self.max_bytes = max_bytes
+        self.deadline_s = deadline_s
+        self.clock = clock
+        self.end = clock() + deadline_s
+        self.spent = 0  # bytes answered
+        self.reads = 0
+        self.exceeded = ""
+
+    def get(self, offset: int, length: int) -> Optional[bytes]:
+        if self.exceeded:
+            return None
+        if self.spent + max(length, 0) > self.max_bytes:
+            self.exceeded = f"more than {self.max_bytes} bytes of headers"
+            return None
+        if self.clock() > self.end:
+            self.exceeded = f"not done within {self.deadline_s:g} s"
+            return None
+        self.reads += 1
+        data = self.inner.get(offset, length)
+        if data is not None:
+            self.spent += len(data)
+        return data
 
 
 @dataclass(frozen=True)
@@ -183,6 +241,9 @@ class ElfInfo:
     weak_undefined: frozenset[str]
     symbols_from: str  # "sections" (.dynsym), "dynamic" (DT_SYMTAB), "" (not read)
     notes: tuple[str, ...] = ()  # what could not be read, in words
+    # When not empty, the symbol sets hold only the names that start with one of these.
+    symbol_prefixes: tuple[str, ...] = ()
+    symbol_kinds: str = "both"  # "defined" or "undefined": the other sets were not read
 
 
 ElfResult = Union[ElfInfo, Unknown]
@@ -271,27 +332,71 @@ class _Symbols:
     weak: set[str]
 
 
-def _read_symbols(table: bytes, strtab: bytes, end: str, entsize: int) -> Optional[_Symbols]:
+# An array typecode of 4 bytes (st_name); "I" is 4 bytes on every platform compat runs on.
+_U32 = next(code for code in "IL" if array(code).itemsize == 4)
+
+
+def _column(
+    table: bytes, span: int, entsize: int, at: int, width: int, code: str, swap: bool
+) -> array[int]:
+    """One field of every entry, as an array: byte k of the field is table[at + k::entsize]."""
+    raw = bytearray(span // entsize * width)
+    for k in range(width):
+        raw[k::width] = table[at + k : span : entsize]
+    col = array(code)
+    col.frombytes(raw)
+    if swap:
+        col.byteswap()
+    return col
+
+
+def _read_symbols(
+    table: bytes,
+    strtab: bytes,
+    end: str,
+    entsize: int,
+    prefixes: tuple[str, ...] = (),
+    kinds: str = "both",
+) -> Optional[_Symbols]:
+    """The named dynamic symbols by kind; with `prefixes`, only names starting with one of them;
+    `kinds` "defined" or "undefined" leaves the other sets empty.
+
+    libtorch_cpu.so has ~75k symbols: the fields are cut out as columns with strided slices,
+    the string table is decoded once (it is ASCII but for exotic files), and names that are not
+    kept are tested in place (bytes.startswith at the offset), never cut out or decoded.
+    """
     if entsize < 24:
         entsize = 24
-    count = len(table) // entsize
-    if count > MAX_SYMBOLS:
+    total = len(table) // entsize
+    if total > MAX_SYMBOLS:
         return None
     out = _Symbols(set(), set(), set())
-    fmt = end + "IBBH"
-    for i in range(1, count):  # entry 0 is the null symbol
-        name_off, info, _, shndx = struct.unpack_from(fmt, table, i * entsize)
-        if not name_off:
+    if total < 2:
+        return out
+    span = total * entsize
+    swap = (end == "<") != (sys.byteorder == "little")
+    offsets = _column(table, span, entsize, 0, 4, _U32, swap)
+    shndx = _column(table, span, entsize, 6, 2, "H", swap)
+    info = table[4:span:entsize]
+    offsets[0] = 0  # entry 0 is the null symbol
+    if max(offsets) > strtab.rfind(b"\0"):
+        return None  # a name outside the string table: the pair does not belong together
+    heads = tuple(p.encode() for p in prefixes)
+    text = strtab.decode("ascii") if strtab.isascii() else None
+    starts = strtab.startswith
+    defined = out.defined.add if kinds != "undefined" else None
+    strong = out.undefined.add if kinds != "defined" else None
+    weak = out.weak.add if kinds != "defined" else None
+    for off, sec, inf in zip(offsets, shndx, info):
+        if not off or (heads and not starts(heads, off)):
             continue
-        name = _cstr(strtab, name_off)
-        if name is None:
-            return None  # a name outside the string table: the pair does not belong together
-        if shndx != SHN_UNDEF:
-            out.defined.add(name)
-        elif info >> 4 == STB_WEAK:
-            out.weak.add(name)
+        add = defined if sec != SHN_UNDEF else weak if inf >> 4 == STB_WEAK else strong
+        if add is None:
+            continue
+        if text is not None:
+            add(text[off : text.find("\0", off)])
         else:
-            out.undefined.add(name)
+            add(strtab[off : strtab.find(b"\0", off)].decode("utf-8", "replace"))
     return out
 
 
@@ -376,21 +481,25 @@ def _dynamic_tables(
     )
 
 
-def parse(image: Image) -> ElfResult:
+def parse(image: Image, prefixes: Sequence[str] = (), kinds: str = "both") -> ElfResult:
     """The dynamic-linking facts of the ELF behind `image`, as far as its known bytes tell.
 
     Section headers first (exact); else PT_DYNAMIC with DT_SYMTAB/DT_STRTAB and a hash table for
     the count. When .dynamic itself is not readable but the string table is, the needed
     libraries are the library names in .dynstr (`needed_from = "dynstr"`: a superset of
-    DT_NEEDED that may also hold the SONAME and version-need file names).
+    DT_NEEDED that may also hold the SONAME and version-need file names). With `prefixes`, the
+    symbol sets keep only the names that start with one of them; `kinds` "defined" or
+    "undefined" reads only those symbols (torch's exports, an extension's imports).
     """
+    if kinds not in ("both", "defined", "undefined"):
+        raise ValueError(f"kinds must be both, defined or undefined, not {kinds!r}")
     try:
-        return _parse(image)
+        return _parse(image, tuple(prefixes), kinds)
     except (struct.error, ValueError, OverflowError, MemoryError) as exc:
         return Unknown(f"malformed ELF ({type(exc).__name__}: {exc})")
 
 
-def _parse(image: Image) -> ElfResult:
+def _parse(image: Image, prefixes: tuple[str, ...], kinds: str) -> ElfResult:
     lay = layout(image)
     if isinstance(lay, Unknown):
         return lay
@@ -430,7 +539,7 @@ def _parse(image: Image) -> ElfResult:
     dynstr = dynstr if dynstr is not None else strtab
     symbols = None
     if symbols_from and symtab is not None and strtab is not None:
-        symbols = _read_symbols(symtab, strtab, end, entsize)
+        symbols = _read_symbols(symtab, strtab, end, entsize, prefixes, kinds)
         if symbols is None:
             notes.append("dynamic symbol table does not match its string table")
             symbols_from = ""
@@ -470,6 +579,8 @@ def _parse(image: Image) -> ElfResult:
         weak_undefined=frozenset(symbols.weak) if symbols else frozenset(),
         symbols_from=symbols_from,
         notes=tuple(notes),
+        symbol_prefixes=prefixes,
+        symbol_kinds=kinds,
     )
 
 
@@ -481,6 +592,11 @@ class FatbinArchs:
     sass: tuple[int, ...]  # sm numbers with machine code (90 = sm_90)
     ptx: tuple[int, ...]  # sm numbers with PTX
     fatbins: int  # fatbin headers found
+    # The archs most of the fatbins carry (a quarter of those with that kind of entry or more):
+    # the list a library was built for, without the few kernels built for one GPU more
+    # (torch 2.11's libtorch_cuda.so has sm_89/sm_103/sm_121 kernels beside its arch list).
+    common_sass: tuple[int, ...] = ()
+    common_ptx: tuple[int, ...] = ()
 
 
 def fatbin_archs(image: Image) -> Union[FatbinArchs, Unknown]:
@@ -498,6 +614,10 @@ def fatbin_archs(image: Image) -> Union[FatbinArchs, Unknown]:
     ptx: set[int] = set()
     found = 0
     entries = 0
+    # per fatbin: which archs it carries, to tell the common ones from the few
+    sass_in: dict[int, int] = {}
+    ptx_in: dict[int, int] = {}
+    with_sass = with_ptx = 0
     for sec in lay.sections:
         if sec.type != SHT_PROGBITS or sec.size < 16:
             continue
@@ -520,6 +640,8 @@ def fatbin_archs(image: Image) -> Union[FatbinArchs, Unknown]:
             entry, entry_end = pos + header_size, pos + header_size + fat_size
             if header_size < 16 or entry_end > stop:
                 return Unknown("fatbin header out of bounds")
+            here_sass: set[int] = set()
+            here_ptx: set[int] = set()
             while entry + 32 <= entry_end:
                 fields = _unpack(lay.endian + "HHIQIIHHI", image.get(entry, 32))
                 if fields is None:
@@ -529,24 +651,38 @@ def fatbin_archs(image: Image) -> Union[FatbinArchs, Unknown]:
                 if entries > MAX_FATBIN_ENTRIES or ehead < 32:
                     return Unknown("implausible fatbin entry")
                 if kind == 1:
-                    ptx.add(arch)
+                    here_ptx.add(arch)
                 elif kind == 2:
-                    sass.add(arch)
+                    here_sass.add(arch)
                 entry += ehead + payload
+            sass |= here_sass
+            ptx |= here_ptx
+            with_sass += bool(here_sass)
+            with_ptx += bool(here_ptx)
+            for a in here_sass:
+                sass_in[a] = sass_in.get(a, 0) + 1
+            for a in here_ptx:
+                ptx_in[a] = ptx_in.get(a, 0) + 1
             pos = entry_end
-    return FatbinArchs(tuple(sorted(sass)), tuple(sorted(ptx)), found)
+    return FatbinArchs(
+        tuple(sorted(sass)),
+        tuple(sorted(ptx)),
+        found,
+        tuple(sorted(a for a, n in sass_in.items() if 4 * n >= with_sass)),
+        tuple(sorted(a for a, n in ptx_in.items() if 4 * n >= with_ptx)),
+    )
 
 
 # -- installed files ---------------------------------------------------------------------
 
 
-def parse_file(path: str) -> ElfResult:
-    """`parse` of an installed file, read by seeks."""
+def parse_file(path: str, prefixes: Sequence[str] = (), kinds: str = "both") -> ElfResult:
+    """`parse` of an installed file, read at offsets."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, 2)
             size = handle.tell()
-            return parse(FileImage(handle, size))
+            return parse(FileImage(handle, size), prefixes, kinds)
     except OSError as exc:
         return Unknown(f"cannot read {path}: {exc.strerror or exc}")
 

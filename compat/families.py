@@ -40,11 +40,14 @@ class Package:
     sdist_ok: bool = False
     cluster: bool = False
     builds: bool = False
+    # its import survives compiled ops that fail to load (it skips them with a warning)
+    ops_optional: bool = False
+    note: str = ""
     source: str = ""
 
 
-_BOOLS = ("sync", "prefix", "links_torch", "sdist_ok", "cluster", "builds")
-_STRS = ("group", "successor", "extension")
+_BOOLS = ("sync", "prefix", "links_torch", "sdist_ok", "cluster", "builds", "ops_optional")
+_STRS = ("group", "successor", "extension", "note")
 _KEYS = frozenset({"name", "family", "source", *_BOOLS, *_STRS})
 
 
@@ -149,6 +152,10 @@ class Families:
     def links_torch(self, name: str) -> bool:
         p = self.get(name)
         return bool(p and p.links_torch)
+
+    def ops_optional(self, name: str) -> bool:
+        p = self.get(name)
+        return bool(p and p.ops_optional)
 
     def cluster_critical(self, name: str) -> bool:
         p = self.get(name)

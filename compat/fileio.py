@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import select
 import stat
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Union
@@ -158,6 +157,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     temporary file behind on an exception. The mode is set explicitly: mkstemp creates files
     0600, which other users (a shared data folder, a container user) could not read.
     """
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -188,6 +187,8 @@ class GpuCatalog:
 
     def closest(self, text: str, n: int = 5) -> list[str]:
         """Up to n known names nearest to the text (for 'did you mean')."""
+        import difflib
+
         want = "".join(tokens(text)) or text.lower()
         scored = []
         seen: set[str] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -169,7 +170,7 @@ class Distribution:
     # from an index: its version may be a development one and its pins those of that checkout.
     direct_url: str = ""
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return canonicalize_name(self.name)
 
@@ -186,8 +187,10 @@ class TorchBuild:
     cuda_from_deps: Optional[str] = None
     # libtorch*/libc10* files in torch/lib (a CPU build has no libtorch_cuda.so).
     libs: tuple[str, ...] = ()
-    # torch.cuda.get_arch_list() ('sm_90', 'compute_90'), read only with --deep (imports torch).
+    # The arch list torch.cuda.get_arch_list() reports ('sm_90', 'compute_90'), read only with
+    # --deep: from the fatbin headers of torch/lib/libtorch_cuda.so, else by importing torch.
     arch_list: tuple[str, ...] = ()
+    arch_source: str = ""  # where arch_list was read, or why it is empty
 
     @property
     def cuda_major(self) -> Optional[int]:
@@ -276,12 +279,16 @@ class Environment:
     # package missing from it is not known to be missing from the environment.
     partial: bool = False
 
-    def dist(self, name: str) -> Optional[Distribution]:
-        key = canonicalize_name(name)
+    @functools.cached_property
+    def _by_key(self) -> dict[str, Distribution]:
+        out: dict[str, Distribution] = {}
         for d in self.distributions:
-            if d.key == key and d.broken is None:
-                return d
-        return None
+            if d.broken is None:
+                out.setdefault(d.key, d)
+        return out
+
+    def dist(self, name: str) -> Optional[Distribution]:
+        return self._by_key.get(canonicalize_name(name))
 
     def version_of(self, name: str) -> Optional[Version]:
         d = self.dist(name)

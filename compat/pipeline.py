@@ -9,7 +9,6 @@ and the database is loaded by the caller (`load_database`).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +168,8 @@ def check_ignore(ignore: Sequence[str], db: Database) -> tuple[str, ...]:
         key = item.strip()
         norm = key.upper() if key.upper().startswith("COMPAT-") else key.lower()
         if norm not in known:
+            import difflib
+
             close = difflib.get_close_matches(norm, sorted(known), n=3, cutoff=0.6)
             raise UsageError(
                 f"--ignore {item!r}: not a finding code or advisory id",

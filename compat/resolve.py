@@ -248,6 +248,9 @@ class Resolution:
     rejected: tuple[Rejection, ...] = ()
     rule: str = ""
     pending: tuple[str, ...] = ()  # advisories that depend on the launch or env
+    # what works less well in this tuple (an ops_optional kernel without its ops): a tuple
+    # without any is preferred
+    degraded: tuple[str, ...] = ()
 
     @property
     def cuda(self) -> str:
@@ -727,10 +730,34 @@ class _Resolver:
                     torch=rel_t.version,
                 )
                 continue
+            passed_over: list[str] = []
+            fallback: Optional[Resolution] = None
             for b in self.order_builds(builds, label):
+                before = len(self.rejected)
                 got = self._evaluate(chain, rel_t, b, label)
+                if got is not None and got.degraded:
+                    fallback = fallback or got
+                    passed_over.append(
+                        f"CUDA {b.cuda} not chosen while another build works fully: "
+                        + "; ".join(got.degraded)
+                    )
+                    continue
                 if got is not None:
+                    if passed_over:
+                        # Builds ranked first (the driver runs them natively): why they lost.
+                        got = replace(got, notes=(*passed_over, *got.notes))
                     return got
+                if (
+                    self.t.driver is not None
+                    and driver_runs(self.m, self.t.driver, b.cuda)[0] == "full"
+                ):
+                    why = "; ".join(r.reason for r in self.rejected[before:][:1])
+                    passed_over.append(
+                        f"CUDA {b.cuda} (which driver {fmt_driver(self.t.driver)} runs natively) "
+                        f"not chosen: {why or 'rejected'}"
+                    )
+            if fallback is not None:
+                return fallback
         return None
 
     # -- one candidate ---------------------------------------------------------------------
@@ -864,6 +891,7 @@ class _Resolver:
         # The kernels' CUDA major: PyPI wheels carry no tag; they are built like the torch they
         # pin (the PyPI build's CUDA).
         pypi_major = Version(rel_t.cuda).major if rel_t.cuda else None
+        degraded: list[str] = []
         for p in pins.values():
             if (
                 p.name in (*KERNELS, *FRAMEWORKS)
@@ -873,7 +901,18 @@ class _Resolver:
                 and not p.sdist_only
             ):
                 built = p.release.cuda_major or pypi_major
-                if built is not None and built != Version(b.cuda).major:
+                if (
+                    built is not None
+                    and built != Version(b.cuda).major
+                    and _FAM.ops_optional(p.name)
+                ):
+                    # It imports without the ops it cannot load (packages.toml ops_optional): a
+                    # tuple to fall back on, after every one where its ops load.
+                    degraded.append(
+                        f"{p.name} {p.version} on PyPI is a CUDA {built} build beside CUDA "
+                        f"{b.cuda}: it imports without its custom kernels"
+                    )
+                elif built is not None and built != Version(b.cuda).major:
                     self.reject(
                         Rule.INDEX,
                         cand,
@@ -920,10 +959,11 @@ class _Resolver:
             target=t,
             pins=tuple(sorted(pins.values(), key=lambda p: p.name)),
             build=b,
-            notes=tuple(dict.fromkeys(self.notes + notes)),
+            notes=tuple(dict.fromkeys(self.notes + notes + degraded)),
             rejected=tuple(self.rejected),
             rule=self.rule_text(),
             pending=tuple(pending),
+            degraded=tuple(degraded),
         )
 
     def rule_text(self) -> str:
@@ -1060,6 +1100,7 @@ class _Resolver:
             cands = dated if cutoff else cands
         reasons: list[str] = []
         other_torch: list[str] = []
+        fallback: Optional[tuple[Release, str, list[str]]] = None
         for rel in cands:
             torch_pins = [r for r in rel.requires if _key(r.name) == "torch" and applies(r, self.t)]
             bad = [
@@ -1072,14 +1113,19 @@ class _Resolver:
             if why:
                 reasons.append(why)
                 continue
-            if rel is not newest and rule is Rule.KERNEL and exact is None and chain.releases:
-                notes.append(
+            # said only of the release that is pinned (a later test may still skip this one)
+            dated_note = (
+                [
                     f"{name} {rel.version} chosen for {asked}: the newest release "
                     f"uploaded before {chain.releases[0][0].project}'s next release"
-                )
+                ]
+                if rel is not newest and rule is Rule.KERNEL and exact is None and chain.releases
+                else []
+            )
             index = self._kernel_index(name, rel, b, torch_index, versions)
             if index is not None:
                 version = Version(f"{rel.version.public}+{index[1]}") if index[1] else rel.version
+                notes.extend(dated_note)
                 return Pin(name, version, (), index[0], via, rel)
             if name in COMPANIONS and torch_index is not None:
                 reasons.append(f"{name} {rel.version}: no {b.cuda} build on {torch_index.url}")
@@ -1087,17 +1133,41 @@ class _Resolver:
             # PyPI's wheel: its build facts say which torch it was built against.
             verdict = self._built_for(name, rel, rel_t)
             if verdict is not None and verdict.answer is False and verdict.method == "exports":
-                reasons.append(
+                skipped = (
                     f"{name} {rel.version} is built for {verdict.built_for or 'another torch'} "
                     f"(its wheel imports torch symbols torch {rel_t.version} lacks)"
                 )
+                if families().ops_optional(name):
+                    # It imports without the ops it cannot load (packages.toml): the release
+                    # the framework pins stays; otherwise one built for this torch is preferred.
+                    optional = f"{skipped}: it imports without its custom kernels"
+                    if exact is not None:
+                        notes.append(optional)
+                        notes.extend(dated_note)
+                        return Pin(
+                            name,
+                            rel.version,
+                            (),
+                            None,
+                            via,
+                            rel,
+                            not has_fitting_wheel(rel, self.t),
+                        )
+                    fallback = fallback or (rel, optional, dated_note)
+                reasons.append(skipped)
                 other_torch.append(str(rel.version))
                 continue
+            notes.extend(dated_note)
             if other_torch:
                 notes.append(
                     f"{name} {rel.version} chosen: built for torch {rel_t.version} (its wheel's "
                     f"torch symbols); {', '.join(other_torch)} are built for another torch"
                 )
+            return Pin(name, rel.version, (), None, via, rel, not has_fitting_wheel(rel, self.t))
+        if fallback is not None:
+            rel, why, dated_notes = fallback
+            notes.append(why)
+            notes.extend(dated_notes)
             return Pin(name, rel.version, (), None, via, rel, not has_fitting_wheel(rel, self.t))
         shown = reasons[0] if len(reasons) == 1 else f"{reasons[0]} (and {len(reasons) - 1} more)"
         self.reject(rule, cand, f"{asked}: {shown}", **ctx)
@@ -1340,10 +1410,38 @@ def group_rejections(rejected: Sequence[Rejection], target: Target, matrix: Matr
     return lines or ["no candidate in the database"]
 
 
+def _check_extras(target: Target, matrix: Matrix) -> None:
+    """An extra that no matching release declares (Provides-Extra) is a usage error naming
+    the extras there are: pip would only warn and install the project without it."""
+    from compat.errors import UsageError
+
+    for req in target.requirements:
+        if not req.extras:
+            continue
+        rels = [
+            r
+            for v, r in matrix.releases(req.name).items()
+            if req.specifier.contains(v, prereleases=True) and r.extras
+        ]
+        if not rels:
+            continue  # not in the database, or records that predate Provides-Extra
+        wanted = {canonicalize_name(e) for e in req.extras}
+        if any(wanted <= set(r.extras) for r in rels):
+            continue
+        newest = max(rels, key=lambda r: r.version)
+        missing = ", ".join(sorted(wanted - set(newest.extras)))
+        raise UsageError(
+            f"{req.name} {newest.version} has no extra {missing!r}"
+            + (" (nor has any release that matches)" if len(rels) > 1 else ""),
+            hint=f"its extras: {', '.join(newest.extras)}",
+        )
+
+
 def resolve(
     target: Target, matrix: Matrix, advisories: Sequence[Advisory] = (), alternatives: bool = True
 ) -> Resolution:
     """The best tuple for `target`, or NoTupleError (a ResolutionError) saying why, grouped."""
+    _check_extras(target, matrix)
     try:
         return _Resolver(target, matrix, advisories).resolve()
     except NoTupleError as exc:

@@ -1,22 +1,18 @@
-"""Where the bundled database lives: inside the wheel, or at the repository root when editable."""
+"""Where the database in use lives (compat.channel.source decides); every reader asks here."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-_HERE = Path(__file__).resolve().parent
 
 
 def matrices_dir() -> Path:
-    """The database folder: $COMPAT_MATRICES, the wheel's copy, or the source tree's."""
-    override = os.environ.get("COMPAT_MATRICES")
-    if override:
-        return Path(override)
-    bundled = _HERE / "matrices"
-    if bundled.is_dir():
-        return bundled
-    return _HERE.parent / "matrices"
+    """The database folder in use: $COMPAT_MATRICES, the user folder when newer, the installed
+    data (compat-data, compat's bundled copy, or the source checkout's matrices/)."""
+    from compat.channel.source import check_complete, locate
+
+    root = locate().root
+    check_complete(root)
+    return root
 
 
 def generated_dir() -> Path:

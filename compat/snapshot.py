@@ -56,6 +56,7 @@ def to_dict(env: Environment) -> dict[str, Any]:
             "source": t.source,
             "libs": list(t.libs),
             "arch_list": list(t.arch_list),
+            "arch_source": t.arch_source,
         }
 
     def driver(d: Driver) -> dict[str, Any]:
@@ -235,6 +236,7 @@ def from_dict(data: object, origin: str = "snapshot") -> Environment:
             _cuda(r, v, "cuda_from_deps", p),
             r.texts(v, "libs", p, _MAX_SMALL, 256),
             r.texts(v, "arch_list", p, 256, 32),
+            r.get_text(v, "arch_source", p, "", 4096),
         )
 
     def driver(v: Mapping[str, object], p: str) -> Driver:

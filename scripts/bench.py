@@ -1,89 +1,122 @@
 #!/usr/bin/env python3
-"""Time compat's commands as whole processes beside `pip check`, several runs each, medians.
+"""Time compat's commands as whole processes beside the floor, `pip check` and `uv pip check`.
 
-    python scripts/bench.py [--runs N] [--python PATH]
+    python scripts/bench.py [--runs N] [--python PATH] [--markdown]
 
-Prints one line per command (median, min, max in ms) and each one's ratio to `pip check`, plus
-the in-process cost of loading what a check needs from the database. Targets (README, Speed):
-env <= 150 ms and <= 0.25 of pip check; check (live and --from a 300-line freeze) <= 200 ms.
+The floor (scripts/floor.py, measured in the same run) is what a check cannot avoid: starting
+the interpreter, listing site-packages, reading the stack's METADATA, asking NVML. Each command
+runs once to warm the page cache and compat's own caches, then N times; medians, minimum,
+maximum, peak memory (the child's max RSS), and ratios to the floor and to `pip check`.
+Targets (issue 18): check <= 1.5x the floor, env <= 1.3x, check --deep < 1 s and <= 1.5x check
+on a repeat run, check --from a 300-line freeze <= 1.5x (interpreter + database load).
+check --deep is also timed with its cache (~/.cache/compat/deep) removed before each run.
+The package is byte-compiled first, as an installed wheel is.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 FREEZE = ROOT / "tests" / "assets" / "freeze" / "300-lines.txt"
 LOCK_TARGET = "sglang==0.4.6.post1"
 
 
-def timed(cmd: list[str], runs: int) -> list[float]:
-    out = []
+def deep_cache() -> Path:
+    """Where `check --deep` keeps the facts of the files it read (compat.probe.deepcache)."""
+    sys.path.insert(0, str(ROOT))
+    from compat.matrix.tomlfile import cache_root
+
+    return cache_root() / "deep"
+
+
+def timed(cmd: list[str], runs: int, forget: Optional[Path] = None) -> tuple[list[float], int]:
+    """Wall times (ms) of `runs` runs after one warm-up, and the largest max RSS (KiB); with
+    `forget`, that folder is removed before each run."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(cmd, capture_output=True, check=False, env=env)  # warm the page cache
-    for _ in range(runs):
+    out, peak = [], 0
+    for i in range(runs + 1):
+        if forget is not None:
+            shutil.rmtree(forget, ignore_errors=True)
         start = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=False, env=env)
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def load_cost(runs: int) -> list[float]:
-    """In-process, modules already imported: reading what `compat check` needs from the
-    database for a typical stack (generated releases, curated tables, advisories)."""
-    code = (
-        "import time\n"
-        "from compat.matrix.load import Matrix\n"
-        "from compat.advisories import load_advisories\n"
-        "from compat.resources import advisories_dir\n"
-        "t=time.perf_counter(); m=Matrix()\n"
-        "[m.releases(n) for n in ('torch','triton','sglang','torchvision','flashinfer-python')]\n"
-        "m.toolkits; load_advisories(advisories_dir())\n"
-        "print((time.perf_counter()-t)*1000)\n"
-    )
-    vals = []
-    for _ in range(runs):
-        proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT
         )
-        vals.append(float(proc.stdout.strip()))
-    return vals
+        _, _, usage = os.wait4(proc.pid, 0)
+        elapsed = (time.perf_counter() - start) * 1000
+        if i:
+            out.append(elapsed)
+            peak = max(peak, usage.ru_maxrss)
+    return out, peak
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=9)
-    ap.add_argument(
-        "--python", default=sys.executable, help="interpreter that has compat installed"
-    )
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--python", default=sys.executable, help="interpreter with compat installed")
+    ap.add_argument("--markdown", action="store_true", help="also print the README's table rows")
     args = ap.parse_args()
     py = args.python
-    # As an install does: byte-compile the package, so runs measure compat, not the compiler.
     subprocess.run([py, "-m", "compileall", "-q", str(ROOT / "compat")], check=True)
     compat = [py, "-m", "compat"]
-    commands = {
+    commands: dict[str, list[str]] = {
+        "python -c pass": [py, "-c", "pass"],
+        "floor (scripts/floor.py)": [py, str(ROOT / "scripts" / "floor.py")],
         "pip check": [py, "-m", "pip", "check"],
-        "compat env": [*compat, "env"],
-        "compat env --json": [*compat, "env", "--json"],
-        "compat check (live)": [*compat, "check"],
-        "compat check --from 300-line freeze": [*compat, "check", "--from", str(FREEZE)],
-        f"compat lock {LOCK_TARGET}": [*compat, "lock", LOCK_TARGET, "--format", "requirements"],
     }
+    beside = Path(py).parent / "uv"
+    uv = str(beside) if beside.is_file() else shutil.which("uv")
+    if uv:
+        commands["uv pip check"] = [uv, "pip", "check", "--python", py]
+    commands.update(
+        {
+            "compat env": [*compat, "env"],
+            "compat env --json": [*compat, "env", "--json"],
+            "compat check": [*compat, "check"],
+            "compat check --deep (repeat)": [*compat, "check", "--deep"],
+            "compat check --from 300-line freeze": [*compat, "check", "--from", str(FREEZE)],
+            f"compat lock {LOCK_TARGET}": [*compat, "lock", LOCK_TARGET],
+        }
+    )
     results = {name: timed(cmd, args.runs) for name, cmd in commands.items()}
-    base = statistics.median(results["pip check"])
-    print(f"{'command':<40}{'median':>9}{'min':>9}{'max':>9}{'/pip check':>12}")
-    for name, vals in results.items():
-        med = statistics.median(vals)
-        print(f"{name:<40}{med:>8.0f}ms{min(vals):>7.0f}ms{max(vals):>7.0f}ms{med / base:>12.2f}")
-    load = load_cost(args.runs)
-    print(f"{'database load for a check (in-process)':<40}{statistics.median(load):>8.1f}ms")
-    print(f"runs={args.runs} python={py} cpus={os.cpu_count()}")
+    results["compat check --deep (no deep cache)"] = timed(
+        [*compat, "check", "--deep"], args.runs, forget=deep_cache()
+    )
+    med = {name: statistics.median(v) for name, (v, _) in results.items()}
+    floor, pip = med["floor (scripts/floor.py)"], med["pip check"]
+    print(f"{'command':<40}{'median':>9}{'min':>9}{'max':>9}{'peak':>9}{'/floor':>8}{'/pip':>7}")
+    for name, (vals, peak) in results.items():
+        print(
+            f"{name:<40}{med[name]:>7.0f}ms{min(vals):>7.0f}ms{max(vals):>7.0f}ms"
+            f"{peak / 1024:>7.0f}MB{med[name] / floor:>8.2f}{med[name] / pip:>7.2f}"
+        )
+    targets = [
+        ("check <= 1.5x floor", med["compat check"] <= 1.5 * floor),
+        ("env <= 1.3x floor", med["compat env"] <= 1.3 * floor),
+        ("check --deep < 1 s", med["compat check --deep (repeat)"] < 1000),
+        ("check --deep without its cache < 1 s", med["compat check --deep (no deep cache)"] < 1000),
+        (
+            "check --deep <= 1.5x check",
+            med["compat check --deep (repeat)"] <= 1.5 * med["compat check"],
+        ),
+    ]
+    print("targets: " + ", ".join(f"{t} {'met' if ok else 'NOT met'}" for t, ok in targets))
+    print(f"runs={args.runs} python={py} cpus={os.cpu_count()} byte-compiled=yes")
+    if args.markdown:
+        print("\n| command | median | / floor | / pip check | peak memory |\n|---|---|---|---|---|")
+        for name, (_, peak) in results.items():
+            print(
+                f"| `{name}` | {med[name]:.0f} ms | {med[name] / floor:.2f} | "
+                f"{med[name] / pip:.2f} | {peak / 1024:.0f} MiB |"
+            )
     return 0
 
 

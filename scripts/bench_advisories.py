@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Time matching 100 advisories against an environment and a launch command, in process.
+"""Time matching 200 advisories against an environment and a launch command, in process.
 
     python scripts/bench_advisories.py [--runs N] [--count N]
 
 The shipped advisories are repeated (with fresh ids) up to --count, then matched against three
 cases: seed 000 (sglang, small GPU, a prior torch-triton finding), seed 004 (vLLM on H100) and
 no launch command (every launch clause unknown). Prints median/min/max per case and the load
-time of the advisory folder. Target: matching 100 advisories <= 20 ms.
+time of the advisory folder. Target: matching 200 advisories <= 20 ms.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def cases() -> list[tuple[str, Environment, Optional[LaunchConfig], list[Finding
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--runs", type=int, default=200)
-    ap.add_argument("--count", type=int, default=100)
+    ap.add_argument("--count", type=int, default=200)
     args = ap.parse_args()
 
     t0 = time.perf_counter()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from compat.advisories import (
@@ -291,8 +292,44 @@ def test_workaround_in_command_silences_even_without_a_failing_clause(
     text = "vllm serve ./deepseek-v3 -tp 8 -pp 2 --disable-custom-all-reduce"
     launch = parse_launch_text(text, Version("0.7.2"))
     env = make_env({"vllm": "0.7.2"})
-    trimmed = replace(adv, affected=replace(adv.affected, launch=adv.affected.launch[:2]))
+    # (COMPAT-0018 is withdrawn; its record serves here as a live one)
+    trimmed = replace(
+        adv, withdrawn="", affected=replace(adv.affected, launch=adv.affected.launch[:2])
+    )
+    bare = parse_launch_text("vllm serve ./deepseek-v3 -tp 8 -pp 2", Version("0.7.2"))
+    assert [f.advisory for f in match_advisories(env, bare, [trimmed])] == ["COMPAT-0018"]
     assert match_advisories(env, launch, [trimmed]) == []
+
+
+def test_a_workaround_flag_the_release_does_not_know_does_not_silence(
+    shipped: tuple[Advisory, ...],
+) -> None:
+    """`--async-scheduling` exists from vLLM 0.10.0: given to 0.7.2 it is a launch-flag error
+    (the release's parser refuses it), not a workaround in effect."""
+    from compat.advisories.schema import Workaround
+
+    adv = find_advisory(shipped, "COMPAT-0018")
+    assert adv is not None
+    trimmed = replace(
+        adv,
+        withdrawn="",
+        affected=replace(adv.affected, launch=adv.affected.launch[:2]),
+        workarounds=(Workaround("test", flags=("--async-scheduling",)),),
+    )
+    text = "vllm serve ./deepseek-v3 -tp 8 -pp 2 --async-scheduling"
+    for version, silenced in (("0.7.2", False), ("0.10.0", True)):
+        adv_v = replace(
+            trimmed,
+            affected=replace(
+                trimmed.affected,
+                packages=tuple(
+                    replace(r, specifier=SpecifierSet(">=0")) for r in trimmed.affected.packages
+                ),
+            ),
+        )
+        launch = parse_launch_text(text, Version(version))
+        hits = match_advisories(make_env({"vllm": version}), launch, [adv_v])
+        assert (hits == []) is silenced, (version, [h.message for h in hits])
 
 
 def test_findings_are_sorted_and_deterministic(shipped: tuple[Advisory, ...]) -> None:
@@ -517,8 +554,9 @@ def test_model_quantization_matches_the_method_or_the_weight_format() -> None:
 
 
 def test_validation_flags_advisories_that_say_the_same_thing_or_test_nothing() -> None:
+    # what `compat matrix validate` runs (a check skips the pairwise comparison)
     with pytest.raises(DataError) as info:
-        load_advisories(ASSETS / "advisories" / "same")
+        load_advisories(ASSETS / "advisories" / "same", check_duplicates=True)
     text = "\n".join(info.value.problems)
     assert "COMPAT-9102 has the same primary report as COMPAT-9101" in text
     assert "COMPAT-9104 has the same conditions as COMPAT-9103" in text

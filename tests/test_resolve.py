@@ -90,13 +90,27 @@ def test_sample_sglang_0461_driver_535_a100(matrix: Matrix, advisories: Any) -> 
         advisories,
     )
     got = versions(res)
-    # The build a 535 driver (CUDA 12.2) runs natively wins over the 12.4/12.6 builds, which it
-    # runs only under minor-version compatibility (no JIT of newer PTX).
-    assert got["torch"] == "2.6.0+cu118" and got["torchvision"] == "0.21.0+cu118"
-    assert got["triton"] == "3.2.0"
-    assert res.pin("torch").index.url == "https://download.pytorch.org/whl/cu118"  # type: ignore[union-attr]
+    # A 535 driver (CUDA 12.2) runs the CUDA 11.8 build natively, but sglang[srt] brings
+    # torchao, whose PyPI wheel is a CUDA 12 build: beside CUDA 11.8 it would import without
+    # its kernels, so the build where everything loads wins, under minor-version compatibility.
+    assert got["torch"] == "2.6.0" and got["torchvision"] == "0.21.0"
+    assert got["triton"] == "3.2.0" and got["torchao"] == "0.9.0"
+    assert res.cuda == "12.4" and not res.degraded
     assert any(
-        n.startswith("CUDA 11.8 chosen: driver 535.104.05 runs it natively") for n in res.notes
+        n.startswith("CUDA 11.8 not chosen while another build works fully: torchao")
+        for n in res.notes
+    )
+    assert any("minor-version compatibility" in n for n in res.notes)
+    # Without such a package the build the driver runs natively wins.
+    plain = resolve(
+        target(matrix, "torch==2.6.0", "torchvision", driver="535.104.05", gpus=("a100",)),
+        matrix,
+        advisories,
+    )
+    assert versions(plain)["torch"] == "2.6.0+cu118"
+    assert plain.pin("torch").index.url == "https://download.pytorch.org/whl/cu118"  # type: ignore[union-attr]
+    assert any(
+        n.startswith("CUDA 11.8 chosen: driver 535.104.05 runs it natively") for n in plain.notes
     )
     # Asked for explicitly, the 12.6 build is given, with the minor-compatibility note.
     res = resolve(
@@ -120,9 +134,19 @@ def test_without_host_facts_the_framework_requirements_alone(
 
 
 def test_sglang_053_is_plain_and_vllm_newest(matrix: Matrix, advisories: Any) -> None:
-    res = resolve(target(matrix, "sglang==0.5.3"), matrix, advisories)
-    assert res.pin("sglang").extras == ()  # type: ignore[union-attr]
+    # sglang 0.5.3 pins torch plainly (no [srt]), and torchao==0.9.0, whose wheel imports torch
+    # symbols torch 2.8.0 lacks. torchao skips ops it cannot load (packages.toml ops_optional),
+    # so the framework's own pin stays, with a note; the lock is not refused.
+    assert carrier_extras(matrix.releases("sglang")[Version("0.5.3")]) == ()
     assert carrier_extras(matrix.releases("sglang")[Version("0.5.2")]) == ("srt",)
+    res = resolve(target(matrix, "sglang==0.5.3"), matrix, advisories)
+    got = versions(res)
+    assert got["torch"] == "2.8.0" and got["torchao"] == "0.9.0"
+    assert any(
+        n.startswith("torchao 0.9.0 is built for torch 2.6.0")
+        and n.endswith("it imports without its custom kernels")
+        for n in res.notes
+    ), res.notes
     newest = max(matrix.releases("vllm"))
     assert versions(resolve(target(matrix, "vllm"), matrix, advisories))["vllm"] == str(newest)
 

@@ -12,11 +12,11 @@ from typing import Any, Optional
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from compat.errors import DataError, InputError
+from compat.errors import CompatError, DataError
 from compat.families import families
 from compat.launch import SETTINGS
 from compat.matrix.schema import Problems
-from compat.matrix.tomlfile import read_toml
+from compat.matrix.tomlfile import read_toml_folder
 from compat.models import Code, Severity, canonicalize_name, parse_version
 
 
@@ -621,8 +621,10 @@ def _parse_model(p: Problems, raw: object) -> Optional[ModelClause]:
     return clause
 
 
-def load_advisories(directory: Path) -> tuple[Advisory, ...]:
-    """Every `*.toml` under `directory`, validated; raises DataError listing all problems."""
+def load_advisories(directory: Path, check_duplicates: bool = False) -> tuple[Advisory, ...]:
+    """Every `*.toml` under `directory`, validated; raises DataError listing all problems.
+    `check_duplicates` also refuses two advisories that say the same thing (validation does;
+    a check need not pay for it on every run)."""
     problems: list[str] = []
     out: list[Advisory] = []
     seen: dict[str, str] = {}
@@ -631,16 +633,14 @@ def load_advisories(directory: Path) -> tuple[Advisory, ...]:
             [f"{directory}: advisories folder not found"],
             hint="set COMPAT_MATRICES or reinstall compat",
         )
-    for path in sorted(directory.glob("*.toml")):
-        try:
-            data = read_toml(path, cached=True)
-        except DataError as exc:
+    for path, data in read_toml_folder(sorted(directory.glob("*.toml"))):
+        if isinstance(data, DataError):
             problems.extend(
-                f"{path.name}: invalid TOML ({p.split(': ', 2)[-1]})" for p in exc.problems
+                f"{path.name}: invalid TOML ({p.split(': ', 2)[-1]})" for p in data.problems
             )
             continue
-        except InputError as exc:
-            problems.append(f"{path.name}: cannot read ({exc.message})")
+        if isinstance(data, CompatError):
+            problems.append(f"{path.name}: cannot read ({data.message})")
             continue
         adv, errs = parse_advisory(data, path.name)
         problems.extend(errs)
@@ -651,7 +651,8 @@ def load_advisories(directory: Path) -> tuple[Advisory, ...]:
             continue
         seen[adv.id] = path.name
         out.append(adv)
-    problems.extend(same_thing(out))
+    if check_duplicates:
+        problems.extend(same_thing(out))
     if problems:
         raise DataError(
             problems,

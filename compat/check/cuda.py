@@ -15,7 +15,9 @@ from packaging.version import Version
 
 from compat.check.base import Context
 from compat.check.builds import parse_local
-from compat.models import Code, Finding, Severity, Unknown, parse_version
+from compat.families import families
+from compat.matrix.schema import WheelIndex
+from compat.models import Code, Finding, Severity, Unknown, canonicalize_name, parse_version
 from compat.nvidia import driver_runs, fmt_driver
 
 # Unsuffixed nvidia-* wheels whose version is the CUDA version (cuFFT, cuBLAS... have their own).
@@ -112,7 +114,9 @@ def check_mix(ctx: Context) -> list[Finding]:
     shadowing = [s for _, s in odd if s.startswith("LD_LIBRARY_PATH")]
     system = [m for m, s in odd if s.startswith(_SYSTEM)]
     kernels = [s for _, s in odd if not s.startswith(("LD_LIBRARY_PATH", "nvidia-", _SYSTEM))]
-    severity = Severity.ERROR if shadowing or kernels or system else Severity.WARNING
+    # A package that skips compiled ops it cannot load (ops_optional) still imports: a warning.
+    hard = [s for s in kernels if not families().ops_optional(_who(s).split()[0])]
+    severity = Severity.ERROR if shadowing or hard or system else Severity.WARNING
     fixes = []
     if system:
         # torch.utils.cpp_extension refuses a toolkit of another major than torch's build, so
@@ -148,6 +152,15 @@ def check_mix(ctx: Context) -> list[Finding]:
     ]
 
 
+def _serves(ix: WheelIndex, name: str, ver: Optional[Version], torch: Optional[Version]) -> bool:
+    """Whether the index row's range holds the release (a row keyed on torch, as PyTorch's
+    indexes are, is judged by the torch of the tuple)."""
+    if ix.when is None:
+        return True
+    subject = ver if canonicalize_name(ix.when.name) == name else torch
+    return subject is not None and ix.when.specifier.contains(subject, True)
+
+
 def _variant_fixes(ctx: Context, names: list[str], ref: int, majors: list[int]) -> list[str]:
     """Where the builds named by a cuda-mix fix are: the project's variant for torch's CUDA
     (else its major) among the known indexes (curated/indexes.toml), worded as sure as the row
@@ -155,9 +168,14 @@ def _variant_fixes(ctx: Context, names: list[str], ref: int, majors: list[int]) 
     out: list[str] = []
     tb = ctx.torch
     torch_cuda = (tb.cuda or tb.cuda_from_deps or "") if tb is not None else ""
+    from compat.check.target import target_of
+
+    target = target_of(ctx)
     for name in names:
         d = ctx.env.dist(name)
-        ver = d.version if d is not None else None
+        # the release the report's tuple installs (a companion moves with torch), else this one
+        ver = target.get(name) or (d.version if d is not None else None)
+        torch_v = target.get("torch")
         rows = [
             ix
             for ix in ctx.matrix.indexes
@@ -165,7 +183,7 @@ def _variant_fixes(ctx: Context, names: list[str], ref: int, majors: list[int]) 
             and ix.cuda
             and ix.cuda.startswith(f"{ref}.")
             and not (ix.prereleases and (ver is None or not ver.is_prerelease))
-            and (ix.when is None or (ver is not None and ix.when.specifier.contains(ver, True)))
+            and _serves(ix, name, ver, torch_v)
         ]
         exact = [ix for ix in rows if ix.cuda == torch_cuda]
         what = f"{name} {ver.public}" if ver is not None else name

@@ -276,6 +276,12 @@ def _g(x: float) -> str:
 def _accounting(est: Estimate, facts: Optional[ModelFacts], basis: str) -> tuple[str, ...]:
     g = est.gpu
     lines = [f"GPU {g.index} {g.name}: {_g(est.total_gib)} total (the smallest visible; {basis})"]
+    if g.source == "--gpu":
+        # a declared GPU's size is the one NVIDIA states, not a reading of the machine
+        lines.append(
+            "its memory is the size NVIDIA states for it, not a reading: a machine can report "
+            "less (ECC on GDDR memory, the driver's reserve); a snapshot taken there is exact"
+        )
     if facts is not None:
         lines.append(f"model: {facts.describe()} ({facts.source})")
     lines.append(f"{est.knob}={est.fraction:g} ({est.fraction_origin})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from packaging.requirements import Requirement
 
 from compat.check.base import (
@@ -15,6 +17,7 @@ from compat.check.base import (
 )
 from compat.check.target import install_target
 from compat.families import Family, families, other_platform_extra
+from compat.matrix.schema import Release
 from compat.models import Code, Finding, Severity, canonicalize_name
 
 
@@ -50,7 +53,8 @@ def check(ctx: Context) -> list[Finding]:
                 continue
             by_name.setdefault(key, []).append((req, extras))
         for key, reqs in sorted(by_name.items()):
-            findings.extend(_judge(ctx, fw, str(dist.version), key, reqs))
+            rel = ctx.matrix.release(fw, dist.version)
+            findings.extend(_judge(ctx, fw, str(dist.version), key, reqs, rel))
     return findings
 
 
@@ -82,7 +86,12 @@ def relevant(
 
 
 def _judge(
-    ctx: Context, fw: str, fw_version: str, key: str, reqs: list[tuple[Requirement, set[str]]]
+    ctx: Context,
+    fw: str,
+    fw_version: str,
+    key: str,
+    reqs: list[tuple[Requirement, set[str]]],
+    rel: Optional[Release] = None,
 ) -> list[Finding]:
     reqs = relevant(ctx, reqs)
     if not reqs:
@@ -109,9 +118,14 @@ def _judge(
         ]
     if any(satisfied(r, have) for r, _ in reqs) and all(satisfied(r, have) for r in base):
         return []
-    failing = [r for r, _ in reqs if not satisfied(r, have)]
+    extras = {e for _, es in reqs for e in es}
+    named = rel.smallest_extras(extras) if rel is not None else sorted(extras)
+    # the lines under extras that only carry another one (sglang's all, dev) repeat it
+    failing = [r for r, es in reqs if not satisfied(r, have) and (not es or es & set(named))] or [
+        r for r, _ in reqs if not satisfied(r, have)
+    ]
     shown = failing[0]
-    via = ", ".join(sorted({f"[{e}]" for _, es in reqs for e in es})) or "its base requirements"
+    via = ", ".join(f"[{e}]" for e in named) or "its base requirements"
     evidence = (*tuple(f"{label} requires {r}" for r in failing[:3]), f"installed: {key} {have}")
     return [
         Finding(

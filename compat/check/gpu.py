@@ -32,14 +32,9 @@ def check(ctx: Context) -> list[Finding]:
         sass = tuple(sorted({parse_cc(a) for a in tb.arch_list if a.startswith("sm_")}))
         ptx = tuple(sorted({parse_cc(a) for a in tb.arch_list if a.startswith("compute_")}))
         covered = ", ".join(f"sm_{a}{b}" for a, b in sass)
+        source = tb.arch_source or "torch.cuda.get_arch_list()"
         return [
-            f
-            for g in gpus
-            if (
-                f := _judge(
-                    g, sass, ptx, f"torch {tb.version}", covered, "torch.cuda.get_arch_list()"
-                )
-            )
+            f for g in gpus if (f := _judge(g, sass, ptx, f"torch {tb.version}", covered, source))
         ]
     build = ctx.matrix.build_of(tb.version, tb.cuda or tb.cuda_from_deps)
     if build is None or not build.sass:

@@ -62,10 +62,16 @@ def _from_build_facts(ctx: Context, tb: TorchBuild, reported: set[str]) -> list[
         if verdict.answer is not False:
             continue
         strong = verdict.method == "exports"
+        optional = fam.ops_optional(name)
         label = f"{name} {dist.version}"
         message = f"{label} was built for {verdict.built_for or 'another torch'}, but torch {tv} is installed"
         message += (
-            ": its compiled libraries fail to load with 'undefined symbol'"
+            (
+                ": its compiled ops fail to load ('undefined symbol'); it skips them and imports "
+                "without its custom kernels"
+                if optional
+                else ": its compiled libraries fail to load with 'undefined symbol'"
+            )
             if strong
             else f" (a {verdict.method} signal, not its symbols)"
         )
@@ -83,7 +89,7 @@ def _from_build_facts(ctx: Context, tb: TorchBuild, reported: set[str]) -> list[
         out.append(
             Finding(
                 (Code.TORCH_COMPANION if name in fam.extensions else Code.KERNEL_TORCH).value,
-                Severity.ERROR if strong else Severity.WARNING,
+                Severity.ERROR if strong and not optional else Severity.WARNING,
                 message,
                 evidence=(
                     *verdict.evidence,
@@ -221,6 +227,14 @@ def _objects(dist: Distribution, tb: TorchBuild, code: Code) -> list[Finding]:
     """What --deep read of the compiled objects: missing torch libraries, another CUDA runtime,
     libtorch/c10 symbols the installed torch does not export."""
     out: list[Finding] = []
+    # A package that skips ops it cannot load (packages.toml ops_optional) still imports.
+    optional = families().ops_optional(dist.key)
+    severity = Severity.WARNING if optional else Severity.ERROR
+    fails = (
+        "it skips them and imports without its custom kernels"
+        if optional
+        else "loading it fails with 'undefined symbol'"
+    )
     for obj in dist.objects:
         if obj.error:
             continue
@@ -236,7 +250,7 @@ def _objects(dist: Distribution, tb: TorchBuild, code: Code) -> list[Finding]:
             out.append(
                 Finding(
                     code.value,
-                    Severity.ERROR,
+                    severity,
                     f"{dist.key} {dist.version}: {obj.path} needs {', '.join(missing)}, "
                     "which torch lacks",
                     evidence=(
@@ -253,7 +267,7 @@ def _objects(dist: Distribution, tb: TorchBuild, code: Code) -> list[Finding]:
             out.append(
                 Finding(
                     code.value,
-                    Severity.ERROR,
+                    severity,
                     f"{dist.key} {dist.version}: {obj.path} links libcudart.so.{rt}, torch is "
                     f"built for CUDA {tb.cuda or tb.cuda_from_deps}",
                     evidence=(f"{where} NEEDED libcudart.so.{rt}",),
@@ -270,10 +284,10 @@ def _objects(dist: Distribution, tb: TorchBuild, code: Code) -> list[Finding]:
             out.append(
                 Finding(
                     code.value,
-                    Severity.ERROR,
+                    severity,
                     f"{dist.key} {dist.version}: {obj.path} imports {obj.unresolved_count} "
                     f"libtorch/c10 symbol(s) that torch {tb.version} does not export{abi}: "
-                    "loading it fails with 'undefined symbol'",
+                    + fails,
                     evidence=tuple(f"undefined: {s}" for s in obj.unresolved[:3]),
                     fix=(
                         f"install the {dist.key} build made for torch "

@@ -86,7 +86,10 @@ def compose(ctx: Context) -> TargetTuple:
 
 
 def _built_for(ctx: Context, name: str, torch: Version) -> Optional[Version]:
-    """The newest release of `name` whose metadata pins exactly this torch."""
+    """The newest release of `name` whose metadata pins exactly this torch; for releases that
+    pin none (torchaudio from 2.10), the newest whose wheel's torch symbols say so."""
+    from compat.matrix.builtfor import built_for, releases_built_for
+
     best: Optional[Version] = None
     for v, rel in ctx.matrix.releases(name).items():
         if rel.yanked or v.is_prerelease:
@@ -96,6 +99,15 @@ def _built_for(ctx: Context, name: str, torch: Version) -> Optional[Version]:
                 if best is None or v > best:
                     best = v
                 break
+    if best is None:
+        # The installed release first: when its own wheel is built for this torch, it stays
+        # (and only its facts are read); else the newest release whose wheel is.
+        have = installed_version(ctx, name)
+        facts = ctx.matrix.build_facts(name, have) if have is not None else None
+        if facts is not None and built_for(facts, torch, ctx.matrix.torch_exports()).answer:
+            return public(have) if have is not None else None
+        built = releases_built_for(ctx.matrix.builds(name), torch, ctx.matrix.torch_exports())
+        best = built[0] if built else None
     return best
 
 

@@ -189,5 +189,11 @@ def check_cmd(
         machine,
     )
     env, findings = run_check(req)
-    write_report(render(Format(fmt), findings, env, fail_on), output)
+    from compat.channel.source import locate
+
+    src = locate()
+    write_report(render(Format(fmt), findings, env, fail_on, data=src.to_dict()), output)
+    note = src.stale_note()
+    if note:
+        click.echo(f"note: {note}", err=True)
     ctx.exit(exit_code(findings, fail_on))

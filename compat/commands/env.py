@@ -70,6 +70,12 @@ def env_cmd(
 
         write_report(dumps(env), output)
     else:
+        from compat.channel.source import locate
         from compat.format.env_text import format_env
 
-        write_report(format_env(env), output)
+        src = locate()
+        text = format_env(env).rstrip("\n") + f"\nData          {src.line()}\n"
+        write_report(text, output)
+        note = src.stale_note()
+        if note:
+            click.echo(f"note: {note}", err=True)

@@ -21,12 +21,24 @@ def matrix_cmd() -> None:
 @matrix_cmd.command("sync")
 @click.argument("projects", nargs=-1)
 @click.option("--write", is_flag=True, help="Write the changed files (default: only report).")
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Exit 1 when the data would change, 0 when it is current (for CI); writes nothing.",
+)
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the changes.")
+@click.option(
+    "--repo",
+    is_flag=True,
+    help="Sync the source checkout's matrices/ (for a data release) instead of the user folder.",
+)
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of the generated files (default: the bundled matrices/generated).",
+    help="Sync a whole database in DIR (seeded from the data in use when empty); read it back "
+    "with COMPAT_MATRICES=DIR.",
 )
 @click.option(
     "--cache-dir",
@@ -44,7 +56,9 @@ def matrix_cmd() -> None:
 def sync_cmd(
     projects: tuple[str, ...],
     write: bool,
+    check_only: bool,
     show_diff: bool,
+    repo: bool,
     out_dir: Optional[Path],
     cache_dir: Optional[Path],
     index_url: str,
@@ -53,55 +67,82 @@ def sync_cmd(
     quiet: bool,
 ) -> None:
     """Read every release's metadata from PyPI (PEP 658 files, else HTTP range reads of the
-    wheel) and rebuild matrices/generated/*.toml deterministically; then the build facts of the
-    compiled wheels (generated/builds/*.toml, from range reads of their shared objects). Needs
-    `compat[sync]` (httpx)."""
-    try:
-        import httpx  # noqa: F401
-    except ImportError as exc:
-        raise UsageError("the sync needs httpx", hint="pip install 'compat[sync]'") from exc
-    from compat import resources
-    from compat.matrix.sync import run_sync
-
-    def progress(line: str) -> None:
-        if not quiet:
-            click.echo(line, err=True)
-
-    report = run_sync(
-        list(projects) or None,
-        write,
-        out_dir or resources.generated_dir(),
-        cache_dir,
-        concurrency,
-        index_url,
-        progress,
-        builds=not no_builds,
-    )
-    click.echo(report.summary(), nl=False)
-    if show_diff:
-        click.echo(report.unified_diff(), nl=False)
-    # Then each framework release's flags and env vars (only releases not read yet).
+    wheel) and rebuild the generated data deterministically: pins (generated/*.toml), the build
+    facts of the compiled wheels (generated/builds/) and each framework release's launch flags
+    (generated/launch/). With --write it goes to the user folder ($XDG_DATA_HOME/compat/data, a
+    new generation switched in at once), or to --repo / --out DIR (every file or none)."""
     from compat.matrix.launchsync import FRAMEWORKS, run_launch_sync
+    from compat.matrix.progress import Progress, interruptible
+    from compat.matrix.sync import run_sync
+    from compat.matrix.target import resolve_target
+    from compat.matrix.target import write as write_target
 
-    wanted = [p.project for p in report.projects if p.project in FRAMEWORKS and p.found]
-    if wanted:
-        launch = run_launch_sync(
-            out_dir or resources.generated_dir(),
+    if check_only and write:
+        raise UsageError("--check only reports; drop --write")
+    target, recovered = resolve_target(repo, out_dir)
+    if recovered == "completed":
+        click.echo(f"completed an interrupted sync of {target.root}", err=True)
+    generated = target.base / "generated"
+    with interruptible(), Progress(quiet=quiet) as progress:
+        report = run_sync(
+            list(projects) or None,
+            False,
+            generated,
             cache_dir,
-            write,
-            wanted,
-            {p.project: _release_keys(p.new_text) for p in report.projects if p.project in wanted},
             concurrency,
             index_url,
             progress,
+            builds=not no_builds,
         )
-        summary = report.summary()
-        click.echo(("" if summary.endswith("\n") else "\n") + launch.summary(), nl=False)
-        if show_diff:
+        # Then each framework release's flags and env vars (only releases not read yet).
+        wanted = [p.project for p in report.projects if p.project in FRAMEWORKS and p.found]
+        launch = (
+            run_launch_sync(
+                generated,
+                cache_dir,
+                False,
+                wanted,
+                {
+                    p.project: _release_keys(p.new_text)
+                    for p in report.projects
+                    if p.project in wanted
+                },
+                concurrency,
+                index_url,
+                progress,
+            )
+            if wanted
+            else None
+        )
+    click.echo(report.summary(final=False))
+    if launch is not None:
+        click.echo(launch.summary(final=False), nl=False)
+    changed = [(p.path, p.new_text) for p in report.projects if p.changes_file]
+    changed += [
+        (p, new) for p, old, new in (report.builds.files if report.builds else ()) if old != new
+    ]
+    if launch is not None:
+        changed += [(r.path, r.new_text) for r in launch.frameworks if r.changes_file]
+    if show_diff:
+        click.echo(report.unified_diff(), nl=False)
+        if launch is not None:
             click.echo(launch.unified_diff(), nl=False)
-        if not launch.ok:
-            raise click.exceptions.Exit(1)
-    if not report.ok:
+    names = ", ".join(str(p.relative_to(target.base)) for p, _ in changed)
+    ok = report.ok and (launch is None or launch.ok)
+    if not changed:
+        click.echo(f"nothing to change in {target.describe()}")
+    elif check_only:
+        click.echo(f"the data would change: {names}")
+        raise click.exceptions.Exit(1)
+    elif not write:
+        click.echo(f"would write {names} to {target.describe()} (run with --write)")
+    else:
+        with interruptible():
+            where, info = write_target(target, changed, index_url)
+        click.echo(f"wrote {names} to {where} (data {info.version}, synced {info.synced})")
+        if target.kind == "out":
+            click.echo(f"use it with: COMPAT_MATRICES={target.root} compat check ...", err=True)
+    if not ok:
         raise click.exceptions.Exit(1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import Any, Optional
 
 from compat.models import Environment, Finding
 
@@ -14,7 +15,14 @@ class Format(enum.Enum):
     SARIF = "sarif"
 
 
-def render(fmt: Format, findings: Sequence[Finding], env: Environment, fail_on: str) -> str:
+def render(
+    fmt: Format,
+    findings: Sequence[Finding],
+    env: Environment,
+    fail_on: str,
+    data: Optional[dict[str, Any]] = None,
+) -> str:
+    """The report in `fmt`; `data` (the database in use: version, date, source) goes into JSON."""
     if fmt is Format.TEXT:
         from compat.format.text import format_findings
 
@@ -22,7 +30,7 @@ def render(fmt: Format, findings: Sequence[Finding], env: Environment, fail_on: 
     if fmt is Format.JSON:
         from compat.format.json import format_findings as as_json
 
-        return as_json(findings, env, fail_on)
+        return as_json(findings, env, fail_on, data)
     if fmt is Format.SARIF:
         from compat.format.sarif import format_findings as as_sarif
 

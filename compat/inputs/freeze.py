@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import urllib.parse
 from dataclasses import dataclass
 from typing import Optional
 
@@ -52,6 +51,8 @@ def parse_freeze(text: str, origin: str) -> list[FreezeEntry]:
     other line that is neither an exact pin, an option, nor a comment is an InputError naming
     the line, so a typo is not silently read as "not installed". An empty file is an error.
     """
+    import urllib.parse
+
     out: list[FreezeEntry] = []
     joined = re.sub(r"\\\r?\n", " ", text)
     note: Optional[re.Match[str]] = None

@@ -34,6 +34,8 @@ from packaging.version import InvalidVersion, Version
 from compat import elf
 from compat.families import families
 from compat.matrix import toml_write
+from compat.matrix.progress import Progress
+from compat.matrix.progress import tracked as progress_of
 from compat.matrix.pypi import (
     FetchError,
     HttpRangeFile,
@@ -538,6 +540,7 @@ def _submit(
     f: Mapping[str, Any],
     torch: bool,
     now: datetime,
+    _progress: Optional[Progress] = None,
 ) -> _Task:
     url = urljoin(page.url, str(f["url"]))
     sha = str((f.get("digests") or {}).get("sha256", ""))
@@ -548,7 +551,11 @@ def _submit(
         except FetchError as exc:
             return exc
 
-    return pool.submit(run)
+    future = pool.submit(run)
+    if _progress is not None:
+        _progress.add(1)
+        future.add_done_callback(_progress.step)
+    return future
 
 
 def _platform_wheel(filename: str) -> bool:
@@ -620,7 +627,14 @@ def sync_builds(
                 continue
             page = pages[name]
             assert page is not None
-            rows.append((version, wheel, None, _submit(pool, client, page, wheel, False, now)))
+            rows.append(
+                (
+                    version,
+                    wheel,
+                    None,
+                    _submit(pool, client, page, wheel, False, now, progress_of(progress)),
+                )
+            )
         plans[name] = rows
         progress(
             f"build facts {name}: {len(rows)} compiled releases, {sum(r[3] is not None for r in rows)} to read"
@@ -641,7 +655,11 @@ def sync_builds(
             continue
         page = pages[TORCH]
         assert page is not None
-        torch_plan[version] = (wheel, None, _submit(pool, client, page, wheel, True, now))
+        torch_plan[version] = (
+            wheel,
+            None,
+            _submit(pool, client, page, wheel, True, now, progress_of(progress)),
+        )
 
     # 2. Collect kernels in a fixed order, so tracked symbols get the same indices every time.
     facts: dict[str, dict[str, Record]] = {}
@@ -696,7 +714,7 @@ def sync_builds(
         if task is None:
             page = pages[TORCH]
             assert page is not None
-            task = _submit(pool, client, page, wheel, True, now)
+            task = _submit(pool, client, page, wheel, True, now, progress_of(progress))
         got = task.result()
         if isinstance(got, FetchError):
             torch_failures.append(f"{version}: {got.reason}")

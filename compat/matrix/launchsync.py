@@ -22,6 +22,7 @@ from compat.errors import NetworkError
 from compat.matrix import launchdata
 from compat.matrix.launch_extract import extract
 from compat.matrix.launchdata import Provenance
+from compat.matrix.progress import tracked
 from compat.matrix.pypi import (
     DEFAULT_INDEX_URL,
     DiskCache,
@@ -240,7 +241,7 @@ class LaunchSyncReport:
     def unified_diff(self) -> str:
         return "".join(r.unified_diff() for r in self.frameworks)
 
-    def summary(self) -> str:
+    def summary(self, final: bool = True) -> str:
         lines = [
             f"launch data: {len(self.frameworks)} frameworks, {self.requests} requests, "
             f"{self.bytes_received / 2**20:.1f} MiB, {self.elapsed_s:.1f} s",
@@ -254,6 +255,8 @@ class LaunchSyncReport:
                 f"{len(r.failures):>8}"
             )
             lines.extend(f"{r.framework}: failed {v}: {why}" for v, why in r.failures)
+        if not final:
+            return "\n".join(lines) + "\n"
         changed = [r for r in self.frameworks if r.changes_file]
         if not changed:
             lines.append("launch data: nothing to change")
@@ -355,6 +358,8 @@ def sync_launch(
     read_at = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     today = when.astimezone(timezone.utc).date().isoformat()
     reports: list[LaunchReport] = []
+    if (bar := tracked(say)) is not None:
+        bar.watch(lambda: (client.requests, client.bytes_received))
     with ThreadPoolExecutor(max_workers=client.concurrency) as pool:
         for framework in frameworks:
             reports.append(
@@ -371,7 +376,11 @@ def sync_launch(
                 )
             )
     if write:
-        write_all((r.path, r.new_text) for r in reports if r.changes_file)
+        from compat.matrix.commit import database_root
+
+        write_all(
+            database_root(generated), ((r.path, r.new_text) for r in reports if r.changes_file)
+        )
         reports = [LaunchReport(**{**r.__dict__, "written": r.changes_file}) for r in reports]
     return LaunchSyncReport(
         tuple(reports), write, time.monotonic() - started, client.requests, client.bytes_received
@@ -434,6 +443,9 @@ def _sync_one(
             failures.append((version, "no files on the index"))
             continue
         futures[version] = pool.submit(_read, client, cache, framework, page, files)
+        if (bar := tracked(say)) is not None:
+            bar.add(1)
+            futures[version].add_done_callback(bar.step)
     say(f"launch {framework}: {len(versions)} releases, {len(futures)} to read")
     read = cached = 0
     for version, future in futures.items():

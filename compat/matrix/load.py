@@ -367,7 +367,7 @@ def validate_all(root: Optional[Path] = None) -> list[str]:
         try:
             from compat.advisories import load_advisories
 
-            load_advisories(adv)
+            load_advisories(adv, check_duplicates=True)
         except DataError as exc:
             problems.extend(exc.problems)
     return problems

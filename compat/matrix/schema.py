@@ -16,6 +16,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from compat.matrix.extras import flatten
 from compat.models import canonicalize_name
 
 T = TypeVar("T")
@@ -123,10 +124,31 @@ class Release:
     # False for a release with no wheel whose sdist does not state its requirements:
     # `requires_raw` is then empty because nothing is known, not because nothing is required.
     requires_known: bool = True
+    # Provides-Extra, normalized (empty when the record predates it: not known, not none)
+    extras: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def _flat(self) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+        # Lines on the project itself (`sglang[srt]; extra == "all"`) become the lines they
+        # stand for; done for the releases a run looks at, not for every release loaded.
+        return flatten(self.project, self.requires_raw)
+
+    @property
+    def includes(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """extra -> the extras it installs too (from the release's requirements on itself)."""
+        return self._flat[1]
+
+    def smallest_extras(self, extras: Iterable[str]) -> list[str]:
+        """`extras` without those that only carry another one of them (sglang's `all` and
+        `dev` install `srt`): the extras a requirement is really declared under."""
+        given = {canonicalize_name(e): e for e in extras}
+        inc = {k: set(v) for k, v in self.includes}
+        return sorted(e for k, e in given.items() if not (inc.get(k, set()) & set(given)))
 
     @property
     def requires(self) -> tuple[Requirement, ...]:
-        return tuple(requirement(r) for r in self.requires_raw)
+        """Every requirement, extras that install other extras flattened."""
+        return tuple(requirement(r) for r in self._flat[0])
 
     def pins(self, name: str) -> list[Requirement]:
         """The requirements of this release on `name` (all extras and markers)."""
@@ -349,6 +371,7 @@ def read_release(
         yanked=bool(p.get(d, "yanked", bool, path, False, required=False)),
         source=source,
         requires_known=not p.get(d, "requires_unknown", bool, path, False, required=False),
+        extras=p.strings(d, "extras", path) if "extras" in d else (),
     )
 
 

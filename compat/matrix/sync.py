@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,10 +21,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from compat.cudareq import cuda_of
-from compat.errors import NetworkError
+from compat.errors import CompatError, NetworkError
 from compat.families import families
 from compat.matrix import toml_write
 from compat.matrix.buildfacts import TORCH, BuildsReport, build_projects, sync_builds
+from compat.matrix.progress import tracked
 from compat.matrix.pypi import (
     DEFAULT_INDEX_URL,
     DiskCache,
@@ -68,6 +67,23 @@ _LINUX_X86_64 = [
 ]
 
 Record = dict[str, Any]
+
+
+# How `requires` is derived from METADATA; bumped when metadata_fields changes its rule, so the
+# next sync reads every release again instead of keeping records made by the old rule.
+# 3: self-referencing extras kept, Provides-Extra recorded as `extras`.
+DERIVATION = 3
+
+
+def stack_fingerprint() -> str:
+    """The rule `requires` was filtered by: the stack table's names and the derivation. A kept
+    record made under another table would lack the lines of a package that joined it since
+    (torchao, cuda-tile): the sync reads every release again when it differs."""
+    import hashlib
+
+    rows = sorted(f"{p.name}{'*' if p.prefix else ''}" for p in families().rows)
+    text = f"{DERIVATION}:" + ",".join(rows)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def is_stack_requirement(name: str) -> bool:
@@ -156,11 +172,18 @@ def metadata_fields(data: bytes) -> Record:
     message = HeaderParser().parsestr(data.decode("utf-8", errors="replace"))
     requires: set[str] = set()
     cuda: list[tuple[int, str]] = []
+    own = canonicalize_name(str(message.get("Name", "") or ""))
     for line in message.get_all("Requires-Dist") or []:
         try:
             requirement = Requirement(str(line).strip())
         except InvalidRequirement:
             continue  # not PEP 508; pip would refuse it as well
+        if own and canonicalize_name(requirement.name) == own:
+            # `sglang[srt]; extra == "all"`: an extra that installs others; kept as written,
+            # the loader flattens it (compat.matrix.extras)
+            if requirement.extras:
+                requires.add(str(requirement))
+            continue
         if not is_stack_requirement(requirement.name):
             continue
         requires.add(str(requirement))
@@ -172,6 +195,15 @@ def metadata_fields(data: bytes) -> Record:
     if cuda:
         fields["cuda"] = min(cuda, key=lambda item: (item[0], Version(item[1])))[1]
     fields["requires"] = sorted(requires)
+    extras = sorted(
+        {
+            canonicalize_name(str(e).strip())
+            for e in message.get_all("Provides-Extra") or []
+            if str(e).strip()
+        }
+    )
+    if extras:
+        fields["extras"] = extras
     return fields
 
 
@@ -213,6 +245,8 @@ def assemble(index: Record, meta: Record, source: Record) -> Record:
         record["cuda"] = meta["cuda"]
     if "requires" in meta:
         record["requires"] = sorted(meta["requires"])
+    if meta.get("extras"):
+        record["extras"] = sorted(meta["extras"])
     if meta.get("requires_unknown"):
         record["requires_unknown"] = True
     record["wheels"] = index["wheels"]
@@ -366,7 +400,8 @@ class SyncReport:
             )
         return out
 
-    def summary(self) -> str:
+    def summary(self, final: bool = True) -> str:
+        """The table of projects, what changed, and (with `final`) what was or would be written."""
         lines = [
             f"sync from {self.index_url}: {len(self.projects)} projects, {self.requests} requests, "
             f"{self.bytes_received / 2**20:.1f} MiB, {self.elapsed_s:.1f} s",
@@ -376,8 +411,7 @@ class SyncReport:
         ]
         for p in self.projects:
             if not p.found:
-                lines.append(f"{p.project:<22}{'-':>9}  {p.note}")
-                continue
+                continue  # one note below, not a row of dashes
             lines.append(
                 f"{p.project:<22}{p.releases:>9}{p.via_pep658:>8}{p.via_range:>7}"
                 f"{p.via_none:>6}{p.read:>6}{p.cached:>8}{p.kept:>6}{len(p.added):>7}"
@@ -392,8 +426,11 @@ class SyncReport:
                 if items:
                     lines.append(f"{p.project}: {label} {_versions(items)}")
             lines.extend(f"{p.project}: failed {failure}" for failure in p.failures)
+        lines.extend(f"note: {p.project}: {p.note}" for p in self.projects if not p.found)
         if self.builds is not None:
             lines.append(self.builds.summary().rstrip("\n"))
+        if not final:
+            return "\n".join(lines)
         changed = [p for p in self.projects if p.changes_file]
         if self.builds is not None:
             built = [
@@ -421,6 +458,7 @@ class SyncReport:
 class _Old:
     text: str = ""
     synced: str = ""
+    stack: str = ""
     releases: dict[str, Record] = field(default_factory=dict)
 
 
@@ -440,6 +478,7 @@ def _load_old(path: Path) -> _Old:
     return _Old(
         text=text,
         synced=str(meta.get("synced", "")) if isinstance(meta, dict) else "",
+        stack=str(meta.get("stack", "")) if isinstance(meta, dict) else "",
         releases=releases if isinstance(releases, dict) else {},
     )
 
@@ -505,6 +544,19 @@ def states_requirements(pkg_info: bytes) -> bool:
     return version >= Version("2.2") and "requires-dist" not in dynamic
 
 
+def _same_reading(record: Record, previous: Any) -> Record:
+    """A release read again (the stack table changed) that says what it said before keeps its
+    old provenance, read_at included: the diff shows what changed, not when it was re-read."""
+    if not isinstance(previous, dict) or not isinstance(previous.get("source"), dict):
+        return record
+    old_source = previous["source"]
+    same_file = all(old_source.get(k) == record["source"][k] for k in ("file", "sha256", "method"))
+    rest = {k: v for k, v in record.items() if k != "source"}
+    if same_file and rest == {k: v for k, v in previous.items() if k != "source"}:
+        return {**record, "source": {**record["source"], "read_at": old_source.get("read_at")}}
+    return record
+
+
 def _read(client: PyPIClient, url: str, sha256: str, metadata_sha256: Optional[str]) -> _ReadResult:
     try:
         return client.metadata(url, sha256, metadata_sha256)
@@ -545,13 +597,19 @@ def _build_project(
             project=name,
             path=path,
             found=False,
-            note="not on the index (HTTP 404); no file written",
+            note="not on this index (HTTP 404), nothing to read"
+            + (
+                f"; its wheels are on its own index ({', '.join(own)})"
+                if (own := _own_indexes(name))
+                else ""
+            ),
             old_text=old.text,
             new_text=old.text,
         )
         return lambda: _Build(report, {})
 
     read_at = _iso(now)
+    stack = stack_fingerprint()
     plans: list[_Plan] = []
     for key, _, files in _selected(name, page, pins):
         wheel = choose_wheel(files)
@@ -575,6 +633,7 @@ def _build_project(
             and prev_source.get("file") == plan.source["file"]
             and prev_source.get("sha256") == plan.source["sha256"]
             and _same_kind(previous, wheel is None)
+            and old.stack == stack
         ):
             # Same file, same bytes: the old reading stands, read_at included.
             plan.previous = previous
@@ -597,6 +656,9 @@ def _build_project(
             plan.future = pool.submit(
                 _read, client, url, plan.source["sha256"], _metadata_sha256(wheel)
             )
+        if plan.future is not None and (bar := tracked(progress)) is not None:
+            bar.add(1)
+            plan.future.add_done_callback(bar.step)
         plans.append(plan)
 
     to_read = sum(plan.future is not None for plan in plans)
@@ -612,12 +674,13 @@ def _build_project(
                 previous = plan.previous
                 meta: Record = {
                     k: previous[k]
-                    for k in ("requires_python", "cuda", "requires", "requires_unknown")
+                    for k in ("requires_python", "cuda", "requires", "extras", "requires_unknown")
                     if k in previous
                 }
                 releases[plan.key] = assemble(plan.index, meta, previous["source"])
             elif plan.future is None:
-                releases[plan.key] = assemble(plan.index, plan.meta, plan.source)
+                record = assemble(plan.index, plan.meta, plan.source)
+                releases[plan.key] = _same_reading(record, old.releases.get(plan.key))
             else:
                 result = plan.future.result()
                 if isinstance(result, FetchError):
@@ -634,13 +697,15 @@ def _build_project(
                     # The sdist does not say (no PKG-INFO near its start, or requirements
                     # computed at build time): unknown, not "none".
                     meta = {**plan.meta, "requires_unknown": True}
-                    releases[plan.key] = assemble(plan.index, meta, {**source, "method": "none"})
+                    record = assemble(plan.index, meta, {**source, "method": "none"})
+                    releases[plan.key] = _same_reading(record, old.releases.get(plan.key))
                     continue
                 fields = metadata_fields(result.data)
                 fields["requires_python"] = fields["requires_python"] or plan.meta.get(
                     "requires_python", ""
                 )
-                releases[plan.key] = assemble(plan.index, fields, source)
+                record = assemble(plan.index, fields, source)
+                releases[plan.key] = _same_reading(record, old.releases.get(plan.key))
         report = ProjectReport(
             project=name,
             path=path,
@@ -654,11 +719,30 @@ def _build_project(
     return collect
 
 
+def _own_indexes(name: str) -> list[str]:
+    """The curated extra indexes that serve `name` (matrices/curated/indexes.toml)."""
+    from compat import resources
+    from compat.matrix.schema import Problems, read_indexes
+    from compat.matrix.tomlfile import read_toml
+
+    path = resources.curated_dir() / "indexes.toml"
+    try:
+        rows = read_indexes(Problems(str(path)), read_toml(path, cached=True))
+    except CompatError:
+        return []
+    return sorted({i.name for i in rows if name in i.projects})[:3]
+
+
 def _finish(build: _Build, name: str, index_url: str, old: _Old, today: str) -> ProjectReport:
     releases = dict(sorted(build.releases.items(), key=lambda item: Version(item[0])))
 
     def render(synced: str) -> str:
-        meta = {"project": name, "index": f"{index_url}/{name}/json", "synced": synced}
+        meta = {
+            "project": name,
+            "index": f"{index_url}/{name}/json",
+            "synced": synced,
+            "stack": stack_fingerprint(),
+        }
         return toml_write.dumps({"meta": meta, "releases": releases}, header=HEADER)
 
     text = render(old.synced or today)
@@ -686,27 +770,11 @@ def _version_or_zero(text: str) -> Version:
         return Version("0")
 
 
-def write_all(files: Iterable[tuple[Path, str]]) -> None:
-    """Write every file or none: all go to temp files beside their targets first, then each
-    temp file replaces its target (os.replace is atomic), so a failure while writing leaves
-    every old file as it was."""
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, text in files:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            staged.append((tmp, path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-        while staged:
-            tmp, path = staged[0]
-            os.replace(tmp, path)
-            staged.pop(0)
-    finally:
-        for tmp, _ in staged:
-            Path(tmp).unlink(missing_ok=True)
+def write_all(root: Path, files: Iterable[tuple[Path, str]]) -> None:
+    """Write every file or none (compat.matrix.commit: staged files, a journal, renames)."""
+    from compat.matrix.commit import commit
+
+    commit(root, files)
 
 
 def sync(
@@ -754,6 +822,10 @@ def sync(
                         merged.setdefault(project, set()).update(versions)
                 return merged
 
+            bar = tracked(progress)
+            if bar is not None:
+                bar.watch(lambda: (client.requests, client.bytes_received))
+
             def run(group: list[str]) -> None:
                 current = pins()
                 collectors = [
@@ -769,6 +841,8 @@ def sync(
                     build = collect()
                     records[n] = build.releases
                     reports[n] = _finish(build, n, client.index_url, olds[n], today)
+                    if bar is not None:
+                        bar.stage(n, len(reports), len(names))
                     say(f"{n}: done")
 
             for framework in FRAMEWORKS:
@@ -787,7 +861,12 @@ def sync(
     ordered = [reports[n] for n in names]
     build_files = [(p, new) for p, old, new in (facts.files if facts else ()) if old != new]
     if write:
-        write_all([*((r.path, r.new_text) for r in ordered if r.changes_file), *build_files])
+        from compat.matrix.commit import database_root
+
+        write_all(
+            database_root(out_dir),
+            [*((r.path, r.new_text) for r in ordered if r.changes_file), *build_files],
+        )
         ordered = [replace(r, written=True) if r.changes_file else r for r in ordered]
     return SyncReport(
         projects=tuple(ordered),

@@ -8,15 +8,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from compat.errors import CompatError, DataError
 from compat.fileio import MAX_DATA, atomic_write, read_bytes
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 def cache_root() -> Path:
@@ -29,6 +24,11 @@ def cache_root() -> Path:
 
 def parse_toml(raw: bytes, origin: str) -> dict[str, Any]:
     """TOML bytes as a dict; any problem (syntax, encoding, nesting too deep) is a DataError."""
+    # imported here: a run that finds every file in the JSON cache never parses TOML
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -52,14 +52,17 @@ def read_toml(path: Path, cached: bool = False) -> dict[str, Any]:
     cannot be read, or holds anything but a JSON object, is ignored and rewritten.
     """
     raw = read_bytes(path, MAX_DATA, "data file")
-    cache_file = _cache_path(raw) if cached else None
-    if cache_file is not None:
-        hit = _load_cached(cache_file)
-        if hit is not None:
-            return hit
-    data = parse_toml(raw, str(path))
-    if cache_file is not None:
-        _store(cache_file, data)
+    return parse_toml_cached(raw, str(path)) if cached else parse_toml(raw, str(path))
+
+
+def parse_toml_cached(raw: bytes, origin: str) -> dict[str, Any]:
+    """parse_toml through the JSON copy keyed by the bytes' hash."""
+    cache_file = _cache_path(raw)
+    hit = _load_cached(cache_file)
+    if hit is not None:
+        return hit
+    data = parse_toml(raw, origin)
+    _store(cache_file, data)
     return data
 
 
@@ -84,3 +87,43 @@ def _store(path: Path, data: dict[str, Any]) -> None:
         return
     with contextlib.suppress(OSError):
         atomic_write(path, text.encode("utf-8"))
+
+
+def read_toml_folder(
+    paths: list[Path],
+) -> list[tuple[Path, Union[dict[str, Any], CompatError]]]:
+    """Many small TOML files (the advisories) through one JSON copy keyed by all their bytes:
+    one cache read instead of one per file. A file that cannot be read or parsed comes back as
+    its error, in its place, and the set is then not cached."""
+    raws: list[tuple[Path, Union[bytes, CompatError]]] = []
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            raw: Union[bytes, CompatError] = read_bytes(path, MAX_DATA, "data file")
+        except CompatError as exc:
+            raw = exc
+        raws.append((path, raw))
+        digest.update(path.name.encode() + b"\0")
+        digest.update(raw if isinstance(raw, bytes) else b"\0error\0")
+        digest.update(b"\0")
+    cache_file = cache_root() / "index" / f"folder-{digest.hexdigest()[:32]}.json"
+    hit = _load_cached(cache_file)
+    files = hit.get("files") if hit is not None else None
+    if (
+        isinstance(files, list)
+        and len(files) == len(paths)
+        and all(isinstance(f, dict) for f in files)
+    ):
+        return list(zip(paths, files))
+    out: list[tuple[Path, Union[dict[str, Any], CompatError]]] = []
+    for path, raw in raws:
+        if isinstance(raw, CompatError):
+            out.append((path, raw))
+            continue
+        try:
+            out.append((path, parse_toml(raw, str(path))))
+        except DataError as exc:
+            out.append((path, exc))
+    if all(isinstance(d, dict) for _, d in out):
+        _store(cache_file, {"files": [d for _, d in out]})
+    return out

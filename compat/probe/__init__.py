@@ -30,12 +30,17 @@ def probe_environment(
     torch_build = torch.probe_torch(distributions.find(dists, "torch"))
     if deep:
         from compat.probe import deep as deep_probe
+        from compat.probe.deepcache import default_cache
 
-        dists = deep_probe.with_objects(dists)
+        cache = default_cache()
+        dists = deep_probe.with_objects(dists, cache)
         if not isinstance(torch_build, Unknown) and not torch_build.is_cpu:
-            archs, _ = torch.arch_list(interp.info.executable)
-            if archs:
-                torch_build = dataclasses.replace(torch_build, arch_list=archs)
+            got = torch.read_arch_list(
+                distributions.find(dists, "torch"), interp.info.executable, cache
+            )
+            torch_build = dataclasses.replace(
+                torch_build, arch_list=got.archs, arch_source=got.source
+            )
     drv: Union[Driver, Unknown]
     gpus: Union[tuple[GPU, ...], Unknown]
     ctx: Union[HostContext, Unknown]

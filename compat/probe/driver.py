@@ -10,7 +10,6 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -84,11 +83,29 @@ def host_context(root: str = "/") -> HostContext:
     return HostContext(container, wsl, tuple(dev), tuple(notes))
 
 
+def _nvml_in_child(lib: Optional[str]) -> bytes:
+    """What the NVML child prints, run in a forked copy of compat (no interpreter start)."""
+    import ctypes
+
+    from compat.probe import nvml
+
+    try:
+        handle = ctypes.CDLL(lib or "libnvidia-ml.so.1")
+    except OSError as exc:
+        return json.dumps({"load_error": str(exc)}).encode()
+    return json.dumps(nvml.query(handle)).encode()
+
+
 def _nvml(lib: Optional[str], timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-I", "-S", _NVML_SCRIPT]
-    if lib:
-        cmd.append(lib)
-    proc = bounded.run(cmd, timeout)
+    # A fork of this process when that is safe (single-threaded), else a fresh interpreter:
+    # either way a hung or crashing driver library costs the timeout, not compat.
+    if bounded.can_fork():
+        proc = bounded.forked(lambda: _nvml_in_child(lib), timeout)
+    else:
+        cmd = [sys.executable, "-I", "-S", _NVML_SCRIPT]
+        if lib:
+            cmd.append(lib)
+        proc = bounded.run(cmd, timeout)
     if proc.returncode is None:
         if "within" in proc.problem:
             return {"error": f"NVML did not answer within {timeout:g} s"}
@@ -105,6 +122,8 @@ def _nvml(lib: Optional[str], timeout: float) -> dict[str, Any]:
 
 
 def _smi(timeout: float) -> tuple[Optional[str], list[GPU], str]:
+    import shutil
+
     exe = shutil.which("nvidia-smi")
     if not exe:
         return None, [], "nvidia-smi not on PATH"

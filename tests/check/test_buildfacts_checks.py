@@ -168,3 +168,24 @@ def test_framework_wheel_of_another_cuda_major_is_the_odd_one(driver: str, move:
     assert any(
         f.startswith(move) and "'torch==2.11.0+cu130' --extra-index-url" in f for f in mix.fix
     )
+
+
+def test_a_package_that_skips_ops_it_cannot_load_is_a_warning() -> None:
+    """torchao imports without compiled ops that fail to load (ops_optional; seen on an H200:
+    tests/assets/device/h200/kernel-torchao-import.txt); sgl-deep-gemm's import fails."""
+    from compat.inputs import apply_overrides, env_from_freeze
+    from compat.pipeline import LaunchInput, load_database, parse_launch_for
+
+    db = load_database()
+    for kernel, severity in (
+        ("torchao==0.15.0", Severity.WARNING),
+        ("sgl-deep-gemm==0.2.5", Severity.ERROR),
+    ):
+        env = env_from_freeze(f"torch==2.11.0+cu130\ntriton==3.6.0\n{kernel}\n", "f", db.matrix)
+        env = apply_overrides(env, db.matrix, driver="580.65.06", gpus=("h200",))
+        fs = check(env, db, parse_launch_for(env, LaunchInput()))
+        (kt,) = [f for f in fs if f.code == "kernel-torch"]
+        assert kt.severity is severity, kt.message
+        if severity is Severity.WARNING:
+            assert "it skips them and imports without its custom kernels" in kt.message
+            assert all(f.severity is not Severity.ERROR for f in fs), [f.message for f in fs]

@@ -521,3 +521,18 @@ def test_cli_without_the_model_files_says_so(tmp_path: Path) -> None:
     assert (
         f["severity"] == "info" and "could not read the model 'org/private-model'" in f["message"]
     )
+
+
+def test_a_declared_gpu_says_its_memory_is_the_stated_size() -> None:
+    """--gpu gives the size NVIDIA states (an L40S: 48 GiB), not what the machine reports."""
+    facts = model("Qwen/Qwen2.5-32B-Instruct")
+    stated = "its memory is the size NVIDIA states for it, not a reading"
+    for gpu, said in (
+        (GPU(0, "L40S", (8, 9), 49152, None, None, None, "--gpu"), True),
+        (GPU(0, "NVIDIA L40S", (8, 9), 46068, None, None, None, "nvml"), False),
+    ):
+        f = only(
+            check_memory(ctx(sgl("--model-path", "Qwen/Qwen2.5-32B-Instruct"), gpu, facts=facts)),
+            "memory-fit",
+        )
+        assert any(e.startswith(stated) for e in f.evidence) is said, f.evidence

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import importlib.util
 import io
+import os
 import sys
-import tempfile
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,6 +26,7 @@ from compat.matrix.sync import (
     choose_wheel,
     metadata_fields,
     run_sync,
+    stack_fingerprint,
     sync,
 )
 
@@ -229,6 +230,7 @@ def test_sync_builds_records(index: Any, tmp_path: Path) -> None:
         "project": "torch",
         "index": f"{index.index_url}/torch/json",
         "synced": "2026-11-22",
+        "stack": stack_fingerprint(),
     }
     assert list(torch["releases"]) == ["2.7.1", "2.11.0"]  # 1.x left out, version order
     r271 = torch["releases"]["2.7.1"]
@@ -356,17 +358,16 @@ def test_failure_while_writing_leaves_every_file_untouched(
 ) -> None:
     (tmp_path / "torch.toml").write_text("old torch\n", encoding="utf-8")
     (tmp_path / "sgl-kernel.toml").write_text("old sgl-kernel\n", encoding="utf-8")
-    real_mkstemp = tempfile.mkstemp
+    real_fsync = os.fsync
     calls: list[int] = []
 
-    def failing_mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+    def failing_fsync(fd: int) -> None:
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 2:  # the second staged file: the disk is full
             raise OSError(28, "No space left on device")
-        fd, name = real_mkstemp(*args, **kwargs)
-        return fd, str(name)
+        real_fsync(fd)
 
-    monkeypatch.setattr(tempfile, "mkstemp", failing_mkstemp)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="No space"):
         run(index, tmp_path, projects=("torch", "sgl-kernel"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sgl-kernel.toml", "torch.toml"]
@@ -462,3 +463,25 @@ def test_online_sync_of_a_small_project(tmp_path: Path) -> None:
     assert project.found and project.releases > 0 and not project.failures
     data = load(tmp_path / "flashinfer-cubin.toml")
     assert {r["source"]["method"] for r in data["releases"].values()} <= {"pep658", "range"}
+
+
+def test_an_incremental_sync_refreshes_yanked_flags(index: Any, tmp_path: Path) -> None:
+    """A kept record (same file, same sha256: nothing read again) still takes what the index
+    says now: a release yanked upstream after it was read is marked, un-yanked is cleared."""
+    # A framework release that pins torch 2.7.1 (so a yanked 2.7.1 stays in the data).
+    (tmp_path / "sglang.toml").write_text('[releases."9.0"]\nrequires = ["torch==2.7.1"]\n')
+    run(index, tmp_path, projects=("torch",))
+    assert load(tmp_path / "torch.toml")["releases"]["2.7.1"]["yanked"] is False
+    torch = fakeindex.load_json("torch")
+    for f in torch["releases"]["2.7.1"]:
+        f["yanked"] = True
+    index.add_project("torch", torch)
+    report = run(index, tmp_path, projects=("torch",))
+    (got,) = report.projects
+    assert got.read == 0 and got.changed == ("2.7.1",)  # kept (same bytes), not read again
+    assert load(tmp_path / "torch.toml")["releases"]["2.7.1"]["yanked"] is True
+    for f in torch["releases"]["2.7.1"]:
+        f["yanked"] = False
+    index.add_project("torch", torch)
+    run(index, tmp_path, projects=("torch",))
+    assert load(tmp_path / "torch.toml")["releases"]["2.7.1"]["yanked"] is False

@@ -71,7 +71,7 @@ def test_no_gpu_host_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_fake_nvml_two_gpus(
-    tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch, child_kind: str
 ) -> None:
     monkeypatch.setenv("FAKE_NVML_MODE", "ok")
     hp = probe_host(str(fake_root(tmp_path, sys_version="550.54.15")), nvml_lib=fake_nvml)
@@ -92,8 +92,20 @@ def test_fake_nvml_two_gpus(
     assert (v100.index, v100.sm, v100.memory_used_mib, v100.mig) == (1, "sm_70", 1024, False)
 
 
+@pytest.fixture(params=["fork", "interpreter"])
+def child_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways NVML is bounded: a fork of compat (single-threaded), a fresh interpreter."""
+    from compat.probe import bounded
+
+    if request.param == "interpreter":
+        monkeypatch.setattr(bounded, "can_fork", lambda: False)
+    else:
+        assert bounded.can_fork()
+    return str(request.param)
+
+
 def test_hung_nvml_is_bounded(
-    tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch, child_kind: str
 ) -> None:
     monkeypatch.setenv("FAKE_NVML_MODE", "hang")
     start = time.monotonic()
@@ -106,12 +118,17 @@ def test_hung_nvml_is_bounded(
 
 
 def test_crashing_nvml_does_not_take_compat_down(
-    tmp_path: Path, fake_nvml: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    fake_nvml: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    child_kind: str,
 ) -> None:
     monkeypatch.setenv("FAKE_NVML_MODE", "crash")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no nvidia-smi fallback either
     hp = probe_host(str(fake_root(tmp_path)), nvml_lib=fake_nvml)
     assert isinstance(hp.gpus, Unknown) and "NVML crashed (signal 11)" in hp.gpus.reason
+    assert capfd.readouterr().err == ""  # the child's crash prints nothing of compat's
 
 
 def test_nvml_missing_falls_back_to_nvidia_smi(
@@ -183,3 +200,17 @@ def test_nvidia_smi_junk_floods_and_hangs(
     assert len(found) == gpus and why in text
     if gpus:
         assert found[0].memory_total_mib is None and found[0].compute_capability == (9, 0)
+
+
+def test_a_forked_child_is_bounded_in_output_and_reports_its_exit() -> None:
+    from compat.probe import bounded
+
+    ok = bounded.forked(lambda: b"{}", 2.0)
+    assert (ok.returncode, ok.stdout, ok.problem) == (0, b"{}", "")
+    flood = bounded.forked(lambda: b"x" * 5000, 2.0, limit=1000)
+    assert flood.returncode is None and "more than 1000 bytes" in flood.problem
+
+    def fails() -> bytes:
+        raise RuntimeError("boom")
+
+    assert bounded.forked(fails, 2.0).returncode == 1

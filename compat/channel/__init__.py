@@ -1,0 +1,1 @@
+"""The data channel: which database is in use, the user data folder, and `compat data update`."""

@@ -1,0 +1,69 @@
+"""`compat check` runs before every launch: its path imports what a check needs and nothing of
+the resolver, the sync, the network or the file formats it was not given (so its start-up cost
+cannot grow silently; scripts/bench.py measures the time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FREEZE = ROOT / "tests" / "assets" / "freeze" / "300-lines.txt"
+NEVER = (
+    "compat.resolve",
+    "compat.emit",
+    "compat.lint",
+    "compat.diff",
+    "compat.matrix.sync",
+    "compat.matrix.pypi",
+    "compat.matrix.buildfacts",
+    "compat.matrix.launchsync",
+    "compat.matrix.launch_extract",
+    "compat.channel.update",
+    "compat.inputs.dockerfile",
+    "compat.inputs.uvlock",
+    "compat.inputs.conda",
+    "compat.inputs.requirements",
+    "compat.advisories.osv",
+    "httpx",
+    "yaml",
+    "ray",
+    "tomllib",
+    "tempfile",
+    "difflib",
+    "zipfile",
+    "torch",
+)
+SCRIPT = """
+import atexit, json, os, sys
+atexit.register(lambda: open(os.environ["MODULES_OUT"], "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = ["compat", *json.loads(os.environ["ARGS"])]
+import runpy
+runpy.run_module("compat", run_name="__main__")
+"""
+
+
+def modules_of(args: list[str], tmp_path: Path) -> set[str]:
+    out = tmp_path / "modules.json"
+    env = dict(os.environ, MODULES_OUT=str(out), ARGS=json.dumps(args), PYTHONPATH=str(ROOT))
+    # warm: the parsed-data cache exists (a first run parses TOML once)
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, "-c", SCRIPT], env=env, capture_output=True, timeout=120, check=False
+        )
+    return set(json.loads(out.read_text()))
+
+
+@pytest.mark.parametrize(
+    "args", [["check"], ["check", "--from", str(FREEZE)], ["env"]], ids=["live", "from", "env"]
+)
+def test_the_check_path_imports_nothing_it_does_not_need(args: list[str], tmp_path: Path) -> None:
+    loaded = modules_of(args, tmp_path)
+    assert "compat.pipeline" in loaded or args == ["env"]
+    found = sorted(m for m in loaded for n in NEVER if m == n or m.startswith(n + "."))
+    assert found == [], found
