@@ -1491,6 +1491,7 @@ def elf_cases(rng: random.Random, raw: Optional[bytes]) -> Iterator[Case]:
             files={"site/torch/lib/libc10.so": data},
             target="elf_object",
             args=(f"{WD}/site/torch/lib/libc10.so",),
+            env={"COMPAT_CACHE_DIR": f"{WD}/cache"},  # the --deep fact cache, per case
             example=name,
         )
     for name, spec in [
@@ -1505,6 +1506,7 @@ def elf_cases(rng: random.Random, raw: Optional[bytes]) -> Iterator[Case]:
             files={"site/torch/lib/libc10.so": spec},
             target="elf_object",
             args=(f"{WD}/site/torch/lib/libc10.so",),
+            env={"COMPAT_CACHE_DIR": f"{WD}/cache"},  # the --deep fact cache, per case
             example=name,
         )
 

@@ -373,17 +373,20 @@ def site_probe(site: str, deep: bool = False) -> str:
 
 
 def elf_object(path: str) -> str:
-    """One ELF file as every reader meets it: try_needed (compat env), dynamic symbols and the
-    --deep object facts (as a kernel's object and as one of torch's libraries)."""
+    """One ELF file as every reader meets it (none of these may raise): try_needed (compat env),
+    parse_file, the --deep object facts as a kernel's object, and torch's exports with it as one
+    of torch's libraries."""
     from compat import elf
     from compat.probe import deep as deep_probe
 
     folder, name = os.path.split(path)
     out = [repr(elf.try_needed(path))]
-    dist = Distribution("sgl-kernel", None, "0", folder)
-    out.append(repr(deep_probe.object_facts(dist, name, frozenset({"_ZN3c104testEv"}))))
+    out.append(repr(elf.parse_file(path, deep_probe.TORCH_SYMBOL_PREFIXES)))
     torch_dist = Distribution("torch", None, "0", os.path.dirname(os.path.dirname(folder)))
-    out.append(repr(deep_probe.torch_exports(torch_dist)))
+    exports = deep_probe.TorchExports(torch_dist, deep_probe.default_cache())
+    dist = Distribution("sgl-kernel", None, "0", folder)
+    out.append(repr(deep_probe.object_facts(dist, name, exports)))
+    out.append(repr(exports.names()))
     return emit(*out)
 
 

@@ -4,11 +4,13 @@ corrupted caches, hung and flooding nvidia-smi and NVML, through the real CLI.""
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import ctypes
 import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,20 +34,23 @@ assert _spec is not None and _spec.loader is not None
 fakeindex: Any = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fakeindex)
 
-# Two files rewritten per sync; no framework (a framework's sync also reads its launch flags).
+# Two projects, no framework (a framework's sync also reads its launch flags). The "old" folder
+# is what a sync against the index without torch 2.11.0 wrote; the "new" one adds it.
 PROJECTS = ("torch", "sgl-kernel")
+HELD_BACK = ("torch", "2.11.0")
 
-# Runs `compat` with each step of the sync counted: a temp file made for a generated file, its
-# fsync, its rename over the target (before and after each), a request to the index. At the
-# step named by FUZZ_KILL_AT ("replace:1:after") the process sends itself FUZZ_KILL_SIG.
+# Runs `compat` with each step of a write to the --out folder counted: a staged file created
+# (`.NAME.compat-new`), an fsync, a rename (the journal's own is the first), the journal's
+# removal, a request to the index (before and after each). At the step named by FUZZ_KILL_AT
+# ("rename:2:after") the process sends itself FUZZ_KILL_SIG.
 BOOT = r"""
-import os, sys, tempfile, threading
+import os, sys, threading
 OUT = os.path.realpath(os.environ["FUZZ_OUT"])
 AT = os.environ.get("FUZZ_KILL_AT", "")
 SIG = int(os.environ.get("FUZZ_KILL_SIG", "9"))
 seen = {}
 lock = threading.Lock()
-tmp_fds = set()
+staged_fds = set()
 
 def step(kind, when, n=None):
     with lock:
@@ -60,34 +65,45 @@ def step(kind, when, n=None):
     return n
 
 def ours(path):
-    return path is not None and os.path.realpath(os.fspath(path)).startswith(OUT)
+    try:
+        return os.path.realpath(os.fspath(path)).startswith(OUT)
+    except (TypeError, ValueError):
+        return False
 
-real_mkstemp, real_replace, real_fsync = tempfile.mkstemp, os.replace, os.fsync
+real_open, real_replace, real_fsync, real_unlink = os.open, os.replace, os.fsync, os.unlink
 
-def mkstemp(*a, **kw):
-    if not ours(kw.get("dir")):
-        return real_mkstemp(*a, **kw)
-    n = step("mkstemp", "before")
-    fd, name = real_mkstemp(*a, **kw)
-    tmp_fds.add(fd)
-    step("mkstemp", "after", n)
-    return fd, name
+def open_(path, flags, *a, **kw):
+    mine = isinstance(path, (str, bytes, os.PathLike)) and ours(path) and (flags & os.O_CREAT)
+    if not mine:
+        return real_open(path, flags, *a, **kw)
+    n = step("create", "before")
+    fd = real_open(path, flags, *a, **kw)
+    staged_fds.add(fd)
+    step("create", "after", n)
+    return fd
 
 def replace(src, dst, *a, **kw):
     if not ours(dst):
         return real_replace(src, dst, *a, **kw)
-    n = step("replace", "before")
+    n = step("rename", "before")
     real_replace(src, dst, *a, **kw)
-    step("replace", "after", n)
+    step("rename", "after", n)
 
 def fsync(fd):
-    if fd not in tmp_fds:
+    if fd not in staged_fds:
         return real_fsync(fd)
     n = step("fsync", "before")
     real_fsync(fd)
     step("fsync", "after", n)
 
-tempfile.mkstemp, os.replace, os.fsync = mkstemp, replace, fsync
+def unlink(path, *a, **kw):
+    if not (ours(path) and os.path.basename(os.fspath(path)).startswith(".sync-journal")):
+        return real_unlink(path, *a, **kw)
+    n = step("unlink-journal", "before")
+    real_unlink(path, *a, **kw)
+    step("unlink-journal", "after", n)
+
+os.open, os.replace, os.fsync, os.unlink = open_, replace, fsync, unlink
 import httpx
 real_send = httpx.Client.send
 def send(self, *a, **kw):
@@ -112,10 +128,13 @@ def _wheel(metadata: bytes) -> bytes:
     return out.getvalue()
 
 
-def _serve(index: Any) -> None:
-    """torch answers PEP 658 .metadata files; sgl-kernel's METADATA needs range reads."""
+def _serve(index: Any, hold_back: bool = False) -> None:
+    """torch answers PEP 658 .metadata files; sgl-kernel's METADATA needs range reads; the
+    build facts range-read every wheel. With `hold_back`, torch 2.11.0 is not on the index."""
     for name in PROJECTS:
-        data = fakeindex.load_json(name)
+        data = copy.deepcopy(fakeindex.load_json(name))
+        if hold_back and name == HELD_BACK[0]:
+            data["releases"].pop(HELD_BACK[1], None)
         index.add_project(name, data)
         for files in data["releases"].values():
             for f in files:
@@ -124,7 +143,6 @@ def _serve(index: Any) -> None:
                 meta = fakeindex.load_metadata(f["filename"])
                 if name == "torch":
                     index.metadata[f["filename"]] = meta
-                # The build facts (what a wheel compiles, torch's exports) range-read the wheel.
                 index.blobs[f["filename"]] = _wheel(meta)
 
 
@@ -136,202 +154,194 @@ def index() -> Any:
         yield served
 
 
-# What a sync of PROJECTS writes: the generated files and their build facts.
-WRITES = ("torch.toml", "sgl-kernel.toml", "builds/sgl-kernel.toml", "builds/torch-exports.toml")
-
-
-def _old(out: Path) -> dict[str, bytes]:
-    """The committed files as the "old" state (mode 0644, as a checkout has them)."""
-    out.mkdir(parents=True, exist_ok=True)
-    for rel in WRITES:
-        src = GENERATED / rel
-        if src.is_file():
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            (out / rel).write_bytes(src.read_bytes())
-            (out / rel).chmod(0o644)
-    return _state(out)
+@pytest.fixture(scope="module")
+def old_index() -> Any:
+    pytest.importorskip("httpx")
+    with fakeindex.FakeIndex() as served:
+        _serve(served, hold_back=True)
+        yield served
 
 
 def _sync(
-    index: Any, out: Path, cache: Path, kill_at: str = "", sig: int = 9, timeout: float = 60
+    index: Any, out: Path, cache: Path, kill_at: str = "", sig: int = 9, timeout: float = 120
 ) -> tuple[int, list[str], str]:
     steps = out.parent / f"steps-{out.name}.txt"
     steps.unlink(missing_ok=True)
-    env = dict(os.environ)
-    env.update(
+    env = _env(
         FUZZ_OUT=str(out),
         FUZZ_KILL_AT=kill_at,
         FUZZ_KILL_SIG=str(sig),
         FUZZ_STEPS=str(steps),
     )
+    argv = [sys.executable, "-c", BOOT, "matrix", "sync", *PROJECTS, "--write", "-q"]
+    argv += ["--out", str(out), "--cache-dir", str(cache), "--index-url", index.index_url]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            BOOT,
-            "matrix",
-            "sync",
-            *PROJECTS,
-            "--write",
-            "-q",
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(cache),
-            "--index-url",
-            index.index_url,
-        ],
-        env=env,
-        capture_output=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
+        argv, env=env, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
     )
     taken = steps.read_text().split() if steps.exists() else []
     return proc.returncode, taken, proc.stderr.decode("utf-8", "replace")
 
 
+_STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+
 def _state(out: Path) -> dict[str, bytes]:
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.toml"))}
+    """Every file of the folder (the journal and staged files included), read times masked (a
+    record says when it was read, to the second)."""
+    return {
+        p.relative_to(out).as_posix(): _STAMP.sub(b"<time>", p.read_bytes())
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.name.endswith((".compat-new", ".tmp")) or p.name.startswith(".sync-journal")
+    )
 
 
 @pytest.fixture(scope="module")
-def new_state(
-    index: Any, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, bytes], list[str]]:
-    """What an uninterrupted sync writes over the old files, and the steps it takes."""
-    base = tmp_path_factory.mktemp("sync-clean")
-    _old(base / "out")
-    rc, steps, err = _sync(index, base / "out", base / "cache")
+def sync_states(
+    index: Any, old_index: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, bytes], dict[str, bytes], list[str]]:
+    """The old folder (synced without torch 2.11.0), the new state a sync over it writes, and
+    the steps that sync takes."""
+    base = tmp_path_factory.mktemp("sync-states")
+    old = base / "old"
+    rc, _, err = _sync(old_index, old, base / "cache-old")
     assert rc == 0, err
-    state = _state(base / "out")
-    assert set(state) == set(WRITES)
-    return state, steps
+    shutil.copytree(old, base / "work", symlinks=True)
+    rc, steps, err = _sync(index, base / "work", base / "cache")
+    assert rc == 0, err
+    old_state, new_state = _state(old), _state(base / "work")
+    changed = sorted(k for k in new_state if old_state.get(k) != new_state[k])
+    assert len(changed) >= 2, changed  # "every file or none" needs more than one file
+    return old, old_state, new_state, steps
 
 
-# The steps of write_all: four temp files made and synced, then four renames.
+# Steps of a commit: staged files created and synced, the journal renamed into place (rename 1,
+# the commit point), the renames of the staged files, the journal removed.
 WRITE_STEPS = [
-    "mkstemp:1:before",
-    "mkstemp:1:after",
+    "create:1:before",
+    "create:1:after",
     "fsync:1:after",
-    "mkstemp:4:after",
-    "fsync:4:after",
-    "replace:1:before",
-    "replace:1:after",
-    "replace:2:after",
-    "replace:3:after",
-    "replace:4:before",
-    "replace:4:after",
+    "fsync:2:after",
+    "rename:1:before",
+    "rename:1:after",
+    "rename:2:after",
+    "rename:3:before",
+    "unlink-journal:1:before",
+    "unlink-journal:1:after",
 ]
 FETCH_STEPS = ["request:1:before", "request:2:after"]
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+EXITS = {signal.SIGKILL: -9, signal.SIGTERM: 143, signal.SIGINT: 130}
 
 
-def _check_kill(
-    index: Any, tmp: Path, new: dict[str, bytes], at: str, sig: signal.Signals
-) -> list[str]:
-    """What is wrong after a sync killed at `at` with `sig` (empty: nothing)."""
+def _check_kill(index: Any, states: Any, tmp: Path, at: str, sig: signal.Signals) -> list[str]:
+    """What is wrong after a sync killed at `at` with `sig`, a read of the folder, and the
+    sync run again (empty: nothing)."""
+    old, old_state, new_state, _ = states
     out = tmp / "out"
-    old = _old(out)
+    shutil.copytree(old, out, symlinks=True)
     rc, steps, err = _sync(index, out, tmp / "cache", at, int(sig))
     assert at in steps, f"the sync never reached {at}: {steps}"
     problems = []
-    state = _state(out)
-    if state not in (old, new):
-        mixed = sorted(n for n in state if state[n] == new.get(n))
-        problems.append(f"a mixed set of files: {mixed} new, the others old")
-    leftovers = sorted(p.name for p in out.rglob("*.tmp"))
-    if leftovers and sig != signal.SIGKILL:
-        problems.append(f"temporary files left: {leftovers}")
-    if sig == signal.SIGINT and rc != 130:
-        problems.append(f"interrupted, but exit {rc} (expected 130)")
     if "Traceback" in err:
         problems.append("a traceback on stderr")
+    if sig is not signal.SIGKILL and rc != EXITS[sig]:
+        problems.append(f"killed by {sig.name}, but exit {rc} (expected {EXITS[sig]})")
+    state = _state(out)
+    journal = any(k.startswith(".sync-journal") for k in state)
+    if not journal:
+        plain = {k: v for k, v in state.items() if not k.endswith((".compat-new", ".tmp"))}
+        if plain not in (old_state, new_state):
+            mixed = sorted(k for k in plain if plain[k] == new_state.get(k) != old_state.get(k))
+            problems.append(f"a mixed set of files without a journal: {mixed} new")
+    if sig is not signal.SIGKILL and not journal and _leftovers(out):
+        problems.append(f"left behind by a {sig.name} the sync handles: {_leftovers(out)}")
+    # A reader takes the old data, the new data, or refuses the folder; never a mix.
+    read = run_cli(CHECK, env=_env(COMPAT_MATRICES=str(out), COMPAT_CACHE_DIR=str(tmp / "c")))
+    if read.outcome not in (Outcome.OK, Outcome.CLEAN_ERROR):
+        problems.append(f"reading the folder: {read.short()}")
+    if journal and read.outcome is not Outcome.CLEAN_ERROR:
+        problems.append("a half-switched folder (journal present) was read as a database")
+    # The next sync completes or rolls back, then writes the new state.
+    rc2, _, err2 = _sync(index, out, tmp / "cache")
+    if rc2 != 0:
+        problems.append(f"the next sync exits {rc2}: {err2[-300:]}")
+    elif _state(out) != new_state:
+        problems.append(f"after the next sync: {sorted(set(_state(out)) ^ set(new_state))[:5]}")
     return problems
 
 
-# What the current code does at each step (strict: a fix turns these into failures to drop).
-MIXED = "known: sync killed between renames leaves a mixed set of old and new files"
-TMP_TERM = "known: SIGTERM leaves .tmp files (no handler: the cleanup never runs)"
-TMP_INT = "known: SIGINT between mkstemp and its bookkeeping leaves a .tmp file"
-KNOWN_KILL = {
-    **{
-        (sig, at): MIXED
-        for sig in ("SIGKILL", "SIGTERM", "SIGINT")
-        for at in ("replace:1:after", "replace:2:after", "replace:3:after", "replace:4:before")
-    },
-    **{
-        ("SIGTERM", at): TMP_TERM
-        for at in (
-            "mkstemp:1:after",
-            "fsync:1:after",
-            "mkstemp:4:after",
-            "fsync:4:after",
-            "replace:1:before",
-        )
-    },
-    ("SIGINT", "mkstemp:1:after"): TMP_INT,
-    ("SIGINT", "mkstemp:4:after"): TMP_INT,
-}
+# A signal the sync handles, between os.open of a staged file and its bookkeeping, leaves that
+# file until the next sync's recover() removes it.
+STAGED_RACE = "known: SIGTERM/SIGINT right after a staged file is created leaves it behind"
+KNOWN_KILL = {("SIGTERM", "create:1:after"): STAGED_RACE, ("SIGINT", "create:1:after"): STAGED_RACE}
 
 
 def _kill_params() -> list[Any]:
     out = []
-    for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+    for sig in SIGNALS:
         for at in WRITE_STEPS + FETCH_STEPS:
             reason = KNOWN_KILL.get((sig.name, at))
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            out.append(pytest.param(sig, at, marks=marks, id=f"{sig.name}-{at}"))
+            out.append(pytest.param(sig, at, id=f"{sig.name}-{at}", marks=marks))
     return out
 
 
 @pytest.mark.fuzz
 @pytest.mark.parametrize(("sig", "at"), _kill_params())
 def test_sync_killed_at_each_step(
-    index: Any, new_state: Any, tmp_path: Path, sig: signal.Signals, at: str
+    index: Any, sync_states: Any, tmp_path: Path, sig: signal.Signals, at: str
 ) -> None:
-    new, steps = new_state
-    if at not in steps:
-        pytest.fail(f"an uninterrupted sync never takes step {at}: {steps}")
-    assert _check_kill(index, tmp_path, new, at, sig) == []
+    if at not in sync_states[3]:
+        pytest.fail(f"an uninterrupted sync never takes step {at}: {sync_states[3]}")
+    assert _check_kill(index, sync_states, tmp_path, at, sig) == []
 
 
-@pytest.mark.xfail(strict=True, reason=MIXED)
-def test_sync_killed_between_renames_leaves_every_file_or_none(
-    index: Any, new_state: Any, tmp_path: Path
+def test_sync_killed_between_renames_is_completed_by_the_next(
+    index: Any, sync_states: Any, tmp_path: Path
 ) -> None:
-    assert _check_kill(index, tmp_path, new_state[0], "replace:1:after", signal.SIGKILL) == []
+    assert _check_kill(index, sync_states, tmp_path, "rename:2:after", signal.SIGKILL) == []
 
 
-def test_sync_interrupted_while_writing_exits_130_and_cleans_up(
-    index: Any, new_state: Any, tmp_path: Path
+def test_sync_interrupted_while_staging_exits_130_and_cleans_up(
+    index: Any, sync_states: Any, tmp_path: Path
 ) -> None:
-    assert _check_kill(index, tmp_path, new_state[0], "fsync:2:after", signal.SIGINT) == []
+    assert _check_kill(index, sync_states, tmp_path, "fsync:1:after", signal.SIGINT) == []
 
 
-@pytest.mark.xfail(strict=True, reason="known: rewritten files become mode 0600")
-def test_sync_keeps_the_mode_of_the_files_it_rewrites(index: Any, tmp_path: Path) -> None:
-    _old(tmp_path / "out")
-    rc, _, err = _sync(index, tmp_path / "out", tmp_path / "cache")
-    assert rc == 0, err
-    out = tmp_path / "out"
+def test_sync_keeps_files_readable_by_others(sync_states: Any) -> None:
+    old, _, _, _ = sync_states
     modes = {
-        p.relative_to(out).as_posix(): oct(p.stat().st_mode & 0o777) for p in out.rglob("*.toml")
+        p.relative_to(old).as_posix(): oct(p.stat().st_mode & 0o777) for p in old.rglob("*.toml")
     }
-    assert modes == dict.fromkeys(WRITES, "0o644")
+    assert modes and {m for m in modes.values()} == {"0o644"}, modes
 
 
 @pytest.mark.fuzz
 def test_concurrent_syncs_on_one_cache_and_folder(
-    index: Any, new_state: Any, tmp_path: Path
+    index: Any, sync_states: Any, tmp_path: Path
 ) -> None:
+    old, _, new_state, _ = sync_states
     out, cache = tmp_path / "out", tmp_path / "cache"
-    _old(out)
+    shutil.copytree(old, out, symlinks=True)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         runs = list(pool.map(lambda _i: _sync(index, out, cache), range(4)))
     assert [rc for rc, _, _ in runs] == [0] * 4, [err[-500:] for _, _, err in runs]
-    assert _state(out) == new_state[0]
-    assert not list(out.rglob("*.tmp"))
-    assert not [p for p in cache.rglob("*.tmp")]
+    # Each writer that found changes counts a new data version: only that may differ.
+    serial = re.compile(rb'version = "[0-9.]+"')
+    got, want = _state(out), new_state
+    assert {k: serial.sub(b"", v) for k, v in got.items()} == {
+        k: serial.sub(b"", v) for k, v in want.items()
+    }
+    assert not _leftovers(out)
+    assert not list(cache.rglob("*.tmp"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -297,7 +297,8 @@ def test_malformed_elf(tmp_path: Path, elf_seed: bytes, mutation: str) -> None:
     import random
 
     data = dict(gen.elf_mutants(random.Random(0), elf_seed))[mutation]
-    passes(run_inproc(targets.elf_object, _elf(tmp_path, data)))
+    env = {"COMPAT_CACHE_DIR": str(tmp_path / "cache")}
+    passes(run_inproc(targets.elf_object, _elf(tmp_path, data), env=env))
 
 
 def test_nvidia_smi_inf() -> None:
