@@ -14,10 +14,10 @@ from typing import Optional
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from compat.models import canonicalize_name
+from compat.models import canonicalize_name, parse_requirement
 
-_RUNTIME = re.compile(r"nvidia-cuda-runtime(?:-cu(\d+))?")
-_CU_SUFFIX = re.compile(r"nvidia-.+-cu(\d+)")
+_RUNTIME = re.compile(r"nvidia-cuda-runtime(?:-cu([0-9]+))?")
+_CU_SUFFIX = re.compile(r"nvidia-.+-cu([0-9]+)")
 
 
 def cuda_of(requirement: Requirement) -> Optional[tuple[int, str]]:
@@ -60,7 +60,7 @@ def cuda_from_requirements(requires: Iterable[str]) -> Optional[str]:
     best: Optional[tuple[int, str]] = None
     for line in requires:
         try:
-            implied = cuda_of(Requirement(line))
+            implied = cuda_of(parse_requirement(line))
         except InvalidRequirement:
             continue
         if implied is not None and (best is None or implied[0] < best[0]):

@@ -516,4 +516,8 @@ def format_json(d: EnvDiff, a_label: str, b_label: str) -> str:
 
 
 def dumps(d: EnvDiff, a_label: str, b_label: str, fmt: str) -> str:
-    return format_json(d, a_label, b_label) if fmt == "json" else format_text(d, a_label, b_label)
+    """The diff in `fmt`, secrets scrubbed."""
+    from compat.redact import redact_text
+
+    text = format_json(d, a_label, b_label) if fmt == "json" else format_text(d, a_label, b_label)
+    return redact_text(text)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Optional, Union
 
+from compat.fileio import open_regular
 from compat.models import Unknown
 
 SHT_PROGBITS = 1
@@ -679,7 +680,7 @@ def fatbin_archs(image: Image) -> Union[FatbinArchs, Unknown]:
 def parse_file(path: str, prefixes: Sequence[str] = (), kinds: str = "both") -> ElfResult:
     """`parse` of an installed file, read at offsets."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             handle.seek(0, 2)
             size = handle.tell()
             return parse(FileImage(handle, size), prefixes, kinds)
@@ -726,5 +727,5 @@ def cuda_majors(needed_libs: Sequence[str]) -> dict[str, int]:
 # cuFFT (.so.11 on CUDA 12) and cuSOLVER/cuSPARSE (.so.11/.so.12 on CUDA 12) likewise.
 _CUDA_SONAME = re.compile(
     r"^(libcudart|libnvrtc|libcublas|libcublasLt|libnvJitLink|libcupti|libnvjpeg)"
-    r"(?:[-.][0-9a-f]{8})?\.so\.(\d+)(?:\.\d+)*$"
+    r"(?:[-.][0-9a-f]{8})?\.so\.([0-9]+)(?:\.[0-9]+)*$"
 )

@@ -6,14 +6,19 @@ from typing import Optional
 
 
 class CompatError(Exception):
-    """Base: a message, a hint, and the process exit code."""
+    """Base: a message, a hint, and the process exit code. Both texts are scrubbed of secrets
+    when the error is made: a message quotes its input, and whoever shows it (the CLI, a
+    cluster report, a caller of the library) shows no credential from it."""
 
     exit_code = 1
 
     def __init__(self, message: str, hint: Optional[str] = None) -> None:
+        from compat.redact import redact_text  # only when an error is made
+
+        message = redact_text(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = redact_text(hint) if hint else hint
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\nhint: {self.hint}"
@@ -35,9 +40,11 @@ class DataError(InputError):
     """The database under matrices/ failed validation (exit 3); `problems` lists each one."""
 
     def __init__(self, problems: list[str], hint: Optional[str] = None) -> None:
-        self.problems = problems
+        from compat.redact import redact_text
+
+        self.problems = [redact_text(p) for p in problems]
         head = f"{len(problems)} problem(s) in the database"
-        super().__init__(head + ":\n  " + "\n  ".join(problems), hint)
+        super().__init__(head + ":\n  " + "\n  ".join(self.problems), hint)
 
 
 class NetworkError(CompatError):

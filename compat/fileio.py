@@ -7,12 +7,13 @@ each is refused by its type and size before any byte is read, with an error that
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import stat
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Union
 
 from compat.errors import InputError
 
@@ -84,6 +85,25 @@ def read_bytes(
         return _read_all(fd, name, limit, what, STREAM_DEADLINE_S if piped else None)
     finally:
         os.close(fd)
+
+
+def open_regular(path: PathLike) -> BinaryIO:
+    """A regular file opened for reading at offsets (an ELF object, a RECORD), or OSError: a
+    FIFO or device where a file should be is refused without waiting for a writer."""
+    handle = open(path, "rb", opener=_open_nonblocking)  # noqa: SIM115 - returned open
+    try:
+        mode = os.fstat(handle.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"it is {_kind(mode)}, not a regular file")
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _open_nonblocking(name: str, flags: int) -> int:
+    # O_NONBLOCK: opening a FIFO does not wait for a writer; regular files are unaffected.
+    return os.open(name, flags | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
 
 
 def _mode(name: str) -> int:

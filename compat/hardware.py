@@ -27,13 +27,13 @@ _VARIANT = frozenset(
 # Laptop and embedded parts are other boards than the desktop card of the same number (other
 # chips, other memory): 'rtx 4090' is the desktop card, 'rtx 4090 laptop' the laptop part.
 PARTS = frozenset({"mobile", "maxq", "embedded"})
-_MEM = re.compile(r"^\d{1,4}gb$")
-_SERIES = re.compile(r"^(rtx|gtx|gts|gt|mx)(\d.*)$")
-_SUFFIX = re.compile(r"^(\d{3,4})(ti|super|d)$")
-_COUNT_FIRST = re.compile(r"^\s*(\d+)\s*[x\u00d7*]\s*(.+?)\s*$", re.IGNORECASE)
-_COUNT_LAST = re.compile(r"^\s*(.+?)\s*(?:[:*]|\s[x\u00d7])\s*(\d+)\s*$", re.IGNORECASE)
-_CC_PREFIXED = re.compile(r"^(?:sm|compute|cc)[_\-\s]?(\d{2,4})([af]?)$")
-_CC_DOTTED = re.compile(r"^(?:sm|compute|cc)?[_\-\s]?(\d{1,2})\.(\d)([af]?)$")
+_MEM = re.compile(r"^[0-9]{1,4}gb$")
+_SERIES = re.compile(r"^(rtx|gtx|gts|gt|mx)([0-9].*)$")
+_SUFFIX = re.compile(r"^([0-9]{3,4})(ti|super|d)$")
+_COUNT_FIRST = re.compile(r"^\s*([0-9]+)\s*[x\u00d7*]\s*(.+?)\s*$", re.IGNORECASE)
+_COUNT_LAST = re.compile(r"^\s*(.+?)\s*(?:[:*]|\s[x\u00d7])\s*([0-9]+)\s*$", re.IGNORECASE)
+_CC_PREFIXED = re.compile(r"^(?:sm|compute|cc)[_\-\s]?([0-9]{2,4})([af]?)$")
+_CC_DOTTED = re.compile(r"^(?:sm|compute|cc)?[_\-\s]?([0-9]{1,2})\.([0-9])([af]?)$")
 MAX_COUNT = 4096
 
 
@@ -43,15 +43,15 @@ def tokens(text: str) -> list[str]:
     t = text.lower()
     t = re.sub(r"max-?q", " maxq ", t)
     t = re.sub(r"\blaptop\b", " mobile ", t)
-    t = re.sub(r"(\d)\s*gb\b", r"\1gb", t)
-    t = re.sub(r"(\d)g\b", r"\1gb", t)
+    t = re.sub(r"([0-9])\s*gb\b", r"\1gb", t)
+    t = re.sub(r"([0-9])g\b", r"\1gb", t)
     out: list[str] = []
     for word in re.split(r"[^a-z0-9]+", t):
         if not word or word in _NOISE:
             continue
-        if re.fullmatch(r"sxm\d*", word):
+        if re.fullmatch(r"sxm[0-9]*", word):
             word = "sxm"
-        elif re.fullmatch(r"nvl\d*", word):
+        elif re.fullmatch(r"nvl[0-9]*", word):
             word = "nvl"
         elif word in ("pci", "pcie4", "pcie5"):
             word = "pcie"
@@ -267,7 +267,7 @@ def parse_gpu(text: str, catalog: GpuCatalog) -> GpuSpec:
                 hint=f"compute capabilities compat knows: {known}",
             )
         return GpuSpec(count, _label(cc), cc, None, catalog.architecture(cc), (), raw)
-    if re.fullmatch(r"\d+", t):
+    if re.fullmatch(r"[0-9]+", t):
         raise _bare_number(raw, t, catalog)
     vendor = catalog.other_vendor(t) if _explicit_vendor(t, catalog) else None
     if vendor is not None:
@@ -384,8 +384,8 @@ def _common_name(names: Sequence[str], toks: Sequence[str]) -> str:
 
 # --- Drivers ---------------------------------------------------------------------------------
 
-_FULL = re.compile(r"^(\d{1,3})\.(\d{1,3})(?:\.(\d{1,3}))?$")
-_BRANCH = re.compile(r"^[rR]?(\d{3})$")
+_FULL = re.compile(r"^([0-9]{1,3})\.([0-9]{1,3})(?:\.([0-9]{1,3}))?$")
+_BRANCH = re.compile(r"^[rR]?([0-9]{3})$")
 
 
 def nvidia_text(version: Version) -> str:

@@ -24,7 +24,7 @@ MAX_ITEMS = 100_000
 MAX_INT = 2**63
 
 
-def _depth_ok(text: str, limit: int) -> bool:
+def depth_ok(text: str, limit: int) -> bool:
     """Whether no bracket nesting in `text` goes deeper than `limit` (strings skipped): checked
     before json.loads, whose recursion a 10^5-deep document would exhaust."""
     depth = 0
@@ -56,7 +56,7 @@ def _no_constant(name: str) -> float:
 def parse(text: str, origin: str, hint: str = "", max_depth: int = MAX_DEPTH) -> JSON:
     """JSON text as values, or an InputError: invalid JSON, NaN/Infinity, nesting deeper than
     `max_depth`."""
-    if not _depth_ok(text, max_depth):
+    if not depth_ok(text, max_depth):
         raise InputError(f"{origin}: nested more than {max_depth} levels deep", hint=hint or None)
     try:
         value: JSON = json.loads(text, parse_constant=_no_constant)

@@ -462,9 +462,9 @@ def facts_from_config(
     )
 
 
-_SIZE = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)\s*([BbMm])(?![A-Za-z0-9])")
-_ACTIVE = re.compile(r"(?<![A-Za-z0-9])[Aa](\d+(?:\.\d+)?)[Bb](?![A-Za-z0-9])")
-_EXPERT_GRID = re.compile(r"(?<![A-Za-z0-9])(\d+)x(\d+(?:\.\d+)?)[Bb](?![A-Za-z0-9])")
+_SIZE = re.compile(r"(?<![A-Za-z0-9.])([0-9]+(?:\.[0-9]+)?)\s*([BbMm])(?![A-Za-z0-9])")
+_ACTIVE = re.compile(r"(?<![A-Za-z0-9])[Aa]([0-9]+(?:\.[0-9]+)?)[Bb](?![A-Za-z0-9])")
+_EXPERT_GRID = re.compile(r"(?<![A-Za-z0-9])([0-9]+)x([0-9]+(?:\.[0-9]+)?)[Bb](?![A-Za-z0-9])")
 _NAME_QUANT = (
     ("nvfp4", "nvfp4", 4.0),
     ("mxfp4", "mxfp4", 4.0),

@@ -7,9 +7,13 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 from packaging.version import InvalidVersion, Version
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
 
 T = TypeVar("T")
 
@@ -89,6 +93,68 @@ def parse_version(text: object) -> Optional[Version]:
         return None
 
 
+MAX_REQUIREMENT_LENGTH = 64 * 1024
+
+
+def parse_requirement(text: str) -> Requirement:
+    """`Requirement(text)` for text from outside (files, METADATA, data, the command line), or
+    InvalidRequirement: also for what packaging accepts and fails on later, a version in a
+    specifier or a marker longer than any real one (its digits are converted to int lazily, past
+    Python's int-digit limit), and for the ValueError/RecursionError hostile text raises in it."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if len(text) > MAX_REQUIREMENT_LENGTH:
+        raise InvalidRequirement(f"a requirement of {len(text)} characters")
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        raise
+    except (ValueError, RecursionError, OverflowError) as exc:
+        raise InvalidRequirement(_first_line(exc)) from exc
+    long = _long_version(req.specifier) or (
+        next(
+            (
+                v
+                for v in re.findall(r"[\"']([^\"']*)[\"']", str(req.marker))
+                if len(v) > MAX_VERSION_LENGTH
+            ),
+            None,
+        )
+        if req.marker is not None
+        else None
+    )
+    if long is not None:
+        raise InvalidRequirement(f"a version of {len(long)} characters")
+    return req
+
+
+def parse_specifiers(text: str, prereleases: Optional[bool] = None) -> SpecifierSet:
+    """`SpecifierSet(text)` for text from outside, or InvalidSpecifier (as `parse_requirement`)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    if len(text) > MAX_REQUIREMENT_LENGTH:
+        raise InvalidSpecifier(f"a specifier of {len(text)} characters")
+    try:
+        spec = SpecifierSet(text, prereleases=prereleases)
+    except InvalidSpecifier:
+        raise
+    except (ValueError, RecursionError, OverflowError) as exc:
+        raise InvalidSpecifier(_first_line(exc)) from exc
+    long = _long_version(spec)
+    if long is not None:
+        raise InvalidSpecifier(f"a version of {len(long)} characters")
+    return spec
+
+
+def _long_version(spec: SpecifierSet) -> Optional[str]:
+    return next((s.version for s in spec if len(s.version) > MAX_VERSION_LENGTH), None)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def small_int(text: str, digits: int = 9) -> Optional[int]:
     """An ASCII decimal of at most `digits` digits ("-1" allowed), else None: str.isdigit() is
     true for "²" and "٣", which int() refuses or reads as another number."""
@@ -98,14 +164,14 @@ def small_int(text: str, digits: int = 9) -> Optional[int]:
     return int(text)
 
 
-_CU_TAG = re.compile(r"^cu(\d{2,3})$")
+_CU_TAG = re.compile(r"^cu([0-9]{2,3})$")
 
 
 def cuda_from_local(local: Optional[str]) -> Optional[str]:
     """'cu124' -> '12.4', 'cu130' -> '13.0', 'cu118torch2.1' -> '11.8'; None otherwise."""
     if not local:
         return None
-    m = re.match(r"^cu(\d{2,3})", local)
+    m = re.match(r"^cu([0-9]{2,3})", local)
     if not m:
         return None
     digits = m.group(1)

@@ -11,6 +11,7 @@ appear (Hugging Face, OpenAI-style, GitHub, Slack, AWS access keys, JWTs).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 REDACTED = "<redacted>"
 
@@ -58,7 +59,11 @@ _TOKEN_SHAPES = re.compile(
 # `--api-key X`, `--api-key=X`, `--hf-token X`: a flag and its value (kept when not a secret).
 _FLAG = re.compile(r"(?<![A-Za-z0-9_-])(--?[A-Za-z][A-Za-z0-9_-]*)(\s*=\s*|\s+)(?!-)(" + _V + ")")
 # `HF_TOKEN=value`, `"api_key": "value"`, `password: value`.
-_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*)(\"?\s*[:=]\s*\"?)(" + _V + ")")
+# The name starts where a word does and is bounded: otherwise a 200 kB run of letters is tried
+# from each of its characters (quadratic).
+_ASSIGN = re.compile(
+    r"(?<![A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]{0,127})(\"?\s*[:=]\s*\"?)(" + _V + ")"
+)
 _AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", REDACTED.lower()})
 _SCHEME_AUTH = re.compile(r"\b(Bearer|Basic|Token)\s+(" + _V + ")", re.I)
 # A credential after a scheme word, not prose ("token table", "Bearer tokens"): at least 8
@@ -81,7 +86,7 @@ def _credential(scheme: str, value: str) -> bool:
 
 
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)(" + _V + ")")
-_HOST = re.compile(r"[A-Za-z0-9.-]+(?::\d+)?(?:[/?#]|$)")
+_HOST = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]+)?(?:[/?#]|$)")
 
 
 def _url(m: re.Match[str]) -> str:
@@ -127,6 +132,13 @@ def redact_value(name: str, value: str) -> str:
     if is_secret_name(name):
         return REDACTED
     return redact_text(value)
+
+
+def redact_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Environment variables as compat keeps them, from wherever they were read (the process, a
+    snapshot, `--env`, a launch file's exports): each value through `redact_value`, so no later
+    split of a value (PATH-like lists, diffs) can cut a secret out of its context."""
+    return {k: redact_value(k, v) for k, v in env.items()}
 
 
 def quote_line(line: str, limit: int = 120) -> str:

@@ -30,7 +30,16 @@ from compat.families import Family, families, other_platform_extra
 from compat.matrix.builtfor import Verdict, built_for
 from compat.matrix.load import Matrix
 from compat.matrix.schema import Release, TorchBuildInfo, WheelIndex, cc_str
-from compat.models import GPU, Distribution, Driver, Environment, TorchBuild, Unknown, cuda_tag
+from compat.models import (
+    GPU,
+    Distribution,
+    Driver,
+    Environment,
+    TorchBuild,
+    Unknown,
+    cuda_tag,
+    parse_requirement,
+)
 from compat.nvidia import coverage, driver_floor, driver_runs, driver_span, fmt_driver
 
 _FAM = families()
@@ -102,7 +111,7 @@ def parse_platform(text: str) -> Platform:
     for arch in ("x86_64", "aarch64"):
         if t in (arch, f"linux_{arch}", f"manylinux_{arch}"):
             return Platform(arch)
-        m = re.fullmatch(rf"manylinux_(\d+)_(\d+)_{arch}", t)
+        m = re.fullmatch(rf"manylinux_([0-9]+)_([0-9]+)_{arch}", t)
         if m:
             return Platform(arch, (int(m.group(1)), int(m.group(2))))
         for legacy, glibc in _LEGACY_MANYLINUX.items():
@@ -170,7 +179,7 @@ def parse_targets(texts: Sequence[str]) -> tuple[Requirement, ...]:
     out: list[Requirement] = []
     for text in texts:
         try:
-            req = Requirement(text)
+            req = parse_requirement(text)
         except InvalidRequirement as exc:
             raise UsageError(
                 f"target {text!r} is not a requirement: {exc}",
@@ -328,7 +337,7 @@ def applies(req: Requirement, target: Target, extras: Sequence[str] = ()) -> boo
 
 
 def _interp(text: str) -> Optional[tuple[str, int, int]]:
-    m = re.fullmatch(r"(cp|py)(\d)(\d*)", text)
+    m = re.fullmatch(r"(cp|py)([0-9])([0-9]*)", text)
     if not m:
         return None
     return m.group(1), int(m.group(2)), int(m.group(3) or -1)
@@ -342,7 +351,7 @@ def _platform_ok(plat: str, target: Platform) -> bool:
     for legacy, glibc in _LEGACY_MANYLINUX.items():
         if plat == f"{legacy}_{target.arch}":
             return target.glibc is None or glibc <= target.glibc
-    m = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", plat)
+    m = re.fullmatch(r"manylinux_([0-9]+)_([0-9]+)_(\w+)", plat)
     if m and m.group(3) == target.arch:
         return target.glibc is None or (int(m.group(1)), int(m.group(2))) <= target.glibc
     return False
@@ -1283,7 +1292,7 @@ class _Resolver:
 
 
 def _torch_of_local(local: str) -> Optional[tuple[int, ...]]:
-    m = re.search(r"torch(\d+)\.(\d+)", local)
+    m = re.search(r"torch([0-9]+)\.([0-9]+)", local)
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 

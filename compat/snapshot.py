@@ -28,6 +28,7 @@ from compat.models import (
     Unknown,
     parse_version,
 )
+from compat.redact import redact_env
 
 T = TypeVar("T")
 
@@ -147,9 +148,9 @@ def dumps(env: Environment) -> str:
 
 
 _HINT = "write the snapshot with `compat env --json -o FILE`"
-_CUDA = re.compile(r"^\d{1,2}(\.\d{1,2})?$")
-_CC = re.compile(r"^(\d{1,2})\.(\d{1,2})$")
-_PYTHON = re.compile(r"\d{1,2}\.\d{1,3}(\.\d{1,4})?[a-z0-9+.]*", re.ASCII)
+_CUDA = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,2})?$")
+_CC = re.compile(r"^([0-9]{1,2})\.([0-9]{1,2})$")
+_PYTHON = re.compile(r"[0-9]{1,2}\.[0-9]{1,3}(\.[0-9]{1,4})?[a-z0-9+.]*", re.ASCII)
 # Bounds no real environment reaches (a big venv has ~500 distributions, a node 8-72 GPUs).
 _MAX_DISTS = 20_000
 _MAX_GPUS = 1024
@@ -338,7 +339,7 @@ def from_dict(data: object, origin: str = "snapshot") -> Environment:
         driver=_probed_in(r, doc, "driver", driver),
         gpus=gpu_list,
         context=_probed_in(r, doc, "context", context),
-        env=r.mapping(doc, "env", "", _MAX_SMALL * 4),
+        env=redact_env(r.mapping(doc, "env", "", _MAX_SMALL * 4)),
         caches=r.each(doc, "caches", "", cache, 256),
         source=origin,
         created=r.get_text(doc, "created", "", "", 64),

@@ -316,7 +316,7 @@ def test_bad_values_are_clear_usage_errors(args: list[str], message: str) -> Non
 
 
 def test_bad_json_is_a_clear_usage_error() -> None:
-    with pytest.raises(UsageError, match="invalid JSON"):
+    with pytest.raises(UsageError, match="not valid JSON"):
         vllm("m", "--compilation-config", '{"cudagraph_mode": ')
     with pytest.raises(UsageError, match="expects a JSON object"):
         vllm("m", "--speculative-config", "eagle")

@@ -17,7 +17,7 @@ from compat.families import families
 from compat.launch import SETTINGS
 from compat.matrix.schema import Problems
 from compat.matrix.tomlfile import read_toml_folder
-from compat.models import Code, Severity, canonicalize_name, parse_version
+from compat.models import Code, Severity, canonicalize_name, parse_specifiers, parse_version
 
 
 class AdvisorySeverity(enum.Enum):
@@ -71,8 +71,8 @@ PROJECTS = frozenset(
 # What in the thread confirms the cause: a maintainer's word, a merged fix, a bisect, or
 # independent reproductions that pin it.
 CONFIRMATIONS = frozenset({"maintainer", "merged-fix", "bisect", "reproduced"})
-_ID = re.compile(r"^COMPAT-\d{4}$")
-_CC = re.compile(r"^(\d{1,2})\.(\d)$")
+_ID = re.compile(r"^COMPAT-[0-9]{4}$")
+_CC = re.compile(r"^([0-9]{1,2})\.([0-9])$")
 # A framework's own argparse dest (`enable_two_batch_overlap`): launch clauses may name one.
 _DEST = re.compile(r"^[a-z][a-z0-9_]{0,80}$")
 
@@ -313,7 +313,7 @@ def _spec(p: Problems, text: object, path: str) -> Optional[SpecifierSet]:
         p.add(path, "expected a PEP 440 specifier string such as '>=0.5.12'")
         return None
     try:
-        return SpecifierSet(text, prereleases=True)
+        return parse_specifiers(text, prereleases=True)
     except InvalidSpecifier:
         p.add(path, f"invalid PEP 440 specifier {text!r}")
         return None

@@ -10,7 +10,9 @@ from packaging.version import Version
 
 from compat.models import cuda_from_local
 
-_LOCAL = re.compile(r"cu(?P<cu>\d{2,3})|torch(?P<torch>\d+\.\d+)|cxx11abi(?P<abi>true|false)", re.I)
+_LOCAL = re.compile(
+    r"cu(?P<cu>[0-9]{2,3})|torch(?P<torch>[0-9]+\.[0-9]+)|cxx11abi(?P<abi>true|false)", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ TORCH_CUDA_LIBS = ("libtorch_cuda.so", "libc10_cuda.so")
 
 def cudart_major(needed: tuple[str, ...]) -> Optional[int]:
     for lib in needed:
-        m = re.match(r"^libcudart\.so\.(\d+)", lib)
+        m = re.match(r"^libcudart\.so\.([0-9]+)", lib)
         if m:
             return int(m.group(1))
     return None

@@ -104,7 +104,7 @@ def _summary(require: str) -> str:
     alts = require.split()
     cuda = [a for a in alts if a.startswith("cuda")]
     branches = sorted(
-        {int(m.group(1)) for a in alts for m in [re.search(r"driver>=(\d+)", a)] if m}
+        {int(m.group(1)) for a in alts for m in [re.search(r"driver>=([0-9]+)", a)] if m}
     )
     text = " ".join(cuda) or alts[0]
     from compat.redact import quote_line
@@ -139,7 +139,9 @@ def check(ctx: Context) -> list[Finding]:
             results.append(None)
     if any(r is True for r in results) or not results:
         return []
-    cuda_want = next((m.group(1) for m in [re.search(r"cuda>=?(\d+\.\d+)", require)] if m), "")
+    cuda_want = next(
+        (m.group(1) for m in [re.search(r"cuda>=?([0-9]+\.[0-9]+)", require)] if m), ""
+    )
     tk = ctx.matrix.toolkit(cuda_want) if cuda_want else None
     upgrade = (
         f"upgrade the driver to one that runs CUDA {cuda_want} (>= {fmt_driver(tk.driver_min)})"

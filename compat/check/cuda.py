@@ -29,11 +29,11 @@ _CUDA_VERSIONED = (
     "nvidia-cuda-nvcc",
     "cuda-toolkit",
 )
-_SUFFIX = re.compile(r"^nvidia-[a-z0-9-]+-cu(\d{2})$")
+_SUFFIX = re.compile(r"^nvidia-[a-z0-9-]+-cu([0-9]{2})$")
 _LD_PATTERNS = (
-    re.compile(r"/cuda-(\d{2})(?:\.\d+)?(?:/|$)"),
-    re.compile(r"/cu(\d{2})(?:/|$)"),
-    re.compile(r"/nvidia/cu(\d{2})/"),
+    re.compile(r"/cuda-([0-9]{2})(?:\.[0-9]+)?(?:/|$)"),
+    re.compile(r"/cu([0-9]{2})(?:/|$)"),
+    re.compile(r"/nvidia/cu([0-9]{2})/"),
 )
 _SYSTEM = "CUDA_VERSION"
 KERNEL_TAGGED = (
@@ -81,7 +81,7 @@ def cuda_sources(ctx: Context) -> list[tuple[int, str]]:
                 )
     # nvidia/cuda images (and those built on them) set CUDA_VERSION to their toolkit's version.
     system = ctx.env.env.get("CUDA_VERSION", "").strip()
-    m = re.match(r"^(\d{1,2})\.\d+", system)
+    m = re.match(r"^([0-9]{1,2})\.[0-9]+", system)
     if m:
         out.append((int(m.group(1)), f"{_SYSTEM}={system} (the image's CUDA toolkit)"))
     for entry in ctx.env.env.get("LD_LIBRARY_PATH", "").split(":"):

@@ -8,7 +8,7 @@ from compat.check.base import Context
 from compat.matrix.schema import parse_cc
 from compat.models import Code, Finding, Severity, Unknown, small_int
 
-_CUDA_HOME_VERSION = re.compile(r"cuda-(\d+)\.(\d+)")
+_CUDA_HOME_VERSION = re.compile(r"cuda-([0-9]+)\.([0-9]+)")
 
 
 def check(ctx: Context) -> list[Finding]:

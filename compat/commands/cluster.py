@@ -8,7 +8,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional, TextIO
 
-from compat.errors import UsageError
+from compat.errors import InputError, UsageError
+from compat.jsondoc import parse as parse_json
 from compat.models import ClusterProbe, Finding
 
 
@@ -17,12 +18,11 @@ def parse_runtime_env(text: Optional[str]) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        value = parse_json(text, "--runtime-env")
+    except InputError as exc:
         raise UsageError(
-            f"--runtime-env is not valid JSON ({exc})",
-            hint='e.g. --runtime-env \'{"env_vars": {"NCCL_NVLS_ENABLE": "1"}}\'',
-        ) from exc
+            exc.message, hint='e.g. --runtime-env \'{"env_vars": {"NCCL_NVLS_ENABLE": "1"}}\''
+        ) from None
     if not isinstance(value, dict):
         raise UsageError(
             "--runtime-env must be a JSON object",

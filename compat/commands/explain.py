@@ -68,7 +68,7 @@ def explain(ident: str) -> str:
     names = list(FINDINGS) + [a.id for a in advisories] + [x for a in advisories for x in a.aliases]
     close = difflib.get_close_matches(key.lower(), [n.lower() for n in names], n=5, cutoff=0.6)
     by_lower = {n.lower(): n for n in names}
-    m = re.match(r"(?i)^compat-?0*(\d{1,4})$", key)
+    m = re.match(r"(?i)^compat-?0*([0-9]{1,4})$", key)
     if m and f"compat-{int(m.group(1)):04d}" in by_lower:  # COMPAT-3, compat-003 ...
         close = [f"compat-{int(m.group(1)):04d}", *close]
         close = list(dict.fromkeys(close))[:5]

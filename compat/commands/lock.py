@@ -27,7 +27,7 @@ _FORMATS = ("requirements", "constraints", "pylock", "uv")
 def _python(text: Optional[str]) -> str:
     if text is None:
         return f"{sys.version_info[0]}.{sys.version_info[1]}"
-    if not re.fullmatch(r"3\.\d{1,2}", text.strip()):
+    if not re.fullmatch(r"3\.[0-9]{1,2}", text.strip()):
         raise UsageError(f"--python {text!r}: expected X.Y such as 3.11")
     return text.strip()
 
@@ -105,7 +105,7 @@ def build_target(
             )
         cuda_max = _version(dcuda, "--cuda", "12.6")
     elif cuda:
-        if not re.fullmatch(r"\d{2}(\.\d)?", cuda.strip()):
+        if not re.fullmatch(r"[0-9]{2}(\.[0-9])?", cuda.strip()):
             raise UsageError(
                 f"--cuda {cuda!r}: expected X.Y such as 12.6 (or a major: 12), or auto"
             )

@@ -67,7 +67,7 @@ def run_cmd(
 
     A command that is not an sglang/vLLM server is checked without launch settings.
     """
-    from compat.format.text import format_findings
+    from compat.format import Format, render
     from compat.models import Severity
 
     argv = list(command)
@@ -75,6 +75,9 @@ def run_cmd(
         argv = argv[1:]
     if not argv:
         raise click.UsageError("no command to run after `--`")
+    if not argv[0] or any("\0" in a for a in argv):
+        # exec refuses both; a shell would say "command not found" for the empty name
+        raise click.UsageError("CMD must be a program name, and no argument may hold a NUL byte")
     req = CheckRequest(
         from_file,
         interpreter,
@@ -92,7 +95,7 @@ def run_cmd(
     env, findings = run_check(req)
     code = exit_code(findings, fail_on)
     if code:
-        click.echo(format_findings(findings, env, fail_on), err=True, nl=False)
+        click.echo(render(Format.TEXT, findings, env, fail_on), err=True, nl=False)
         click.echo(
             f"compat run: not starting {argv[0]}: findings at or above {fail_on} "
             "(fix them, or pass --ignore CODE|ID / --fail-on)",
@@ -101,5 +104,5 @@ def run_cmd(
         sys.exit(code)
     if not quiet and any(f.severity >= Severity.WARNING for f in findings):
         shown = [f for f in findings if f.severity >= Severity.WARNING]
-        click.echo(format_findings(shown, env, fail_on), err=True, nl=False)
+        click.echo(render(Format.TEXT, shown, env, fail_on), err=True, nl=False)
     exec_command(argv)

@@ -39,7 +39,7 @@ _SPEC = re.compile(
 )
 _BRACKET = re.compile(r"^\[(?P<body>[^\]]*)\]$")
 _BRACKET_ITEM = re.compile(r"\s*([a-z_]+)\s*=\s*(['\"]?)([^,'\"]*)\2\s*(?:,|$)")
-_CUDA_TOKEN = re.compile(r"^cuda(\d+)(?:\.(\d+))?")
+_CUDA_TOKEN = re.compile(r"^cuda([0-9]+)(?:\.([0-9]+))?")
 _PLATFORMS = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}
 
 
@@ -287,7 +287,7 @@ def map_specs(specs: list[CondaSpec], path: str, matrix: Matrix) -> _Mapped:
     for s in specs:
         if s.name == "python" and python is None:
             v = s.version or s.spec.lstrip("=").rstrip(".*").strip()
-            if re.match(r"^3\.\d+(\.\d+)?$", v):
+            if re.match(r"^3\.[0-9]+(\.[0-9]+)?$", v):
                 python = v
         old = seen.get(s.name)
         if old is not None and old.version and s.version and old.version != s.version:

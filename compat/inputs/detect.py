@@ -98,7 +98,7 @@ def _conda_list(head: str) -> bool:
 def _requirement_like(line: str) -> bool:
     from packaging.requirements import InvalidRequirement
 
-    from compat.inputs.requirements import parse_requirement
+    from compat.models import parse_requirement
 
     if line.startswith("-"):
         return True
@@ -131,7 +131,7 @@ def detect(path: str, text: str) -> Kind:
     if body and _DOCKER_FIRST.match(body[0]) and _DOCKER_FROM.search(head):
         return Kind.DOCKERFILE
     tables = {m.group(1).strip('"') for m in _TOML_TABLE.finditer(head)}
-    if "package" in tables and re.search(r"^\s*version\s*=\s*\d+\s*$", head, re.MULTILINE):
+    if "package" in tables and re.search(r"^\s*version\s*=\s*[0-9]+\s*$", head, re.MULTILINE):
         return Kind.UVLOCK
     if "packages" in tables and re.search(r"^\s*lock-version\s*=", head, re.MULTILINE):
         return Kind.PYLOCK

@@ -40,14 +40,20 @@ from compat.inputs.base import (
 )
 from compat.inputs.requirements import (
     Problem,
-    parse_requirement,
     pin_from_requirement,
     read_requirements,
 )
 from compat.inputs.stack import implied
 from compat.matrix.load import Matrix
 from compat.matrix.schema import ImageRepository
-from compat.models import Code, Finding, Severity, canonicalize_name, parse_version
+from compat.models import (
+    Code,
+    Finding,
+    Severity,
+    canonicalize_name,
+    parse_requirement,
+    parse_version,
+)
 from compat.redact import quote_line
 
 # Bounds: a Dockerfile of a serving image is a few hundred lines.
@@ -212,8 +218,8 @@ def _template(pattern: str) -> re.Pattern[str]:
     """A tag pattern of images.toml as a regex: `{version}`, `{cuda}`, `{cu}`, `{any}`."""
     fields = {
         "version": r"(?P<version>[0-9][A-Za-z0-9.!+]*?)",
-        "cuda": r"(?P<cuda>\d+\.\d+(?:\.\d+)?)",
-        "cu": r"(?P<cu>\d{2,3})",
+        "cuda": r"(?P<cuda>[0-9]+\.[0-9]+(?:\.[0-9]+)?)",
+        "cu": r"(?P<cu>[0-9]{2,3})",
         "any": r"(?P<any>.*)",
     }
     out = []
@@ -514,11 +520,11 @@ def install_of(words: list[str]) -> Optional[_Install]:
     prog = posixpath.basename(rest[0])
     args: list[str]
     tool: str
-    if re.match(r"^pip(3(\.\d+)?)?$", prog) and rest[1:2] == ["install"]:
+    if re.match(r"^pip(3(\.[0-9]+)?)?$", prog) and rest[1:2] == ["install"]:
         tool, args = "pip", rest[2:]
-    elif re.match(r"^python(3(\.\d+)?)?$", prog) and rest[1:4] == ["-m", "pip", "install"]:
+    elif re.match(r"^python(3(\.[0-9]+)?)?$", prog) and rest[1:4] == ["-m", "pip", "install"]:
         tool, args = "pip", rest[4:]
-    elif re.match(r"^python(3(\.\d+)?)?$", prog) and rest[1:5] == ["-m", "uv", "pip", "install"]:
+    elif re.match(r"^python(3(\.[0-9]+)?)?$", prog) and rest[1:5] == ["-m", "uv", "pip", "install"]:
         tool, args = "uv", rest[5:]
     elif prog == "uv" and rest[1:3] == ["pip", "install"]:
         tool, args = "uv", rest[3:]
@@ -635,7 +641,9 @@ class _Reader:
 
     def stage(self, name: str) -> Optional[_Stage]:
         for st in self.stages:
-            if (st.name and st.name == name.lower()) or (name.isdigit() and st.index == int(name)):
+            if (st.name and st.name == name.lower()) or (
+                name.isascii() and name.isdigit() and st.index == int(name)
+            ):
                 return st
         return None
 

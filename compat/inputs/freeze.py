@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import InvalidRequirement
 
 from compat.errors import InputError
 from compat.matrix.load import Matrix
@@ -15,6 +15,7 @@ from compat.models import (
     Distribution,
     Environment,
     canonicalize_name,
+    parse_requirement,
     parse_version,
 )
 from compat.redact import quote_line
@@ -80,7 +81,7 @@ def parse_freeze(text: str, origin: str) -> list[FreezeEntry]:
         note = None
         line = re.sub(r"\s+--hash[= ]\S+", "", line)
         try:
-            req = Requirement(line)
+            req = parse_requirement(line)
         except InvalidRequirement as exc:
             why = str(exc).splitlines()[0]
             raise InputError(

@@ -12,6 +12,7 @@ from compat.errors import UsageError
 from compat.hardware import parse_driver, parse_gpu
 from compat.matrix.load import Matrix
 from compat.models import GPU, Driver, Environment, PythonInfo, Unknown
+from compat.redact import redact_value
 
 
 def apply_overrides(
@@ -51,10 +52,10 @@ def apply_overrides(
             key, sep, value = kv.partition("=")
             if not sep or not key:
                 raise UsageError(f"--env {kv!r}: expected KEY=VALUE")
-            merged[key] = value
+            merged[key] = redact_value(key, value)
         changes["env"] = merged
     if python:
-        if not re.match(r"^\d+\.\d+(\.\d+)?$", python):
+        if not re.match(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$", python):
             raise UsageError(f"--python {python!r}: expected X.Y such as 3.11")
         old = env.python
         base = (

@@ -29,7 +29,7 @@ from compat.inputs.base import (
     marker_env,
 )
 from compat.jsondoc import printable
-from compat.models import canonicalize_name, parse_version
+from compat.models import canonicalize_name, parse_requirement, parse_version
 from compat.redact import quote_line
 
 if sys.version_info >= (3, 11):
@@ -70,19 +70,6 @@ def pin_from_requirement(req: Requirement, path: str, line: int, text: str) -> P
         text,
         extras=frozenset(canonicalize_name(e) for e in req.extras),
     )
-
-
-def parse_requirement(text: str) -> Requirement:
-    """`Requirement(text)`, with the errors packaging may raise on hostile text turned into
-    InvalidRequirement (a 5,000-digit version exceeds int conversion inside packaging)."""
-    if len(text) > MAX_LINE:
-        raise InvalidRequirement(f"a requirement of {len(text)} characters")
-    try:
-        return Requirement(text)
-    except InvalidRequirement:
-        raise
-    except (ValueError, RecursionError, OverflowError) as exc:
-        raise InvalidRequirement(first_line(exc)) from exc
 
 
 def join_continuations(text: str) -> list[tuple[int, str]]:

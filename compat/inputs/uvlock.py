@@ -23,7 +23,7 @@ from compat.inputs.base import (
 )
 from compat.inputs.requirements import Problem, load_toml
 from compat.jsondoc import printable
-from compat.models import canonicalize_name, parse_version
+from compat.models import canonicalize_name, parse_specifiers, parse_version
 
 # The Pythons a lock is evaluated for when none is given: 3.11 (the default target), else the
 # lowest its requires-python admits.
@@ -94,7 +94,7 @@ def _python(requires: object, given: Optional[str]) -> Optional[str]:
     if given or not isinstance(requires, str):
         return given
     try:
-        spec = SpecifierSet(requires)
+        spec = parse_specifiers(requires)
     except InvalidSpecifier:
         return None
     for py in _PYTHONS:

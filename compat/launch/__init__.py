@@ -33,6 +33,7 @@ from compat.launch.text import (
     parse_launch_text_with,
     strip_wrappers,
 )
+from compat.redact import redact_env
 
 __all__ = [
     "PROBLEM_KINDS",
@@ -77,8 +78,7 @@ def parse_launch(
             "`compat check -- python -m sglang.launch_server --model-path M`",
         )
     args, wrapper_ray, wrapper_env = strip_wrappers(args)
-    merged_env = dict(env or {})
-    merged_env.update(wrapper_env)
+    merged_env = redact_env({**(env or {}), **wrapper_env})
     framework, start = detect_entrypoint(args)
     ray = under_ray or wrapper_ray or env_says_ray(merged_env)
     if framework == "unknown":

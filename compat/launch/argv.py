@@ -12,14 +12,15 @@ from typing import Any, Optional
 
 from compat.errors import InputError, UsageError
 from compat.fileio import read_text
+from compat.jsondoc import parse as parse_json
 from compat.launch.data import Basis
 from compat.launch.model import LaunchProblem
 from compat.matrix.launchdata import FlagState
-from compat.models import Severity, Unknown
+from compat.models import Severity, Unknown, small_int
 
 _TRUTHY = frozenset({"1", "true", "yes", "on", "y", "t"})
 _FALSY = frozenset({"0", "false", "no", "off", "n", "f"})
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 # vLLM's JSON-valued flags whose keys may be given one by one (`--compilation-config.level 3`).
 _DOTTED_ONLY_JSON = (
@@ -491,21 +492,19 @@ def _is_bare_switch(name: str) -> bool:
 
 def parse_json_arg(name: str, raw: str) -> dict[str, Any]:
     text = raw.strip()
-    if (name in ("-O", "--compilation-config", "-cc")) and re.fullmatch(r"\d+", text):
+    level = small_int(text, 4) if name in ("-O", "--compilation-config", "-cc") else None
+    if level is not None and level >= 0:
         # -O3 / --compilation-config 3: a compilation level (vLLM < 0.11).
-        return {"level": int(text)}
+        return {"level": level}
     if not text.startswith("{"):
         raise UsageError(
             f"{name} expects a JSON object, got {raw!r}",
             hint="quote the JSON in the shell, e.g. " + name + " '{\"key\": 1}'",
         )
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{name}: invalid JSON ({exc.msg} at position {exc.pos}): {raw!r}",
-            hint="quote the JSON in the shell",
-        ) from None
+        value = parse_json(text, name)
+    except InputError as exc:
+        raise UsageError(f"{exc.message}: {raw!r}", hint="quote the JSON in the shell") from None
     if not isinstance(value, dict):
         raise UsageError(f"{name} expects a JSON object, got {raw!r}")
     return value
@@ -522,7 +521,7 @@ def _scalar(text: str) -> object:
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
-    if re.fullmatch(r"-?\d+", text):
+    if re.fullmatch(r"-?[0-9]+", text):
         return int(text)
     try:
         return json.loads(text)
@@ -614,7 +613,11 @@ def load_config_file(
             tokens.append(name)
             tokens.extend(str(v) for v in val)
         elif isinstance(val, dict):
-            tokens.append(name + "=" + json.dumps(val))
+            try:
+                # YAML dates and other scalars JSON lacks become their text, as str() gives
+                tokens.append(name + "=" + json.dumps(val, default=str))
+            except (TypeError, ValueError, RecursionError):
+                out.notes.append(f"--config {path_text}: {name} is not a JSON-like mapping")
         elif val is None:
             continue
         else:

@@ -543,7 +543,7 @@ _NUMERIC = frozenset(
 )
 _FRACTIONS = frozenset({"mem_fraction_static", "gpu_memory_utilization"})
 # vLLM's human_readable_int: decimal k/m/g, binary K/M/G ("32k" = 32000, "32K" = 32768).
-_HUMAN = re.compile(r"^(\d+(?:\.\d+)?)([kmgKMG])$")
+_HUMAN = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([kmgKMG])$")
 _SCALE = {"k": 10**3, "m": 10**6, "g": 10**9, "K": 2**10, "M": 2**20, "G": 2**30}
 
 

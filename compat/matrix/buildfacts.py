@@ -46,7 +46,7 @@ from compat.matrix.pypi import (
 )
 from compat.matrix.schema import decode_ranges, encode_ranges
 from compat.matrix.wheel import MAX_MEMBERS, MemberRead, read_member, read_wheel
-from compat.models import Unknown
+from compat.models import Unknown, parse_requirement
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,12 +76,12 @@ HEADER = (
 # against the stable ABI, as torchvision is from 0.27, import only these): what a compiled
 # extension resolves against torch.
 _TORCH_SYMBOL = re.compile(
-    r"^(?:_Z(?:T[VIS])?N?[KVrRO]*(?:3c10|2at|5torch|6caffe2)|_Z\d+THP|THP|aoti_torch_|torch_)"
+    r"^(?:_Z(?:T[VIS])?N?[KVrRO]*(?:3c10|2at|5torch|6caffe2)|_Z[0-9]+THP|THP|aoti_torch_|torch_)"
 )
 # The C and C++ runtimes: in every wheel's needed list, they say nothing about the build.
 _SYSTEM_LIBRARY = re.compile(
     r"^(?:libc|libm|libdl|librt|libpthread|libutil|libresolv|libgcc_s|libstdc\+\+|ld-linux[^.]*"
-    r"|libz|libnuma)\.so(?:\.\d+)*$"
+    r"|libz|libnuma)\.so(?:\.[0-9]+)*$"
 )
 _TORCH_LIBRARY_NAME = re.compile(r"^lib(?:torch|c10|shm)[A-Za-z0-9_]*\.so$")
 
@@ -345,7 +345,7 @@ def _pins(lines: Iterable[str], name: str) -> list[Requirement]:
     out = []
     for line in lines:
         try:
-            req = Requirement(line)
+            req = parse_requirement(line)
         except InvalidRequirement:
             continue
         if canonicalize_name(req.name) == name:
@@ -436,7 +436,7 @@ def _load(path: Path) -> _Old:
         return _Old()
     try:
         return _Old(text, tomllib.loads(text))
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):
         return _Old(text)
 
 

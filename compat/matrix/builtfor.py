@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 from compat.matrix.schema import BuildFacts, ExportsTable
 
 _PINNED = re.compile(r"^torch==(\S+)")
-_LOCAL_TORCH = re.compile(r"torch(\d+)\.(\d+)")
+_LOCAL_TORCH = re.compile(r"torch([0-9]+)\.([0-9]+)")
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,9 @@ def commit(root: Path, files: Iterable[tuple[Path, str]]) -> list[Path]:
             path.relative_to(root)  # a file outside the folder is a bug, not a target
             make_dirs(path.parent)
             tmp = _staged(path)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+            # named before it exists: a signal right after the open still finds it to remove
             pairs.append((tmp, path))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
                 handle.flush()

@@ -59,7 +59,7 @@ class TpuMatch:
 def base_chip(chip: str) -> str:
     """A chip code without its revision letter: GA107B -> GA107, TU104B -> TU104 (GA10B and
     GB20B are chips of their own: the letter follows two digits)."""
-    return re.sub(r"(?<=\d{3})[AB]$", "", chip)
+    return re.sub(r"(?<=[0-9]{3})[AB]$", "", chip)
 
 
 class _DataOnly(pickle.Unpickler):

@@ -17,9 +17,9 @@ DEVICE_URL = "https://pci-ids.ucw.cz/read/PC/10de/{device}"
 # revision letter (GK110B, GA107B), then the product class (GL: professional, M: mobile, GLM ...).
 _DEVICE = re.compile(r"^\t(?P<id>[0-9a-f]{4})\s+(?P<text>.+)$")
 _SUBSYSTEM = re.compile(r"^\t\t(?P<vendor>[0-9a-f]{4})\s+(?P<id>[0-9a-f]{4})\s+(?P<text>.+)$")
-_CHIP = re.compile(r"^(?P<chip>(?:GK|GM|GP|GV|TU|GA|AD|GH|GB|GR)\d{2,3}[AB]?)(?P<cls>[A-Z]*)\b")
+_CHIP = re.compile(r"^(?P<chip>(?:GK|GM|GP|GV|TU|GA|AD|GH|GB|GR)[0-9]{2,3}[AB]?)(?P<cls>[A-Z]*)\b")
 _BRACKET = re.compile(r"\[(?P<name>[^\]]+)\]\s*$")
-_MEMORY = re.compile(r"(?<![\w.])(\d{1,3})\s*GB?(?![\w])", re.IGNORECASE)
+_MEMORY = re.compile(r"(?<![\w.])([0-9]{1,3})\s*GB?(?![\w])", re.IGNORECASE)
 # TechPowerUp lists a product at its reference memory. Before Volta, board partners often
 # doubled it (GeForce GTX 680 4GB, GTX 960 4GB) under the same name, so the reference size is
 # not the card's: those generations (and the Kepler to Pascal parts no CUDA 13 supports) keep
@@ -28,7 +28,7 @@ TPU_FROM_CC = (7, 0)
 # Device lines that are not GPUs, or GPUs without a product name worth offering.
 _NOT_A_GPU = re.compile(
     r"audio|usb|ucsi|nvswitch|bridge|root complex|pcie host|sata|reserved dev|initial dev|"
-    r"engineering sample|desktop device|generic-gpu|\bcpu\b|\bsku\b|\bpg\d{3}\b|\bint sku\b",
+    r"engineering sample|desktop device|generic-gpu|\bcpu\b|\bsku\b|\bpg[0-9]{3}\b|\bint sku\b",
     re.IGNORECASE,
 )
 

@@ -198,7 +198,7 @@ def _retry_after(value: Optional[str]) -> Optional[float]:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -343,7 +343,12 @@ class PyPIClient:
                     return start, total, data
                 if status == 200:
                     length = response.headers.get("content-length")
-                    if length is not None and length.isdigit() and int(length) <= limit:
+                    if (
+                        length is not None
+                        and length.isascii()
+                        and length.isdigit()
+                        and int(length) <= limit
+                    ):
                         # A file smaller than the range asked for may come whole.
                         data = _read_at_most(response.iter_raw(), int(length))
                         self._count(len(data))

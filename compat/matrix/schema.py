@@ -17,7 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from compat.matrix.extras import flatten
-from compat.models import canonicalize_name
+from compat.models import canonicalize_name, parse_requirement
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ class Problems:
 @functools.cache
 def requirement(text: str) -> Requirement:
     """Parsed once per distinct string: the database repeats the same pins many times."""
-    return Requirement(text)
+    return parse_requirement(text)
 
 
 def parse_cc(text: str) -> tuple[int, int]:
@@ -88,7 +88,7 @@ def parse_cc(text: str) -> tuple[int, int]:
     t = text.strip().lower().removeprefix("sm_").removeprefix("compute_").rstrip("af")
     if "." in t:
         major, minor = t.split(".", 1)
-    elif t.isdigit() and len(t) >= 2:
+    elif t.isascii() and t.isdigit() and len(t) >= 2:
         major, minor = t[:-1], t[-1]
     else:
         raise ValueError("expected a compute capability like '9.0' or 'sm_90'")
@@ -479,7 +479,7 @@ def _keys(p: Problems, row: dict[str, Any], path: str, allowed: tuple[str, ...])
         p.add(f"{path}.{key}", "unknown key")
 
 
-_DRIVER_TEXT = re.compile(r"^\d{3}\.\d{1,3}(\.\d{2,3})?$")
+_DRIVER_TEXT = re.compile(r"^[0-9]{3}\.[0-9]{1,3}(\.[0-9]{2,3})?$")
 _PCI_ID = re.compile(r"^[0-9a-f]{4}$")
 
 
@@ -1094,7 +1094,7 @@ def encode_ranges(indices: Iterable[int]) -> str:
     return ",".join(out)
 
 
-_RANGE = re.compile(r"^(\d{1,9})(?:-(\d{1,9}))?$")
+_RANGE = re.compile(r"^([0-9]{1,9})(?:-([0-9]{1,9}))?$")
 MAX_TRACKED = 1_000_000
 
 
@@ -1256,7 +1256,7 @@ def read_builds(p: Problems, data: dict[str, Any]) -> tuple[str, dict[Version, B
         cuda_text = p.get(d, "cuda", str, path, "") or ""
         cuda: list[int] = []
         for part in filter(None, cuda_text.split(",")):
-            if part.isdigit() and len(part) <= 3:
+            if part.isascii() and part.isdigit() and len(part) <= 3:
                 cuda.append(int(part))
             else:
                 p.add(

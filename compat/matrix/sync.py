@@ -35,6 +35,7 @@ from compat.matrix.pypi import (
     PyPIClient,
     default_cache_dir,
 )
+from compat.models import parse_requirement
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -108,7 +109,7 @@ def _wheel_tag(filename: str) -> Optional[tuple[str, str, str]]:
 def _cpython(python_tag: str) -> Optional[tuple[int, int]]:
     best: Optional[tuple[int, int]] = None
     for tag in python_tag.split("."):
-        match = re.fullmatch(r"cp(\d)(\d+)", tag)
+        match = re.fullmatch(r"cp([0-9])([0-9]+)", tag)
         if match:
             version = (int(match.group(1)), int(match.group(2)))
             best = version if best is None else max(best, version)
@@ -175,7 +176,7 @@ def metadata_fields(data: bytes) -> Record:
     own = canonicalize_name(str(message.get("Name", "") or ""))
     for line in message.get_all("Requires-Dist") or []:
         try:
-            requirement = Requirement(str(line).strip())
+            requirement = parse_requirement(str(line).strip())
         except InvalidRequirement:
             continue  # not PEP 508; pip would refuse it as well
         if own and canonicalize_name(requirement.name) == own:
@@ -279,7 +280,7 @@ def exact_pins(records: Mapping[str, Record]) -> dict[str, set[Version]]:
     for record in records.values():
         for line in record.get("requires", []):
             try:
-                requirement = Requirement(line)
+                requirement = parse_requirement(line)
             except InvalidRequirement:
                 continue
             for spec in requirement.specifier:
@@ -471,7 +472,7 @@ def _load_old(path: Path) -> _Old:
         return _Old()
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):
         return _Old(text=text)  # unreadable: rebuilt from the index, the diff shows it all
     meta = data.get("meta", {})
     releases = data.get("releases", {})

@@ -31,7 +31,7 @@ def parse_toml(raw: bytes, origin: str) -> dict[str, Any]:
         import tomli as tomllib
     try:
         return tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, a 5,000-digit integer
         raise DataError(
             [f"{origin}: not valid TOML: {exc}"],
             hint="run `compat matrix validate` after fixing the file",
@@ -70,11 +70,27 @@ def _cache_path(raw: bytes) -> Path:
     return cache_root() / "index" / f"{hashlib.sha256(raw).hexdigest()[:32]}.json"
 
 
+# An entry is a header line, `compat-cache 1 <sha256 of the rest>`, then the JSON: one that was
+# cut short, overwritten or edited (a JSON object of another shape would pass a type test and
+# change every later answer) fails the digest, is ignored and is written again.
+_MAGIC = b"compat-cache 1 "
+
+
 def _load_cached(path: Path) -> Optional[dict[str, Any]]:
     try:
-        data = json.loads(read_bytes(path, MAX_DATA, "cache entry"))
-    except (CompatError, ValueError, RecursionError):
-        return None  # unreadable, not a regular file, too large, not JSON: no cache
+        raw = read_bytes(path, MAX_DATA, "cache entry")
+    except CompatError:
+        return None  # absent, unreadable, not a regular file, too large: no cache
+    head, _, body = raw.partition(b"\n")
+    if (
+        not head.startswith(_MAGIC)
+        or head[len(_MAGIC) :] != hashlib.sha256(body).hexdigest().encode()
+    ):
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
     return data if isinstance(data, dict) else None
 
 
@@ -82,11 +98,11 @@ def _store(path: Path, data: dict[str, Any]) -> None:
     """Best effort: a read-only home just means no cache; a value JSON cannot hold (a TOML
     datetime) means this file is not cached, and validation reports the value."""
     try:
-        text = json.dumps(data, separators=(",", ":"))
+        body = json.dumps(data, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
         return
     with contextlib.suppress(OSError):
-        atomic_write(path, text.encode("utf-8"))
+        atomic_write(path, _MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
 
 
 def read_toml_folder(

@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 from compat import elf
 from compat.families import families
-from compat.fileio import is_regular
+from compat.fileio import is_regular, open_regular
 from compat.models import Distribution, ObjectFacts, Unknown
 from compat.probe.deepcache import (
     FactCache,
@@ -72,8 +72,8 @@ def package_objects(dist: Distribution, limit: int = MAX_OBJECTS) -> list[str]:
         return []
     out: list[str] = []
     try:
-        with open(record, encoding="utf-8", errors="replace") as fh:
-            text = fh.read(MAX_RECORD)
+        with open_regular(record) as fh:
+            text = fh.read(MAX_RECORD).decode("utf-8", "replace")
     except OSError:
         return []
     for line in text.splitlines():
@@ -96,7 +96,7 @@ def _read_elf(
     result may be cached (the file was not replaced while read, and the failure, if any, is the
     file's content, not a permission or I/O error)."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             fd = handle.fileno()
             got = elf.parse(
                 elf.FileImage(handle, os.fstat(fd).st_size), TORCH_SYMBOL_PREFIXES, kinds

@@ -20,7 +20,7 @@ from compat.probe import bounded
 
 NVML_TIMEOUT_S = 2.0
 _NVML_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nvml.py")
-_PROC_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)")
+_PROC_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+([0-9]+\.[0-9]+(?:\.[0-9]+)?)")
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def parse_smi_csv(text: str) -> tuple[Optional[str], list[GPU], str]:
 
 
 def _cc(text: str) -> Optional[tuple[int, int]]:
-    m = re.match(r"^(\d{1,2})\.(\d{1,2})$", text.strip(), re.ASCII)
+    m = re.match(r"^([0-9]{1,2})\.([0-9]{1,2})$", text.strip(), re.ASCII)
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
@@ -203,7 +203,9 @@ def probe_host(
     if not nvml_problem:
         if kmod is None and isinstance(data.get("driver"), str) and data["driver"]:
             version, version_source = data["driver"][:64], "NVML nvmlSystemGetDriverVersion"
-        if isinstance(data.get("cuda"), str) and re.fullmatch(r"\d{1,2}\.\d{1,2}", data["cuda"]):
+        if isinstance(data.get("cuda"), str) and re.fullmatch(
+            r"[0-9]{1,2}\.[0-9]{1,2}", data["cuda"]
+        ):
             cuda, cuda_source = data["cuda"], "NVML nvmlSystemGetCudaDriverVersion_v2"
         if isinstance(data.get("devices"), list):
             gpus = tuple(_gpu_from_nvml(d, i) for i, d in enumerate(data["devices"][:1024]))

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from compat.jsondoc import depth_ok
 from compat.model import ModelFacts, facts_from_config, guess_from_name
 from compat.models import Unknown
 
@@ -46,29 +47,6 @@ def hub_cache(environ: Mapping[str, str]) -> tuple[Path, str]:
     return base / ".cache" / "huggingface" / "hub", "default"
 
 
-def _json_depth_ok(text: str, limit: int = JSON_MAX_DEPTH) -> bool:
-    depth = 0
-    in_str = False
-    esc = False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return False
-        elif ch in "]}":
-            depth -= 1
-    return True
-
-
 def _read_json(path: Path, cap: int) -> Union[dict[str, Any], Unknown]:
     try:
         size = path.stat().st_size
@@ -79,7 +57,7 @@ def _read_json(path: Path, cap: int) -> Union[dict[str, Any], Unknown]:
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return Unknown(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
-    if cap <= CONFIG_MAX_BYTES and not _json_depth_ok(text):
+    if cap <= CONFIG_MAX_BYTES and not depth_ok(text, JSON_MAX_DEPTH):
         return Unknown(f"{path.name} nests deeper than {JSON_MAX_DEPTH} levels")
     try:
         data = json.loads(text)
@@ -90,7 +68,7 @@ def _read_json(path: Path, cap: int) -> Union[dict[str, Any], Unknown]:
     return data
 
 
-_TOTAL_SIZE = re.compile(rb'"total_size"\s*:\s*(\d{1,20})')
+_TOTAL_SIZE = re.compile(rb'"total_size"\s*:\s*([0-9]{1,20})')
 
 
 def _index_total(path: Path) -> Union[int, Unknown]:

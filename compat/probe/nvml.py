@@ -13,6 +13,8 @@ from typing import Any
 
 NVML_SUCCESS = 0
 NVML_ERROR_NOT_SUPPORTED = 3
+# More than any host holds (NVML counts the GPUs one driver sees): a larger count is not real.
+MAX_DEVICES = 1024
 
 
 class _Memory(ctypes.Structure):
@@ -44,6 +46,9 @@ def query(lib: Any) -> dict[str, Any]:
         rc = lib.nvmlDeviceGetCount_v2(ctypes.byref(count))
         if rc != NVML_SUCCESS:
             out["devices_error"] = f"nvmlDeviceGetCount_v2 returned {rc}"
+            return out
+        if count.value > MAX_DEVICES:
+            out["devices_error"] = f"nvmlDeviceGetCount_v2 said {count.value} GPUs"
             return out
         devices = []
         for i in range(count.value):

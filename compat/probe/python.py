@@ -126,7 +126,7 @@ def other(executable: str, timeout: float = 10.0) -> Interpreter:
         r = Reader(what, hint)
         doc = r.obj(data, "$")
         version = r.get_text(doc, "version", "", limit=32)
-        if not re.fullmatch(r"\d{1,2}\.\d{1,3}(\.\d{1,4})?\S{0,16}", version, re.ASCII):
+        if not re.fullmatch(r"[0-9]{1,2}\.[0-9]{1,3}(\.[0-9]{1,4})?\S{0,16}", version, re.ASCII):
             raise r.fail("version", f"not a Python version: {version!r}")
         info = PythonInfo(
             version=version,

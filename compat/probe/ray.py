@@ -98,7 +98,7 @@ def _raylet_env(name: str) -> Optional[str]:
     """A variable of the raylet's own environment (how the node was started): the value, "" when
     unset, None when it cannot be read (another user's process, no /proc)."""
     pid = os.environ.get("RAY_RAYLET_PID")
-    if not pid or not pid.isdigit():
+    if not pid or not (pid.isascii() and pid.isdigit()):
         return None
     try:
         with open(f"/proc/{pid}/environ", "rb") as fh:
@@ -235,7 +235,7 @@ def _bootstrap_address(address: str) -> Optional[str]:
 
 def _tcp_reachable(hostport: str, timeout: float) -> None:
     host, _, port = hostport.rpartition(":")
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit()):
         return
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):

@@ -52,7 +52,7 @@ def probe_torch(dist: Optional[Distribution]) -> Union[TorchBuild, Unknown]:
     if dist.broken and version is None:
         return Unknown(f"torch's dist-info is broken: {dist.broken}")
     cuda = fields.get("cuda")
-    if cuda is not None and not re.fullmatch(r"\d{1,2}(\.\d{1,2})?", cuda):
+    if cuda is not None and not re.fullmatch(r"[0-9]{1,2}(\.[0-9]{1,2})?", cuda):
         cuda = None  # not a CUDA version torch writes: unknown rather than wrong
     try:
         libs = tuple(

@@ -40,10 +40,6 @@ def test_campaign_covers_every_surface_with_10000_inputs(campaign: tuple[Tally, 
     assert all(sum(per.values()) >= 20 for per in tally.counts.values()), tally.counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: the classes of tests/fuzz/known.py and test_known_classes.py (report.md lists all)",
-)
 def test_campaign_has_no_crash_hang_memory_leak_or_wrong_answer(
     campaign: tuple[Tally, Path],
 ) -> None:
