@@ -35,6 +35,7 @@ NEVER = (
     "ray",
     "tomllib",
     "tempfile",
+    "secrets",
     "difflib",
     "zipfile",
     "torch",
