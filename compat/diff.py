@@ -31,6 +31,7 @@ from typing import Any, Optional
 from compat.families import families
 from compat.launch import LaunchConfig
 from compat.models import Environment, Finding, Unknown
+from compat.redact import redacted
 
 DIFF_SCHEMA = "compat.diff/1"
 
@@ -515,9 +516,7 @@ def format_json(d: EnvDiff, a_label: str, b_label: str) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+@redacted
 def dumps(d: EnvDiff, a_label: str, b_label: str, fmt: str) -> str:
     """The diff in `fmt`, secrets scrubbed."""
-    from compat.redact import redact_text
-
-    text = format_json(d, a_label, b_label) if fmt == "json" else format_text(d, a_label, b_label)
-    return redact_text(text)
+    return format_json(d, a_label, b_label) if fmt == "json" else format_text(d, a_label, b_label)

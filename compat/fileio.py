@@ -40,7 +40,10 @@ def _kind(mode: int) -> str:
 # Pseudo-filesystems: their "files" are the kernel's tables (a process's environment, with its
 # secrets, among them), never inputs.
 _PSEUDO = ("/proc/", "/sys/")
-# A pipe (`--from <(pip freeze)`, /dev/stdin) is read until it closes, but not forever.
+# A pipe (`--from <(pip freeze)`, /dev/stdin) is read until it closes, but not forever: its
+# first bytes must come within STREAM_FIRST_S (a FIFO nobody writes to is refused quickly;
+# `pip freeze` prints within a second or two), all of it within STREAM_DEADLINE_S.
+STREAM_FIRST_S = 8.0
 STREAM_DEADLINE_S = 30.0
 
 
@@ -116,13 +119,17 @@ def _mode(name: str) -> int:
 def _read_all(fd: int, name: str, limit: int, what: str, deadline_s: Optional[float]) -> bytes:
     chunks: list[bytes] = []
     total = 0
-    end = time.monotonic() + deadline_s if deadline_s is not None else None
+    start = time.monotonic()
+    end = start + deadline_s if deadline_s is not None else None
     while True:
         if end is not None:
-            left = end - time.monotonic()
+            now = time.monotonic()
+            left = end - now if chunks else min(end, start + STREAM_FIRST_S) - now
             if left <= 0:
+                waited = now - start
                 raise InputError(
-                    f"{name}: nothing more came within {deadline_s:g} s",
+                    f"{name}: {'nothing came' if not chunks else 'it did not end'} "
+                    f"within {waited:.0f} s",
                     hint=f"pass a {what} that ends (is the writer still running?)",
                 )
             ready, _, _ = select.select([fd], [], [], min(left, 1.0))

@@ -31,6 +31,7 @@ from compat.jsondoc import printable
 from compat.matrix.load import Matrix
 from compat.models import Code, Environment, Finding, Severity
 from compat.pipeline import Database, LaunchInput, check, parse_launch_for
+from compat.redact import redacted
 
 __all__ = [
     "FILE_PATTERN",
@@ -397,6 +398,7 @@ def lint_files(
 # --------------------------------------------------------------------------------------------
 
 
+@redacted
 def format_text(result: LintResult, verbose: bool = True) -> str:
     """`path:line: code severity: message`, then the fix and related pins, indented."""
     lines: list[str] = []
@@ -417,6 +419,7 @@ def format_text(result: LintResult, verbose: bool = True) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+@redacted
 def summary(result: LintResult) -> str:
     counts = {s: sum(1 for lf in result.findings if lf.finding.severity is s) for s in Severity}
     return (
@@ -426,6 +429,7 @@ def summary(result: LintResult) -> str:
     )
 
 
+@redacted
 def format_json(result: LintResult) -> str:
     doc = {
         "schema": LINT_SCHEMA,
@@ -439,6 +443,7 @@ def format_json(result: LintResult) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+@redacted
 def format_sarif(result: LintResult) -> str:
     """SARIF 2.1.0 with each result at its file and line (GitHub code scanning annotates it)."""
     from compat.format.sarif import Located, sarif

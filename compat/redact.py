@@ -10,8 +10,12 @@ appear (Hugging Face, OpenAI-style, GitHub, Slack, AWS access keys, JWTs).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
+from typing import Any, Callable, TypeVar, cast
+
+F = TypeVar("F", bound=Callable[..., str])
 
 REDACTED = "<redacted>"
 
@@ -132,6 +136,23 @@ def redact_value(name: str, value: str) -> str:
     if is_secret_name(name):
         return REDACTED
     return redact_text(value)
+
+
+def redacted(render: F) -> F:
+    """A formatter whose text is scrubbed before it is returned: every report compat renders
+    (check, lint, diff) goes through one, whatever its findings quote. A lone surrogate (a
+    non-UTF-8 byte of a command line) is written as its escape, so the report can be written."""
+
+    @functools.wraps(render)
+    def wrapper(*args: Any, **kwargs: Any) -> str:
+        text = redact_text(render(*args, **kwargs))
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return text
+
+    return cast(F, wrapper)
 
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:

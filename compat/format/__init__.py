@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from compat.models import Environment, Finding
+from compat.redact import redacted
 
 
 class Format(enum.Enum):
@@ -15,6 +16,7 @@ class Format(enum.Enum):
     SARIF = "sarif"
 
 
+@redacted
 def render(
     fmt: Format,
     findings: Sequence[Finding],
@@ -24,18 +26,16 @@ def render(
 ) -> str:
     """The report in `fmt`, secrets scrubbed (whatever a finding quoted); `data` (the database
     in use: version, date, source) goes into JSON."""
-    from compat.redact import redact_text
-
     if fmt is Format.TEXT:
         from compat.format.text import format_findings
 
-        return redact_text(format_findings(findings, env, fail_on))
+        return format_findings(findings, env, fail_on)
     if fmt is Format.JSON:
         from compat.format.json import format_findings as as_json
 
-        return redact_text(as_json(findings, env, fail_on, data))
+        return as_json(findings, env, fail_on, data)
     if fmt is Format.SARIF:
         from compat.format.sarif import format_findings as as_sarif
 
-        return redact_text(as_sarif(findings, env))
+        return as_sarif(findings, env)
     raise AssertionError(fmt)  # pragma: no cover - exhaustive

@@ -6,6 +6,7 @@ parses that project's file on first use; curated files are small and read at onc
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -46,6 +47,9 @@ from compat.matrix.schema import (
 from compat.matrix.tomlfile import read_toml
 from compat.models import canonicalize_name
 
+# A canonical project name (PEP 503), bounded: the name of a generated/ file.
+_PROJECT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?")
+
 
 class Matrix:
     """The version database: generated releases per project and the curated tables."""
@@ -74,7 +78,8 @@ class Matrix:
         key = canonicalize_name(name)
         if key not in self._releases:
             path = self.root / "generated" / f"{key}.toml"
-            if not path.is_file():
+            # a name no project can have (a path, 5,000 characters) has no file to look for
+            if not _PROJECT.fullmatch(key) or not path.is_file():
                 self._releases[key] = {}
             else:
                 p = Problems(str(path))
@@ -112,7 +117,7 @@ class Matrix:
         if key not in self._builds:
             path = self.root / "generated" / "builds" / f"{key}.toml"
             rows: dict[Version, BuildFacts] = {}
-            if path.is_file():
+            if _PROJECT.fullmatch(key) and path.is_file():
                 p = Problems(str(path))
                 _, rows = read_builds(p, read_toml(path, cached=True))
                 if p.items:

@@ -500,3 +500,52 @@ def test_interpreter_flood(tmp_path: Path) -> None:
     exe.write_text("#!/bin/sh\nexec cat /dev/zero\n")
     exe.chmod(0o755)
     passes(run_inproc(targets.interpreter, str(exe)))
+
+
+# --------------------------------------------------------------------------------------------
+# Classes the full campaign found after the first ones were fixed
+# --------------------------------------------------------------------------------------------
+
+
+def test_lint_url_wheel_with_a_password(tmp_path: Path) -> None:
+    """A direct-URL pin whose password holds '/' and '@' is quoted by lint's findings."""
+    path = tmp_path / "requirements.txt"
+    path.write_text(
+        f"torch @ {gen.SECRET_URL_PASSWORD}/torch-2.7.1-cp312-cp312-linux_x86_64.whl\n"
+        "triton==3.3.1\n"
+    )
+    passes(run_inproc(targets.lint_paths, [str(path)], secrets=gen.NEEDLES))
+
+
+@pytest.mark.parametrize("name", ["9" * 5000, "a" * 300, "../../etc/passwd"])
+def test_pylock_package_name_no_file_can_have(tmp_path: Path, name: str) -> None:
+    (tmp_path / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "x"\n\n'
+        f'[[packages]]\nname = "{name}"\nversion = "1.0"\n\n'
+        '[[packages]]\nname = "torch"\nversion = "2.7.1"\n'
+    )
+    passes(run_inproc(targets.lint_paths, [str(tmp_path / "pylock.toml")]))
+
+
+def test_launch_value_with_a_lone_surrogate() -> None:
+    """A non-UTF-8 byte of a command line arrives as a lone surrogate and is quoted back."""
+    argv = ["python", "-m", "sglang.launch_server", "--model-path", "m"]
+    passes(run_inproc(targets.launch_argv, [*argv, "--hicache-write-policy", "\udcff"], "sglang"))
+
+
+def test_snapshot_error_quoting_a_secret(tmp_path: Path) -> None:
+    """An invalid field is quoted by the error; the error is scrubbed when it is made."""
+    snap = json.loads((ASSETS / "envs" / "h100-torch2.11-cu130.json").read_text())
+    snap["driver"]["cuda"] = gen.SECRET_URL_PASSWORD
+    (tmp_path / "s.json").write_text(json.dumps(snap))
+    res = run_inproc(targets.check_request, str(tmp_path / "s.json"), secrets=gen.NEEDLES)
+    passes(res)
+    assert res.outcome is Outcome.CLEAN_ERROR, res.short()
+
+
+@pytest.mark.fuzz
+def test_from_a_fifo_nobody_writes(tmp_path: Path) -> None:
+    fifo = tmp_path / "freeze"
+    os.mkfifo(fifo)
+    res = run_cli(("check", "--from", str(fifo)))
+    assert res.outcome is Outcome.CLEAN_ERROR and res.rc == 3, res.short()
