@@ -43,7 +43,7 @@ _PSEUDO = ("/proc/", "/sys/")
 # A pipe (`--from <(pip freeze)`, /dev/stdin) is read until it closes, but not forever: its
 # first bytes must come within STREAM_FIRST_S (a FIFO nobody writes to is refused quickly;
 # `pip freeze` prints within a second or two), all of it within STREAM_DEADLINE_S.
-STREAM_FIRST_S = 8.0
+STREAM_FIRST_S = 5.0
 STREAM_DEADLINE_S = 30.0
 
 

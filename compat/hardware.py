@@ -251,10 +251,19 @@ def _label(cc: tuple[int, int]) -> str:
     return f"sm_{cc[0]}{cc[1]}"
 
 
+# The longest GPU name with a count is well under this ("8 x NVIDIA RTX PRO 6000 Blackwell ...").
+MAX_GPU_TEXT = 200
+
+
 def parse_gpu(text: str, catalog: GpuCatalog) -> GpuSpec:
     """A --gpu value: a count and a GPU name or a compute capability. UsageError (exit 2) for an
     ambiguous, unknown or non-NVIDIA value, saying what to type instead."""
     raw = text
+    if len(text) > MAX_GPU_TEXT:
+        raise UsageError(
+            f"--gpu: a value of {len(text)} characters is not a GPU",
+            hint="e.g. --gpu h100, --gpu 8xH100, --gpu sm_90",
+        )
     count, t = split_count(text)
     if not t:
         raise UsageError("--gpu needs a value", hint="e.g. --gpu h100, --gpu 8xH100, --gpu sm_90")

@@ -549,6 +549,10 @@ def set_json_key(out: Parsed, dest: str, key: str, raw: str, tok: str, origin: s
 # -- config files -------------------------------------------------------------------------------
 
 
+# A config file is a flat mapping whose values nest a level or two (--compilation-config).
+MAX_CONFIG_DEPTH = 32
+
+
 def load_config_file(
     path_text: str, parser: ArgParser, config_dir: Optional[Path], out: Parsed
 ) -> None:
@@ -576,13 +580,26 @@ def load_config_file(
         return
     try:
         # Aliases are refused before anything is built: a few hundred bytes of nested aliases
-        # (a "billion laughs") expand to gigabytes once walked.
+        # (a "billion laughs") expand to gigabytes once walked. So is nesting past a few
+        # levels: PyYAML's scanner is quadratic in it (50,000 `[` take minutes), and the
+        # events come as it scans, so the walk stops at the first level too deep.
+        depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+            why = (
+                "uses YAML aliases, which compat does not expand"
+                if isinstance(event, yaml.AliasEvent)
+                else f"nests deeper than {MAX_CONFIG_DEPTH} levels"
+                if depth > MAX_CONFIG_DEPTH
+                else ""
+            )
+            if why:
                 out.unknown.append("--config")
                 out.notes.append(
-                    f"--config {path_text}: uses YAML aliases, which compat does not expand; "
-                    "its settings are not known to compat"
+                    f"--config {path_text}: {why}; its settings are not known to compat"
                 )
                 return
         data = yaml.safe_load(text)

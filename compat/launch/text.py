@@ -98,11 +98,20 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _expand(token: str, env: Mapping[str, str]) -> str:
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1) or m.group(2)
-        return env.get(name, m.group(0))
-
-    return _VAR.sub(sub, token)
+    """`$X` and `${X}` replaced by known values; a token that would grow past a logical line's
+    bound (`X=$X$X` repeated doubles it each line) is left as written, its variables unknown."""
+    parts: list[str] = []
+    size = 0
+    last = 0
+    for m in _VAR.finditer(token):
+        value = env.get(m.group(1) or m.group(2), m.group(0))
+        size += m.start() - last + len(value)
+        if size > MAX_LOGICAL_LINE:
+            return token
+        parts += (token[last : m.start()], value)
+        last = m.end()
+    parts.append(token[last:])
+    return "".join(parts)
 
 
 # A launch file is a few dozen lines; shlex is quadratic in a token's length, so a logical

@@ -549,3 +549,39 @@ def test_from_a_fifo_nobody_writes(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     res = run_cli(("check", "--from", str(fifo)))
     assert res.outcome is Outcome.CLEAN_ERROR and res.rc == 3, res.short()
+
+
+def test_launch_file_export_doubling(tmp_path: Path) -> None:
+    """`X=$X$X` forty times would be 2^40 characters: expansion stops at a line's bound."""
+    (tmp_path / "run.sh").write_text(
+        "X=ab\n" + "X=$X$X\n" * 40 + "vllm serve m --served-model-name $X\n"
+    )
+    freeze = str(ASSETS / "freeze" / "vllm-0.10.1.1-good.txt")
+    passes(
+        run_inproc(
+            functools.partial(targets.check_request, freeze, launch_file=str(tmp_path / "run.sh"))
+        )
+    )
+
+
+def test_gpu_bare_number_of_5000_digits() -> None:
+    res = run_inproc(targets.host_overrides, None, ("9" * 5000,), (), None)
+    assert res.outcome is Outcome.CLEAN_ERROR, res.short()
+
+
+def test_config_yaml_deep_flow_list(tmp_path: Path) -> None:
+    """PyYAML's scanner is quadratic in flow nesting: the walk stops at the first level too deep."""
+    (tmp_path / "c.yaml").write_text("x: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    argv = ["vllm", "serve", "m", "--config", str(tmp_path / "c.yaml")]
+    res = run_inproc(targets.launch_argv, argv, "vllm")
+    passes(res)
+    assert res.elapsed_s < 5, res.short()
+
+
+@pytest.mark.fuzz
+def test_launch_file_a_fifo_nobody_writes(tmp_path: Path) -> None:
+    fifo = tmp_path / "run.sh"
+    os.mkfifo(fifo)
+    freeze = str(ASSETS / "freeze" / "vllm-0.10.1.1-good.txt")
+    res = run_cli(("check", "--from", freeze, "--launch-file", str(fifo)))
+    assert res.outcome is Outcome.CLEAN_ERROR, res.short()
