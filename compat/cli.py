@@ -109,8 +109,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         if isinstance(rv, int) and rv:
             sys.exit(rv)
     except CompatError as exc:
-        from compat.jsondoc import printable
-        from compat.redact import redact_text
+        from compat.redact import printable, redact_text
 
         click.echo(f"compat: error: {printable(redact_text(exc.message))}", err=True)
         if exc.hint:

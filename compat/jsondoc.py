@@ -231,18 +231,6 @@ class Reader:
         )
 
 
-def printable(text: str) -> str:
-    """Text for a message: control characters (terminal escapes) and lone surrogates shown
-    escaped, so echoing a bad value cannot drive the terminal or fail the output."""
-    out = []
-    for ch in text:
-        if (ch.isprintable() or ch in "\n\t") and not 0xD800 <= ord(ch) <= 0xDFFF:
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
-    return "".join(out)
-
-
 def _kind(value: object) -> str:
     if value is None:
         return "null"

@@ -27,11 +27,10 @@ from compat.inputs.base import Note, Pin, PinFile, ReadOptions, Setting, holds, 
 from compat.inputs.detect import Kind, kind_by_name, requirements_name
 from compat.inputs.requirements import read_pylock, read_pyproject, read_requirements
 from compat.inputs.stack import environment_of
-from compat.jsondoc import printable
 from compat.matrix.load import Matrix
 from compat.models import Code, Environment, Finding, Severity
 from compat.pipeline import Database, LaunchInput, check, parse_launch_for
-from compat.redact import redacted
+from compat.redact import printable, redacted
 
 __all__ = [
     "FILE_PATTERN",

@@ -6,6 +6,8 @@ What counts as a secret: credentials in URLs (whatever characters the password h
 used as the user), values of options and variables named like secrets (`--api-key`, `HF_TOKEN=`,
 `Authorization:`), bearer/basic credentials, and token shapes that are secrets wherever they
 appear (Hugging Face, OpenAI-style, GitHub, Slack, AWS access keys, JWTs).
+
+Text that leaves is also printable: control characters and lone surrogates are escaped.
 """
 
 from __future__ import annotations
@@ -162,11 +164,21 @@ def redact_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: redact_value(k, v) for k, v in env.items()}
 
 
+def printable(text: str) -> str:
+    """Text for a message: control characters (terminal escapes) and lone surrogates shown
+    escaped, so echoing a bad value cannot drive the terminal or fail the output."""
+    out = []
+    for ch in text:
+        if (ch.isprintable() or ch in "\n\t") and not 0xD800 <= ord(ch) <= 0xDFFF:
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
+    return "".join(out)
+
+
 def quote_line(line: str, limit: int = 120) -> str:
     """A line of an input file for a message: secrets scrubbed, control characters escaped,
     cut to `limit` characters."""
-    from compat.jsondoc import printable
-
     shown = printable(redact_text(line))
     if len(shown) > limit:
         shown = shown[: limit - 3] + "..."

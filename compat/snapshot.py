@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar, Union
 
 from compat.errors import InputError
-from compat.jsondoc import Reader, parse, printable
+from compat.jsondoc import Reader, parse
 from compat.models import (
     ENV_SCHEMA,
     GPU,
@@ -28,7 +28,7 @@ from compat.models import (
     Unknown,
     parse_version,
 )
-from compat.redact import redact_env
+from compat.redact import printable, redact_env
 
 T = TypeVar("T")
 

@@ -499,3 +499,12 @@ def test_list_flags_take_all_their_values() -> None:
     odd = sgl("--future-list", "1", "2", "4", "--tp", "2")
     assert odd.unknown_flags == ("--future-list",) and odd.notes == ()
     assert odd.settings["tp_size"] == 2
+
+
+def test_a_dest_given_on_the_command_line_names_its_flag_not_default() -> None:
+    """Evidence for a clause on the release's own dest says where the value came from."""
+    lc = vllm("m", "--enforce-eager", "--max-num-seqs", "8", version="0.19.0")
+    assert lc.get("enforce_eager") is True
+    assert lc.origin("enforce_eager") == "--enforce-eager"
+    assert lc.origin("max_num_seqs") == "--max-num-seqs"
+    assert lc.origin("disable_log_stats") == "default"

@@ -90,11 +90,17 @@ def op_text(op: str) -> str:
     }.get(op, op)
 
 
-def show_value(value: object) -> str:
+def show_value(value: object, depth: int = 0) -> str:
+    """A clause's value as a message shows it; lists nested past a few levels are elided (no
+    clause holds one, and a message need not walk a hostile document's depth)."""
     if isinstance(value, list):
-        return "[" + ", ".join(show_value(v) for v in value) + "]"
+        if depth >= 8:
+            return "[...]"
+        return "[" + ", ".join(show_value(v, depth + 1) for v in value) + "]"
     if isinstance(value, str):
         return value
+    if isinstance(value, (dict, tuple, set)):
+        return f"<{type(value).__name__}>"
     return str(value)
 
 

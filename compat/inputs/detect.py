@@ -8,7 +8,7 @@ import re
 from typing import Optional
 
 from compat.errors import InputError
-from compat.jsondoc import printable
+from compat.redact import printable
 
 
 class Kind(str, enum.Enum):

@@ -28,9 +28,8 @@ from compat.inputs.base import (
     holds,
     marker_env,
 )
-from compat.jsondoc import printable
 from compat.models import canonicalize_name, parse_requirement, parse_version
-from compat.redact import quote_line
+from compat.redact import printable, quote_line
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -22,8 +22,8 @@ from compat.inputs.base import (
     marker_env,
 )
 from compat.inputs.requirements import Problem, load_toml
-from compat.jsondoc import printable
 from compat.models import canonicalize_name, parse_specifiers, parse_version
+from compat.redact import printable
 
 # The Pythons a lock is evaluated for when none is given: 3.11 (the default target), else the
 # lowest its requires-python admits.

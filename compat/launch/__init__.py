@@ -127,6 +127,10 @@ def parse_launch(
     origins = {k: v for k, v in norm.origins.items() if k in settings}
     for k, why in norm.derived.items():
         origins.setdefault(k, why)
+    # the release's own dests given on the command line (`all2all_backend`): their flag
+    for k, why in parsed.origins.items():
+        if k in parsed.values:
+            origins.setdefault(k, why)
     explicit = frozenset(k for k in norm.given | set(norm.derived) if k in settings)
     problems = list(parsed.problems)
     if basis is not None:
