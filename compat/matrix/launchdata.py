@@ -150,14 +150,17 @@ class LaunchData:
     """
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
-        meta = raw["meta"]
-        self.framework: str = str(meta["framework"])
-        self.synced: str = str(meta.get("synced", ""))
-        self._releases: Mapping[str, Any] = raw["releases"]
+        try:
+            meta = raw["meta"]
+            self.framework: str = str(meta["framework"])
+            self.synced: str = str(meta.get("synced", ""))
+            self._releases: Mapping[str, Any] = dict(raw["releases"])
+            self._args: Mapping[str, Mapping[str, Any]] = dict(raw["args"])
+            self._env: Mapping[str, list[str]] = dict(raw.get("env", {}))
+        except _SHAPE_ERRORS as exc:
+            raise _damaged("a framework", exc) from None
         self.keys: tuple[str, ...] = tuple(self._releases)  # in version order (validated)
         self.position: dict[str, int] = {k: i for i, k in enumerate(self.keys)}
-        self._args: Mapping[str, Mapping[str, Any]] = raw["args"]
-        self._env: Mapping[str, list[str]] = raw.get("env", {})
         self._versions: Optional[list[Version]] = None
         self._states: Optional[tuple[FlagState, ...]] = None
         self._infos: dict[int, ReleaseInfo] = {}
@@ -165,7 +168,10 @@ class LaunchData:
     @property
     def versions(self) -> list[Version]:
         if self._versions is None:
-            self._versions = [Version(k) for k in self.keys]
+            try:
+                self._versions = [Version(k) for k in self.keys]
+            except _SHAPE_ERRORS as exc:
+                raise _damaged(self.framework, exc) from None
         return self._versions
 
     def __len__(self) -> int:
@@ -191,7 +197,10 @@ class LaunchData:
         hit = self._infos.get(index)
         if hit is None:
             key = self.keys[index]
-            hit = _release_info(Version(key), self._releases[key])
+            try:
+                hit = _release_info(Version(key), self._releases[key])
+            except _SHAPE_ERRORS as exc:
+                raise _damaged(self.framework, exc) from None
             self._infos[index] = hit
         return hit
 
@@ -199,6 +208,12 @@ class LaunchData:
         return self.versions[index] if self._versions is not None else Version(self.keys[index])
 
     def view(self, index: int) -> ReleaseView:
+        try:
+            return self._view(index)
+        except _SHAPE_ERRORS as exc:
+            raise _damaged(self.framework, exc) from None
+
+    def _view(self, index: int) -> ReleaseView:
         refs: dict[str, tuple[str, str]] = {}
         dests: dict[str, tuple[str, str]] = {}
         position = self.position
@@ -231,11 +246,14 @@ class LaunchData:
     @property
     def states(self) -> tuple[FlagState, ...]:
         if self._states is None:
-            self._states = tuple(
-                _state(name, first, d, self.position)
-                for name, runs in self._args.items()
-                for first, d in runs.items()
-            )
+            try:
+                self._states = tuple(
+                    _state(name, first, d, self.position)
+                    for name, runs in self._args.items()
+                    for first, d in runs.items()
+                )
+            except _SHAPE_ERRORS as exc:
+                raise _damaged(self.framework, exc) from None
         return self._states
 
     def all_options(self) -> dict[str, list[FlagState]]:
@@ -338,31 +356,24 @@ def _dest(name: str, d: Mapping[str, Any]) -> str:
 
 
 def _state(name: str, first: str, d: Mapping[str, Any], position: Mapping[str, int]) -> FlagState:
-    aliases = d.get("aliases")
-    options = (name, *aliases) if aliases else (name,)
-    dest = _dest(name, d)
-    raw = d.get("default")
-    const = d.get("const")
-    choices = d.get("choices")
-    return FlagState(
-        options=options,
-        dest=dest,
-        action=d["action"],
-        first=position[first],
-        last=position[d["last"]],
-        nargs=d.get("nargs", ""),
-        type=d.get("type", ""),
-        choices=tuple(choices) if choices is not None else None,
-        choices_unknown=d.get("choices_unknown", ""),
-        default=json.loads(raw) if raw is not None else None,
-        default_unknown=d.get("default_unknown", ""),
-        computed=d.get("computed", False),
-        deprecated=d.get("deprecated", ""),
-        replacement=d.get("replacement", ""),
-        message=d.get("message", ""),
-        required=d.get("required", False),
-        const=json.loads(const) if const is not None else None,
-    )
+    """One flag's record, checked as it is built: the file is validated by `compat matrix
+    validate` and after each sync, not on every run, so a damaged record fails here as a
+    DataError rather than as a TypeError deep in a check."""
+    from compat.matrix.schema import Problems
+
+    p = Problems("launch data")
+    state = _read_state(p, name, first, d, position)
+    if state is None or p.items:
+        raise DataError(p.items or [f"args.{name}.{first}: not a flag record"], hint=_HINT)
+    return state
+
+
+def _damaged(framework: str, exc: Exception) -> DataError:
+    return DataError([f"launch data of {framework}: {type(exc).__name__}: {exc}"], hint=_HINT)
+
+
+_HINT = "run `compat matrix validate`; refresh with `compat matrix sync --write`"
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 
 # -- merging per-release facts into states -----------------------------------------------------

@@ -585,3 +585,26 @@ def test_launch_file_a_fifo_nobody_writes(tmp_path: Path) -> None:
     freeze = str(ASSETS / "freeze" / "vllm-0.10.1.1-good.txt")
     res = run_cli(("check", "--from", freeze, "--launch-file", str(fifo)))
     assert res.outcome is Outcome.CLEAN_ERROR, res.short()
+
+
+@pytest.mark.parametrize("value", ["5", "true", "1979-05-27T07:32:00", "{a = 1}", "'\u0661'"])
+def test_launch_data_record_of_the_wrong_type(tmp_path: Path, value: str) -> None:
+    """The launch data is read lazily and validated by `matrix validate`, not on every run: a
+    damaged record still ends in a data error, not a TypeError inside a check."""
+    src = gen.MATRICES / "generated" / "launch" / "vllm.toml"
+    text = "".join(
+        f"default = {value}\n" if line.startswith("default = ") else line
+        for line in src.read_text().splitlines(keepends=True)
+    )
+    case = gen._db_case("data", "launch-default", "generated/launch/vllm.toml", text, "")
+    gen.materialize(case, tmp_path)
+    passes(
+        run_inproc(
+            targets.database_root,
+            str(tmp_path / "db"),
+            env={
+                "COMPAT_CACHE_DIR": str(tmp_path / "cache"),
+                "COMPAT_MATRICES": str(tmp_path / "db"),
+            },
+        )
+    )
