@@ -114,15 +114,22 @@ class ModelFacts:
         return ", ".join(parts)
 
 
-def _int(d: Mapping[str, Any], *keys: str) -> Optional[int]:
+# Every size, count and length in a real config fits in an int32 (vocabularies of 256k, context
+# lengths of 10M); a larger or negative one is not a fact about a model. Layer counts are
+# bounded far tighter: per-layer estimates loop over them.
+MAX_CONFIG_INT = 2**31 - 1
+MAX_LAYERS = 10_000
+
+
+def _int(d: Mapping[str, Any], *keys: str, limit: int = MAX_CONFIG_INT) -> Optional[int]:
     for k in keys:
         v = d.get(k)
         if isinstance(v, bool):
             continue
+        if isinstance(v, float) and v.is_integer() and abs(v) <= limit:
+            v = int(v)
         if isinstance(v, int):
-            return v
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
+            return v if 0 <= v <= limit else None
     return None
 
 
@@ -338,7 +345,7 @@ def _vision_params(config: Mapping[str, Any]) -> int:
     if not isinstance(v, dict):
         return 0
     h = _int(v, "hidden_size", "embed_dim", "width")
-    layers = _int(v, "num_hidden_layers", "depth", "layers")
+    layers = _int(v, "num_hidden_layers", "depth", "layers", limit=MAX_LAYERS)
     inter = _int(v, "intermediate_size", "mlp_dim") or (4 * h if h else None)
     if not (h and layers and inter):
         return 0
@@ -360,7 +367,7 @@ def facts_from_config(
     archs_raw = config.get("architectures") or tc.get("architectures") or ()
     archs = tuple(a for a in archs_raw if isinstance(a, str)) if isinstance(archs_raw, list) else ()
     model_type = _str(config, "model_type") or _str(tc, "model_type")
-    layers = _int(tc, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    layers = _int(tc, "num_hidden_layers", "n_layer", "num_layers", "n_layers", limit=MAX_LAYERS)
     hidden = _int(tc, "hidden_size", "d_model", "n_embd")
     heads = _int(tc, "num_attention_heads", "n_head", "num_heads")
     kv_heads = _int(tc, "num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num")
@@ -446,7 +453,7 @@ def facts_from_config(
         sliding_layers=sliding,
         sliding_window=_int(tc, "sliding_window"),
         layer_kv_heads=per_layer,
-        nextn_layers=_int(tc, "num_nextn_predict_layers") or 0,
+        nextn_layers=_int(tc, "num_nextn_predict_layers", limit=MAX_LAYERS) or 0,
         dtype=dtype.lower() if dtype else None,
         quantization=method,
         quant_format=fmt,

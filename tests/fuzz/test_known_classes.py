@@ -608,3 +608,33 @@ def test_launch_data_record_of_the_wrong_type(tmp_path: Path, value: str) -> Non
             },
         )
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("num_hidden_layers", str(2**63 - 1)),
+        ("moe_intermediate_size", "9" * 4300),
+        ("num_experts_per_tok", "1e308"),
+        ("max_position_embeddings", "1e308"),
+        ("hidden_size", "-4096"),
+    ],
+    ids=["layers-int64", "4300-digits", "topk-1e308", "positions-1e308", "negative"],
+)
+def test_model_config_numbers_past_any_model(tmp_path: Path, key: str, value: str) -> None:
+    """A config.json number no model has (2^63 layers, 10^4300) is not a fact: the estimate
+    neither loops over it nor overflows a float."""
+    src = gen._hub_model("Qwen/Qwen3-30B-A3B")
+    model = tmp_path / "model"
+    model.mkdir()
+    config = json.loads((src / "config.json").read_text())
+    config[key] = "@"
+    (model / "config.json").write_text(json.dumps(config).replace('"@"', value))
+    for extra in src.iterdir():
+        if extra.name != "config.json":
+            (model / extra.name).write_bytes(extra.read_bytes())
+    argv = ("vllm", "serve", str(model), "--tensor-parallel-size", "2")
+    res = run_inproc(
+        functools.partial(targets.check_request, str(gen.SNAPSHOTS[0]), launch_argv=argv)
+    )
+    passes(res)
