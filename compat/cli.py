@@ -7,6 +7,7 @@ and anything else that escapes a command is a crash (exit 70), never a verdict.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -103,6 +104,13 @@ def _usage_hint(exc: click.UsageError) -> Optional[str]:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: runs the CLI and turns every outcome into its exit code."""
+    # A terminal or pipe that cannot encode a report's characters (PYTHONIOENCODING=ascii, the
+    # C locale of an old image) gets them escaped rather than a UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
     try:
         rv = cli.main(args=argv, prog_name="compat", standalone_mode=False)
         sys.stdout.flush()

@@ -28,7 +28,7 @@ from compat.models import (
     Unknown,
     parse_version,
 )
-from compat.redact import printable, redact_env
+from compat.redact import printable, redact_env, redacted
 
 T = TypeVar("T")
 
@@ -143,6 +143,7 @@ def _object(o: ObjectFacts) -> dict[str, Any]:
     }
 
 
+@redacted
 def dumps(env: Environment) -> str:
     return json.dumps(to_dict(env), indent=2, sort_keys=False) + "\n"
 

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import click
-from packaging.version import InvalidVersion, Version
 
 from compat.errors import DataError, UsageError
-from compat.models import canonicalize_name
+from compat.models import canonicalize_name, parse_version
 
 
 @click.group("matrix")
@@ -199,10 +198,10 @@ def show_cmd(spec: str, as_json: bool) -> None:
                 y = "  (yanked)" if row["yanked"] else ""
                 click.echo(f"{row['version']:<16}{row['upload_time'][:10]}{cuda}{py}{y}")
         return
-    try:
-        rel = matrix.release(name, Version(version))
-    except InvalidVersion as exc:
-        raise UsageError(f"{version!r} is not a version") from exc
+    parsed = parse_version(version)
+    if parsed is None:
+        raise UsageError(f"{version[:64]!r} is not a version")
+    rel = matrix.release(name, parsed)
     if rel is None:
         near = ", ".join(str(v) for v in sorted(releases)[-5:])
         raise UsageError(

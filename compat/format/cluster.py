@@ -17,6 +17,7 @@ from compat.models import (
     NodeStatus,
     Severity,
 )
+from compat.redact import redacted
 from compat.snapshot import node_dict
 
 CLUSTER_FINDINGS_SCHEMA = "compat.cluster-findings/1"
@@ -63,6 +64,7 @@ def _status_line(r: NodeReport) -> str:
     return f"{r.status.value.upper()}: {r.reason or 'no reason given'}"
 
 
+@redacted
 def format_cluster_env(probe: ClusterProbe) -> str:
     """`compat env --ray`: every node's environment, as `compat env` shows one."""
     from compat.format.env_text import format_env
@@ -185,6 +187,7 @@ def _sarif(result: ClusterResult) -> str:
     return sarif(flat)
 
 
+@redacted
 def format_cluster_findings(result: ClusterResult, fmt: str, fail_on: str) -> str:
     if fmt == "text":
         return _text(result, fail_on)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compat.models import Environment, Unknown
+from compat.redact import redacted
 
 
 def _size(n: int) -> str:
@@ -14,6 +15,7 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+@redacted
 def format_env(env: Environment) -> str:
     out: list[str] = []
     p = env.python

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from compat.fileio import open_regular
 from compat.jsondoc import depth_ok
 from compat.model import ModelFacts, facts_from_config, guess_from_name
 from compat.models import Unknown
@@ -52,7 +53,7 @@ def _read_json(path: Path, cap: int) -> Union[dict[str, Any], Unknown]:
         size = path.stat().st_size
         if size > cap:
             return Unknown(f"{path.name} is {size} bytes, over compat's limit of {cap}")
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             raw = fh.read(cap + 1)
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -75,7 +76,7 @@ def _index_total(path: Path) -> Union[int, Unknown]:
     """`metadata.total_size` of a *.index.json: from its head when it is there (the metadata
     comes first in the files the hub writes), else from the whole file under the size cap."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(64 << 10)
     except OSError as exc:
         return Unknown(f"cannot read {path}: {exc.strerror}")
@@ -87,7 +88,8 @@ def _index_total(path: Path) -> Union[int, Unknown]:
         return data
     meta = data.get("metadata")
     total = meta.get("total_size") if isinstance(meta, dict) else None
-    if isinstance(total, (int, float)) and not isinstance(total, bool) and total > 0:
+    # a float past 2^63 (or Infinity) is not the size of any model's weights
+    if isinstance(total, (int, float)) and not isinstance(total, bool) and 0 < total < 2**63:
         return int(total)
     return Unknown(f"{path.name} has no metadata.total_size")
 
@@ -96,7 +98,7 @@ def safetensors_bytes(path: Path) -> Union[int, Unknown]:
     """Tensor bytes of one .safetensors file from its header: an 8-byte little-endian length,
     then that many bytes of JSON (name -> dtype, shape, data_offsets); the data is not read."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             prefix = fh.read(8)
             if len(prefix) < 8:
                 return Unknown(f"{path.name}: shorter than a safetensors header")

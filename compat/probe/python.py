@@ -103,7 +103,7 @@ def current() -> Interpreter:
     return Interpreter(info, tuple(p for p in sys.path if p))
 
 
-def other(executable: str, timeout: float = 10.0) -> Interpreter:
+def other(executable: str, timeout: float = 5.0) -> Interpreter:
     """Ask another interpreter for its version and import path without running its site hooks
     (python -S, from an empty folder so nothing in the current one shadows the stdlib); its
     answer is bounded in time and size and checked before use."""
@@ -145,7 +145,9 @@ def other(executable: str, timeout: float = 10.0) -> Interpreter:
 def _other_tags(version: str, soabi: str, limit: int = 4) -> tuple[str, ...]:
     from packaging import tags
 
-    major_minor = tuple(int(x) for x in version.split(".")[:2])
+    # the version was checked to start with X.Y (a suffix such as "rc1" may follow)
+    m = re.match(r"([0-9]{1,2})\.([0-9]{1,3})", version)
+    major_minor = (int(m.group(1)), int(m.group(2))) if m else (3, 0)
     abi = "cp" + "".join(map(str, major_minor)) if soabi.startswith("cpython") else None
     gen = tags.cpython_tags(major_minor, [abi] if abi else None)
     return tuple(str(t) for t in itertools.islice(gen, limit))

@@ -638,3 +638,79 @@ def test_model_config_numbers_past_any_model(tmp_path: Path, key: str, value: st
         functools.partial(targets.check_request, str(gen.SNAPSHOTS[0]), launch_argv=argv)
     )
     passes(res)
+
+
+def test_report_to_an_ascii_stdout(tmp_path: Path) -> None:
+    """PYTHONIOENCODING=ascii (or an old image's C locale): characters are escaped."""
+    snap = gen.full_snapshot()
+    snap["gpus"][0]["name"] = "NVIDIA H100 \u4e2d\u6587 \U0001f600"
+    (tmp_path / "u.json").write_text(json.dumps(snap))
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    passes(run_cli(("check", "--from", str(tmp_path / "u.json")), env=env))
+
+
+def test_matrix_show_of_a_version_past_any_length() -> None:
+    res = run_cli(("matrix", "show", "torch==" + "9" * 5000))
+    assert res.outcome is Outcome.CLEAN_ERROR and res.rc == 2, res.short()
+
+
+def test_interpreter_reporting_a_prerelease_version(tmp_path: Path) -> None:
+    exe = tmp_path / "python"
+    doc = {
+        "version": "3.11rc1",
+        "implementation": "cpython",
+        "executable": str(exe),
+        "platform": "linux-x86_64",
+        "machine": "x86_64",
+        "path": [str(tmp_path)],
+        "soabi": "cpython-311-x86_64-linux-gnu",
+    }
+    exe.write_text(f"#!/bin/sh\nprintf '%s\\n' '{json.dumps(doc)}'\n")
+    exe.chmod(0o755)
+    passes(run_inproc(targets.interpreter, str(exe)))
+
+
+def test_interpreter_that_hangs_is_given_up_within_the_bound(tmp_path: Path) -> None:
+    exe = tmp_path / "python"
+    exe.write_text("#!/bin/sh\nexec sleep 60\n")
+    exe.chmod(0o755)
+    res = run_inproc(targets.interpreter, str(exe))
+    assert res.outcome is Outcome.CLEAN_ERROR, res.short()
+
+
+def test_model_weights_index_of_infinite_size(tmp_path: Path) -> None:
+    src = gen._hub_model("Qwen/Qwen3-30B-A3B")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_bytes((src / "config.json").read_bytes())
+    (model / "model.safetensors.index.json").write_text(
+        '{"weight_map": {}, "metadata": {"total_size": Infinity}}'
+    )
+    argv = ("vllm", "serve", str(model), "--tensor-parallel-size", "2")
+    passes(
+        run_inproc(
+            functools.partial(targets.check_request, str(gen.SNAPSHOTS[0]), launch_argv=argv)
+        )
+    )
+
+
+def test_model_safetensors_that_is_a_fifo(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_bytes(
+        (gen._hub_model("Qwen/Qwen3-30B-A3B") / "config.json").read_bytes()
+    )
+    os.mkfifo(model / "model.safetensors")
+    argv = ("vllm", "serve", str(model), "--tensor-parallel-size", "2")
+    passes(
+        run_inproc(
+            functools.partial(targets.check_request, str(gen.SNAPSHOTS[0]), launch_argv=argv)
+        )
+    )
+
+
+def test_secrets_in_probed_facts_are_not_shown(tmp_path: Path) -> None:
+    """A driver version nvidia-smi printed, a Requires-Dist URL: `compat env` shows neither's
+    credentials (every formatter returns scrubbed text)."""
+    line = f"0, NVIDIA H100 80GB HBM3, 9.0, 81559, 480, Disabled, GPU-5269, {gen.SECRET_URL_PASSWORD}\n"
+    passes(run_inproc(targets.smi_text, line, secrets=gen.NEEDLES))
