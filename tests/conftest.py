@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
@@ -10,6 +11,12 @@ from typing import Optional
 import pytest
 
 ASSETS = Path(__file__).parent / "assets"
+
+# A run started in the background by a non-interactive shell (`cmd &`) inherits SIGINT ignored,
+# and so would every compat it starts: the tests that interrupt one need the usual disposition
+# (a handler here becomes the default in the children).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # What compat reads or writes under the user's home: caches, the user data folder, HF caches.
 _HOME_VARS = ("HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "COMPAT_CACHE_DIR")
 
