@@ -264,7 +264,11 @@ def test_vllm_moe_backend_default_by_version() -> None:
     given = vllm("m", "--moe-backend", "TRITON")
     assert given.settings["moe_backend"] == given.settings["moe_backend_effective"] == "triton"
     assert vllm("m", version="0.18.1rc1.dev227").settings["moe_backend_effective"] == "triton"
-    assert vllm("m", version="0.19.0").settings["moe_backend_effective"] == "flashinfer_cutlass"
+    # the 0.18.1 and 0.19.x releases were cut without the priority list: Triton (read from
+    # their wheels); 0.20.0 has it
+    for release in ("0.18.1", "0.19.0", "0.19.1"):
+        assert vllm("m", version=release).settings["moe_backend_effective"] == "triton"
+    assert vllm("m", version="0.20.0").settings["moe_backend_effective"] == "flashinfer_cutlass"
     quant = vllm("m", "--quantization", "fp8").settings["moe_backend_effective"]
     assert isinstance(quant, Unknown)
 
