@@ -23,12 +23,12 @@ from packaging.utils import canonicalize_name
 from compat.errors import CompatError
 from compat.hardware import parse_driver
 from compat.inputs import apply_overrides, read_pins
-from compat.inputs.base import Note, Pin, PinFile, ReadOptions, Setting, holds, marker_env
+from compat.inputs.base import Note, Pin, PinFile, ReadOptions, Setting, holds
 from compat.inputs.detect import Kind, kind_by_name, requirements_name
 from compat.inputs.requirements import read_pylock, read_pyproject, read_requirements
 from compat.inputs.stack import environment_of
 from compat.matrix.load import Matrix
-from compat.models import Code, Environment, Finding, Severity
+from compat.models import Code, Environment, Finding, Severity, marker_env
 from compat.pipeline import Database, LaunchInput, check, parse_launch_for
 from compat.redact import printable, redacted
 

@@ -110,21 +110,15 @@ def parse_requirement(text: str) -> Requirement:
     except InvalidRequirement:
         raise
     except (ValueError, RecursionError, OverflowError) as exc:
-        raise InvalidRequirement(_first_line(exc)) from exc
-    long = _long_version(req.specifier) or (
-        next(
-            (
-                v
-                for v in re.findall(r"[\"']([^\"']*)[\"']", str(req.marker))
-                if len(v) > MAX_VERSION_LENGTH
-            ),
-            None,
-        )
-        if req.marker is not None
-        else None
-    )
-    if long is not None:
-        raise InvalidRequirement(f"a version of {len(long)} characters")
+        raise InvalidRequirement(first_line(exc)) from exc
+    # a text no longer than a version cannot hold a longer one: the usual line costs nothing
+    if len(text) > MAX_VERSION_LENGTH:
+        values = [s.version for s in req.specifier]
+        if req.marker is not None:
+            values += re.findall(r"[\"']([^\"']*)[\"']", str(req.marker))
+        long = _longest(values)
+        if long is not None:
+            raise InvalidRequirement(f"a version of {len(long)} characters")
     return req
 
 
@@ -139,20 +133,42 @@ def parse_specifiers(text: str, prereleases: Optional[bool] = None) -> Specifier
     except InvalidSpecifier:
         raise
     except (ValueError, RecursionError, OverflowError) as exc:
-        raise InvalidSpecifier(_first_line(exc)) from exc
-    long = _long_version(spec)
+        raise InvalidSpecifier(first_line(exc)) from exc
+    long = _longest([s.version for s in spec]) if len(text) > MAX_VERSION_LENGTH else None
     if long is not None:
         raise InvalidSpecifier(f"a version of {len(long)} characters")
     return spec
 
 
-def _long_version(spec: SpecifierSet) -> Optional[str]:
-    return next((s.version for s in spec if len(s.version) > MAX_VERSION_LENGTH), None)
+def _longest(values: list[str]) -> Optional[str]:
+    """The first value longer than any real version, if one is."""
+    return next((v for v in values if len(v) > MAX_VERSION_LENGTH), None)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception's message for one line of a report (its type when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def marker_env(python: Optional[str], machine: str = "x86_64", extra: str = "") -> dict[str, str]:
+    """PEP 508 marker values of the serving target: Linux, CPython (3.11 unless told)."""
+    version = ".".join((python or "3.11").split(".")[:2])
+    full = python if python and python.count(".") == 2 else f"{version}.0"
+    return {
+        "python_version": version,
+        "python_full_version": full,
+        "platform_system": "Linux",
+        "sys_platform": "linux",
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "implementation_name": "cpython",
+        "platform_release": "",
+        "platform_version": "",
+        "implementation_version": full,
+        "extra": extra,
+    }
 
 
 def small_int(text: str, digits: int = 9) -> Optional[int]:

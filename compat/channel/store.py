@@ -129,9 +129,9 @@ class Store:
         previous = self.current_name()
         target = folder / name
         os.rename(tree, target)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         atomic_write(self.pointer, (name + "\n").encode(), FILE_MODE)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         for other in self.generations():
             if other not in (name, previous):
                 shutil.rmtree(folder / other, ignore_errors=True)
@@ -175,7 +175,8 @@ def copy_tree(src: Path, dst: Path, skip: frozenset[str] = frozenset()) -> None:
             os.chmod(target, FILE_MODE)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a folder's renames durable (best effort: some filesystems refuse it)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:

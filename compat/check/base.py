@@ -16,6 +16,7 @@ from compat.models import (
     Unknown,
     canonicalize_name,
     cuda_from_local,
+    marker_env,
 )
 
 if TYPE_CHECKING:
@@ -58,23 +59,9 @@ class Context:
     def marker_env(self, extra: str = "") -> dict[str, str]:
         """PEP 508 marker values for the checked environment (Linux x86_64 unless told)."""
         py = self.env.python
-        version = "3.11" if isinstance(py, Unknown) else py.major_minor
-        full = version if isinstance(py, Unknown) else py.version
-        machine = "x86_64" if isinstance(py, Unknown) or not py.machine else py.machine
-        return {
-            "python_version": version,
-            "python_full_version": full,
-            "platform_system": "Linux",
-            "sys_platform": "linux",
-            "os_name": "posix",
-            "platform_machine": machine,
-            "platform_python_implementation": "CPython",
-            "implementation_name": "cpython",
-            "platform_release": "",
-            "platform_version": "",
-            "implementation_version": full,
-            "extra": extra,
-        }
+        if isinstance(py, Unknown):
+            return marker_env(None, extra=extra)
+        return marker_env(py.version, py.machine or "x86_64", extra)
 
 
 def applies(req: Requirement, ctx: Context, extra: str = "") -> Optional[bool]:

@@ -119,30 +119,6 @@ class ReadOptions:
     read: Optional[Callable[[str], str]] = field(default=None, compare=False)
 
 
-def marker_env(python: Optional[str], machine: str = "x86_64", extra: str = "") -> dict[str, str]:
-    """PEP 508 marker values of the serving target: Linux, CPython (3.11 unless told)."""
-    version = ".".join((python or "3.11").split(".")[:2])
-    full = python if python and python.count(".") == 2 else f"{version}.0"
-    return {
-        "python_version": version,
-        "python_full_version": full,
-        "platform_system": "Linux",
-        "sys_platform": "linux",
-        "os_name": "posix",
-        "platform_machine": machine,
-        "platform_python_implementation": "CPython",
-        "implementation_name": "cpython",
-        "platform_release": "",
-        "platform_version": "",
-        "implementation_version": full,
-        "extra": extra,
-    }
-
-
-def first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 def holds(marker: Optional[Marker], env: dict[str, str]) -> bool:
     """Whether a marker holds for the target; a marker that cannot be evaluated counts as true
     (the pin is kept rather than silently dropped)."""

@@ -36,7 +36,6 @@ from compat.inputs.base import (
     PinFile,
     ReadOptions,
     Setting,
-    first_line,
 )
 from compat.inputs.requirements import (
     Problem,
@@ -51,6 +50,7 @@ from compat.models import (
     Finding,
     Severity,
     canonicalize_name,
+    first_line,
     parse_requirement,
     parse_version,
 )

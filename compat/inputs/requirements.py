@@ -24,11 +24,15 @@ from compat.inputs.base import (
     MAX_LINES,
     Pin,
     PinFile,
-    first_line,
     holds,
-    marker_env,
 )
-from compat.models import canonicalize_name, parse_requirement, parse_version
+from compat.models import (
+    canonicalize_name,
+    first_line,
+    marker_env,
+    parse_requirement,
+    parse_version,
+)
 from compat.redact import printable, quote_line
 
 if sys.version_info >= (3, 11):

@@ -11,7 +11,7 @@ from typing import Optional, Union
 from packaging.version import Version
 
 from compat.families import Family, families
-from compat.inputs.base import Pin, holds, marker_env
+from compat.inputs.base import Pin, holds
 from compat.matrix.load import Matrix
 from compat.matrix.schema import WheelIndex
 from compat.models import (
@@ -22,6 +22,7 @@ from compat.models import (
     Unknown,
     canonicalize_name,
     cuda_from_local,
+    marker_env,
     parse_version,
 )
 

@@ -17,12 +17,16 @@ from compat.inputs.base import (
     Pin,
     PinFile,
     ReadOptions,
-    first_line,
     holds,
-    marker_env,
 )
 from compat.inputs.requirements import Problem, load_toml
-from compat.models import canonicalize_name, parse_specifiers, parse_version
+from compat.models import (
+    canonicalize_name,
+    first_line,
+    marker_env,
+    parse_specifiers,
+    parse_version,
+)
 from compat.redact import printable
 
 # The Pythons a lock is evaluated for when none is given: 3.11 (the default target), else the

@@ -10,7 +10,6 @@ check_complete), so no reader ever takes a mixed set of old and new files for th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from compat.channel.source import JOURNAL
-from compat.channel.store import FILE_MODE, make_dirs
+from compat.channel.store import FILE_MODE, fsync_dir, make_dirs
 from compat.errors import DataError
 from compat.fileio import MAX_DATA, atomic_write, read_bytes
 
@@ -89,9 +88,9 @@ def _finish(root: Path, pairs: list[tuple[Path, Path]]) -> None:
         if tmp.exists():  # a recovery after a kill mid-way: the renamed ones are gone
             os.replace(tmp, path)
     for folder in {p.parent for _, p in pairs}:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     (root / JOURNAL).unlink(missing_ok=True)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def _walk(root: Path) -> list[Path]:
@@ -102,15 +101,6 @@ def _walk(root: Path) -> list[Path]:
         dirnames[:] = [d for d in dirnames if d != ".git"]
         out += [Path(dirpath) / f for f in filenames if f.startswith(".")]
     return out
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def database_root(generated: Path) -> Path:
