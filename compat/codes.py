@@ -3,11 +3,10 @@ derive from (a test keeps docs/findings.md equal to it and every `Code` member i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 
-@dataclass(frozen=True)
-class CodeText:
+class CodeText(Struct, frozen=True):
     title: str  # a few words: SARIF's rule description
     meaning: str  # the row of the table in docs/findings.md
     decided: str  # the paragraph under "How each is decided" in docs/findings.md
@@ -330,8 +329,7 @@ FINDINGS: dict[str, CodeText] = {  # in the order of the Code enum
 }
 
 
-@dataclass(frozen=True)
-class CodeInfo:
+class CodeInfo(Struct, frozen=True):
     code: str
     text: CodeText
 

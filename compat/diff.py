@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, Optional
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from compat.families import families
 from compat.launch import LaunchConfig
@@ -78,8 +80,7 @@ PATH_LISTS = frozenset({"LD_LIBRARY_PATH", "PYTHONPATH", "PATH", "LD_PRELOAD"})
 _LAUNCH_MINOR = frozenset({"model"})
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(Struct, frozen=True):
     """One difference: `a`/`b` are None where the fact is absent on that side."""
 
     rank: int
@@ -109,8 +110,7 @@ class Change:
         }
 
 
-@dataclass(frozen=True)
-class EnvDiff:
+class EnvDiff(Struct, frozen=True):
     changes: tuple[Change, ...]
     only_a: tuple[Finding, ...] = ()  # found by `compat check` on A only
     only_b: tuple[Finding, ...] = ()

@@ -18,8 +18,9 @@ import sys
 import time
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import BinaryIO, Callable, Optional, Union
+
+from msgspec import Struct
 
 from compat.fileio import open_regular
 from compat.models import Unknown
@@ -170,8 +171,7 @@ class BoundedImage(Image):
         return data
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(Struct, frozen=True):
     type: int
     flags: int
     offset: int
@@ -179,8 +179,7 @@ class Segment:
     filesz: int
 
 
-@dataclass(frozen=True)
-class Section:
+class Section(Struct, frozen=True):
     index: int
     type: int
     offset: int
@@ -189,8 +188,7 @@ class Section:
     entsize: int
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(Struct, frozen=True):
     """What the ELF header, program headers and (when readable) section headers say."""
 
     endian: str  # "<" or ">"
@@ -229,8 +227,7 @@ class Layout:
         return next((s for s in self.sections or () if s.index == index), None)
 
 
-@dataclass(frozen=True)
-class ElfInfo:
+class ElfInfo(Struct, frozen=True):
     """The dynamic-linking facts of one shared object, and how each was read."""
 
     machine: int
@@ -326,8 +323,7 @@ def _table(image: Image, offset: int, size: int) -> Optional[bytes]:
     return image.get(offset, size)
 
 
-@dataclass
-class _Symbols:
+class _Symbols(Struct):
     defined: set[str]
     undefined: set[str]
     weak: set[str]
@@ -588,8 +584,7 @@ def _parse(image: Image, prefixes: tuple[str, ...], kinds: str) -> ElfResult:
 # -- fatbins: the GPU architectures a shared object carries ----------------------------------
 
 
-@dataclass(frozen=True)
-class FatbinArchs:
+class FatbinArchs(Struct, frozen=True):
     sass: tuple[int, ...]  # sm numbers with machine code (90 = sm_90)
     ptx: tuple[int, ...]  # sm numbers with PTX
     fatbins: int  # fatbin headers found

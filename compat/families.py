@@ -6,9 +6,10 @@ import enum
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
+
+from msgspec import Struct
 
 from compat import resources
 from compat.errors import DataError
@@ -27,8 +28,7 @@ class Family(enum.Enum):
     INFRA = "infra"  # the cluster runtime (Ray)
 
 
-@dataclass(frozen=True)
-class Package:
+class Package(Struct, frozen=True):
     name: str
     family: Family
     sync: bool = False

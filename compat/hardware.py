@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Optional
 
+from msgspec import Struct
 from packaging.version import Version
 
 from compat.errors import UsageError
@@ -69,8 +69,7 @@ def _kind(tok: str) -> str:
     return "variant" if tok in _VARIANT else "core"
 
 
-@dataclass(frozen=True)
-class NameWords:
+class NameWords(Struct, frozen=True):
     """A GPU name's words by kind: what tells GPUs apart (core), the form factor or packaging
     (variant), and the sizes it states (memory)."""
 
@@ -94,8 +93,7 @@ def name_words(text: str, drop: Iterable[str] = ()) -> NameWords:
     )
 
 
-@dataclass(frozen=True)
-class GpuSpec:
+class GpuSpec(Struct, frozen=True):
     """One --gpu value read: how many GPUs, and what each is."""
 
     count: int
@@ -111,8 +109,7 @@ class GpuSpec:
         return f"sm_{self.compute_capability[0]}{self.compute_capability[1]}"
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(Struct, frozen=True):
     model: GpuModel
     core: frozenset[str]
     variant: frozenset[str]
@@ -403,8 +400,7 @@ def nvidia_text(version: Version) -> str:
     return f"{r[0]}.{r[1]}.{r[2]:02d}" if len(r) == 3 else ".".join(map(str, r))
 
 
-@dataclass(frozen=True)
-class Branch:
+class Branch(Struct, frozen=True):
     """A driver branch: the CUDA version its drivers report and its lowest known release."""
 
     branch: int
@@ -416,8 +412,7 @@ class Branch:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class ArchFloor:
+class ArchFloor(Struct, frozen=True):
     """The drivers an architecture needs: at least min_branch (the driver of its first CUDA
     toolkit, None when older than every release known) and at most last_branch."""
 
@@ -431,8 +426,7 @@ class ArchFloor:
         return self.support.last_branch
 
 
-@dataclass(frozen=True)
-class DriverSpec:
+class DriverSpec(Struct, frozen=True):
     """A --driver value read: the release judged, as NVIDIA writes it, and what was assumed."""
 
     text: str

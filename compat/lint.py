@@ -11,13 +11,14 @@ is a parameter.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+import msgspec
+import msgspec.structs
+from msgspec import Struct, field
 from packaging.utils import canonicalize_name
 
 from compat.errors import CompatError
@@ -88,8 +89,7 @@ def kind_of(path: str) -> Optional[str]:
     return Kind.REQUIREMENTS.value if requirements_name(path) else None
 
 
-@dataclass(frozen=True)
-class LintFinding:
+class LintFinding(Struct, frozen=True):
     path: str
     line: int
     finding: Finding
@@ -102,8 +102,7 @@ class LintFinding:
         return d
 
 
-@dataclass(frozen=True)
-class LintResult:
+class LintResult(Struct, frozen=True):
     files: tuple[str, ...]
     findings: tuple[LintFinding, ...]
     problems: tuple[tuple[str, int, str], ...]
@@ -114,8 +113,7 @@ class LintResult:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(Struct, frozen=True):
     """The declared target host of a lint (all optional: host checks run only when given)."""
 
     python: Optional[str] = None
@@ -125,8 +123,7 @@ class Target:
     machine: str = "x86_64"
 
 
-@dataclass(frozen=True)
-class _Scope:
+class _Scope(Struct, frozen=True):
     """What a file says besides its pins: variables it sets, its server command, its Python."""
 
     origin: str
@@ -238,7 +235,7 @@ def _edit(fix: str, pinned: dict[str, Pin]) -> str:
 def _place(f: Finding, pinned: dict[str, Pin], scope: _Scope) -> LintFinding:
     """At the line of the last pin the finding names (the others are related), else at the line
     of a variable it names, else at the first pin."""
-    shown = dataclasses.replace(
+    shown = msgspec.structs.replace(
         f,
         message=_present(f.message),
         evidence=tuple(_present(e) for e in f.evidence),
@@ -279,8 +276,10 @@ def _judge_range(
     first: Optional[Finding] = None
     for v in candidates:
         trial = dict(exact)
-        trial[pin.key] = dataclasses.replace(pin, version=str(v))
-        env = _environment(trial, scope, matrix, dataclasses.replace(target, driver=None, gpus=()))
+        trial[pin.key] = msgspec.structs.replace(pin, version=str(v))
+        env = _environment(
+            trial, scope, matrix, msgspec.structs.replace(target, driver=None, gpus=())
+        )
         errors = [
             f
             for f in check(env, Database(matrix, ()), ignore=target.ignore)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Optional
 
+from msgspec import Struct
 from packaging.version import InvalidVersion, Version
 
 from compat.launch import LaunchConfig
@@ -23,8 +23,7 @@ GIB = float(1 << 30)
 # release's server_args.py). The formulas below follow the cited lines.
 
 
-@dataclass(frozen=True)
-class Term:
+class Term(Struct, frozen=True):
     """One line of the accounting: a quantity in GiB and what it rests on."""
 
     label: str
@@ -35,8 +34,7 @@ class Term:
         return f"{self.label}: {self.gib:.2f} GiB ({self.basis})"
 
 
-@dataclass(frozen=True)
-class Estimate:
+class Estimate(Struct, frozen=True):
     """Where one GPU's memory goes under a launch, as compat estimates it (GiB)."""
 
     framework: str

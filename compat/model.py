@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Optional
+
+from msgspec import Struct
 
 # Bytes per element of the dtypes checkpoints declare (config.json `torch_dtype` / `dtype`).
 DTYPE_BYTES: dict[str, float] = {
@@ -30,8 +31,7 @@ _TOPK_KEYS = ("num_experts_per_tok", "experts_per_token", "moe_k", "num_experts_
 _SHARED_KEYS = ("n_shared_experts", "num_shared_experts", "moe_num_shared_experts")
 
 
-@dataclass(frozen=True)
-class ModelFacts:
+class ModelFacts(Struct, frozen=True):
     """What compat knows about the model a launch serves, and where each fact came from.
 
     `None` is "could not tell"; `guess` marks facts read from the model's name only.

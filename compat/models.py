@@ -6,9 +6,9 @@ import enum
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
+from msgspec import Struct, field
 from packaging.version import InvalidVersion, Version
 
 if TYPE_CHECKING:
@@ -21,8 +21,7 @@ ENV_SCHEMA = "compat.env/1"
 FINDINGS_SCHEMA = "compat.findings/1"
 
 
-@dataclass(frozen=True)
-class Unknown:
+class Unknown(Struct, frozen=True):
     """A fact compat could not tell, with the reason (a value, never an exception)."""
 
     reason: str
@@ -200,8 +199,7 @@ def cuda_tag(cuda: str) -> str:
     return f"cu{major}{minor or '0'}"
 
 
-@dataclass(frozen=True)
-class PythonInfo:
+class PythonInfo(Struct, frozen=True):
     version: str
     implementation: str
     executable: str
@@ -215,8 +213,7 @@ class PythonInfo:
         return ".".join(self.version.split(".")[:2])
 
 
-@dataclass(frozen=True)
-class ObjectFacts:
+class ObjectFacts(Struct, frozen=True):
     """One compiled object of an installed distribution, read with `--deep` (ELF dynamic info).
 
     `unresolved` are the libtorch/c10/ATen symbols it imports that the installed torch does not
@@ -231,8 +228,7 @@ class ObjectFacts:
     error: str = ""  # why it could not be read ("" when it was)
 
 
-@dataclass(frozen=True)
-class Distribution:
+class Distribution(Struct, frozen=True, dict=True):
     """An installed distribution as its dist-info says; `broken` holds why it could not be read."""
 
     name: str
@@ -257,8 +253,7 @@ class Distribution:
         return canonicalize_name(self.name)
 
 
-@dataclass(frozen=True)
-class TorchBuild:
+class TorchBuild(Struct, frozen=True):
     """torch as built: version with local tag, CUDA/HIP it targets, and where that came from."""
 
     version: Optional[Version]
@@ -289,8 +284,7 @@ class TorchBuild:
         return self.cuda is None and self.hip is None and self.cuda_from_deps is None
 
 
-@dataclass(frozen=True)
-class Driver:
+class Driver(Struct, frozen=True):
     """The NVIDIA driver: kernel-module version and the CUDA version its user-mode library runs."""
 
     version: Probed[str]
@@ -299,8 +293,7 @@ class Driver:
     cuda_source: str = ""
 
 
-@dataclass(frozen=True)
-class GPU:
+class GPU(Struct, frozen=True):
     index: int
     name: str
     compute_capability: Optional[tuple[int, int]]
@@ -316,8 +309,7 @@ class GPU:
         return f"sm_{cc[0]}{cc[1]}" if cc else None
 
 
-@dataclass(frozen=True)
-class HostContext:
+class HostContext(Struct, frozen=True):
     """Where compat runs: container, WSL, device nodes present."""
 
     container: Optional[str]
@@ -326,8 +318,7 @@ class HostContext:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class CacheInfo:
+class CacheInfo(Struct, frozen=True):
     kind: str
     path: str
     exists: bool
@@ -340,8 +331,7 @@ class CacheInfo:
     oldest_mtime: Optional[float] = None
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(Struct, frozen=True, dict=True):
     """Everything the checks need about one machine, from a probe, a snapshot or a freeze file."""
 
     python: Probed[PythonInfo]
@@ -377,8 +367,7 @@ class Environment:
         return d.version if d else None
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Struct, frozen=True):
     code: str
     severity: Severity
     message: str
@@ -441,8 +430,7 @@ class NodeStatus(enum.Enum):
     FAILED = "failed"  # the task raised, or its runtime env could not be set up
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(Struct, frozen=True):
     """A node as the cluster lists it when the check starts."""
 
     node_id: str
@@ -453,8 +441,7 @@ class Node:
     label: str = ""  # short unique name for reports (hostname, or hostname/id when shared)
 
 
-@dataclass(frozen=True)
-class NodeReport:
+class NodeReport(Struct, frozen=True):
     node: Node
     status: NodeStatus
     env: Optional[Environment] = None
@@ -463,8 +450,7 @@ class NodeReport:
     facts: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ClusterProbe:
+class ClusterProbe(Struct, frozen=True):
     """One probe per alive node, in a stable order (head first, then by label)."""
 
     address: str
@@ -475,8 +461,7 @@ class ClusterProbe:
     ray_version: str = ""
 
 
-@dataclass(frozen=True)
-class ClusterResult:
+class ClusterResult(Struct, frozen=True):
     probe: ClusterProbe
     per_node: tuple[tuple[NodeReport, tuple[Finding, ...]], ...]
     cluster: tuple[Finding, ...]

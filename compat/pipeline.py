@@ -8,12 +8,13 @@ and the database is loaded by the caller (`load_database`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import msgspec
+import msgspec.structs
+from msgspec import Struct
 from packaging.version import Version
 
 from compat.advisories import Advisory, Model, load_advisories, match_advisories
@@ -37,8 +38,7 @@ from compat.models import (
 )
 
 
-@dataclass(frozen=True)
-class Database:
+class Database(Struct, frozen=True):
     """What the checks read besides the environment: versions, curated facts, advisories."""
 
     matrix: Matrix
@@ -55,8 +55,7 @@ def load_database(root: Optional[Path] = None) -> Database:
     return Database(matrix, load_advisories(matrix.root / "advisories"))
 
 
-@dataclass(frozen=True)
-class LaunchInput:
+class LaunchInput(Struct, frozen=True):
     """The server command as the user gave it: argv after `--`, or a launch file's text."""
 
     argv: tuple[str, ...] = ()
@@ -193,7 +192,7 @@ def check(
     from compat.check.target import compose
 
     ctx = Context(env=env, matrix=db.matrix, launch=launch, model=model)
-    ctx = dataclasses.replace(ctx, target=compose(ctx))
+    ctx = msgspec.structs.replace(ctx, target=compose(ctx))
     findings = run_registry(ctx)
     if db.advisories:
         implied = torch_pinned_runtime(env, db.matrix)
@@ -207,7 +206,7 @@ def check(
 def check_cluster(
     probe: ClusterProbe,
     db: Database,
-    given: LaunchInput = LaunchInput(),
+    given: Optional[LaunchInput] = None,
     *,
     env_vars: Sequence[str] = (),
     ignore: Sequence[str] = (),
@@ -218,6 +217,7 @@ def check_cluster(
     from compat.check.cluster import compare
     from compat.inputs import apply_overrides
 
+    given = given or LaunchInput()
     launch_input = LaunchInput(given.argv, given.text, given.origin, under_ray=True)
     per_node: list[tuple[NodeReport, tuple[Finding, ...]]] = []
     for r in probe.nodes:

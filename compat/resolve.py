@@ -14,9 +14,10 @@ import enum
 import functools
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
+from msgspec import Struct, field
+from msgspec.structs import replace
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -85,8 +86,7 @@ class Rule(str, enum.Enum):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Platform:
+class Platform(Struct, frozen=True):
     """Linux on one machine type; `glibc` caps the manylinux tags accepted (None: any)."""
 
     arch: str = "x86_64"
@@ -123,8 +123,7 @@ def parse_platform(text: str) -> Platform:
     )
 
 
-@dataclass(frozen=True)
-class TargetGpu:
+class TargetGpu(Struct, frozen=True):
     name: str
     cc: tuple[int, int]
     memory_gib: Optional[float] = None
@@ -143,8 +142,7 @@ class TargetGpu:
         )
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(Struct, frozen=True):
     """What to lock for. Host facts are None/empty when not declared: then they do not constrain."""
 
     requirements: tuple[Requirement, ...]
@@ -205,8 +203,7 @@ def parse_targets(texts: Sequence[str]) -> tuple[Requirement, ...]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Index:
+class Index(Struct, frozen=True):
     """A wheel index a pin needs (None on a Pin means PyPI)."""
 
     name: str
@@ -214,8 +211,7 @@ class Index:
     source: str = ""
 
 
-@dataclass(frozen=True)
-class Pin:
+class Pin(Struct, frozen=True):
     name: str  # canonical
     version: Version  # with the local tag its index serves (2.7.1+cu128)
     extras: tuple[str, ...] = ()
@@ -234,8 +230,7 @@ class Pin:
         return f"{self.name}=={self.version}"
 
 
-@dataclass(frozen=True)
-class Rejection:
+class Rejection(Struct, frozen=True):
     rule: Rule
     candidate: str
     reason: str
@@ -248,8 +243,7 @@ class Rejection:
         return f"{self.candidate}: {self.reason}"
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(Struct, frozen=True):
     target: Target
     pins: tuple[Pin, ...]
     build: TorchBuildInfo
@@ -477,8 +471,7 @@ def _extras_of(req: Requirement) -> set[str]:
     return {_key(m) for m in re.findall(r"extra\s*==\s*['\"]([^'\"]+)['\"]", text)}
 
 
-@dataclass(frozen=True)
-class _Need:
+class _Need(Struct, frozen=True):
     """One requirement on a stack package, with who asks for it."""
 
     req: Requirement
@@ -515,8 +508,7 @@ def stack_needs(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Chain:
+class _Chain(Struct):
     """A choice of framework releases (lead first) and what they require together."""
 
     releases: list[tuple[Release, tuple[str, ...]]] = field(default_factory=list)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar, Union
+
+import msgspec
+import msgspec.structs
 
 from compat.errors import InputError
 from compat.jsondoc import Reader, parse
@@ -386,12 +388,12 @@ def node_report_from_task(node: Node, data: object) -> NodeReport:
     try:
         hostname = r.opt_text(data, "hostname", "", 256)
         if hostname and not node.hostname:
-            node = dataclasses.replace(node, hostname=hostname)
+            node = msgspec.structs.replace(node, hostname=hostname)
         env = from_dict(data.get("env"), origin=where)
         facts = r.mapping(data, "facts", "", 256)
     except InputError as exc:
         return NodeReport(node, NodeStatus.FAILED, reason=exc.message)
-    env = dataclasses.replace(env, source=where)
+    env = msgspec.structs.replace(env, source=where)
     return NodeReport(node, NodeStatus.OK, env=env, facts=facts)
 
 
@@ -402,7 +404,7 @@ def label_nodes(nodes: Sequence[Node]) -> list[Node]:
     for b in base.values():
         counts[b] = counts.get(b, 0) + 1
     return [
-        dataclasses.replace(
+        msgspec.structs.replace(
             n,
             label=base[n.node_id]
             if counts[base[n.node_id]] == 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from msgspec import Struct
+from msgspec.structs import replace
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -101,8 +102,7 @@ def _framework_version(packages: dict[str, str], launch_text: str) -> Optional[V
     return None
 
 
-@dataclass(frozen=True)
-class FixtureModel:
+class FixtureModel(Struct, frozen=True):
     """Model facts as a fixture states them (what the HF config would tell)."""
 
     source: str = "fixture"

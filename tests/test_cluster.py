@@ -3,7 +3,6 @@ and, marked `ray`, the whole path on a real multi-node Ray cluster started on th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
+import msgspec.structs
 import pytest
 from packaging.version import Version
 
@@ -68,7 +68,7 @@ def report(
 ) -> NodeReport:
     e = env or BASE
     if env_vars:
-        e = dataclasses.replace(e, env={**e.env, **env_vars})
+        e = msgspec.structs.replace(e, env={**e.env, **env_vars})
     return NodeReport(node(name, gpus=gpus, head=head), NodeStatus.OK, env=e, facts=facts or {})
 
 
@@ -76,7 +76,7 @@ def with_dist(env: Environment, name: str, version: Optional[str]) -> Environmen
     dists = [d for d in env.distributions if d.name != name]
     if version is not None:
         dists.append(Distribution(name, Version(version), version, "/site"))
-    return dataclasses.replace(env, distributions=tuple(sorted(dists, key=lambda d: d.key)))
+    return msgspec.structs.replace(env, distributions=tuple(sorted(dists, key=lambda d: d.key)))
 
 
 def only(fs: list[Finding], text: str) -> Finding:
@@ -173,7 +173,7 @@ def test_gpu_numbering_of_the_ray_nodes() -> None:
 
 
 def test_driver_differs() -> None:
-    old = dataclasses.replace(BASE, driver=Driver("570.86.15", "12.8"))
+    old = msgspec.structs.replace(BASE, driver=Driver("570.86.15", "12.8"))
     f = only(compare([report("a"), report("b"), report("c", old)]), "NVIDIA driver")
     assert f.severity is Severity.WARNING
     assert "570.86.15 (CUDA 12.8) on c" in f.message
@@ -181,18 +181,20 @@ def test_driver_differs() -> None:
 
 
 def test_unknown_driver_is_left_to_the_node_findings() -> None:
-    blind = dataclasses.replace(BASE, driver=Unknown("no /proc/driver/nvidia"))
+    blind = msgspec.structs.replace(BASE, driver=Unknown("no /proc/driver/nvidia"))
     assert compare([report("a"), report("b", blind)]) == []
 
 
 def test_gpu_models_differ() -> None:
-    a100 = dataclasses.replace(BASE, gpus=(GPU(0, "NVIDIA A100-SXM4-80GB", (8, 0)),))
+    a100 = msgspec.structs.replace(BASE, gpus=(GPU(0, "NVIDIA A100-SXM4-80GB", (8, 0)),))
     f = only(compare([report("a"), report("b", a100)]), "GPUs")
     assert "1x NVIDIA A100-SXM4-80GB (sm_80) on b" in f.message
 
 
 def test_torch_build_differs_is_an_error() -> None:
-    cu128 = dataclasses.replace(BASE, torch=TorchBuild(Version("2.11.0+cu128"), "12.8", None, "t"))
+    cu128 = msgspec.structs.replace(
+        BASE, torch=TorchBuild(Version("2.11.0+cu128"), "12.8", None, "t")
+    )
     f = only(compare([report("a"), report("b", cu128)]), "torch build")
     assert f.severity is Severity.ERROR and f.packages == ("torch",)
     assert "2.11.0+cu128 (CUDA 12.8)" in f.message and "2.11.0+cu130 (CUDA 13.0)" in f.message
@@ -219,13 +221,17 @@ def test_framework_and_nccl_differ_are_errors_others_grouped() -> None:
 def test_python_minor_differs_is_an_error() -> None:
     assert not isinstance(BASE.python, Unknown)
     assert BASE.python.version == "3.12.3"
-    py311 = dataclasses.replace(BASE, python=dataclasses.replace(BASE.python, version="3.11.9"))
+    py311 = msgspec.structs.replace(
+        BASE, python=msgspec.structs.replace(BASE.python, version="3.11.9")
+    )
     f = only(compare([report("a"), report("b", py311)]), "Python")
     assert (
         f.severity is Severity.ERROR
         and f.message == "Python differs across nodes: 3.11.9 on b; 3.12.3 on a"
     )
-    patch = dataclasses.replace(BASE, python=dataclasses.replace(BASE.python, version="3.12.11"))
+    patch = msgspec.structs.replace(
+        BASE, python=msgspec.structs.replace(BASE.python, version="3.12.11")
+    )
     g = only(compare([report("a"), report("b"), report("c", patch)]), "Python")
     assert g.severity is Severity.INFO and g.fix == (
         "use Python 3.12.3 on c too (Ray requires the same Python on every node)",
@@ -245,7 +251,7 @@ def test_cpu_head_is_not_compared_with_gpu_nodes() -> None:
     head = report("head", bare, gpus=0, head=True)
     assert compare([head, report("a", NCCL_IB_HCA="mlx5"), report("b", NCCL_IB_HCA="mlx5")]) == []
     # Without GPU nodes, all nodes are peers.
-    cpu_torch = dataclasses.replace(BASE, gpus=())
+    cpu_torch = msgspec.structs.replace(BASE, gpus=())
     f = only(compare([report("x", bare, gpus=0), report("y", cpu_torch, gpus=0)]), "torch build")
     assert (
         f.message
@@ -326,7 +332,7 @@ def probe(*reports: NodeReport) -> ClusterProbe:
 
 
 def test_check_cluster_runs_each_node_and_compares() -> None:
-    old = dataclasses.replace(BASE, driver=Driver("470.57.02", "11.4"))
+    old = msgspec.structs.replace(BASE, driver=Driver("470.57.02", "11.4"))
     result = check_cluster(probe(report("a"), report("b", old)), NO_ADVISORIES)
     (_, fa), (_, fb) = result.per_node
     assert "driver-too-old" in {f.code for f in fb} and "driver-too-old" not in {f.code for f in fa}

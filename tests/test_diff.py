@@ -9,11 +9,12 @@ NCCL_NVLS_ENABLE=1, PYTHONPATH, SGLANG_MEMORY_SAVER_CUDA_GRAPH, RAY_*, MASTER_AD
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import msgspec.structs
 
 from compat.advisories import load_advisories
 from compat.diff import RANKS, Change, diff_environments, env_rank, format_text
@@ -45,7 +46,7 @@ def with_env(env: Environment, **changes: str | None) -> Environment:
             merged.pop(k, None)
         else:
             merged[k] = v
-    return dataclasses.replace(env, env=merged)
+    return msgspec.structs.replace(env, env=merged)
 
 
 def test_seed002_points_at_the_ray_launch_environment_first() -> None:
@@ -162,14 +163,17 @@ def test_stack_before_host_before_env() -> None:
     torch = a.torch
     assert not isinstance(torch, Unknown) and not isinstance(a.gpus, Unknown)
     dists = tuple(
-        dataclasses.replace(d, raw_version="3.5.1") if d.key == "triton" else d
+        msgspec.structs.replace(d, raw_version="3.5.1") if d.key == "triton" else d
         for d in a.distributions
     )
-    b = dataclasses.replace(
+    b = msgspec.structs.replace(
         with_env(a, NCCL_P2P_DISABLE="1", HF_HOME="/data/hf"),
         distributions=dists,
         driver=Driver("550.54.15", "12.4", "--driver", ""),
-        gpus=(*a.gpus[:4], dataclasses.replace(a.gpus[4], name="NVIDIA H200", memory_used_mib=1)),
+        gpus=(
+            *a.gpus[:4],
+            msgspec.structs.replace(a.gpus[4], name="NVIDIA H200", memory_used_mib=1),
+        ),
         created="later",
     )
     d = diff_environments(a, b)
@@ -191,9 +195,9 @@ def test_stack_before_host_before_env() -> None:
 def test_unknown_sides_and_volatile_facts() -> None:
     a = load(str(STANDALONE))
     assert not isinstance(a.gpus, Unknown)
-    busy = tuple(dataclasses.replace(g, memory_used_mib=70000) for g in a.gpus)
-    assert diff_environments(a, dataclasses.replace(a, gpus=busy, created="x")).same
-    b = dataclasses.replace(
+    busy = tuple(msgspec.structs.replace(g, memory_used_mib=70000) for g in a.gpus)
+    assert diff_environments(a, msgspec.structs.replace(a, gpus=busy, created="x")).same
+    b = msgspec.structs.replace(
         a, gpus=Unknown("no driver in docker build"), driver=Unknown("no driver")
     )
     d = diff_environments(a, b)
@@ -224,9 +228,9 @@ def test_every_rank_is_documented() -> None:
 def test_gpu_entries_compare_by_index() -> None:
     g = GPU(0, "NVIDIA H100 80GB HBM3", (9, 0), 81559)
     a = load(str(STANDALONE))
-    one = dataclasses.replace(a, gpus=(g,))
-    two = dataclasses.replace(
-        a, gpus=(g, dataclasses.replace(g, index=1, compute_capability=(8, 0)))
+    one = msgspec.structs.replace(a, gpus=(g,))
+    two = msgspec.structs.replace(
+        a, gpus=(g, msgspec.structs.replace(g, index=1, compute_capability=(8, 0)))
     )
     d = diff_environments(one, two)
     assert [(c.key, c.a, c.b) for c in d.changes] == [

@@ -3,7 +3,6 @@ when installed), installs exactly the lock, and its verification step works with
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import shlex
 import shutil
@@ -12,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec.structs
 import pytest
 from packaging.version import Version
 
@@ -177,7 +177,7 @@ def test_base_choices_and_errors() -> None:
     assert choose_base(res, DockerOptions(base_image="registry/x:1")).image == "registry/x:1"
     with pytest.raises(UsageError):
         choose_base(res, DockerOptions(os="ubuntu18.04"))
-    odd = dataclasses.replace(res, build=dataclasses.replace(res.build, cuda="13.3"))
+    odd = msgspec.structs.replace(res, build=msgspec.structs.replace(res.build, cuda="13.3"))
     with pytest.raises(UsageError) as exc:
         choose_base(odd, DockerOptions())
     assert exc.value.hint is not None and "--base-image" in exc.value.hint

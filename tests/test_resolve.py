@@ -307,7 +307,7 @@ def test_coverage_rules(matrix: Matrix) -> None:
     assert coverage(b.sass, b.ptx, (9, 0)) == "sass"
     assert coverage(b.sass, b.ptx, (12, 1)) == "sass"  # sm_120 machine code runs on sm_121
     assert coverage(b.sass, b.ptx, (7, 0)) == "none"
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     ptx_only = replace(b, sass=((8, 0),), ptx=((8, 0),))
     assert coverage(ptx_only.sass, ptx_only.ptx, (9, 0)) == "ptx"

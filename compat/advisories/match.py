@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Optional, Protocol, Union
 
+from msgspec import Struct
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -51,8 +51,7 @@ Model = Union[ModelView, Unknown, None]
 _MATCH, _MISS, _UNKNOWN = "match", "miss", "unknown"
 
 
-@dataclass(frozen=True)
-class _Outcome:
+class _Outcome(Struct, frozen=True):
     state: str
     text: str
     hint: str = ""

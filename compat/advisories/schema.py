@@ -5,11 +5,11 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Optional
 
+from msgspec import Struct
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from compat.errors import CompatError, DataError
@@ -104,14 +104,12 @@ def show_value(value: object, depth: int = 0) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(Struct, frozen=True):
     type: str
     url: str
 
 
-@dataclass(frozen=True)
-class PackageRange:
+class PackageRange(Struct, frozen=True):
     """`names` are alternatives (the first installed one is checked): nvidia-nccl-cu12|-cu13."""
 
     names: tuple[str, ...]
@@ -122,8 +120,7 @@ class PackageRange:
         return "|".join(self.names)
 
 
-@dataclass(frozen=True)
-class LaunchClause:
+class LaunchClause(Struct, frozen=True):
     setting: str
     op: str
     value: object
@@ -132,8 +129,7 @@ class LaunchClause:
         return f"launch: {self.setting} {op_text(self.op)} {show_value(self.value)}"
 
 
-@dataclass(frozen=True)
-class EnvClause:
+class EnvClause(Struct, frozen=True):
     name: str
     op: str
     value: object
@@ -142,8 +138,7 @@ class EnvClause:
         return f"env: {self.name} {op_text(self.op)} {show_value(self.value)}"
 
 
-@dataclass(frozen=True)
-class ModelClause:
+class ModelClause(Struct, frozen=True):
     """Facts of the served model the failure needs; each part that is set must hold."""
 
     moe: Optional[bool] = None
@@ -169,8 +164,7 @@ class ModelClause:
         return out
 
 
-@dataclass(frozen=True)
-class Affected:
+class Affected(Struct, frozen=True):
     """A conjunction: every clause that is set must hold."""
 
     framework: str = ""
@@ -186,8 +180,7 @@ class Affected:
     model: Optional[ModelClause] = None
 
 
-@dataclass(frozen=True)
-class Workaround:
+class Workaround(Struct, frozen=True):
     description: str
     flags: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
@@ -209,8 +202,7 @@ class Workaround:
         return "; ".join(parts)
 
 
-@dataclass(frozen=True)
-class Advisory:
+class Advisory(Struct, frozen=True):
     id: str
     summary: str
     details: str

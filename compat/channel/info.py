@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Optional
 
+from msgspec import Struct
 from packaging.version import InvalidVersion, Version
 
 from compat.errors import DataError
@@ -25,8 +25,7 @@ HEADER = (
 )
 
 
-@dataclass(frozen=True)
-class DataInfo:
+class DataInfo(Struct, frozen=True):
     """What DATA.toml says; `version` None when the folder has none (an older or hand-made tree)."""
 
     version: Optional[Version] = None

@@ -6,9 +6,10 @@ import configparser
 import os
 import ssl
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
+
+from msgspec import Struct
 
 from compat.errors import UsageError
 
@@ -55,8 +56,7 @@ def _setting(env: str, key: str, config: dict[str, str]) -> Optional[str]:
     return value.strip() if value and value.strip() else None
 
 
-@dataclass(frozen=True)
-class NetConfig:
+class NetConfig(Struct, frozen=True):
     """Where to look and how to connect, from the command line, the environment and pip.conf."""
 
     indexes: tuple[str, ...]  # simple-index URLs, the main one first

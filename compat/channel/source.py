@@ -10,10 +10,11 @@ from __future__ import annotations
 import enum
 import importlib.util
 import os
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Optional
+
+from msgspec import Struct
 
 from compat.channel.info import DATA_FORMAT, DataInfo, describe, read_info
 from compat.channel.store import Store
@@ -33,8 +34,7 @@ class Kind(enum.Enum):
     SOURCE = "source tree"
 
 
-@dataclass(frozen=True)
-class DataSource:
+class DataSource(Struct, frozen=True):
     """The database folder in use, what it is, and why it was chosen."""
 
     root: Path

@@ -7,13 +7,14 @@ import json
 import re
 import shutil
 import zipfile
-from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urljoin, urlsplit
 
+from msgspec import Struct
+from msgspec.structs import replace
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
@@ -40,8 +41,7 @@ _SIMPLE_ACCEPT = (
 )
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Struct, frozen=True):
     """One compat-data wheel an index offers."""
 
     version: Version
@@ -51,8 +51,7 @@ class Candidate:
     index: str
 
 
-@dataclass(frozen=True)
-class UpdateResult:
+class UpdateResult(Struct, frozen=True):
     status: str  # "updated", "current", "offline"
     before: DataSource
     after: DataSource

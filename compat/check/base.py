@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+from msgspec import Struct, field
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     from compat.matrix.load import Matrix
 
 
-@dataclass(frozen=True)
-class TargetTuple:
+class TargetTuple(Struct, frozen=True):
     """Exact versions by package (public versions: the build's index comes with the fix)."""
 
     pins: dict[str, Version] = field(default_factory=dict)
@@ -41,8 +40,7 @@ class TargetTuple:
         return f"{canonicalize_name(name)}=={v}" if v is not None else None
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(Struct, frozen=True):
     """The inputs of a check run: all arrive as values, none is read from the machine here."""
 
     env: Environment

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Optional
 
+from msgspec import Struct
 from packaging.version import Version
 
 from compat.models import cuda_from_local
@@ -15,8 +15,7 @@ _LOCAL = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class LocalTag:
+class LocalTag(Struct, frozen=True):
     cuda: Optional[str]  # "12.4", or a major "12" for "+cu12torch2.5"
     torch: Optional[str]  # "2.5"
     cxx11abi: Optional[bool]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Optional, Union
+
+import msgspec
+import msgspec.structs
 
 from compat.check.base import Context
 from compat.devices import visible_gpus
@@ -357,7 +359,7 @@ def check_memory(ctx: Context) -> list[Finding]:
         return [*out, _no_estimate("no visible GPU with known memory")]
     if ctx.env.source != "live" and gpu.memory_used_mib:
         # Memory in use when a snapshot was taken says nothing about the GPU at launch time.
-        gpu = dataclasses.replace(gpu, memory_used_mib=None)
+        gpu = msgspec.structs.replace(gpu, memory_used_mib=None)
         basis += "; memory in use when the snapshot was taken is not counted"
     frac = _fraction(launch)
     if isinstance(frac, Unknown):

@@ -3,10 +3,10 @@ the edge, then the one pipeline (compat.pipeline.check)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import click
+from msgspec import Struct
 
 from compat.advisories import Model
 from compat.commands.common import (
@@ -30,8 +30,7 @@ from compat.pipeline import (
 )
 
 
-@dataclass(frozen=True)
-class Inputs:
+class Inputs(Struct, frozen=True):
     """Everything the pipeline judges, read once."""
 
     env: Environment

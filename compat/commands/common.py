@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Callable, Optional, TypeVar
 
 import click
+from msgspec import Struct
 
 from compat.errors import OutputError, UsageError
 from compat.models import Finding, Severity
@@ -83,8 +83,7 @@ def ray_options(fn: F) -> F:
     )
 
 
-@dataclass(frozen=True)
-class CheckRequest:
+class CheckRequest(Struct, frozen=True):
     """What `compat check` / `compat run` were asked, as typed values."""
 
     from_file: Optional[str] = None

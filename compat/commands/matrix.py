@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import click
+import msgspec.structs
 
 from compat.errors import DataError, UsageError
 from compat.models import canonicalize_name, parse_version
@@ -214,7 +215,7 @@ def show_cmd(spec: str, as_json: bool) -> None:
         "wheels": list(rel.wheels),
         "sdist": rel.sdist,
         "requires_known": rel.requires_known,
-        "source": vars(rel.source) if rel.source else None,
+        "source": msgspec.structs.asdict(rel.source) if rel.source else None,
         "build_facts": _facts_doc(facts, matrix) if facts else None,
     }
     if as_json:

@@ -7,8 +7,9 @@ A new format is a module here plus one member of `LockFormat` and one entry in `
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Callable, Optional
+
+from msgspec import Struct
 
 from compat.nvidia import fmt_driver
 from compat.resolve import Pin, Resolution, wheel_fits
@@ -33,8 +34,7 @@ _FILENAMES = {
 }
 
 
-@dataclass(frozen=True)
-class EmitOptions:
+class EmitOptions(Struct, frozen=True):
     command: str = "compat lock"  # the command line that reproduces the lock
     hashes: bool = False
     version: str = ""  # compat's version, for the header

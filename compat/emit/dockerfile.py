@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Optional
 
+from msgspec import Struct
 from packaging.version import Version
 
 from compat.emit import EmitOptions, LockFormat, render
@@ -50,8 +50,7 @@ COMPAT_VENV = "/opt/compat"
 STACK_DIR = "/opt/stack"
 
 
-@dataclass(frozen=True)
-class DockerOptions:
+class DockerOptions(Struct, frozen=True):
     command: str = "compat dockerfile"  # the command line that reproduces the output
     version: str = ""  # compat's version: the default COMPAT_SPEC pins it
     full: bool = False  # a whole Dockerfile (syntax line, serve stage, ENTRYPOINT)
@@ -69,8 +68,7 @@ class DockerOptions:
     hashes: bool = False
 
 
-@dataclass(frozen=True)
-class Base:
+class Base(Struct, frozen=True):
     image: str
     os: str
     flavor: str

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
+
+import msgspec
+import msgspec.structs
 
 from compat import __version__
 from compat.format.text import subject
@@ -179,7 +181,7 @@ def _sarif(result: ClusterResult) -> str:
 
     where = f"ray:{result.probe.address}"
     flat = [
-        Located(dataclasses.replace(f, message=f"node {r.node.label}: {f.message}"), where)
+        Located(msgspec.structs.replace(f, message=f"node {r.node.label}: {f.message}"), where)
         for r, fs in result.per_node
         for f in fs
     ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Optional
+
+from msgspec import Struct
 
 from compat import __version__
 from compat.codes import title
@@ -15,8 +16,7 @@ _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(Struct, frozen=True):
     """A finding and where it points: a file (and line) or the environment it was found in."""
 
     finding: Finding

@@ -3,9 +3,11 @@ requirements files, pyproject.toml, pylock.toml, uv.lock, conda files and Docker
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Optional
+
+import msgspec
+import msgspec.structs
+from msgspec import Struct
 
 from compat.inputs.base import Note, Pin, PinFile, ReadOptions, Setting
 from compat.inputs.detect import READS, Kind, detect, kind_by_name
@@ -76,8 +78,7 @@ def read_pins(path: str, text: str, matrix: Matrix, opts: Optional[ReadOptions] 
     return read_requirements_file(text, path, opts.read)
 
 
-@dataclass(frozen=True)
-class Loaded:
+class Loaded(Struct, frozen=True):
     """An environment read from a file, with the file's own notes (a Dockerfile's unpinned stack
     package) as findings."""
 
@@ -108,7 +109,7 @@ def load_input(path: str, matrix: Matrix, opts: Optional[ReadOptions] = None) ->
         def read(p: str) -> str:
             return bounded(p, what="requirements file")
 
-    pf = read_pins(path, text, matrix, dataclasses.replace(opts, read=read))
+    pf = read_pins(path, text, matrix, msgspec.structs.replace(opts, read=read))
     if pf.problems:
         p, n, what = pf.problems[0]
         from compat.errors import InputError

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from msgspec import Struct
 from packaging.markers import Marker
 from packaging.specifiers import SpecifierSet
 
@@ -25,8 +25,7 @@ MAX_INCLUDED_FILES = 256
 BEST, FIRST = "best", "first"
 
 
-@dataclass(frozen=True)
-class Pin:
+class Pin(Struct, frozen=True):
     """One requirement of a file: exact (`version` set) or a range, at the line that states it."""
 
     name: str
@@ -57,8 +56,7 @@ class Pin:
         return f"{self.path}:{self.line}"
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(Struct, frozen=True):
     """An environment variable the file sets for the process that serves (a Dockerfile's ENV, or
     what its base image sets), at the line that sets it."""
 
@@ -68,8 +66,7 @@ class Setting:
     line: int
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(Struct, frozen=True):
     """A finding about the file itself rather than the stack it describes (a stack package left
     unpinned, a package pinned twice), at its line."""
 
@@ -91,8 +88,7 @@ class Note:
         return have is None or need is None or have < need
 
 
-@dataclass(frozen=True)
-class PinFile:
+class PinFile(Struct, frozen=True):
     """The pins of a file grouped in scopes: sets of pins installed together (a pyproject's base
     dependencies, and the base plus each extra)."""
 
@@ -108,15 +104,14 @@ class PinFile:
     launch_line: int = 0  # the line that states the server command
 
 
-@dataclass(frozen=True)
-class ReadOptions:
+class ReadOptions(Struct, frozen=True):
     """The declared target of a read (markers are evaluated for it) and how includes are read."""
 
     python: Optional[str] = None
     machine: str = "x86_64"
     # Reads an included file (`-r`, `-c`, a Dockerfile's build-context file) by path; None: do
     # not follow includes.
-    read: Optional[Callable[[str], str]] = field(default=None, compare=False)
+    read: Optional[Callable[[str], str]] = None
 
 
 def holds(marker: Optional[Marker], env: dict[str, str]) -> bool:

@@ -7,12 +7,13 @@ named rather than guessed at."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import urllib.parse
-from dataclasses import dataclass
 from typing import Optional
 
+import msgspec
+import msgspec.structs
+from msgspec import Struct
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
@@ -43,8 +44,7 @@ _CUDA_TOKEN = re.compile(r"^cuda([0-9]+)(?:\.([0-9]+))?")
 _PLATFORMS = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}
 
 
-@dataclass(frozen=True)
-class CondaSpec:
+class CondaSpec(Struct, frozen=True):
     """One conda package as a file states it."""
 
     name: str
@@ -120,19 +120,17 @@ def build_cuda(build: str) -> Optional[str]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Item:
+class _Item(Struct, frozen=True):
     text: str
     line: int
 
 
-@dataclass
-class _EnvYml:
+class _EnvYml(Struct):
     name: str = ""
-    channels: list[_Item] = dataclasses.field(default_factory=list)
-    conda: list[_Item] = dataclasses.field(default_factory=list)
-    pip: list[_Item] = dataclasses.field(default_factory=list)
-    variables: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
+    channels: list[_Item] = msgspec.field(default_factory=list)
+    conda: list[_Item] = msgspec.field(default_factory=list)
+    pip: list[_Item] = msgspec.field(default_factory=list)
+    variables: list[tuple[str, str, int]] = msgspec.field(default_factory=list)
 
 
 def _strip_comment(line: str) -> str:
@@ -269,8 +267,7 @@ def _note(path: str, line: int, severity: Severity, message: str, *packages: str
     )
 
 
-@dataclass(frozen=True)
-class _Mapped:
+class _Mapped(Struct, frozen=True):
     pins: list[Pin]
     notes: list[Note]
     python: Optional[str]
@@ -523,7 +520,7 @@ def read_conda_list(
         words = line.split()
         if len(words) >= 3 and "=" not in line:  # the plain table: name version build [channel]
             spec = parse_spec(f"{words[0]}=={words[1]}", n)
-            spec = dataclasses.replace(spec, build=words[2], text=line) if spec else None
+            spec = msgspec.structs.replace(spec, build=words[2], text=line) if spec else None
         else:
             spec = parse_spec(line, n)
         if spec is None:
@@ -565,4 +562,4 @@ def _from_url(url: str, line: int) -> Optional[CondaSpec]:
         return None
     name, version, build = parts
     spec = parse_spec(f"{name}=={version}", line)
-    return dataclasses.replace(spec, build=build, text=url) if spec else None
+    return msgspec.structs.replace(spec, build=build, text=url) if spec else None

@@ -12,15 +12,16 @@ can make it recurse or run long. tests/test_inputs_dockerfile.py compares it wit
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import posixpath
 import re
 import shlex
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Optional
 
+import msgspec
+import msgspec.structs
+from msgspec import Struct, field
 from packaging.requirements import InvalidRequirement
 from packaging.specifiers import SpecifierSet
 
@@ -92,8 +93,7 @@ _VAR = re.compile(
 _PLATFORM = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm64/v8": "aarch64"}
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(Struct, frozen=True):
     """One instruction: its keyword (upper case), its text with continuation lines joined (the
     escape character and comment lines removed), heredoc bodies, and its first and last line."""
 
@@ -229,8 +229,7 @@ def _template(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$")
 
 
-@dataclass(frozen=True)
-class ImageRef:
+class ImageRef(Struct, frozen=True):
     repository: str
     tag: str
 
@@ -252,8 +251,7 @@ def image_ref(text: str) -> Optional[ImageRef]:
     return ImageRef(name.lower(), tag)
 
 
-@dataclass(frozen=True)
-class BaseFacts:
+class BaseFacts(Struct, frozen=True):
     """What a base image brings: stack pins, the variables it sets, its Python, notes."""
 
     pins: tuple[Pin, ...] = ()
@@ -357,7 +355,7 @@ def _facts(
             extras=frozenset(canonicalize_name(e) for e in installs.extras),
         )
         pins = [pin, *implied([pin], matrix, py, machine)]
-        pins = [dataclasses.replace(p, via=f"base image {text}") for p in pins]
+        pins = [msgspec.structs.replace(p, via=f"base image {text}") for p in pins]
         if cuda is None:
             notes.append(
                 Note(
@@ -487,8 +485,7 @@ def commands(script: str) -> list[tuple[list[str], bool]]:
     return out
 
 
-@dataclass
-class _Install:
+class _Install(Struct):
     """One install command: what it names, how, and from where."""
 
     tool: str  # pip | uv | conda
@@ -586,8 +583,7 @@ def install_of(words: list[str]) -> Optional[_Install]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Stage:
+class _Stage(Struct):
     index: int
     name: str
     line: int
@@ -606,8 +602,7 @@ class _Stage:
     parent: Optional[str] = None
 
 
-@dataclass
-class _Reader:
+class _Reader(Struct):
     path: str
     matrix: Matrix
     opts: ReadOptions
@@ -908,7 +903,7 @@ class _Reader:
             ]
             mapped = map_specs(specs, self.path, self.matrix)
             self.notes.extend(mapped.notes)
-            stated = [dataclasses.replace(p, line=ins.start) for p in mapped.pins]
+            stated = [msgspec.structs.replace(p, line=ins.start) for p in mapped.pins]
         for text in inst.requirements if inst.tool != "conda" else ():
             req_text = substitute(text, vals)
             if (
@@ -949,8 +944,8 @@ class _Reader:
         command: dict[str, Pin] = {}
         for p in stated[:MAX_ENTRIES]:
             if p.version is None and p.key in constraints:
-                p = dataclasses.replace(constraints[p.key], indexes=p.indexes, extras=p.extras)
-            p = dataclasses.replace(p, indexes=p.indexes or urls, strategy=strategy)
+                p = msgspec.structs.replace(constraints[p.key], indexes=p.indexes, extras=p.extras)
+            p = msgspec.structs.replace(p, indexes=p.indexes or urls, strategy=strategy)
             if p.version is None:
                 earlier = st.pins.get(p.key)
                 if table.is_stack(p.key) and earlier is None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass
 from typing import Optional
 
+import msgspec
+import msgspec.structs
+from msgspec import Struct
 from packaging.requirements import InvalidRequirement
 
 from compat.errors import InputError
@@ -34,8 +35,7 @@ _EDITABLE_NOTE = re.compile(
 _EGG = re.compile(r"[#&]egg=(?P<name>[A-Za-z0-9._-]+)")
 
 
-@dataclass(frozen=True)
-class FreezeEntry:
+class FreezeEntry(Struct, frozen=True):
     """One installed distribution as a freeze file states it."""
 
     name: str
@@ -166,4 +166,4 @@ def env_from_freeze(text: str, origin: str, matrix: Matrix) -> Environment:
         if not e.version or parse_version(e.version) is None
     ]
     dists = tuple(sorted((*env.distributions, *from_source), key=lambda d: d.key))
-    return dataclasses.replace(env, distributions=dists)
+    return msgspec.structs.replace(env, distributions=dists)

@@ -3,10 +3,12 @@ was probed or read from a file."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Optional, Union
+
+import msgspec
+import msgspec.structs
 
 from compat.errors import UsageError
 from compat.hardware import parse_driver, parse_gpu
@@ -63,5 +65,5 @@ def apply_overrides(
             if not isinstance(old, Unknown)
             else PythonInfo(python, "cpython", "", "linux", "x86_64")
         )
-        changes["python"] = dataclasses.replace(base, version=python)
-    return dataclasses.replace(env, **changes) if changes else env  # type: ignore[arg-type]
+        changes["python"] = msgspec.structs.replace(base, version=python)
+    return msgspec.structs.replace(env, **changes) if changes else env

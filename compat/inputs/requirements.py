@@ -4,13 +4,14 @@ pylock.toml (PEP 751). Pure: texts arrive as arguments, includes through a reade
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys
 import urllib.parse
 from typing import Any, Callable, Optional
 
+import msgspec
+import msgspec.structs
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -123,7 +124,7 @@ def read_requirements(
     pins, problems, indexes = _read(text, path, read, _seen, _depth)
     if indexes:
         urls = tuple(dict.fromkeys(indexes))
-        pins = [dataclasses.replace(p, indexes=urls) for p in pins]
+        pins = [msgspec.structs.replace(p, indexes=urls) for p in pins]
     return pins, problems
 
 
@@ -295,9 +296,9 @@ def _with_source(pin: Pin, sources: tuple[_Sources, tuple[str, ...]], extra: str
     named, implicit = sources
     for urls, only in named.get(pin.key, []):
         if not only or only == extra:
-            return dataclasses.replace(pin, indexes=urls, strategy=FIRST)
+            return msgspec.structs.replace(pin, indexes=urls, strategy=FIRST)
     if implicit:
-        return dataclasses.replace(pin, indexes=implicit, strategy=FIRST)
+        return msgspec.structs.replace(pin, indexes=implicit, strategy=FIRST)
     return pin
 
 

@@ -5,9 +5,9 @@ comes from (a PyTorch CUDA index tells the build)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Optional
 
+from msgspec import Struct
 from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
@@ -37,8 +37,7 @@ _MAX_DEPS = 4096
 _ROOT_SOURCES = ("virtual", "editable")
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(Struct, frozen=True):
     name: str
     key: str
     version: str

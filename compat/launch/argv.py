@@ -6,9 +6,10 @@ import importlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
+
+from msgspec import Struct, field
 
 from compat.errors import InputError, UsageError
 from compat.fileio import read_text
@@ -32,8 +33,7 @@ _DOTTED_ONLY_JSON = (
 )
 
 
-@dataclass
-class Parsed:
+class Parsed(Struct):
     """What the tokens set: values by argparse dest, with where each came from."""
 
     values: dict[str, object] = field(default_factory=dict)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from msgspec import Struct
 from packaging.version import Version
 
 from compat import resources
@@ -39,8 +39,7 @@ def launch_data(framework: str, root: Optional[Path] = None) -> Optional[LaunchD
     return _LOADED[key]
 
 
-@dataclass
-class Basis:
+class Basis(Struct):
     """The flags a launch is parsed with: one release (exact or nearest), or every release."""
 
     framework: str
@@ -48,8 +47,21 @@ class Basis:
     requested: Optional[Version]
     index: Optional[int]  # None: the version is unknown, every release counts
     exact: bool
-    _view: Optional[ReleaseView] = field(default=None, repr=False)
-    _union: Optional[dict[str, list[FlagState]]] = field(default=None, repr=False)
+    _view: Optional[ReleaseView] = None
+    _union: Optional[dict[str, list[FlagState]]] = None
+
+    def __eq__(self, other: object) -> bool:
+        # The same release's flags, whatever views were cached so far.
+        if not isinstance(other, Basis):
+            return NotImplemented
+        return self.data is other.data and (
+            self.framework,
+            self.requested,
+            self.index,
+            self.exact,
+        ) == (other.framework, other.requested, other.index, other.exact)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable (its views are cached on it)
 
     @classmethod
     def for_version(cls, framework: str, version: Optional[Version]) -> Optional[Basis]:

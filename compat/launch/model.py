@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Optional
 
+from msgspec import Struct, field
 from packaging.version import Version
 
 from compat.models import Severity, Unknown
@@ -85,8 +85,7 @@ PROBLEM_KINDS: Mapping[str, str] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True)
-class LaunchProblem:
+class LaunchProblem(Struct, frozen=True):
     """Something the release's own parser would refuse or ignore, found while parsing."""
 
     kind: str
@@ -96,8 +95,7 @@ class LaunchProblem:
     fix: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class LaunchConfig:
+class LaunchConfig(Struct, frozen=True):
     """A parsed server launch: normalized settings with the framework's defaults applied."""
 
     framework: Framework
@@ -115,7 +113,7 @@ class LaunchConfig:
     values: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     problems: tuple[LaunchProblem, ...] = ()
     # Which release's flags the launch was judged against (None: no launch data).
-    basis: Optional[Basis] = field(default=None, compare=False, repr=False)
+    basis: Optional[Basis] = None  # equal when built for the same release (Basis.__eq__)
 
     def get(self, name: str) -> SettingValue:
         """A normalized setting, else the framework's own argparse dest with the release's

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from msgspec import Struct, field
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -34,8 +34,7 @@ _KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class LaunchRule:
+class LaunchRule(Struct, frozen=True):
     """One computed default: for `framework` releases in `versions`, `setting` is `value`."""
 
     id: str

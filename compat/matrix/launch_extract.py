@@ -15,14 +15,15 @@ import ast
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 # -- results --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ArgFact:
+class ArgFact(Struct, frozen=True):
     """One argparse argument of a release, as its source defines it."""
 
     options: tuple[str, ...]  # option strings, first as written first
@@ -42,8 +43,7 @@ class ArgFact:
     const: Any = None  # what a store_const switch stores (JSON-able), else None
 
 
-@dataclass(frozen=True)
-class ReleaseFacts:
+class ReleaseFacts(Struct, frozen=True):
     """Everything read from one release's sources."""
 
     args: tuple[ArgFact, ...]
@@ -62,8 +62,7 @@ class ReleaseFacts:
 # -- values of the abstract interpreter ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Opaque:
+class Opaque(Struct, frozen=True):
     """A value that could not be derived statically; `text` says what it was."""
 
     text: str
@@ -77,8 +76,7 @@ class _Missing:
 MISSING = _Missing()
 
 
-@dataclass(eq=False)
-class Module:
+class Module(Struct, eq=False):
     name: str
     path: str
     tree: ast.Module
@@ -87,31 +85,26 @@ class Module:
     annotations_from: list[ast.expr] = field(default_factory=list)
 
 
-@dataclass(frozen=True, eq=False)
-class ClassRef:
+class ClassRef(Struct, frozen=True, eq=False):
     mod: Module
     node: ast.ClassDef
 
 
-@dataclass(frozen=True, eq=False)
-class FuncRef:
+class FuncRef(Struct, frozen=True, eq=False):
     mod: Module
     node: Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda]
     owner: Optional[ClassRef] = None
 
 
-@dataclass(frozen=True, eq=False)
-class ModRef:
+class ModRef(Struct, frozen=True, eq=False):
     mod: Module
 
 
-@dataclass(frozen=True)
-class Builtin:
+class Builtin(Struct, frozen=True):
     name: str
 
 
-@dataclass(frozen=True)
-class FieldSpec:
+class FieldSpec(Struct, frozen=True):
     """`field(default=...)`, `get_field(Cls, "x")`, pydantic `Field(...)`."""
 
     default: Any = MISSING

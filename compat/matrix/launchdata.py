@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from msgspec import Struct
 from packaging.version import InvalidVersion, Version
 
 from compat.errors import DataError
@@ -48,8 +48,7 @@ FEATURES = frozenset({"underscore-dash", "config-file", "dotted-keys", "-O", "no
 METHODS = frozenset({"range", "sdist", "none"})
 
 
-@dataclass(frozen=True)
-class Provenance:
+class Provenance(Struct, frozen=True):
     """Where one release's launch facts were read from."""
 
     file: str
@@ -59,8 +58,7 @@ class Provenance:
     members: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class FlagState:
+class FlagState(Struct, frozen=True):
     """One flag as it was in a run of releases (`first`..`last`, indices into the release list)."""
 
     options: tuple[str, ...]
@@ -104,8 +102,7 @@ class FlagState:
         return self.options + extra
 
 
-@dataclass(frozen=True)
-class ReleaseInfo:
+class ReleaseInfo(Struct, frozen=True):
     """What the data says of one release besides its flags."""
 
     version: Version
@@ -121,8 +118,7 @@ class ReleaseInfo:
     mem_fraction_tp_source: str = ""
 
 
-@dataclass(frozen=True)
-class ReleaseView:
+class ReleaseView(Struct, frozen=True):
     """The flags of one release: option string -> state, and what its parser does."""
 
     framework: str
@@ -399,8 +395,7 @@ def _state_key(fact: ArgFact, computed: bool) -> tuple[Any, ...]:
     )
 
 
-@dataclass
-class ReleaseRecord:
+class ReleaseRecord(Struct):
     """One release's facts and provenance, as the sync collects them."""
 
     version: str

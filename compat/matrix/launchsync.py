@@ -10,12 +10,13 @@ import tarfile
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urljoin
 
+from msgspec import Struct
+from msgspec.structs import replace
 from packaging.version import Version
 
 from compat.errors import NetworkError
@@ -188,8 +189,7 @@ def read_sdist_sources(
 EXTRACTOR = 2
 
 
-@dataclass(frozen=True)
-class LaunchReport:
+class LaunchReport(Struct, frozen=True):
     """What the launch sync did for one framework."""
 
     framework: str
@@ -203,8 +203,8 @@ class LaunchReport:
     removed: tuple[str, ...] = ()
     flags: tuple[int, int] = (0, 0)  # fewest and most flags of one release
     written: bool = False
-    old_text: str = field(default="", repr=False, compare=False)
-    new_text: str = field(default="", repr=False, compare=False)
+    old_text: str = ""
+    new_text: str = ""
 
     @property
     def changes_file(self) -> bool:
@@ -224,8 +224,7 @@ class LaunchReport:
         )
 
 
-@dataclass(frozen=True)
-class LaunchSyncReport:
+class LaunchSyncReport(Struct, frozen=True):
     """The launch sync of every framework, with the network cost."""
 
     frameworks: tuple[LaunchReport, ...]
@@ -381,7 +380,7 @@ def sync_launch(
         write_all(
             database_root(generated), ((r.path, r.new_text) for r in reports if r.changes_file)
         )
-        reports = [LaunchReport(**{**r.__dict__, "written": r.changes_file}) for r in reports]
+        reports = [replace(r, written=r.changes_file) for r in reports]
     return LaunchSyncReport(
         tuple(reports), write, time.monotonic() - started, client.requests, client.bytes_received
     )

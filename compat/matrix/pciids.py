@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Optional
+
+from msgspec import Struct, field
 
 from compat.matrix.gpudb import TpuIndex, memory_match
 from compat.matrix.schema import GpuFamilies, GpuFamily, cc_str
@@ -33,8 +34,7 @@ _NOT_A_GPU = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class PciDevice:
+class PciDevice(Struct, frozen=True):
     """One NVIDIA device id of pci.ids with the chip code and the product name it gives."""
 
     device: str
@@ -44,15 +44,13 @@ class PciDevice:
     subsystems: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class PciIds:
+class PciIds(Struct, frozen=True):
     version: str
     date: str
     devices: tuple[PciDevice, ...]
 
 
-@dataclass
-class DerivedGpu:
+class DerivedGpu(Struct):
     """One row of gpus.toml: a product name, its chip family and the device ids that carry it."""
 
     name: str

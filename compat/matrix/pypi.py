@@ -14,10 +14,11 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+
+from msgspec import Struct
 
 from compat.errors import NetworkError
 
@@ -78,8 +79,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-@dataclass(frozen=True)
-class CachedPage:
+class CachedPage(Struct, frozen=True):
     body: bytes
     etag: str
     last_modified: str
@@ -167,8 +167,7 @@ class DiskCache:
             _atomic_write(path, json.dumps(record, sort_keys=True).encode("utf-8"))
 
 
-@dataclass(frozen=True)
-class ProjectPage:
+class ProjectPage(Struct, frozen=True):
     """A project's JSON API answer."""
 
     name: str
@@ -177,8 +176,7 @@ class ProjectPage:
     revalidated: bool  # answered 304: the cached copy was still current
 
 
-@dataclass(frozen=True)
-class MetadataRead:
+class MetadataRead(Struct, frozen=True):
     """A wheel's METADATA and how it was obtained."""
 
     data: bytes
@@ -186,8 +184,7 @@ class MetadataRead:
     cached: bool
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Struct, frozen=True):
     attempts: int = 5
     first_pause: float = 0.5  # doubles each try
     max_pause: float = 60.0
@@ -512,8 +509,7 @@ _CENTRAL = b"PK\x01\x02"
 _LOCAL = b"PK\x03\x04"
 
 
-@dataclass(frozen=True)
-class ZipMember:
+class ZipMember(Struct, frozen=True):
     """One member of a zip as its central directory describes it."""
 
     name: str

@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
 
+from msgspec import Struct
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -99,16 +99,14 @@ def cc_str(cc: tuple[int, int]) -> str:
     return f"{cc[0]}.{cc[1]}"
 
 
-@dataclass(frozen=True)
-class Provenance:
+class Provenance(Struct, frozen=True):
     file: str
     sha256: str
     method: str
     read_at: str
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(Struct, frozen=True, dict=True):
     """One release of one project as the index's metadata says."""
 
     project: str
@@ -160,8 +158,7 @@ class Release:
         return int(self.cuda.split(".")[0]) if self.cuda else None
 
 
-@dataclass(frozen=True)
-class Toolkit:
+class Toolkit(Struct, frozen=True):
     cuda: Version
     driver_min: Version
     minor_compat_driver_min: Optional[Version]
@@ -170,8 +167,7 @@ class Toolkit:
     verified: bool = True
 
 
-@dataclass(frozen=True)
-class TorchBuildInfo:
+class TorchBuildInfo(Struct, frozen=True):
     torch: Version
     cuda: str  # "12.6", "cpu", "rocm6.3"
     index: str
@@ -188,8 +184,7 @@ class TorchBuildInfo:
         return self.cuda[:1].isdigit()
 
 
-@dataclass(frozen=True)
-class GpuModel:
+class GpuModel(Struct, frozen=True):
     """One NVIDIA GPU name of curated/gpus.toml (derived from pci.ids by scripts/derive_gpus.py)."""
 
     name: str
@@ -204,8 +199,7 @@ class GpuModel:
     memory_source: str = ""
 
 
-@dataclass(frozen=True)
-class GpuFamily:
+class GpuFamily(Struct, frozen=True):
     """A GPU chip (GH100, AD102 ...) with its architecture and compute capability."""
 
     chip: str
@@ -218,8 +212,7 @@ class GpuFamily:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class GpuExtra:
+class GpuExtra(Struct, frozen=True):
     """A GPU name pci.ids lacks (an integrated Jetson GPU), with its chip."""
 
     name: str
@@ -227,8 +220,7 @@ class GpuExtra:
     source: str
 
 
-@dataclass(frozen=True)
-class GpuNameAlias:
+class GpuNameAlias(Struct, frozen=True):
     """A name NVML or people use that pci.ids spells differently, tied to a device id."""
 
     name: str
@@ -236,15 +228,13 @@ class GpuNameAlias:
     source: str
 
 
-@dataclass(frozen=True)
-class GpuMemory:
+class GpuMemory(Struct, frozen=True):
     pci_id: str
     memory_gib: float
     source: str
 
 
-@dataclass(frozen=True)
-class OtherVendor:
+class OtherVendor(Struct, frozen=True):
     """Accelerators of another vendor: words and patterns that name them, and their stack."""
 
     vendor: str
@@ -254,8 +244,7 @@ class OtherVendor:
     source: str
 
 
-@dataclass(frozen=True)
-class GpuFamilies:
+class GpuFamilies(Struct, frozen=True):
     families: tuple[GpuFamily, ...]
     extras: tuple[GpuExtra, ...]
     aliases: tuple[GpuNameAlias, ...]
@@ -263,8 +252,7 @@ class GpuFamilies:
     vendors: tuple[OtherVendor, ...]
 
 
-@dataclass(frozen=True)
-class DriverRelease:
+class DriverRelease(Struct, frozen=True):
     """A CUDA toolkit release and the Linux driver its runfile bundles (its name says so)."""
 
     cuda: Version
@@ -272,8 +260,7 @@ class DriverRelease:
     source: str
 
 
-@dataclass(frozen=True)
-class DriverBranch:
+class DriverBranch(Struct, frozen=True):
     """A driver branch (R535) and the CUDA version its drivers report."""
 
     branch: int
@@ -284,8 +271,7 @@ class DriverBranch:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class ArchSupport:
+class ArchSupport(Struct, frozen=True):
     """The drivers that support a GPU architecture: from the driver branch of its first CUDA
     toolkit to the last branch that still supports it (last_branch, None: ongoing)."""
 
@@ -298,15 +284,13 @@ class ArchSupport:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class DriverTables:
+class DriverTables(Struct, frozen=True):
     releases: tuple[DriverRelease, ...]
     branches: tuple[DriverBranch, ...]
     architectures: tuple[ArchSupport, ...]
 
 
-@dataclass(frozen=True)
-class WheelIndex:
+class WheelIndex(Struct, frozen=True):
     name: str
     url: str
     projects: tuple[str, ...]
@@ -696,8 +680,7 @@ def read_indexes(p: Problems, data: dict[str, Any]) -> list[WheelIndex]:
     return out
 
 
-@dataclass(frozen=True)
-class CudaImage:
+class CudaImage(Struct, frozen=True):
     """An nvidia/cuda base image tag for a CUDA minor and the OS releases it is published for."""
 
     cuda: str
@@ -746,8 +729,7 @@ def _require(p: Problems, row: dict[str, Any], path: str, cuda: str) -> str:
     return " ".join(alternatives)
 
 
-@dataclass(frozen=True)
-class Figure:
+class Figure(Struct, frozen=True):
     """A named number of the GPU memory model (memory.toml), with where it applies and its source."""
 
     name: str
@@ -773,8 +755,7 @@ class Figure:
         )
 
 
-@dataclass(frozen=True)
-class QuantMethod:
+class QuantMethod(Struct, frozen=True):
     method: str
     bits: float
     vllm_min_cc: Optional[tuple[int, int]]
@@ -782,8 +763,7 @@ class QuantMethod:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class MemoryData:
+class MemoryData(Struct, frozen=True):
     """memory.toml: figures, KV-cache element sizes and quantization methods."""
 
     figures: tuple[Figure, ...] = ()
@@ -939,8 +919,7 @@ def read_memory(p: Problems, data: dict[str, Any]) -> MemoryData:
 # Framework and PyTorch images (images.toml [[repository]]), conda packages (conda.toml) --------
 
 
-@dataclass(frozen=True)
-class ImageTag:
+class ImageTag(Struct, frozen=True):
     """A tag shape of a repository: `{version}`, `{cuda}` (12.4 or 12.4.1), `{cu}` (124) and
     `{any}` are read from the tag; `cuda_image`: built on nvidia/cuda (its CUDA toolkit and its
     NVIDIA_REQUIRE_CUDA are in the image)."""
@@ -949,8 +928,7 @@ class ImageTag:
     cuda_image: bool
 
 
-@dataclass(frozen=True)
-class ImageCuda:
+class ImageCuda(Struct, frozen=True):
     """The CUDA an image of a repository is built with, for the releases `when` admits."""
 
     when: Requirement
@@ -960,8 +938,7 @@ class ImageCuda:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class ImageRepository:
+class ImageRepository(Struct, frozen=True):
     """A published image repository: which stack package its tag names (`installs`), installed
     from the PyTorch index of the image's CUDA with what that release pins."""
 
@@ -1033,8 +1010,7 @@ def read_repositories(p: Problems, data: dict[str, Any]) -> list[ImageRepository
     return out
 
 
-@dataclass(frozen=True)
-class CondaPackage:
+class CondaPackage(Struct, frozen=True):
     """A conda package that is a package of the stack (`pypi`), or that states a CUDA (`cuda`:
     "build" or "limit")."""
 
@@ -1115,8 +1091,7 @@ def decode_ranges(text: str) -> frozenset[int]:
     return frozenset(out)
 
 
-@dataclass(frozen=True)
-class BuildSignals:
+class BuildSignals(Struct, frozen=True):
     """What package metadata says a release was built for, each from where it was read."""
 
     requires_torch: tuple[str, ...] = ()  # the release's own torch requirements
@@ -1125,8 +1100,7 @@ class BuildSignals:
     copins: tuple[str, ...] = ()  # "torch==2.8.0 (sglang 0.5.2)": pinned together by a framework
 
 
-@dataclass(frozen=True)
-class BuildFacts:
+class BuildFacts(Struct, frozen=True):
     """What one release's compiled wheel links and imports, read from the wheel itself."""
 
     project: str
@@ -1159,8 +1133,7 @@ class BuildFacts:
         )
 
 
-@dataclass(frozen=True)
-class TorchExports:
+class TorchExports(Struct, frozen=True):
     """One torch release's exports, as a fingerprint over the tracked symbols."""
 
     version: Version
@@ -1178,8 +1151,7 @@ class TorchExports:
         return self.complete and all(i < self.checked for i in imports)
 
 
-@dataclass(frozen=True)
-class ExportsTable:
+class ExportsTable(Struct, frozen=True):
     tracked: tuple[str, ...]
     releases: dict[Version, TorchExports]
 

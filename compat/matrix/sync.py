@@ -8,13 +8,14 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urljoin
 
+from msgspec import Struct, field
+from msgspec.structs import replace
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -297,8 +298,7 @@ def exact_pins(records: Mapping[str, Record]) -> dict[str, set[Version]]:
 # -- reports --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(Struct, frozen=True):
     """A release whose METADATA could not be read."""
 
     version: str
@@ -310,8 +310,7 @@ class Failure:
         return f"{where}: {self.reason}"
 
 
-@dataclass(frozen=True)
-class ProjectReport:
+class ProjectReport(Struct, frozen=True):
     """What the sync found and did for one project."""
 
     project: str
@@ -330,8 +329,8 @@ class ProjectReport:
     changed: tuple[str, ...] = ()
     written: bool = False
     note: str = ""
-    old_text: str = field(default="", repr=False, compare=False)
-    new_text: str = field(default="", repr=False, compare=False)
+    old_text: str = ""
+    new_text: str = ""
 
     @property
     def changes_file(self) -> bool:
@@ -360,8 +359,7 @@ def _versions(items: tuple[str, ...], limit: int = 8) -> str:
     return f"{len(items)} releases ({items[0]} ... {items[-1]})"
 
 
-@dataclass(frozen=True)
-class SyncReport:
+class SyncReport(Struct, frozen=True):
     """The outcome of one sync: per-project counts, failures and changes."""
 
     projects: tuple[ProjectReport, ...]
@@ -455,8 +453,7 @@ class SyncReport:
 # -- the sync -------------------------------------------------------------------------------
 
 
-@dataclass
-class _Old:
+class _Old(Struct):
     text: str = ""
     synced: str = ""
     stack: str = ""
@@ -565,8 +562,7 @@ def _read(client: PyPIClient, url: str, sha256: str, metadata_sha256: Optional[s
         return failure
 
 
-@dataclass
-class _Plan:
+class _Plan(Struct):
     key: str
     index: Record
     source: Record
@@ -575,8 +571,7 @@ class _Plan:
     future: Optional[Future[_ReadResult]] = None
 
 
-@dataclass
-class _Build:
+class _Build(Struct):
     report: ProjectReport
     releases: dict[str, Record]
 

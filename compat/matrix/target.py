@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from compat.channel.info import DATA_FILE, DataInfo, next_version, read_info, sync_version
 from compat.channel.source import DataSource, checkout_tree, locate
@@ -15,8 +17,7 @@ from compat.errors import UsageError
 from compat.matrix.commit import commit, recover
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(Struct, frozen=True):
     """`base`: the database the sync reads as the old data; `kind`: user, repo or out; `root`:
     the folder written (the store's root for the user folder)."""
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Generic, Optional, TypeVar, Union
+
+from msgspec import Struct
 
 from compat import elf
 from compat.matrix.pypi import FetchError, RangeFile, ZipMember, read_zip_directory
@@ -42,8 +43,7 @@ class _OverBudget(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class MemberRead:
+class MemberRead(Struct, frozen=True):
     """What reading one compiled member gave, and what it cost."""
 
     name: str
@@ -191,8 +191,7 @@ def _boundaries(buf: bytes) -> Iterator[tuple[int, bool]]:
                 yield bit, False
 
 
-@dataclass(frozen=True)
-class _Tail:
+class _Tail(Struct, frozen=True):
     start: int  # uncompressed offset of the first byte decoded
     parts: tuple[tuple[int, bytes], ...]  # known runs (absolute offset, bytes)
 
@@ -404,8 +403,7 @@ def compiled_member(name: str) -> bool:
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class WheelRead(Generic[R]):
+class WheelRead(Struct, Generic[R], frozen=True):
     """The compiled members of one wheel as read, and what the reading cost."""
 
     members: tuple[R, ...]

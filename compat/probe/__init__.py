@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Optional, Union
+
+import msgspec
+import msgspec.structs
 
 from compat.models import GPU, Driver, Environment, HostContext, Unknown
 from compat.probe import caches, distributions, driver, envvars, python, torch
@@ -38,7 +40,7 @@ def probe_environment(
             got = torch.read_arch_list(
                 distributions.find(dists, "torch"), interp.info.executable, cache
             )
-            torch_build = dataclasses.replace(
+            torch_build = msgspec.structs.replace(
                 torch_build, arch_list=got.archs, arch_source=got.source
             )
     drv: Union[Driver, Unknown]

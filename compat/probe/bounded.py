@@ -11,15 +11,15 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Optional
+
+from msgspec import Struct
 
 # What a probe child legitimately prints is a few KiB (nvidia-smi's CSV for 72 GPUs ~10 KiB).
 DEFAULT_LIMIT = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(Struct, frozen=True):
     returncode: Optional[int]  # None when killed (timeout or flood)
     stdout: bytes
     stderr: bytes

@@ -7,11 +7,13 @@ these facts; only this module opens the files.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from collections.abc import Iterable
 from typing import Any, Optional, Union
+
+import msgspec
+import msgspec.structs
 
 from compat import elf
 from compat.families import families
@@ -234,7 +236,7 @@ def with_objects(
     for d in dists:
         if d.broken is None and fam.links_torch(d.key):
             objects = tuple(object_facts(d, rel, exports, cache) for rel in package_objects(d))
-            out.append(dataclasses.replace(d, objects=objects))
+            out.append(msgspec.structs.replace(d, objects=objects))
         else:
             out.append(d)
     return tuple(out)

@@ -8,9 +8,10 @@ import json
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
+
+from msgspec import Struct
 
 from compat import __version__
 from compat.errors import CompatError
@@ -24,8 +25,7 @@ MAX_ENTRY = 32 * 1024 * 1024
 MAX_ENTRIES = 4096
 
 
-@dataclass(frozen=True)
-class FileKey:
+class FileKey(Struct, frozen=True):
     """What identifies one version of a file: a reinstall changes its size or mtime."""
 
     path: str  # realpath

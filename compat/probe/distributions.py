@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import re
 import stat
 from collections.abc import Iterable, Sequence
 from typing import Optional
+
+import msgspec
+import msgspec.structs
 
 from compat.families import families
 from compat.models import Distribution, canonicalize_name, parse_version
@@ -69,9 +71,9 @@ def read_dist_info(folder: str, want_requires: bool = True, source: bool = True)
     if want_requires and source:  # a stack package: was it installed from source?
         url = _direct_url(folder)
         if url:
-            dist = dataclasses.replace(dist, direct_url=url)
+            dist = msgspec.structs.replace(dist, direct_url=url)
     try:
-        return dataclasses.replace(dist, installed_at=os.stat(folder).st_mtime)
+        return msgspec.structs.replace(dist, installed_at=os.stat(folder).st_mtime)
     except OSError:
         return dist
 
@@ -159,7 +161,7 @@ def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, 
                 on_stack = tuple(r for r in dist.requires if _names_stack(r))
                 if not everything and not on_stack:
                     continue
-                dist = dataclasses.replace(dist, requires=on_stack)
+                dist = msgspec.structs.replace(dist, requires=on_stack)
             real_key = dist.key if dist.broken is None else key
             if real_key in seen:
                 continue
@@ -204,5 +206,5 @@ def with_extension_needs(dists: tuple[Distribution, ...]) -> tuple[Distribution,
     for d in dists:
         ext = families().extensions.get(d.key)
         needed = elf.try_needed(os.path.join(d.location, ext)) if ext and not d.broken else None
-        out.append(dataclasses.replace(d, needs=needed) if needed else d)
+        out.append(msgspec.structs.replace(d, needs=needed) if needed else d)
     return tuple(out)

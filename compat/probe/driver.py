@@ -12,8 +12,9 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any, Optional, Union
+
+from msgspec import Struct
 
 from compat.models import GPU, Driver, HostContext, Unknown, small_int
 from compat.probe import bounded
@@ -23,8 +24,7 @@ _NVML_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nvml.py
 _PROC_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+([0-9]+\.[0-9]+(?:\.[0-9]+)?)")
 
 
-@dataclass(frozen=True)
-class HostProbe:
+class HostProbe(Struct, frozen=True):
     driver: Union[Driver, Unknown]
     gpus: Union[tuple[GPU, ...], Unknown]
     context: HostContext

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -10,6 +9,9 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
+
+import msgspec
+import msgspec.structs
 
 from compat.fileio import open_regular
 from compat.jsondoc import depth_ok
@@ -231,7 +233,7 @@ def read_model(
     if isinstance(folder, Unknown):
         guess = guess_from_name(model)
         if guess is not None:
-            return dataclasses.replace(guess, notes=(folder.reason, *guess.notes))
+            return msgspec.structs.replace(guess, notes=(folder.reason, *guess.notes))
         return folder
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():

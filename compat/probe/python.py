@@ -6,8 +6,9 @@ import itertools
 import platform
 import re
 import sys
-from dataclasses import dataclass
 from typing import Optional
+
+from msgspec import Struct
 
 from compat.errors import CompatError, UsageError
 from compat.models import PythonInfo
@@ -79,8 +80,7 @@ print(json.dumps({
 """
 
 
-@dataclass(frozen=True)
-class Interpreter:
+class Interpreter(Struct, frozen=True):
     info: PythonInfo
     path: tuple[str, ...]
 

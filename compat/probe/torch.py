@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Union
+
+from msgspec import Struct
 
 from compat.cudareq import cuda_from_requirements
 from compat.errors import InputError
@@ -78,8 +79,7 @@ ARCH_DEADLINE_S = 10.0
 ARCHS = "archs"  # cache entry kind
 
 
-@dataclass(frozen=True)
-class ArchRead:
+class ArchRead(Struct, frozen=True):
     """torch's arch list as read from its files: `source` says where from, or why it is empty.
     `final` False: the library could not be read at all, and asking torch itself may help."""
 

@@ -6,11 +6,11 @@ facts of the data: sglang 0.4.6.post1 pins torch==2.6.0, torch 2.7.1 pins triton
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Optional
 
+import msgspec.structs
 import pytest
 from packaging.version import Version
 
@@ -139,7 +139,7 @@ def test_torch_triton_mismatch() -> None:
 def test_torch_triton_marker_no_triton_on_python_313() -> None:
     # torch 2.5.1 pins triton only for python_version < "3.13": none on 3.13 is fine.
     e = env_of("torch==2.5.1")
-    e313 = dataclasses.replace(
+    e313 = msgspec.structs.replace(
         e, python=PythonInfo("3.13.1", "cpython", "python", "linux", "x86_64")
     )
     assert "torch-triton" not in codes(check(e313, NO_ADVISORIES))
@@ -382,9 +382,9 @@ def test_every_design_code_is_produced_by_some_fixture() -> None:
         for f in check(env_of("torch==2.7.1", "triton==3.3.1", "vllm==0.19.0"), load_database())
     }
     broken = env_of("torch==2.7.1")
-    broken = dataclasses.replace(
+    broken = msgspec.structs.replace(
         broken,
-        distributions=(dataclasses.replace(broken.distributions[0], broken="no METADATA"),),
+        distributions=(msgspec.structs.replace(broken.distributions[0], broken="no METADATA"),),
     )
     produced |= {f.code for f in check(broken, NO_ADVISORIES)}
     # Codes about an input file itself come from its reader.
@@ -404,7 +404,7 @@ def test_gpu_arch_from_torch_arch_list() -> None:
             gpus=(GPU(0, "test GPU", cc, 1000, 0, False, "GPU-x", "test"),),
         )
         assert not isinstance(e.torch, Unknown)
-        e = dataclasses.replace(e, torch=dataclasses.replace(e.torch, arch_list=archs))
+        e = msgspec.structs.replace(e, torch=msgspec.structs.replace(e.torch, arch_list=archs))
         return [f for f in check(e, NO_ADVISORIES) if f.code == "gpu-arch"]
 
     assert judge(("sm_80", "sm_90"), (8, 6)) == []  # sm_80 SASS runs on sm_86

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import msgspec.structs
 import pytest
 from packaging.version import Version
 
@@ -302,7 +302,7 @@ def test_vllm_startup_needs_the_requested_memory_free() -> None:
     assert any(e.startswith("in use by other processes now: 5.41 GiB") for e in f.evidence)
     assert f.fix[0].startswith("--gpu-memory-utilization 0.")
     # From a snapshot, the memory in use when it was taken is not held against the launch.
-    snap = dataclasses.replace(env_with(busy), source="h100.json")
+    snap = msgspec.structs.replace(env_with(busy), source="h100.json")
     quiet = check_memory(Context(env=snap, matrix=MATRIX, launch=vllm("m")))
     assert quiet == []
     # V0 releases do not check at start.

@@ -4,12 +4,13 @@ write, encoded as stdout would encode it."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
+
+import msgspec.structs
 
 from compat.models import Distribution, Environment, Unknown
 from compat.pipeline import Database
@@ -367,7 +368,7 @@ def site_probe(site: str, deep: bool = False) -> str:
     build = torch.probe_torch(distributions.find(dists, "torch"))
     if deep:
         dists = deep_probe.with_objects(dists)
-    env = dataclasses.replace(base_env("h100"), distributions=dists, torch=build, deep=deep)
+    env = msgspec.structs.replace(base_env("h100"), distributions=dists, torch=build, deep=deep)
     findings = check(env, db())
     return emit(format_env(env), dumps(env), *_render_all(findings, env))
 
@@ -408,7 +409,7 @@ def _host_env(driver_version: Optional[str], gpus: Any) -> str:
 
     base = base_env("vllm")
     drv = Driver(driver_version, Unknown("from the probe"), "probe", "") if driver_version else None
-    env = dataclasses.replace(base, gpus=gpus, driver=drv or Unknown("none"))
+    env = msgspec.structs.replace(base, gpus=gpus, driver=drv or Unknown("none"))
     findings = check(env, db())
     return emit(format_env(env), dumps(env), *_render_all(findings, env))
 
@@ -454,5 +455,5 @@ def site_findings(site: str) -> list[tuple[str, str]]:
 
     dists = distributions.with_extension_needs(distributions.scan([site], everything=True))
     build = torch.probe_torch(distributions.find(dists, "torch"))
-    env = dataclasses.replace(base_env("h100"), distributions=dists, torch=build)
+    env = msgspec.structs.replace(base_env("h100"), distributions=dists, torch=build)
     return [(f.code, f.severity.value) for f in check(env, db())]

@@ -3,11 +3,11 @@ site-packages with torch and a kernel package, read by the probe and judged by t
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
 
+import msgspec.structs
 import pytest
 from packaging.version import Version
 
@@ -122,17 +122,19 @@ def test_kernel_torch_names_the_undefined_symbol_and_the_cuda_runtime(site: Path
 def test_missing_torch_library_and_unreadable_objects(site: Path, tmp_path: Path) -> None:
     env = _env(site)
     kernel = next(d for d in env.distributions if d.key == "sgl-kernel")
-    needs_cuda_lib = dataclasses.replace(
+    needs_cuda_lib = msgspec.structs.replace(
         kernel.objects[0],
         needed=("libtorch_cuda.so", "libc10.so"),
         unresolved_count=0,
         unresolved=(),
     )
-    broken = dataclasses.replace(kernel.objects[0], error="not a readable ELF object")
-    env = dataclasses.replace(
+    broken = msgspec.structs.replace(kernel.objects[0], error="not a readable ELF object")
+    env = msgspec.structs.replace(
         env,
         distributions=tuple(
-            dataclasses.replace(d, objects=(needs_cuda_lib, broken)) if d.key == "sgl-kernel" else d
+            msgspec.structs.replace(d, objects=(needs_cuda_lib, broken))
+            if d.key == "sgl-kernel"
+            else d
             for d in env.distributions
         ),
     )

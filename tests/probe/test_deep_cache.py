@@ -5,7 +5,6 @@ as sparse files of the real size), and the per-file cache of what the ELF reads 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
+import msgspec.structs
 import pytest
 
 from compat import elf
@@ -292,7 +292,7 @@ def test_exports_are_loaded_only_when_a_judgment_is_missing(
     cache = FactCache(folder)
     objects, _ = _deep(site, cache)
     assert {name for name, _ in counted} == {"_C_other.so"}
-    assert objects[1] == dataclasses.replace(first[0], path="torchao/_C_other.so")
+    assert objects[1] == msgspec.structs.replace(first[0], path="torchao/_C_other.so")
 
 
 def test_a_changed_file_is_read_again(site: Path, counted: list[tuple[str, int]]) -> None:
@@ -424,7 +424,7 @@ def test_probe_environment_reads_the_arch_list_without_torch(
 
     monkeypatch.setattr(torch_probe, "arch_list", no_import)
     here = python.current()
-    monkeypatch.setattr(python, "current", lambda: dataclasses.replace(here, path=(str(site),)))
+    monkeypatch.setattr(python, "current", lambda: msgspec.structs.replace(here, path=(str(site),)))
     env = probe_environment(None, host=False, deep=True, walk_caches=False)
     assert isinstance(env.torch, TorchBuild) and env.deep
     direct = torch_probe.fatbin_arch_list(str(site / "torch" / "lib"), FactCache(None))

@@ -8,6 +8,7 @@ import shutil
 import struct
 from pathlib import Path
 
+import msgspec.structs
 import pytest
 
 from compat.launch import parse_launch
@@ -147,7 +148,7 @@ def test_safetensors_headers(tmp_path: Path) -> None:
 
 def test_model_of_launch_uses_the_launch_env_revision_and_download_dir(tmp_path: Path) -> None:
     launch = parse_launch(["vllm", "serve", "Qwen/Qwen3-8B"])
-    launch = type(launch)(**{**launch.__dict__, "env": {"HF_HUB_CACHE": str(HUB)}})
+    launch = msgspec.structs.replace(launch, env={"HF_HUB_CACHE": str(HUB)})
     f = model_of_launch(launch, {})
     assert isinstance(f, ModelFacts) and f.model_type == "qwen3"
     d = parse_launch(

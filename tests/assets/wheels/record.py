@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import msgspec.structs
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
@@ -79,7 +81,7 @@ def main() -> None:
                 "source": f["filename"],
                 "sha256": f["digests"]["sha256"],
                 "size": int(f["size"]),
-                "entry": vars(entry),
+                "entry": msgspec.structs.asdict(entry),
                 "settings": settings,
                 "reads": [[start, base64.b64encode(data).decode()] for start, data in rec.reads],
             }
