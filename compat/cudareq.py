@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from compat.models import canonicalize_name, parse_requirement
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 _RUNTIME = re.compile(r"nvidia-cuda-runtime(?:-cu([0-9]+))?")
 _CU_SUFFIX = re.compile(r"nvidia-.+-cu([0-9]+)")
@@ -57,6 +59,9 @@ def cuda_of(requirement: Requirement) -> Optional[tuple[int, str]]:
 
 def cuda_from_requirements(requires: Iterable[str]) -> Optional[str]:
     """'12.6', '13.0', or a bare major ('12') from Requires-Dist lines; None when none names CUDA."""
+    # packaging.requirements (with its tags, logging and subprocess) only when there is a line
+    from packaging.requirements import InvalidRequirement
+
     best: Optional[tuple[int, str]] = None
     for line in requires:
         try:

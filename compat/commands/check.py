@@ -61,8 +61,8 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
         from compat.probe import probe_environment
 
         # A check needs the caches' top level only (who built them, how old): no size walk
-        # on the path that runs before every launch.
-        env = probe_environment(req.interpreter, deep=req.deep, walk_caches=False)
+        # and no wheel tags on the path that runs before every launch.
+        env = probe_environment(req.interpreter, deep=req.deep, walk_caches=False, tags=False)
     env = apply_overrides(env, db.matrix, req.driver, req.gpus, req.env_vars, req.python_version)
     drv = env.driver
     if req.driver and not isinstance(drv, Unknown) and drv.version_source != "--driver":

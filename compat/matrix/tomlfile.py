@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -110,7 +111,26 @@ def read_toml_folder(
 ) -> list[tuple[Path, Union[dict[str, Any], CompatError]]]:
     """Many small TOML files (the advisories) through one JSON copy keyed by all their bytes:
     one cache read instead of one per file. A file that cannot be read or parsed comes back as
-    its error, in its place, and the set is then not cached."""
+    its error, in its place, and the set is then not cached.
+
+    Which copy holds the folder is remembered with the files' stat fields (the ones git's index
+    trusts: size, mtime, ctime, inode, device; any write changes ctime, which no tool can set
+    back), so an unchanged folder costs a stat per file, not a read."""
+    signature = _stat_signature(paths)
+    pointer = (
+        cache_root()
+        / "index"
+        / f"at-{hashlib.sha256(str(paths[0].parent).encode()).hexdigest()[:32]}.json"
+        if signature is not None and paths
+        else None
+    )
+    if pointer is not None:
+        known = _load_cached(pointer)
+        content = known.get("content") if known is not None else None
+        if known is not None and known.get("signature") == signature and isinstance(content, str):
+            files = _folder_hit(_load_cached(_folder_entry(content)), len(paths))
+            if files is not None:
+                return list(zip(paths, files))
     raws: list[tuple[Path, Union[bytes, CompatError]]] = []
     digest = hashlib.sha256()
     for path in paths:
@@ -122,24 +142,59 @@ def read_toml_folder(
         digest.update(path.name.encode() + b"\0")
         digest.update(raw if isinstance(raw, bytes) else b"\0error\0")
         digest.update(b"\0")
-    cache_file = cache_root() / "index" / f"folder-{digest.hexdigest()[:32]}.json"
-    hit = _load_cached(cache_file)
+    content = digest.hexdigest()[:32]
+    cache_file = _folder_entry(content)
+    files = _folder_hit(_load_cached(cache_file), len(paths))
+    if files is None:
+        out: list[tuple[Path, Union[dict[str, Any], CompatError]]] = []
+        for path, raw in raws:
+            if isinstance(raw, CompatError):
+                out.append((path, raw))
+                continue
+            try:
+                out.append((path, parse_toml(raw, str(path))))
+            except DataError as exc:
+                out.append((path, exc))
+        if not all(isinstance(d, dict) for _, d in out):
+            return out
+        files = [d for _, d in out if isinstance(d, dict)]
+        _store(cache_file, {"files": files})
+        _prune(cache_file.parent, "folder-*.json", keep=8)
+    if pointer is not None:
+        _store(pointer, {"signature": signature, "content": content})
+    return list(zip(paths, files))
+
+
+def _folder_entry(content: str) -> Path:
+    return cache_root() / "index" / f"folder-{content}.json"
+
+
+def _prune(folder: Path, pattern: str, keep: int) -> None:
+    """Best effort: the newest `keep` entries of a kind stay (a data update writes a new one)."""
+    with contextlib.suppress(OSError):
+        entries = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[keep:]:
+            old.unlink(missing_ok=True)
+
+
+def _folder_hit(hit: Optional[dict[str, Any]], count: int) -> Optional[list[dict[str, Any]]]:
     files = hit.get("files") if hit is not None else None
-    if (
-        isinstance(files, list)
-        and len(files) == len(paths)
-        and all(isinstance(f, dict) for f in files)
-    ):
-        return list(zip(paths, files))
-    out: list[tuple[Path, Union[dict[str, Any], CompatError]]] = []
-    for path, raw in raws:
-        if isinstance(raw, CompatError):
-            out.append((path, raw))
-            continue
+    if isinstance(files, list) and len(files) == count and all(isinstance(f, dict) for f in files):
+        return files
+    return None
+
+
+def _stat_signature(paths: list[Path]) -> Optional[str]:
+    """A digest of each file's name and stat fields; None when one is not a regular file (it
+    is read, and its error reported, the slow way)."""
+    digest = hashlib.sha256()
+    for path in paths:
         try:
-            out.append((path, parse_toml(raw, str(path))))
-        except DataError as exc:
-            out.append((path, exc))
-    if all(isinstance(d, dict) for _, d in out):
-        _store(cache_file, {"files": [d for _, d in out]})
-    return out
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        fields = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        digest.update(f"{path.name}\0{fields}\0".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:32]

@@ -22,10 +22,12 @@ def probe_environment(
     host: bool = True,
     deep: bool = False,
     walk_caches: bool = True,
+    tags: bool = True,
 ) -> Environment:
-    """The live environment: interpreter, distributions, torch build, driver, GPUs, env, caches."""
+    """The live environment: interpreter, distributions, torch build, driver, GPUs, env, caches.
+    Without `tags`, the interpreter's wheel tags are left empty (no check reads them)."""
     environ = os.environ if environ is None else environ
-    interp = python.resolve(python_exe)
+    interp = python.resolve(python_exe, tags)
     dists = distributions.with_extension_needs(
         distributions.scan(interp.path, everything=everything)
     )

@@ -91,19 +91,21 @@ def _tags(limit: int = 4) -> tuple[str, ...]:
     return tuple(str(t) for t in itertools.islice(tags.sys_tags(), limit))
 
 
-def current() -> Interpreter:
+def current(tags: bool = True) -> Interpreter:
+    """This interpreter; its wheel tags only with `tags` (packaging.tags costs an import and a
+    libc probe, and a check never reads them)."""
     info = PythonInfo(
         version=platform.python_version(),
         implementation=sys.implementation.name,
         executable=sys.executable,
         platform=sys.platform,
         machine=platform.machine(),
-        tags=_tags(),
+        tags=_tags() if tags else (),
     )
     return Interpreter(info, tuple(p for p in sys.path if p))
 
 
-def other(executable: str, timeout: float = 5.0) -> Interpreter:
+def other(executable: str, timeout: float = 5.0, tags: bool = True) -> Interpreter:
     """Ask another interpreter for its version and import path without running its site hooks
     (python -S, from an empty folder so nothing in the current one shadows the stdlib); its
     answer is bounded in time and size and checked before use."""
@@ -134,7 +136,7 @@ def other(executable: str, timeout: float = 5.0) -> Interpreter:
             executable=r.get_text(doc, "executable", "", executable, 4096),
             platform=r.get_text(doc, "platform", "", "", 256),
             machine=r.get_text(doc, "machine", "", "", 64),
-            tags=_other_tags(version, r.get_text(doc, "soabi", "", "", 256)),
+            tags=_other_tags(version, r.get_text(doc, "soabi", "", "", 256)) if tags else (),
         )
         path = r.texts(doc, "path", "", 10_000, 4096)
     except CompatError as exc:
@@ -153,5 +155,5 @@ def _other_tags(version: str, soabi: str, limit: int = 4) -> tuple[str, ...]:
     return tuple(str(t) for t in itertools.islice(gen, limit))
 
 
-def resolve(executable: Optional[str]) -> Interpreter:
-    return other(executable) if executable else current()
+def resolve(executable: Optional[str], tags: bool = True) -> Interpreter:
+    return other(executable, tags=tags) if executable else current(tags)

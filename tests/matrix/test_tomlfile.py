@@ -46,3 +46,51 @@ def test_an_edited_file_or_a_broken_cache_is_never_used_stale(folder: Path) -> N
     (folder / "A-2.toml").write_text("id = ")
     got = tomlfile.read_toml_folder(paths)
     assert isinstance(got[2][1], DataError) and got[0][1] == {"id": "A-0", "n": 0}
+
+
+def test_an_unchanged_folder_costs_a_stat_per_file_not_a_read(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = sorted(folder.glob("*.toml"))
+    first = tomlfile.read_toml_folder(paths)
+    calls: list[str] = []
+    original = tomlfile.read_bytes
+
+    def counted(path: object, *args: object, **kwargs: object) -> bytes:
+        calls.append(str(path))
+        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tomlfile, "read_bytes", counted)
+    assert tomlfile.read_toml_folder(paths) == first
+    assert not [c for c in calls if c.endswith(".toml")]  # only the two cache entries
+    assert len(calls) == 2
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(folder: Path) -> None:
+    """The stat fields include ctime: an edit with the old mtime put back is not missed."""
+    import os
+
+    paths = sorted(folder.glob("*.toml"))
+    tomlfile.read_toml_folder(paths)
+    target = folder / "A-1.toml"
+    before = target.stat()
+    target.write_text('id = "A-1"\nn = 7\n')  # same size as `n = 1`
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert target.stat().st_size == before.st_size
+    assert target.stat().st_mtime_ns == before.st_mtime_ns
+    assert tomlfile.read_toml_folder(paths)[1][1] == {"id": "A-1", "n": 7}
+
+
+def test_the_folder_pointer_damaged_or_pointing_nowhere_falls_back_to_the_bytes(
+    folder: Path,
+) -> None:
+    paths = sorted(folder.glob("*.toml"))
+    first = tomlfile.read_toml_folder(paths)
+    index = Path(tomlfile.cache_root()) / "index"
+    (pointer,) = index.glob("at-*.json")
+    pointer.write_text("garbage")
+    assert tomlfile.read_toml_folder(paths) == first
+    for entry in index.glob("folder-*.json"):
+        entry.unlink()
+    assert tomlfile.read_toml_folder(paths) == first
+    assert len(list(index.glob("folder-*.json"))) == 1

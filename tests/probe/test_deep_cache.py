@@ -424,7 +424,9 @@ def test_probe_environment_reads_the_arch_list_without_torch(
 
     monkeypatch.setattr(torch_probe, "arch_list", no_import)
     here = python.current()
-    monkeypatch.setattr(python, "current", lambda: msgspec.structs.replace(here, path=(str(site),)))
+    monkeypatch.setattr(
+        python, "current", lambda tags=True: msgspec.structs.replace(here, path=(str(site),))
+    )
     env = probe_environment(None, host=False, deep=True, walk_caches=False)
     assert isinstance(env.torch, TorchBuild) and env.deep
     direct = torch_probe.fatbin_arch_list(str(site / "torch" / "lib"), FactCache(None))
