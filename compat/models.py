@@ -77,6 +77,17 @@ def canonicalize_name(name: str) -> str:
     return _NAME_SEP.sub("-", name).lower()
 
 
+# packaging's own identifier pattern (its tokenizer's IDENTIFIER), so both read the same name.
+_REQUIREMENT_NAME = re.compile(r"\s*\b([A-Za-z0-9][A-Za-z0-9._-]*)\b")
+
+
+def requirement_name(text: str) -> Optional[str]:
+    """The normalised name a PEP 508 requirement starts with, without parsing the rest (a
+    check skips most of a stack's requirements by name alone); None when it starts with none."""
+    m = _REQUIREMENT_NAME.match(text)
+    return canonicalize_name(m.group(1)) if m else None
+
+
 # No real version is longer; a longer text (a 5,000-digit "999...") would also exceed Python's
 # int-conversion limit inside packaging.
 MAX_VERSION_LENGTH = 128

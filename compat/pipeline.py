@@ -35,6 +35,7 @@ from compat.models import (
     Unknown,
     canonicalize_name,
     parse_version,
+    requirement_name,
 )
 
 
@@ -117,6 +118,8 @@ def torch_pinned_runtime(env: Environment, matrix: Matrix) -> dict[str, tuple[st
     reqs = []
     if dist is not None and dist.requires:
         for text in dist.requires:
+            if not (requirement_name(text) or "").startswith("nvidia-"):
+                continue  # only the CUDA runtime wheels count here: the rest is not parsed
             try:
                 reqs.append(requirement(text))
             except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Optional
 
 from msgspec import Struct, field
@@ -17,6 +18,7 @@ from compat.models import (
     canonicalize_name,
     cuda_from_local,
     marker_env,
+    requirement_name,
 )
 
 if TYPE_CHECKING:
@@ -97,18 +99,34 @@ def installed_version(ctx: Context, name: str) -> Optional[Version]:
     return got
 
 
-def requires_of(ctx: Context, dist: Distribution) -> tuple[Requirement, ...]:
-    """Requirements of an installed distribution: its own metadata, else the database's record."""
+def requires_of(
+    ctx: Context, dist: Distribution, wanted: Optional[Callable[[str], bool]] = None
+) -> tuple[Requirement, ...]:
+    """Requirements of an installed distribution: its own metadata, else the database's record.
+    With `wanted`, only those on the (normalised) names it accepts: the others are not parsed."""
     from compat.matrix.schema import requirement
 
     if dist.requires:
         out = []
         for r in dist.requires:
+            if wanted is not None:
+                name = requirement_name(r)
+                if name is None or not wanted(name):
+                    continue
             try:
                 out.append(requirement(r))
             except ValueError:
                 continue
         return tuple(out)
+    return tuple(
+        r
+        for r in _recorded_requires(ctx, dist)
+        if wanted is None or wanted(canonicalize_name(r.name))
+    )
+
+
+def _recorded_requires(ctx: Context, dist: Distribution) -> tuple[Requirement, ...]:
+    """The database's record of a release's requirements, for a distribution that lists none."""
     if dist.version is None:
         return ()
     rel = ctx.matrix.release(dist.name, dist.version)

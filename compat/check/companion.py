@@ -14,7 +14,7 @@ from compat.check.base import Context, public, reinstall_matching_torch, require
 from compat.check.builds import TORCH_CUDA_LIBS, cudart_major, parse_local
 from compat.check.target import install_target
 from compat.families import families
-from compat.models import Code, Distribution, Finding, Severity, TorchBuild, canonicalize_name
+from compat.models import Code, Distribution, Finding, Severity, TorchBuild
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -36,9 +36,8 @@ def _pin(ctx: Context, dist: Distribution, tb: TorchBuild) -> Optional[Finding]:
     assert tb.version is not None
     pins = [
         r
-        for r in requires_of(ctx, dist)
-        if canonicalize_name(r.name) == "torch"
-        and (r.marker is None or "extra" not in str(r.marker))
+        for r in requires_of(ctx, dist, "torch".__eq__)
+        if r.marker is None or "extra" not in str(r.marker)
     ]
     bad = [r for r in pins if not satisfied(r, tb.version)]
     if not bad:

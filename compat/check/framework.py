@@ -43,9 +43,9 @@ def check(ctx: Context) -> list[Finding]:
         if dist is None or dist.version is None:
             continue
         by_name: dict[str, list[tuple[Requirement, set[str]]]] = {}
-        for req in requires_of(ctx, dist):
+        for req in requires_of(ctx, dist, families().is_stack):
             key = canonicalize_name(req.name)
-            if not families().is_stack(key) or key == fw:
+            if key == fw:
                 continue
             extras = extras_of(req)
             ok = [applies(req, ctx, e) for e in (extras or {""})]

@@ -157,9 +157,8 @@ def _metadata(ctx: Context, dist: Distribution, tb: TorchBuild, torch_mm: str) -
         return out  # the framework's torch pin is framework-pin's to report
     pins = [
         r
-        for r in requires_of(ctx, dist)
-        if canonicalize_name(r.name) == "torch"
-        and (r.marker is None or "extra" not in str(r.marker))
+        for r in requires_of(ctx, dist, "torch".__eq__)
+        if r.marker is None or "extra" not in str(r.marker)
     ]
     bad = [r for r in pins if not satisfied(r, tv)]
     if bad:

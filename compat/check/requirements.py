@@ -37,10 +37,13 @@ def check(ctx: Context) -> list[Finding]:
     for d in ctx.env.distributions:
         if d.broken is not None:
             continue
-        for req in requires_of(ctx, d):
+
+        # Named elsewhere or off the stack: skipped by name, before any parsing.
+        def judged(target: str, d: Distribution = d) -> bool:
+            return target != d.key and fam.is_stack(target) and not _left_to_others(d, target)
+
+        for req in requires_of(ctx, d, judged):
             target = canonicalize_name(req.name)
-            if target == d.key or not fam.is_stack(target) or _left_to_others(d, target):
-                continue
             try:
                 if req.marker is not None and not req.marker.evaluate(marker_env):
                     continue  # another platform, Python, or an extra (pip check skips them too)

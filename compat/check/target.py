@@ -47,7 +47,7 @@ def compose(ctx: Context) -> TargetTuple:
         dist = ctx.env.dist(fw)
         if dist is None or dist.version is None:
             continue
-        for req in requires_of(ctx, dist):
+        for req in requires_of(ctx, dist, fam.is_stack):
             key = canonicalize_name(req.name)
             extras = _extras(req)
             if any(other_platform_extra(e) for e in extras) or not fam.is_stack(key):

@@ -14,7 +14,7 @@ def check(ctx: Context) -> list[Finding]:
     if dist is None or dist.version is None:
         return []
     torch_label = f"torch {ctx.torch.version if ctx.torch and ctx.torch.version else dist.version}"
-    pins = [r for r in requires_of(ctx, dist) if canonicalize_name(r.name) in TRITONS]
+    pins = list(requires_of(ctx, dist, TRITONS.__contains__))
     if not pins:
         return []
     live = [r for r in pins if applies(r, ctx) is not False]

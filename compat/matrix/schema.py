@@ -1083,11 +1083,13 @@ def decode_ranges(text: str) -> frozenset[int]:
         _range_problem(text)
     # One match of the whole text, then plain splits: a check decodes a few hundred of these
     # (tens of thousands of parts) on a real stack.
-    singles: list[str] = []
-    spans: list[str] = []
-    for part in text.split(","):
-        (spans if "-" in part else singles).append(part)
-    out = set(map(int, singles))
+    parts = text.split(",")
+    if "-" not in text:
+        out = set(map(int, parts))
+        spans: list[str] = []
+    else:
+        out = set(map(int, [p for p in parts if "-" not in p]))
+        spans = [p for p in parts if "-" in p]
     for part in spans:
         first_text, _, last_text = part.partition("-")
         first, last = int(first_text), int(last_text)

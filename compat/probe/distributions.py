@@ -13,7 +13,7 @@ import msgspec
 import msgspec.structs
 
 from compat.families import families
-from compat.models import Distribution, canonicalize_name, parse_version
+from compat.models import Distribution, canonicalize_name, parse_version, requirement_name
 
 
 def is_stack(key: str) -> bool:
@@ -171,12 +171,9 @@ def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, 
     return tuple(sorted(found, key=lambda d: d.key))
 
 
-_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
 def _names_stack(requirement: str) -> bool:
-    m = _REQ_NAME.match(requirement)
-    return m is not None and is_stack(m.group(1))
+    name = requirement_name(requirement)
+    return name is not None and is_stack(name)
 
 
 def _dist_folders(entry: str) -> Iterable[str]:
