@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -106,6 +107,10 @@ class Families:
         self.rows = tuple(rows)
         self._exact = {p.name: p for p in rows if not p.prefix}
         self._prefixes = sorted((p for p in rows if p.prefix), key=lambda p: -len(p.name))
+        # Which names are the stack's: what was derived from the table (kept in a cache) is
+        # valid for the same fingerprint only.
+        names = "\n".join(sorted(f"{p.name}{'*' if p.prefix else ''}" for p in rows))
+        self.fingerprint = hashlib.sha256(names.encode()).hexdigest()[:16]
 
     def get(self, name: str) -> Optional[Package]:
         key = canonicalize_name(name)

@@ -45,7 +45,7 @@ from compat.matrix.schema import (
     read_torch_builds,
 )
 from compat.matrix.tomlfile import read_toml
-from compat.models import canonicalize_name
+from compat.models import canonicalize_name, parse_version
 
 # A canonical project name (PEP 503), bounded: the name of a generated/ file.
 _PROJECT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?")
@@ -58,6 +58,8 @@ class Matrix:
         self.root = root or resources.matrices_dir()
         self._releases: dict[str, dict[Version, Release]] = {}
         self._builds: dict[str, dict[Version, BuildFacts]] = {}
+        self._build_docs: dict[str, Optional[dict[str, Any]]] = {}
+        self._build_one: dict[tuple[str, Version], Optional[BuildFacts]] = {}
         self._exports: Optional[ExportsTable] = None
         self._curated: Optional[
             tuple[list[Toolkit], list[TorchBuildInfo], list[WheelIndex], list[CudaImage]]
@@ -111,15 +113,26 @@ class Matrix:
             return []
         return sorted(p.stem for p in folder.glob("*.toml") if p.stem != "torch-exports")
 
+    def _builds_path(self, key: str) -> Path:
+        return self.root / "generated" / "builds" / f"{key}.toml"
+
+    def _builds_doc(self, key: str) -> Optional[dict[str, Any]]:
+        """builds/<key>.toml as read (through the JSON cache), None when there is none."""
+        if key not in self._build_docs:
+            path = self._builds_path(key)
+            ok = _PROJECT.fullmatch(key) is not None and path.is_file()
+            self._build_docs[key] = read_toml(path, cached=True) if ok else None
+        return self._build_docs[key]
+
     def builds(self, name: str) -> dict[Version, BuildFacts]:
         """Every release of `name` whose compiled wheel was read (read on first use)."""
         key = canonicalize_name(name)
         if key not in self._builds:
-            path = self.root / "generated" / "builds" / f"{key}.toml"
+            doc = self._builds_doc(key)
             rows: dict[Version, BuildFacts] = {}
-            if _PROJECT.fullmatch(key) and path.is_file():
-                p = Problems(str(path))
-                _, rows = read_builds(p, read_toml(path, cached=True))
+            if doc is not None:
+                p = Problems(str(self._builds_path(key)))
+                _, rows = read_builds(p, doc)
                 if p.items:
                     raise DataError(p.items, hint="run `compat matrix validate`")
             self._builds[key] = rows
@@ -127,8 +140,33 @@ class Matrix:
 
     def build_facts(self, name: str, version: Version) -> Optional[BuildFacts]:
         """What the PyPI wheel of `name` `version` links and imports. A version with a local
-        tag (+cu126) came from another index: its wheel was not read, so None."""
-        return self.builds(name).get(version)
+        tag (+cu126) came from another index: its wheel was not read, so None.
+
+        Only that release's row is turned into facts (a check asks for the installed releases;
+        vLLM's file holds a hundred): every row is read when all are asked for (`builds`)."""
+        key = canonicalize_name(name)
+        if key in self._builds:
+            return self._builds[key].get(version)
+        if (key, version) not in self._build_one:
+            self._build_one[key, version] = self._one_build(key, version)
+        return self._build_one[key, version]
+
+    def _one_build(self, key: str, version: Version) -> Optional[BuildFacts]:
+        doc = self._builds_doc(key)
+        rows = doc.get("releases") if doc is not None else None
+        if doc is None or not isinstance(rows, dict):
+            return self.builds(key).get(version)  # reported as the whole file is
+        text = str(version)
+        row = text if text in rows else None
+        if row is None:
+            row = next((k for k in rows if parse_version(k) == version), None)
+        if row is None:
+            return None
+        p = Problems(str(self._builds_path(key)))
+        _, got = read_builds(p, {"meta": doc.get("meta", {}), "releases": {row: rows[row]}})
+        if p.items:
+            raise DataError(p.items, hint="run `compat matrix validate`")
+        return got.get(version)
 
     def torch_exports(self) -> ExportsTable:
         """torch's exports per release, over the tracked symbols (read on first use)."""

@@ -77,6 +77,17 @@ def _cache_path(raw: bytes) -> Path:
 _MAGIC = b"compat-cache 1 "
 
 
+def load_entry(path: Path) -> Optional[dict[str, Any]]:
+    """A cache entry written by `store_entry`: its JSON object, or None when it is absent,
+    unreadable, cut short or edited (the digest in its first line no longer fits)."""
+    return _load_cached(path)
+
+
+def store_entry(path: Path, data: dict[str, Any]) -> None:
+    """Best effort: writes `data` atomically with its digest; a read-only home means no cache."""
+    _store(path, data)
+
+
 def _load_cached(path: Path) -> Optional[dict[str, Any]]:
     try:
         raw = read_bytes(path, MAX_DATA, "cache entry")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import stat
 from collections.abc import Iterable, Sequence
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
 import msgspec
 import msgspec.structs
@@ -145,30 +147,134 @@ def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, 
     The stack's distributions, and those that require a package of the stack (an RL framework
     pinning vllm, a library pinning torch: what `pip check` would judge against the stack),
     with only those requirements kept; with `everything`, every distribution.
+
+    The stack's METADATA is read on every run. What the other distributions' METADATA said (a
+    site-packages holds ~200, and most name nothing of the stack) is kept in the user cache and
+    used while the file and its folder are unchanged (`_Seen`).
     """
     seen: set[str] = set()
     found: list[Distribution] = []
     for entry in paths:
-        for folder in _dist_folders(entry or "."):
+        folders = _dist_folders(entry or ".")
+        if not folders:
+            continue
+        memo = _Seen.load(entry or ".")
+        for folder in folders:
             base = os.path.basename(folder)
             m = _DIST_INFO.match(base)
             key = canonicalize_name(m.group("name") if m else base.rsplit(".", 1)[0])
             if key in seen:
                 continue
-            stack = is_stack(key)
-            dist = read_dist_info(folder, want_requires=True, source=stack)
-            if not stack:
-                on_stack = tuple(r for r in dist.requires if _names_stack(r))
-                if not everything and not on_stack:
+            if is_stack(key):
+                dist = read_dist_info(folder, want_requires=True, source=True)
+            else:
+                dist = memo.other(folder)
+                if not everything and not dist.requires:
                     continue
-                dist = msgspec.structs.replace(dist, requires=on_stack)
             real_key = dist.key if dist.broken is None else key
             if real_key in seen:
                 continue
             seen.add(key)
             seen.add(real_key)
             found.append(dist)
+        memo.save()
     return tuple(sorted(found, key=lambda d: d.key))
+
+
+class _Seen:
+    """The other distributions of one site-packages folder as last read: per dist-info folder,
+    the stat fields of the folder and of its METADATA (size, mtime, ctime, inode: a reinstall
+    or an edit changes them) with its name, version and requirements on the stack. One JSON
+    entry per folder, stack table and compat release; best effort, as every cache here."""
+
+    def __init__(self, path: Optional[Path], rows: dict[str, Any]) -> None:
+        self.path = path
+        self.rows = rows
+        self.fresh: dict[str, Any] = {}
+
+    @classmethod
+    def load(cls, entry: str) -> _Seen:
+        from compat import __version__
+        from compat.matrix.tomlfile import cache_root, load_entry
+
+        try:
+            where = os.path.realpath(entry)
+        except (OSError, ValueError):
+            return cls(None, {})
+        ident = "\0".join((__version__, families().fingerprint, where))
+        name = hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        path = cache_root() / "dists" / f"{name}.json"
+        doc = load_entry(path)
+        rows = doc.get("folders") if doc is not None else None
+        return cls(path, rows if isinstance(rows, dict) else {})
+
+    def other(self, folder: str) -> Distribution:
+        """A distribution off the stack, with only its requirements on the stack."""
+        base = os.path.basename(folder)
+        sig = _stat_fields(folder, base)
+        row = self.rows.get(base)
+        dist = _from_row(row, os.path.dirname(folder), sig) if sig is not None else None
+        if dist is None:
+            dist = read_dist_info(folder, want_requires=True, source=False)
+            dist = msgspec.structs.replace(
+                dist, requires=tuple(r for r in dist.requires if _names_stack(r))
+            )
+            row = [
+                sig,
+                dist.name,
+                dist.raw_version,
+                list(dist.requires),
+                dist.broken,
+                dist.installed_at,
+            ]
+        if sig is not None:
+            self.fresh[base] = row
+        return dist
+
+    def save(self) -> None:
+        if self.path is not None and self.fresh != self.rows:
+            from compat.matrix.tomlfile import store_entry
+
+            store_entry(self.path, {"folders": self.fresh})
+
+
+def _stat_fields(folder: str, base: str) -> Optional[list[int]]:
+    meta = os.path.join(folder, "METADATA" if base.endswith(".dist-info") else "PKG-INFO")
+    try:
+        fst, mst = os.stat(folder), os.stat(meta)
+    except (OSError, ValueError):
+        return None  # read the slow way, which says what is wrong
+    if not stat.S_ISREG(mst.st_mode):
+        return None
+    return [
+        fst.st_mtime_ns,
+        fst.st_ctime_ns,
+        fst.st_ino,
+        mst.st_size,
+        mst.st_mtime_ns,
+        mst.st_ctime_ns,
+        mst.st_ino,
+        mst.st_dev,
+    ]
+
+
+def _from_row(row: Any, location: str, sig: list[int]) -> Optional[Distribution]:
+    """The Distribution a cached row holds, None unless it is well formed and its stat fields
+    are the file's now."""
+    if not (isinstance(row, list) and len(row) == 6 and row[0] == sig):
+        return None
+    _, name, raw, requires, broken, installed_at = row
+    if not (
+        isinstance(name, str)
+        and isinstance(raw, str)
+        and isinstance(requires, list)
+        and all(isinstance(r, str) for r in requires)
+        and (broken is None or isinstance(broken, str))
+        and (installed_at is None or isinstance(installed_at, (int, float)))
+    ):
+        return None
+    version = parse_version(raw) if raw else None
+    return Distribution(name, version, raw, location, tuple(requires), broken, installed_at)
 
 
 def _names_stack(requirement: str) -> bool:

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from packaging.version import Version
 
+from compat.models import Distribution
+from compat.probe import distributions
 from compat.probe.distributions import is_stack, scan
 from tests.conftest import make_dist
 
@@ -62,3 +65,84 @@ def test_metadata_body_is_not_read_as_headers(tmp_path: Path) -> None:
     make_dist(tmp_path, "torch", "2.7.1", ("triton==3.3.1",))
     (dist,) = scan([str(tmp_path)])
     assert "not-a-header" not in dist.requires
+
+
+def _site_with_others(site: Path) -> None:
+    make_dist(site, "torch", "2.7.1", ("triton==3.3.1",))
+    make_dist(site, "verl", "0.4.0", ("vllm<=0.8.5", "numpy"))  # off the stack, pins vllm
+    for i in range(20):
+        make_dist(site, f"other-{i}", "1.0", ("numpy",))
+    make_dist(site, "odd", "not a version")
+
+
+def _cached_scan(
+    site: Path, monkeypatch: pytest.MonkeyPatch, everything: bool = False
+) -> tuple[tuple[Distribution, ...], list[str]]:
+    """A scan, and the METADATA files it read."""
+    reads: list[str] = []
+    real = distributions._read_headers
+
+    def counted(path: str, want: bool) -> tuple[dict[str, str], list[str]]:
+        reads.append(Path(path).parent.name)
+        return real(path, want)
+
+    monkeypatch.setattr(distributions, "_read_headers", counted)
+    got = scan([str(site)], everything)
+    monkeypatch.setattr(distributions, "_read_headers", real)
+    return got, reads
+
+
+def test_other_distributions_are_read_once_then_known_by_their_stat_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    _site_with_others(site)
+    first, reads = _cached_scan(site, monkeypatch)
+    assert len(reads) == 23
+    assert [d.name for d in first] == ["torch", "verl"]
+    assert first[1].requires == ("vllm<=0.8.5",)
+    again, reads = _cached_scan(site, monkeypatch)
+    assert again == first
+    assert reads == ["torch-2.7.1.dist-info"]  # the stack's METADATA only
+    every, reads = _cached_scan(site, monkeypatch, everything=True)
+    assert len(every) == 23 and reads == ["torch-2.7.1.dist-info"]
+    assert every == scan([str(site)], everything=True)
+
+
+def test_an_edited_metadata_is_read_again_even_with_its_old_size_and_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    _site_with_others(site)
+    _cached_scan(site, monkeypatch)
+    meta = site / "other_3-1.0.dist-info" / "METADATA"
+    before = meta.stat()
+    text = meta.read_text().replace("Requires-Dist: numpy\n", "Requires-Dist: torch\n")
+    meta.write_text(text[: len(meta.read_text())].ljust(before.st_size))
+    os.utime(meta, ns=(before.st_atime_ns, before.st_mtime_ns))
+    got, reads = _cached_scan(site, monkeypatch)
+    assert "other_3-1.0.dist-info" in reads
+    assert [d.name for d in got] == ["other-3", "torch", "verl"]
+    assert got[0].requires == ("torch",)
+
+
+def test_a_damaged_or_foreign_cache_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    _site_with_others(site)
+    first, _ = _cached_scan(site, monkeypatch)
+    (entry,) = (tmp_path / "cache" / "dists").glob("*.json")
+    entry.write_text(entry.read_text().replace("vllm<=0.8.5", "vllm<=9"))  # digest no longer fits
+    got, reads = _cached_scan(site, monkeypatch)
+    assert got == first and len(reads) == 23
+    (tmp_path / "cache" / "dists").chmod(0o500)  # read-only: no cache, same answer
+    try:
+        assert _cached_scan(site, monkeypatch)[0] == first
+    finally:
+        (tmp_path / "cache" / "dists").chmod(0o700)
