@@ -22,7 +22,7 @@ from compat.check import Context, run_registry, sort_findings
 from compat.codes import CODES
 from compat.errors import UsageError
 from compat.families import families
-from compat.launch import LaunchConfig, detect_entrypoint, parse_launch, parse_launch_text
+from compat.launch import LaunchConfig
 from compat.matrix.load import Matrix
 from compat.models import (
     ClusterProbe,
@@ -81,6 +81,10 @@ def parse_launch_for(env: Environment, given: LaunchInput) -> Optional[LaunchCon
     The server inherits the environment compat sees (the probed or recorded variables), so they
     are the base of the launch's environment; a launch file's exports come on top.
     """
+    if not given.given and not env.launch:
+        return None  # nothing to parse (and the parser is not even loaded)
+    from compat.launch import detect_entrypoint, parse_launch, parse_launch_text
+
     base = dict(env.env)
     if given.argv:
         framework, _ = detect_entrypoint(list(given.argv))

@@ -68,3 +68,26 @@ def test_the_check_path_imports_nothing_it_does_not_need(args: list[str], tmp_pa
     assert "compat.pipeline" in loaded or args == ["env"]
     found = sorted(m for m in loaded for n in NEVER if m == n or m.startswith(n + "."))
     assert found == [], found
+
+
+# Loaded only when a launch command is given: its parser, its flag tables, the model probe and
+# the memory model.
+LAUNCH_ONLY = (
+    "compat.launch.parse",
+    "compat.launch.argv",
+    "compat.launch.settings",
+    "compat.launch.data",
+    "compat.matrix.launchdata",
+    "compat.probe.model",
+    "compat.memory",
+    "compat.model",
+)
+
+
+def test_a_check_without_a_launch_loads_no_launch_parser(tmp_path: Path) -> None:
+    plain = modules_of(["check"], tmp_path)
+    assert not sorted(m for m in plain if m in LAUNCH_ONLY)
+    with_launch = modules_of(
+        ["check", "--", "vllm", "serve", "Qwen/Qwen3-8B", "--tensor-parallel-size", "2"], tmp_path
+    )
+    assert {"compat.launch.parse", "compat.launch.argv", "compat.probe.model"} <= with_launch

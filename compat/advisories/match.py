@@ -22,7 +22,7 @@ from compat.advisories.schema import (
 )
 from compat.errors import UsageError
 from compat.families import families
-from compat.launch import RAY_MARKERS, LaunchConfig, settings_for
+from compat.launch import RAY_MARKERS, LaunchConfig
 from compat.models import GPU, Code, Environment, Finding, Severity, Unknown, parse_version
 
 
@@ -373,6 +373,8 @@ def _workaround_settings(
     for f in flags:
         tokens.extend(shlex.split(f))
     try:
+        from compat.launch import settings_for
+
         parsed = settings_for(framework, tokens)
     except UsageError:
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import msgspec
 import msgspec.structs
@@ -12,9 +12,11 @@ from compat.check.base import Context
 from compat.devices import visible_gpus
 from compat.families import families
 from compat.launch import LaunchConfig
-from compat.memory import Estimate, estimate
-from compat.model import ModelFacts
 from compat.models import GPU, Code, Finding, Severity, Unknown
+
+if TYPE_CHECKING:  # the memory model loads only when a launch names a model
+    from compat.memory import Estimate
+    from compat.model import ModelFacts
 
 FRAMEWORKS = families().frameworks
 _PARALLEL_REFS = {
@@ -34,6 +36,10 @@ def _int(launch: LaunchConfig, name: str, default: int = 1) -> int:
 
 def _facts(ctx: Context) -> Optional[ModelFacts]:
     m = ctx.model
+    if m is None or isinstance(m, Unknown):
+        return None
+    from compat.model import ModelFacts
+
     return m if isinstance(m, ModelFacts) else None
 
 
@@ -369,6 +375,8 @@ def check_memory(ctx: Context) -> list[Finding]:
         if isinstance(ctx.env.torch, Unknown)
         else (ctx.env.torch.cuda or ctx.env.torch.cuda_from_deps)
     )
+    from compat.memory import estimate
+
     est = estimate(fw, gpu, launch, facts, ctx.matrix.memory, torch_cuda, _environ(ctx), frac)
     evidence = _accounting(est, facts, basis)
     knob_flag = _flag(fw, "fraction")

@@ -94,8 +94,8 @@ def _built_for(ctx: Context, name: str, torch: Version) -> Optional[Version]:
     for v, rel in ctx.matrix.releases(name).items():
         if rel.yanked or v.is_prerelease:
             continue
-        for req in rel.requires:
-            if canonicalize_name(req.name) == "torch" and _exact(req) == torch:
+        for req in rel.pins("torch"):
+            if _exact(req) == torch:
                 if best is None or v > best:
                     best = v
                 break

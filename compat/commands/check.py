@@ -76,14 +76,17 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
             origin=req.launch_file,
         )
     launch = parse_launch_for(env, given)
-    from compat.probe.model import model_of_launch
+    model: Model = None
+    if launch is not None:
+        from compat.probe.model import model_of_launch
 
+        model = model_of_launch(launch, env.env)
     drv = env.driver
     driver_cuda = None if isinstance(drv, Unknown) or isinstance(drv.cuda, Unknown) else drv.cuda
     findings = tuple(
         n.finding for n in notes if n.applies(driver_cuda, not isinstance(drv, Unknown))
     )
-    return Inputs(env, launch, model_of_launch(launch, env.env), ignore, findings)
+    return Inputs(env, launch, model, ignore, findings)
 
 
 def run_check(req: CheckRequest) -> tuple[Environment, list[Finding]]:

@@ -17,7 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from compat.matrix.extras import flatten
-from compat.models import canonicalize_name, parse_requirement
+from compat.models import canonicalize_name, parse_requirement, requirement_name
 
 T = TypeVar("T")
 
@@ -149,9 +149,10 @@ class Release(Struct, frozen=True, dict=True):
         return tuple(requirement(r) for r in self._flat[0])
 
     def pins(self, name: str) -> list[Requirement]:
-        """The requirements of this release on `name` (all extras and markers)."""
+        """The requirements of this release on `name` (all extras and markers); the others are
+        not parsed (a check asks this of every release of a project)."""
         key = canonicalize_name(name)
-        return [r for r in self.requires if canonicalize_name(r.name) == key]
+        return [requirement(r) for r in self._flat[0] if requirement_name(r) == key]
 
     @property
     def cuda_major(self) -> Optional[int]:
@@ -1301,17 +1302,27 @@ def read_builds(p: Problems, data: dict[str, Any]) -> tuple[str, dict[Version, B
     return project, out
 
 
+_FINGERPRINT = re.compile(r"[0-9a-f]{12}")
+_FINGERPRINTS = re.compile(r"[0-9a-f]{12}(?:\n[0-9a-f]{12})*")
+
+
 def read_exports(p: Problems, data: dict[str, Any]) -> ExportsTable:
     """builds/torch-exports.toml: the tracked symbols and each torch release's fingerprint."""
     tracked_table = p.get(data, "tracked", dict, "", {}) or {}
     tracked = p.strings(tracked_table, "symbols", "tracked", required=True)
-    seen: set[str] = set()
-    for i, h in enumerate(tracked):
-        if len(h) != 12 or any(c not in "0123456789abcdef" for c in h):
-            p.add(f"tracked.symbols[{i}]", f"expected 12 lowercase hex digits, got {h!r}")
-        elif h in seen:
-            p.add(f"tracked.symbols[{i}]", f"duplicate fingerprint {h}")
-        seen.add(h)
+    # a thousand fingerprints: one match over all of them, item by item only to name a problem
+    joined = "\n".join(tracked)
+    well_formed = not tracked or (
+        _FINGERPRINTS.fullmatch(joined) is not None and len(joined) == 13 * len(tracked) - 1
+    )
+    if not (well_formed and len(set(tracked)) == len(tracked)):
+        seen: set[str] = set()
+        for i, h in enumerate(tracked):
+            if not _FINGERPRINT.fullmatch(h):
+                p.add(f"tracked.symbols[{i}]", f"expected 12 lowercase hex digits, got {h!r}")
+            elif h in seen:
+                p.add(f"tracked.symbols[{i}]", f"duplicate fingerprint {h}")
+            seen.add(h)
     releases: dict[Version, TorchExports] = {}
     for key, d in (p.get(data, "releases", dict, "", {}) or {}).items():
         path = f"releases.{key}"

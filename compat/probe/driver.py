@@ -93,7 +93,8 @@ def _nvml_in_child(lib: Optional[str]) -> bytes:
         handle = ctypes.CDLL(lib or "libnvidia-ml.so.1")
     except OSError as exc:
         return json.dumps({"load_error": str(exc)}).encode()
-    return json.dumps(nvml.query(handle)).encode()
+    # the child exits as soon as this is written (os._exit): no NVML teardown to wait for
+    return json.dumps(nvml.query(handle, shutdown=False)).encode()
 
 
 def _nvml(lib: Optional[str], timeout: float) -> dict[str, Any]:

@@ -214,3 +214,26 @@ def test_a_forked_child_is_bounded_in_output_and_reports_its_exit() -> None:
         raise RuntimeError("boom")
 
     assert bounded.forked(fails, 2.0).returncode == 1
+
+
+def test_a_forked_query_leaves_nvml_to_the_exit_a_script_shuts_it_down() -> None:
+    from compat.probe import nvml
+
+    class Lib:
+        """Answers every call with an error past init: enough to see what query calls."""
+
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def __getattr__(self, name: str) -> object:
+            def call(*args: object) -> int:
+                self.calls.append(name)
+                return 0 if name in ("nvmlInit_v2", "nvmlShutdown") else 999
+
+            return call
+
+    script, forked = Lib(), Lib()
+    assert "devices_error" in nvml.query(script)
+    assert script.calls[-1] == "nvmlShutdown"
+    assert "devices_error" in nvml.query(forked, shutdown=False)
+    assert "nvmlShutdown" not in forked.calls and forked.calls[0] == "nvmlInit_v2"
