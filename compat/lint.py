@@ -25,7 +25,7 @@ from compat.errors import CompatError
 from compat.hardware import parse_driver
 from compat.inputs import apply_overrides, read_pins
 from compat.inputs.base import Note, Pin, PinFile, ReadOptions, Setting, holds
-from compat.inputs.detect import Kind, kind_by_name, requirements_name
+from compat.inputs.kinds import Kind, kind_by_name, requirements_name
 from compat.inputs.requirements import read_pylock, read_pyproject, read_requirements
 from compat.inputs.stack import environment_of
 from compat.matrix.load import Matrix

@@ -3,7 +3,7 @@ the edge, then the one pipeline (compat.pipeline.check)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 from msgspec import Struct
@@ -20,6 +20,10 @@ from compat.commands.common import (
 from compat.errors import UsageError
 from compat.launch import LaunchConfig
 from compat.models import Environment, Finding, Unknown
+
+if TYPE_CHECKING:
+    from compat.inputs import Note
+
 from compat.pipeline import (
     Database,
     LaunchInput,
@@ -43,7 +47,7 @@ class Inputs(Struct, frozen=True):
 def gather(req: CheckRequest, db: Database) -> Inputs:
     """Read the environment (live, another interpreter, or a file), apply host overrides, parse
     the launch command for the framework it starts, and read the served model's facts."""
-    from compat.inputs import Note, ReadOptions, apply_overrides, load_input
+    from compat.inputs import apply_overrides
 
     if req.deep and req.from_file:
         raise UsageError(
@@ -53,6 +57,8 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
     ignore = check_ignore(req.ignore, db)
     notes: tuple[Note, ...] = ()
     if req.from_file:
+        from compat.inputs import ReadOptions, load_input
+
         loaded = load_input(
             req.from_file, db.matrix, ReadOptions(req.python_version, req.machine or "x86_64")
         )
