@@ -79,13 +79,15 @@ def parse_launch_for(env: Environment, given: LaunchInput) -> Optional[LaunchCon
     release; without one, the command a snapshot recorded; None when there is none at all.
 
     The server inherits the environment compat sees (the probed or recorded variables), so they
-    are the base of the launch's environment; a launch file's exports come on top.
+    are the base of the launch's environment; a launch file's exports come on top. It runs on
+    the environment's GPUs: defaults a release picks by the GPU are read for them.
     """
     if not given.given and not env.launch:
         return None  # nothing to parse (and the parser is not even loaded)
     from compat.launch import detect_entrypoint, parse_launch, parse_launch_text
 
     base = dict(env.env)
+    gpus = None if isinstance(env.gpus, Unknown) else env.gpus
     if given.argv:
         framework, _ = detect_entrypoint(list(given.argv))
         return parse_launch(
@@ -93,13 +95,15 @@ def parse_launch_for(env: Environment, given: LaunchInput) -> Optional[LaunchCon
             framework_version(env, framework),
             env=base,
             under_ray=given.under_ray,
+            gpus=gpus,
         )
     if given.text is not None:
         config_dir = Path(given.origin).parent if given.origin else None
-        first = parse_launch_text(given.text, config_dir=config_dir)
+        first = parse_launch_text(given.text, config_dir=config_dir, gpus=gpus)
         version = framework_version(env, first.framework)
-        parsed = parse_launch_text(given.text, version, config_dir=config_dir) if version else first
-        return parsed
+        if not version:
+            return first
+        return parse_launch_text(given.text, version, config_dir=config_dir, gpus=gpus)
     if env.launch:
         return parse_launch_for(env, LaunchInput(argv=env.launch, under_ray=given.under_ray))
     return None

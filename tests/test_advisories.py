@@ -136,10 +136,13 @@ def load_fixture(
     text = data.get("launch")
     if "launch_file" in data:
         text = (LAUNCH / data["launch_file"]).read_text()
+    env = make_env(packages, data.get("gpus"), data.get("driver"), data.get("env"))
     launch = None
     if text:
-        launch = parse_launch_text(text, _framework_version(packages, text), config_dir=LAUNCH)
-    env = make_env(packages, data.get("gpus"), data.get("driver"), data.get("env"))
+        # as the pipeline parses it: on the environment's GPUs (defaults picked by the GPU)
+        gpus = None if isinstance(env.gpus, Unknown) else env.gpus
+        version = _framework_version(packages, text)
+        launch = parse_launch_text(text, version, config_dir=LAUNCH, gpus=gpus)
     prior = [
         Finding(code=c, severity=Severity.ERROR, message=f"{c} (fixture)")
         for c in data.get("prior", [])

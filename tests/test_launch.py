@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +21,7 @@ from compat.launch import (
     vllm_default_cudagraph_mode,
     vllm_default_unquantized_moe_backend,
 )
-from compat.models import Severity, Unknown
+from compat.models import GPU, Severity, Unknown
 
 LAUNCH = Path(__file__).parent / "assets" / "launch"
 SGL = ["python", "-m", "sglang.launch_server"]
@@ -268,9 +268,68 @@ def test_vllm_moe_backend_default_by_version() -> None:
     # their wheels); 0.20.0 has it
     for release in ("0.18.1", "0.19.0", "0.19.1"):
         assert vllm("m", version=release).settings["moe_backend_effective"] == "triton"
-    assert vllm("m", version="0.20.0").settings["moe_backend_effective"] == "flashinfer_cutlass"
+    # from 0.20.0 the pick depends on the GPU: without GPUs it is not known
+    assert isinstance(vllm("m", version="0.20.0").settings["moe_backend_effective"], Unknown)
+    assert isinstance(vllm_default_unquantized_moe_backend(Version("0.23.0")), Unknown)
     quant = vllm("m", "--quantization", "fp8").settings["moe_backend_effective"]
     assert isinstance(quant, Unknown)
+
+
+H100 = (GPU(0, "NVIDIA H100 80GB HBM3", (9, 0)),)
+B200 = (GPU(0, "NVIDIA B200", (10, 0)),)
+A100 = (GPU(0, "NVIDIA A100-SXM4-80GB", (8, 0)),)
+RTX_PRO = (GPU(0, "NVIDIA RTX PRO 6000 Blackwell Server Edition", (12, 0)),)
+THOR = (GPU(0, "NVIDIA Thor", (11, 0)),)
+
+
+@pytest.mark.parametrize(
+    ("release", "gpus", "flags", "picked"),
+    [
+        # 0.20.0-0.22.x (read from the 0.20.0 and 0.22.1 wheels): TRT-LLM, CUTLASS, Triton;
+        # CUTLASS last when DP > 1; TRT-LLM BF16 only on Blackwell (10.x)
+        ("0.20.0", H100, (), "flashinfer_cutlass"),
+        ("0.22.1", H100, ("--data-parallel-size", "2"), "triton"),
+        ("0.22.0", RTX_PRO, (), "flashinfer_cutlass"),
+        ("0.21.0", RTX_PRO, ("--data-parallel-size", "4"), "triton"),
+        ("0.20.1", A100, (), "triton"),
+        ("0.20.0", B200, (), None),  # TRT-LLM or CUTLASS by the model's routing method
+        ("0.20.0", THOR, (), None),  # no rule for 11.x
+        # 0.23.0 on (#44220, read from the 0.23.0, 0.24.0 and 0.29.0 wheels): Triton first on Hopper
+        ("0.23.0", H100, (), "triton"),
+        ("0.29.0", H100, (), "triton"),
+        ("0.29.0", RTX_PRO, (), "flashinfer_cutlass"),
+        ("0.29.0", A100, (), "triton"),
+        ("0.25.0", B200, (), None),
+        # an explicit backend is what it says, whatever the GPU
+        ("0.29.0", H100, ("--moe-backend", "flashinfer_cutlass"), "flashinfer_cutlass"),
+    ],
+)
+def test_vllm_moe_backend_default_by_gpu(
+    release: str, gpus: tuple[GPU, ...], flags: tuple[str, ...], picked: Optional[str]
+) -> None:
+    lc = parse_launch(["vllm", "serve", "m", *flags], Version(release), gpus=gpus)
+    got = lc.settings["moe_backend_effective"]
+    if picked is None:
+        assert isinstance(got, Unknown), got
+    else:
+        assert got == picked
+        assert "moe_backend" in lc.explicit or "vllm-unquantized-moe-" in lc.origin(
+            "moe_backend_effective"
+        )
+
+
+def test_the_gpus_the_server_sees_decide_and_mixed_ones_are_not_guessed() -> None:
+    both = (GPU(0, "NVIDIA H100 80GB HBM3", (9, 0)), GPU(1, "NVIDIA A100-SXM4-80GB", (8, 0)))
+    argv = ["vllm", "serve", "m"]
+
+    def picked(env: dict[str, str]) -> object:
+        lc = parse_launch(argv, Version("0.20.0"), env=env, gpus=both)
+        return lc.settings["moe_backend_effective"]
+
+    assert isinstance(picked({}), Unknown)  # Hopper and Ampere pick differently
+    assert picked({"CUDA_VISIBLE_DEVICES": "0"}) == "flashinfer_cutlass"
+    assert picked({"CUDA_VISIBLE_DEVICES": "1"}) == "triton"
+    assert isinstance(picked({"CUDA_VISIBLE_DEVICES": ""}), Unknown)  # no GPU at all
 
 
 def test_vllm_attention_backend_from_env() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -21,6 +22,7 @@ from compat.launch.text import (
     parse_launch_text_with,
     strip_wrappers,
 )
+from compat.models import GPU, Unknown
 from compat.redact import redact_env
 
 
@@ -31,6 +33,7 @@ def parse_launch(
     env: Optional[Mapping[str, str]] = None,
     config_dir: Optional[Path] = None,
     under_ray: bool = False,
+    gpus: Optional[tuple[GPU, ...]] = None,
 ) -> LaunchConfig:
     """Parse a server command line (sglang or vLLM) into a LaunchConfig.
 
@@ -91,7 +94,9 @@ def parse_launch(
             f"{framework} {framework_version} is not in the launch data; flags are "
             f"judged by {basis.release}"
         )
-    norm = Normalizer(framework, basis, parsed, framework_version, merged_env)
+    norm = Normalizer(
+        framework, basis, parsed, framework_version, merged_env, _visible_ccs(gpus, merged_env)
+    )
     settings = norm.run()
     settings["under_ray"] = ray
     origins = {k: v for k, v in norm.origins.items() if k in settings}
@@ -123,8 +128,28 @@ def parse_launch(
     )
 
 
+def _visible_ccs(
+    gpus: Optional[tuple[GPU, ...]], env: Mapping[str, str]
+) -> Optional[tuple[tuple[int, int], ...]]:
+    """The compute capabilities of the GPUs the server will see (CUDA_VISIBLE_DEVICES of its
+    environment applied); None when any of that is not known."""
+    if not gpus:
+        return None
+    from compat.devices import visible_gpus
+
+    seen = visible_gpus(gpus, env.get("CUDA_VISIBLE_DEVICES"), env.get("CUDA_DEVICE_ORDER"))
+    if isinstance(seen, Unknown) or not seen[0]:
+        return None
+    ccs = tuple(g.compute_capability for g in seen[0])
+    return None if any(cc is None for cc in ccs) else tuple(cc for cc in ccs if cc is not None)
+
+
 def parse_launch_text(
-    text: str, framework_version: Optional[Version] = None, *, config_dir: Optional[Path] = None
+    text: str,
+    framework_version: Optional[Version] = None,
+    *,
+    config_dir: Optional[Path] = None,
+    gpus: Optional[tuple[GPU, ...]] = None,
 ) -> LaunchConfig:
     """Parse a launch file: shell-ish text with `export X=1`, `X=1 cmd`, continuations.
 
@@ -132,7 +157,8 @@ def parse_launch_text(
     assignments in front of it become the launch env. Text with no server command gives a
     LaunchConfig with framework "unknown" (its env and Ray wrapper are still recorded).
     """
-    return parse_launch_text_with(parse_launch, text, framework_version, config_dir=config_dir)
+    parse = functools.partial(parse_launch, gpus=gpus) if gpus else parse_launch
+    return parse_launch_text_with(parse, text, framework_version, config_dir=config_dir)
 
 
 def describe_setting(launch: LaunchConfig, name: str) -> str:

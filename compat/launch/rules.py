@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -30,8 +31,13 @@ _KEYS = frozenset(
         "source",
         "note",
         "verified",
+        "gpu_cc",
+        "unknown",
     }
 )
+# A compute capability ("9.0") or a family ("10.*": 10.0, 10.3), as vLLM's
+# is_device_capability / is_device_capability_family test them.
+_CC_PATTERN = re.compile(r"[0-9]{1,2}\.(?:[0-9]|\*)")
 
 
 class LaunchRule(Struct, frozen=True):
@@ -48,9 +54,22 @@ class LaunchRule(Struct, frozen=True):
     when: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
     verified: bool = True
+    # The GPUs the rule is for: every GPU the server sees must match one pattern ("9.0", "10.*").
+    # Empty: any GPU.
+    gpu_cc: tuple[str, ...] = ()
+    # Set instead of `value` where the release decides from what compat does not model (the
+    # model's routing method, say): why the value cannot be told.
+    unknown: str = ""
 
     def holds_for(self, version: Version) -> bool:
         return self.versions.contains(version, prereleases=True)
+
+    def fits_gpus(self, ccs: tuple[tuple[int, int], ...]) -> bool:
+        """Whether every one of `ccs` (at least one) matches a pattern of `gpu_cc`."""
+        return bool(ccs) and all(
+            any(p == f"{major}.{minor}" or p == f"{major}.*" for p in self.gpu_cc)
+            for major, minor in ccs
+        )
 
     def describe(self) -> str:
         return f"rule {self.id} ({self.where})"
@@ -97,8 +116,16 @@ def read_rules(p: Problems, data: Mapping[str, Any], settings: tuple[str, ...]) 
                 f"{path}.formula",
                 f"unknown formula {formula!r} (known: {', '.join(sorted(FORMULAS))})",
             )
-        if ("value" in row) == bool(formula):
-            p.add(path, "exactly one of value and formula")
+        unknown = p.get(row, "unknown", str, path, "", required=False) or ""
+        if [("value" in row), bool(formula), bool(unknown)].count(True) != 1:
+            p.add(path, "exactly one of value, formula and unknown")
+        gpu_cc = p.strings(row, "gpu_cc", path)
+        for i, cc in enumerate(gpu_cc):
+            if not _CC_PATTERN.fullmatch(cc):
+                p.add(
+                    f"{path}.gpu_cc[{i}]",
+                    f"expected a compute capability such as 9.0 or 10.*, got {cc!r}",
+                )
         when = p.get(row, "when", dict, path, {}, required=False) or {}
         for k in when:
             if k not in settings:
@@ -118,6 +145,8 @@ def read_rules(p: Problems, data: Mapping[str, Any], settings: tuple[str, ...]) 
                 when=dict(when),
                 note=p.get(row, "note", str, path, "", required=False) or "",
                 verified=bool(p.get(row, "verified", bool, path, True, required=False)),
+                gpu_cc=gpu_cc,
+                unknown=unknown,
             )
         )
     return out

@@ -132,12 +132,15 @@ class Normalizer:
         parsed: Parsed,
         version: Optional[Version],
         env: Mapping[str, str],
+        gpus: Optional[tuple[tuple[int, int], ...]] = None,
     ) -> None:
         self.framework = framework
         self.basis = basis
         self.parsed = parsed
         self.version = version
         self.env = env
+        # The compute capabilities of the GPUs the server sees; None when they are not known.
+        self.gpus = gpus
         self.values = parsed.values
         self.origins: dict[str, str] = {}
         self.given: set[str] = set()  # settings set on the command line (or a config file)
@@ -202,11 +205,25 @@ class Normalizer:
         return self._given(setting)[0]
 
     def rule(self, setting: str, current: Mapping[str, object]) -> Optional[tuple[object, str]]:
+        """The first rule for the release that applies (its value, or Unknown when the release
+        decides from what is not modeled, or from GPUs that are not known); None when none does."""
         if self.version is None:
             return None
         for r in rules_for(self.framework, setting, self.version):
-            if not r.formula and applies(r, current):
-                return r.value, f"{r.id}: {r.where}"
+            if r.formula or not applies(r, current):
+                continue
+            why = f"{r.id}: {r.where}"
+            if r.gpu_cc:
+                if not self.gpus:
+                    return Unknown(
+                        f"{self.framework} {self.version} decides it by the GPU, which is not "
+                        "known here (give it with --gpu)"
+                    ), why
+                if not r.fits_gpus(self.gpus):
+                    continue
+            if r.unknown:
+                return Unknown(r.unknown), why
+            return r.value, why
         return None
 
     # the whole set ----------------------------------------------------------------------------
@@ -597,6 +614,8 @@ def vllm_default_unquantized_moe_backend(version: Optional[Version]) -> Union[st
             "v0.18.1rc1.dev266 (#36286)"
         )
     for r in rules_for("vllm", "moe_backend_effective", version):
+        if r.gpu_cc:
+            return Unknown(f"vLLM {version} picks the unquantized MoE backend by the GPU")
         if applies(r, {"moe_backend": "auto"}):
-            return str(r.value)
+            return Unknown(r.unknown) if r.unknown else str(r.value)
     return Unknown(f"no curated rule for vLLM {version}'s unquantized MoE backend")
