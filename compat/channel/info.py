@@ -14,8 +14,9 @@ from compat.errors import DataError
 
 DATA_FILE = "DATA.toml"
 # The layout of matrices/ this compat reads. A data release of another format is never switched
-# to: its files could mean something else to this code.
-DATA_FORMAT = 1
+# to: its files could mean something else to this code. 2: launch rules may name GPUs (gpu_cc)
+# and say a value is unknown.
+DATA_FORMAT = 2
 MAX_INFO = 64 * 1024
 
 HEADER = (
