@@ -116,18 +116,19 @@ def run() -> NoReturn:
         code: Union[str, int, None] = 0
     except SystemExit as exc:
         code = exc.code
-    if not isinstance(code, int) or threading.active_count() != 1:
+    streams = (sys.stdout, sys.stderr)  # None when the process was started with one closed
+    if not isinstance(code, int) or threading.active_count() != 1 or None in streams:
         sys.exit(code)
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in streams:
+            stream.flush()
     except (OSError, ValueError):
         sys.exit(code)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is None:  # another Python: its normal exit
         sys.exit(code)
     run_exit_handlers()
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code & 0xFF)

@@ -673,3 +673,33 @@ def test_ray_launch_is_parsed_for_the_framework_it_starts_not_the_first_installe
     # Without the model's config.json it "may apply" (reported with the others lacking it).
     told = {f.advisory for f in found} | {e.split(":")[0] for f in found for e in f.evidence}
     assert "COMPAT-0004" in told
+
+
+def test_what_the_job_ships_is_enough_for_a_node_with_ray_alone(tmp_path: Path) -> None:
+    """A node probe imports with the shipped folders, the standard library and what Ray itself
+    depends on (packaging): no msgspec, click or compat installed there."""
+    import shutil
+
+    import packaging
+
+    from compat.probe.ray import shipped_modules
+
+    node = tmp_path / "node"
+    node.mkdir()
+    for folder in [*shipped_modules(), os.path.dirname(packaging.__file__)]:
+        shutil.copytree(
+            folder, node / os.path.basename(folder), ignore=shutil.ignore_patterns("__pycache__")
+        )
+    code = (
+        "import sys; sys.path[:] = [p for p in sys.path if 'site-packages' not in p]; "
+        f"sys.path.insert(0, {str(node)!r}); "
+        # what probe_node runs in the Ray worker, less Ray's own runtime context
+        "import compat.probe.ray; from compat.probe import probe_environment; "
+        "from compat.snapshot import to_dict; r = to_dict(probe_environment(host=False)); "
+        "print(sorted(r)[:3], 'click' in sys.modules)"
+    )
+    got = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert got.stdout.strip().endswith("False")

@@ -61,3 +61,29 @@ def test_findings_give_status_1_and_the_report(tmp_path: Path) -> None:
     got = program("check", "--from", str(freeze))
     assert got.returncode == 1
     assert "framework-pin" in got.stdout
+
+
+def test_a_closed_stdout_keeps_the_commands_status() -> None:
+    """Started with stdout closed (`>&-`), sys.stdout is None: the way out gives the status
+    main() gives (a usage error 2; a report that cannot be written is an internal error, 70),
+    with no traceback of its own."""
+
+    def status(entry: str, args: list[str]) -> tuple[int, str]:
+        code = f"import sys\nsys.argv = ['compat', *{args!r}]\n"
+        code += f"from compat.cli import {entry}\n{entry}()\n"
+        got = subprocess.run(
+            [sys.executable, "-c", code],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+            timeout=120,
+            pass_fds=(),
+            preexec_fn=lambda: os.close(1),
+        )
+        return got.returncode, got.stderr
+
+    for args in (["check", "--no-such-flag"], ["--version"], ["explain"]):
+        want, _ = status("main", args)
+        got, err = status("run", args)
+        assert got == want, (args, got, want, err)
+        assert "Traceback" not in err

@@ -143,7 +143,8 @@ class Matrix:
         tag (+cu126) came from another index: its wheel was not read, so None.
 
         Only that release's row is turned into facts (a check asks for the installed releases;
-        vLLM's file holds a hundred): every row is read when all are asked for (`builds`)."""
+        vLLM's file holds a hundred): every row is read when all are asked for (`builds`), by
+        `compat matrix validate`, and when a data update is staged."""
         key = canonicalize_name(name)
         if key in self._builds:
             return self._builds[key].get(version)

@@ -135,12 +135,7 @@ def collect(
     owned = not ray.is_initialized()
     if owned:
         if ship:
-            import compat
-
-            job_env["py_modules"] = [
-                *job_env.get("py_modules", []),
-                os.path.dirname(os.path.abspath(compat.__file__)),
-            ]
+            job_env["py_modules"] = [*job_env.get("py_modules", []), *shipped_modules()]
         _connect(ray, address, job_env, deadline, user_env=bool(runtime_env))
     try:
         nodes = _alive_nodes(ray)
@@ -160,6 +155,17 @@ def collect(
         elapsed_s=round(time.monotonic() - start, 2),
         ray_version=str(ray.__version__),
     )
+
+
+def shipped_modules() -> list[str]:
+    """The package folders sent with the job so a node needs Ray alone: compat, and msgspec,
+    which compat's records need and Ray does not bring (its compiled part fits nodes of this
+    machine's Python and platform, as Ray's own version must)."""
+    import msgspec
+
+    import compat
+
+    return [os.path.dirname(os.path.abspath(m.__file__ or "")) for m in (compat, msgspec)]
 
 
 def _connect(
