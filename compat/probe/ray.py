@@ -88,10 +88,16 @@ def probe_node(everything: bool = False, host: bool = True) -> dict[str, Any]:
 
 
 def _shipped(entry: str) -> bool:
-    """A PYTHONPATH entry that Ray made for this compat (the job's py_modules)."""
-    return "runtime_resources" in entry and os.path.isfile(
-        os.path.join(entry, "compat", "probe", "ray.py")
-    )
+    """A PYTHONPATH entry that Ray made for this compat (the job's py_modules): compat's folder,
+    or the msgspec folder this worker imported msgspec from (shipped beside compat)."""
+    if "runtime_resources" not in entry:
+        return False
+    if os.path.isfile(os.path.join(entry, "compat", "probe", "ray.py")):
+        return True
+    import msgspec
+
+    loaded = os.path.dirname(os.path.abspath(msgspec.__file__ or ""))
+    return os.path.dirname(loaded) == os.path.abspath(entry)
 
 
 def _raylet_env(name: str) -> Optional[str]:
