@@ -2,6 +2,7 @@
 """Time compat's commands as whole processes beside the floor, `pip check` and `uv pip check`.
 
     python scripts/bench.py [--runs N] [--python PATH] [--markdown]
+    python scripts/bench.py --update-readme     # the README's table, from the recorded runs
 
 The floor (scripts/floor.py, measured in the same run) is what a check cannot avoid: starting
 the interpreter, listing site-packages, reading the stack's METADATA, asking NVML. Each command
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -26,6 +28,59 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
+# The recorded runs the README's speed table is made from: (column title, file).
+RECORDED = (
+    (
+        "H200 machine (16 cores, torch 2.11 stack, ~200 dists)",
+        ROOT / "tests" / "assets" / "device" / "h200" / "bench.txt",
+    ),
+    ("here (2 cores, no GPU)", ROOT / "tests" / "assets" / "device" / "local-bench.txt"),
+)
+TABLE_START = "<!-- speed table: python scripts/bench.py --update-readme -->"
+TABLE_END = "<!-- end of speed table -->"
+_ROW = re.compile(
+    r"^(?P<name>\S.*?)\s+(?P<median>[0-9]+)ms\s+[0-9]+ms\s+[0-9]+ms\s+[0-9]+MB"
+    r"\s+(?P<floor>[0-9.]+)\s+[0-9.]+$"
+)
+
+
+def recorded(path: Path) -> dict[str, tuple[int, str]]:
+    """A recorded run's rows: command -> (median ms, ratio to the floor as printed)."""
+    out: dict[str, tuple[int, str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = _ROW.match(line)
+        if m:
+            out[m.group("name")] = (int(m.group("median")), m.group("floor"))
+    return out
+
+
+def readme_table(machines: tuple[tuple[str, Path], ...] = RECORDED) -> str:
+    """The README's speed table: each command's median and ratio to the floor per machine, in
+    the first machine's order (a command another machine did not run shows -)."""
+    runs = [(title, recorded(path)) for title, path in machines]
+    head = "| command | " + " | ".join(f"{t} | / floor" for t, _ in runs) + " |"
+    lines = [head, "|---" * (1 + 2 * len(runs)) + "|"]
+    for name in runs[0][1]:
+        cells = []
+        for _, rows in runs:
+            hit = rows.get(name)
+            cells += [f"{hit[0]} ms", hit[1]] if hit else ["-", "-"]
+        shown = name if name.startswith(("floor", "database")) else f"`{name}`"
+        lines.append(f"| {shown} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path = ROOT / "README.md") -> bool:
+    """Rewrite the table between the README's markers; whether it changed."""
+    text = readme.read_text(encoding="utf-8")
+    before, _, rest = text.partition(TABLE_START + "\n")
+    _, _, after = rest.partition(TABLE_END)
+    new = before + TABLE_START + "\n" + readme_table() + TABLE_END + after
+    if new != text:
+        readme.write_text(new, encoding="utf-8")
+    return new != text
+
+
 FREEZE = ROOT / "tests" / "assets" / "freeze" / "300-lines.txt"
 LOCK_TARGET = "sglang==0.4.6.post1"
 LAUNCH = ["vllm", "serve", "Qwen/Qwen3-8B", "--tensor-parallel-size", "2"]
@@ -65,12 +120,20 @@ def main() -> int:
     ap.add_argument("--python", default=sys.executable, help="interpreter with compat installed")
     ap.add_argument("--markdown", action="store_true", help="also print the README's table rows")
     ap.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="only rewrite the README's speed table from the recorded runs (RECORDED)",
+    )
+    ap.add_argument(
         "--pycache-prefix",
         metavar="DIR",
         help="keep every command's bytecode under DIR (PYTHONPYCACHEPREFIX): for an environment "
         "whose site-packages holds no bytecode and cannot be written, as an installed one has",
     )
     args = ap.parse_args()
+    if args.update_readme:
+        print("README.md " + ("updated" if update_readme() else "already up to date"))
+        return 0
     py = args.python
     if args.pycache_prefix:
         os.environ["PYTHONPYCACHEPREFIX"] = args.pycache_prefix
