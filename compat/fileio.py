@@ -177,6 +177,18 @@ def is_regular(path: PathLike) -> bool:
         return False
 
 
+def identity(path: PathLike) -> Optional[tuple[int, int, int, int, int]]:
+    """What changes whenever a regular file is written or replaced: size, mtime, ctime (which no
+    tool can set back), inode, device, the fields git's index trusts; None when it is not one."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write `data` to `path` through a temporary file in the same folder and a rename.
 

@@ -52,6 +52,20 @@ def assets() -> Path:
     return ASSETS
 
 
+def fake_nvml_library(tmp_path_factory: pytest.TempPathFactory, source: Path) -> str:
+    """A C stand-in for libnvidia-ml.so.1 built from `source`; the test is skipped without a C
+    compiler."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler to build the fake NVML library")
+    out = tmp_path_factory.mktemp("nvml") / "libnvidia-ml.so.1"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(source)], check=True)
+    return str(out)
+
+
 def make_dist(
     site: Path,
     name: str,

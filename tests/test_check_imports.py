@@ -91,3 +91,14 @@ def test_a_check_without_a_launch_loads_no_launch_parser(tmp_path: Path) -> None
         ["check", "--", "vllm", "serve", "Qwen/Qwen3-8B", "--tensor-parallel-size", "2"], tmp_path
     )
     assert {"compat.launch.parse", "compat.launch.argv", "compat.probe.model"} <= with_launch
+
+
+def test_the_lazy_packages_resolve_every_name_they_export() -> None:
+    import compat.inputs
+    import compat.launch
+
+    for package in (compat.launch, compat.inputs):
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (package.__name__, name)
+        with pytest.raises(AttributeError, match="no_such_name"):
+            _ = package.no_such_name  # type: ignore[attr-defined]

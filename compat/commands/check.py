@@ -95,11 +95,14 @@ def gather(req: CheckRequest, db: Database) -> Inputs:
     return Inputs(env, launch, model, ignore, findings)
 
 
-def run_check(req: CheckRequest) -> tuple[Environment, list[Finding]]:
-    """The environment and its findings, for `compat check` and `compat run`."""
+def run_check(
+    req: CheckRequest, db: Optional[Database] = None
+) -> tuple[Environment, list[Finding]]:
+    """The environment and its findings, for `compat check` and `compat run` (and tests, which
+    pass the database they loaded once)."""
     from compat.check import sort_findings
 
-    db = load_database()
+    db = db or load_database()
     got = gather(req, db)
     found = check(got.env, db, got.launch, got.model, ignore=got.ignore)
     drop = set(got.ignore)

@@ -7,8 +7,9 @@ not the format detection and readers.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from compat.lazy import exports
 
 if TYPE_CHECKING:
     from compat.inputs.base import Note, Pin, PinFile, ReadOptions, Setting
@@ -58,10 +59,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"compat.inputs.{where}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, _WHERE)

@@ -6,8 +6,7 @@ and the normalizer only when a launch is parsed (a check without one never pays 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from compat.launch.model import (
     PROBLEM_KINDS,
@@ -18,6 +17,7 @@ from compat.launch.model import (
     LaunchProblem,
     SettingValue,
 )
+from compat.lazy import exports
 
 if TYPE_CHECKING:
     from compat.launch.data import Basis
@@ -47,21 +47,15 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Basis": "compat.launch.data",
-    "describe_setting": "compat.launch.parse",
-    "parse_launch": "compat.launch.parse",
-    "parse_launch_text": "compat.launch.parse",
-    "settings_for": "compat.launch.parse",
-    "vllm_default_cudagraph_mode": "compat.launch.settings",
-    "vllm_default_unquantized_moe_backend": "compat.launch.settings",
-    "detect_entrypoint": "compat.launch.text",
+    "Basis": "data",
+    "describe_setting": "parse",
+    "parse_launch": "parse",
+    "parse_launch_text": "parse",
+    "settings_for": "parse",
+    "vllm_default_cudagraph_mode": "settings",
+    "vllm_default_unquantized_moe_backend": "settings",
+    "detect_entrypoint": "text",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, _LAZY)

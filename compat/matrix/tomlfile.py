@@ -6,13 +6,12 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
 import sys
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from compat.errors import CompatError, DataError
-from compat.fileio import MAX_DATA, atomic_write, read_bytes
+from compat.fileio import MAX_DATA, atomic_write, identity, read_bytes
 
 
 def cache_root() -> Path:
@@ -59,11 +58,11 @@ def read_toml(path: Path, cached: bool = False) -> dict[str, Any]:
 def parse_toml_cached(raw: bytes, origin: str) -> dict[str, Any]:
     """parse_toml through the JSON copy keyed by the bytes' hash."""
     cache_file = _cache_path(raw)
-    hit = _load_cached(cache_file)
+    hit = load_entry(cache_file)
     if hit is not None:
         return hit
     data = parse_toml(raw, origin)
-    _store(cache_file, data)
+    store_entry(cache_file, data)
     return data
 
 
@@ -80,15 +79,6 @@ _MAGIC = b"compat-cache 1 "
 def load_entry(path: Path) -> Optional[dict[str, Any]]:
     """A cache entry written by `store_entry`: its JSON object, or None when it is absent,
     unreadable, cut short or edited (the digest in its first line no longer fits)."""
-    return _load_cached(path)
-
-
-def store_entry(path: Path, data: dict[str, Any]) -> None:
-    """Best effort: writes `data` atomically with its digest; a read-only home means no cache."""
-    _store(path, data)
-
-
-def _load_cached(path: Path) -> Optional[dict[str, Any]]:
     try:
         raw = read_bytes(path, MAX_DATA, "cache entry")
     except CompatError:
@@ -106,9 +96,10 @@ def _load_cached(path: Path) -> Optional[dict[str, Any]]:
     return data if isinstance(data, dict) else None
 
 
-def _store(path: Path, data: dict[str, Any]) -> None:
-    """Best effort: a read-only home just means no cache; a value JSON cannot hold (a TOML
-    datetime) means this file is not cached, and validation reports the value."""
+def store_entry(path: Path, data: dict[str, Any]) -> None:
+    """`data` written atomically with its digest, best effort: a read-only home just means no
+    cache; a value JSON cannot hold (a TOML datetime) means this file is not cached, and
+    validation reports the value."""
     try:
         body = json.dumps(data, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
@@ -136,10 +127,10 @@ def read_toml_folder(
         else None
     )
     if pointer is not None:
-        known = _load_cached(pointer)
+        known = load_entry(pointer)
         content = known.get("content") if known is not None else None
         if known is not None and known.get("signature") == signature and isinstance(content, str):
-            files = _folder_hit(_load_cached(_folder_entry(content)), len(paths))
+            files = _folder_hit(load_entry(_folder_entry(content)), len(paths))
             if files is not None:
                 return list(zip(paths, files))
     raws: list[tuple[Path, Union[bytes, CompatError]]] = []
@@ -155,7 +146,7 @@ def read_toml_folder(
         digest.update(b"\0")
     content = digest.hexdigest()[:32]
     cache_file = _folder_entry(content)
-    files = _folder_hit(_load_cached(cache_file), len(paths))
+    files = _folder_hit(load_entry(cache_file), len(paths))
     if files is None:
         out: list[tuple[Path, Union[dict[str, Any], CompatError]]] = []
         for path, raw in raws:
@@ -169,10 +160,10 @@ def read_toml_folder(
         if not all(isinstance(d, dict) for _, d in out):
             return out
         files = [d for _, d in out if isinstance(d, dict)]
-        _store(cache_file, {"files": files})
+        store_entry(cache_file, {"files": files})
         _prune(cache_file.parent, "folder-*.json", keep=8)
     if pointer is not None:
-        _store(pointer, {"signature": signature, "content": content})
+        store_entry(pointer, {"signature": signature, "content": content})
     return list(zip(paths, files))
 
 
@@ -200,12 +191,8 @@ def _stat_signature(paths: list[Path]) -> Optional[str]:
     is read, and its error reported, the slow way)."""
     digest = hashlib.sha256()
     for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
+        fields = identity(path)
+        if fields is None:
             return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        fields = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
         digest.update(f"{path.name}\0{fields}\0".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:32]

@@ -15,6 +15,7 @@ import msgspec
 import msgspec.structs
 
 from compat.families import families
+from compat.fileio import identity
 from compat.models import Distribution, canonicalize_name, parse_version, requirement_name
 
 
@@ -239,23 +240,17 @@ class _Seen:
 
 
 def _stat_fields(folder: str, base: str) -> Optional[list[int]]:
+    """The folder's and its METADATA's identity (compat.fileio.identity); None when either
+    cannot be told (read the slow way, which says what is wrong)."""
     meta = os.path.join(folder, "METADATA" if base.endswith(".dist-info") else "PKG-INFO")
     try:
-        fst, mst = os.stat(folder), os.stat(meta)
+        fst = os.stat(folder)
     except (OSError, ValueError):
-        return None  # read the slow way, which says what is wrong
-    if not stat.S_ISREG(mst.st_mode):
         return None
-    return [
-        fst.st_mtime_ns,
-        fst.st_ctime_ns,
-        fst.st_ino,
-        mst.st_size,
-        mst.st_mtime_ns,
-        mst.st_ctime_ns,
-        mst.st_ino,
-        mst.st_dev,
-    ]
+    mst = identity(meta)
+    if mst is None:
+        return None
+    return [fst.st_mtime_ns, fst.st_ctime_ns, fst.st_ino, *mst]
 
 
 def _from_row(row: Any, location: str, sig: list[int]) -> Optional[Distribution]:

@@ -533,15 +533,7 @@ def snapshot_cases(rng: random.Random) -> Iterator[Case]:
         ("dup-keys", b'{"schema": "compat.env/1", "schema": "compat.env/1", "env": {}}'),
         ("nan-top", b"NaN"),
     ]:
-        yield Case(
-            "snapshot",
-            name,
-            files={"snap.json": raw},
-            target="snapshot_everything",
-            args=(f"{WD}/snap.json", str(original)),
-            cli=("check", "--from", f"{WD}/snap.json"),
-            example=raw[:200],
-        )
+        yield snapshot_case(name, raw, original, example=raw[:200])
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,20 +559,27 @@ def _line_mutants(rng: random.Random, text: str) -> Iterator[tuple[str, str, str
         yield f"char-mutation-{i}", "\n".join([*lines[:at], bad, *lines[at + 1 :]]) + "\n", bad
 
 
+def _freeze_case(
+    name: str, content: FileSpec, example: Any, env: Optional[dict[str, Optional[str]]] = None
+) -> Case:
+    return Case(
+        "freeze",
+        name,
+        files={"freeze.txt": content},
+        target="freeze_everything",
+        args=(f"{WD}/freeze.txt",),
+        cli=("check", "--from", f"{WD}/freeze.txt"),
+        env=env or {},
+        secrets=NEEDLES,
+        example=example,
+    )
+
+
 def freeze_cases(rng: random.Random) -> Iterator[Case]:
     for src in FREEZES:
         text = src.read_text(encoding="utf-8")
         for name, mutated, line in _line_mutants(rng, text):
-            yield Case(
-                "freeze",
-                f"{src.stem}:{name}",
-                files={"freeze.txt": mutated},
-                target="freeze_everything",
-                args=(f"{WD}/freeze.txt",),
-                cli=("check", "--from", f"{WD}/freeze.txt"),
-                secrets=NEEDLES,
-                example=line[:300] if len(line) > 300 else line,
-            )
+            yield _freeze_case(f"{src.stem}:{name}", mutated, line[:300])
     for name, spec in [
         ("fifo", Fifo()),
         ("dev-zero", Link("/dev/zero")),
@@ -595,17 +594,8 @@ def freeze_cases(rng: random.Random) -> Iterator[Case]:
         ("dangling-link", Link("/nonexistent/freeze.txt")),
         ("link-loop", Link(f"{WD}/freeze.txt")),
     ]:
-        yield Case(
-            "freeze",
-            f"file:{name}",
-            files={"freeze.txt": spec},
-            target="freeze_everything",
-            args=(f"{WD}/freeze.txt",),
-            cli=("check", "--from", f"{WD}/freeze.txt"),
-            env={"HF_TOKEN": HF, "COMPAT_FUZZ_SECRET": SECRET_URL_PASSWORD},
-            secrets=NEEDLES,
-            example=name,
-        )
+        secrets_in_env = {"HF_TOKEN": HF, "COMPAT_FUZZ_SECRET": SECRET_URL_PASSWORD}
+        yield _freeze_case(f"file:{name}", spec, name, env=secrets_in_env)
 
 
 def _lint_case(name: str, files: dict[str, FileSpec], paths: list[str], example: Any) -> Case:

@@ -134,11 +134,9 @@ def check_request(
 ) -> str:
     """`compat check` from its options: the command's own edge (`gather`), the pipeline, every
     output format."""
-    from compat.commands.check import gather
+    from compat.commands.check import run_check
     from compat.commands.common import CheckRequest, exit_code, python_version_or_interpreter
-    from compat.pipeline import check
 
-    d = db()
     req = CheckRequest(
         from_file,
         interpreter,
@@ -152,12 +150,11 @@ def check_request(
         ignore,
         launch_argv,
     )
-    got = gather(req, d)
-    findings = check(got.env, d, got.launch, got.model, ignore=got.ignore)
+    env, findings = run_check(req, db())
     exit_code(findings, "error")
     if not formats:
-        return emit(_render_all(findings, got.env)[0])
-    return emit(*_render_all(findings, got.env))
+        return emit(_render_all(findings, env)[0])
+    return emit(*_render_all(findings, env))
 
 
 def diff_files(a: str, b: str) -> str:

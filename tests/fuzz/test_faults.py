@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import fake_nvml_library
 from tests.fuzz import generators as gen
 from tests.fuzz.harness import Outcome, run_cli
 
@@ -509,13 +510,9 @@ def test_env_with_a_hostile_nvidia_smi(tmp_path: Path, script: str) -> None:
 
 @pytest.fixture(scope="module")
 def fake_nvml(tmp_path_factory: pytest.TempPathFactory) -> str:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        pytest.skip("no C compiler for the fake NVML library")
-    out = tmp_path_factory.mktemp("nvml") / "libnvidia-ml.so.1"
-    src = ROOT / "tests" / "assets" / "fuzz" / "fake_nvml_fuzz.c"
-    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(src)], check=True)
-    return str(out)
+    return fake_nvml_library(
+        tmp_path_factory, ROOT / "tests" / "assets" / "fuzz" / "fake_nvml_fuzz.c"
+    )
 
 
 @pytest.mark.fuzz

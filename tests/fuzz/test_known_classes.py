@@ -425,19 +425,16 @@ def test_config_alias_bomb(tmp_path: Path) -> None:
 
 
 @pytest.mark.fuzz
-def test_launch_file_unbalanced_quote(tmp_path: Path) -> None:
-    (tmp_path / "run.sh").write_text("echo 'x\n" + "ls -l /tmp\n" * 4000 + "vllm serve m\n")
-    freeze = str(ASSETS / "freeze" / "vllm-0.10.1.1-good.txt")
-    passes(
-        run_inproc(
-            functools.partial(targets.check_request, freeze, launch_file=str(tmp_path / "run.sh"))
-        )
-    )
-
-
-@pytest.mark.fuzz
-def test_launch_file_2mb_token(tmp_path: Path) -> None:
-    (tmp_path / "run.sh").write_text("vllm serve " + "m" * 2_000_000 + "\n")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "echo 'x\n" + "ls -l /tmp\n" * 4000 + "vllm serve m\n",  # an unbalanced quote
+        "vllm serve " + "m" * 2_000_000 + "\n",  # a 2 MB token
+    ],
+    ids=["unbalanced-quote", "2mb-token"],
+)
+def test_launch_file_hostile_text(tmp_path: Path, text: str) -> None:
+    (tmp_path / "run.sh").write_text(text)
     freeze = str(ASSETS / "freeze" / "vllm-0.10.1.1-good.txt")
     passes(
         run_inproc(

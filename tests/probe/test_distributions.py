@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -67,12 +68,18 @@ def test_metadata_body_is_not_read_as_headers(tmp_path: Path) -> None:
     assert "not-a-header" not in dist.requires
 
 
-def _site_with_others(site: Path) -> None:
+@pytest.fixture()
+def others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A site-packages with the stack's torch, one distribution that pins vllm, twenty that
+    name nothing of the stack and one broken one; compat's cache in tmp_path/cache."""
+    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
     make_dist(site, "torch", "2.7.1", ("triton==3.3.1",))
     make_dist(site, "verl", "0.4.0", ("vllm<=0.8.5", "numpy"))  # off the stack, pins vllm
     for i in range(20):
         make_dist(site, f"other-{i}", "1.0", ("numpy",))
     make_dist(site, "odd", "not a version")
+    return site
 
 
 def _cached_scan(
@@ -93,11 +100,9 @@ def _cached_scan(
 
 
 def test_other_distributions_are_read_once_then_known_by_their_stat_fields(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    others: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
-    site = tmp_path / "site"
-    _site_with_others(site)
+    site = others
     first, reads = _cached_scan(site, monkeypatch)
     assert len(reads) == 23
     assert [d.name for d in first] == ["torch", "verl"]
@@ -111,38 +116,34 @@ def test_other_distributions_are_read_once_then_known_by_their_stat_fields(
 
 
 def test_an_edited_metadata_is_read_again_even_with_its_old_size_and_mtime(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    others: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import os
-
-    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
-    site = tmp_path / "site"
-    _site_with_others(site)
+    site = others
     _cached_scan(site, monkeypatch)
     meta = site / "other_3-1.0.dist-info" / "METADATA"
     before = meta.stat()
     text = meta.read_text().replace("Requires-Dist: numpy\n", "Requires-Dist: torch\n")
-    meta.write_text(text[: len(meta.read_text())].ljust(before.st_size))
+    meta.write_text(text)  # "numpy" and "torch": the same size
     os.utime(meta, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert meta.stat().st_size == before.st_size
     got, reads = _cached_scan(site, monkeypatch)
     assert "other_3-1.0.dist-info" in reads
     assert [d.name for d in got] == ["other-3", "torch", "verl"]
     assert got[0].requires == ("torch",)
 
 
-def test_a_damaged_or_foreign_cache_is_ignored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_damaged_cache_is_ignored_and_an_unwritable_one_is_no_cache(
+    others: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
-    site = tmp_path / "site"
-    _site_with_others(site)
+    site = others
     first, _ = _cached_scan(site, monkeypatch)
     (entry,) = (tmp_path / "cache" / "dists").glob("*.json")
     entry.write_text(entry.read_text().replace("vllm<=0.8.5", "vllm<=9"))  # digest no longer fits
     got, reads = _cached_scan(site, monkeypatch)
     assert got == first and len(reads) == 23
-    (tmp_path / "cache" / "dists").chmod(0o500)  # read-only: no cache, same answer
-    try:
-        assert _cached_scan(site, monkeypatch)[0] == first
-    finally:
-        (tmp_path / "cache" / "dists").chmod(0o700)
+    # a cache folder that cannot be made, even by root: under a regular file
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "not-a-folder" / "cache"))
+    for _ in range(2):
+        got, reads = _cached_scan(site, monkeypatch)
+        assert got == first and len(reads) == 23

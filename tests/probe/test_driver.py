@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import pytest
 from compat.models import Unknown
 from compat.probe import driver
 from compat.probe.driver import host_context, module_version, parse_smi_csv, probe_host
+from tests.conftest import fake_nvml_library
 
 ASSET = Path(__file__).parents[1] / "assets" / "nvml" / "fake_nvml.c"
 
@@ -22,12 +21,7 @@ PROC_VERSION = (
 
 @pytest.fixture(scope="session")
 def fake_nvml(tmp_path_factory: pytest.TempPathFactory) -> str:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        pytest.skip("no C compiler to build the fake NVML library")
-    out = tmp_path_factory.mktemp("nvml") / "libnvidia-ml.so.1"
-    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(ASSET)], check=True)
-    return str(out)
+    return fake_nvml_library(tmp_path_factory, ASSET)
 
 
 def fake_root(
