@@ -7,14 +7,12 @@ and anything else that escapes a command is a crash (exit 70), never a verdict.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib
 import os
 import sys
-import threading
 import time
-from typing import NoReturn, Optional, Union
+from typing import NoReturn, Optional
 
 import click
 
@@ -102,36 +100,6 @@ def _usage_hint(exc: click.UsageError) -> Optional[str]:
     ):
         return "put the server launch command after `--`: compat check -- vllm serve MODEL ..."
     return None
-
-
-def run() -> NoReturn:
-    """The program (the `compat` script, `python -m compat`): main(), then out without tearing
-    the interpreter down. Freeing every module and record one by one at exit costs more than a
-    check's own judging (~20 ms of ~120 here); the kernel frees a process's memory at once.
-    The exit handlers still run first (a Ray client's shutdown among them) and the streams are
-    flushed; anything unusual (another thread alive, a stream that cannot be flushed, an exit
-    status that is not a number) takes Python's normal way out, which reports it."""
-    try:
-        main()
-        code: Union[str, int, None] = 0
-    except SystemExit as exc:
-        code = exc.code
-    streams = (sys.stdout, sys.stderr)  # None when the process was started with one closed
-    if not isinstance(code, int) or threading.active_count() != 1 or None in streams:
-        sys.exit(code)
-    try:
-        for stream in streams:
-            stream.flush()
-    except (OSError, ValueError):
-        sys.exit(code)
-    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_handlers is None:  # another Python: its normal exit
-        sys.exit(code)
-    run_exit_handlers()
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    os._exit(code & 0xFF)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

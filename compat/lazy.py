@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Mapping
-from typing import Any, Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # nothing at run time: compat.probe loads this before a replayed answer
+    from collections.abc import Mapping
+    from typing import Any, Callable
 
 
 def exports(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:

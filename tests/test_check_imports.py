@@ -49,9 +49,11 @@ runpy.run_module("compat", run_name="__main__")
 """
 
 
-def modules_of(args: list[str], tmp_path: Path) -> set[str]:
+def modules_of(args: list[str], tmp_path: Path, replay: bool = False) -> set[str]:
     out = tmp_path / "modules.json"
     env = dict(os.environ, MODULES_OUT=str(out), ARGS=json.dumps(args), PYTHONPATH=str(ROOT))
+    if not replay:  # the full path (a repeat check is otherwise answered from its record)
+        env["COMPAT_NO_REPLAY"] = "1"
     # warm: the parsed-data cache exists (a first run parses TOML once)
     for _ in range(2):
         subprocess.run(
@@ -68,6 +70,29 @@ def test_the_check_path_imports_nothing_it_does_not_need(args: list[str], tmp_pa
     assert "compat.pipeline" in loaded or args == ["env"]
     found = sorted(m for m in loaded for n in NEVER if m == n or m.startswith(n + "."))
     assert found == [], found
+
+
+def test_a_replayed_check_imports_only_the_standard_library(tmp_path: Path) -> None:
+    """A repeat check answered from its record (compat.answers) loads no third-party module and
+    none of compat's records, parsers or checks: its cost is the reading it must do."""
+    import time
+
+    time.sleep(2.1)  # what the first run reads must be older than the run (no racy record)
+    loaded = modules_of(["check"], tmp_path, replay=True)
+    assert "compat.answers" in loaded and "compat.pipeline" not in loaded
+    ours = {m for m in loaded if m.split(".")[0] in ("compat", "click", "packaging", "msgspec")}
+    light = {"compat", "compat.answers", "compat.entry", "compat.lazy", "compat.probe"}
+    # the NVML child's modules load only where there is a driver to ask
+    assert (
+        light | {"compat.probe.hostread"}
+        <= ours
+        <= light
+        | {
+            "compat.probe.hostread",
+            "compat.probe.bounded",
+            "compat.probe.nvml",
+        }
+    )
 
 
 # Loaded only when a launch command is given: its parser, its flag tables, the model probe and

@@ -1,4 +1,4 @@
-"""The program's way out (compat.cli.run): exit handlers run, every byte is written, the exit
+"""The program's way out (compat.entry.run): exit handlers run, every byte is written, the exit
 status is the command's, though the interpreter is not torn down."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 def program(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
     code = f"{prelude}\nimport sys\nsys.argv = ['compat', *{list(args)!r}]\n"
-    code += "from compat.cli import run\nrun()\n"
+    code += "from compat.entry import run\nrun()\n"
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120
     )
@@ -69,8 +69,9 @@ def test_a_closed_stdout_keeps_the_commands_status() -> None:
     with no traceback of its own."""
 
     def status(entry: str, args: list[str]) -> tuple[int, str]:
+        module, name = entry.split(":")
         code = f"import sys\nsys.argv = ['compat', *{args!r}]\n"
-        code += f"from compat.cli import {entry}\n{entry}()\n"
+        code += f"from {module} import {name}\n{name}()\n"
         got = subprocess.run(
             [sys.executable, "-c", code],
             stderr=subprocess.PIPE,
@@ -83,7 +84,7 @@ def test_a_closed_stdout_keeps_the_commands_status() -> None:
         return got.returncode, got.stderr
 
     for args in (["check", "--no-such-flag"], ["--version"], ["explain"]):
-        want, _ = status("main", args)
-        got, err = status("run", args)
+        want, _ = status("compat.cli:main", args)
+        got, err = status("compat.entry:run", args)
         assert got == want, (args, got, want, err)
         assert "Traceback" not in err

@@ -179,3 +179,28 @@ def check_complete(root: Path) -> None:
             hint="run the same `compat matrix sync` (--repo or --out) again: it completes the "
             "switch first",
         )
+
+
+# More files than any database holds (matrices/ has a few hundred): past it nothing is watched.
+MAX_WATCHED_FILES = 20_000
+
+
+def watched(src: DataSource) -> Optional[list[tuple[str, bool]]]:
+    """What `locate()` and the database's readers read to make `src` (path, follow links), for
+    a kept answer (compat.answers): every folder and file under its root, the user folder's
+    pointer, and the places of the other candidates, so that a new or changed one is seen.
+    None when the root holds more than can be watched."""
+    out: list[tuple[str, bool]] = [(str(Store().pointer), True), (str(Store().root), True)]
+    for candidate in (
+        _HERE.parent / "matrices",
+        _HERE.parent / "pyproject.toml",
+        _HERE / "matrices",
+    ):
+        out.append((str(candidate), True))
+    for folder, dirs, files in os.walk(src.root):
+        out.append((folder, True))
+        out += [(os.path.join(folder, name), True) for name in files]
+        out += [(os.path.join(folder, name), False) for name in dirs]
+        if len(out) > MAX_WATCHED_FILES:
+            return None
+    return out

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import click
 from msgspec import Struct
 
+from compat import answers
 from compat.advisories import Model
 from compat.commands.common import (
     CheckRequest,
@@ -22,6 +23,7 @@ from compat.launch import LaunchConfig
 from compat.models import Environment, Finding, Unknown
 
 if TYPE_CHECKING:
+    from compat.channel.source import DataSource
     from compat.inputs import Note
 
 from compat.pipeline import (
@@ -203,8 +205,44 @@ def check_cmd(
     from compat.channel.source import locate
 
     src = locate()
-    write_report(render(Format(fmt), findings, env, fail_on, data=src.to_dict()), output)
+    text = write_report(render(Format(fmt), findings, env, fail_on, data=src.to_dict()), output)
     note = src.stale_note()
     if note:
         click.echo(f"note: {note}", err=True)
-    ctx.exit(exit_code(findings, fail_on))
+    code = exit_code(findings, fail_on)
+    if answers.recording():
+        keep_answer(req, env, src, text if output in (None, "-") else None, note, code)
+    ctx.exit(code)
+
+
+def keep_answer(
+    req: CheckRequest,
+    env: Environment,
+    src: DataSource,
+    text: Optional[str],
+    note: Optional[str],
+    code: int,
+) -> None:
+    """Keep a live check's answer for its next identical run (compat.answers), when everything
+    it judged was read here: not from a file, another interpreter, a launch command or a model,
+    not with --deep (files' contents) or --driver (its note); and only a report to stdout."""
+    from compat.channel.source import watched as data_watched
+    from compat.probe import watched as probe_watched
+
+    if (
+        text is None
+        or req.from_file
+        or req.interpreter
+        or req.deep
+        or req.driver
+        or req.launch_argv
+        or req.launch_file
+        or env.launch
+        or env.source != "live"
+    ):
+        answers.keep(text or "", "", code, None)  # the run's recording ends unkept
+        return
+    found = probe_watched(env)
+    data = data_watched(src)
+    files = None if found is None or data is None else [*found, *data]
+    answers.keep(text, f"note: {note}\n" if note else "", code, files)

@@ -17,9 +17,9 @@ FAIL_ON = ("error", "warning", "info", "never")
 F = TypeVar("F", bound=Callable[..., object])
 
 
-def write_report(text: str, output: Optional[str]) -> None:
+def write_report(text: str, output: Optional[str]) -> str:
     """The report to stdout, or to FILE (opened only now, so a failed run leaves no empty file).
-    Every report goes out through here, with the secrets in it scrubbed."""
+    Every report goes out through here, with the secrets in it scrubbed; returns what it wrote."""
     text = redact_text(text)
     if output and output != "-":
         try:
@@ -30,7 +30,7 @@ def write_report(text: str, output: Optional[str]) -> None:
         except UnicodeEncodeError as exc:  # a lone surrogate that slipped through
             raise OutputError(f"cannot write {output}: {exc.reason}") from exc
         click.echo(f"wrote {output}", err=True)
-        return
+        return text
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -38,6 +38,7 @@ def write_report(text: str, output: Optional[str]) -> None:
         raise
     except OSError as exc:
         raise OutputError(f"cannot write the report to stdout: {exc.strerror or exc}") from exc
+    return text
 
 
 def exit_code(findings: Sequence[Finding], fail_on: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -16,10 +15,9 @@ from compat.fileio import MAX_DATA, atomic_write, identity, read_bytes
 
 def cache_root() -> Path:
     """$COMPAT_CACHE_DIR, else $XDG_CACHE_HOME/compat, else ~/.cache/compat."""
-    root = os.environ.get("COMPAT_CACHE_DIR")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "compat"
+    from compat.answers import cache_dir
+
+    return Path(cache_dir())
 
 
 def parse_toml(raw: bytes, origin: str) -> dict[str, Any]:

@@ -8,22 +8,36 @@ import contextlib
 import os
 import select
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Sequence
-from typing import Optional
 
-from msgspec import Struct
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # standard library only at run time: a replayed check forks NVML from here
+    import subprocess
+    from collections.abc import Callable, Sequence
+    from typing import Optional
 
 # What a probe child legitimately prints is a few KiB (nvidia-smi's CSV for 72 GPUs ~10 KiB).
 DEFAULT_LIMIT = 1024 * 1024
 
 
-class Outcome(Struct, frozen=True):
-    returncode: Optional[int]  # None when killed (timeout or flood)
-    stdout: bytes
-    stderr: bytes
-    problem: str = ""  # why it was killed or could not run ("" when it exited by itself)
+class Outcome:
+    """How a bounded child ended. A plain class (not a record type): this module is imported
+    before anything else when a check's answer is replayed (compat.answers)."""
+
+    __slots__ = ("problem", "returncode", "stderr", "stdout")
+
+    def __init__(
+        self, returncode: Optional[int], stdout: bytes, stderr: bytes, problem: str = ""
+    ) -> None:
+        self.returncode = returncode  # None when killed (timeout or flood)
+        self.stdout = stdout
+        self.stderr = stderr
+        self.problem = problem  # why it was killed or could not run ("" when it exited itself)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if hasattr(self, name):
+            raise AttributeError(f"Outcome.{name} is read-only")
+        object.__setattr__(self, name, value)
 
 
 def run(
@@ -35,6 +49,8 @@ def run(
 ) -> Outcome:
     """Run `argv` with no stdin; kill it (and its process group) past `timeout` seconds or once
     its output passes `limit` bytes."""
+    import subprocess
+
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -86,6 +102,8 @@ def run(
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
+    import subprocess
+
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from compat.models import Unknown
-from compat.probe import driver
+from compat.probe import hostread
 from compat.probe.driver import host_context, module_version, parse_smi_csv, probe_host
 from tests.conftest import fake_nvml_library
 
@@ -161,7 +161,7 @@ def test_context_container_and_wsl(tmp_path: Path) -> None:
 
 def test_nvml_script_is_stdlib_only() -> None:
     # It runs with `python -I -S`: importing compat or packaging there would fail.
-    text = Path(driver._NVML_SCRIPT).read_text()
+    text = Path(hostread._NVML_SCRIPT).read_text()
     assert "import compat" not in text and "packaging" not in text
 
 
@@ -182,15 +182,14 @@ def test_nvml_script_is_stdlib_only() -> None:
 def test_nvidia_smi_junk_floods_and_hangs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, gpus: int, why: str
 ) -> None:
-    from compat.probe.driver import _smi
-
     smi = tmp_path / "nvidia-smi"
     smi.write_text("#!/bin/sh\n" + body + "\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     started = time.monotonic()
-    _driver, found, text = _smi(1.5)
+    got = hostread.smi(1.5)
     assert time.monotonic() - started < 5
+    _driver, found, text = parse_smi_csv(got["csv"]) if "csv" in got else (None, [], got["why"])
     assert len(found) == gpus and why in text
     if gpus:
         assert found[0].memory_total_mib is None and found[0].compute_capability == (9, 0)

@@ -1,0 +1,234 @@
+"""A check's answer, replayed while everything it was computed from reads the same.
+
+`compat check` runs before every launch, on a stack that rarely changes between two launches.
+A live check's answer is a function of what it reads: the command line, the interpreter and its
+import path, the dist-info folders on that path, torch's and the kernels' files, the JIT caches'
+top level, the database in use, compat's own code, the environment variables, the day (the
+database's age is counted in days) and the host's driver and GPUs.
+
+After a full check those inputs are kept beside its output: files and folders by their stat
+fields (mode, size, mtime, ctime, inode, device: a write, a replacement, a new entry in a folder
+change them, and ctime cannot be set back), the environment by a digest (no value is written
+down), the host as read (compat.probe.hostread). The next run of the same command reads them all
+again, the host from the driver included, and prints the kept answer only when every one is
+the same; anything else (a difference, a file written within two seconds of the run that kept
+the answer, a record that cannot be read) runs the check in full. `COMPAT_NO_REPLAY=1` always
+runs it in full. Standard library only: for a repeat check this module is the whole program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any, Optional
+
+FORMAT = 1
+OFF = "COMPAT_NO_REPLAY"
+# A file changed this close to the run that read it may change again within the same tick of a
+# coarse clock, unseen by its stat fields (git's "racy" index entries): no answer is kept then.
+RACY_NS = 2_000_000_000
+MAX_RECORD = 16 * 1024 * 1024
+MAX_WATCHED = 50_000
+KEEP = 32  # records in the folder; past this the oldest go
+# Variables a shell changes between two identical commands, which nothing compat does reads.
+VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
+
+
+def cache_dir() -> str:
+    """$COMPAT_CACHE_DIR, else $XDG_CACHE_HOME/compat, else ~/.cache/compat."""
+    root = os.environ.get("COMPAT_CACHE_DIR")
+    if root:
+        return root
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "compat")
+
+
+def stamp(path: str, follow: bool = True) -> Optional[list[int]]:
+    """The stat fields a write or a replacement changes; None when there is nothing there."""
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except (OSError, ValueError):
+        return None
+    return [st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _digest(data: bytes) -> str:
+    try:
+        from _blake2 import blake2b  # what hashlib.blake2b is, without loading OpenSSL
+    except ImportError:  # pragma: no cover - another Python
+        from hashlib import blake2b
+    return blake2b(data, digest_size=32).hexdigest()
+
+
+def environment_digest(environ: Mapping[str, str]) -> str:
+    """One digest of every variable (but the shell's bookkeeping): a value is never kept."""
+    parts = []
+    for name in sorted(environ):
+        if name not in VOLATILE:
+            parts.append(f"{name}={environ[name]}")
+    return _digest("\0".join(parts).encode("utf-8", "surrogateescape"))
+
+
+def _key(argv: Sequence[str]) -> dict[str, Any]:
+    from compat import __version__
+
+    return {
+        "format": FORMAT,
+        "compat": __version__,
+        "argv": list(argv),
+        "cwd": os.getcwd(),
+        "executable": sys.executable,
+        "python": sys.version,
+        "path": list(sys.path),
+        "day": time.strftime("%Y-%m-%d"),  # local, as the database's age is counted
+    }
+
+
+def _record_path(key: Mapping[str, Any]) -> str:
+    name = _digest(json.dumps([key["argv"], key["cwd"], key["executable"]]).encode())[:32]
+    return os.path.join(cache_dir(), "answers", f"{name}.json")
+
+
+class Recording:
+    """A full check under way whose answer may be kept."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.started_ns = time.time_ns()
+        self.key = _key(argv)
+
+
+_current: Optional[Recording] = None
+
+
+def begin(argv: Sequence[str]) -> None:
+    """A full run of `argv` starts (the entry point calls this; library callers never do)."""
+    global _current
+    _current = None if os.environ.get(OFF) else Recording(argv)
+
+
+def recording() -> bool:
+    return _current is not None
+
+
+def keep(
+    stdout: str, stderr: str, code: int, watched: Optional[Iterable[tuple[str, bool]]]
+) -> None:
+    """Keep the answer of the run `begin` started, with the stat fields of `watched` (path,
+    follow links) and of every module it ran; `watched` None means the inputs could not all be
+    named (a cache folder too large to watch, say) and nothing is kept. Best effort: a cache
+    folder that cannot be written loses the replay, never the check."""
+    global _current
+    rec, _current = _current, None
+    if rec is None or watched is None:
+        return
+    from compat.probe import hostread
+
+    if hostread.last is None or time.strftime("%Y-%m-%d") != rec.key["day"]:
+        return  # the host was not read, or the day turned during the run
+    paths: dict[tuple[str, bool], None] = dict.fromkeys(watched)
+    paths[(sys.executable, True)] = None
+    for module in list(sys.modules.values()):
+        origin = getattr(module, "__file__", None)
+        if isinstance(origin, str):
+            paths[(origin, True)] = None
+    if len(paths) > MAX_WATCHED:
+        return
+    files = []
+    racy = rec.started_ns - RACY_NS
+    for path, follow in paths:
+        st = stamp(path, follow)
+        if st is not None and (st[2] >= racy or st[3] >= racy):
+            return
+        files.append([path, follow, st])
+    doc = {
+        "key": rec.key,
+        "env": environment_digest(os.environ),
+        "host": hostread.last,
+        "files": files,
+        "stdout": stdout,
+        "stderr": stderr,
+        "code": code,
+    }
+    try:
+        _write(_record_path(rec.key), json.dumps(doc).encode())
+    except (OSError, ValueError, TypeError):
+        return
+
+
+def _write(path: str, data: bytes) -> None:
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    names = [n for n in os.listdir(folder) if n.endswith(".json")]
+    if len(names) > KEEP:
+        aged = sorted(names, key=lambda n: (stamp(os.path.join(folder, n)) or [0] * 6)[2])
+        for name in aged[: len(names) - KEEP]:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+
+
+def replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:
+    """The kept answer of `argv` (stdout, stderr, exit status) when every input it was computed
+    from reads the same now; None otherwise, and then the check runs in full."""
+    if os.environ.get(OFF):
+        return None
+    try:
+        return _replay(argv)
+    except Exception:  # any doubt about a record is a full run, never a crash and never an answer
+        return None
+
+
+def _replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:
+    import stat
+
+    key = _key(argv)
+    path = _record_path(key)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        raw = fh.read(MAX_RECORD + 1)
+    if len(raw) > MAX_RECORD:
+        return None
+    doc = json.loads(raw)
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    out, err, code, files = doc.get("stdout"), doc.get("stderr"), doc.get("code"), doc.get("files")
+    if not (
+        isinstance(out, str)
+        and isinstance(err, str)
+        and type(code) is int
+        and 0 <= code <= 255
+        and isinstance(files, list)
+        and doc.get("env") == environment_digest(os.environ)
+    ):
+        return None
+    for entry in files:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)):
+            return None
+        if stamp(entry[0], entry[1] is True) != entry[2]:
+            return None
+    host = doc.get("host")
+    if not isinstance(host, dict):
+        return None
+    from compat.probe import hostread
+
+    if hostread.read_host() != host:
+        return None
+    return out, err, code

@@ -1,0 +1,119 @@
+"""The live machine read into an `Environment` (`probe_environment`), and what that read
+(`watched`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Optional, Union
+
+import msgspec
+import msgspec.structs
+
+from compat.families import families
+from compat.models import GPU, Driver, Environment, HostContext, Unknown
+from compat.probe import caches, distributions, driver, envvars, python, torch
+
+
+def probe_environment(
+    python_exe: Optional[str] = None,
+    everything: bool = False,
+    environ: Optional[Mapping[str, str]] = None,
+    root: str = "/",
+    host: bool = True,
+    deep: bool = False,
+    walk_caches: bool = True,
+    tags: bool = True,
+) -> Environment:
+    """The live environment: interpreter, distributions, torch build, driver, GPUs, env, caches.
+    Without `tags`, the interpreter's wheel tags are left empty (no check reads them)."""
+    environ = os.environ if environ is None else environ
+    interp = python.resolve(python_exe, tags)
+    dists = distributions.with_extension_needs(
+        distributions.scan(interp.path, everything=everything)
+    )
+    torch_build = torch.probe_torch(distributions.find(dists, "torch"))
+    if deep:
+        from compat.probe import deep as deep_probe
+        from compat.probe.deepcache import default_cache
+
+        cache = default_cache()
+        dists = deep_probe.with_objects(dists, cache)
+        if not isinstance(torch_build, Unknown) and not torch_build.is_cpu:
+            got = torch.read_arch_list(
+                distributions.find(dists, "torch"), interp.info.executable, cache
+            )
+            torch_build = msgspec.structs.replace(
+                torch_build, arch_list=got.archs, arch_source=got.source
+            )
+    drv: Union[Driver, Unknown]
+    gpus: Union[tuple[GPU, ...], Unknown]
+    ctx: Union[HostContext, Unknown]
+    if host:
+        hp = driver.probe_host(root)
+        drv, gpus, ctx = hp.driver, hp.gpus, hp.context
+    else:
+        drv = gpus = ctx = Unknown("host probing disabled (--no-host)")
+    return Environment(
+        python=interp.info,
+        distributions=dists,
+        torch=torch_build,
+        driver=drv,
+        gpus=gpus,
+        context=ctx,
+        env=envvars.probe_env(environ),
+        caches=caches.probe_caches(environ, walk=walk_caches),
+        source="live",
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        deep=deep,
+    )
+
+
+# A JIT cache's top level is read entry by entry; past this many entries a check's inputs are
+# too many to watch for a replay (compat.answers) and the check simply runs in full each time.
+MAX_WATCHED_CACHE_ENTRIES = 20_000
+
+
+def watched(
+    env: Environment, environ: Optional[Mapping[str, str]] = None
+) -> Optional[list[tuple[str, bool]]]:
+    """Every file and folder a live probe of this interpreter (the `probe_environment` a check
+    runs: no --deep, no wheel tags) read to make `env`, as (path, follow links): what a kept
+    answer is replayed against. A superset: every dist-info folder on the path with its
+    METADATA and direct_url.json, not only those kept. None when there are too many to watch.
+    The host is not here: compat.answers reads it again itself."""
+    environ = os.environ if environ is None else environ
+    out: list[tuple[str, bool]] = []
+    for entry in sys.path:
+        folder = entry or "."
+        out.append((folder, True))
+        for info in distributions.dist_folders(folder):
+            meta = "METADATA" if info.endswith(".dist-info") else "PKG-INFO"
+            out += [(info, True), (os.path.join(info, meta), True)]
+            out.append((os.path.join(info, "direct_url.json"), True))
+    for dist in env.distributions:
+        if dist.key == "torch":
+            out.append((os.path.join(dist.location, "torch", "version.py"), True))
+            out.append((os.path.join(dist.location, "torch", "lib"), True))
+        ext = families().extensions.get(dist.key)
+        if ext:
+            out.append((os.path.join(dist.location, ext), True))
+    for _kind, path in caches.cache_locations(environ):
+        out.append((path, True))
+        entries = list(_top_level(path))
+        if len(entries) > MAX_WATCHED_CACHE_ENTRIES:
+            return None
+        for item in entries:  # each entry's own mtime (the oldest) and kind (a version folder)
+            out += [(item, False), (item, True)]
+    return out
+
+
+def _top_level(path: str) -> Iterator[str]:
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                yield e.path
+    except OSError:
+        return
