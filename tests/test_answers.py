@@ -1,0 +1,388 @@
+"""A repeat check answered from its record (compat.answers): replayed only while every input the
+full check read is unchanged, and never when one differs, whichever it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compat import answers
+from compat.cli import main
+from compat.probe import hostread
+from tests.conftest import make_dist
+
+ROOT = Path(__file__).resolve().parents[1]
+TICK = 0.05  # longer than a coarse file clock's tick: a change is seen in the stat fields
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A site folder on the import path holding a vLLM whose torch pin is not the torch
+    installed (a finding: exit 1), JIT caches with entries, and compat's cache in tmp_path."""
+    site = tmp_path / "site"
+    make_dist(site, "torch", "2.6.0")
+    make_dist(site, "vllm", "0.10.1.1", requires=("torch==2.7.1",))
+    make_dist(site, "rich", "13.0.0")
+    (site / "torch" / "lib").mkdir(parents=True)
+    (site / "torch" / "version.py").write_text("__version__ = '2.6.0+cu124'\ncuda = '12.4'\n")
+    triton = tmp_path / "triton"
+    (triton / "abc123").mkdir(parents=True)
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(triton))
+    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(answers.OFF, raising=False)
+    monkeypatch.syspath_prepend(str(site))
+    # files this test writes are as new as the run: the racy guard is tested on its own
+    monkeypatch.setattr(answers, "RACY_NS", 0)
+    time.sleep(TICK)
+    yield site
+
+
+def full(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, str, int]:
+    """The full check of `argv`, as the entry point runs it (keeping its answer)."""
+    capsys.readouterr()
+    answers.begin(argv)
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    got = capsys.readouterr()
+    time.sleep(TICK)
+    return got.out, got.err, code
+
+
+def test_a_repeat_check_is_the_kept_answer(stack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, err, code = full(["check"], capsys)
+    assert code == 1 and "vllm" in out
+    assert answers.replay(["check"]) == (out, err, code)
+    # another command line is another answer
+    assert answers.replay(["check", "--format", "json"]) is None
+
+
+def _edit_metadata_same_size_and_mtime(site: Path) -> None:
+    meta = next(site.glob("torch-*.dist-info")) / "METADATA"
+    st = meta.stat()
+    meta.write_text(meta.read_text().replace("2.6.0", "2.7.1"))
+    os.utime(meta, ns=(st.st_atime_ns, st.st_mtime_ns))  # only ctime tells
+
+
+def _new_dist(site: Path) -> None:
+    make_dist(site, "flashinfer-python", "0.2.5")
+
+
+def _removed_dist(site: Path) -> None:
+    shutil.rmtree(next(site.glob("rich-*.dist-info")))
+
+
+def _direct_url(site: Path) -> None:
+    (next(site.glob("vllm-*.dist-info")) / "direct_url.json").write_text('{"url": "file:///src"}')
+
+
+def _torch_version_py(site: Path) -> None:
+    (site / "torch" / "version.py").write_text("__version__ = '2.6.0+cu126'\ncuda = '12.6'\n")
+
+
+def _torch_lib(site: Path) -> None:
+    (site / "torch" / "lib" / "libtorch_cuda.so").write_bytes(b"")
+
+
+def _cache_entry(site: Path) -> None:
+    (Path(os.environ["TRITON_CACHE_DIR"]) / "3.3.1").mkdir()
+
+
+def _cache_entry_mtime(site: Path) -> None:
+    os.utime(Path(os.environ["TRITON_CACHE_DIR"]) / "abc123", (1, 1))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _edit_metadata_same_size_and_mtime,
+        _new_dist,
+        _removed_dist,
+        _direct_url,
+        _torch_version_py,
+        _torch_lib,
+        _cache_entry,
+        _cache_entry_mtime,
+    ],
+)
+def test_a_changed_file_is_a_full_run(
+    stack: Path, capsys: pytest.CaptureFixture[str], change: Any
+) -> None:
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is not None
+    change(stack)
+    assert answers.replay(["check"]) is None
+
+
+def test_the_environment_the_day_and_the_host_are_inputs(
+    stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full(["check"], capsys)
+    kept = answers.replay(["check"])
+    assert kept is not None
+    monkeypatch.setenv("PWD", "/elsewhere")  # the shell's bookkeeping is not an input
+    assert answers.replay(["check"]) == kept
+    for name in ("NCCL_P2P_DISABLE", "ANYTHING_AT_ALL"):
+        monkeypatch.setenv(name, "1")
+        assert answers.replay(["check"]) is None
+        monkeypatch.delenv(name)
+    assert answers.replay(["check"]) == kept
+
+    real = hostread.read_host
+    monkeypatch.setattr(hostread, "read_host", lambda: {**real(), "kmod": "580.65.06"})
+    assert answers.replay(["check"]) is None
+    monkeypatch.setattr(hostread, "read_host", real)
+
+    day = time.strftime("%Y-%m-%d")
+    monkeypatch.setattr(answers.time, "strftime", lambda fmt: "2031-01-01")
+    assert day != "2031-01-01" and answers.replay(["check"]) is None
+    monkeypatch.undo()
+
+
+def test_the_database_is_an_input(
+    stack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "matrices"
+    shutil.copytree(ROOT / "matrices", data)
+    monkeypatch.setenv("COMPAT_MATRICES", str(data))
+    time.sleep(TICK)
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is not None
+    advisory = sorted((data / "advisories").glob("*.toml"))[0]
+    advisory.write_text(advisory.read_text() + "\n")
+    assert answers.replay(["check"]) is None
+
+
+def test_the_record_names_every_module_the_check_ran(
+    stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full(["check"], capsys)
+    doc = json.loads(
+        next((Path(os.environ["COMPAT_CACHE_DIR"]) / "answers").glob("*.json")).read_bytes()
+    )
+    kept = {path for path, _follow, _stamp in doc["files"]}
+    ran = {m.__file__ for name, m in sys.modules.items() if name.split(".")[0] == "compat"}
+    assert ran <= kept
+    assert "ANYTHING" not in json.dumps(doc)  # the environment is a digest, no value
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--from", str(ROOT / "tests" / "assets" / "freeze" / "300-lines.txt")],
+        ["check", "--driver", "550"],
+        ["check", "--deep"],
+        ["check", "-o", "REPORT"],
+        ["check", "--", "vllm", "serve", "Qwen/Qwen3-8B"],
+    ],
+    ids=["from", "driver", "deep", "output", "launch"],
+)
+def test_what_reads_more_than_it_can_watch_is_never_kept(
+    stack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    argv = [str(tmp_path / "r.txt") if a == "REPORT" else a for a in argv]
+    full(argv, capsys)
+    assert not (Path(os.environ["COMPAT_CACHE_DIR"]) / "answers").exists()
+    assert answers.replay(argv) is None
+
+
+def test_a_cache_too_large_to_watch_keeps_nothing(
+    stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compat.probe import live
+
+    monkeypatch.setattr(live, "MAX_WATCHED_CACHE_ENTRIES", 0)
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is None
+
+
+def test_a_file_written_just_before_the_run_keeps_nothing(
+    stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(answers, "RACY_NS", answers.RACY_NS.__class__(2_000_000_000))
+    _new_dist(stack)  # within two seconds of the run: its stat fields could miss a next write
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is None
+
+
+def test_no_replay_switch(
+    stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full(["check"], capsys)
+    monkeypatch.setenv(answers.OFF, "1")
+    assert answers.replay(["check"]) is None
+    assert full(["check"], capsys)[2] == 1 and not answers.recording()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(p.read_bytes()[:100]),
+        lambda p: p.write_text("[]"),
+        lambda p: p.write_text(p.read_text().replace('"code": 1', '"code": "1"')),
+        lambda p: p.write_text(p.read_text().replace('"code": 1', '"code": 300')),
+        lambda p: p.write_text(p.read_text().replace('"files": [[', '"files": [7, [')),
+        lambda p: p.write_text(
+            p.read_text().replace('"host": {', '"host": [{').replace('}, "files"', '}], "files"')
+        ),
+        lambda p: (p.unlink(), os.mkfifo(p)),
+        lambda p: (p.unlink(), p.mkdir()),
+        lambda p: p.write_bytes(b"\xff" * 64),
+    ],
+)
+def test_a_damaged_record_is_a_full_run(
+    stack: Path, capsys: pytest.CaptureFixture[str], damage: Any
+) -> None:
+    full(["check"], capsys)
+    record = next((Path(os.environ["COMPAT_CACHE_DIR"]) / "answers").glob("*.json"))
+    damage(record)
+    assert answers.replay(["check"]) is None
+
+
+def _program(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    code = "import sys\nsys.argv = ['compat', 'check']\nfrom compat.entry import run\nrun()\n"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
+
+
+def test_the_program_replays_and_a_full_run_agrees(tmp_path: Path) -> None:
+    """End to end, as the `compat` script runs: the second run is the record's answer (seen by
+    a marker put into the record), the full run gives the same, and a change is seen."""
+    site = tmp_path / "site"
+    make_dist(site, "torch", "2.6.0")
+    make_dist(site, "vllm", "0.10.1.1", requires=("torch==2.7.1",))
+    cache = tmp_path / "cache"
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{site}{os.pathsep}{ROOT}",
+        COMPAT_CACHE_DIR=str(cache),
+        TRITON_CACHE_DIR=str(tmp_path / "triton"),
+    )
+    env.pop(answers.OFF, None)
+    work = tmp_path / "work"  # the folder `python -c` puts on the path: not where caches go
+    work.mkdir()
+    time.sleep(2.1)  # older than the racy window
+    first = _program(env, work)
+    assert first.returncode == 1 and "vllm" in first.stdout
+    (record,) = (cache / "answers").glob("*.json")
+    doc = json.loads(record.read_bytes())
+    doc["stdout"] = doc["stdout"].replace("compat check", "compat check (kept)")
+    record.write_text(json.dumps(doc))
+    second = _program(env, work)
+    assert second.returncode == 1 and "(kept)" in second.stdout
+    assert second.stdout.replace(" (kept)", "") == first.stdout and second.stderr == first.stderr
+    fresh = _program({**env, answers.OFF: "1"}, work)
+    assert (fresh.stdout, fresh.stderr, fresh.returncode) == (
+        first.stdout,
+        first.stderr,
+        first.returncode,
+    )
+    time.sleep(TICK)
+    meta = next(site.glob("torch-*.dist-info")) / "METADATA"
+    meta.write_text(meta.read_text().replace("2.6.0", "2.7.1"))
+    third = _program(env, work)
+    assert "(kept)" not in third.stdout and third.stdout != first.stdout
+
+
+TRACE = r"""
+import json, os, sys
+traced = {}
+def note(kind, path):
+    if isinstance(path, (str, bytes)) and path not in (b"", ""):
+        traced.setdefault(os.path.abspath(os.fsdecode(path)), set()).add(kind)
+def hook(event, args):
+    if event == "open" and not isinstance(args[0], int):
+        note("open", args[0])
+    elif event in ("os.listdir", "os.scandir"):
+        note("list", args[0] if args[0] is not None else ".")
+for name in ("stat", "lstat", "access"):
+    def wrap(path, *a, _real=getattr(os, name), _name=name, **k):
+        if not isinstance(path, int):
+            note(_name, path)
+        return _real(path, *a, **k)
+    setattr(os, name, wrap)
+from compat import answers
+kept = []
+answers.keep = lambda out, err, code, watched: kept.append(
+    [os.path.abspath(p) for p, _follow in watched or ()] + [sys.executable])
+from compat.cli import main
+answers.begin(["check"])
+sys.addaudithook(hook)
+try:
+    main(["check"])
+except SystemExit:
+    pass
+modules = [m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)]
+json.dump({"traced": {p: sorted(k) for p, k in traced.items()}, "watched": kept[0],
+           "modules": modules, "prefix": sys.base_prefix}, open(os.environ["TRACE_OUT"], "w"))
+"""
+
+
+def test_the_record_watches_everything_a_full_check_reads(tmp_path: Path) -> None:
+    """Every file and folder a full check opens, lists or stats is watched by its record, but
+    the host's files (read again on every replay), compat's own caches (derived from watched
+    files), the interpreter's installation and the modules it imports (watched by their files).
+    A probe that reads something new fails here until `watched` names it."""
+    site = tmp_path / "site"
+    make_dist(site, "torch", "2.6.0")
+    make_dist(site, "vllm", "0.10.1.1", requires=("torch==2.7.1",))
+    make_dist(site, "sgl-kernel", "0.3.0")
+    make_dist(site, "rich", "13.0.0")
+    (site / "torch" / "lib").mkdir(parents=True)
+    (site / "torch" / "version.py").write_text("__version__ = '2.6.0+cu124'\ncuda = '12.4'\n")
+    (site / "sgl_kernel").mkdir()
+    (site / "sgl_kernel" / "common_ops.abi3.so").write_bytes(b"\x7fELF" + bytes(60))
+    triton = tmp_path / "triton"
+    (triton / "3.3.1").mkdir(parents=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    out = tmp_path / "trace.json"
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{site}{os.pathsep}{ROOT}",
+        COMPAT_CACHE_DIR=str(tmp_path / "cache"),
+        TRITON_CACHE_DIR=str(triton),
+        TRACE_OUT=str(out),
+    )
+    subprocess.run(
+        [sys.executable, "-c", TRACE],
+        env=env,
+        cwd=work,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    doc = json.loads(out.read_text())
+    watched = set(doc["watched"])
+    modules = {os.path.abspath(m) for m in doc["modules"]}
+    folders = {os.path.dirname(m) for m in modules}
+    host = {"/sys/module/nvidia/version", "/proc/driver/nvidia/version", "/proc/1/cgroup"}
+    host |= {"/proc/sys/kernel/osrelease", "/dev", "/.dockerenv", "/run/.containerenv"}
+    ancestors = {str(parent) for p in watched | modules for parent in Path(p).parents}
+    missed = []
+    for path, kinds in doc["traced"].items():
+        if (
+            path in watched
+            or path in host
+            or path in modules
+            or path in folders
+            or path.startswith((str(tmp_path / "cache"), doc["prefix"] + os.sep))
+            or "__pycache__" in path
+            or path.endswith((".pyc", ".py"))
+            or (kinds == ["lstat"] and path in ancestors)  # realpath() walking to a watched path
+        ):
+            continue
+        missed.append((path, kinds))
+    assert missed == [], missed
