@@ -138,6 +138,8 @@ def keep(
         origin = getattr(module, "__file__", None)
         if isinstance(origin, str):
             paths[(origin, True)] = None
+    for lib in _mapped():
+        paths[(lib, True)] = None
     if len(paths) > MAX_WATCHED:
         return
     files = []
@@ -160,6 +162,22 @@ def keep(
         _write(_record_path(rec.key), json.dumps(doc).encode())
     except (OSError, ValueError, TypeError):
         return
+
+
+def _mapped() -> list[str]:
+    """The files this process has mapped (libc, libpython, extension modules): the answer's
+    code besides the modules' sources (a new glibc changes the wheel tags `compat env` shows)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    found: dict[str, None] = {}
+    for line in lines:
+        parts = line.split(None, 5)
+        if len(parts) == 6 and parts[5].startswith("/") and not parts[5].endswith("(deleted)"):
+            found[parts[5]] = None
+    return list(found)
 
 
 def _write(path: str, data: bytes) -> None:

@@ -1,6 +1,6 @@
 """The program: the `compat` script and `python -m compat`.
 
-A repeat `compat check` whose every input reads as it did is answered from its record
+A repeat `compat check` or `compat env` whose every input reads as it did is answered from its record
 (compat.answers) before the command line is even parsed; everything else goes to compat.cli.
 Either way the process ends without tearing the interpreter down (`leave`).
 """
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def run() -> NoReturn:
     argv = sys.argv[1:]
     code: Union[str, int, None]
-    if argv[:1] == ["check"] and None not in (sys.stdout, sys.stderr):
+    if argv[:1] in (["check"], ["env"]) and None not in (sys.stdout, sys.stderr):
         from compat import answers
 
         kept = answers.replay(argv)

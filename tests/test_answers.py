@@ -318,10 +318,11 @@ kept = []
 answers.keep = lambda out, err, code, watched: kept.append(
     [os.path.abspath(p) for p, _follow in watched or ()] + [sys.executable])
 from compat.cli import main
-answers.begin(["check"])
+argv = json.loads(os.environ["ARGV"])
+answers.begin(argv)
 sys.addaudithook(hook)
 try:
-    main(["check"])
+    main(argv)
 except SystemExit:
     pass
 modules = [m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)]
@@ -330,7 +331,8 @@ json.dump({"traced": {p: sorted(k) for p, k in traced.items()}, "watched": kept[
 """
 
 
-def test_the_record_watches_everything_a_full_check_reads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("argv", [["check"], ["env"]])
+def test_the_record_watches_everything_a_full_run_reads(tmp_path: Path, argv: list[str]) -> None:
     """Every file and folder a full check opens, lists or stats is watched by its record, but
     the host's files (read again on every replay), compat's own caches (derived from watched
     files), the interpreter's installation and the modules it imports (watched by their files).
@@ -345,7 +347,8 @@ def test_the_record_watches_everything_a_full_check_reads(tmp_path: Path) -> Non
     (site / "sgl_kernel").mkdir()
     (site / "sgl_kernel" / "common_ops.abi3.so").write_bytes(b"\x7fELF" + bytes(60))
     triton = tmp_path / "triton"
-    (triton / "3.3.1").mkdir(parents=True)
+    (triton / "3.3.1" / "kernels").mkdir(parents=True)
+    (triton / "3.3.1" / "kernels" / "k.cubin").write_bytes(bytes(100))
     work = tmp_path / "work"
     work.mkdir()
     out = tmp_path / "trace.json"
@@ -355,6 +358,7 @@ def test_the_record_watches_everything_a_full_check_reads(tmp_path: Path) -> Non
         COMPAT_CACHE_DIR=str(tmp_path / "cache"),
         TRITON_CACHE_DIR=str(triton),
         TRACE_OUT=str(out),
+        ARGV=json.dumps(argv),
     )
     subprocess.run(
         [sys.executable, "-c", TRACE],
@@ -386,3 +390,38 @@ def test_the_record_watches_everything_a_full_check_reads(tmp_path: Path) -> Non
             continue
         missed.append((path, kinds))
     assert missed == [], missed
+
+
+def test_env_is_replayed_until_a_cache_grows(
+    stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`compat env` counts the caches' sizes: a file written deep inside one is a full run."""
+    deep = Path(os.environ["TRITON_CACHE_DIR"]) / "abc123" / "k.cubin"
+    deep.write_bytes(bytes(10))
+    time.sleep(TICK)
+    out, err, code = full(["env"], capsys)
+    assert code == 0 and "triton" in out
+    assert answers.replay(["env"]) == (out, err, code)
+    deep.write_bytes(bytes(20))
+    assert answers.replay(["env"]) is None
+
+
+@pytest.mark.parametrize("argv", [["env", "--json"], ["env", "--no-host"]])
+def test_env_kept_only_as_a_text_report_of_this_machine(
+    stack: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    full(argv, capsys)  # the snapshot holds the time it was made; --no-host read no host
+    assert answers.replay(argv) is None
+
+
+def test_a_cache_walk_cut_short_keeps_nothing(
+    stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compat.probe import caches
+
+    for n in range(3):
+        (Path(os.environ["TRITON_CACHE_DIR"]) / f"k{n}").mkdir()
+    monkeypatch.setattr(caches, "MAX_ENTRIES", 2)  # the figures would say "at least"
+    time.sleep(TICK)
+    full(["env"], capsys)
+    assert answers.replay(["env"]) is None

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Optional
 import click
 from msgspec import Struct
 
-from compat import answers
 from compat.advisories import Model
 from compat.commands.common import (
     CheckRequest,
     check_options,
     exit_code,
+    keep_live,
     python_version_or_interpreter,
     ray_options,
     write_report,
@@ -210,8 +210,7 @@ def check_cmd(
     if note:
         click.echo(f"note: {note}", err=True)
     code = exit_code(findings, fail_on)
-    if answers.recording():
-        keep_answer(req, env, src, text if output in (None, "-") else None, note, code)
+    keep_answer(req, env, src, text if output in (None, "-") else None, note, code)
     ctx.exit(code)
 
 
@@ -226,23 +225,13 @@ def keep_answer(
     """Keep a live check's answer for its next identical run (compat.answers), when everything
     it judged was read here: not from a file, another interpreter, a launch command or a model,
     not with --deep (files' contents) or --driver (its note); and only a report to stdout."""
-    from compat.channel.source import watched as data_watched
-    from compat.probe import watched as probe_watched
-
-    if (
-        text is None
-        or req.from_file
+    whole = not (
+        req.from_file
         or req.interpreter
         or req.deep
         or req.driver
         or req.launch_argv
         or req.launch_file
         or env.launch
-        or env.source != "live"
-    ):
-        answers.keep(text or "", "", code, None)  # the run's recording ends unkept
-        return
-    found = probe_watched(env)
-    data = data_watched(src)
-    files = None if found is None or data is None else [*found, *data]
-    answers.keep(text, f"note: {note}\n" if note else "", code, files)
+    )
+    keep_live(env, src, text if whole else None, note, code)

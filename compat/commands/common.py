@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 import click
 from msgspec import Struct
 
 from compat.errors import OutputError, UsageError
-from compat.models import Finding, Severity
+from compat.models import Environment, Finding, Severity
 from compat.redact import redact_text
+
+if TYPE_CHECKING:
+    from compat.channel.source import DataSource
 
 FAIL_ON = ("error", "warning", "info", "never")
 F = TypeVar("F", bound=Callable[..., object])
@@ -39,6 +42,34 @@ def write_report(text: str, output: Optional[str]) -> str:
     except OSError as exc:
         raise OutputError(f"cannot write the report to stdout: {exc.strerror or exc}") from exc
     return text
+
+
+def keep_live(
+    env: Environment,
+    src: DataSource,
+    text: Optional[str],
+    note: Optional[str],
+    code: int,
+    walked: bool = False,
+) -> None:
+    """Keep the answer of a command that read the live machine alone (`text` None: it read
+    more, and nothing is kept) with everything that answer was made from (compat.answers):
+    the files the probe read (every entry of the JIT caches when it `walked` them), the
+    database's, and the host as read."""
+    from compat import answers
+
+    if not answers.recording():
+        return
+    if text is None or env.source != "live":
+        answers.keep("", "", code, None)  # the run's recording ends unkept
+        return
+    from compat.channel.source import watched as data_watched
+    from compat.probe import watched as probe_watched
+
+    found = probe_watched(env, walked=walked)
+    data = data_watched(src)
+    files = None if found is None or data is None else [*found, *data]
+    answers.keep(text, f"note: {note}\n" if note else "", code, files)
 
 
 def exit_code(findings: Sequence[Finding], fail_on: str) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Optional
 
 from compat.models import CacheInfo, parse_version
@@ -77,26 +78,35 @@ def measure(kind: str, path: str, walk: bool = True) -> CacheInfo:
     size = entries = 0
     truncated = False
     deadline = time.monotonic() + MAX_SECONDS
+    found = entries_under(path)
+    for e in found:
+        entries += 1
+        try:
+            if not e.is_dir(follow_symlinks=False):
+                size += e.stat(follow_symlinks=False).st_size
+        except OSError:
+            pass
+        if entries >= MAX_ENTRIES or (entries % 256 == 0 and time.monotonic() > deadline):
+            truncated = next(found, None) is not None
+            break
+    return CacheInfo(kind, path, True, size, entries, truncated, built_by, oldest)
+
+
+def entries_under(path: str) -> Iterator[os.DirEntry[str]]:
+    """Every entry under `path`, a folder's before those it holds; symbolic links are not
+    followed, and a folder that cannot be read is skipped."""
     stack = [path]
     while stack:
         folder = stack.pop()
         try:
             with os.scandir(folder) as it:
                 for e in it:
-                    entries += 1
-                    try:
+                    with contextlib.suppress(OSError):
                         if e.is_dir(follow_symlinks=False):
                             stack.append(e.path)
-                        else:
-                            size += e.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        continue
+                    yield e
         except OSError:
             continue
-        if entries >= MAX_ENTRIES or time.monotonic() > deadline:
-            truncated = bool(stack)
-            break
-    return CacheInfo(kind, path, True, size, entries, truncated, built_by, oldest)
 
 
 def probe_caches(

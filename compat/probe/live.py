@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -77,13 +78,14 @@ MAX_WATCHED_CACHE_ENTRIES = 20_000
 
 
 def watched(
-    env: Environment, environ: Optional[Mapping[str, str]] = None
+    env: Environment, environ: Optional[Mapping[str, str]] = None, walked: bool = False
 ) -> Optional[list[tuple[str, bool]]]:
-    """Every file and folder a live probe of this interpreter (the `probe_environment` a check
-    runs: no --deep, no wheel tags) read to make `env`, as (path, follow links): what a kept
-    answer is replayed against. A superset: every dist-info folder on the path with its
-    METADATA and direct_url.json, not only those kept. None when there are too many to watch.
-    The host is not here: compat.answers reads it again itself."""
+    """Every file and folder a live probe of this interpreter (no --deep) read to make `env`,
+    as (path, follow links): what a kept answer is replayed against. A superset: every
+    dist-info folder on the path with its METADATA and direct_url.json, not only those kept;
+    with `walked` (the caches' sizes were counted), every entry under each cache. None when
+    there are too many to watch, or a cache walk stopped at its bounds (its figures then depend
+    on time). The host is not here: compat.answers reads it again itself."""
     environ = os.environ if environ is None else environ
     out: list[tuple[str, bool]] = []
     for entry in sys.path:
@@ -100,12 +102,15 @@ def watched(
         ext = families().extensions.get(dist.key)
         if ext:
             out.append((os.path.join(dist.location, ext), True))
+    if walked and any(c.truncated for c in env.caches):
+        return None
     for _kind, path in caches.cache_locations(environ):
         out.append((path, True))
-        entries = list(_top_level(path))
+        found = _top_level(path) if not walked else (e.path for e in caches.entries_under(path))
+        entries = list(itertools.islice(found, MAX_WATCHED_CACHE_ENTRIES + 1))
         if len(entries) > MAX_WATCHED_CACHE_ENTRIES:
             return None
-        for item in entries:  # each entry's own mtime (the oldest) and kind (a version folder)
+        for item in entries:  # each entry's own mtime (the oldest), kind and size
             out += [(item, False), (item, True)]
     return out
 
