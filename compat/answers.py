@@ -88,6 +88,9 @@ def _key(argv: Sequence[str]) -> dict[str, Any]:
         "python": sys.version,
         "path": list(sys.path),
         "day": time.strftime("%Y-%m-%d"),  # local, as the database's age is counted
+        # what may be read depends on who reads (permissions); markers on the machine
+        "user": [os.geteuid(), os.getegid(), sorted(os.getgroups())],
+        "uname": [os.uname().sysname, os.uname().release, os.uname().machine],
     }
 
 
@@ -108,9 +111,15 @@ _current: Optional[Recording] = None
 
 
 def begin(argv: Sequence[str]) -> None:
-    """A full run of `argv` starts (the entry point calls this; library callers never do)."""
+    """A full run of `argv` starts (the entry point calls this; library callers never do).
+    Best effort: a run that cannot be recorded (its folder deleted, say) is still run."""
     global _current
-    _current = None if os.environ.get(OFF) else Recording(argv)
+    _current = None
+    if not os.environ.get(OFF):
+        try:
+            _current = Recording(argv)
+        except Exception:  # nothing about recording may stop the check itself
+            _current = None
 
 
 def recording() -> bool:
@@ -118,16 +127,36 @@ def recording() -> bool:
 
 
 def keep(
-    stdout: str, stderr: str, code: int, watched: Optional[Iterable[tuple[str, bool]]]
+    stdout: str,
+    stderr: str,
+    code: int,
+    watched: Optional[Iterable[tuple[str, bool]]],
+    unused: Sequence[str] = (),
 ) -> None:
     """Keep the answer of the run `begin` started, with the stat fields of `watched` (path,
     follow links) and of every module it ran; `watched` None means the inputs could not all be
-    named (a cache folder too large to watch, say) and nothing is kept. Best effort: a cache
-    folder that cannot be written loses the replay, never the check."""
+    named (a cache folder too large to watch, say) and nothing is kept. `unused` names the
+    per-GPU fields of the host reading the answer does not depend on (the memory in use, for a
+    check without a launch): they are left out of the comparison. Best effort: a cache folder
+    that cannot be written loses the replay, never the check."""
     global _current
     rec, _current = _current, None
     if rec is None or watched is None:
         return
+    try:
+        _keep(rec, stdout, stderr, code, watched, unused)
+    except Exception:  # nothing about keeping may fail the check that was just made
+        return
+
+
+def _keep(
+    rec: Recording,
+    stdout: str,
+    stderr: str,
+    code: int,
+    watched: Iterable[tuple[str, bool]],
+    unused: Sequence[str],
+) -> None:
     from compat.probe import hostread
 
     if hostread.last is None or time.strftime("%Y-%m-%d") != rec.key["day"]:
@@ -152,16 +181,27 @@ def keep(
     doc = {
         "key": rec.key,
         "env": environment_digest(os.environ),
-        "host": hostread.last,
+        "host": masked(hostread.last, unused),
+        "unused": list(unused),
         "files": files,
         "stdout": stdout,
         "stderr": stderr,
         "code": code,
     }
-    try:
-        _write(_record_path(rec.key), json.dumps(doc).encode())
-    except (OSError, ValueError, TypeError):
-        return
+    _write(_record_path(rec.key), json.dumps(doc).encode())
+
+
+def masked(host: Mapping[str, Any], unused: Sequence[str]) -> dict[str, Any]:
+    """The host reading without the per-GPU fields in `unused`."""
+    out = dict(host)
+    nvml = out.get("nvml")
+    if unused and isinstance(nvml, dict) and isinstance(nvml.get("devices"), list):
+        devices = [
+            {k: v for k, v in d.items() if k not in unused} if isinstance(d, dict) else d
+            for d in nvml["devices"]
+        ]
+        out["nvml"] = {**nvml, "devices": devices}
+    return out
 
 
 def _mapped() -> list[str]:
@@ -219,8 +259,9 @@ def _replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:
     path = _record_path(key)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None  # only a record this user wrote, and nobody else could have
         raw = fh.read(MAX_RECORD + 1)
     if len(raw) > MAX_RECORD:
         return None
@@ -242,11 +283,15 @@ def _replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:
             return None
         if stamp(entry[0], entry[1] is True) != entry[2]:
             return None
-    host = doc.get("host")
-    if not isinstance(host, dict):
+    host, unused = doc.get("host"), doc.get("unused")
+    if not (
+        isinstance(host, dict)
+        and isinstance(unused, list)
+        and all(isinstance(u, str) for u in unused)
+    ):
         return None
     from compat.probe import hostread
 
-    if hostread.read_host() != host:
+    if masked(hostread.read_host(), unused) != host:
         return None
     return out, err, code

@@ -11,12 +11,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
 from compat import answers
 from compat.cli import main
+from compat.models import Unknown
 from compat.probe import hostread
 from tests.conftest import make_dist
 
@@ -266,7 +267,7 @@ def test_the_program_replays_and_a_full_run_agrees(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     env = dict(
         os.environ,
-        PYTHONPATH=f"{site}{os.pathsep}{ROOT}",
+        PYTHONPATH=os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
         COMPAT_CACHE_DIR=str(cache),
         TRITON_CACHE_DIR=str(tmp_path / "triton"),
     )
@@ -315,7 +316,7 @@ for name in ("stat", "lstat", "access"):
     setattr(os, name, wrap)
 from compat import answers
 kept = []
-answers.keep = lambda out, err, code, watched: kept.append(
+answers.keep = lambda out, err, code, watched, unused=(): kept.append(
     [os.path.abspath(p) for p, _follow in watched or ()] + [sys.executable])
 from compat.cli import main
 argv = json.loads(os.environ["ARGV"])
@@ -354,7 +355,7 @@ def test_the_record_watches_everything_a_full_run_reads(tmp_path: Path, argv: li
     out = tmp_path / "trace.json"
     env = dict(
         os.environ,
-        PYTHONPATH=f"{site}{os.pathsep}{ROOT}",
+        PYTHONPATH=os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
         COMPAT_CACHE_DIR=str(tmp_path / "cache"),
         TRITON_CACHE_DIR=str(triton),
         TRACE_OUT=str(out),
@@ -425,3 +426,141 @@ def test_a_cache_walk_cut_short_keeps_nothing(
     time.sleep(TICK)
     full(["env"], capsys)
     assert answers.replay(["env"]) is None
+
+
+def test_a_deleted_working_folder_is_a_full_run(
+    stack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    answers.begin(["check"])  # nothing to key the record by: not recorded, and no error
+    assert not answers.recording()
+    assert answers.replay(["check"]) is None
+
+
+def test_a_linked_folder_in_the_database_is_watched_through_the_link(
+    stack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "matrices"
+    shutil.copytree(ROOT / "matrices", data)
+    shutil.move(str(data / "advisories"), str(tmp_path / "advisories-real"))
+    (data / "advisories").symlink_to(tmp_path / "advisories-real")
+    monkeypatch.setenv("COMPAT_MATRICES", str(data))
+    time.sleep(TICK)
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is not None
+    advisory = sorted((tmp_path / "advisories-real").glob("*.toml"))[0]
+    advisory.write_text(advisory.read_text() + "\n")
+    assert answers.replay(["check"]) is None
+
+
+def test_a_user_generation_that_appears_is_seen(
+    stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from compat.channel.store import Store
+
+    store = Store()
+    store.root.mkdir(parents=True, exist_ok=True)
+    store.pointer.write_text("g1\n")  # names a generation that is not there (yet)
+    time.sleep(TICK)
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is not None
+    shutil.copytree(ROOT / "matrices", store.root / "generations" / "g1")
+    assert answers.replay(["check"]) is None
+
+
+def test_a_dangling_dist_info_link_whose_target_appears(
+    stack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "elsewhere"
+    (stack / "flashinfer_python-0.2.5.dist-info").symlink_to(target)
+    time.sleep(TICK)
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is not None
+    make_dist(tmp_path, "flashinfer-python", "0.2.5").rename(target)
+    assert answers.replay(["check"]) is None
+
+
+def test_only_this_users_own_record_is_replayed(
+    stack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full(["check"], capsys)
+    record = next((Path(os.environ["COMPAT_CACHE_DIR"]) / "answers").glob("*.json"))
+    record.chmod(0o622)  # another user could have written it
+    assert answers.replay(["check"]) is None
+    record.chmod(0o600)
+    assert answers.replay(["check"]) is not None
+    if os.geteuid() == 0:
+        os.chown(record, 65534, -1)
+        assert answers.replay(["check"]) is None
+
+
+def test_the_machine_and_the_user_are_inputs(
+    stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is not None
+    real = os.uname()
+    other = os.uname_result((real.sysname, real.nodename, real.release, real.version, "aarch64"))
+    monkeypatch.setattr(os, "uname", lambda: other)
+    assert answers.replay(["check"]) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "getgroups", lambda: [12345])
+    assert answers.replay(["check"]) is None
+
+
+def _gpu_host(used: int) -> dict[str, Any]:
+    device = {"index": 0, "name": "NVIDIA H200", "uuid": "GPU-1", "cc": [9, 0]}
+    device |= {"memory_total_mib": 143771, "memory_used_mib": used, "mig": False}
+    return {
+        "kmod": "580.159.04",
+        "kmod_source": "/sys/module/nvidia/version",
+        "context": {"container": None, "wsl": False, "dev": ["nvidia0", "nvidiactl"]},
+        "nvml_lib": None,
+        "nvml": {"driver": "580.159.04", "cuda": "13.0", "devices": [device]},
+    }
+
+
+def test_memory_in_use_is_no_input_of_a_check_without_a_launch(
+    stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU that serves something between two checks: the check (no launch command) is
+    replayed, `compat env` (which shows the memory in use) is not."""
+    reading = {"used": 615}
+
+    def read_host(root: str = "/", nvml_lib: Optional[str] = None, timeout: float = 2.0) -> Any:
+        hostread.last = _gpu_host(reading["used"])
+        return hostread.last
+
+    monkeypatch.setattr(hostread, "read_host", read_host)
+    check = full(["check"], capsys)
+    env = full(["env"], capsys)
+    assert "GPU" in env[0] and answers.replay(["check"]) == check
+    reading["used"] = 80_000
+    assert answers.replay(["check"]) == check
+    assert answers.replay(["env"]) is None
+    full_again = full(["check"], capsys)
+    assert full_again == check  # what the replay said is what the full run says
+
+
+def test_a_checks_report_does_not_depend_on_memory_in_use() -> None:
+    """What lets a check's record ignore the memory in use: without a launch command, no check
+    and no report format reads it (compat.check.fit sizes a launch)."""
+    import msgspec
+
+    from compat.format import Format, render
+    from compat.pipeline import check, load_database
+    from compat.snapshot import loads
+
+    db = load_database()
+    base = loads((ROOT / "tests" / "assets" / "device" / "h200" / "env.json").read_text())
+    assert not isinstance(base.gpus, Unknown) and base.gpus
+    outputs = set()
+    for used in (0, 615, 80_000, 143_000):
+        gpus = tuple(msgspec.structs.replace(g, memory_used_mib=used) for g in base.gpus)
+        env = msgspec.structs.replace(base, gpus=gpus, source="live")
+        found = check(env, db)
+        outputs.add(tuple(render(fmt, found, env, "error") for fmt in Format))
+    assert len(outputs) == 1

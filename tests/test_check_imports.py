@@ -51,7 +51,8 @@ runpy.run_module("compat", run_name="__main__")
 
 def modules_of(args: list[str], tmp_path: Path, replay: bool = False) -> set[str]:
     out = tmp_path / "modules.json"
-    env = dict(os.environ, MODULES_OUT=str(out), ARGS=json.dumps(args), PYTHONPATH=str(ROOT))
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, MODULES_OUT=str(out), ARGS=json.dumps(args), PYTHONPATH=path)
     if not replay:  # the full path (a repeat check is otherwise answered from its record)
         env["COMPAT_NO_REPLAY"] = "1"
     # warm: the parsed-data cache exists (a first run parses TOML once)

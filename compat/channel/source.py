@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 from msgspec import Struct
 
-from compat.channel.info import DATA_FORMAT, DataInfo, describe, read_info
-from compat.channel.store import Store
+from compat.channel.info import DATA_FILE, DATA_FORMAT, DataInfo, describe, read_info
+from compat.channel.store import GENERATIONS, Store
 from compat.errors import CompatError, DataError
 
 STALE_DAYS = 14
@@ -187,17 +187,33 @@ MAX_WATCHED_FILES = 20_000
 
 def watched(src: DataSource) -> Optional[list[tuple[str, bool]]]:
     """What `locate()` and the database's readers read to make `src` (path, follow links), for
-    a kept answer (compat.answers): every folder and file under its root, the user folder's
-    pointer, and the places of the other candidates, so that a new or changed one is seen.
-    None when the root holds more than can be watched."""
-    out: list[tuple[str, bool]] = [(str(Store().pointer), True), (str(Store().root), True)]
-    for candidate in (
+    a kept answer (compat.answers): every folder and file under its root, links followed as the
+    readers follow them; each candidate's folder and DATA.toml, chosen or not (a newer one
+    would be chosen); and the user folder's pointer and generations. None when the root holds
+    more than can be watched."""
+    store = Store()
+    out: list[tuple[str, bool]] = [
+        (str(store.pointer), True),
+        (str(store.root), True),
+        (str(store.root / GENERATIONS), True),
+        (str(_HERE.parent / "pyproject.toml"), True),
+    ]
+    candidates = (
         _HERE.parent / "matrices",
-        _HERE.parent / "pyproject.toml",
+        installed_tree(),
         _HERE / "matrices",
-    ):
-        out.append((str(candidate), True))
-    for folder, dirs, files in os.walk(src.root):
+        store.current(),
+    )
+    for candidate in candidates:
+        if candidate is not None:
+            out += [(str(candidate), True), (str(candidate / DATA_FILE), True)]
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(src.root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree: walked once
+            dirs[:] = []
+            continue
+        seen.add(real)
         out.append((folder, True))
         out += [(os.path.join(folder, name), True) for name in files]
         out += [(os.path.join(folder, name), False) for name in dirs]

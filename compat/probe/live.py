@@ -91,10 +91,13 @@ def watched(
     for entry in sys.path:
         folder = entry or "."
         out.append((folder, True))
-        for info in distributions.dist_folders(folder):
-            meta = "METADATA" if info.endswith(".dist-info") else "PKG-INFO"
-            out += [(info, True), (os.path.join(info, meta), True)]
-            out.append((os.path.join(info, "direct_url.json"), True))
+        # every dist-info name, a folder or not (yet): a link whose target appears later
+        # changes nothing in the folder that holds it
+        for info in _top_level(folder):
+            if info.endswith((".dist-info", ".egg-info")):
+                meta = "METADATA" if info.endswith(".dist-info") else "PKG-INFO"
+                out += [(info, False), (info, True), (os.path.join(info, meta), True)]
+                out.append((os.path.join(info, "direct_url.json"), True))
     for dist in env.distributions:
         if dist.key == "torch":
             out.append((os.path.join(dist.location, "torch", "version.py"), True))
