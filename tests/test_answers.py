@@ -22,6 +22,8 @@ from compat.probe import hostread
 from tests.conftest import make_dist
 
 ROOT = Path(__file__).resolve().parents[1]
+HUB = ROOT / "tests" / "assets" / "models" / "hub"
+SERVE = ["vllm", "serve", "meta-llama/Meta-Llama-3-8B", "--max-model-len", "8192"]
 TICK = 0.05  # longer than a coarse file clock's tick: a change is seen in the stat fields
 
 
@@ -185,9 +187,13 @@ def test_the_record_names_every_module_the_check_ran(
         ["check", "--driver", "550"],
         ["check", "--deep"],
         ["check", "-o", "REPORT"],
-        ["check", "--", "vllm", "serve", "Qwen/Qwen3-8B"],
+        [
+            "check",
+            "--launch-file",
+            str(ROOT / "tests" / "assets" / "launch" / "seed002-standalone.sh"),
+        ],
     ],
-    ids=["from", "driver", "deep", "output", "launch"],
+    ids=["from", "driver", "deep", "output", "launch-file"],
 )
 def test_what_reads_more_than_it_can_watch_is_never_kept(
     stack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
@@ -332,7 +338,11 @@ json.dump({"traced": {p: sorted(k) for p, k in traced.items()}, "watched": kept[
 """
 
 
-@pytest.mark.parametrize("argv", [["check"], ["env"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["check"], ["env"], ["check", "--", *SERVE, "--config", "serve.yaml"]],
+    ids=["check", "env", "launch"],
+)
 def test_the_record_watches_everything_a_full_run_reads(tmp_path: Path, argv: list[str]) -> None:
     """Every file and folder a full check opens, lists or stats is watched by its record, but
     the host's files (read again on every replay), compat's own caches (derived from watched
@@ -352,12 +362,15 @@ def test_the_record_watches_everything_a_full_run_reads(tmp_path: Path, argv: li
     (triton / "3.3.1" / "kernels" / "k.cubin").write_bytes(bytes(100))
     work = tmp_path / "work"
     work.mkdir()
+    (work / "serve.yaml").write_text("gpu-memory-utilization: 0.9\n")
+    shutil.copytree(HUB, tmp_path / "hub")
     out = tmp_path / "trace.json"
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
         COMPAT_CACHE_DIR=str(tmp_path / "cache"),
         TRITON_CACHE_DIR=str(triton),
+        HF_HUB_CACHE=str(tmp_path / "hub"),
         TRACE_OUT=str(out),
         ARGV=json.dumps(argv),
     )
@@ -370,6 +383,10 @@ def test_the_record_watches_everything_a_full_run_reads(tmp_path: Path, argv: li
         capture_output=True,
     )
     doc = json.loads(out.read_text())
+    if "--" in argv:  # the launch's own inputs were read: the model's config, the YAML
+        read = [p for p, kinds in doc["traced"].items() if "open" in kinds]
+        assert any(p.endswith("config.json") and "models--meta-llama" in p for p in read)
+        assert str(work / "serve.yaml") in read
     watched = set(doc["watched"])
     modules = {os.path.abspath(m) for m in doc["modules"]}
     folders = {os.path.dirname(m) for m in modules}
@@ -564,3 +581,65 @@ def test_a_checks_report_does_not_depend_on_memory_in_use() -> None:
         found = check(env, db)
         outputs.add(tuple(render(fmt, found, env, "error") for fmt in Format))
     assert len(outputs) == 1
+
+
+@pytest.fixture
+def model(stack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The served model in a hub cache (HF_HUB_CACHE); its repo folder."""
+    shutil.copytree(HUB, tmp_path / "hub")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    time.sleep(TICK)
+    return tmp_path / "hub" / "models--meta-llama--Meta-Llama-3-8B"
+
+
+def _snapshot(repo: Path) -> Path:
+    return next((repo / "snapshots").iterdir())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda repo: (_snapshot(repo) / "config.json").write_text(
+            (_snapshot(repo) / "config.json").read_text().replace("8192", "4096")
+        ),
+        lambda repo: (_snapshot(repo) / "model.safetensors.index.json").unlink(),
+        lambda repo: (_snapshot(repo) / "hf_quant_config.json").write_text("{}"),
+        lambda repo: (repo / "snapshots" / ("f" * 40)).mkdir(),
+        lambda repo: (repo / "refs" / "main").write_text("f" * 40),
+        lambda repo: shutil.rmtree(repo),
+    ],
+    ids=["config", "index", "quant-file", "snapshot", "ref", "gone"],
+)
+def test_a_launch_check_is_replayed_until_its_model_changes(
+    model: Path, capsys: pytest.CaptureFixture[str], change: Any
+) -> None:
+    argv = ["check", "--", *SERVE]
+    out, err, code = full(argv, capsys)
+    assert "Meta-Llama-3-8B" in out or code in (0, 1)
+    assert answers.replay(argv) == (out, err, code)
+    change(model)
+    assert answers.replay(argv) is None
+
+
+def test_a_launch_checks_config_file_and_memory_in_use_are_inputs(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text("gpu-memory-utilization: 0.9\n")
+    argv = ["check", "--", *SERVE, "--config", str(config)]
+    reading = {"used": 615}
+
+    def read_host(root: str = "/", nvml_lib: Optional[str] = None, timeout: float = 2.0) -> Any:
+        hostread.last = _gpu_host(reading["used"])
+        return hostread.last
+
+    monkeypatch.setattr(hostread, "read_host", read_host)
+    time.sleep(TICK)
+    full(argv, capsys)
+    assert answers.replay(argv) is not None
+    reading["used"] = 80_000  # the memory fit counts what else holds the GPU
+    assert answers.replay(argv) is None
+    reading["used"] = 615
+    assert answers.replay(argv) is not None
+    config.write_text("gpu-memory-utilization: 0.5\n")
+    assert answers.replay(argv) is None

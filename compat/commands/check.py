@@ -3,6 +3,7 @@ the edge, then the one pipeline (compat.pipeline.check)."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Optional
 
 import click
@@ -223,17 +224,32 @@ def keep_answer(
     code: int,
 ) -> None:
     """Keep a live check's answer for its next identical run (compat.answers), when everything
-    it judged was read here: not from a file, another interpreter, a launch command or a model,
-    not with --deep (files' contents) or --driver (its note); and only a report to stdout."""
+    it judged was read here: not from a file, another interpreter or a launch file, not with
+    --deep (files' contents) or --driver (its note); and only a report to stdout. A launch
+    command's own inputs are watched too: every argument taken as a path (a --config file, a
+    model folder) and the files the model's facts come from."""
     whole = not (
-        req.from_file
-        or req.interpreter
-        or req.deep
-        or req.driver
-        or req.launch_argv
-        or req.launch_file
-        or env.launch
+        req.from_file or req.interpreter or req.deep or req.driver or req.launch_file or env.launch
     )
+    extra: list[tuple[str, bool]] = []
+    unused: tuple[str, ...] = ("memory_used_mib",)
+    if whole and req.launch_argv:
+        from compat.probe.model import watched as model_watched
+
+        launch = parse_launch_for(env, LaunchInput(argv=req.launch_argv))
+        extra = model_watched(launch, env.env) + _argument_paths(req.launch_argv)
+        unused = ()  # the memory fit counts what else runs on the GPU
     # Without a launch command no check weighs the memory in use (compat.check.fit sizes a
     # launch): a GPU serving something between two checks does not change the answer.
-    keep_live(env, src, text if whole else None, note, code, unused=("memory_used_mib",))
+    keep_live(env, src, text if whole else None, note, code, unused=unused, extra=extra)
+
+
+def _argument_paths(argv: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """Every argument of a launch command (and every value after `=`) as a path, there or not:
+    whichever names a file (a --config YAML) or a folder (a model), its change is seen."""
+    out: list[tuple[str, bool]] = []
+    for arg in argv:
+        for text in {arg, arg.partition("=")[2]} - {""}:
+            for path in {text, os.path.expanduser(text)}:
+                out += [(path, True), (path, False)]
+    return out

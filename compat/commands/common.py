@@ -52,11 +52,13 @@ def keep_live(
     code: int,
     walked: bool = False,
     unused: tuple[str, ...] = (),
+    extra: Sequence[tuple[str, bool]] = (),
 ) -> None:
     """Keep the answer of a command that read the live machine alone (`text` None: it read
     more, and nothing is kept) with everything that answer was made from (compat.answers):
     the files the probe read (every entry of the JIT caches when it `walked` them), the
-    database's, and the host as read (but its per-GPU fields in `unused`)."""
+    database's, the command's own (`extra`), and the host as read (but its per-GPU fields in
+    `unused`)."""
     from compat import answers
 
     if not answers.recording():
@@ -69,7 +71,7 @@ def keep_live(
 
     found = probe_watched(env, walked=walked)
     data = data_watched(src)
-    files = None if found is None or data is None else [*found, *data]
+    files = None if found is None or data is None else [*found, *data, *extra]
     answers.keep(text, f"note: {note}\n" if note else "", code, files, unused)
 
 

@@ -281,3 +281,44 @@ def model_of_launch(launch: Any, env_vars: Mapping[str, str]) -> Union[ModelFact
         revision if isinstance(revision, str) else None,
         download if isinstance(download, str) else None,
     )
+
+
+def watched(launch: Any, env_vars: Mapping[str, str]) -> list[tuple[str, bool]]:
+    """What `model_of_launch` reads for this launch, as (path, follow links), for a kept answer
+    (compat.answers): the model's path as given, the hub cache's folders on the way to its
+    snapshots, each snapshot (the newest is taken by its mtime), and every entry of the folder
+    the facts come from (config.json, the quantization file, the indexes, the shards)."""
+    from compat.families import families
+
+    if launch is None or launch.framework not in families().frameworks:
+        return []
+    name = launch.settings.get("model")
+    if not isinstance(name, str) or not name:
+        return []
+    environ = {**os.environ, **env_vars, **launch.env}
+    revision = launch.settings.get("revision")
+    revision = revision if isinstance(revision, str) else None
+    download = launch.settings.get("download_dir")
+    download = download if isinstance(download, str) else None
+    text = name.strip()
+    expanded = os.path.expanduser(text)
+    out = [(expanded, True), (expanded, False)]
+    cache = Path(download).expanduser() if download else hub_cache(environ)[0]
+    repo = cache / ("models--" + text.replace("/", "--"))
+    snapshots = repo / "snapshots"
+    for p in (cache, repo, repo / "refs", repo / "refs" / (revision or "main"), snapshots):
+        out.append((str(p), True))
+    out += [(str(p), True) for p in _entries(snapshots)]
+    folder = find_model_dir(name, environ, revision, download)
+    if isinstance(folder, Path):
+        out.append((str(folder), True))
+        for p in _entries(folder):
+            out += [(str(p), True), (str(p), False)]
+    return out
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except (OSError, ValueError):
+        return []
