@@ -115,7 +115,8 @@ def begin(argv: Sequence[str]) -> None:
     Best effort: a run that cannot be recorded (its folder deleted, say) is still run."""
     global _current
     _current = None
-    if not os.environ.get(OFF):
+    # Without $HOME the user's folders come from the password database, which is not watched.
+    if not os.environ.get(OFF) and os.environ.get("HOME"):
         try:
             _current = Recording(argv)
         except Exception:  # nothing about recording may stop the check itself
@@ -173,9 +174,19 @@ def _keep(
         return
     files = []
     racy = rec.started_ns - RACY_NS
+    folders: dict[str, bool] = {}
     for path, follow in paths:
         st = stamp(path, follow)
-        if st is not None and (st[2] >= racy or st[3] >= racy):
+        if st is None:
+            # Absent now, but was it there when the run read it? An absent file has no times;
+            # its folder's change when it was removed (or made) does.
+            folder = os.path.dirname(os.path.abspath(path))
+            if folder not in folders:
+                got = stamp(folder)
+                folders[folder] = got is not None and (got[2] >= racy or got[3] >= racy)
+            if folders[folder]:
+                return
+        elif st[2] >= racy or st[3] >= racy:
             return
         files.append([path, follow, st])
     doc = {
@@ -188,7 +199,9 @@ def _keep(
         "stderr": stderr,
         "code": code,
     }
-    _write(_record_path(rec.key), json.dumps(doc).encode())
+    data = json.dumps(doc).encode()
+    if len(data) <= MAX_RECORD:  # a larger one would never be read back
+        _write(_record_path(rec.key), data)
 
 
 def masked(host: Mapping[str, Any], unused: Sequence[str]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (triton / "abc123").mkdir(parents=True)
     monkeypatch.setenv("TRITON_CACHE_DIR", str(triton))
     monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()  # as on any run but the first: made then, its folder changed
     monkeypatch.delenv(answers.OFF, raising=False)
     monkeypatch.syspath_prepend(str(site))
     # files this test writes are as new as the run: the racy guard is tested on its own
@@ -280,6 +281,7 @@ def test_the_program_replays_and_a_full_run_agrees(tmp_path: Path) -> None:
     env.pop(answers.OFF, None)
     work = tmp_path / "work"  # the folder `python -c` puts on the path: not where caches go
     work.mkdir()
+    cache.mkdir()  # made beside the (absent) triton cache during a first run, it would be racy
     time.sleep(2.1)  # older than the racy window
     first = _program(env, work)
     assert first.returncode == 1 and "vllm" in first.stdout
@@ -642,4 +644,53 @@ def test_a_launch_checks_config_file_and_memory_in_use_are_inputs(
     reading["used"] = 615
     assert answers.replay(argv) is not None
     config.write_text("gpu-memory-utilization: 0.5\n")
+    assert answers.replay(argv) is None
+
+
+def test_a_file_removed_while_the_run_read_it_keeps_nothing(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removed after it was read and before the answer is kept: absent then, it has no times;
+    its folder, changed during the run, keeps the answer from being kept."""
+    config = tmp_path / "cfg" / "serve.yaml"
+    config.parent.mkdir()
+    config.write_text("max-model-len: 999999\n")
+    time.sleep(TICK)
+    from compat.commands import check as check_command
+
+    real = check_command.keep_answer
+
+    def removed_first(*args: Any, **kwargs: Any) -> None:
+        config.unlink()
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(check_command, "keep_answer", removed_first)
+    argv = ["check", "--", *SERVE, "--config", str(config)]
+    full(argv, capsys)
+    assert answers.replay(argv) is None
+
+
+def test_another_users_home_keeps_nothing(
+    model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`~name` is resolved through the password database, which no record watches; without
+    $HOME every home folder is."""
+    argv = ["check", "--", *SERVE, "--download-dir", "~nobody/models"]
+    full(argv, capsys)
+    assert answers.replay(argv) is None
+    monkeypatch.delenv("HOME")
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is None
+
+
+def test_a_trailing_slash_names_the_file_the_reader_opens(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text("max-model-len: 4096\n")
+    time.sleep(TICK)
+    argv = ["check", "--", *SERVE, "--config", f"{config}/"]
+    full(argv, capsys)
+    assert answers.replay(argv) is not None
+    config.write_text("max-model-len: 999999\n")
     assert answers.replay(argv) is None

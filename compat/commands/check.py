@@ -4,11 +4,13 @@ the edge, then the one pipeline (compat.pipeline.check)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import click
 from msgspec import Struct
 
+from compat import answers
 from compat.advisories import Model
 from compat.commands.common import (
     CheckRequest,
@@ -103,6 +105,12 @@ def run_check(
 ) -> tuple[Environment, list[Finding]]:
     """The environment and its findings, for `compat check` and `compat run` (and tests, which
     pass the database they loaded once)."""
+    got, found = judged(req, db)
+    return got.env, found
+
+
+def judged(req: CheckRequest, db: Optional[Database] = None) -> tuple[Inputs, list[Finding]]:
+    """What was judged and the findings."""
     from compat.check import sort_findings
 
     db = db or load_database()
@@ -110,7 +118,7 @@ def run_check(
     found = check(got.env, db, got.launch, got.model, ignore=got.ignore)
     drop = set(got.ignore)
     notes = [n for n in got.notes if n.code not in drop and (n.advisory or "") not in drop]
-    return got.env, sort_findings([*found, *notes]) if notes else found
+    return got, sort_findings([*found, *notes]) if notes else found
 
 
 @click.command("check", context_settings={"ignore_unknown_options": False})
@@ -202,7 +210,8 @@ def check_cmd(
         launch,
         machine,
     )
-    env, findings = run_check(req)
+    got, findings = judged(req)
+    env = got.env
     from compat.channel.source import locate
 
     src = locate()
@@ -211,13 +220,14 @@ def check_cmd(
     if note:
         click.echo(f"note: {note}", err=True)
     code = exit_code(findings, fail_on)
-    keep_answer(req, env, src, text if output in (None, "-") else None, note, code)
+    if answers.recording():
+        keep_answer(req, got, src, text if output in (None, "-") else None, note, code)
     ctx.exit(code)
 
 
 def keep_answer(
     req: CheckRequest,
-    env: Environment,
+    got: Inputs,
     src: DataSource,
     text: Optional[str],
     note: Optional[str],
@@ -228,6 +238,7 @@ def keep_answer(
     --deep (files' contents) or --driver (its note); and only a report to stdout. A launch
     command's own inputs are watched too: every argument taken as a path (a --config file, a
     model folder) and the files the model's facts come from."""
+    env = got.env
     whole = not (
         req.from_file or req.interpreter or req.deep or req.driver or req.launch_file or env.launch
     )
@@ -236,20 +247,33 @@ def keep_answer(
     if whole and req.launch_argv:
         from compat.probe.model import watched as model_watched
 
-        launch = parse_launch_for(env, LaunchInput(argv=req.launch_argv))
-        extra = model_watched(launch, env.env) + _argument_paths(req.launch_argv)
+        try:
+            found = model_watched(got.launch, env.env)
+            paths = _argument_paths(req.launch_argv)
+        except Exception:  # what cannot be named cannot be watched: nothing is kept
+            found = paths = None
+        if found is None or paths is None:
+            whole = False
+        else:
+            extra = found + paths
         unused = ()  # the memory fit counts what else runs on the GPU
     # Without a launch command no check weighs the memory in use (compat.check.fit sizes a
     # launch): a GPU serving something between two checks does not change the answer.
     keep_live(env, src, text if whole else None, note, code, unused=unused, extra=extra)
 
 
-def _argument_paths(argv: tuple[str, ...]) -> list[tuple[str, bool]]:
-    """Every argument of a launch command (and every value after `=`) as a path, there or not:
-    whichever names a file (a --config YAML) or a folder (a model), its change is seen."""
+def _argument_paths(argv: tuple[str, ...]) -> Optional[list[tuple[str, bool]]]:
+    """Every argument of a launch command (and every value after `=`) as a path, there or not,
+    spelled as given and as the readers spell it (pathlib drops a trailing `/` or `/.`):
+    whichever names a file (a --config YAML) or a folder (a model), its change is seen. None
+    when one names another user's home (`~name`): the password database says where that is."""
+    from compat.probe.model import another_home
+
     out: list[tuple[str, bool]] = []
     for arg in argv:
         for text in {arg, arg.partition("=")[2]} - {""}:
-            for path in {text, os.path.expanduser(text)}:
+            if another_home(text):
+                return None
+            for path in {text, os.path.expanduser(text), str(Path(os.path.expanduser(text)))}:
                 out += [(path, True), (path, False)]
     return out

@@ -283,11 +283,18 @@ def model_of_launch(launch: Any, env_vars: Mapping[str, str]) -> Union[ModelFact
     )
 
 
-def watched(launch: Any, env_vars: Mapping[str, str]) -> list[tuple[str, bool]]:
+# Where the hub cache may be named (hub_cache's precedence): a value there starting `~user` is
+# resolved through the password database, which a kept answer does not watch.
+_HUB_VARS = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME")
+
+
+def watched(launch: Any, env_vars: Mapping[str, str]) -> Optional[list[tuple[str, bool]]]:
     """What `model_of_launch` reads for this launch, as (path, follow links), for a kept answer
-    (compat.answers): the model's path as given, the hub cache's folders on the way to its
-    snapshots, each snapshot (the newest is taken by its mtime), and every entry of the folder
-    the facts come from (config.json, the quantization file, the indexes, the shards)."""
+    (compat.answers): the model's path as given and as pathlib spells it, the hub cache's
+    folders on the way to its snapshots, each snapshot (the newest is taken by its mtime), and
+    every entry of the folder the facts come from (config.json, the quantization file, the
+    indexes, the shards). None when a path is another user's home (`~name`): what that is comes
+    from the password database."""
     from compat.families import families
 
     if launch is None or launch.framework not in families().frameworks:
@@ -300,9 +307,12 @@ def watched(launch: Any, env_vars: Mapping[str, str]) -> list[tuple[str, bool]]:
     revision = revision if isinstance(revision, str) else None
     download = launch.settings.get("download_dir")
     download = download if isinstance(download, str) else None
+    named = [name.strip(), download or "", *(environ.get(v, "") for v in _HUB_VARS)]
+    if any(another_home(t) for t in named):
+        return None
     text = name.strip()
     expanded = os.path.expanduser(text)
-    out = [(expanded, True), (expanded, False)]
+    out = [(p, follow) for p in (expanded, str(Path(expanded))) for follow in (True, False)]
     cache = Path(download).expanduser() if download else hub_cache(environ)[0]
     repo = cache / ("models--" + text.replace("/", "--"))
     snapshots = repo / "snapshots"
@@ -322,3 +332,8 @@ def _entries(folder: Path) -> list[Path]:
         return list(folder.iterdir())
     except (OSError, ValueError):
         return []
+
+
+def another_home(text: str) -> bool:
+    """Whether a path names a user's home by name (`~name/...`), not by $HOME (`~`, `~/...`)."""
+    return text.startswith("~") and not (text == "~" or text.startswith("~/"))
