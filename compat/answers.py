@@ -100,11 +100,32 @@ def _record_path(key: Mapping[str, Any]) -> str:
 
 
 class Recording:
-    """A full check under way whose answer may be kept."""
+    """A full check under way whose answer may be kept. What the command line names is stamped
+    as the run starts: a file removed before the answer is kept has no times of its own that
+    would show it was there when the run read it."""
 
     def __init__(self, argv: Sequence[str]) -> None:
         self.started_ns = time.time_ns()
         self.key = _key(argv)
+        self.arguments = {p: stamp(*p) for p in argument_paths(argv)}
+
+
+def argument_paths(argv: Sequence[str]) -> list[tuple[str, bool]]:
+    """Every argument (and every value after `=`) as a path, there or not, spelled as given, with
+    `~` expanded and as pathlib spells it (no trailing `/` or `/.`), links followed and not: a
+    --config file or a model folder given on the command line, whichever flag names it."""
+    out: dict[tuple[str, bool], None] = {}
+    for arg in argv:
+        for text in (arg, arg.partition("=")[2]):
+            if not text:
+                continue
+            home = os.path.expanduser(text)
+            trimmed = home.rstrip("/")
+            while trimmed.endswith("/."):
+                trimmed = trimmed[:-2].rstrip("/")
+            for path in (text, home, trimmed or home):
+                out[(path, True)] = out[(path, False)] = None
+    return list(out)
 
 
 _current: Optional[Recording] = None
@@ -163,6 +184,7 @@ def _keep(
     if hostread.last is None or time.strftime("%Y-%m-%d") != rec.key["day"]:
         return  # the host was not read, or the day turned during the run
     paths: dict[tuple[str, bool], None] = dict.fromkeys(watched)
+    paths.update(dict.fromkeys(rec.arguments))  # whatever an argument names is an input
     paths[(sys.executable, True)] = None
     for module in list(sys.modules.values()):
         origin = getattr(module, "__file__", None)
@@ -174,20 +196,12 @@ def _keep(
         return
     files = []
     racy = rec.started_ns - RACY_NS
-    folders: dict[str, bool] = {}
     for path, follow in paths:
         st = stamp(path, follow)
-        if st is None:
-            # Absent now, but was it there when the run read it? An absent file has no times;
-            # its folder's change when it was removed (or made) does.
-            folder = os.path.dirname(os.path.abspath(path))
-            if folder not in folders:
-                got = stamp(folder)
-                folders[folder] = got is not None and (got[2] >= racy or got[3] >= racy)
-            if folders[folder]:
-                return
-        elif st[2] >= racy or st[3] >= racy:
+        if st is not None and (st[2] >= racy or st[3] >= racy):
             return
+        if (path, follow) in rec.arguments and rec.arguments[(path, follow)] != st:
+            return  # a file named on the command line came or went while the run read it
         files.append([path, follow, st])
     doc = {
         "key": rec.key,

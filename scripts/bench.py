@@ -169,6 +169,7 @@ def main() -> int:
             "compat check --from 300-line freeze": [*compat, "check", "--from", str(FREEZE)],
             "database load (python + import + load)": db_load,
             "compat check -- <launch command>": [*compat, "check", "--", *LAUNCH],
+            f"{FULL}compat check -- <launch command>": [*compat, "check", "--", *LAUNCH],
             f"compat lock {LOCK_TARGET}": [*compat, "lock", LOCK_TARGET],
         }
     )
@@ -183,10 +184,13 @@ def main() -> int:
     )
     med = {name: statistics.median(v) for name, (v, _) in results.items()}
     floor, pip = med["floor (scripts/floor.py)"], med["pip check"]
-    print(f"{'command':<40}{'median':>9}{'min':>9}{'max':>9}{'peak':>9}{'/floor':>8}{'/pip':>7}")
+    width = max(len(name) for name in results) + 2
+    print(
+        f"{'command':<{width}}{'median':>9}{'min':>9}{'max':>9}{'peak':>9}{'/floor':>8}{'/pip':>7}"
+    )
     for name, (vals, peak) in results.items():
         print(
-            f"{name:<40}{med[name]:>7.0f}ms{min(vals):>7.0f}ms{max(vals):>7.0f}ms"
+            f"{name:<{width}}{med[name]:>7.0f}ms{min(vals):>7.0f}ms{max(vals):>7.0f}ms"
             f"{peak / 1024:>7.0f}MB{med[name] / floor:>8.2f}{med[name] / pip:>7.2f}"
         )
     targets = [

@@ -324,8 +324,10 @@ for name in ("stat", "lstat", "access"):
     setattr(os, name, wrap)
 from compat import answers
 kept = []
+argv = json.loads(os.environ["ARGV"])
 answers.keep = lambda out, err, code, watched, unused=(): kept.append(
-    [os.path.abspath(p) for p, _follow in watched or ()] + [sys.executable])
+    [os.path.abspath(p) for p, _follow in [*(watched or ()), *answers.argument_paths(argv)]]
+    + [sys.executable])
 from compat.cli import main
 argv = json.loads(os.environ["ARGV"])
 answers.begin(argv)
@@ -650,8 +652,8 @@ def test_a_launch_checks_config_file_and_memory_in_use_are_inputs(
 def test_a_file_removed_while_the_run_read_it_keeps_nothing(
     model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Removed after it was read and before the answer is kept: absent then, it has no times;
-    its folder, changed during the run, keeps the answer from being kept."""
+    """Removed after it was read and before the answer is kept: absent then, it has no times
+    that would show it was there; what the command line names was stamped as the run began."""
     config = tmp_path / "cfg" / "serve.yaml"
     config.parent.mkdir()
     config.write_text("max-model-len: 999999\n")
@@ -694,3 +696,19 @@ def test_a_trailing_slash_names_the_file_the_reader_opens(
     assert answers.replay(argv) is not None
     config.write_text("max-model-len: 999999\n")
     assert answers.replay(argv) is None
+
+
+def test_a_cache_removed_while_the_run_read_it_keeps_nothing(
+    stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compat.commands import check as check_command
+
+    real = check_command.keep_answer
+
+    def removed_first(*args: Any, **kwargs: Any) -> None:
+        shutil.rmtree(os.environ["TRITON_CACHE_DIR"])
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(check_command, "keep_answer", removed_first)
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is None

@@ -3,8 +3,6 @@ the edge, then the one pipeline (compat.pipeline.check)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import click
@@ -236,8 +234,8 @@ def keep_answer(
     """Keep a live check's answer for its next identical run (compat.answers), when everything
     it judged was read here: not from a file, another interpreter or a launch file, not with
     --deep (files' contents) or --driver (its note); and only a report to stdout. A launch
-    command's own inputs are watched too: every argument taken as a path (a --config file, a
-    model folder) and the files the model's facts come from."""
+    command's own inputs are watched too: the files the model's facts come from (and, by
+    compat.answers, every argument taken as a path: a --config file, a model folder)."""
     env = got.env
     whole = not (
         req.from_file or req.interpreter or req.deep or req.driver or req.launch_file or env.launch
@@ -245,35 +243,20 @@ def keep_answer(
     extra: list[tuple[str, bool]] = []
     unused: tuple[str, ...] = ("memory_used_mib",)
     if whole and req.launch_argv:
+        from compat.probe.model import another_home
         from compat.probe.model import watched as model_watched
 
         try:
             found = model_watched(got.launch, env.env)
-            paths = _argument_paths(req.launch_argv)
         except Exception:  # what cannot be named cannot be watched: nothing is kept
-            found = paths = None
-        if found is None or paths is None:
+            found = None
+        # `~name` is another user's home: where that is, the password database says
+        home = any(another_home(t) for a in req.launch_argv for t in (a, a.partition("=")[2]))
+        if found is None or home:
             whole = False
         else:
-            extra = found + paths
+            extra = found  # the arguments themselves are watched as paths by compat.answers
         unused = ()  # the memory fit counts what else runs on the GPU
     # Without a launch command no check weighs the memory in use (compat.check.fit sizes a
     # launch): a GPU serving something between two checks does not change the answer.
     keep_live(env, src, text if whole else None, note, code, unused=unused, extra=extra)
-
-
-def _argument_paths(argv: tuple[str, ...]) -> Optional[list[tuple[str, bool]]]:
-    """Every argument of a launch command (and every value after `=`) as a path, there or not,
-    spelled as given and as the readers spell it (pathlib drops a trailing `/` or `/.`):
-    whichever names a file (a --config YAML) or a folder (a model), its change is seen. None
-    when one names another user's home (`~name`): the password database says where that is."""
-    from compat.probe.model import another_home
-
-    out: list[tuple[str, bool]] = []
-    for arg in argv:
-        for text in {arg, arg.partition("=")[2]} - {""}:
-            if another_home(text):
-                return None
-            for path in {text, os.path.expanduser(text), str(Path(os.path.expanduser(text)))}:
-                out += [(path, True), (path, False)]
-    return out

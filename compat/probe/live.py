@@ -107,7 +107,11 @@ def watched(
             out.append((os.path.join(dist.location, ext), True))
     if walked and any(c.truncated for c in env.caches):
         return None
+    measured = {c.path: c for c in env.caches}
     for _kind, path in caches.cache_locations(environ):
+        seen = measured.get(path)
+        if seen is not None and seen.exists and not os.path.isdir(path):
+            return None  # removed while the run read it: its answer is already not true
         out.append((path, True))
         found = _top_level(path) if not walked else (e.path for e in caches.entries_under(path))
         entries = list(itertools.islice(found, MAX_WATCHED_CACHE_ENTRIES + 1))
