@@ -186,7 +186,7 @@ def test_the_record_names_every_module_the_check_ran(
     [
         ["check", "--from", str(ROOT / "tests" / "assets" / "freeze" / "300-lines.txt")],
         ["check", "--driver", "550"],
-        ["check", "--deep"],
+        ["check", "--deep"],  # its torch is a CUDA build whose arch list only torch can say
         ["check", "-o", "REPORT"],
         [
             "check",
@@ -194,7 +194,7 @@ def test_the_record_names_every_module_the_check_ran(
             str(ROOT / "tests" / "assets" / "launch" / "seed002-standalone.sh"),
         ],
     ],
-    ids=["from", "driver", "deep", "output", "launch-file"],
+    ids=["from", "driver", "deep-importing-torch", "output", "launch-file"],
 )
 def test_what_reads_more_than_it_can_watch_is_never_kept(
     stack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
@@ -344,8 +344,8 @@ json.dump({"traced": {p: sorted(k) for p, k in traced.items()}, "watched": kept[
 
 @pytest.mark.parametrize(
     "argv",
-    [["check"], ["env"], ["check", "--", *SERVE, "--config", "serve.yaml"]],
-    ids=["check", "env", "launch"],
+    [["check"], ["env"], ["check", "--", *SERVE, "--config", "serve.yaml"], ["check", "--deep"]],
+    ids=["check", "env", "launch", "deep"],
 )
 def test_the_record_watches_everything_a_full_run_reads(tmp_path: Path, argv: list[str]) -> None:
     """Every file and folder a full check opens, lists or stats is watched by its record, but
@@ -361,6 +361,11 @@ def test_the_record_watches_everything_a_full_run_reads(tmp_path: Path, argv: li
     (site / "torch" / "version.py").write_text("__version__ = '2.6.0+cu124'\ncuda = '12.4'\n")
     (site / "sgl_kernel").mkdir()
     (site / "sgl_kernel" / "common_ops.abi3.so").write_bytes(b"\x7fELF" + bytes(60))
+    record = "sgl_kernel/common_ops.abi3.so,sha256=x,1\nsgl_kernel/gone.so,,\n"
+    next(site.glob("sgl_kernel-*.dist-info")).joinpath("RECORD").write_text(record)
+    if "--deep" in argv:  # a CPU torch: no arch list to ask an imported torch for
+        (site / "torch" / "version.py").write_text("__version__ = '2.6.0+cpu'\ncuda = None\n")
+        (site / "torch" / "lib" / "libc10.so").write_bytes(b"\x7fELF" + bytes(60))
     triton = tmp_path / "triton"
     (triton / "3.3.1" / "kernels").mkdir(parents=True)
     (triton / "3.3.1" / "kernels" / "k.cubin").write_bytes(bytes(100))
@@ -391,6 +396,9 @@ def test_the_record_watches_everything_a_full_run_reads(tmp_path: Path, argv: li
         read = [p for p, kinds in doc["traced"].items() if "open" in kinds]
         assert any(p.endswith("config.json") and "models--meta-llama" in p for p in read)
         assert str(work / "serve.yaml") in read
+    if "--deep" in argv:  # the objects its RECORD lists were read
+        read = [p for p, kinds in doc["traced"].items() if "open" in kinds]
+        assert str(site / "sgl_kernel" / "common_ops.abi3.so") in read
     watched = set(doc["watched"])
     modules = {os.path.abspath(m) for m in doc["modules"]}
     folders = {os.path.dirname(m) for m in modules}
@@ -714,3 +722,64 @@ def test_a_cache_removed_while_the_run_read_it_keeps_nothing(
     monkeypatch.setattr(check_command, "keep_answer", removed_first)
     full(["check"], capsys)
     assert answers.replay(["check"]) is None
+
+
+CC = shutil.which("cc") or shutil.which("gcc")
+
+
+def _so(out: Path, source: str, *link: str) -> None:
+    assert CC is not None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = out.with_suffix(".c")
+    src.write_text(source)
+    subprocess.run([CC, "-shared", "-fPIC", "-o", str(out), str(src), *link], check=True)
+    src.unlink()
+
+
+@pytest.fixture
+def deep_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A CPU torch (no arch list to read) whose libc10 exports one name, and an sgl-kernel whose
+    compiled object imports it: what `--deep` reads, through the RECORD."""
+    if CC is None:
+        pytest.skip("needs a C compiler")
+    site = tmp_path / "site"
+    lib = site / "torch" / "lib"
+    _so(lib / "libc10.so", "void _ZN3c104testEv(void) {}\n")
+    (site / "torch" / "version.py").write_text("__version__ = '2.7.1+cpu'\ncuda = None\n")
+    make_dist(site, "torch", "2.7.1+cpu")
+    _so(
+        site / "sgl_kernel" / "common_ops.abi3.so",
+        "extern void _ZN3c104testEv(void);\nvoid run(void) { _ZN3c104testEv(); }\n",
+        f"-L{lib}",
+        "-lc10",
+    )
+    kernel = make_dist(site, "sgl-kernel", "0.3.9")
+    (kernel / "RECORD").write_text("sgl_kernel/common_ops.abi3.so,sha256=x,1\n")
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "triton"))
+    monkeypatch.setenv("COMPAT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    monkeypatch.delenv(answers.OFF, raising=False)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(answers, "RACY_NS", 0)
+    time.sleep(TICK)
+    return site
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda site: (site / "sgl_kernel" / "common_ops.abi3.so").write_bytes(b"not an object"),
+        lambda site: next(site.glob("sgl_kernel-*.dist-info")).joinpath("RECORD").write_text(""),
+        lambda site: (site / "torch" / "lib" / "libc10.so").write_bytes(b"\x7fELF"),
+        lambda site: (site / "torch" / "lib" / "libtorch_cpu.so").write_bytes(b"\x7fELF"),
+    ],
+    ids=["object", "record", "torch-lib", "new-torch-lib"],
+)
+def test_a_deep_check_is_replayed_until_what_it_read_changes(
+    deep_stack: Path, capsys: pytest.CaptureFixture[str], change: Any
+) -> None:
+    out, err, code = full(["check", "--deep"], capsys)
+    assert "sgl-kernel" in out or code in (0, 1)
+    assert answers.replay(["check", "--deep"]) == (out, err, code)
+    change(deep_stack)
+    assert answers.replay(["check", "--deep"]) is None

@@ -233,12 +233,19 @@ def keep_answer(
 ) -> None:
     """Keep a live check's answer for its next identical run (compat.answers), when everything
     it judged was read here: not from a file, another interpreter or a launch file, not with
-    --deep (files' contents) or --driver (its note); and only a report to stdout. A launch
+    --driver (its note), not a --deep that imported torch; and only a report to stdout. A launch
     command's own inputs are watched too: the files the model's facts come from (and, by
     compat.answers, every argument taken as a path: a --config file, a model folder)."""
+    from compat.probe import torch as torch_probe
+
     env = got.env
     whole = not (
-        req.from_file or req.interpreter or req.deep or req.driver or req.launch_file or env.launch
+        req.from_file
+        or req.interpreter
+        or req.driver
+        or req.launch_file
+        or env.launch
+        or (req.deep and torch_probe.asked_torch)  # it imported torch: all of torch an input
     )
     extra: list[tuple[str, bool]] = []
     unused: tuple[str, ...] = ("memory_used_mib",)

@@ -36,6 +36,7 @@ def probe_environment(
         distributions.scan(interp.path, everything=everything)
     )
     torch_build = torch.probe_torch(distributions.find(dists, "torch"))
+    torch.asked_torch = False  # this probe's own answer (compat.commands.check reads it)
     if deep:
         from compat.probe import deep as deep_probe
         from compat.probe.deepcache import default_cache
@@ -80,6 +81,8 @@ MAX_WATCHED_CACHE_ENTRIES = 20_000
 def watched(
     env: Environment, environ: Optional[Mapping[str, str]] = None, walked: bool = False
 ) -> Optional[list[tuple[str, bool]]]:
+    # With env.deep (a `--deep` probe) also what it read: every RECORD, every compiled object
+    # it lists, and every file of torch/lib (its exports and the fatbin headers' arch list).
     """Every file and folder a live probe of this interpreter (no --deep) read to make `env`,
     as (path, follow links): what a kept answer is replayed against. A superset: every
     dist-info folder on the path with its METADATA and direct_url.json, not only those kept;
@@ -98,10 +101,17 @@ def watched(
                 meta = "METADATA" if info.endswith(".dist-info") else "PKG-INFO"
                 out += [(info, False), (info, True), (os.path.join(info, meta), True)]
                 out.append((os.path.join(info, "direct_url.json"), True))
+                if env.deep:
+                    out.append((os.path.join(info, "RECORD"), True))
     for dist in env.distributions:
         if dist.key == "torch":
             out.append((os.path.join(dist.location, "torch", "version.py"), True))
             out.append((os.path.join(dist.location, "torch", "lib"), True))
+            if env.deep:
+                lib = os.path.join(dist.location, "torch", "lib")
+                out += [(path, True) for path in _top_level(lib)]
+        if env.deep:
+            out += [(os.path.join(dist.location, o.path), True) for o in dist.objects]
         ext = families().extensions.get(dist.key)
         if ext:
             out.append((os.path.join(dist.location, ext), True))

@@ -190,6 +190,9 @@ def fatbin_arch_list(lib_dir: str, cache: Optional[FactCache] = None) -> ArchRea
 
 
 _ARCH_CHILD = "import json, torch; print(json.dumps(torch.cuda.get_arch_list()))"
+# Whether this process asked an imported torch (a fallback): what that answer depends on is all
+# of torch's installation, which no kept answer (compat.answers) watches.
+asked_torch = False
 
 
 def arch_list(executable: str, timeout: float = 60.0) -> tuple[tuple[str, ...], str]:
@@ -199,6 +202,8 @@ def arch_list(executable: str, timeout: float = 60.0) -> tuple[tuple[str, ...], 
 
     from compat.probe import bounded
 
+    global asked_torch
+    asked_torch = True  # until the next probe_environment
     got = bounded.run([executable, "-c", _ARCH_CHILD], timeout=timeout, limit=64 * 1024)
     if got.problem:
         return (), f"could not run torch: {got.problem}"
