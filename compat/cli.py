@@ -7,7 +7,6 @@ and anything else that escapes a command is a crash (exit 70), never a verdict.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import sys
@@ -104,13 +103,9 @@ def _usage_hint(exc: click.UsageError) -> Optional[str]:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: runs the CLI and turns every outcome into its exit code."""
-    # A terminal or pipe that cannot encode a report's characters (PYTHONIOENCODING=ascii, the
-    # C locale of an old image) gets them escaped rather than a UnicodeEncodeError.
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            with contextlib.suppress(ValueError, OSError):
-                reconfigure(errors="backslashreplace")
+    from compat.entry import escape_unencodable, reader_gone
+
+    escape_unencodable()
     try:
         rv = cli.main(args=argv, prog_name="compat", standalone_mode=False)
         sys.stdout.flush()
@@ -145,10 +140,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
-        # The reader went away (`compat env | head`): not an error of ours; silence the flush
-        # at interpreter exit too.
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), sys.stdout.fileno())
+        reader_gone()
         sys.exit(0)
     except SystemExit:
         raise

@@ -37,19 +37,31 @@ def run() -> NoReturn:
     leave(code)
 
 
-def _write(out: str, err: str, code: int) -> int:
-    """A kept answer written as the full run writes it: the report, then the notes."""
+def escape_unencodable() -> None:
+    """A terminal or pipe that cannot encode a report's characters (PYTHONIOENCODING=ascii, the
+    C locale of an old image) gets them escaped rather than a UnicodeEncodeError."""
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             with contextlib.suppress(ValueError, OSError):
                 reconfigure(errors="backslashreplace")
+
+
+def reader_gone() -> None:
+    """The reader went away (`compat env | head`): not an error of ours; the flush at exit is
+    silenced too."""
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), sys.stdout.fileno())
+
+
+def _write(out: str, err: str, code: int) -> int:
+    """A kept answer written as the full run writes it: the report, then the notes."""
+    escape_unencodable()
     try:
         sys.stdout.write(out)
         sys.stdout.flush()
-    except BrokenPipeError:  # the reader went away (`compat check | head`): as compat.cli
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), sys.stdout.fileno())
+    except BrokenPipeError:
+        reader_gone()
         return 0
     except (OSError, AttributeError) as exc:
         from compat.errors import OutputError
