@@ -18,11 +18,12 @@ runs it in full. Standard library only: for a repeat check this module is the wh
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import time
+
+from compat.stamps import stamp
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,15 +49,6 @@ def cache_dir() -> str:
         return root
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "compat")
-
-
-def stamp(path: str, follow: bool = True) -> Optional[list[int]]:
-    """The stat fields a write or a replacement changes; None when there is nothing there."""
-    try:
-        st = os.stat(path) if follow else os.lstat(path)
-    except (OSError, ValueError):
-        return None
-    return [st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
 def _digest(data: bytes) -> str:
@@ -108,6 +100,16 @@ class Recording:
         self.started_ns = time.time_ns()
         self.key = _key(argv)
         self.arguments = {p: stamp(*p) for p in argument_paths(argv)}
+        # why this run's answer may not be kept, once something said so (`unrepeatable`)
+        self.doubt: Optional[str] = None
+        if any(another_home(t) for a in argv for t in (a, a.partition("=")[2])):
+            self.doubt = "an argument names another user's home"
+
+
+def another_home(text: str) -> bool:
+    """Whether a path names a user's home by name (`~name/...`), not by $HOME (`~`, `~/...`):
+    where that is, the password database says, and no record watches it."""
+    return text.startswith("~") and not (text == "~" or text.startswith("~/"))
 
 
 def argument_paths(argv: Sequence[str]) -> list[tuple[str, bool]]:
@@ -148,6 +150,19 @@ def recording() -> bool:
     return _current is not None
 
 
+def unrepeatable(why: str) -> None:
+    """This run's answer depends on something no record can watch (the clock that bounded a
+    read, an imported torch, a read that failed midway): it is not kept."""
+    if _current is not None:
+        _current.doubt = why
+
+
+def discard() -> None:
+    """The run read more than a record can hold (a file, another interpreter): nothing kept."""
+    global _current
+    _current = None
+
+
 def keep(
     stdout: str,
     stderr: str,
@@ -163,7 +178,7 @@ def keep(
     that cannot be written loses the replay, never the check."""
     global _current
     rec, _current = _current, None
-    if rec is None or watched is None:
+    if rec is None or watched is None or rec.doubt is not None:
         return
     try:
         _keep(rec, stdout, stderr, code, watched, unused)
@@ -248,24 +263,13 @@ def _mapped() -> list[str]:
 
 
 def _write(path: str, data: bytes) -> None:
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    names = [n for n in os.listdir(folder) if n.endswith(".json")]
-    if len(names) > KEEP:
-        aged = sorted(names, key=lambda n: (stamp(os.path.join(folder, n)) or [0] * 6)[2])
-        for name in aged[: len(names) - KEEP]:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(folder, name))
+    """Atomically, readable by this user alone; the folder keeps the newest KEEP records."""
+    from pathlib import Path
+
+    from compat.fileio import atomic_write, prune
+
+    atomic_write(Path(path), data, mode=0o600)
+    prune(Path(path).parent, KEEP, KEEP)
 
 
 def replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:

@@ -103,7 +103,7 @@ def _usage_hint(exc: click.UsageError) -> Optional[str]:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: runs the CLI and turns every outcome into its exit code."""
-    from compat.entry import escape_unencodable, reader_gone
+    from compat.streams import escape_unencodable, reader_gone
 
     escape_unencodable()
     try:

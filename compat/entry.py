@@ -37,25 +37,10 @@ def run() -> NoReturn:
     leave(code)
 
 
-def escape_unencodable() -> None:
-    """A terminal or pipe that cannot encode a report's characters (PYTHONIOENCODING=ascii, the
-    C locale of an old image) gets them escaped rather than a UnicodeEncodeError."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            with contextlib.suppress(ValueError, OSError):
-                reconfigure(errors="backslashreplace")
-
-
-def reader_gone() -> None:
-    """The reader went away (`compat env | head`): not an error of ours; the flush at exit is
-    silenced too."""
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), sys.stdout.fileno())
-
-
 def _write(out: str, err: str, code: int) -> int:
     """A kept answer written as the full run writes it: the report, then the notes."""
+    from compat.streams import escape_unencodable, reader_gone
+
     escape_unencodable()
     try:
         sys.stdout.write(out)
@@ -63,10 +48,11 @@ def _write(out: str, err: str, code: int) -> int:
     except BrokenPipeError:
         reader_gone()
         return 0
-    except (OSError, AttributeError) as exc:
+    except OSError as exc:  # as the full run says it (compat.commands.common.write_report)
         from compat.errors import OutputError
 
-        sys.stderr.write(f"compat: error: cannot write the report to stdout: {exc}\n")
+        why = exc.strerror or exc
+        sys.stderr.write(f"compat: error: cannot write the report to stdout: {why}\n")
         return OutputError.exit_code
     if err:
         with contextlib.suppress(OSError, ValueError):

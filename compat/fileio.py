@@ -180,13 +180,36 @@ def is_regular(path: PathLike) -> bool:
 def identity(path: PathLike) -> Optional[tuple[int, int, int, int, int]]:
     """What changes whenever a regular file is written or replaced: size, mtime, ctime (which no
     tool can set back), inode, device, the fields git's index trusts; None when it is not one."""
+    from compat.stamps import stamp
+
+    st = stamp(os.fspath(path))
+    if st is None or not stat.S_ISREG(st[0]):
+        return None
+    return st[1], st[2], st[3], st[4], st[5]
+
+
+def prune(folder: Path, most: int, keep: int, suffix: str = ".json") -> None:
+    """Past `most` files ending in `suffix` in `folder`, the oldest go until `keep` are left.
+    Best effort: a file another process removed first, or a folder that cannot be read, is
+    skipped."""
     try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
+        entries = [e for e in os.scandir(folder) if e.name.endswith(suffix)]
+    except OSError:
+        return
+    if len(entries) <= most:
+        return
+
+    def age(e: os.DirEntry[str]) -> float:
+        try:
+            return e.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            return 0.0
+
+    for e in sorted(entries, key=age)[: len(entries) - keep]:
+        try:
+            os.unlink(e.path)
+        except OSError:
+            continue
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:

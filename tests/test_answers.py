@@ -777,3 +777,37 @@ def test_a_deep_check_is_replayed_until_what_it_read_changes(
     assert answers.replay(["check", "--deep"]) == (out, err, code)
     change(deep_stack)
     assert answers.replay(["check", "--deep"]) is None
+
+
+def test_what_a_probe_calls_unrepeatable_is_not_kept(
+    stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compat.probe import caches
+
+    real = caches.probe_caches
+
+    def measured_against_the_clock(*args: Any, **kwargs: Any) -> Any:
+        answers.unrepeatable("a read stopped at its time bound")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(caches, "probe_caches", measured_against_the_clock)
+    full(["check"], capsys)
+    assert answers.replay(["check"]) is None
+
+
+def test_a_deep_read_stopped_by_its_bound_is_not_kept(
+    deep_stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's arch list from its CUDA library's fatbins, stopped by a bound (time among them:
+    a cold page cache): another run may read further, so the answer is not kept."""
+    from compat.probe import torch as torch_probe
+
+    (deep_stack / "torch" / "version.py").write_text("__version__ = '2.7.1+cu126'\ncuda = '12.6'\n")
+    shutil.copy(
+        deep_stack / "torch" / "lib" / "libc10.so",
+        deep_stack / "torch" / "lib" / "libtorch_cuda.so",
+    )
+    monkeypatch.setattr(torch_probe, "ARCH_MAX_BYTES", 0)
+    time.sleep(TICK)
+    full(["check", "--deep"], capsys)
+    assert answers.replay(["check", "--deep"]) is None

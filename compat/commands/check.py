@@ -233,33 +233,22 @@ def keep_answer(
 ) -> None:
     """Keep a live check's answer for its next identical run (compat.answers), when everything
     it judged was read here: not from a file, another interpreter or a launch file, not with
-    --driver (its note), not a --deep that imported torch; and only a report to stdout. A launch
-    command's own inputs are watched too: the files the model's facts come from (and, by
+    --driver (its note); and only a report to stdout (a --deep that had to import torch, or
+    whose reading stopped at a time bound, says so itself: compat.answers.unrepeatable). A
+    launch command's own inputs are watched too: the files the model's facts come from (and, by
     compat.answers, every argument taken as a path: a --config file, a model folder)."""
-    from compat.probe import torch as torch_probe
-
     env = got.env
-    whole = not (
-        req.from_file
-        or req.interpreter
-        or req.driver
-        or req.launch_file
-        or env.launch
-        or (req.deep and torch_probe.asked_torch)  # it imported torch: all of torch an input
-    )
+    whole = not (req.from_file or req.interpreter or req.driver or req.launch_file or env.launch)
     extra: list[tuple[str, bool]] = []
     unused: tuple[str, ...] = ("memory_used_mib",)
     if whole and req.launch_argv:
-        from compat.probe.model import another_home
         from compat.probe.model import watched as model_watched
 
         try:
             found = model_watched(got.launch, env.env)
         except Exception:  # what cannot be named cannot be watched: nothing is kept
             found = None
-        # `~name` is another user's home: where that is, the password database says
-        home = any(another_home(t) for a in req.launch_argv for t in (a, a.partition("=")[2]))
-        if found is None or home:
+        if found is None:
             whole = False
         else:
             extra = found  # the arguments themselves are watched as paths by compat.answers

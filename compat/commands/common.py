@@ -64,7 +64,7 @@ def keep_live(
     if not answers.recording():
         return
     if text is None or env.source != "live":
-        answers.keep("", "", code, None)  # the run's recording ends unkept
+        answers.discard()
         return
     from compat.channel.source import watched as data_watched
     from compat.probe import watched as probe_watched

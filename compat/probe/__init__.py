@@ -10,7 +10,7 @@ from compat.lazy import exports
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from compat.probe.live import MAX_WATCHED_CACHE_ENTRIES, probe_environment, watched
+    from compat.probe.live import probe_environment, watched
 
-__all__ = ["MAX_WATCHED_CACHE_ENTRIES", "probe_environment", "watched"]
+__all__ = ["probe_environment", "watched"]
 __getattr__ = exports(__name__, dict.fromkeys(__all__, "live"))

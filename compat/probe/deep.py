@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 import msgspec
 import msgspec.structs
 
-from compat import elf
+from compat import answers, elf
 from compat.families import families
 from compat.fileio import is_regular, open_regular
 from compat.models import Distribution, ObjectFacts, Unknown
@@ -147,6 +147,8 @@ class TorchExports:
         if names is not None:
             return names
         got, cacheable = _read_elf(key.path, key, "defined")
+        if not cacheable:
+            answers.unrepeatable(f"{key.path} could not be read whole")
         # A library that is not a readable ELF exports nothing compat can see.
         names = tuple(got.defined) if isinstance(got, elf.ElfInfo) else ()
         if cacheable:
@@ -182,6 +184,8 @@ def _object_record(
     else:
         imports = sorted(got.undefined | got.weak_undefined)
         record = {"needed": list(got.needed), "imports": imports}
+    if not cacheable:  # replaced while read, or an I/O error: another run may read it whole
+        answers.unrepeatable(f"{path} could not be read whole")
     return record, "read" if cacheable else "volatile"
 
 

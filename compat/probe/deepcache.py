@@ -15,7 +15,7 @@ from msgspec import Struct
 
 from compat import __version__
 from compat.errors import CompatError
-from compat.fileio import atomic_write, read_bytes
+from compat.fileio import atomic_write, prune, read_bytes
 from compat.matrix.tomlfile import cache_root
 
 FORMAT = 1
@@ -127,22 +127,7 @@ class FactCache:
         if self._pruned or self.folder is None:
             return
         self._pruned = True
-        try:
-            entries = [e for e in os.scandir(self.folder) if e.name.endswith(".json")]
-        except OSError:
-            return
-        if len(entries) <= MAX_ENTRIES:
-            return
-
-        def age(e: os.DirEntry[str]) -> float:
-            try:
-                return e.stat(follow_symlinks=False).st_mtime
-            except OSError:
-                return 0.0
-
-        for e in sorted(entries, key=age)[: len(entries) - MAX_ENTRIES * 3 // 4]:
-            with contextlib.suppress(OSError):
-                os.unlink(e.path)
+        prune(self.folder, MAX_ENTRIES, MAX_ENTRIES * 3 // 4)
 
 
 def default_cache() -> FactCache:

@@ -156,7 +156,7 @@ def scan(paths: Sequence[str], everything: bool = False) -> tuple[Distribution, 
     seen: set[str] = set()
     found: list[Distribution] = []
     for entry in paths:
-        folders = dist_folders(entry or ".")
+        folders = _dist_folders(entry or ".")
         if not folders:
             continue
         memo = _Seen.load(entry or ".")
@@ -277,7 +277,7 @@ def _names_stack(requirement: str) -> bool:
     return name is not None and is_stack(name)
 
 
-def dist_folders(entry: str) -> Iterable[str]:
+def _dist_folders(entry: str) -> Iterable[str]:
     try:
         with os.scandir(entry) as it:
             names = sorted(

@@ -36,7 +36,6 @@ def probe_environment(
         distributions.scan(interp.path, everything=everything)
     )
     torch_build = torch.probe_torch(distributions.find(dists, "torch"))
-    torch.asked_torch = False  # this probe's own answer (compat.commands.check reads it)
     if deep:
         from compat.probe import deep as deep_probe
         from compat.probe.deepcache import default_cache
@@ -81,14 +80,14 @@ MAX_WATCHED_CACHE_ENTRIES = 20_000
 def watched(
     env: Environment, environ: Optional[Mapping[str, str]] = None, walked: bool = False
 ) -> Optional[list[tuple[str, bool]]]:
-    # With env.deep (a `--deep` probe) also what it read: every RECORD, every compiled object
-    # it lists, and every file of torch/lib (its exports and the fatbin headers' arch list).
-    """Every file and folder a live probe of this interpreter (no --deep) read to make `env`,
-    as (path, follow links): what a kept answer is replayed against. A superset: every
-    dist-info folder on the path with its METADATA and direct_url.json, not only those kept;
-    with `walked` (the caches' sizes were counted), every entry under each cache. None when
-    there are too many to watch, or a cache walk stopped at its bounds (its figures then depend
-    on time). The host is not here: compat.answers reads it again itself."""
+    """Every file and folder a live probe of this interpreter read to make `env`, as (path,
+    follow links): what a kept answer is replayed against. A superset: every dist-info folder
+    on the path with its METADATA and direct_url.json, not only those kept; with `walked` (the
+    caches' sizes were counted), every entry under each cache; for a `--deep` probe, every
+    RECORD, every compiled object one lists, and every file of torch/lib (its exports and the
+    fatbin headers' arch list). None when there are too many to watch, or a cache walk stopped
+    at its bounds (its figures then depend on time). The host is not here: compat.answers reads
+    it again itself."""
     environ = os.environ if environ is None else environ
     out: list[tuple[str, bool]] = []
     for entry in sys.path:

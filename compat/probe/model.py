@@ -13,6 +13,7 @@ from typing import Any, Optional, Union
 import msgspec
 import msgspec.structs
 
+from compat import answers
 from compat.fileio import open_regular
 from compat.jsondoc import depth_ok
 from compat.model import ModelFacts, facts_from_config, guess_from_name
@@ -308,7 +309,7 @@ def watched(launch: Any, env_vars: Mapping[str, str]) -> Optional[list[tuple[str
     download = launch.settings.get("download_dir")
     download = download if isinstance(download, str) else None
     named = [name.strip(), download or "", *(environ.get(v, "") for v in _HUB_VARS)]
-    if any(another_home(t) for t in named):
+    if any(answers.another_home(t) for t in named):
         return None
     text = name.strip()
     expanded = os.path.expanduser(text)
@@ -332,8 +333,3 @@ def _entries(folder: Path) -> list[Path]:
         return list(folder.iterdir())
     except (OSError, ValueError):
         return []
-
-
-def another_home(text: str) -> bool:
-    """Whether a path names a user's home by name (`~name/...`), not by $HOME (`~`, `~/...`)."""
-    return text.startswith("~") and not (text == "~" or text.startswith("~/"))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from msgspec import Struct
 
+from compat import answers
 from compat.cudareq import cuda_from_requirements
 from compat.errors import InputError
 from compat.fileio import read_text
@@ -110,10 +111,15 @@ def _fatbins(path: str, key: FileKey) -> tuple[Union[elf.FatbinArchs, Unknown], 
             got = elf.fatbin_archs(image)
             after = key_of_fd(key.path, fd)
     except OSError as exc:
+        answers.unrepeatable(f"cannot read {path}: {exc.strerror or exc}")
         return Unknown(f"cannot read {path}: {exc.strerror or exc}"), "volatile"
-    if image.exceeded:
+    if image.exceeded:  # a time bound among them: another run may get further
+        answers.unrepeatable(f"fatbin headers not read: {image.exceeded}")
         return Unknown(f"fatbin headers not read: {image.exceeded}"), "bounded"
-    return got, "read" if after == key else "volatile"
+    if after != key:
+        answers.unrepeatable(f"{path} changed while it was read")
+        return got, "volatile"
+    return got, "read"
 
 
 def _lib_archs(
@@ -190,9 +196,6 @@ def fatbin_arch_list(lib_dir: str, cache: Optional[FactCache] = None) -> ArchRea
 
 
 _ARCH_CHILD = "import json, torch; print(json.dumps(torch.cuda.get_arch_list()))"
-# Whether this process asked an imported torch (a fallback): what that answer depends on is all
-# of torch's installation, which no kept answer (compat.answers) watches.
-asked_torch = False
 
 
 def arch_list(executable: str, timeout: float = 60.0) -> tuple[tuple[str, ...], str]:
@@ -202,8 +205,8 @@ def arch_list(executable: str, timeout: float = 60.0) -> tuple[tuple[str, ...], 
 
     from compat.probe import bounded
 
-    global asked_torch
-    asked_torch = True  # until the next probe_environment
+    # what an imported torch says depends on all of its installation, which no record watches
+    answers.unrepeatable("torch was imported for its arch list")
     got = bounded.run([executable, "-c", _ARCH_CHILD], timeout=timeout, limit=64 * 1024)
     if got.problem:
         return (), f"could not run torch: {got.problem}"
