@@ -348,7 +348,8 @@ except SystemExit:
     pass
 modules = [m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)]
 json.dump({"traced": {p: sorted(k) for p, k in traced.items()}, "watched": kept[0],
-           "modules": modules, "prefix": sys.base_prefix}, open(os.environ["TRACE_OUT"], "w"))
+           "modules": modules, "prefix": sys.base_prefix,
+           "pycache": sys.pycache_prefix or "\0"}, open(os.environ["TRACE_OUT"], "w"))
 """
 
 
@@ -423,7 +424,7 @@ def test_the_record_watches_everything_a_full_run_reads(tmp_path: Path, argv: li
             or path in host
             or path in modules
             or path in folders
-            or path.startswith((str(tmp_path / "cache"), doc["prefix"] + os.sep))
+            or path.startswith((str(tmp_path / "cache"), doc["prefix"] + os.sep, doc["pycache"]))
             or "__pycache__" in path
             or path.endswith((".pyc", ".py"))
             # realpath() walking to a watched path: its folders and the links on the way
