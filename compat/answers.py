@@ -169,8 +169,10 @@ def keep(
     code: int,
     watched: Optional[Iterable[tuple[str, bool]]],
     unused: Sequence[str] = (),
+    then: Optional[Sequence[str]] = None,
 ) -> None:
-    """Keep the answer of the run `begin` started, with the stat fields of `watched` (path,
+    """Keep the answer of the run `begin` started (and `then`, the command `compat run` execs
+    after a clean check), with the stat fields of `watched` (path,
     follow links) and of every module it ran; `watched` None means the inputs could not all be
     named (a cache folder too large to watch, say) and nothing is kept. `unused` names the
     per-GPU fields of the host reading the answer does not depend on (the memory in use, for a
@@ -181,7 +183,7 @@ def keep(
     if rec is None or watched is None or rec.doubt is not None:
         return
     try:
-        _keep(rec, stdout, stderr, code, watched, unused)
+        _keep(rec, stdout, stderr, code, watched, unused, then)
     except Exception:  # nothing about keeping may fail the check that was just made
         return
 
@@ -193,6 +195,7 @@ def _keep(
     code: int,
     watched: Iterable[tuple[str, bool]],
     unused: Sequence[str],
+    then: Optional[Sequence[str]],
 ) -> None:
     from compat.probe import hostread
 
@@ -227,6 +230,7 @@ def _keep(
         "stdout": stdout,
         "stderr": stderr,
         "code": code,
+        "then": list(then) if then is not None else None,
     }
     data = json.dumps(doc).encode()
     if len(data) <= MAX_RECORD:  # a larger one would never be read back
@@ -272,9 +276,10 @@ def _write(path: str, data: bytes) -> None:
     prune(Path(path).parent, KEEP, KEEP)
 
 
-def replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:
-    """The kept answer of `argv` (stdout, stderr, exit status) when every input it was computed
-    from reads the same now; None otherwise, and then the check runs in full."""
+def replay(argv: Sequence[str]) -> Optional[tuple[str, str, int, Optional[list[str]]]]:
+    """The kept answer of `argv` (stdout, stderr, exit status, and the command to exec then,
+    for `compat run`) when every input it was computed from reads the same now; None
+    otherwise, and then the check runs in full."""
     if os.environ.get(OFF):
         return None
     try:
@@ -283,7 +288,7 @@ def replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:
         return None
 
 
-def _replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:
+def _replay(argv: Sequence[str]) -> Optional[tuple[str, str, int, Optional[list[str]]]]:
     import stat
 
     key = _key(argv)
@@ -300,12 +305,17 @@ def _replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:
     if not isinstance(doc, dict) or doc.get("key") != key:
         return None
     out, err, code, files = doc.get("stdout"), doc.get("stderr"), doc.get("code"), doc.get("files")
+    then = doc.get("then")
     if not (
         isinstance(out, str)
         and isinstance(err, str)
         and type(code) is int
         and 0 <= code <= 255
         and isinstance(files, list)
+        and (
+            then is None
+            or (isinstance(then, list) and then and all(isinstance(a, str) for a in then))
+        )
         and doc.get("env") == environment_digest(os.environ)
     ):
         return None
@@ -325,4 +335,4 @@ def _replay(argv: Sequence[str]) -> Optional[tuple[str, str, int]]:
 
     if masked(hostread.read_host(), unused) != host:
         return None
-    return out, err, code
+    return out, err, code, then

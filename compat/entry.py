@@ -20,12 +20,16 @@ if TYPE_CHECKING:
 def run() -> NoReturn:
     argv = sys.argv[1:]
     code: Union[str, int, None]
-    if argv[:1] in (["check"], ["env"]) and None not in (sys.stdout, sys.stderr):
+    if argv[:1] in (["check"], ["env"], ["run"]) and None not in (sys.stdout, sys.stderr):
         from compat import answers
 
         kept = answers.replay(argv)
         if kept is not None:
-            leave(_write(*kept))
+            out, err, status, then = kept
+            status = _write(out, err, status)
+            if then is not None and status == 0:
+                exec_command(then)  # `compat run` after a clean check, as its full run does
+            leave(status)
         answers.begin(argv)
     from compat.cli import main
 
@@ -58,6 +62,21 @@ def _write(out: str, err: str, code: int) -> int:
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(err)
     return code
+
+
+def exec_command(argv: list[str]) -> NoReturn:
+    """Replace this process with argv (PATH lookup); 127 when not found, 126 when not runnable,
+    as a shell says."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        sys.stderr.write(f"compat run: {argv[0]}: command not found\n")
+        sys.exit(127)
+    except OSError as exc:
+        sys.stderr.write(f"compat run: {argv[0]}: {exc.strerror}\n")
+        sys.exit(126)
 
 
 def leave(code: Union[str, int, None]) -> NoReturn:

@@ -50,6 +50,12 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield site
 
 
+def replayed(argv: list[str]) -> Optional[tuple[str, str, int]]:
+    """What a replay of `argv` prints and exits with (None: it runs in full)."""
+    got = answers.replay(argv)
+    return None if got is None else got[:3]
+
+
 def full(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, str, int]:
     """The full check of `argv`, as the entry point runs it (keeping its answer)."""
     capsys.readouterr()
@@ -67,9 +73,9 @@ def full(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, str,
 def test_a_repeat_check_is_the_kept_answer(stack: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, err, code = full(["check"], capsys)
     assert code == 1 and "vllm" in out
-    assert answers.replay(["check"]) == (out, err, code)
+    assert replayed(["check"]) == (out, err, code)
     # another command line is another answer
-    assert answers.replay(["check", "--format", "json"]) is None
+    assert replayed(["check", "--format", "json"]) is None
 
 
 def _edit_metadata_same_size_and_mtime(site: Path) -> None:
@@ -124,33 +130,33 @@ def test_a_changed_file_is_a_full_run(
     stack: Path, capsys: pytest.CaptureFixture[str], change: Any
 ) -> None:
     full(["check"], capsys)
-    assert answers.replay(["check"]) is not None
+    assert replayed(["check"]) is not None
     change(stack)
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def test_the_environment_the_day_and_the_host_are_inputs(
     stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full(["check"], capsys)
-    kept = answers.replay(["check"])
+    kept = replayed(["check"])
     assert kept is not None
     monkeypatch.setenv("PWD", "/elsewhere")  # the shell's bookkeeping is not an input
-    assert answers.replay(["check"]) == kept
+    assert replayed(["check"]) == kept
     for name in ("NCCL_P2P_DISABLE", "ANYTHING_AT_ALL"):
         monkeypatch.setenv(name, "1")
-        assert answers.replay(["check"]) is None
+        assert replayed(["check"]) is None
         monkeypatch.delenv(name)
-    assert answers.replay(["check"]) == kept
+    assert replayed(["check"]) == kept
 
     real = hostread.read_host
     monkeypatch.setattr(hostread, "read_host", lambda: {**real(), "kmod": "580.65.06"})
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
     monkeypatch.setattr(hostread, "read_host", real)
 
     day = time.strftime("%Y-%m-%d")
     monkeypatch.setattr(answers.time, "strftime", lambda fmt: "2031-01-01")
-    assert day != "2031-01-01" and answers.replay(["check"]) is None
+    assert day != "2031-01-01" and replayed(["check"]) is None
     monkeypatch.undo()
 
 
@@ -172,10 +178,10 @@ def test_the_database_is_an_input(
     monkeypatch.setenv("COMPAT_MATRICES", str(data))
     time.sleep(TICK)
     full(["check"], capsys)
-    assert answers.replay(["check"]) is not None
+    assert replayed(["check"]) is not None
     advisory = sorted(advisories.glob("*.toml"))[0]
     advisory.write_text(advisory.read_text() + "\n")
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def test_the_record_names_every_module_the_check_ran(
@@ -212,7 +218,7 @@ def test_what_reads_more_than_it_can_watch_is_never_kept(
     argv = [str(tmp_path / "r.txt") if a == "REPORT" else a for a in argv]
     full(argv, capsys)
     assert not (Path(os.environ["COMPAT_CACHE_DIR"]) / "answers").exists()
-    assert answers.replay(argv) is None
+    assert replayed(argv) is None
 
 
 def test_a_cache_too_large_to_watch_keeps_nothing(
@@ -222,7 +228,7 @@ def test_a_cache_too_large_to_watch_keeps_nothing(
 
     monkeypatch.setattr(live, "MAX_WATCHED_CACHE_ENTRIES", 0)
     full(["check"], capsys)
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def test_a_file_written_just_before_the_run_keeps_nothing(
@@ -231,7 +237,7 @@ def test_a_file_written_just_before_the_run_keeps_nothing(
     monkeypatch.setattr(answers, "RACY_NS", answers.RACY_NS.__class__(2_000_000_000))
     _new_dist(stack)  # within two seconds of the run: its stat fields could miss a next write
     full(["check"], capsys)
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def test_no_replay_switch(
@@ -239,7 +245,7 @@ def test_no_replay_switch(
 ) -> None:
     full(["check"], capsys)
     monkeypatch.setenv(answers.OFF, "1")
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
     assert full(["check"], capsys)[2] == 1 and not answers.recording()
 
 
@@ -265,11 +271,12 @@ def test_a_damaged_record_is_a_full_run(
     full(["check"], capsys)
     record = next((Path(os.environ["COMPAT_CACHE_DIR"]) / "answers").glob("*.json"))
     damage(record)
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
-def _program(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    code = "import sys\nsys.argv = ['compat', 'check']\nfrom compat.entry import run\nrun()\n"
+def _program(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = ["compat", *(args or ("check",))]
+    code = f"import sys\nsys.argv = {argv!r}\nfrom compat.entry import run\nrun()\n"
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
     )
@@ -335,7 +342,7 @@ for name in ("stat", "lstat", "access"):
 from compat import answers
 kept = []
 argv = json.loads(os.environ["ARGV"])
-answers.keep = lambda out, err, code, watched, unused=(): kept.append(
+answers.keep = lambda out, err, code, watched, unused=(), then=None: kept.append(
     [os.path.abspath(p) for p, _follow in [*(watched or ()), *answers.argument_paths(argv)]]
     + [sys.executable])
 from compat.cli import main
@@ -444,9 +451,9 @@ def test_env_is_replayed_until_a_cache_grows(
     time.sleep(TICK)
     out, err, code = full(["env"], capsys)
     assert code == 0 and "triton" in out
-    assert answers.replay(["env"]) == (out, err, code)
+    assert replayed(["env"]) == (out, err, code)
     deep.write_bytes(bytes(20))
-    assert answers.replay(["env"]) is None
+    assert replayed(["env"]) is None
 
 
 @pytest.mark.parametrize("argv", [["env", "--json"], ["env", "--no-host"]])
@@ -454,7 +461,7 @@ def test_env_kept_only_as_a_text_report_of_this_machine(
     stack: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
     full(argv, capsys)  # the snapshot holds the time it was made; --no-host read no host
-    assert answers.replay(argv) is None
+    assert replayed(argv) is None
 
 
 def test_a_cache_walk_cut_short_keeps_nothing(
@@ -467,7 +474,7 @@ def test_a_cache_walk_cut_short_keeps_nothing(
     monkeypatch.setattr(caches, "MAX_ENTRIES", 2)  # the figures would say "at least"
     time.sleep(TICK)
     full(["env"], capsys)
-    assert answers.replay(["env"]) is None
+    assert replayed(["env"]) is None
 
 
 def test_a_deleted_working_folder_is_a_full_run(
@@ -479,7 +486,7 @@ def test_a_deleted_working_folder_is_a_full_run(
     gone.rmdir()
     answers.begin(["check"])  # nothing to key the record by: not recorded, and no error
     assert not answers.recording()
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def test_a_user_generation_that_appears_is_seen(
@@ -492,9 +499,9 @@ def test_a_user_generation_that_appears_is_seen(
     store.pointer.write_text("g1\n")  # names a generation that is not there (yet)
     time.sleep(TICK)
     full(["check"], capsys)
-    assert answers.replay(["check"]) is not None
+    assert replayed(["check"]) is not None
     shutil.copytree(ROOT / "matrices", store.root / "generations" / "g1")
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def test_a_dangling_dist_info_link_whose_target_appears(
@@ -504,9 +511,9 @@ def test_a_dangling_dist_info_link_whose_target_appears(
     (stack / "flashinfer_python-0.2.5.dist-info").symlink_to(target)
     time.sleep(TICK)
     full(["check"], capsys)
-    assert answers.replay(["check"]) is not None
+    assert replayed(["check"]) is not None
     make_dist(tmp_path, "flashinfer-python", "0.2.5").rename(target)
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def test_only_this_users_own_record_is_replayed(
@@ -515,26 +522,26 @@ def test_only_this_users_own_record_is_replayed(
     full(["check"], capsys)
     record = next((Path(os.environ["COMPAT_CACHE_DIR"]) / "answers").glob("*.json"))
     record.chmod(0o622)  # another user could have written it
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
     record.chmod(0o600)
-    assert answers.replay(["check"]) is not None
+    assert replayed(["check"]) is not None
     if os.geteuid() == 0:
         os.chown(record, 65534, -1)
-        assert answers.replay(["check"]) is None
+        assert replayed(["check"]) is None
 
 
 def test_the_machine_and_the_user_are_inputs(
     stack: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full(["check"], capsys)
-    assert answers.replay(["check"]) is not None
+    assert replayed(["check"]) is not None
     real = os.uname()
     other = os.uname_result((real.sysname, real.nodename, real.release, real.version, "aarch64"))
     monkeypatch.setattr(os, "uname", lambda: other)
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
     monkeypatch.undo()
     monkeypatch.setattr(os, "getgroups", lambda: [12345])
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def _gpu_host(used: int) -> dict[str, Any]:
@@ -563,10 +570,10 @@ def test_memory_in_use_is_no_input_of_a_check_without_a_launch(
     monkeypatch.setattr(hostread, "read_host", read_host)
     check = full(["check"], capsys)
     env = full(["env"], capsys)
-    assert "GPU" in env[0] and answers.replay(["check"]) == check
+    assert "GPU" in env[0] and replayed(["check"]) == check
     reading["used"] = 80_000
-    assert answers.replay(["check"]) == check
-    assert answers.replay(["env"]) is None
+    assert replayed(["check"]) == check
+    assert replayed(["env"]) is None
     full_again = full(["check"], capsys)
     assert full_again == check  # what the replay said is what the full run says
 
@@ -625,9 +632,9 @@ def test_a_launch_check_is_replayed_until_its_model_changes(
     argv = ["check", "--", *SERVE]
     out, err, code = full(argv, capsys)
     assert "Meta-Llama-3-8B" in out or code in (0, 1)
-    assert answers.replay(argv) == (out, err, code)
+    assert replayed(argv) == (out, err, code)
     change(model)
-    assert answers.replay(argv) is None
+    assert replayed(argv) is None
 
 
 def test_a_launch_checks_config_file_and_memory_in_use_are_inputs(
@@ -645,13 +652,13 @@ def test_a_launch_checks_config_file_and_memory_in_use_are_inputs(
     monkeypatch.setattr(hostread, "read_host", read_host)
     time.sleep(TICK)
     full(argv, capsys)
-    assert answers.replay(argv) is not None
+    assert replayed(argv) is not None
     reading["used"] = 80_000  # the memory fit counts what else holds the GPU
-    assert answers.replay(argv) is None
+    assert replayed(argv) is None
     reading["used"] = 615
-    assert answers.replay(argv) is not None
+    assert replayed(argv) is not None
     config.write_text("gpu-memory-utilization: 0.5\n")
-    assert answers.replay(argv) is None
+    assert replayed(argv) is None
 
 
 def test_a_file_removed_while_the_run_read_it_keeps_nothing(
@@ -674,7 +681,7 @@ def test_a_file_removed_while_the_run_read_it_keeps_nothing(
     monkeypatch.setattr(check_command, "keep_answer", removed_first)
     argv = ["check", "--", *SERVE, "--config", str(config)]
     full(argv, capsys)
-    assert answers.replay(argv) is None
+    assert replayed(argv) is None
 
 
 def test_another_users_home_keeps_nothing(
@@ -684,10 +691,10 @@ def test_another_users_home_keeps_nothing(
     $HOME every home folder is."""
     argv = ["check", "--", *SERVE, "--download-dir", "~nobody/models"]
     full(argv, capsys)
-    assert answers.replay(argv) is None
+    assert replayed(argv) is None
     monkeypatch.delenv("HOME")
     full(["check"], capsys)
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def test_a_trailing_slash_names_the_file_the_reader_opens(
@@ -698,9 +705,9 @@ def test_a_trailing_slash_names_the_file_the_reader_opens(
     time.sleep(TICK)
     argv = ["check", "--", *SERVE, "--config", f"{config}/"]
     full(argv, capsys)
-    assert answers.replay(argv) is not None
+    assert replayed(argv) is not None
     config.write_text("max-model-len: 999999\n")
-    assert answers.replay(argv) is None
+    assert replayed(argv) is None
 
 
 def test_a_cache_removed_while_the_run_read_it_keeps_nothing(
@@ -716,7 +723,7 @@ def test_a_cache_removed_while_the_run_read_it_keeps_nothing(
 
     monkeypatch.setattr(check_command, "keep_answer", removed_first)
     full(["check"], capsys)
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 CC = shutil.which("cc") or shutil.which("gcc")
@@ -775,9 +782,9 @@ def test_a_deep_check_is_replayed_until_what_it_read_changes(
 ) -> None:
     out, err, code = full(["check", "--deep"], capsys)
     assert "sgl-kernel" in out or code in (0, 1)
-    assert answers.replay(["check", "--deep"]) == (out, err, code)
+    assert replayed(["check", "--deep"]) == (out, err, code)
     change(deep_stack)
-    assert answers.replay(["check", "--deep"]) is None
+    assert replayed(["check", "--deep"]) is None
 
 
 def test_what_a_probe_calls_unrepeatable_is_not_kept(
@@ -793,7 +800,7 @@ def test_what_a_probe_calls_unrepeatable_is_not_kept(
 
     monkeypatch.setattr(caches, "probe_caches", measured_against_the_clock)
     full(["check"], capsys)
-    assert answers.replay(["check"]) is None
+    assert replayed(["check"]) is None
 
 
 def test_a_deep_read_stopped_by_its_bound_is_not_kept(
@@ -811,4 +818,49 @@ def test_a_deep_read_stopped_by_its_bound_is_not_kept(
     monkeypatch.setattr(torch_probe, "ARCH_MAX_BYTES", 0)
     time.sleep(TICK)
     full(["check", "--deep"], capsys)
-    assert answers.replay(["check", "--deep"]) is None
+    assert replayed(["check", "--deep"]) is None
+
+
+def test_compat_run_replays_its_check_and_then_execs(tmp_path: Path) -> None:
+    """`compat run -- CMD`: a clean check's record holds the command it execs, which the replay
+    execs too (seen by a command put into the record); a check with findings replays its
+    refusal and runs nothing."""
+    site = tmp_path / "site"
+    make_dist(site, "torch", "2.6.0")
+    cache, work = tmp_path / "cache", tmp_path / "work"
+    cache.mkdir()
+    work.mkdir()
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        COMPAT_CACHE_DIR=str(cache),
+        TRITON_CACHE_DIR=str(tmp_path / "triton"),
+    )
+    env.pop(answers.OFF, None)
+    time.sleep(2.1)
+    server = ("--", sys.executable, "-c", "print('up')")
+    first = _program(env, work, "run", *server)
+    assert (first.returncode, first.stdout) == (0, "up\n"), first.stderr
+    (record,) = (cache / "answers").glob("*.json")
+    doc = json.loads(record.read_bytes())
+    assert doc["then"] == list(server[1:])
+    doc["then"] = [sys.executable, "-c", "print('replayed')"]
+    record.write_text(json.dumps(doc))
+    second = _program(env, work, "run", *server)
+    assert (second.returncode, second.stdout) == (0, "replayed\n"), second.stderr
+
+    time.sleep(TICK)
+    make_dist(site, "vllm", "0.10.1.1", requires=("torch==2.7.1",))  # now a finding
+    marker = tmp_path / "ran"
+    refused = ("--", sys.executable, "-c", f"open({str(marker)!r}, 'w')")
+    time.sleep(2.1)
+    third = _program(env, work, "run", *refused)
+    assert third.returncode == 1 and "compat run: not starting" in third.stderr
+    (kept,) = [p for p in (cache / "answers").glob("*.json") if p != record]
+    doc = json.loads(kept.read_bytes())
+    assert doc["then"] is None
+    doc["stderr"] = doc["stderr"].replace("not starting", "not starting (kept)")
+    kept.write_text(json.dumps(doc))
+    fourth = _program(env, work, "run", *refused)
+    assert fourth.returncode == 1 and "not starting (kept)" in fourth.stderr
+    assert not marker.exists()

@@ -3,6 +3,7 @@ the edge, then the one pipeline (compat.pipeline.check)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 import click
@@ -219,7 +220,8 @@ def check_cmd(
         click.echo(f"note: {note}", err=True)
     code = exit_code(findings, fail_on)
     if answers.recording():
-        keep_answer(req, got, src, text if output in (None, "-") else None, note, code)
+        err = f"note: {note}\n" if note else ""
+        keep_answer(req, got, src, text if output in (None, "-") else None, err, code)
     ctx.exit(code)
 
 
@@ -228,10 +230,12 @@ def keep_answer(
     got: Inputs,
     src: DataSource,
     text: Optional[str],
-    note: Optional[str],
+    err: str,
     code: int,
+    then: Optional[Sequence[str]] = None,
 ) -> None:
-    """Keep a live check's answer for its next identical run (compat.answers), when everything
+    """Keep a live check's answer for its next identical run (compat.answers; `compat run`'s
+    too, with the command it execs after: `then`), when everything
     it judged was read here: not from a file, another interpreter or a launch file, not with
     --driver (its note); and only a report to stdout (a --deep that had to import torch, or
     whose reading stopped at a time bound, says so itself: compat.answers.unrepeatable). A
@@ -255,4 +259,4 @@ def keep_answer(
         unused = ()  # the memory fit counts what else runs on the GPU
     # Without a launch command no check weighs the memory in use (compat.check.fit sizes a
     # launch): a GPU serving something between two checks does not change the answer.
-    keep_live(env, src, text if whole else None, note, code, unused=unused, extra=extra)
+    keep_live(env, src, text if whole else None, err, code, unused=unused, extra=extra, then=then)

@@ -48,17 +48,18 @@ def keep_live(
     env: Environment,
     src: DataSource,
     text: Optional[str],
-    note: Optional[str],
+    err: str,
     code: int,
     walked: bool = False,
     unused: tuple[str, ...] = (),
     extra: Sequence[tuple[str, bool]] = (),
+    then: Optional[Sequence[str]] = None,
 ) -> None:
-    """Keep the answer of a command that read the live machine alone (`text` None: it read
-    more, and nothing is kept) with everything that answer was made from (compat.answers):
-    the files the probe read (every entry of the JIT caches when it `walked` them), the
-    database's, the command's own (`extra`), and the host as read (but its per-GPU fields in
-    `unused`)."""
+    """Keep the answer of a command that read the live machine alone (`text`, its stdout, None:
+    it read more, and nothing is kept; `err` its stderr; `then` the command it execs after)
+    with everything that answer was made from (compat.answers): the files the probe read
+    (every entry of the JIT caches when it `walked` them), the database's, the command's own
+    (`extra`), and the host as read (but its per-GPU fields in `unused`)."""
     from compat import answers
 
     if not answers.recording():
@@ -72,7 +73,7 @@ def keep_live(
     found = probe_watched(env, walked=walked)
     data = data_watched(src)
     files = None if found is None or data is None else [*found, *data, *extra]
-    answers.keep(text, f"note: {note}\n" if note else "", code, files, unused)
+    answers.keep(text, err, code, files, unused, then)
 
 
 def exit_code(findings: Sequence[Finding], fail_on: str) -> int:

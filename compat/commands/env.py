@@ -81,4 +81,5 @@ def env_cmd(
             click.echo(f"note: {note}", err=True)
         # Kept for a repeat run (compat.answers) when it read this machine alone, in full.
         whole = not (interpreter or no_host or python_exe or output not in (None, "-"))
-        keep_live(env, src, text if whole else None, note, 0, walked=True)
+        err = f"note: {note}\n" if note else ""
+        keep_live(env, src, text if whole else None, err, 0, walked=True)

@@ -3,34 +3,21 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from typing import NoReturn, Optional
+from typing import Optional
 
 import click
 
-from compat.commands.check import run_check
+from compat import answers
+from compat.channel.source import locate
+from compat.commands.check import judged, keep_answer
 from compat.commands.common import (
     CheckRequest,
     check_options,
     exit_code,
     python_version_or_interpreter,
 )
-
-
-def exec_command(argv: list[str]) -> NoReturn:
-    """Replace this process with argv (PATH lookup); 127 when not found, 126 when not runnable,
-    as a shell says."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        os.execvp(argv[0], argv)
-    except FileNotFoundError:
-        click.echo(f"compat run: {argv[0]}: command not found", err=True)
-        sys.exit(127)
-    except OSError as exc:
-        click.echo(f"compat run: {argv[0]}: {exc.strerror}", err=True)
-        sys.exit(126)
+from compat.entry import exec_command
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -92,17 +79,22 @@ def run_cmd(
         tuple(argv),
         machine,
     )
-    env, findings = run_check(req)
+    got, findings = judged(req)
+    env = got.env
     code = exit_code(findings, fail_on)
     if code:
-        click.echo(render(Format.TEXT, findings, env, fail_on), err=True, nl=False)
-        click.echo(
+        err = render(Format.TEXT, findings, env, fail_on) + (
             f"compat run: not starting {argv[0]}: findings at or above {fail_on} "
-            "(fix them, or pass --ignore CODE|ID / --fail-on)",
-            err=True,
+            "(fix them, or pass --ignore CODE|ID / --fail-on)\n"
         )
-        sys.exit(code)
-    if not quiet and any(f.severity >= Severity.WARNING for f in findings):
+    elif not quiet and any(f.severity >= Severity.WARNING for f in findings):
         shown = [f for f in findings if f.severity >= Severity.WARNING]
-        click.echo(render(Format.TEXT, shown, env, fail_on), err=True, nl=False)
+        err = render(Format.TEXT, shown, env, fail_on)
+    else:
+        err = ""
+    click.echo(err, err=True, nl=False)
+    if answers.recording():  # the next identical run answers from this record, and execs too
+        keep_answer(req, got, locate(), "", err, code, then=None if code else argv)
+    if code:
+        sys.exit(code)
     exec_command(argv)
