@@ -282,13 +282,12 @@ def _program(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Completed
     )
 
 
-def test_the_program_replays_and_a_full_run_agrees(tmp_path: Path) -> None:
-    """End to end, as the `compat` script runs: the second run is the record's answer (seen by
-    a marker put into the record), the full run gives the same, and a change is seen."""
-    site = tmp_path / "site"
-    make_dist(site, "torch", "2.6.0")
-    make_dist(site, "vllm", "0.10.1.1", requires=("torch==2.7.1",))
-    cache = tmp_path / "cache"
+def _program_env(tmp_path: Path, site: Path) -> tuple[dict[str, str], Path, Path]:
+    """The environment, cache folder and working folder of a program run on `site`, once what
+    they hold is older than the racy window."""
+    cache, work = tmp_path / "cache", tmp_path / "work"
+    cache.mkdir()  # made beside the (absent) triton cache during a first run, it would be racy
+    work.mkdir()  # the folder `python -c` puts on the path: not where caches go
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -296,10 +295,17 @@ def test_the_program_replays_and_a_full_run_agrees(tmp_path: Path) -> None:
         TRITON_CACHE_DIR=str(tmp_path / "triton"),
     )
     env.pop(answers.OFF, None)
-    work = tmp_path / "work"  # the folder `python -c` puts on the path: not where caches go
-    work.mkdir()
-    cache.mkdir()  # made beside the (absent) triton cache during a first run, it would be racy
-    time.sleep(2.1)  # older than the racy window
+    time.sleep(2.1)
+    return env, cache, work
+
+
+def test_the_program_replays_and_a_full_run_agrees(tmp_path: Path) -> None:
+    """End to end, as the `compat` script runs: the second run is the record's answer (seen by
+    a marker put into the record), the full run gives the same, and a change is seen."""
+    site = tmp_path / "site"
+    make_dist(site, "torch", "2.6.0")
+    make_dist(site, "vllm", "0.10.1.1", requires=("torch==2.7.1",))
+    env, cache, work = _program_env(tmp_path, site)
     first = _program(env, work)
     assert first.returncode == 1 and "vllm" in first.stdout
     (record,) = (cache / "answers").glob("*.json")
@@ -827,17 +833,7 @@ def test_compat_run_replays_its_check_and_then_execs(tmp_path: Path) -> None:
     refusal and runs nothing."""
     site = tmp_path / "site"
     make_dist(site, "torch", "2.6.0")
-    cache, work = tmp_path / "cache", tmp_path / "work"
-    cache.mkdir()
-    work.mkdir()
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        COMPAT_CACHE_DIR=str(cache),
-        TRITON_CACHE_DIR=str(tmp_path / "triton"),
-    )
-    env.pop(answers.OFF, None)
-    time.sleep(2.1)
+    env, cache, work = _program_env(tmp_path, site)
     server = ("--", sys.executable, "-c", "print('up')")
     first = _program(env, work, "run", *server)
     assert (first.returncode, first.stdout) == (0, "up\n"), first.stderr
