@@ -1,8 +1,9 @@
 """The program: the `compat` script and `python -m compat`.
 
-A repeat `compat check` or `compat env` whose every input reads as it did is answered from its record
-(compat.answers) before the command line is even parsed; everything else goes to compat.cli.
-Either way the process ends without tearing the interpreter down (`leave`).
+A repeat `compat check`, `compat env` or `compat run` whose every input reads as it did is
+answered from its record (compat.answers) before the command line is even parsed; everything
+else goes to compat.cli. Either way the process ends without tearing the interpreter down
+(`leave`).
 """
 
 from __future__ import annotations

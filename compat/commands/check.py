@@ -18,6 +18,7 @@ from compat.commands.common import (
     keep_live,
     python_version_or_interpreter,
     ray_options,
+    stale_note,
     write_report,
 )
 from compat.errors import UsageError
@@ -215,12 +216,9 @@ def check_cmd(
 
     src = locate()
     text = write_report(render(Format(fmt), findings, env, fail_on, data=src.to_dict()), output)
-    note = src.stale_note()
-    if note:
-        click.echo(f"note: {note}", err=True)
+    err = stale_note(src)
     code = exit_code(findings, fail_on)
     if answers.recording():
-        err = f"note: {note}\n" if note else ""
         keep_answer(req, got, src, text if output in (None, "-") else None, err, code)
     ctx.exit(code)
 
@@ -235,12 +233,12 @@ def keep_answer(
     then: Optional[Sequence[str]] = None,
 ) -> None:
     """Keep a live check's answer for its next identical run (compat.answers; `compat run`'s
-    too, with the command it execs after: `then`), when everything
-    it judged was read here: not from a file, another interpreter or a launch file, not with
-    --driver (its note); and only a report to stdout (a --deep that had to import torch, or
-    whose reading stopped at a time bound, says so itself: compat.answers.unrepeatable). A
-    launch command's own inputs are watched too: the files the model's facts come from (and, by
-    compat.answers, every argument taken as a path: a --config file, a model folder)."""
+    too, with the command it execs after: `then`) when everything it judged was read here: not
+    from a file, another interpreter or a launch file, not with --driver (its note), and only a
+    report to stdout (a --deep that had to import torch, or whose reading stopped at a time
+    bound, says so itself: compat.answers.unrepeatable). A launch command's own inputs are
+    watched too: the files the model's facts come from (and, by compat.answers, every argument
+    taken as a path: a --config file, a model folder)."""
     env = got.env
     whole = not (req.from_file or req.interpreter or req.driver or req.launch_file or env.launch)
     extra: list[tuple[str, bool]] = []

@@ -44,6 +44,15 @@ def write_report(text: str, output: Optional[str]) -> str:
     return text
 
 
+def stale_note(src: DataSource) -> str:
+    """The database's age note on stderr when it is stale; what was written ("" if nothing)."""
+    note = src.stale_note()
+    text = f"note: {note}\n" if note else ""
+    if text:
+        click.echo(text, err=True, nl=False)
+    return text
+
+
 def keep_live(
     env: Environment,
     src: DataSource,

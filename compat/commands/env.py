@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from compat.commands.common import keep_live, ray_options, write_report
+from compat.commands.common import keep_live, ray_options, stale_note, write_report
 
 
 @click.command("env")
@@ -76,10 +76,7 @@ def env_cmd(
         src = locate()
         text = format_env(env).rstrip("\n") + f"\nData          {src.line()}\n"
         text = write_report(text, output)
-        note = src.stale_note()
-        if note:
-            click.echo(f"note: {note}", err=True)
+        err = stale_note(src)
         # Kept for a repeat run (compat.answers) when it read this machine alone, in full.
         whole = not (interpreter or no_host or python_exe or output not in (None, "-"))
-        err = f"note: {note}\n" if note else ""
         keep_live(env, src, text if whole else None, err, 0, walked=True)

@@ -117,6 +117,8 @@ def watched(
     if walked and any(c.truncated for c in env.caches):
         return None
     measured = {c.path: c for c in env.caches}
+    # The caches are listed again here, after the run: whatever changed since the probe read
+    # them is newer than the run, which compat.answers' racy test refuses to keep.
     for _kind, path in caches.cache_locations(environ):
         seen = measured.get(path)
         if seen is not None and seen.exists and not os.path.isdir(path):

@@ -266,6 +266,15 @@ def read_model(
 def model_of_launch(launch: Any, env_vars: Mapping[str, str]) -> Union[ModelFacts, Unknown, None]:
     """The facts of the model a parsed launch serves; None when it names none. Variables come
     from this process, then the checked environment, then the launch's own exports."""
+    asked = _served(launch, env_vars)
+    return None if asked is None else read_model(*asked)
+
+
+def _served(
+    launch: Any, env_vars: Mapping[str, str]
+) -> Optional[tuple[str, dict[str, str], Optional[str], Optional[str]]]:
+    """The model a launch serves, as `read_model` takes it: name, variables, revision, download
+    folder; None when it names none."""
     from compat.families import families
 
     if launch is None or launch.framework not in families().frameworks:
@@ -276,7 +285,7 @@ def model_of_launch(launch: Any, env_vars: Mapping[str, str]) -> Union[ModelFact
     environ = {**os.environ, **env_vars, **launch.env}
     revision = launch.settings.get("revision")
     download = launch.settings.get("download_dir")
-    return read_model(
+    return (
         name,
         environ,
         revision if isinstance(revision, str) else None,
@@ -296,18 +305,10 @@ def watched(launch: Any, env_vars: Mapping[str, str]) -> Optional[list[tuple[str
     every entry of the folder the facts come from (config.json, the quantization file, the
     indexes, the shards). None when a path is another user's home (`~name`): what that is comes
     from the password database."""
-    from compat.families import families
-
-    if launch is None or launch.framework not in families().frameworks:
+    asked = _served(launch, env_vars)
+    if asked is None:
         return []
-    name = launch.settings.get("model")
-    if not isinstance(name, str) or not name:
-        return []
-    environ = {**os.environ, **env_vars, **launch.env}
-    revision = launch.settings.get("revision")
-    revision = revision if isinstance(revision, str) else None
-    download = launch.settings.get("download_dir")
-    download = download if isinstance(download, str) else None
+    name, environ, revision, download = asked
     named = [name.strip(), download or "", *(environ.get(v, "") for v in _HUB_VARS)]
     if any(answers.another_home(t) for t in named):
         return None

@@ -432,19 +432,34 @@ def full_snapshot() -> dict[str, Any]:
     return doc
 
 
+def from_file_case(
+    surface: str,
+    name: str,
+    file: str,
+    content: FileSpec,
+    example: Any,
+    target_args: tuple[Any, ...] = (),
+    env: Optional[dict[str, Optional[str]]] = None,
+) -> Case:
+    """A file `compat check --from` reads (and the surface's target reads it too)."""
+    return Case(
+        surface,
+        name,
+        files={file: content},
+        target=f"{surface}_everything",
+        args=(f"{WD}/{file}", *target_args),
+        cli=("check", "--from", f"{WD}/{file}"),
+        env=env or {},
+        secrets=NEEDLES,
+        example=example,
+    )
+
+
 def snapshot_case(
     name: str, text: Union[str, bytes, Lazy], original: Path, example: Any = None
 ) -> Case:
-    return Case(
-        "snapshot",
-        name,
-        files={"snap.json": text},
-        target="snapshot_everything",
-        args=(f"{WD}/snap.json", str(original)),
-        cli=("check", "--from", f"{WD}/snap.json"),
-        secrets=NEEDLES,
-        example=example if example is not None else text,
-    )
+    shown = example if example is not None else text
+    return from_file_case("snapshot", name, "snap.json", text, shown, (str(original),))
 
 
 def snapshot_cases(rng: random.Random) -> Iterator[Case]:
@@ -562,17 +577,7 @@ def _line_mutants(rng: random.Random, text: str) -> Iterator[tuple[str, str, str
 def _freeze_case(
     name: str, content: FileSpec, example: Any, env: Optional[dict[str, Optional[str]]] = None
 ) -> Case:
-    return Case(
-        "freeze",
-        name,
-        files={"freeze.txt": content},
-        target="freeze_everything",
-        args=(f"{WD}/freeze.txt",),
-        cli=("check", "--from", f"{WD}/freeze.txt"),
-        env=env or {},
-        secrets=NEEDLES,
-        example=example,
-    )
+    return from_file_case("freeze", name, "freeze.txt", content, example, env=env)
 
 
 def freeze_cases(rng: random.Random) -> Iterator[Case]:
